@@ -1,0 +1,183 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// ErrNotFound is returned (wrapped) for a blob, key or record that is not there.
+var ErrNotFound = errors.New("not found")
+
+// BlobStore is a content-addressed store of blobs under
+// ROOT/blobs/sha256/<hex>. A blob is written once: into a temp file in the
+// same filesystem, verified, fsynced, then renamed into place, so a reader
+// never sees a partial blob and a crash leaves only temp files, which
+// OpenBlobStore removes.
+type BlobStore struct {
+	root string
+}
+
+// OpenBlobStore opens (creating) the blob store at dir.
+func OpenBlobStore(dir string) (*BlobStore, error) {
+	for _, d := range []string{filepath.Join(dir, "blobs", "sha256"), filepath.Join(dir, "ingest")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	// Leftovers of interrupted writes.
+	tmp, _ := os.ReadDir(filepath.Join(dir, "ingest"))
+	for _, e := range tmp {
+		os.RemoveAll(filepath.Join(dir, "ingest", e.Name()))
+	}
+	return &BlobStore{root: dir}, nil
+}
+
+// Path returns the file of blob d (which may not exist).
+func (s *BlobStore) Path(d digest.Digest) string {
+	return filepath.Join(s.root, "blobs", d.Algorithm().String(), d.Encoded())
+}
+
+// Stat returns the size of blob d, or an error wrapping ErrNotFound.
+func (s *BlobStore) Stat(d digest.Digest) (int64, error) {
+	if err := d.Validate(); err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(s.Path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// Open opens blob d for reading.
+func (s *BlobStore) Open(d digest.Digest) (*os.File, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.Path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	return f, err
+}
+
+// Put stores the bytes of r. When expected is not empty the content must
+// have that digest, and when size >= 0 that size; otherwise nothing is
+// stored. It returns the digest and size of what was stored.
+func (s *BlobStore) Put(ctx context.Context, r io.Reader, expected digest.Digest, size int64) (digest.Digest, int64, error) {
+	w, err := s.Writer()
+	if err != nil {
+		return "", 0, err
+	}
+	defer w.Close()
+	n, err := io.Copy(w, ctxReader{ctx, r})
+	if err != nil {
+		return "", 0, err
+	}
+	if size >= 0 && n != size {
+		return "", 0, fmt.Errorf("blob %s: size %d, expected %d", expected, n, size)
+	}
+	d, err := w.Commit(expected)
+	return d, n, err
+}
+
+// Writer starts a streaming write; call Commit to store, Close always.
+func (s *BlobStore) Writer() (*BlobWriter, error) {
+	f, err := os.CreateTemp(filepath.Join(s.root, "ingest"), "blob-")
+	if err != nil {
+		return nil, err
+	}
+	return &BlobWriter{s: s, f: f, h: digest.Canonical.Digester()}, nil
+}
+
+// BlobWriter streams one blob into the store, hashing as it writes.
+type BlobWriter struct {
+	s    *BlobStore
+	f    *os.File
+	h    digest.Digester
+	n    int64
+	done bool
+}
+
+func (w *BlobWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Hash().Write(p[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+// Digest is the digest of what was written so far.
+func (w *BlobWriter) Digest() digest.Digest { return w.h.Digest() }
+
+// Size is the number of bytes written so far.
+func (w *BlobWriter) Size() int64 { return w.n }
+
+// Commit verifies the digest (when expected is not empty), syncs and moves
+// the blob into place. Committing content that is already stored is not an
+// error.
+func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, error) {
+	d := w.h.Digest()
+	if expected != "" && d != expected {
+		return "", fmt.Errorf("blob digest mismatch: got %s, expected %s", d, expected)
+	}
+	if err := w.f.Sync(); err != nil {
+		return "", err
+	}
+	if err := w.f.Close(); err != nil {
+		return "", err
+	}
+	w.done = true
+	dst := w.s.Path(d)
+	if _, err := os.Stat(dst); err == nil {
+		os.Remove(w.f.Name())
+		return d, nil
+	}
+	if err := os.Chmod(w.f.Name(), 0o444); err != nil {
+		return "", err
+	}
+	if err := os.Rename(w.f.Name(), dst); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// Close discards an uncommitted write.
+func (w *BlobWriter) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	return os.Remove(w.f.Name())
+}
+
+// Delete removes blob d.
+func (s *BlobStore) Delete(d digest.Digest) error {
+	err := os.Remove(s.Path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	return err
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

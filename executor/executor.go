@@ -1,0 +1,105 @@
+package executor
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// Mount is a mount inside the sandbox. For the root filesystem Target is
+// "/". Type/Source/Options are those of mount(2) ("bind" with Options
+// "rbind","ro" for bind mounts; "overlay" for overlayfs, "tmpfs").
+type Mount struct {
+	Type    string
+	Source  string
+	Target  string
+	Options []string
+}
+
+// Network is the network namespace mode.
+type Network string
+
+// Network modes.
+const (
+	NetworkHost Network = "host"
+	NetworkNone Network = "none"
+)
+
+// Limits are cgroup limits; zero values mean unlimited / default.
+type Limits struct {
+	Memory     int64   // bytes
+	MemorySwap int64   // bytes, memory+swap; -1 unlimited
+	CPUs       float64 // CPU quota in cores
+	CPUShares  uint64
+	CpusetCPUs string
+	PidsLimit  int64
+}
+
+// Spec is one process to run in a fresh sandbox.
+type Spec struct {
+	// Rootfs are the mounts that assemble the root filesystem, applied in
+	// order onto the new root (Target "/").
+	Rootfs []Mount
+	// Mounts are further mounts; Target is inside the root filesystem.
+	Mounts []Mount
+
+	Args []string
+	Env  []string
+	// Cwd is absolute inside the root; created when missing.
+	Cwd string
+	// User is "", name, uid, name:group or uid:gid; resolved from the
+	// root's /etc/passwd and /etc/group.
+	User     string
+	Hostname string
+	Network  Network
+
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+
+	Limits Limits
+	// CgroupParent is where the step's cgroup is created, relative to the
+	// builder's own cgroup; "" for the builder's own cgroup.
+	CgroupParent string
+}
+
+// Stats is the resource use of a finished process tree.
+type Stats struct {
+	CPUUser    time.Duration
+	CPUSystem  time.Duration
+	MemoryPeak uint64
+	IORead     uint64
+	IOWrite    uint64
+	PidsPeak   uint64
+	Wall       time.Duration
+}
+
+// ExitError is returned when the process ran and failed.
+type ExitError struct {
+	Code      int
+	Signal    string // set when killed by a signal
+	OOMKilled bool
+	// MemoryLimit is the limit in force when OOMKilled.
+	MemoryLimit int64
+}
+
+func (e *ExitError) Error() string {
+	switch {
+	case e.OOMKilled:
+		return fmt.Sprintf("killed: out of memory (limit %s)", formatBytes(e.MemoryLimit))
+	case e.Signal != "":
+		return fmt.Sprintf("killed by signal %s", e.Signal)
+	default:
+		return fmt.Sprintf("exit code: %d", e.Code)
+	}
+}
+
+func formatBytes(n int64) string {
+	const mib = 1 << 20
+	if n <= 0 {
+		return "none"
+	}
+	if n%mib == 0 {
+		return fmt.Sprintf("%dMiB", n/mib)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

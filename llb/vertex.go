@@ -1,0 +1,124 @@
+package llb
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Location is a place in a source file, for messages.
+type Location struct {
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	// EndLine is the last line of a multi-line instruction (0 = Line).
+	EndLine int `json:"endLine,omitempty"`
+}
+
+// Meta is what a vertex carries besides its op; none of it is part of the
+// digest.
+type Meta struct {
+	// Name is the display name: "[stage 2/4] RUN make".
+	Name string
+	// Location is where the vertex comes from.
+	Location Location
+	// IgnoreCache makes the solver run the op even when a cached result
+	// exists (--no-cache). The new result replaces the cached one.
+	IgnoreCache bool
+	// Description holds free-form metadata for progress and exporters
+	// (e.g. "history": the created_by text).
+	Description map[string]string
+}
+
+// Vertex is an op and its inputs. Vertices are immutable once made.
+type Vertex struct {
+	op     Op
+	inputs []*Vertex
+	meta   Meta
+
+	once   sync.Once
+	digest digest.Digest
+}
+
+// NewVertex returns a vertex for op with the given inputs. A nil input is the
+// empty tree. The op must be one of ImageOp, LocalOp, ExecOp or FileOp (by
+// value).
+func NewVertex(op Op, inputs []*Vertex, meta Meta) *Vertex {
+	in := make([]*Vertex, len(inputs))
+	copy(in, inputs)
+	return &Vertex{op: op, inputs: in, meta: meta}
+}
+
+// Op returns the vertex's op.
+func (v *Vertex) Op() Op { return v.op }
+
+// Inputs returns the input vertices; an entry may be nil (scratch).
+func (v *Vertex) Inputs() []*Vertex { return v.inputs }
+
+// Meta returns the vertex's metadata.
+func (v *Vertex) Meta() Meta { return v.meta }
+
+// Name is Meta().Name.
+func (v *Vertex) Name() string { return v.meta.Name }
+
+// WithMeta returns a copy of v with other metadata and the same digest.
+func (v *Vertex) WithMeta(m Meta) *Vertex {
+	return &Vertex{op: v.op, inputs: v.inputs, meta: m}
+}
+
+// scratchDigest stands in for a nil input in a parent's encoding.
+const scratchDigest = digest.Digest("scratch")
+
+// encoded is the canonical form that is hashed. Field order is fixed by the
+// struct; maps are never used, so encoding/json output is canonical.
+type encoded struct {
+	Version int             `json:"v"`
+	Kind    Kind            `json:"kind"`
+	Op      Op              `json:"op"`
+	Inputs  []digest.Digest `json:"inputs"`
+}
+
+// encodingVersion changes whenever the encoding of any op changes, so old
+// cache keys never match new semantics.
+const encodingVersion = 1
+
+// Digest returns the vertex's stable digest.
+func (v *Vertex) Digest() digest.Digest {
+	v.once.Do(func() {
+		e := encoded{Version: encodingVersion, Kind: v.op.Kind(), Op: v.op, Inputs: make([]digest.Digest, len(v.inputs))}
+		for i, in := range v.inputs {
+			if in == nil {
+				e.Inputs[i] = scratchDigest
+			} else {
+				e.Inputs[i] = in.Digest()
+			}
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			panic(fmt.Sprintf("llb: encoding %T: %v", v.op, err))
+		}
+		v.digest = digest.FromBytes(b)
+	})
+	return v.digest
+}
+
+// Walk calls fn for v and every vertex it depends on, each once, inputs
+// before the vertices that use them.
+func Walk(v *Vertex, fn func(*Vertex) error) error {
+	seen := map[digest.Digest]bool{}
+	var visit func(*Vertex) error
+	visit = func(x *Vertex) error {
+		if x == nil || seen[x.Digest()] {
+			return nil
+		}
+		seen[x.Digest()] = true
+		for _, in := range x.inputs {
+			if err := visit(in); err != nil {
+				return err
+			}
+		}
+		return fn(x)
+	}
+	return visit(v)
+}
