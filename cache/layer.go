@@ -1,0 +1,70 @@
+package cache
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Layer describes a layer blob kept in a BlobStore.
+type Layer struct {
+	MediaType string        `json:"mediaType"`
+	Digest    digest.Digest `json:"digest"` // of the compressed blob
+	Size      int64         `json:"size"`   // of the compressed blob
+	DiffID    digest.Digest `json:"diffID"` // of the uncompressed tar
+}
+
+// V1Layer returns l as a go-containerregistry layer reading from s, so the
+// exporters (layout, tarball, remote) can use it without copies.
+func (s *BlobStore) V1Layer(l Layer) v1.Layer {
+	return &storeLayer{s: s, l: l}
+}
+
+type storeLayer struct {
+	s *BlobStore
+	l Layer
+}
+
+func toHash(d digest.Digest) (v1.Hash, error) { return v1.NewHash(d.String()) }
+
+func (x *storeLayer) Digest() (v1.Hash, error) { return toHash(x.l.Digest) }
+func (x *storeLayer) DiffID() (v1.Hash, error) { return toHash(x.l.DiffID) }
+func (x *storeLayer) Size() (int64, error)     { return x.l.Size, nil }
+func (x *storeLayer) MediaType() (types.MediaType, error) {
+	return types.MediaType(x.l.MediaType), nil
+}
+func (x *storeLayer) Compressed() (io.ReadCloser, error) { return x.s.Open(x.l.Digest) }
+
+// Uncompressed decompresses gzip layers; uncompressed media types are
+// returned as stored. (zstd layers are added with the zstd exporter.)
+func (x *storeLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := x.s.Open(x.l.Digest)
+	if err != nil {
+		return nil, err
+	}
+	switch types.MediaType(x.l.MediaType) {
+	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
+		return f, nil
+	case types.OCILayer, types.DockerLayer, types.DockerForeignLayer, types.OCIRestrictedLayer:
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("layer %s: %w", x.l.Digest, err)
+		}
+		return &readCloser{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
+	default:
+		f.Close()
+		return nil, fmt.Errorf("layer %s: unsupported media type %q", x.l.Digest, x.l.MediaType)
+	}
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r *readCloser) Close() error { return r.close() }
