@@ -1,0 +1,74 @@
+// Command seed pushes the registrytest busybox base image to a running
+// registry, for CI and the README's example:
+//
+//	go run ./registry/registrytest/cmd/seed -registry 127.0.0.1:5000 -ref 127.0.0.1:5000/busybox:latest
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/builderdev/builder/registry/registrytest"
+)
+
+func main() {
+	reg := flag.String("registry", "127.0.0.1:5000", "registry host:port to wait for")
+	ref := flag.String("ref", "", "reference to push to (default REGISTRY/busybox:latest)")
+	wait := flag.Duration("wait", 30*time.Second, "how long to wait for the registry to answer /v2/")
+	flag.Parse()
+	if *ref == "" {
+		*ref = *reg + "/busybox:latest"
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *reg, *ref, *wait); err != nil {
+		fmt.Fprintln(os.Stderr, "seed:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, reg, ref string, wait time.Duration) error {
+	if err := waitFor(ctx, reg, wait); err != nil {
+		return err
+	}
+	img, err := registrytest.BusyboxImage()
+	if err != nil {
+		return err
+	}
+	pinned, err := registrytest.Write(ctx, img, ref)
+	if err != nil {
+		return err
+	}
+	fmt.Println(pinned)
+	return nil
+}
+
+// waitFor polls the registry's /v2/ endpoint (any answer, also 401, means
+// it is up).
+func waitFor(ctx context.Context, reg string, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	r, err := registrytest.ParseRef(reg + "/probe")
+	if err != nil {
+		return err
+	}
+	url := r.Context().Scheme() + "://" + reg + "/v2/"
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("registry %s not answering: %w", reg, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
