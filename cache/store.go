@@ -1,0 +1,120 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Store is the persistent cache under one root directory: blobs, cache keys
+// and metadata records. It is safe for concurrent use by goroutines and by
+// several processes sharing the directory.
+type Store struct {
+	dir   string
+	blobs *BlobStore
+	keys  *keyStore
+	meta  *MetaStore
+}
+
+// Open opens (creating) the store at dir.
+func Open(dir string) (*Store, error) {
+	blobs, err := OpenBlobStore(filepath.Join(dir, "content"))
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	keys, err := openKeyStore(filepath.Join(dir, "keys"))
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	meta, err := OpenMetaStore(filepath.Join(dir, "meta"))
+	if err != nil {
+		keys.close()
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	return &Store{dir: dir, blobs: blobs, keys: keys, meta: meta}, nil
+}
+
+// Dir is the root directory of the store.
+func (s *Store) Dir() string { return s.dir }
+
+// Blobs returns the blob store (ROOT/content).
+func (s *Store) Blobs() *BlobStore { return s.blobs }
+
+// Metadata returns the metadata record store (ROOT/meta).
+func (s *Store) Metadata() *MetaStore { return s.meta }
+
+// Close releases the store's files.
+func (s *Store) Close() error { return s.keys.close() }
+
+// Load returns the result ID stored for key; ok is false on a miss.
+func (s *Store) Load(key digest.Digest) (id string, ok bool, err error) {
+	return s.keys.load(key)
+}
+
+// Save records that key produced the result id.
+func (s *Store) Save(key digest.Digest, id string) error {
+	if err := key.Validate(); err != nil {
+		return fmt.Errorf("cache: saving key %q: %w", key, err)
+	}
+	return s.keys.append(keyRecord{Key: key, ID: id, Time: now()})
+}
+
+// SaveKey is Save that also records what the key was computed from, for
+// ExplainMiss. info.Key is the key.
+func (s *Store) SaveKey(info KeyInfo, id string) error {
+	if err := info.Key.Validate(); err != nil {
+		return fmt.Errorf("cache: saving key %q: %w", info.Key, err)
+	}
+	return s.keys.append(keyRecord{Key: info.Key, ID: id, Info: &info, Time: now()})
+}
+
+// Delete removes the record of key; a missing key is not an error.
+func (s *Store) Delete(key digest.Digest) error {
+	return s.keys.append(keyRecord{Key: key, Del: true, Time: now()})
+}
+
+// ExplainMiss says why the key described by m missed, as one line starting
+// with "cache miss: ". It looks for the stored key that the same step made
+// before: first one with the same op digest (the step is unchanged, so an
+// input must differ: "cache miss: input 1 (COPY app.go) changed"), then one
+// with the same name (an input or the step changed), then one with exactly
+// the same inputs (the step itself changed: a new command). Among several it
+// takes the one with the fewest differing inputs, then the newest.
+func (s *Store) ExplainMiss(m KeyInfo) string { return s.keys.explain(m) }
+
+// Prune removes the key records whose result IDs keep rejects (their results
+// are gone) and compacts the key log. It returns how many it removed.
+func (s *Store) Prune(keep func(id string) bool) (int, error) {
+	return s.keys.compact(func(_ digest.Digest, id string) bool { return !keep(id) })
+}
+
+// Keys calls fn for every stored key and its result ID, in no order. The
+// store is not locked while fn runs.
+func (s *Store) Keys(fn func(key digest.Digest, id string) error) error {
+	s.keys.mu.Lock()
+	if err := s.keys.refresh(); err != nil {
+		s.keys.mu.Unlock()
+		return err
+	}
+	type kv struct {
+		k  digest.Digest
+		id string
+	}
+	all := make([]kv, 0, len(s.keys.entries))
+	for k, e := range s.keys.entries {
+		all = append(all, kv{k, e.id})
+	}
+	s.keys.mu.Unlock()
+	for _, x := range all {
+		if err := fn(x.k, x.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isNotExist reports a missing file.
+func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
