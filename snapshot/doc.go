@@ -1,0 +1,30 @@
+// Package snapshot keeps the filesystem states of a build as chains of
+// snapshots (see Snapshotter) and turns them into OCI layers and back.
+//
+// Two implementations share one metadata store:
+//
+//   - overlay: each snapshot is an overlayfs upper dir; a committed
+//     snapshot's upper dir is its diff, so Diff only walks it.
+//   - native: a copy-based fallback for kernels or filesystems without a
+//     usable overlayfs; Prepare copies the parent tree and Diff compares the
+//     two trees.
+//
+// New picks overlay when a test mount works under the root and native
+// otherwise; NewNamed forces one. The packages snapshot/overlay and
+// snapshot/native are thin, explicit constructors around them, and
+// snapshot/snapshottest is the conformance suite both pass.
+//
+// WithMounts assembles snapshots' mounts in a private mount namespace, so a
+// build never leaves mounts in the host's mount table, even when killed.
+//
+// Layout under a root:
+//
+//	driver                 "overlay" or "native", fixed at first use
+//	snapshots/<id>/meta.json
+//	snapshots/<id>/fs      the tree (overlay: upper dir)
+//	snapshots/<id>/work    overlay work dir
+//	trash/                 snapshots being removed
+//
+// Ids are short decimal numbers so that long overlay lowerdir chains fit in
+// one page of mount data.
+package snapshot

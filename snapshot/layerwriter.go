@@ -1,0 +1,268 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// OCI whiteout names.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutOpaque = ".wh..wh..opq"
+	// overlayXattrPrefix marks overlayfs-private xattrs: never copied into
+	// layers, never applied from them.
+	overlayXattrPrefix = "trusted.overlay."
+)
+
+type devIno struct{ dev, ino uint64 }
+
+// layerWriter writes a deterministic layer tar. Entries are written in
+// depth-first order with each directory's entries sorted by name, so parents
+// come before children. Directory entries can be deferred (push) and are
+// only written when something inside them is.
+type layerWriter struct {
+	tw      *tar.Writer
+	links   map[devIno]string // first name of inodes with several links
+	pending []pendingDir
+	flushed int
+}
+
+type pendingDir struct{ host, name string }
+
+func newLayerWriter(w io.Writer) *layerWriter {
+	return &layerWriter{tw: tar.NewWriter(w), links: map[devIno]string{}}
+}
+
+// push defers the entry of directory host (named name in the layer) until
+// something below it is written, or writes it now if force.
+func (lw *layerWriter) push(host, name string, force bool) error {
+	lw.pending = append(lw.pending, pendingDir{host, name})
+	if force {
+		return lw.flush()
+	}
+	return nil
+}
+
+// pop leaves the innermost pushed directory.
+func (lw *layerWriter) pop() {
+	lw.pending = lw.pending[:len(lw.pending)-1]
+	if lw.flushed > len(lw.pending) {
+		lw.flushed = len(lw.pending)
+	}
+}
+
+func (lw *layerWriter) flush() error {
+	for ; lw.flushed < len(lw.pending); lw.flushed++ {
+		d := lw.pending[lw.flushed]
+		if err := lw.writeFile(d.host, d.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addFile writes the entry for host path host as name (flushing pending
+// parents first).
+func (lw *layerWriter) addFile(host, name string) error {
+	if err := lw.flush(); err != nil {
+		return err
+	}
+	return lw.writeFile(host, name)
+}
+
+// addWhiteout writes an empty marker file: a whiteout or the opaque marker.
+func (lw *layerWriter) addWhiteout(name string) error {
+	if err := lw.flush(); err != nil {
+		return err
+	}
+	return lw.tw.WriteHeader(&tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     name,
+		Mode:     0,
+		ModTime:  time.Unix(0, 0),
+	})
+}
+
+func (lw *layerWriter) close() error { return lw.tw.Close() }
+
+func (lw *layerWriter) writeFile(host, name string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(host, &st); err != nil {
+		return fmt.Errorf("lstat %s: %w", host, err)
+	}
+	hdr, err := headerFor(host, name, &st)
+	if err != nil {
+		return err
+	}
+	if hdr == nil { // sockets cannot be represented
+		return nil
+	}
+	if hdr.Typeflag != tar.TypeDir && st.Nlink > 1 {
+		k := devIno{uint64(st.Dev), st.Ino}
+		if first, ok := lw.links[k]; ok {
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+			hdr.Size = 0
+			return lw.tw.WriteHeader(hdr)
+		}
+		lw.links[k] = hdr.Name
+	}
+	if err := lw.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing tar header for %s: %w", name, err)
+	}
+	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(host, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.CopyN(lw.tw, f, hdr.Size); err != nil {
+		return fmt.Errorf("writing %s to layer: %w", host, err)
+	}
+	return nil
+}
+
+// headerFor describes host (with stat st) as layer entry name. Times are
+// the file's mtime truncated to seconds; owners are numeric only.
+func headerFor(host, name string, st *unix.Stat_t) (*tar.Header, error) {
+	hdr := &tar.Header{
+		Name:    name,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Sec, 0),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name = strings.TrimSuffix(name, "/") + "/"
+	case unix.S_IFREG:
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = st.Size
+	case unix.S_IFLNK:
+		hdr.Typeflag = tar.TypeSymlink
+		t, err := os.Readlink(host)
+		if err != nil {
+			return nil, err
+		}
+		hdr.Linkname = t
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor = int64(unix.Major(uint64(st.Rdev)))
+		hdr.Devminor = int64(unix.Minor(uint64(st.Rdev)))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return nil, nil
+	}
+	xs, err := readXattrs(host)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range sortedKeys(xs) {
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords["SCHILY.xattr."+k] = xs[k]
+	}
+	return hdr, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// readXattrs returns the xattrs of host (not following symlinks), without
+// overlayfs-private ones.
+func readXattrs(host string) (map[string]string, error) {
+	names, err := listXattrs(host)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]string
+	for _, n := range names {
+		if strings.HasPrefix(n, overlayXattrPrefix) {
+			continue
+		}
+		v, err := getXattr(host, n)
+		if err != nil {
+			if errors.Is(err, unix.ENODATA) {
+				continue
+			}
+			return nil, fmt.Errorf("reading xattr %s of %s: %w", n, host, err)
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[n] = string(v)
+	}
+	return out, nil
+}
+
+func listXattrs(host string) ([]string, error) {
+	size := 256
+	for {
+		buf := make([]byte, size)
+		n, err := unix.Llistxattr(host, buf)
+		if errors.Is(err, unix.ERANGE) {
+			size *= 4
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing xattrs of %s: %w", host, err)
+		}
+		var names []string
+		for _, s := range strings.Split(string(buf[:n]), "\x00") {
+			if s != "" {
+				names = append(names, s)
+			}
+		}
+		return names, nil
+	}
+}
+
+func getXattr(host, name string) ([]byte, error) {
+	size := 256
+	for {
+		buf := make([]byte, size)
+		n, err := unix.Lgetxattr(host, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			size *= 4
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
+// childName joins a layer path and a child name ("" is the root).
+func childName(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return path.Join(dir, name)
+}

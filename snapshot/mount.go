@@ -1,0 +1,279 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// WithMounts mounts each set of mounts (as returned by Prepare, View or
+// Mounts) on its own temporary directory and calls fn with those
+// directories, in order.
+//
+// Everything happens in a private mount namespace owned by one locked OS
+// thread: WithMounts starts a goroutine, locks it to its thread, unshares
+// the mount namespace and the fs attributes (CLONE_NEWNS|CLONE_FS), makes /
+// recursively private, mounts, runs fn, and unmounts. The thread is never
+// unlocked, so it exits with the goroutine and the namespace dies with it:
+// no mount ever shows in the host's mount table, even if the process is
+// killed in the middle.
+//
+// fn runs on that goroutine. It must do all its path work there: other
+// goroutines run on other threads, which do not see the mounts. A panic in
+// fn is re-raised in the caller. A set that is a single read-write bind
+// mount is not mounted at all: its root is the bind source.
+func WithMounts(ctx context.Context, sets [][]Mount, fn func(roots []string) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	type result struct {
+		err   error
+		panic any
+		ok    bool
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: this thread's namespace must not be reused.
+		res := result{}
+		defer func() {
+			if !res.ok {
+				res.panic = recover()
+			}
+			done <- res
+		}()
+		res.err = withMountsLocked(sets, fn)
+		res.ok = true
+	}()
+	res := <-done
+	if !res.ok {
+		if res.panic == nil {
+			return errors.New("WithMounts: fn exited its goroutine (runtime.Goexit, e.g. t.FailNow inside fn)")
+		}
+		panic(res.panic)
+	}
+	return res.err
+}
+
+func withMountsLocked(sets [][]Mount, fn func(roots []string) error) (retErr error) {
+	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unsharing mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making / private in the mount namespace: %w", err)
+	}
+	roots := make([]string, len(sets))
+	var tmp string
+	var mounted []string
+	defer func() {
+		for i := len(mounted) - 1; i >= 0; i-- {
+			if err := unix.Unmount(mounted[i], unix.MNT_DETACH); err != nil && retErr == nil {
+				retErr = fmt.Errorf("unmounting %s: %w", mounted[i], err)
+			}
+		}
+		if tmp != "" {
+			if err := os.RemoveAll(tmp); err != nil && retErr == nil {
+				retErr = err
+			}
+		}
+	}()
+	for i, set := range sets {
+		if len(set) == 1 && set[0].Type == "bind" && !hasOption(set[0].Options, "ro") {
+			roots[i] = set[0].Source
+			continue
+		}
+		if tmp == "" {
+			var err error
+			if tmp, err = os.MkdirTemp("", "snapshot-mounts-"); err != nil {
+				return err
+			}
+		}
+		target := filepath.Join(tmp, fmt.Sprint(i))
+		if err := os.Mkdir(target, 0o755); err != nil {
+			return err
+		}
+		for _, m := range set {
+			if err := mountOne(m, target); err != nil {
+				return err
+			}
+			mounted = append(mounted, target)
+		}
+		roots[i] = target
+	}
+	return fn(roots)
+}
+
+// MountAll mounts mounts on target, in order. Bind mounts honour "ro".
+// An overlay mount whose options do not fit in one page is made with paths
+// relative to their common parent directory, which changes the working
+// directory of the calling thread: call MountAll only on a locked thread
+// that has its own fs attributes (unshare CLONE_FS) and a private mount
+// namespace, as WithMounts and a container init do.
+func MountAll(mounts []Mount, target string) error {
+	for _, m := range mounts {
+		if err := mountOne(m, target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasOption(opts []string, o string) bool {
+	for _, x := range opts {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}
+
+var mountFlags = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
+	"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
+	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
+	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
+	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
+	"noatime": {false, unix.MS_NOATIME}, "relatime": {false, unix.MS_RELATIME},
+}
+
+func parseOptions(opts []string) (uintptr, []string) {
+	var flags uintptr
+	var data []string
+	for _, o := range opts {
+		if f, ok := mountFlags[o]; ok {
+			if f.clear {
+				flags &^= f.flag
+			} else {
+				flags |= f.flag
+			}
+			continue
+		}
+		data = append(data, o)
+	}
+	return flags, data
+}
+
+func mountOne(m Mount, target string) error {
+	flags, data := parseOptions(m.Options)
+	typ := m.Type
+	if typ == "bind" || typ == "rbind" {
+		flags |= unix.MS_BIND
+		if typ == "rbind" {
+			flags |= unix.MS_REC
+		}
+		if err := unix.Mount(m.Source, target, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+			return fmt.Errorf("bind mounting %s on %s: %w", m.Source, target, err)
+		}
+		if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
+			if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|rest, ""); err != nil {
+				unix.Unmount(target, unix.MNT_DETACH)
+				return fmt.Errorf("remounting bind %s on %s: %w", m.Source, target, err)
+			}
+		}
+		return nil
+	}
+	opt := strings.Join(data, ",")
+	if typ == "overlay" && len(opt) >= os.Getpagesize() {
+		return mountOverlayRelative(m.Source, target, flags, data)
+	}
+	if err := unix.Mount(m.Source, target, typ, flags, opt); err != nil {
+		return fmt.Errorf("mounting %s (%s) on %s: %w", typ, m.Source, target, err)
+	}
+	return nil
+}
+
+// mountOverlayRelative mounts an overlay whose options are too long for
+// one page: it changes to the common parent of all layer dirs and passes
+// relative paths (the trick containerd and docker use).
+func mountOverlayRelative(source, target string, flags uintptr, data []string) error {
+	target, err := filepath.Abs(target)
+	if err != nil {
+		return err
+	}
+	var dirs []string
+	for _, o := range data {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "lowerdir":
+			dirs = append(dirs, strings.Split(v, ":")...)
+		case "upperdir", "workdir":
+			dirs = append(dirs, v)
+		}
+	}
+	base := commonDir(dirs)
+	if base == "" || base == "/" {
+		return fmt.Errorf("overlay mount options are %d bytes and the layers have no common parent", len(strings.Join(data, ",")))
+	}
+	rel := func(p string) string {
+		r, err := filepath.Rel(base, p)
+		if err != nil {
+			return p
+		}
+		return r
+	}
+	out := make([]string, len(data))
+	for i, o := range data {
+		k, v, ok := strings.Cut(o, "=")
+		switch {
+		case ok && k == "lowerdir":
+			parts := strings.Split(v, ":")
+			for j := range parts {
+				parts[j] = rel(parts[j])
+			}
+			out[i] = k + "=" + strings.Join(parts, ":")
+		case ok && (k == "upperdir" || k == "workdir"):
+			out[i] = k + "=" + rel(v)
+		default:
+			out[i] = o
+		}
+	}
+	opt := strings.Join(out, ",")
+	if len(opt) >= os.Getpagesize() {
+		return fmt.Errorf("overlay mount options are %d bytes even relative to %s", len(opt), base)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if err := unix.Chdir(base); err != nil {
+		return fmt.Errorf("chdir %s: %w", base, err)
+	}
+	merr := unix.Mount(source, target, "overlay", flags, opt)
+	if err := unix.Chdir(wd); err != nil && merr == nil {
+		merr = fmt.Errorf("chdir back to %s: %w", wd, err)
+	}
+	if merr != nil {
+		return fmt.Errorf("mounting overlay on %s (relative to %s): %w", target, base, merr)
+	}
+	return nil
+}
+
+// commonDir is the longest common directory of absolute paths.
+func commonDir(paths []string) string {
+	if len(paths) == 0 {
+		return ""
+	}
+	common := filepath.Dir(filepath.Clean(paths[0]))
+	for _, p := range paths[1:] {
+		p = filepath.Clean(p)
+		for common != "/" && !strings.HasPrefix(p, common+"/") {
+			common = filepath.Dir(common)
+		}
+	}
+	if !filepath.IsAbs(common) {
+		return ""
+	}
+	return common
+}

@@ -1,0 +1,45 @@
+package snapshot
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// New opens the snapshotter under root. A root keeps the implementation it
+// was created with; a new root gets overlay when a test overlay mount
+// works under it (root privileges, kernel support, a filesystem that can
+// hold an upper dir) and native otherwise.
+func New(root string) (Snapshotter, error) {
+	if b, err := os.ReadFile(filepath.Join(root, "driver")); err == nil {
+		return NewNamed(root, strings.TrimSpace(string(b)))
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot root %s: %w", root, err)
+	}
+	if overlaySupported(abs) == nil {
+		return NewNamed(root, "overlay")
+	}
+	return NewNamed(root, "native")
+}
+
+// NewNamed opens the snapshotter implementation name ("overlay" or
+// "native") under root. Overlay fails when it cannot be used there.
+func NewNamed(root, name string) (Snapshotter, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot root %s: %w", root, err)
+	}
+	switch name {
+	case "overlay":
+		if err := overlaySupported(abs); err != nil {
+			return nil, fmt.Errorf("overlay snapshotter at %s: %w", abs, err)
+		}
+		return openStore(abs, newOverlayDriver())
+	case "native":
+		return openStore(abs, nativeDriver{})
+	}
+	return nil, fmt.Errorf("unknown snapshotter %q (want overlay or native)", name)
+}

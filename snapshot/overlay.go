@@ -1,0 +1,198 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// overlayDriver keeps each snapshot as an overlayfs upper dir.
+type overlayDriver struct {
+	// opts are mount options that keep an upper dir a plain diff
+	// (no index, redirects or metacopy), for those the kernel knows.
+	opts []string
+}
+
+func newOverlayDriver() *overlayDriver {
+	var opts []string
+	for _, o := range []string{"index", "redirect_dir", "metacopy"} {
+		if _, err := os.Stat("/sys/module/overlay/parameters/" + o); err == nil {
+			opts = append(opts, o+"=off")
+		}
+	}
+	return &overlayDriver{opts: opts}
+}
+
+func (d *overlayDriver) name() string { return "overlay" }
+
+func (d *overlayDriver) create(ctx context.Context, s *snap, chain []*snap) error { return nil }
+
+func (d *overlayDriver) mounts(s *snap, chain []*snap) []Mount {
+	bind := func(dir string, ro bool) []Mount {
+		o := []string{"rbind", "rw"}
+		if ro {
+			o = []string{"rbind", "ro"}
+		}
+		return []Mount{{Type: "bind", Source: dir, Options: o}}
+	}
+	lower := make([]string, len(chain))
+	for i, p := range chain {
+		lower[i] = p.fsDir()
+	}
+	if s.kind == KindView {
+		switch len(chain) {
+		case 0:
+			return bind(s.fsDir(), true)
+		case 1:
+			return bind(chain[0].fsDir(), true)
+		}
+		opts := append(append([]string(nil), d.opts...), "lowerdir="+strings.Join(lower, ":"))
+		return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+	}
+	if len(chain) == 0 {
+		return bind(s.fsDir(), false)
+	}
+	opts := append(append([]string(nil), d.opts...),
+		"workdir="+s.workDir(), "upperdir="+s.fsDir(), "lowerdir="+strings.Join(lower, ":"))
+	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+}
+
+// apply extracts through the merged view so that the kernel turns
+// deletions into whiteouts; a snapshot without parents is its own tree.
+func (d *overlayDriver) apply(ctx context.Context, s *snap, chain []*snap, r io.Reader) error {
+	if len(chain) == 0 {
+		return applyLayer(ctx, s.fsDir(), r)
+	}
+	return WithMounts(ctx, [][]Mount{d.mounts(s, chain)}, func(roots []string) error {
+		return applyLayer(ctx, roots[0], r)
+	})
+}
+
+// diff walks the upper dir: it is the diff. Overlay whiteouts (0/0 char
+// devices) become .wh. files; opaque dirs get a .wh..wh..opq entry right
+// after the directory's own entry.
+func (d *overlayDriver) diff(ctx context.Context, s *snap, chain []*snap, w io.Writer) error {
+	lw := newLayerWriter(w)
+	if err := overlayDiffDir(ctx, lw, s.fsDir(), "", len(chain) > 0); err != nil {
+		return err
+	}
+	return lw.close()
+}
+
+func isWhiteout(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}
+
+func isOpaque(host string) bool {
+	v, err := getXattr(host, "trusted.overlay.opaque")
+	return err == nil && string(v) == "y"
+}
+
+func overlayDiffDir(ctx context.Context, lw *layerWriter, host, name string, hasLower bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(host)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", host, err)
+	}
+	type item struct {
+		emit, real string
+		whiteout   bool
+	}
+	items := make([]item, 0, len(ents))
+	for _, e := range ents {
+		it := item{emit: e.Name(), real: e.Name()}
+		if e.Type()&os.ModeCharDevice != 0 {
+			var st unix.Stat_t
+			p := filepath.Join(host, e.Name())
+			if err := unix.Lstat(p, &st); err != nil {
+				return fmt.Errorf("lstat %s: %w", p, err)
+			}
+			// Without lower layers a 0/0 device is just a device.
+			if isWhiteout(&st) && hasLower {
+				it.emit, it.whiteout = whiteoutPrefix+e.Name(), true
+			}
+		}
+		items = append(items, it)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].emit < items[j].emit })
+	for _, it := range items {
+		p := filepath.Join(host, it.real)
+		n := childName(name, it.emit)
+		if it.whiteout {
+			if err := lw.addWhiteout(n); err != nil {
+				return err
+			}
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return fmt.Errorf("lstat %s: %w", p, err)
+		}
+		if err := lw.addFile(p, n); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		if hasLower && isOpaque(p) {
+			if err := lw.addWhiteout(childName(n, whiteoutOpaque)); err != nil {
+				return err
+			}
+		}
+		if err := overlayDiffDir(ctx, lw, p, n, hasLower); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// overlaySupported mounts a small overlay under root in a private mount
+// namespace and checks that deletions show up as whiteouts in the upper
+// dir.
+func overlaySupported(root string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("overlay snapshotter needs root")
+	}
+	if strings.ContainsAny(root, ":,") {
+		return fmt.Errorf("overlay cannot use root %s: path contains ':' or ','", root)
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp(root, "overlay-probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	l1, l2, up, wk := filepath.Join(dir, "l1"), filepath.Join(dir, "l2"), filepath.Join(dir, "u"), filepath.Join(dir, "w")
+	for _, p := range []string{l1, l2, up, wk} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(l1, "f"), nil, 0o644); err != nil {
+		return err
+	}
+	d := newOverlayDriver()
+	opts := append(append([]string(nil), d.opts...), "workdir="+wk, "upperdir="+up, "lowerdir="+l1+":"+l2)
+	err = WithMounts(context.Background(), [][]Mount{{{Type: "overlay", Source: "overlay", Options: opts}}}, func(roots []string) error {
+		return os.Remove(filepath.Join(roots[0], "f"))
+	})
+	if err != nil {
+		return fmt.Errorf("overlay test mount under %s: %w", root, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(up, "f"), &st); err != nil || !isWhiteout(&st) {
+		return fmt.Errorf("overlay under %s does not make whiteouts in the upper dir", root)
+	}
+	return nil
+}
