@@ -1,0 +1,283 @@
+package fileop
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/snapshot/fsutil"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Hasher returns the content digest of the regular file at path, whose
+// Lstat info is fi. Implementations cache digests by stat data so unchanged
+// files are not read again (cache.FileHashCache).
+type Hasher interface {
+	Sum(path string, fi os.FileInfo) (digest.Digest, error)
+}
+
+// Checksum returns the content digest of exactly what Copy c reads from in:
+// the selected paths (wildcards expanded, directory contents, followed
+// symlinks, in.Excludes and c.ExcludePatterns applied) with their relative
+// names, file types, mode bits, owners (unless in.Local, where copies are
+// owned by 0:0 or the chown user anyway), symlink targets, hard links and
+// file contents. Times never count. It fails like the copy would when a
+// source is missing.
+func Checksum(ctx context.Context, in Input, c *llb.Copy, hc Hasher) (digest.Digest, error) {
+	s, err := openSource(in)
+	if err != nil {
+		return "", err
+	}
+	excl, err := fsutil.NewPatternMatcher(c.ExcludePatterns)
+	if err != nil {
+		return "", fmt.Errorf("exclude patterns: %w", err)
+	}
+	srcs, err := sources(s, c, excl)
+	if err != nil {
+		return "", err
+	}
+	w := newTreeHasher(ctx, s, excl, hc)
+	for i, spec := range c.SrcPaths {
+		w.header("spec", strconv.Itoa(i), spec)
+	}
+	for _, src := range srcs {
+		w.header("source", src.spec, src.named, src.parents)
+		if c.Parents && src.parents != "" {
+			// The recreated parent dirs carry the source dirs' metadata.
+			srel := src.pivotRel
+			dirs := splitSlash(src.parents)
+			for _, d := range dirs[:len(dirs)-1] {
+				srel = path.Join(srel, d)
+				fi, err := os.Lstat(s.hostPath(srel))
+				if err != nil {
+					return "", fmt.Errorf("source %q: %w", src.spec, unwrapPath(err))
+				}
+				if err := w.record("parent:"+srel, s.hostPath(srel), fi); err != nil {
+					return "", err
+				}
+			}
+		}
+		top := src.fi.IsDir() && c.DirContentsOnly && !c.Parents
+		if err := w.walk(s.hostPath(src.rel), src.rel, "", src.fi, !top); err != nil {
+			return "", err
+		}
+	}
+	return w.sum(), nil
+}
+
+// TreeDigest is the digest of a whole input (a local source used without a
+// selector), in the same canonical form as Checksum, over the whole tree
+// filtered by in.Excludes.
+func TreeDigest(ctx context.Context, in Input, hc Hasher) (digest.Digest, error) {
+	s, err := openSource(in)
+	if err != nil {
+		return "", err
+	}
+	w := newTreeHasher(ctx, s, nil, hc)
+	w.header("tree")
+	if s.root == "" {
+		return w.sum(), nil
+	}
+	fi, err := os.Lstat(s.root)
+	if err != nil {
+		return "", fmt.Errorf("tree digest of %s: %w", s.root, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("tree digest of %s: not a directory", s.root)
+	}
+	if err := w.walk(s.root, "", "", fi, false); err != nil {
+		return "", err
+	}
+	return w.sum(), nil
+}
+
+func splitSlash(p string) []string { return strings.Split(p, "/") }
+
+// treeHasher writes the canonical records of a tree into a sha256.
+type treeHasher struct {
+	ctx    context.Context
+	s      *source
+	excl   *fsutil.PatternMatcher
+	hc     Hasher
+	h      hash.Hash
+	inodes map[inodeKey]string
+}
+
+func newTreeHasher(ctx context.Context, s *source, excl *fsutil.PatternMatcher, hc Hasher) *treeHasher {
+	if hc == nil {
+		hc = NewMemHasher()
+	}
+	return &treeHasher{ctx: ctx, s: s, excl: excl, hc: hc, h: sha256.New(), inodes: map[inodeKey]string{}}
+}
+
+func (w *treeHasher) header(fields ...string) {
+	for _, f := range fields {
+		io.WriteString(w.h, strconv.Quote(f))
+		io.WriteString(w.h, " ")
+	}
+	io.WriteString(w.h, "\n")
+}
+
+func (w *treeHasher) sum() digest.Digest {
+	return digest.NewDigest(digest.SHA256, w.h)
+}
+
+// walk records the entry at host (root-relative rel, comp relative to the
+// selected source) when self is set, and its kept descendants in sorted
+// order.
+func (w *treeHasher) walk(host, rel, comp string, fi os.FileInfo, self bool) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	if self {
+		if err := w.record(comp, host, fi); err != nil {
+			return err
+		}
+	}
+	if !fi.IsDir() {
+		return nil
+	}
+	names, err := fsutil.ReadDirNames(host)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		chost := filepath.Join(host, n)
+		cfi, err := os.Lstat(chost)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		crel, ccomp := path.Join(rel, n), path.Join(comp, n)
+		if !keep(w.s, w.excl, crel, ccomp, cfi) {
+			continue
+		}
+		if err := w.walk(chost, crel, ccomp, cfi, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// record writes one entry: name, type, mode bits, owner, and the symlink
+// target, device numbers, hard link or content digest.
+func (w *treeHasher) record(name, host string, fi os.FileInfo) error {
+	m := fi.Mode()
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	var typ, extra string
+	perm := fsutil.UnixMode(m)
+	switch {
+	case m.IsDir():
+		typ = "dir"
+	case m.IsRegular():
+		typ = "file"
+		if st != nil && st.Nlink > 1 {
+			k := inodeKey{uint64(st.Dev), st.Ino}
+			if prev, ok := w.inodes[k]; ok {
+				typ, extra = "hardlink", prev
+				break
+			}
+			w.inodes[k] = name
+		}
+		d, err := w.hc.Sum(host, fi)
+		if err != nil {
+			return fmt.Errorf("hashing %s: %w", name, err)
+		}
+		extra = d.String()
+	case m&os.ModeSymlink != 0:
+		typ, perm = "symlink", 0
+		t, err := os.Readlink(host)
+		if err != nil {
+			return fmt.Errorf("readlink %s: %w", name, unwrapPath(err))
+		}
+		extra = t
+	case m&os.ModeNamedPipe != 0:
+		typ = "fifo"
+	case m&os.ModeDevice != 0:
+		typ = "block"
+		if m&os.ModeCharDevice != 0 {
+			typ = "char"
+		}
+		if st != nil {
+			extra = strconv.FormatUint(st.Rdev, 10)
+		}
+	default:
+		return nil // sockets are not copied
+	}
+	owner := "-"
+	if !w.s.local && st != nil {
+		owner = strconv.FormatUint(uint64(st.Uid), 10) + ":" + strconv.FormatUint(uint64(st.Gid), 10)
+	}
+	w.header(name, typ, strconv.FormatUint(uint64(perm), 8), owner, extra)
+	return nil
+}
+
+// MemHasher is an in-memory Hasher: it remembers the digest of each path
+// with the stat data it had (size, mtime, ctime, inode, device) and reads a
+// file again only when those changed. It is safe for concurrent use.
+type MemHasher struct {
+	mu      sync.Mutex
+	entries map[string]memEntry
+	reads   int
+}
+
+type memEntry struct {
+	size, mtime, ctime int64
+	ino, dev           uint64
+	d                  digest.Digest
+}
+
+// NewMemHasher returns an empty MemHasher.
+func NewMemHasher() *MemHasher {
+	return &MemHasher{entries: map[string]memEntry{}}
+}
+
+// Reads returns how many files MemHasher has read.
+func (m *MemHasher) Reads() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reads
+}
+
+// Sum implements Hasher.
+func (m *MemHasher) Sum(p string, fi os.FileInfo) (digest.Digest, error) {
+	e := memEntry{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.ctime = st.Ctim.Nano()
+		e.ino, e.dev = st.Ino, uint64(st.Dev)
+	}
+	m.mu.Lock()
+	if c, ok := m.entries[p]; ok && c.size == e.size && c.mtime == e.mtime && c.ctime == e.ctime && c.ino == e.ino && c.dev == e.dev {
+		m.mu.Unlock()
+		return c.d, nil
+	}
+	m.mu.Unlock()
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", p, err)
+	}
+	e.d = digest.NewDigest(digest.SHA256, h)
+	m.mu.Lock()
+	m.entries[p] = e
+	m.reads++
+	m.mu.Unlock()
+	return e.d, nil
+}
