@@ -2,7 +2,6 @@ package fsutil
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,24 +14,24 @@ import (
 
 // CopyFileData creates dst (which must not exist, and is never followed if
 // it is a symlink) with mode 0600 and copies the contents of the regular
-// file src into it. On Linux io.Copy between files uses copy_file_range, so
+// file src into it. Errors are the *os.PathError of the failing call. On Linux io.Copy between files uses copy_file_range, so
 // data is not buffered in user space when the kernel can avoid it.
 func CopyFileData(dst, src string) error {
 	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", src, err)
+		return err
 	}
 	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", dst, err)
+		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+		return err
 	}
 	if err := out.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", dst, err)
+		return err
 	}
 	return nil
 }

@@ -232,14 +232,14 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 				continue
 			}
 		}
-		if err := cp.copySource(src, dest, destHost, c); err != nil {
+		if err := cp.copySource(src, destHost, c); err != nil {
 			return fmt.Errorf("copy %s to %s: %w", src.spec, dest, err)
 		}
 	}
 	return nil
 }
 
-func (cp *copier) copySource(src copySource, dest, destHost string, c *llb.Copy) error {
+func (cp *copier) copySource(src copySource, destHost string, c *llb.Copy) error {
 	if c.Parents && src.parents != "" {
 		// Recreate the parents of the source between the pivot and it,
 		// with the metadata of the source dirs.
@@ -279,10 +279,14 @@ func (cp *copier) copySource(src copySource, dest, destHost string, c *llb.Copy)
 			target = filepath.Join(destHost, b)
 		}
 	}
+	// The parent of the target (the target itself for the contents of a
+	// dir) is created inside the root, after dest was resolved.
+	mk := filepath.Dir(target)
 	if c.DirContentsOnly && isDir && fiDest == nil {
-		if _, err := fsutil.MkdirAllInRoot(cp.root, dest, 0o755, cp.owner); err != nil {
-			return err
-		}
+		mk = target
+	}
+	if _, err := fsutil.MkdirAllInRoot(cp.root, cp.destName(mk), 0o755, cp.owner); err != nil {
+		return err
 	}
 	return cp.copy(cp.s.hostPath(src.rel), src.rel, "", target, false)
 }
@@ -352,7 +356,7 @@ func (cp *copier) copy(host, rel, comp, target string, overwrite bool) error {
 			cp.inodes[k] = target
 		}
 		if err := fsutil.CopyFileData(target, host); err != nil {
-			return err
+			return fmt.Errorf("copying %s to %s: %w", "/"+rel, cp.destName(target), unwrapPath(err))
 		}
 	case m&os.ModeSymlink != 0:
 		if err := cp.clearTarget(target); err != nil {
