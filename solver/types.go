@@ -85,6 +85,11 @@ type Status struct {
 	Completed time.Time // zero until done
 	Cached    bool
 	Err       error
+	// CacheMiss, set on the statuses of a vertex that runs because its key
+	// missed, says why, ready to print: "cache miss: input 1 (COPY app.go)
+	// changed" (see MissExplainer). Empty for hits, volatile ops and
+	// --no-cache.
+	CacheMiss string
 	// Stats is resource accounting reported by the op (see ReportStats).
 	Stats *Stats
 }
