@@ -1,0 +1,424 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/snapshot/fsutil"
+)
+
+// mountFlags are the mount(8) options that are flags, not data.
+var mountFlags = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro":          {false, unix.MS_RDONLY},
+	"rw":          {true, unix.MS_RDONLY},
+	"nosuid":      {false, unix.MS_NOSUID},
+	"suid":        {true, unix.MS_NOSUID},
+	"nodev":       {false, unix.MS_NODEV},
+	"dev":         {true, unix.MS_NODEV},
+	"noexec":      {false, unix.MS_NOEXEC},
+	"exec":        {true, unix.MS_NOEXEC},
+	"sync":        {false, unix.MS_SYNCHRONOUS},
+	"async":       {true, unix.MS_SYNCHRONOUS},
+	"dirsync":     {false, unix.MS_DIRSYNC},
+	"noatime":     {false, unix.MS_NOATIME},
+	"atime":       {true, unix.MS_NOATIME},
+	"nodiratime":  {false, unix.MS_NODIRATIME},
+	"diratime":    {true, unix.MS_NODIRATIME},
+	"relatime":    {false, unix.MS_RELATIME},
+	"strictatime": {false, unix.MS_STRICTATIME},
+	"bind":        {false, unix.MS_BIND},
+	"rbind":       {false, unix.MS_BIND | unix.MS_REC},
+}
+
+var propagationFlags = map[string]uintptr{
+	"private":     unix.MS_PRIVATE,
+	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
+	"slave":       unix.MS_SLAVE,
+	"rslave":      unix.MS_SLAVE | unix.MS_REC,
+	"shared":      unix.MS_SHARED,
+	"rshared":     unix.MS_SHARED | unix.MS_REC,
+	"unbindable":  unix.MS_UNBINDABLE,
+	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// parseMountOptions splits options into mount flags, propagation flags and
+// the filesystem data string.
+func parseMountOptions(opts []string) (flags, propagation uintptr, data string) {
+	var d []string
+	for _, o := range opts {
+		if f, ok := mountFlags[o]; ok {
+			if f.clear {
+				flags &^= f.flag
+			} else {
+				flags |= f.flag
+			}
+			continue
+		}
+		if p, ok := propagationFlags[o]; ok {
+			propagation |= p
+			continue
+		}
+		d = append(d, o)
+	}
+	return flags, propagation, strings.Join(d, ",")
+}
+
+// mountAt mounts m on the host path target.
+func mountAt(m Mount, target string) error {
+	flags, prop, data := parseMountOptions(m.Options)
+	if m.Type == "bind" && flags&unix.MS_BIND == 0 {
+		flags |= unix.MS_BIND | unix.MS_REC
+	}
+	if flags&unix.MS_BIND != 0 {
+		if err := unix.Mount(m.Source, target, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+			return fmt.Errorf("bind-mounting %s on %s: %w", m.Source, target, err)
+		}
+		// Bind mounts ignore all other flags until remounted.
+		if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
+			if err := unix.Mount("", target, "", rest|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
+				return fmt.Errorf("remounting %s with %v: %w", target, m.Options, err)
+			}
+		}
+	} else {
+		src := m.Source
+		if src == "" {
+			src = m.Type
+		}
+		if err := unix.Mount(src, target, m.Type, flags, data); err != nil {
+			return fmt.Errorf("mounting %s (%s, %v) on %s: %w", src, m.Type, m.Options, target, err)
+		}
+	}
+	if prop != 0 {
+		if err := unix.Mount("", target, "", prop, ""); err != nil {
+			return fmt.Errorf("setting propagation of %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// stub is a mount point the sandbox created in the root filesystem because
+// the image did not have it; it is removed again after the run so that the
+// layer only holds what the command wrote.
+type stub struct {
+	path  string // inside the root ("/etc/hosts")
+	isDir bool
+	// parent times before and just after the stub was created, to undo
+	// the stub's effect on the parent's mtime.
+	parentATime, parentMTime, parentMTimeAfter time.Time
+	top                                        bool // parent existed before
+}
+
+// rootfs assembles the sandbox's root filesystem on the host path root
+// and remembers what it must undo.
+type rootfs struct {
+	root    string
+	mounts  []string // inside the root, in mount order
+	stubs   []stub
+	created map[string]bool
+}
+
+// target resolves p inside the root without escaping it and creates it
+// (and missing parents) as a directory or an empty file when it does not
+// exist, recording what it created. It returns the host path.
+func (r *rootfs) target(p string, dir bool) (string, error) {
+	host, err := fsutil.ResolveInRoot(r.root, p)
+	if err != nil {
+		return "", fmt.Errorf("resolving mount target %s in rootfs: %w", p, err)
+	}
+	rel, err := filepath.Rel(r.root, host)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("mount target %s escapes the rootfs", p)
+	}
+	if rel == "." {
+		return host, nil
+	}
+	comps := strings.Split(rel, "/")
+	cur := r.root
+	for i, c := range comps {
+		parent := cur
+		cur = filepath.Join(cur, c)
+		last := i == len(comps)-1
+		fi, err := os.Lstat(cur)
+		if err == nil {
+			switch {
+			case !last && !fi.IsDir():
+				return "", fmt.Errorf("mount target %s: %s is not a directory", p, "/"+filepath.Join(comps[:i+1]...))
+			case last && dir && !fi.IsDir():
+				return "", fmt.Errorf("mount target %s is not a directory", p)
+			case last && !dir && fi.IsDir():
+				return "", fmt.Errorf("mount target %s is a directory, the mount source is a file", p)
+			}
+			continue
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("mount target %s: %w", p, err)
+		}
+		s := stub{path: "/" + filepath.Join(comps[:i+1]...), isDir: dir || !last}
+		if !r.created[parent] {
+			s.top = true
+			if pst, err := os.Stat(parent); err == nil {
+				s.parentATime = atime(pst)
+				s.parentMTime = pst.ModTime()
+			}
+		}
+		if s.isDir {
+			err = os.Mkdir(cur, 0o755)
+		} else {
+			var f *os.File
+			f, err = os.OpenFile(cur, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if err == nil {
+				err = f.Close()
+			}
+		}
+		if err != nil {
+			return "", fmt.Errorf("creating mount point %s: %w", s.path, err)
+		}
+		if s.top {
+			if pst, err := os.Stat(parent); err == nil {
+				s.parentMTimeAfter = pst.ModTime()
+			}
+		}
+		if r.created == nil {
+			r.created = map[string]bool{}
+		}
+		r.created[cur] = true
+		r.stubs = append(r.stubs, s)
+	}
+	return host, nil
+}
+
+func atime(fi os.FileInfo) time.Time {
+	if st, ok := fi.Sys().(*unix.Stat_t); ok {
+		return time.Unix(st.Atim.Sec, st.Atim.Nsec)
+	}
+	return fi.ModTime()
+}
+
+// mount mounts m at the path m.Target inside the root, creating a stub
+// mount point when needed.
+func (r *rootfs) mount(m Mount) error {
+	dir := true
+	flags, _, _ := parseMountOptions(m.Options)
+	if m.Type == "bind" || flags&unix.MS_BIND != 0 {
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return fmt.Errorf("bind mount source for %s: %w", m.Target, err)
+		}
+		dir = fi.IsDir()
+	}
+	host, err := r.target(m.Target, dir)
+	if err != nil {
+		return err
+	}
+	if err := mountAt(m, host); err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(r.root, host)
+	r.mounts = append(r.mounts, "/"+rel)
+	return nil
+}
+
+type devNode struct {
+	name         string
+	major, minor uint32
+}
+
+var devNodes = []devNode{
+	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+	{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+}
+
+// setupDev fills the tmpfs mounted at the host path dev.
+func setupDev(dev string) error {
+	for _, d := range devNodes {
+		p := filepath.Join(dev, d.name)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			// Without CAP_MKNOD (or with a devices cgroup that forbids
+			// it) bind the host's node instead.
+			if err := os.WriteFile(p, nil, 0o666); err != nil {
+				return fmt.Errorf("creating /dev/%s: %w", d.name, err)
+			}
+			if err := unix.Mount("/dev/"+d.name, p, "", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("bind-mounting /dev/%s: %w", d.name, err)
+			}
+			continue
+		}
+		if err := os.Chmod(p, 0o666); err != nil {
+			return fmt.Errorf("chmod /dev/%s: %w", d.name, err)
+		}
+	}
+	pts := filepath.Join(dev, "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		return fmt.Errorf("creating /dev/pts: %w", err)
+	}
+	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
+		return fmt.Errorf("mounting devpts on /dev/pts: %w", err)
+	}
+	shm := filepath.Join(dev, "shm")
+	if err := os.Mkdir(shm, 0o1777); err != nil {
+		return fmt.Errorf("creating /dev/shm: %w", err)
+	}
+	if err := unix.Mount("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+		return fmt.Errorf("mounting tmpfs on /dev/shm: %w", err)
+	}
+	links := [][2]string{
+		{"pts/ptmx", "ptmx"},
+		{"/proc/self/fd", "fd"},
+		{"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"},
+		{"/proc/self/fd/2", "stderr"},
+	}
+	for _, l := range links {
+		if err := os.Symlink(l[0], filepath.Join(dev, l[1])); err != nil {
+			return fmt.Errorf("creating /dev/%s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+// setup mounts the root filesystem, the special filesystems and the
+// configured mounts, all below the host path r.root.
+func (r *rootfs) setup(cfg *initConfig) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making / rprivate: %w", err)
+	}
+	if len(cfg.Rootfs) == 0 {
+		return errors.New("no root filesystem mounts")
+	}
+	for _, m := range cfg.Rootfs {
+		target := r.root
+		if m.Target != "" && m.Target != "/" {
+			var err error
+			if target, err = fsutil.ResolveInRoot(r.root, m.Target); err != nil {
+				return fmt.Errorf("resolving rootfs mount target %s: %w", m.Target, err)
+			}
+		}
+		if err := mountAt(m, target); err != nil {
+			return fmt.Errorf("mounting rootfs: %w", err)
+		}
+	}
+	// pivot_root needs the new root to be a mount point of its own.
+	if err := unix.Mount(r.root, r.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind-mounting rootfs %s onto itself: %w", r.root, err)
+	}
+
+	if err := r.mount(Mount{Type: "proc", Source: "proc", Target: "/proc", Options: []string{"nosuid", "nodev", "noexec"}}); err != nil {
+		return err
+	}
+	if err := r.mount(Mount{Type: "tmpfs", Source: "tmpfs", Target: "/dev", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}); err != nil {
+		return err
+	}
+	if err := setupDev(filepath.Join(r.root, "dev")); err != nil {
+		return err
+	}
+	if err := r.mount(Mount{Type: "sysfs", Source: "sysfs", Target: "/sys", Options: []string{"ro", "nosuid", "nodev", "noexec"}}); err != nil {
+		// sysfs of a network namespace we do not own cannot be mounted
+		// in some setups: fall back to a read-only bind of the host's.
+		if err2 := r.mount(Mount{Type: "bind", Source: "/sys", Target: "/sys", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}); err2 != nil {
+			return fmt.Errorf("%w (bind fallback: %v)", err, err2)
+		}
+	}
+	for _, f := range []struct{ src, dst string }{
+		{cfg.ResolvConf, "/etc/resolv.conf"},
+		{cfg.Hosts, "/etc/hosts"},
+		{cfg.HostnameFile, "/etc/hostname"},
+	} {
+		if f.src == "" {
+			continue
+		}
+		if err := r.mount(Mount{Type: "bind", Source: f.src, Target: f.dst, Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}}); err != nil {
+			return err
+		}
+	}
+	for _, m := range cfg.Mounts {
+		if err := r.mount(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pivot makes r.root the root of the mount namespace and detaches the old
+// root.
+func (r *rootfs) pivot() error {
+	if err := unix.Chdir(r.root); err != nil {
+		return fmt.Errorf("chdir %s: %w", r.root, err)
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one;
+	// detaching "." then leaves only the new root.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root to %s: %w", r.root, err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detaching the old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir /: %w", err)
+	}
+	r.root = "/"
+	return nil
+}
+
+// cleanup unmounts what setup mounted (inside the pivoted root) and removes
+// the stubs that are still empty, restoring their parents' times.
+func (r *rootfs) cleanup() error {
+	var errs []error
+	for i := len(r.mounts) - 1; i >= 0; i-- {
+		p := filepath.Join(r.root, r.mounts[i])
+		// Peel every mount stacked on p (the command may have mounted
+		// over ours).
+		for n := 0; n < 16; n++ {
+			if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
+				if n == 0 && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+					errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
+				}
+				break
+			}
+		}
+	}
+	for i := len(r.stubs) - 1; i >= 0; i-- {
+		s := r.stubs[i]
+		p := filepath.Join(r.root, s.path)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue // the command removed it
+		}
+		if s.isDir {
+			if !fi.IsDir() {
+				continue
+			}
+			entries, err := os.ReadDir(p)
+			if err != nil || len(entries) > 0 {
+				continue // the command wrote into it: keep
+			}
+		} else if !fi.Mode().IsRegular() || fi.Size() != 0 {
+			continue
+		}
+		parent := filepath.Dir(p)
+		before, _ := os.Stat(parent)
+		if err := os.Remove(p); err != nil {
+			errs = append(errs, fmt.Errorf("removing mount stub %s: %w", s.path, err))
+			continue
+		}
+		if s.top && before != nil {
+			at, mt := atime(before), before.ModTime()
+			if mt.Equal(s.parentMTimeAfter) && !s.parentMTime.IsZero() {
+				// Only the stub touched the parent: undo that.
+				at, mt = s.parentATime, s.parentMTime
+			}
+			if err := os.Chtimes(parent, at, mt); err != nil {
+				errs = append(errs, fmt.Errorf("restoring times of %s: %w", parent, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
