@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/cmd/builder/progressui"
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/solver/ops"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+)
+
+// BuildOptions is everything `builder build` was asked to do.
+type BuildOptions struct {
+	ContextDir string
+	// Dockerfile is the path of the Dockerfile ("" = ContextDir/Dockerfile).
+	Dockerfile string
+	Tags       []string
+	BuildArgs  map[string]string
+	Target     string
+	NoCache    bool
+	Progress   string
+	Outputs    []Output
+	Root       string
+}
+
+func newBuildCommand() *cobra.Command {
+	var (
+		o         BuildOptions
+		buildArgs []string
+		outputs   []string
+	)
+	cmd := &cobra.Command{
+		Use:   "build [OPTIONS] PATH",
+		Short: "Build an image from a Dockerfile",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.ContextDir = args[0]
+			var err error
+			if o.BuildArgs, err = parseBuildArgs(buildArgs); err != nil {
+				return err
+			}
+			for _, s := range outputs {
+				out, err := parseOutput(s)
+				if err != nil {
+					return err
+				}
+				o.Outputs = append(o.Outputs, out)
+			}
+			return Build(cmd.Context(), o, os.Stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Dockerfile, "file", "f", "", "Name of the Dockerfile (default: PATH/Dockerfile)")
+	f.StringArrayVarP(&o.Tags, "tag", "t", nil, `Name and optionally a tag (format: "name:tag")`)
+	f.StringArrayVar(&buildArgs, "build-arg", nil, "Set build-time variables")
+	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
+	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
+	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
+	f.StringVar(&o.Root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
+	return cmd
+}
+
+// Build runs one build and prints its progress to out.
+func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
+	switch o.Progress {
+	case "auto", "plain", "tty":
+	default:
+		return fmt.Errorf("--progress %q: must be auto, plain or tty", o.Progress)
+	}
+	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("unable to prepare context: path %q not found or not a directory", o.ContextDir)
+	}
+	dfPath := o.Dockerfile
+	if dfPath == "" {
+		dfPath = filepath.Join(o.ContextDir, "Dockerfile")
+	}
+	dfBytes, err := os.ReadFile(dfPath)
+	if err != nil {
+		return fmt.Errorf("failed to read dockerfile: %w", err)
+	}
+	excludes, err := readIgnore(o.ContextDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.Root, 0o700); err != nil {
+		return fmt.Errorf("state directory %s: %w", o.Root, err)
+	}
+
+	store, err := cache.Open(filepath.Join(o.Root, "cache"))
+	if err != nil {
+		return fmt.Errorf("opening cache in %s: %w", o.Root, err)
+	}
+	defer store.Close()
+	sn, err := snapshot.New(filepath.Join(o.Root, "snapshots"))
+	if err != nil {
+		return fmt.Errorf("opening snapshots in %s: %w", o.Root, err)
+	}
+	defer sn.Close()
+	ex, err := executor.New(filepath.Join(o.Root, "executor"))
+	if err != nil {
+		return err
+	}
+	hasher, err := cache.NewFileHashCache(filepath.Join(o.Root, "cache", "filehash.json"))
+	if err != nil {
+		return err
+	}
+	defer hasher.Save()
+	reg := registry.New(registry.Options{Blobs: store.Blobs()})
+
+	display, err := progressui.New(out, o.Progress)
+	if err != nil {
+		return err
+	}
+	res, err := convert(ctx, display, dockerfile.Options{
+		Dockerfile:      dfBytes,
+		Filename:        filepath.Base(dfPath),
+		BuildArgs:       o.BuildArgs,
+		Target:          o.Target,
+		ExcludePatterns: excludes,
+		NoCache:         o.NoCache,
+		Resolver:        reg,
+	})
+	if err != nil {
+		display.Close()
+		return reportError(out, dfPath, dfBytes, err)
+	}
+
+	w := ops.New(ops.Options{
+		Snapshotter: sn,
+		Runner:      ex,
+		Images:      reg,
+		Meta:        store.Metadata(),
+		Blobs:       store.Blobs(),
+		Hasher:      hasher,
+		Locals:      map[string]ops.LocalDir{"context": {Path: o.ContextDir}},
+		StateDir:    o.Root,
+	})
+	s := solver.New(w, store, solver.Options{Reporter: display})
+	var result solver.Result
+	if res.State != nil {
+		result, err = s.Solve(ctx, res.State)
+	}
+	if err == nil {
+		err = export(ctx, display, w, store.Blobs(), result, res, o)
+	}
+	display.Close()
+	if err != nil {
+		return reportError(out, dfPath, dfBytes, err)
+	}
+	return nil
+}
+
+// convert runs the frontend as one progress step, as BuildKit shows the
+// loading of the Dockerfile and the base images' metadata.
+func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*dockerfile.Result, error) {
+	var res *dockerfile.Result
+	err := step(r, "[internal] load build definition from "+opt.Filename, func() error {
+		var err error
+		res, err = dockerfile.Convert(ctx, opt)
+		return err
+	})
+	return res, err
+}
+
+// export writes the result to every --output.
+func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
+	if len(o.Outputs) == 0 {
+		fmt.Fprintln(os.Stderr, "WARNING: No output specified: the build result only stays in the build cache. Use --output type=oci,dest=FILE to write the image.")
+		return nil
+	}
+	cfg := res.Config
+	cfg.Created.Time = time.Now().UTC()
+	var layers []cache.Layer
+	if err := step(r, "exporting layers", func() error {
+		var err error
+		cfg, layers, err = w.Image(ctx, result, cfg)
+		return err
+	}); err != nil {
+		return err
+	}
+	img := &exporter.Image{Config: cfg, Layers: layers, Blobs: blobs}
+	for _, out := range o.Outputs {
+		switch out.Type {
+		case "oci":
+			names := append([]string(nil), o.Tags...)
+			if n := out.Attrs["name"]; n != "" {
+				names = append(names, strings.Split(n, ",")...)
+			}
+			if err := step(r, "exporting to oci image format "+out.Dest, func() error {
+				return writeFileAtomic(out.Dest, func(f io.Writer) error {
+					_, err := exporter.WriteOCI(ctx, f, img, names)
+					return err
+				})
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// step reports fn as a vertex of its own.
+func step(r solver.Reporter, name string, fn func() error) error {
+	d := digest.FromString(name + time.Now().String())
+	st := solver.Status{Digest: d, Name: name, Started: time.Now()}
+	r.Status(st)
+	err := fn()
+	st.Completed = time.Now()
+	st.Err = err
+	r.Status(st)
+	return err
+}
+
+// writeFileAtomic writes path through a temp file beside it, so a failed
+// export never leaves a truncated file.
+func writeFileAtomic(path string, fn func(io.Writer) error) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := fn(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// readIgnore reads CONTEXT/.dockerignore, if any.
+func readIgnore(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p, err := dockerfile.ParseIgnore(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", f.Name(), err)
+	}
+	return p, nil
+}
+
+// reportError prints err as BuildKit does: the Dockerfile lines around the
+// failing instruction, then the message; it returns an exitError.
+func reportError(out io.Writer, dfPath string, df []byte, err error) error {
+	var se *ops.StepError
+	loc := llb.Location{}
+	var fe *dockerfile.Error
+	switch {
+	case errors.As(err, &se):
+		loc = se.Location
+	case errors.As(err, &fe):
+		loc = llb.Location{File: fe.File, Line: fe.Line, EndLine: fe.EndLine}
+	}
+	if loc.Line > 0 {
+		lines := strings.Split(string(df), "\n")
+		end := loc.EndLine
+		if end < loc.Line {
+			end = loc.Line
+		}
+		fmt.Fprintf(out, "%s:%d\n--------------------\n", filepath.Base(dfPath), loc.Line)
+		for i := max(1, loc.Line-2); i <= min(len(lines), end+2); i++ {
+			mark := "    "
+			if i >= loc.Line && i <= end {
+				mark = ">>> "
+			}
+			fmt.Fprintf(out, "%4d | %s%s\n", i, mark, lines[i-1])
+		}
+		fmt.Fprintln(out, "--------------------")
+	}
+	if se != nil && len(se.Tail) > 0 {
+		fmt.Fprintln(out, "last output lines:")
+		for _, l := range se.Tail {
+			fmt.Fprintf(out, "  %s\n", l)
+		}
+	}
+	fmt.Fprintf(out, "ERROR: failed to build: %v\n", err)
+	return &exitError{code: 1}
+}

@@ -1,0 +1,264 @@
+package ops
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/solver"
+)
+
+type execOp struct {
+	w  *Worker
+	v  *llb.Vertex
+	op llb.ExecOp
+}
+
+func (o *execOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
+	return &solver.CacheMap{Digest: o.v.Digest()}, nil
+}
+
+// tailLines is how much of a failing step's output its error shows.
+const tailLines = 10
+
+func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Result, error) {
+	if len(o.op.Mounts) == 0 || o.op.Mounts[0].Dest != "/" {
+		return nil, fmt.Errorf("%s: exec has no root mount", o.v.Name())
+	}
+	sn := o.w.opt.Snapshotter
+	root := o.op.Mounts[0]
+	var base solver.Result
+	if root.Input >= 0 {
+		base = inputs[root.Input]
+	}
+	parent, err := snapshotName(base)
+	if err != nil {
+		return nil, err
+	}
+	id := newID("step-")
+	key := "active-" + id
+	rootMounts, err := sn.Prepare(ctx, key, parent)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			sn.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+	var extra []executor.Mount
+	for _, m := range o.op.Mounts[1:] {
+		ms, cleanup, err := o.mount(ctx, m, inputs)
+		if cleanup != nil {
+			cleanups = append(cleanups, cleanup)
+		}
+		if err != nil {
+			return nil, withLocation(o.v, err)
+		}
+		extra = append(extra, ms...)
+	}
+
+	tail := &tailBuffer{max: tailLines}
+	spec := executor.Spec{
+		Rootfs:       toExecMounts(rootMounts, "/"),
+		Mounts:       extra,
+		Args:         o.op.Args,
+		Env:          o.op.Env,
+		Cwd:          o.op.Cwd,
+		User:         o.op.User,
+		Hostname:     o.op.Hostname,
+		Network:      executor.NetworkHost,
+		Stdout:       io.MultiWriter(solver.LogWriter(ctx, 1), tail),
+		Stderr:       io.MultiWriter(solver.LogWriter(ctx, 2), tail),
+		Limits:       o.w.opt.Limits,
+		CgroupParent: o.w.opt.CgroupParent,
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = o.w.opt.Hostname
+	}
+	if o.op.Network == llb.NetNone {
+		spec.Network = executor.NetworkNone
+	}
+	stats, err := o.w.opt.Runner.Run(ctx, spec)
+	solver.ReportStats(ctx, solver.Stats(stats))
+	if err != nil {
+		var ee *executor.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("process %q did not complete successfully: %w", strings.Join(o.op.Args, " "), err)
+		}
+		return nil, &StepError{Location: o.v.Meta().Location, Err: err, Tail: tail.lines()}
+	}
+	if err := sn.Commit(ctx, id, key); err != nil {
+		return nil, err
+	}
+	committed = true
+	rec := &record{ID: id, Snapshot: id, Parent: recordID(base)}
+	if err := o.w.saveRecord(rec); err != nil {
+		return nil, err
+	}
+	return &Ref{w: o.w, rec: rec}, nil
+}
+
+// mount turns a non-root llb mount into sandbox mounts.
+func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result) ([]executor.Mount, func(), error) {
+	sn := o.w.opt.Snapshotter
+	switch m.Type {
+	case llb.MountBind:
+		var in solver.Result
+		if m.Input >= 0 {
+			in = inputs[m.Input]
+		}
+		switch x := in.(type) {
+		case *localResult:
+			src, err := fsutil.ResolveInRoot(x.in.Root, m.Selector)
+			if err != nil {
+				return nil, nil, err
+			}
+			opts := []string{"rbind", "ro"}
+			if !m.Readonly {
+				return nil, nil, fmt.Errorf("mount %s: a writable bind mount of a local context is not supported yet", m.Dest)
+			}
+			return []executor.Mount{{Type: "bind", Source: src, Target: m.Dest, Options: opts}}, nil, nil
+		case *Ref, nil:
+			if m.Selector != "" && m.Selector != "/" {
+				return nil, nil, fmt.Errorf("mount %s: mounting a subdirectory (source=%s) of a stage is not supported yet", m.Dest, m.Selector)
+			}
+			parent, _ := snapshotName(in)
+			key := newID("mount-")
+			var ms []snapshot.Mount
+			var err error
+			if m.Readonly {
+				ms, err = sn.View(ctx, key, parent)
+			} else {
+				// Writes to a rw bind mount are discarded with the snapshot.
+				ms, err = sn.Prepare(ctx, key, parent)
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			cleanup := func() { sn.Remove(context.WithoutCancel(ctx), key) }
+			return toExecMounts(ms, m.Dest), cleanup, nil
+		default:
+			return nil, nil, fmt.Errorf("mount %s: unexpected input %T", m.Dest, in)
+		}
+	case llb.MountTmpfs:
+		opts := []string{"nosuid", "nodev", "mode=1777"}
+		if m.TmpfsSize > 0 {
+			opts = append(opts, fmt.Sprintf("size=%d", m.TmpfsSize))
+		}
+		return []executor.Mount{{Type: "tmpfs", Source: "tmpfs", Target: m.Dest, Options: opts}}, nil, nil
+	case llb.MountCache:
+		dir, err := o.w.cacheMountDir(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts := []string{"rbind"}
+		if m.Readonly {
+			opts = append(opts, "ro")
+		}
+		return []executor.Mount{{Type: "bind", Source: dir, Target: m.Dest, Options: opts}}, nil, nil
+	default:
+		return nil, nil, fmt.Errorf("mount %s: type=%s mounts are not supported yet", m.Dest, m.Type)
+	}
+}
+
+// cacheMountDir returns the persistent directory of a cache mount.
+func (w *Worker) cacheMountDir(m llb.Mount) (string, error) {
+	if w.opt.StateDir == "" {
+		return "", errors.New("cache mounts need a state directory")
+	}
+	id := m.CacheID
+	if id == "" {
+		id = m.Dest
+	}
+	// The id is user input: keep it a single safe path element.
+	name := strings.NewReplacer("/", "_", "\x00", "_").Replace(path.Clean("/" + id))
+	dir := filepath.Join(w.opt.StateDir, "cache-mounts", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	mode := os.FileMode(0o755)
+	if m.Mode != nil {
+		mode = os.FileMode(*m.Mode)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return "", err
+	}
+	uid, gid := 0, 0
+	if m.UID != nil {
+		uid = *m.UID
+	}
+	if m.GID != nil {
+		gid = *m.GID
+	}
+	return dir, os.Lchown(dir, uid, gid)
+}
+
+func toExecMounts(ms []snapshot.Mount, target string) []executor.Mount {
+	out := make([]executor.Mount, len(ms))
+	for i, m := range ms {
+		out[i] = executor.Mount{Type: m.Type, Source: m.Source, Target: target, Options: m.Options}
+	}
+	return out
+}
+
+// tailBuffer keeps the last max lines written to it.
+type tailBuffer struct {
+	mu      sync.Mutex
+	max     int
+	partial []byte
+	done    []string
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.partial = append(t.partial, p...)
+	for {
+		i := bytes.IndexByte(t.partial, '\n')
+		if i < 0 {
+			break
+		}
+		t.done = append(t.done, string(t.partial[:i]))
+		t.partial = t.partial[i+1:]
+		if len(t.done) > t.max {
+			t.done = t.done[len(t.done)-t.max:]
+		}
+	}
+	if len(t.partial) > 4096 {
+		t.partial = t.partial[len(t.partial)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := append([]string(nil), t.done...)
+	if len(t.partial) > 0 {
+		out = append(out, string(t.partial))
+	}
+	if len(out) > t.max {
+		out = out[len(out)-t.max:]
+	}
+	return out
+}

@@ -1,0 +1,153 @@
+package ops
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/solver"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+)
+
+// emptyTarSize is the size of a tar stream with no entries (two zero
+// blocks): a step whose diff is this small changed nothing.
+const emptyTarSize = 1024
+
+// Image returns the layers of result r, base first, and cfg with
+// rootfs.diff_ids set and the history entries of steps that changed nothing
+// marked empty_layer (their layers are dropped, as BuildKit does). Missing
+// step layers are computed concurrently and stored.
+func (w *Worker) Image(ctx context.Context, r solver.Result, cfg v1.ConfigFile) (v1.ConfigFile, []cache.Layer, error) {
+	var chain []*record // steps, last first
+	var base []cache.Layer
+	for rec := refRecord(r); rec != nil; {
+		if rec.Image {
+			base = rec.ImageLayers
+			break
+		}
+		chain = append(chain, rec)
+		if rec.Parent == "" {
+			break
+		}
+		p, err := w.loadRecord(rec.Parent)
+		if err != nil {
+			return cfg, nil, err
+		}
+		rec = p
+	}
+	if r != nil && refRecord(r) == nil {
+		return cfg, nil, fmt.Errorf("result %T is not an image", r)
+	}
+	// Steps in build order.
+	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
+		chain[i], chain[j] = chain[j], chain[i]
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, rec := range chain {
+		g.Go(func() error { return w.computeLayer(gctx, rec) })
+	}
+	if err := g.Wait(); err != nil {
+		return cfg, nil, err
+	}
+
+	layers := append([]cache.Layer(nil), base...)
+	for _, rec := range chain {
+		if !rec.Empty {
+			layers = append(layers, *rec.Layer)
+		}
+	}
+	cfg = markEmptyHistory(cfg, chain)
+	cfg.RootFS.Type = "layers"
+	cfg.RootFS.DiffIDs = make([]v1.Hash, len(layers))
+	for i, l := range layers {
+		h, err := v1.NewHash(l.DiffID.String())
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.RootFS.DiffIDs[i] = h
+	}
+	return cfg, layers, nil
+}
+
+// markEmptyHistory pairs the steps with the last len(chain) history entries
+// that claim a layer and marks those of empty steps as empty layers.
+func markEmptyHistory(cfg v1.ConfigFile, chain []*record) v1.ConfigFile {
+	h := append([]v1.History(nil), cfg.History...)
+	var idx []int
+	for i := range h {
+		if !h[i].EmptyLayer {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) < len(chain) {
+		cfg.History = h
+		return cfg
+	}
+	idx = idx[len(idx)-len(chain):]
+	for k, rec := range chain {
+		if rec.Empty {
+			h[idx[k]].EmptyLayer = true
+		}
+	}
+	cfg.History = h
+	return cfg
+}
+
+func refRecord(r solver.Result) *record {
+	if x, ok := r.(*Ref); ok {
+		return x.rec
+	}
+	return nil
+}
+
+// computeLayer diffs a step's snapshot into a gzip layer blob, once.
+func (w *Worker) computeLayer(ctx context.Context, rec *record) error {
+	unlock := w.layerMu.lock("layer " + rec.ID)
+	defer unlock()
+	if rec.Computed {
+		return nil
+	}
+	bw, err := w.opt.Blobs.Writer()
+	if err != nil {
+		return err
+	}
+	defer bw.Close()
+	diffID := digest.Canonical.Digester()
+	counter := &countWriter{}
+	zw, err := gzip.NewWriterLevel(bw, gzip.DefaultCompression)
+	if err != nil {
+		return err
+	}
+	tw := io.MultiWriter(zw, diffID.Hash(), counter)
+	if err := w.opt.Snapshotter.Diff(ctx, rec.Snapshot, tw); err != nil {
+		return fmt.Errorf("computing layer of %s: %w", rec.ID, err)
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	updated := *rec
+	updated.Computed = true
+	if counter.n <= emptyTarSize {
+		updated.Empty = true
+	} else {
+		d, err := bw.Commit("")
+		if err != nil {
+			return err
+		}
+		updated.Layer = &cache.Layer{MediaType: string(types.OCILayer), Digest: d, Size: bw.Size(), DiffID: diffID.Digest()}
+	}
+	if err := w.saveRecord(&updated); err != nil {
+		return err
+	}
+	*rec = updated
+	return nil
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }

@@ -1,0 +1,210 @@
+package ops
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/solver/ops/fileop"
+)
+
+// Runner runs a process in the sandbox (package executor).
+type Runner interface {
+	Run(ctx context.Context, spec executor.Spec) (executor.Stats, error)
+}
+
+// ImageSource resolves and pulls images (package registry).
+type ImageSource interface {
+	Resolve(ctx context.Context, ref string, p llb.Platform) (*registry.Resolved, error)
+	Pull(ctx context.Context, r *registry.Resolved) ([]cache.Layer, error)
+}
+
+// MetaStore keeps result records (package cache).
+type MetaStore interface {
+	Put(id string, v any) error
+	Get(id string, v any) error
+}
+
+// LocalDir is a directory on the client offered to the build under a name.
+type LocalDir struct {
+	Path string
+}
+
+// Options configure a Worker.
+type Options struct {
+	Snapshotter snapshot.Snapshotter
+	Runner      Runner
+	Images      ImageSource
+	Meta        MetaStore
+	Blobs       *cache.BlobStore
+	Hasher      fileop.Hasher
+	// Locals are the local sources by LocalOp.Name ("context").
+	Locals map[string]LocalDir
+	// Limits and CgroupParent apply to every exec.
+	Limits       executor.Limits
+	CgroupParent string
+	// Hostname of every exec; "" = executor default.
+	Hostname string
+	// StateDir holds the worker's own state (cache mounts).
+	StateDir string
+}
+
+// Worker implements solver.Worker.
+type Worker struct {
+	opt Options
+
+	mu      sync.Mutex
+	records map[string]*record // loaded records by id
+	layerMu keyedMutex         // serialises layer computation per record
+}
+
+// New returns a worker.
+func New(opt Options) *Worker {
+	return &Worker{opt: opt, records: map[string]*record{}}
+}
+
+// ResolveOp implements solver.Worker.
+func (w *Worker) ResolveOp(v *llb.Vertex) (solver.Op, error) {
+	switch op := v.Op().(type) {
+	case llb.ImageOp:
+		return &imageOp{w: w, v: v, op: op}, nil
+	case llb.LocalOp:
+		return &localOp{w: w, v: v, op: op}, nil
+	case llb.ExecOp:
+		return &execOp{w: w, v: v, op: op}, nil
+	case llb.FileOp:
+		return &fileOp{w: w, v: v, op: op}, nil
+	default:
+		return nil, fmt.Errorf("unsupported op %T", op)
+	}
+}
+
+// LoadResult implements solver.Worker.
+func (w *Worker) LoadResult(ctx context.Context, id string) (solver.Result, error) {
+	rec, err := w.loadRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Snapshot != "" {
+		if _, err := w.opt.Snapshotter.Stat(ctx, rec.Snapshot); err != nil {
+			if errors.Is(err, snapshot.ErrNotFound) {
+				return nil, fmt.Errorf("result %s: snapshot %s: %w", id, rec.Snapshot, solver.ErrNotFound)
+			}
+			return nil, err
+		}
+	}
+	return &Ref{w: w, rec: rec}, nil
+}
+
+func (w *Worker) loadRecord(id string) (*record, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r, ok := w.records[id]; ok {
+		return r, nil
+	}
+	var r record
+	if err := w.opt.Meta.Get(id, &r); err != nil {
+		if errors.Is(err, cache.ErrNotFound) {
+			return nil, fmt.Errorf("result %s: %w", id, solver.ErrNotFound)
+		}
+		return nil, err
+	}
+	r.ID = id
+	w.records[id] = &r
+	return &r, nil
+}
+
+func (w *Worker) saveRecord(r *record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.opt.Meta.Put(r.ID, r); err != nil {
+		return err
+	}
+	w.records[r.ID] = r
+	return nil
+}
+
+// record is a stored result.
+type record struct {
+	ID string `json:"-"`
+	// Snapshot is the committed snapshot holding the tree ("" = empty tree).
+	Snapshot string `json:"snapshot"`
+	// Image is true for an image result, whose layers are ImageLayers.
+	Image bool `json:"image,omitempty"`
+	// Image results: the image's layers, base first.
+	ImageLayers []cache.Layer `json:"imageLayers,omitempty"`
+	// Step results: the record this one was built on ("" = scratch) and
+	// the step's own layer once computed.
+	Parent string       `json:"parent,omitempty"`
+	Layer  *cache.Layer `json:"layer,omitempty"`
+	// Empty is true when the step changed nothing (no layer).
+	Empty bool `json:"empty,omitempty"`
+	// Computed is true once Layer/Empty are known.
+	Computed bool `json:"computed,omitempty"`
+}
+
+// Ref is a result backed by a record.
+type Ref struct {
+	w   *Worker
+	rec *record
+}
+
+// ID implements solver.Result.
+func (r *Ref) ID() string { return r.rec.ID }
+
+// snapshotName returns the committed snapshot of a result ("" = empty).
+func snapshotName(r solver.Result) (string, error) {
+	switch x := r.(type) {
+	case nil:
+		return "", nil
+	case *Ref:
+		return x.rec.Snapshot, nil
+	default:
+		return "", fmt.Errorf("a %T cannot be used as a filesystem here", r)
+	}
+}
+
+func recordID(r solver.Result) string {
+	if x, ok := r.(*Ref); ok {
+		return x.rec.ID
+	}
+	return ""
+}
+
+func newID(prefix string) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+// keyedMutex is a set of mutexes by key.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*sync.Mutex
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*sync.Mutex{}
+	}
+	l, ok := k.m[key]
+	if !ok {
+		l = &sync.Mutex{}
+		k.m[key] = l
+	}
+	k.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
