@@ -1,0 +1,216 @@
+package exporter
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Annotation keys written into index.json, as BuildKit's oci exporter
+// (through containerd's archive exporter) writes them.
+const (
+	// AnnotationImageName holds the full normalized name,
+	// "docker.io/library/x:latest".
+	AnnotationImageName = "io.containerd.image.name"
+	// AnnotationRefName holds the tag, "latest".
+	AnnotationRefName = "org.opencontainers.image.ref.name"
+)
+
+// tarEpoch is the modification time of every entry of an OCI tar.
+var tarEpoch = time.Unix(0, 0).UTC()
+
+// NormalizeName returns name the way Docker and BuildKit spell it in full:
+// "x" -> "docker.io/library/x:latest", "localhost:5000/y" ->
+// "localhost:5000/y:latest". Names with a digest are refused.
+func NormalizeName(n string) (string, error) {
+	if strings.Contains(n, "@") {
+		return "", fmt.Errorf("image name %q: a name to export to cannot have a digest", n)
+	}
+	t, err := name.NewTag(n)
+	if err != nil {
+		return "", fmt.Errorf("image name %q: %w", n, err)
+	}
+	reg := t.RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = "docker.io"
+	}
+	return reg + "/" + t.RepositoryStr() + ":" + t.TagStr(), nil
+}
+
+type blobEntry struct {
+	digest v1.Hash
+	size   int64
+	data   []byte // config and manifest
+	layer  bool   // streamed from the store
+}
+
+// WriteOCI writes img as an OCI image layout tar stream to w: oci-layout,
+// index.json with one manifest descriptor per name (annotated with the full
+// name and its tag, like BuildKit; one plain descriptor when names is
+// empty) and blobs/sha256/ with the config, the manifest and the layers.
+// Layers are streamed from the blob store and checked against their
+// digests. The stream is deterministic: sorted entries, fixed times. It
+// returns the manifest's descriptor.
+func WriteOCI(ctx context.Context, w io.Writer, img *Image, names []string) (v1.Descriptor, error) {
+	vimg, err := img.V1()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	rawManifest, err := vimg.RawManifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	rawConfig, err := vimg.RawConfigFile()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	m, err := vimg.Manifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	md, err := vimg.Digest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: int64(len(rawManifest)), Digest: md}
+
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+	if len(names) == 0 {
+		index.Manifests = append(index.Manifests, desc)
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		full, err := NormalizeName(n)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		if seen[full] {
+			continue
+		}
+		seen[full] = true
+		d := desc
+		d.Annotations = map[string]string{
+			AnnotationImageName: full,
+			AnnotationRefName:   full[strings.LastIndex(full, ":")+1:],
+		}
+		index.Manifests = append(index.Manifests, d)
+	}
+	rawIndex, err := json.Marshal(index)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+
+	blobs := map[v1.Hash]blobEntry{
+		md:              {digest: md, size: int64(len(rawManifest)), data: rawManifest},
+		m.Config.Digest: {digest: m.Config.Digest, size: int64(len(rawConfig)), data: rawConfig},
+	}
+	for _, l := range m.Layers {
+		blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true}
+	}
+	sorted := make([]blobEntry, 0, len(blobs))
+	for _, b := range blobs {
+		if b.digest.Algorithm != "sha256" {
+			return v1.Descriptor{}, fmt.Errorf("blob %s: only sha256 blobs are supported", b.digest)
+		}
+		sorted = append(sorted, b)
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].digest.Hex < sorted[j].digest.Hex })
+
+	tw := tar.NewWriter(w)
+	dir := func(n string) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: n, Mode: 0o755, ModTime: tarEpoch, Format: tar.FormatPAX})
+	}
+	file := func(n string, size int64, mode int64) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: mode, Size: size, ModTime: tarEpoch, Format: tar.FormatPAX})
+	}
+	// Sorted by name, like containerd's archive exporter.
+	if err := dir("blobs/"); err != nil {
+		return v1.Descriptor{}, err
+	}
+	if err := dir("blobs/sha256/"); err != nil {
+		return v1.Descriptor{}, err
+	}
+	for _, b := range sorted {
+		if err := ctx.Err(); err != nil {
+			return v1.Descriptor{}, err
+		}
+		p := "blobs/sha256/" + b.digest.Hex
+		if err := file(p, b.size, 0o444); err != nil {
+			return v1.Descriptor{}, fmt.Errorf("writing %s: %w", p, err)
+		}
+		if !b.layer {
+			if _, err := tw.Write(b.data); err != nil {
+				return v1.Descriptor{}, fmt.Errorf("writing %s: %w", p, err)
+			}
+			continue
+		}
+		if err := copyBlob(ctx, tw, img, b); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	if err := file("index.json", int64(len(rawIndex)), 0o644); err != nil {
+		return v1.Descriptor{}, err
+	}
+	if _, err := tw.Write(rawIndex); err != nil {
+		return v1.Descriptor{}, err
+	}
+	layout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
+	if err := file("oci-layout", int64(len(layout)), 0o444); err != nil {
+		return v1.Descriptor{}, err
+	}
+	if _, err := tw.Write(layout); err != nil {
+		return v1.Descriptor{}, err
+	}
+	if err := tw.Close(); err != nil {
+		return v1.Descriptor{}, err
+	}
+	return desc, nil
+}
+
+// copyBlob streams layer b from the store into tw, checking size and
+// digest.
+func copyBlob(ctx context.Context, tw io.Writer, img *Image, b blobEntry) error {
+	d := digest.NewDigestFromEncoded(digest.SHA256, b.digest.Hex)
+	f, err := img.Blobs.Open(d)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", d, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", d, err)
+	}
+	if fi.Size() != b.size {
+		return fmt.Errorf("layer %s: stored blob has %d bytes, the image says %d", d, fi.Size(), b.size)
+	}
+	v := d.Verifier()
+	if _, err := io.Copy(io.MultiWriter(tw, v), ctxReader{ctx, f}); err != nil {
+		return fmt.Errorf("layer %s: %w", d, err)
+	}
+	if !v.Verified() {
+		return fmt.Errorf("layer %s: stored blob does not match its digest", d)
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
