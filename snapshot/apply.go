@@ -261,16 +261,9 @@ func (a *applier) mkdirParents(dir string) error {
 		}
 		return nil
 	}
-	parent, _ := path.Split(dir)
-	if err := a.mkdirParents(strings.TrimSuffix(parent, "/")); err != nil {
-		return err
-	}
-	// Resolve again: the parent now exists, possibly as a symlink target.
-	host, err = a.resolveParent(dir)
-	if err != nil {
-		return err
-	}
-	if err := os.Mkdir(host, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	// host is resolved: its existing part holds no symlinks and the
+	// missing part is plain names, so MkdirAll stays under root.
+	if err := os.MkdirAll(host, 0o755); err != nil {
 		return fmt.Errorf("creating parent %q: %w", dir, err)
 	}
 	return nil

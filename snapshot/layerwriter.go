@@ -112,6 +112,7 @@ func (lw *layerWriter) writeFile(host, name string) error {
 			hdr.Typeflag = tar.TypeLink
 			hdr.Linkname = first
 			hdr.Size = 0
+			hdr.PAXRecords = nil // the target entry carries them
 			return lw.tw.WriteHeader(hdr)
 		}
 		lw.links[k] = hdr.Name
