@@ -390,7 +390,6 @@ func (c *Client) pull(ctx context.Context, r *Resolved) ([]cache.Layer, error) {
 	if len(cfg.RootFS.DiffIDs) != len(r.Manifest.Layers) {
 		return nil, fmt.Errorf("config has %d diff_ids for %d layers", len(cfg.RootFS.DiffIDs), len(r.Manifest.Layers))
 	}
-	var ref ref
 	layers := make([]cache.Layer, len(r.Manifest.Layers))
 	var missing []int
 	seen := map[digest.Digest]bool{}
@@ -420,7 +419,8 @@ func (c *Client) pull(ctx context.Context, r *Resolved) ([]cache.Layer, error) {
 	if len(missing) == 0 {
 		return layers, nil
 	}
-	if ref, err = c.parse(r.Pinned); err != nil {
+	src, err := c.parse(r.Pinned)
+	if err != nil {
 		return nil, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -428,7 +428,7 @@ func (c *Client) pull(ctx context.Context, r *Resolved) ([]cache.Layer, error) {
 	for _, i := range missing {
 		l := layers[i]
 		g.Go(func() error {
-			if err := c.ensureBlob(gctx, ref.repo, l.Digest, l.Size); err != nil {
+			if err := c.ensureBlob(gctx, src.repo, l.Digest, l.Size); err != nil {
 				return fmt.Errorf("layer %s: %w", l.Digest, err)
 			}
 			return nil
