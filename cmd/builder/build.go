@@ -20,6 +20,7 @@ import (
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
@@ -186,6 +187,14 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.
 	}
 	cfg := res.Config
 	cfg.Created.Time = time.Now().UTC()
+	// The frontend leaves the times of this build's history entries unset:
+	// they are the build's time, as in BuildKit.
+	cfg.History = append([]v1.History(nil), cfg.History...)
+	for i := range cfg.History {
+		if cfg.History[i].Created.IsZero() {
+			cfg.History[i].Created = cfg.Created
+		}
+	}
 	var layers []cache.Layer
 	if err := step(r, "exporting layers", func() error {
 		var err error
