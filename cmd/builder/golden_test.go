@@ -467,11 +467,14 @@ func configText(base, img v1.Image, newLayers int) (string, error) {
 	if err := dec.Decode(&generic); err != nil {
 		return "", err
 	}
-	pretty, err := json.MarshalIndent(generic, "", "  ")
-	if err != nil {
+	var pretty bytes.Buffer
+	enc := json.NewEncoder(&pretty)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(generic); err != nil {
 		return "", err
 	}
-	return string(pretty) + "\n", nil
+	return pretty.String(), nil
 }
 
 // compareGolden compares got with the file, or rewrites it with -update.
