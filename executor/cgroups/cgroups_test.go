@@ -1,0 +1,243 @@
+package cgroups
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseProcCgroup(t *testing.T) {
+	in := "9:name=systemd:/\n4:memory:/process_api/abc\n2:cpu,cpuacct:/x\n0::/user.slice\n"
+	want := map[string]string{"name=systemd": "/", "memory": "/process_api/abc", "cpu": "/x", "cpuacct": "/x", "": "/user.slice"}
+	if got := parseProcCgroup([]byte(in)); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestParseV1Mounts(t *testing.T) {
+	in := `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 /docker/1 /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+42 31 0:39 / /mnt/with\040space rw - cgroup cgroup rw,pids
+`
+	want := []v1Mount{
+		{root: "/", mountpoint: "/sys/fs/cgroup/cpu,cpuacct", controllers: []string{"cpu", "cpuacct"}},
+		{root: "/docker/1", mountpoint: "/sys/fs/cgroup/memory", controllers: []string{"memory"}},
+		{root: "/", mountpoint: "/mnt/with space", controllers: []string{"pids"}},
+	}
+	if got := parseV1Mounts([]byte(in)); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestParseIO(t *testing.T) {
+	r, w := parseBlkio([]byte("8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 1\n8:16 Read 1\nTotal 12289\n"))
+	if r != 4097 || w != 8192 {
+		t.Errorf("blkio: %d %d", r, w)
+	}
+	r, w = parseIOStat([]byte("8:0 rbytes=100 wbytes=200 rios=1 wios=2\n8:16 rbytes=1 wbytes=2\n"))
+	if r != 101 || w != 202 {
+		t.Errorf("io.stat: %d %d", r, w)
+	}
+}
+
+func TestSharesToWeight(t *testing.T) {
+	for _, tc := range []struct{ shares, weight uint64 }{
+		{0, 0}, {2, 1}, {1024, 39}, {262144, 10000}, {1 << 30, 10000},
+	} {
+		if got := SharesToWeight(tc.shares); got != tc.weight {
+			t.Errorf("SharesToWeight(%d) = %d, want %d", tc.shares, got, tc.weight)
+		}
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, tc := range []struct {
+		parent, name string
+		ok           bool
+	}{
+		{"", "builder-1", true},
+		{"a/b", "x", true},
+		{"", "", false},
+		{"", "a/b", false},
+		{"../escape", "x", false},
+	} {
+		if err := checkName(tc.parent, tc.name); (err == nil) != tc.ok {
+			t.Errorf("checkName(%q, %q) = %v", tc.parent, tc.name, err)
+		}
+	}
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("cgroup tests skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("cgroup tests need root")
+	}
+}
+
+func startSleep(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func TestLifecycle(t *testing.T) {
+	requireRoot(t)
+	v, err := Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("builder-test-%d", os.Getpid())
+	c, err := New("builder-test-parent", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Destroy() })
+	if c.Version() != v {
+		t.Errorf("version %v, detected %v", c.Version(), v)
+	}
+	l := Limits{Memory: 64 << 20, CPUs: 0.5, CPUShares: 512, CpusetCPUs: "0", PidsLimit: 50}
+	if err := c.Set(l); err != nil {
+		t.Fatal(err)
+	}
+	cmd := startSleep(t)
+	if err := c.Apply(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	procs, err := c.Procs()
+	if err != nil || !reflect.DeepEqual(procs, []int{cmd.Process.Pid}) {
+		t.Errorf("Procs = %v, %v; want [%d]", procs, err, cmd.Process.Pid)
+	}
+	dirs := c.Dirs()
+	if v == V1 {
+		for file, want := range map[string]string{
+			"memory/memory.limit_in_bytes": "67108864",
+			"cpu/cpu.cfs_quota_us":         "50000",
+			"cpu/cpu.shares":               "512",
+			"cpuset/cpuset.cpus":           "0",
+			"pids/pids.max":                "50",
+		} {
+			ctl, f, _ := strings.Cut(file, "/")
+			if got := readFile(t, filepath.Join(dirs[ctl], f)); got != want {
+				t.Errorf("%s = %q, want %q", file, got, want)
+			}
+			if !strings.Contains(dirs[ctl], "/builder-test-parent/"+name) {
+				t.Errorf("%s dir %s not under the parent", ctl, dirs[ctl])
+			}
+		}
+	}
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PidsPeak != 1 {
+		t.Errorf("pids peak %d, want 1", st.PidsPeak)
+	}
+	start := time.Now()
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Error("sleep survived Destroy")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Destroy took %v", d)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s still exists", d)
+		}
+		if _, err := os.Stat(filepath.Dir(d)); !os.IsNotExist(err) {
+			t.Errorf("parent %s still exists", filepath.Dir(d))
+		}
+	}
+	if err := c.Destroy(); err != nil {
+		t.Errorf("second Destroy: %v", err)
+	}
+}
+
+func TestSetRejects(t *testing.T) {
+	c := &Cgroup{version: V1, dirs: map[string]string{}}
+	for _, l := range []Limits{{Memory: -1}, {MemorySwap: -2}, {Memory: 100, MemorySwap: 50}, {PidsLimit: 5}} {
+		if err := c.Set(l); err == nil {
+			t.Errorf("Set(%+v) succeeded", l)
+		}
+	}
+}
+
+// TestV2Unified exercises the v2 code on a hybrid host's unified
+// hierarchy (which carries no controllers, but has the core files).
+func TestV2Unified(t *testing.T) {
+	requireRoot(t)
+	const mount = DefaultMount + "/unified"
+	var st unix.Statfs_t
+	if err := unix.Statfs(mount, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+		if v, _ := Detect(); v != V2 {
+			t.Skip("no cgroup2 hierarchy mounted")
+		}
+	}
+	own, err := ownPaths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mount
+	if v, _ := Detect(); v == V2 {
+		m = DefaultMount
+	}
+	c, err := newV2(m, own[""], "builder-test-v2parent", fmt.Sprintf("builder-test-%d", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Destroy() })
+	cmd := startSleep(t)
+	if err := c.Apply(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if procs, err := c.Procs(); err != nil || len(procs) != 1 {
+		t.Errorf("Procs = %v, %v", procs, err)
+	}
+	if _, err := c.Stats(); err != nil {
+		t.Errorf("Stats: %v", err)
+	}
+	dir := c.Dirs()[""]
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Error("sleep survived Destroy")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists", dir)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
+		t.Errorf("%s still exists", filepath.Dir(dir))
+	}
+}

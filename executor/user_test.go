@@ -1,0 +1,91 @@
+package executor
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestResolveUser(t *testing.T) {
+	const pw = "# comment\nroot:x:0:0:root:/root:/bin/sh\nfoo:x:1000:1001:Foo:/home/foo:/bin/sh\nbad:x:notanumber:1:::\nnohome:x:1500:1500:::/bin/sh\n"
+	const gr = "root:x:0:root\nfoo:x:1001:\nwheel:x:10:foo,root\nextra:x:2000:bar, foo\nempty:x:3000:\n"
+	for _, tc := range []struct {
+		spec    string
+		pw, gr  string
+		want    ExecUser
+		wantErr string
+	}{
+		{spec: "", pw: pw, gr: gr, want: ExecUser{UID: 0, GID: 0, Groups: []uint32{0, 10}, Home: "/root"}},
+		{spec: "", want: ExecUser{Home: "/"}},
+		{spec: "foo", pw: pw, gr: gr, want: ExecUser{UID: 1000, GID: 1001, Groups: []uint32{10, 2000}, Home: "/home/foo"}},
+		{spec: "1000", pw: pw, gr: gr, want: ExecUser{UID: 1000, GID: 1001, Groups: []uint32{10, 2000}, Home: "/home/foo"}},
+		{spec: "foo:empty", pw: pw, gr: gr, want: ExecUser{UID: 1000, GID: 3000, Home: "/home/foo"}},
+		{spec: "foo:42", pw: pw, gr: gr, want: ExecUser{UID: 1000, GID: 42, Home: "/home/foo"}},
+		{spec: "4242", pw: pw, gr: gr, want: ExecUser{UID: 4242, GID: 0, Home: "/"}},
+		{spec: "4242:4343", want: ExecUser{UID: 4242, GID: 4343, Home: "/"}},
+		{spec: "nohome", pw: pw, gr: gr, want: ExecUser{UID: 1500, GID: 1500, Home: "/"}},
+		{spec: "nobody", pw: pw, gr: gr, wantErr: "unable to find user nobody: no matching entries in passwd file"},
+		{spec: "nobody", wantErr: "unable to find user nobody: no matching entries in passwd file"},
+		{spec: "foo:nogroup", pw: pw, gr: gr, wantErr: "unable to find group nogroup: no matching entries in group file"},
+	} {
+		t.Run(tc.spec, func(t *testing.T) {
+			got, err := ResolveUser(tc.spec, strings.NewReader(tc.pw), strings.NewReader(tc.gr))
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseMountOptions(t *testing.T) {
+	for _, tc := range []struct {
+		opts  []string
+		flags uintptr
+		prop  uintptr
+		data  string
+	}{
+		{nil, 0, 0, ""},
+		{[]string{"rbind", "ro"}, unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY, 0, ""},
+		{[]string{"ro", "rw"}, 0, 0, ""},
+		{[]string{"nosuid", "size=1m", "mode=755", "rprivate"}, unix.MS_NOSUID, unix.MS_PRIVATE | unix.MS_REC, "size=1m,mode=755"},
+		{[]string{"lowerdir=/a:/b", "upperdir=/u", "workdir=/w"}, 0, 0, "lowerdir=/a:/b,upperdir=/u,workdir=/w"},
+	} {
+		flags, prop, data := parseMountOptions(tc.opts)
+		if flags != tc.flags || prop != tc.prop || data != tc.data {
+			t.Errorf("parseMountOptions(%v) = %#x, %#x, %q; want %#x, %#x, %q", tc.opts, flags, prop, data, tc.flags, tc.prop, tc.data)
+		}
+	}
+}
+
+func TestLookPath(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file, path, want, wantErr string
+	}{
+		{"/abs/x", "", "/abs/x", ""},
+		{"./rel", "", "./rel", ""},
+		{"nothere", dir, "", "executable file not found in $PATH"},
+	} {
+		got, err := lookPath(tc.file, tc.path, "/")
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("lookPath(%q) err = %v", tc.file, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("lookPath(%q) = %q, %v; want %q", tc.file, got, err, tc.want)
+		}
+	}
+}
