@@ -38,8 +38,19 @@ func WithMounts(ctx context.Context, sets [][]Mount, fn func(roots []string) err
 		ok    bool
 	}
 	done := make(chan result, 1)
-	go func() {
+	finished := make(chan struct{})
+	var run func()
+	run = func() {
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread is never terminated, only parked, and
+			// /proc/self shows its view: keep it out of the namespace by
+			// holding it here while another thread does the work.
+			go run()
+			<-finished
+			runtime.UnlockOSThread()
+			return
+		}
 		// No UnlockOSThread: this thread's namespace must not be reused.
 		res := result{}
 		defer func() {
@@ -47,10 +58,12 @@ func WithMounts(ctx context.Context, sets [][]Mount, fn func(roots []string) err
 				res.panic = recover()
 			}
 			done <- res
+			close(finished)
 		}()
 		res.err = withMountsLocked(sets, fn)
 		res.ok = true
-	}()
+	}
+	go run()
 	res := <-done
 	if !res.ok {
 		if res.panic == nil {
