@@ -189,12 +189,17 @@ func TestExitCodes(t *testing.T) {
 		signal string
 	}{
 		{"success", "true", 0, ""},
+		{"background children die with the step", "sleep 100 & sleep 100 & true", 0, ""},
 		{"exit 3", "exit 3", 3, ""},
 		{"sigkill", "kill -9 $$", 137, "SIGKILL"},
 		{"sigterm", "kill -TERM $$", 143, "SIGTERM"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
 			r := run(t, e, Spec{Rootfs: bindRoot(root), Args: sh(tc.script)})
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Run took %v", d)
+			}
 			if tc.code == 0 {
 				if r.err != nil {
 					t.Fatalf("err = %v, stderr %q", r.err, r.stderr)
