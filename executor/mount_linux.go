@@ -117,6 +117,11 @@ type stub struct {
 	top                                        bool // parent existed before
 }
 
+// keptMountPoints are the stubs left in the root filesystem: BuildKit's
+// rootful runc executor leaves the /proc, /dev and /sys mount points in the
+// first RUN layer of an image that lacks them, and images must match.
+var keptMountPoints = map[string]bool{"/proc": true, "/dev": true, "/sys": true}
+
 // rootfs assembles the sandbox's root filesystem on the host path root
 // and remembers what it must undo.
 type rootfs struct {
@@ -387,6 +392,9 @@ func (r *rootfs) cleanup() error {
 	}
 	for i := len(r.stubs) - 1; i >= 0; i-- {
 		s := r.stubs[i]
+		if keptMountPoints[s.path] {
+			continue
+		}
 		p := filepath.Join(r.root, s.path)
 		fi, err := os.Lstat(p)
 		if err != nil {
