@@ -1,9 +1,9 @@
 package ops
 
 import (
-	"compress/gzip"
 	"context"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"io"
 
 	"github.com/builderdev/builder/cache"
