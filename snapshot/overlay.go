@@ -77,10 +77,17 @@ func (d *overlayDriver) apply(ctx context.Context, s *snap, chain []*snap, r io.
 
 // diff walks the upper dir: it is the diff. Overlay whiteouts (0/0 char
 // devices) become .wh. files; opaque dirs get a .wh..wh..opq entry right
-// after the directory's own entry.
+// after the directory's own entry. A directory that overlay only copied up
+// (its metadata equals the directory it shadows in the lower layers) is
+// not a change: it is written only as the parent of a changed entry, as
+// the native driver and BuildKit's overlay differ do.
 func (d *overlayDriver) diff(ctx context.Context, s *snap, chain []*snap, w io.Writer) error {
+	lowers := make([]string, len(chain))
+	for i, p := range chain {
+		lowers[i] = p.fsDir()
+	}
 	lw := newLayerWriter(w)
-	if err := overlayDiffDir(ctx, lw, s.fsDir(), "", len(chain) > 0); err != nil {
+	if err := overlayDiffDir(ctx, lw, s.fsDir(), "", len(lowers) > 0, lowers); err != nil {
 		return err
 	}
 	return lw.close()
@@ -95,7 +102,59 @@ func isOpaque(host string) bool {
 	return err == nil && string(v) == "y"
 }
 
-func overlayDiffDir(ctx context.Context, lw *layerWriter, host, name string, hasLower bool) error {
+// lowerEntry is what the lower layers show at one path: the host path
+// and stat of the topmost entry, and, for a directory, the directories
+// of all layers that merge into it (topmost first).
+type lowerEntry struct {
+	host string
+	st   unix.Stat_t
+	dirs []string
+}
+
+// lookupLower resolves child name of the merged lower directory made of
+// dirs (topmost first) the way overlayfs does: a whiteout hides the name
+// in the layers below, a non-directory ends the lookup, and an opaque
+// directory stops the merge with lower layers. It returns nil when the
+// lower layers do not have name.
+func lookupLower(dirs []string, name string) (*lowerEntry, error) {
+	var le *lowerEntry
+	for _, dir := range dirs {
+		p := filepath.Join(dir, name)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+				continue
+			}
+			return nil, fmt.Errorf("lstat %s: %w", p, err)
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if le == nil {
+			if isWhiteout(&st) {
+				return nil, nil
+			}
+			le = &lowerEntry{host: p, st: st}
+			if !isDir {
+				return le, nil
+			}
+		} else if !isDir {
+			// A whiteout or non-directory below a directory ends
+			// the merge.
+			return le, nil
+		}
+		le.dirs = append(le.dirs, p)
+		if isOpaque(p) {
+			return le, nil
+		}
+	}
+	return le, nil
+}
+
+// overlayDiffDir writes the changes in upper dir host (layer path name);
+// hasLower says whether the snapshot has parents (only then are 0/0
+// devices whiteouts and opaque xattrs meaningful); lowers are the lower
+// directories merged at the same path, topmost first (none when the
+// directory is new or opaque).
+func overlayDiffDir(ctx context.Context, lw *layerWriter, host, name string, hasLower bool, lowers []string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -137,20 +196,44 @@ func overlayDiffDir(ctx context.Context, lw *layerWriter, host, name string, has
 		if err := unix.Lstat(p, &st); err != nil {
 			return fmt.Errorf("lstat %s: %w", p, err)
 		}
-		if err := lw.addFile(p, n); err != nil {
-			return err
-		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if err := lw.addFile(p, n); err != nil {
+				return err
+			}
 			continue
 		}
-		if hasLower && isOpaque(p) {
+		opaque := hasLower && isOpaque(p)
+		var le *lowerEntry
+		if len(lowers) > 0 {
+			if le, err = lookupLower(lowers, it.real); err != nil {
+				return err
+			}
+		}
+		// A directory is a change when it is new, replaces a
+		// non-directory, is opaque or differs in metadata from the one it
+		// shadows; otherwise overlay merely copied it up.
+		var childLowers []string
+		changed := true
+		if le != nil && le.dirs != nil && !opaque {
+			childLowers = le.dirs
+			same, err := sameFile(le.host, p, &le.st, &st)
+			if err != nil {
+				return err
+			}
+			changed = !same
+		}
+		if err := lw.push(p, n, changed); err != nil {
+			return err
+		}
+		if opaque {
 			if err := lw.addWhiteout(childName(n, whiteoutOpaque)); err != nil {
 				return err
 			}
 		}
-		if err := overlayDiffDir(ctx, lw, p, n, hasLower); err != nil {
+		if err := overlayDiffDir(ctx, lw, p, n, hasLower, childLowers); err != nil {
 			return err
 		}
+		lw.pop()
 	}
 	return nil
 }

@@ -408,3 +408,69 @@ func tarNames(t *testing.T, layer []byte) string {
 		names = append(names, h.Name)
 	}
 }
+
+func TestLookupLower(t *testing.T) {
+	needRoot(t)
+	// Three lower layers, topmost first.
+	top, mid, bot := t.TempDir(), t.TempDir(), t.TempDir()
+	mk := func(p string) {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wh := func(p string) {
+		if err := unix.Mknod(p, unix.S_IFCHR, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range []string{top, mid, bot} {
+		mk(filepath.Join(l, "merged"))
+	}
+	mk(filepath.Join(bot, "gone"))
+	wh(filepath.Join(top, "gone"))
+	mk(filepath.Join(top, "opq"))
+	mk(filepath.Join(mid, "opq"))
+	if err := unix.Lsetxattr(filepath.Join(top, "opq"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
+	mk(filepath.Join(mid, "cut"))
+	wh(filepath.Join(bot, "cut"))
+	mk(filepath.Join(top, "overfile"))
+	if err := os.WriteFile(filepath.Join(mid, "overfile"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(top, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mk(filepath.Join(bot, "file"))
+	tests := []struct {
+		name     string
+		wantHost string // "" when absent
+		wantDirs []string
+	}{
+		{"merged", filepath.Join(top, "merged"), []string{filepath.Join(top, "merged"), filepath.Join(mid, "merged"), filepath.Join(bot, "merged")}},
+		{"gone", "", nil},
+		{"missing", "", nil},
+		{"opq", filepath.Join(top, "opq"), []string{filepath.Join(top, "opq")}},
+		{"cut", filepath.Join(mid, "cut"), []string{filepath.Join(mid, "cut")}},
+		{"overfile", filepath.Join(top, "overfile"), []string{filepath.Join(top, "overfile")}},
+		{"file", filepath.Join(top, "file"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			le, err := lookupLower([]string{top, mid, bot}, tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantHost == "" {
+				if le != nil {
+					t.Errorf("lookupLower = %+v, want absent", le)
+				}
+				return
+			}
+			if le == nil || le.host != tt.wantHost || strings.Join(le.dirs, ":") != strings.Join(tt.wantDirs, ":") {
+				t.Errorf("lookupLower = %+v, want host %s dirs %v", le, tt.wantHost, tt.wantDirs)
+			}
+		})
+	}
+}

@@ -210,6 +210,22 @@ func mkdir(p string) error {
 
 func all(errs ...error) error { return errors.Join(errs...) }
 
+// keepTimes runs fn and then restores the access and modification times
+// p had before, as a sandbox does after removing its mount-point stubs.
+func keepTimes(p string, fn func() error) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return fmt.Errorf("lstat %s: %w", p, err)
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("restoring times of %s: %w", p, err)
+	}
+	return nil
+}
+
 // treeLines describes a tree: one line per path with type, mode, owners,
 // size, content, link target, device, xattrs, hard-link group and (for
 // non-directories) the mtime in seconds.

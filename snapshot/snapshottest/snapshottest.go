@@ -273,6 +273,25 @@ func testDiff(t *testing.T, open func(t *testing.T) (snapshot.Snapshotter, strin
 				unix.Mknod(filepath.Join(r, "bdev"), unix.S_IFBLK|0o600, int(unix.Mkdev(7, 0))),
 				unix.Mkfifo(filepath.Join(r, "fifo"), 0o644), unix.Chmod(filepath.Join(r, "fifo"), 0o644))
 		}, [][]string{{`bdev 4 0600 0:0 7,0`, `cdev 3 0600 0:0 1,3`, `fifo 6 0644 0:0`}}},
+		// A RUN step's mount-point stub: created in an existing dir and
+		// removed again with the dir's times restored. Overlay copies the
+		// dir up, but nothing in it changed.
+		{"dir copied up unchanged", func(r string) error {
+			d := filepath.Join(r, "d")
+			return keepTimes(d, func() error {
+				return all(writeFile(filepath.Join(d, "stub"), "", 0o644), os.Remove(filepath.Join(d, "stub")))
+			})
+		}, [][]string{{}}},
+		{"dir copied up with a new file", func(r string) error {
+			d := filepath.Join(r, "d")
+			return keepTimes(d, func() error {
+				return all(writeFile(filepath.Join(d, "stub"), "", 0o644), os.Remove(filepath.Join(d, "stub")),
+					writeFile(filepath.Join(d, "new"), "n", 0o644))
+			})
+		}, [][]string{{`d/ 5 0755 0:0`, `d/new 0 0644 0:0 "n"`}}},
+		{"dir mode changed", func(r string) error {
+			return os.Chmod(filepath.Join(r, "x"), 0o700)
+		}, [][]string{{`x/ 5 0700 0:0`}}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,6 +317,20 @@ func testDiff(t *testing.T, open func(t *testing.T) (snapshot.Snapshotter, strin
 			}
 		})
 	}
+	// The copied-up dir is compared with the topmost lower dir it
+	// shadows, not with the bottom layer's.
+	t.Run("dir copied up over a changed dir", func(t *testing.T) {
+		commitWith(t, sn, "chmod-x", "base", func(r string) error { return os.Chmod(filepath.Join(r, "x"), 0o700) })
+		commitWith(t, sn, "stub-in-x", "chmod-x", func(r string) error {
+			x := filepath.Join(r, "x")
+			return keepTimes(x, func() error {
+				return all(writeFile(filepath.Join(x, "stub"), "", 0o644), os.Remove(filepath.Join(x, "stub")))
+			})
+		})
+		if got := entries(t, diff(t, sn, "stub-in-x"), false); len(got) != 0 {
+			t.Errorf("Diff = %v, want no entries", got)
+		}
+	})
 	t.Run("mtime", func(t *testing.T) {
 		commitWith(t, sn, "mtime", "base", func(r string) error {
 			p := filepath.Join(r, "t")
