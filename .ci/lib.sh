@@ -1,0 +1,102 @@
+# shellcheck shell=bash
+# Helpers shared by .ci/run, examples/run.sh and bench/run.sh. Source it from
+# a script that runs with `set -euo pipefail`; it defines functions only.
+
+# The packages the end-to-end tools need: a registry to pull base images
+# from, the static busybox the test base image is made of, and tools to look
+# at and run OCI images.
+BUILDER_APT_PACKAGES=(docker-registry busybox-static skopeo umoci runc)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
+
+require_root() {
+	[[ $(id -u) -eq 0 ]] || die "$0 must run as root (it installs packages and runs containers)"
+}
+
+# ensure_packages installs those of the given Debian packages that are not
+# installed yet; it does nothing (and needs no network) when all are.
+ensure_packages() {
+	local missing=() p
+	for p in "$@"; do
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+			missing+=("$p")
+		fi
+	done
+	((${#missing[@]} == 0)) && return 0
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ensure_go puts the Go toolchain on PATH.
+ensure_go() {
+	if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+		export PATH="/usr/local/go/bin:$PATH"
+	fi
+	command -v go >/dev/null 2>&1 || die "go not found on PATH or in /usr/local/go/bin"
+}
+
+# port_open HOST:PORT reports whether something accepts TCP connections there.
+port_open() {
+	local host=${1%:*} port=${1##*:}
+	(exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
+# start_registry HOST:PORT DIR starts docker-registry on HOST:PORT with its
+# config, storage and log in DIR, unless something already answers there.
+# It sets REGISTRY_PID when it started one (stop it with stop_registry).
+REGISTRY_PID=
+start_registry() {
+	local addr=$1 dir=$2 i
+	if port_open "$addr"; then
+		log "using the registry already answering on $addr"
+		return 0
+	fi
+	mkdir -p "$dir/storage"
+	cat >"$dir/config.yml" <<-YAML
+		version: 0.1
+		log:
+		  level: warn
+		  accesslog:
+		    disabled: true
+		storage:
+		  filesystem:
+		    rootdirectory: $dir/storage
+		  delete:
+		    enabled: true
+		http:
+		  addr: $addr
+	YAML
+	log "starting docker-registry on $addr (log: $dir/registry.log)"
+	docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+	REGISTRY_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		port_open "$addr" && return 0
+		kill -0 "$REGISTRY_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$dir/registry.log" >&2 || true
+	die "docker-registry did not start on $addr"
+}
+
+# stop_registry stops the registry that start_registry started, if any.
+stop_registry() {
+	if [[ -n $REGISTRY_PID ]]; then
+		kill "$REGISTRY_PID" 2>/dev/null || true
+		wait "$REGISTRY_PID" 2>/dev/null || true
+		REGISTRY_PID=
+	fi
+}
+
+# seed_busybox pushes the test busybox base image to REF on registry ADDR.
+seed_busybox() {
+	local addr=$1 ref=$2
+	log "seeding $ref"
+	go run ./registry/registrytest/cmd/seed -registry "$addr" -ref "$ref" >/dev/null
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# examples/run.sh builds examples/hello with builder and runs the image.
+#
+# On a fresh Debian machine, as root:
+#   1. installs what is missing (docker-registry busybox-static skopeo umoci runc),
+#   2. builds ./cmd/builder,
+#   3. starts docker-registry on 127.0.0.1:5000 unless something answers there
+#      (stopped again on exit) and pushes a busybox base image to it,
+#   4. builds examples/hello into an OCI tarball (OUT, default /tmp/hello.tar),
+#   5. unpacks the image with umoci and runs it with runc: it prints a greeting.
+#
+# Running it again is fine: the second build comes from the cache.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+# shellcheck source=../.ci/lib.sh
+source .ci/lib.sh
+
+REGISTRY=${REGISTRY:-127.0.0.1:5000}
+OUT=${OUT:-/tmp/hello.tar}
+
+require_root
+work=$(mktemp -d /tmp/builder-example.XXXXXX)
+container="builder-hello-$$"
+cleanup() {
+	runc delete --force "$container" >/dev/null 2>&1 || true
+	stop_registry
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ensure_packages "${BUILDER_APT_PACKAGES[@]}"
+ensure_go
+
+log "building builder"
+go build -o "$work/bin/builder" ./cmd/builder
+
+start_registry "$REGISTRY" "$work/registry"
+seed_busybox "$REGISTRY" "$REGISTRY/busybox:latest"
+
+log "builder build examples/hello"
+"$work/bin/builder" build -t hello:latest \
+	--build-arg "BASE=$REGISTRY/busybox:latest" \
+	--output "type=oci,dest=$OUT" --progress=plain examples/hello
+
+log "running $OUT"
+mkdir -p "$work/layout"
+tar -xf "$OUT" -C "$work/layout"
+tag=$(umoci ls --layout "$work/layout" | head -n 1)
+[[ -n $tag ]] || die "$OUT has no tagged image (index.json lacks org.opencontainers.image.ref.name)"
+umoci unpack --image "$work/layout:$tag" "$work/bundle" >/dev/null
+# The greeting goes to a pipe, not a terminal.
+sed -i 's/"terminal":[[:space:]]*true/"terminal": false/' "$work/bundle/config.json"
+runc run --bundle "$work/bundle" "$container"
