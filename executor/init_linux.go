@@ -100,7 +100,7 @@ func runInit() int {
 	cmdPid, err := startCommand(&cfg, r)
 	if err != nil {
 		st := initStatus{Error: err.Error()}
-		if cerr := r.cleanup(); cerr != nil {
+		if cerr := r.cleanup(false); cerr != nil {
 			st.CleanupError = cerr.Error()
 		}
 		report(st)
@@ -117,7 +117,12 @@ func runInit() int {
 		st.Code = ws.ExitStatus()
 		code = st.Code
 	}
-	if err := r.cleanup(); err != nil {
+	// Only a successful command's rootfs becomes a layer: keep the
+	// runtime's mount points there, and leave no trace otherwise.
+	cancelMu.Lock()
+	keep := code == 0 && !cancelled
+	cancelMu.Unlock()
+	if err := r.cleanup(keep); err != nil {
 		st.CleanupError = err.Error()
 	}
 	report(st)

@@ -374,8 +374,10 @@ func (r *rootfs) pivot() error {
 }
 
 // cleanup unmounts what setup mounted (inside the pivoted root) and removes
-// the stubs that are still empty, restoring their parents' times.
-func (r *rootfs) cleanup() error {
+// the stubs that are still empty, restoring their parents' times. With
+// keepMountPoints the stubs of /proc, /dev and /sys stay (see
+// keptMountPoints).
+func (r *rootfs) cleanup(keepMountPoints bool) error {
 	var errs []error
 	for i := len(r.mounts) - 1; i >= 0; i-- {
 		p := filepath.Join(r.root, r.mounts[i])
@@ -392,7 +394,7 @@ func (r *rootfs) cleanup() error {
 	}
 	for i := len(r.stubs) - 1; i >= 0; i-- {
 		s := r.stubs[i]
-		if keptMountPoints[s.path] {
+		if keepMountPoints && keptMountPoints[s.path] {
 			continue
 		}
 		p := filepath.Join(r.root, s.path)
