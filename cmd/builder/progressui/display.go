@@ -82,15 +82,18 @@ type vertex struct {
 	cached    bool
 	err       error
 	stats     *solver.Stats
+	// cacheMiss says why the step runs although the cache was asked.
+	cacheMiss string
 
-	named   bool         // a status has been seen
-	logBase time.Time    // when output timing starts: started, or the first log
-	partial [2][]byte    // unterminated output of stdout, stderr
-	partAt  [2]time.Time // timestamp of the first byte in partial
-	tail    []logLine    // the last tailLines output lines
-	index   int          // plain: the number shown, 0 until first printed
-	final   bool         // plain: the final line (DONE, CACHED, ERROR) is printed
-	pending []logLine    // plain: complete lines not printed yet
+	named     bool         // a status has been seen
+	logBase   time.Time    // when output timing starts: started, or the first log
+	partial   [2][]byte    // unterminated output of stdout, stderr
+	partAt    [2]time.Time // timestamp of the first byte in partial
+	tail      []logLine    // the last tailLines output lines
+	index     int          // plain: the number shown, 0 until first printed
+	final     bool         // plain: the final line (DONE, CACHED, ERROR) is printed
+	pending   []logLine    // plain: complete lines not printed yet
+	missShown bool         // plain: the cache miss line is printed
 }
 
 // logLine is one line of a step's output.
@@ -208,6 +211,9 @@ func (d *Display) Status(s solver.Status) {
 		v.completed = s.Completed
 	}
 	v.cached = v.cached || s.Cached
+	if s.CacheMiss != "" {
+		v.cacheMiss = s.CacheMiss
+	}
 	if s.Err != nil {
 		v.err = s.Err
 	}

@@ -60,6 +60,10 @@ func (d *Display) switchTo(v *vertex) {
 	}
 	d.printf("#%d %s\n", v.index, v.name)
 	p.current = v
+	if v.cacheMiss != "" && !v.missShown {
+		v.missShown = true
+		d.printf("#%d %s\n", v.index, v.cacheMiss)
+	}
 }
 
 func (d *Display) printPending(v *vertex) {

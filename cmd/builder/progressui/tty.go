@@ -152,6 +152,9 @@ func (d *Display) vertexLines(v *vertex, now time.Time, width int, final bool) [
 	name = truncate(name, room)
 	pad := max(room-len([]rune(name)), 0)
 	lines := []string{name + strings.Repeat(" ", pad+1) + tm}
+	if v.cacheMiss != "" && !v.cached {
+		lines = append(lines, truncate(" => => "+sanitize(v.cacheMiss), width))
+	}
 	if !final && !v.isComplete() {
 		tail := v.tail
 		if len(tail) > liveLogLines {
