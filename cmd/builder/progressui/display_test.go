@@ -63,6 +63,10 @@ func logAt(name string, ms, stream int, data string) event {
 	}
 }
 
+func startMiss(name string, ms int, miss string) event {
+	return func(d *Display) { d.Status(solver.Status{Digest: dg(name), Name: name, Started: at(ms), CacheMiss: miss}) }
+}
+
 func warn(line int, msg string) event { return func(d *Display) { d.Warn(line, msg) } }
 
 const (
@@ -134,6 +138,18 @@ var plainCases = []struct {
 			logAt(runA, 500, 2, "make: *** [all] Error 1"), // no newline: shown when the step ends
 			failed(runA, 0, 600, errors.New("process \"/bin/sh -c ./build.sh\" did not complete successfully: exit code: 1")),
 			failed(runB, 0, 610, fmt.Errorf("run: %w", context.Canceled)),
+		},
+	},
+	{
+		// A step that runs although the cache was asked says why, once.
+		name: "cache-miss",
+		events: []event{
+			cached(fromName, 0),
+			startMiss(copyName, 10, "cache miss: content of input 1 ([internal] load build context) changed"),
+			done(copyName, 10, 50),
+			startMiss(runA, 60, "cache miss: input 0 ([3/4] COPY --from=build /out /app) changed"),
+			logAt(runA, 100, 1, "built\n"),
+			done(runA, 60, 200),
 		},
 	},
 	{
