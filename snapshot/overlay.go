@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -75,31 +74,22 @@ func (d *overlayDriver) apply(ctx context.Context, s *snap, chain []*snap, r io.
 	})
 }
 
-// diff walks the upper dir: it is the diff. Overlay whiteouts (0/0 char
-// devices) become .wh. files; opaque dirs get a .wh..wh..opq entry right
-// after the directory's own entry. A directory that overlay only copied up
-// (its metadata equals the directory it shadows in the lower layers) is
-// not a change: it is written only as the parent of a changed entry, as
-// the native driver and BuildKit's overlay differ do.
+// diff walks the upper dir, which is the diff, the way BuildKit's overlay
+// differ does (see overlayChanges): entries in walk order by real name,
+// whiteouts only for names the lower layers have, entries that overlay
+// only copied up left out (directories still written as parents), and
+// opaque directories that shadow a lower entry diffed against it entry by
+// entry instead of marked with .wh..wh..opq.
 func (d *overlayDriver) diff(ctx context.Context, s *snap, chain []*snap, w io.Writer) error {
 	lowers := make([]string, len(chain))
 	for i, p := range chain {
 		lowers[i] = p.fsDir()
 	}
 	lw := newLayerWriter(w)
-	if err := overlayDiffDir(ctx, lw, s.fsDir(), "", len(lowers) > 0, lowers); err != nil {
+	if err := overlayChanges(ctx, lw, s.fsDir(), "", baseDir{dirs: lowers, overlay: true}); err != nil {
 		return err
 	}
 	return lw.close()
-}
-
-func isWhiteout(st *unix.Stat_t) bool {
-	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
-}
-
-func isOpaque(host string) bool {
-	v, err := getXattr(host, "trusted.overlay.opaque")
-	return err == nil && string(v) == "y"
 }
 
 // lowerEntry is what the lower layers show at one path: the host path
@@ -147,95 +137,6 @@ func lookupLower(dirs []string, name string) (*lowerEntry, error) {
 		}
 	}
 	return le, nil
-}
-
-// overlayDiffDir writes the changes in upper dir host (layer path name);
-// hasLower says whether the snapshot has parents (only then are 0/0
-// devices whiteouts and opaque xattrs meaningful); lowers are the lower
-// directories merged at the same path, topmost first (none when the
-// directory is new or opaque).
-func overlayDiffDir(ctx context.Context, lw *layerWriter, host, name string, hasLower bool, lowers []string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	ents, err := os.ReadDir(host)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", host, err)
-	}
-	type item struct {
-		emit, real string
-		whiteout   bool
-	}
-	items := make([]item, 0, len(ents))
-	for _, e := range ents {
-		it := item{emit: e.Name(), real: e.Name()}
-		if e.Type()&os.ModeCharDevice != 0 {
-			var st unix.Stat_t
-			p := filepath.Join(host, e.Name())
-			if err := unix.Lstat(p, &st); err != nil {
-				return fmt.Errorf("lstat %s: %w", p, err)
-			}
-			// Without lower layers a 0/0 device is just a device.
-			if isWhiteout(&st) && hasLower {
-				it.emit, it.whiteout = whiteoutPrefix+e.Name(), true
-			}
-		}
-		items = append(items, it)
-	}
-	sort.Slice(items, func(i, j int) bool { return items[i].emit < items[j].emit })
-	for _, it := range items {
-		p := filepath.Join(host, it.real)
-		n := childName(name, it.emit)
-		if it.whiteout {
-			if err := lw.addWhiteout(n); err != nil {
-				return err
-			}
-			continue
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return fmt.Errorf("lstat %s: %w", p, err)
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			if err := lw.addFile(p, n); err != nil {
-				return err
-			}
-			continue
-		}
-		opaque := hasLower && isOpaque(p)
-		var le *lowerEntry
-		if len(lowers) > 0 {
-			if le, err = lookupLower(lowers, it.real); err != nil {
-				return err
-			}
-		}
-		// A directory is a change when it is new, replaces a
-		// non-directory, is opaque or differs in metadata from the one it
-		// shadows; otherwise overlay merely copied it up.
-		var childLowers []string
-		changed := true
-		if le != nil && le.dirs != nil && !opaque {
-			childLowers = le.dirs
-			same, err := sameFile(le.host, p, &le.st, &st)
-			if err != nil {
-				return err
-			}
-			changed = !same
-		}
-		if err := lw.push(p, n, changed); err != nil {
-			return err
-		}
-		if opaque {
-			if err := lw.addWhiteout(childName(n, whiteoutOpaque)); err != nil {
-				return err
-			}
-		}
-		if err := overlayDiffDir(ctx, lw, p, n, hasLower, childLowers); err != nil {
-			return err
-		}
-		lw.pop()
-	}
-	return nil
 }
 
 // overlaySupported mounts a small overlay under root in a private mount

@@ -67,9 +67,12 @@ type Snapshotter interface {
 	Walk(ctx context.Context, fn func(Info) error) error
 
 	// Diff writes the changes of committed snapshot name against its parent
-	// as an uncompressed OCI layer tar: sorted entries, deletions as .wh.
-	// files, replaced directories as opaque (.wh..wh..opq). It streams and
-	// never holds the layer in memory.
+	// as an uncompressed OCI layer tar with the entries BuildKit's differ
+	// writes for the same change: depth-first, each directory's entries
+	// sorted by real name; deletions as .wh.<name> files (also inside
+	// replaced directories: no .wh..wh..opq markers); unchanged entries
+	// left out, directories written as parents of changed entries. It
+	// streams and never holds the layer in memory.
 	Diff(ctx context.Context, name string, w io.Writer) error
 	// Apply extracts an uncompressed OCI layer tar into active snapshot key,
 	// honouring whiteouts and confining every path to the snapshot.

@@ -282,7 +282,9 @@ func TestOverlayDiffOpaqueAndOptions(t *testing.T) {
 	if err := sn.Diff(ctx, "c", &buf); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := tarNames(t, buf.Bytes()), "d/,d/.wh..wh..opq"; got != want {
+	// d is opaque in the upper dir but shadows a lower d: as in BuildKit
+	// it is diffed entry by entry, without an opaque marker.
+	if got, want := tarNames(t, buf.Bytes()), "d/,d/.wh.old"; got != want {
 		t.Errorf("Diff = %s, want %s", got, want)
 	}
 }
