@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"golang.org/x/sync/errgroup"
@@ -42,6 +43,12 @@ type Options struct {
 	ExcludePatterns []string          // parsed .dockerignore, put on the context LocalOp
 	NoCache         bool              // set Meta.IgnoreCache on every vertex
 	Resolver        ImageResolver
+	// Warn receives each build-check warning as it is found (nil: they are
+	// only collected in Result.Warnings).
+	Warn func(Warning)
+	// AllStages converts every stage, not only those the target needs
+	// (what `build --check` checks).
+	AllStages bool
 }
 
 // Result is the converted target stage.
@@ -51,6 +58,8 @@ type Result struct {
 	// Config is the final image config. RootFS.DiffIDs are the base image's;
 	// the exporter rewrites them.
 	Config v1.ConfigFile
+	// Warnings are the build-check findings, in the order found.
+	Warnings []Warning
 }
 
 // Error is a conversion error at a place in the Dockerfile.
@@ -130,6 +139,9 @@ type converter struct {
 	platform llb.Platform // target platform
 	explicit bool         // opt.Platform was set
 	context  *llb.Vertex
+	lint     *linter.Linter
+	warnings []Warning
+	defaults envList // the automatic global args, before the meta ARGs
 }
 
 // Convert parses opt.Dockerfile and converts the target stage (and the stages
@@ -213,18 +225,36 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	if len(bytes.TrimSpace(c.opt.Dockerfile)) == 0 {
 		return nil, &Error{File: c.file, Line: 1, Err: errors.New("the Dockerfile cannot be empty")}
 	}
+	if err := c.checkSyntax(c.opt.Dockerfile); err != nil {
+		return nil, err
+	}
+	lint, err := c.newLinter(c.opt.Dockerfile)
+	if err != nil {
+		return nil, err
+	}
+	c.lint = lint
 	ast, err := parser.Parse(bytes.NewReader(c.opt.Dockerfile))
 	if err != nil {
 		return nil, c.errAt(nil, err)
 	}
-	stages, metaArgs, err := instructions.Parse(ast.AST, nil)
+	stages, metaArgs, err := instructions.Parse(ast.AST, c.lint)
 	if err != nil {
+		var ue *instructions.UnknownInstructionError
+		if errors.As(err, &ue) && ue.Line > 0 {
+			return nil, &Error{File: c.file, Line: ue.Line, Err: unknownInstruction(err)}
+		}
 		return nil, c.errAt(nil, err)
 	}
 	if len(stages) == 0 {
 		return nil, &Error{File: c.file, Line: 1, Err: errors.New("dockerfile contains no stages to build")}
 	}
 	c.shlex = shell.NewLex(ast.EscapeToken)
+	c.lintStatic(ast, stages)
+	for _, cmd := range metaArgs {
+		for _, a := range cmd.Args {
+			c.lintSecretKey("ARG", a.Key, cmd.Location())
+		}
+	}
 
 	c.platform = hostPlatform()
 	if c.opt.Platform != (llb.Platform{}) {
@@ -238,6 +268,7 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	if err := c.buildGlobalArgs(metaArgs, targetName); err != nil {
 		return nil, err
 	}
+	c.lintDefaultFromArgs(stages, metaArgs, c.defaults)
 	if err := c.buildStages(stages); err != nil {
 		return nil, err
 	}
@@ -251,10 +282,28 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	if err := c.prefetch(ctx, target); err != nil {
 		return nil, err
 	}
+	if c.opt.AllStages {
+		for _, s := range c.stages {
+			if s.unregistered {
+				continue
+			}
+			if err := c.prefetch(ctx, s); err != nil {
+				return nil, err
+			}
+			if err := c.dispatch(ctx, s); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := c.dispatch(ctx, target); err != nil {
 		return nil, err
 	}
-	return c.finalize(target), nil
+	if err := c.lintError(); err != nil {
+		return nil, err
+	}
+	res := c.finalize(target)
+	res.Warnings = c.warnings
+	return res, nil
 }
 
 // buildGlobalArgs computes the args visible to FROM: the automatic platform
@@ -285,6 +334,7 @@ func (c *converter) buildGlobalArgs(metaArgs []instructions.ArgCommand, target s
 		}
 		env = env.set(kv[0], v)
 	}
+	c.defaults = env
 	for _, cmd := range metaArgs {
 		for _, kp := range cmd.Args {
 			if v, ok := c.opt.BuildArgs[kp.Key]; ok {
@@ -315,6 +365,7 @@ func (c *converter) buildStages(stages []instructions.Stage) error {
 		if res.Result == "" {
 			return c.errAt(st.Location, fmt.Errorf("base name (%s) should not be blank%s", st.BaseName, undefinedHint(res.Unmatched)))
 		}
+		var platRes *shell.ProcessWordResult
 		s := &stage{
 			index:     i,
 			name:      st.Name,
@@ -332,6 +383,7 @@ func (c *converter) buildStages(stages []instructions.Stage) error {
 			if err != nil {
 				return c.errAt(st.Location, fmt.Errorf("failed to process arguments for platform %s: %w", st.Platform, err))
 			}
+			platRes = &pres
 			if pres.Result == "" {
 				return c.errAt(st.Location, fmt.Errorf("empty platform value from expression %s%s", st.Platform, undefinedHint(pres.Unmatched)))
 			}
@@ -341,6 +393,7 @@ func (c *converter) buildStages(stages []instructions.Stage) error {
 			}
 			s.platform = &p
 		}
+		c.lintFrom(st, res, platRes)
 		c.addStage(s)
 		if s.base == nil && s.baseName != emptyImageName {
 			s.cmdTotal = 1

@@ -28,13 +28,18 @@ func (s *stage) commit(msg string, layer, withState bool) {
 func (c *converter) dispatchCommand(s *stage, cmd command) error {
 	_, isArg := cmd.Command.(*instructions.ArgCommand)
 	if ex, ok := cmd.Command.(instructions.SupportsSingleWordExpansion); ok && !isArg {
+		unmatched := map[string]struct{}{}
 		err := ex.Expand(func(word string) (string, error) {
-			w, _, err := c.shlex.ProcessWord(word, s.env)
-			return w, err
+			res, err := c.shlex.ProcessWordWithMatches(word, s.env)
+			for k := range res.Unmatched {
+				unmatched[k] = struct{}{}
+			}
+			return res.Result, err
 		})
 		if err != nil {
 			return err
 		}
+		c.lintUndefined(s, cmd.Command, unmatched)
 	}
 	if ex, ok := cmd.Command.(instructions.SupportsSingleWordExpansionRaw); ok {
 		err := ex.ExpandRaw(func(word string) (string, error) {
