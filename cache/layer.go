@@ -7,8 +7,13 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 )
+
+// DockerZstdLayer is the Docker-family media type of a zstd layer, as
+// BuildKit writes with oci-mediatypes=false,compression=zstd.
+const DockerZstdLayer = "application/vnd.docker.image.rootfs.diff.tar.zstd"
 
 // Layer describes a layer blob kept in a BlobStore.
 type Layer struct {
@@ -39,8 +44,8 @@ func (x *storeLayer) MediaType() (types.MediaType, error) {
 }
 func (x *storeLayer) Compressed() (io.ReadCloser, error) { return x.s.Open(x.l.Digest) }
 
-// Uncompressed decompresses gzip layers; uncompressed media types are
-// returned as stored. (zstd layers are added with the zstd exporter.)
+// Uncompressed decompresses gzip and zstd layers; uncompressed media types
+// are returned as stored.
 func (x *storeLayer) Uncompressed() (io.ReadCloser, error) {
 	f, err := x.s.Open(x.l.Digest)
 	if err != nil {
@@ -51,6 +56,13 @@ func (x *storeLayer) Uncompressed() (io.ReadCloser, error) {
 		return f, nil
 	case types.OCILayer, types.DockerLayer, types.DockerForeignLayer, types.OCIRestrictedLayer:
 		zr, err := gzip.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("layer %s: %w", x.l.Digest, err)
+		}
+		return &readCloser{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
+	case types.OCILayerZStd, DockerZstdLayer:
+		zr, err := zstd.NewReader(f)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("layer %s: %w", x.l.Digest, err)

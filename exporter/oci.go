@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -61,8 +62,27 @@ type blobEntry struct {
 // Layers are streamed from the blob store and checked against their
 // digests. The stream is deterministic: sorted entries, fixed times. It
 // returns the manifest's descriptor.
-func WriteOCI(ctx context.Context, w io.Writer, img *Image, names []string) (v1.Descriptor, error) {
-	vimg, err := img.V1()
+func WriteOCI(ctx context.Context, w io.Writer, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
+	tw := &tarSink{tw: tar.NewWriter(w)}
+	desc, err := writeLayout(ctx, tw, img, names, opt...)
+	if err != nil {
+		return desc, err
+	}
+	return desc, tw.tw.Close()
+}
+
+// WriteOCIDir writes img as an OCI image layout directory at dir (created
+// if missing; an existing index.json is replaced): the same files WriteOCI
+// puts in its tar. Blobs already in dir are kept.
+func WriteOCIDir(ctx context.Context, dir string, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("oci layout %s: %w", dir, err)
+	}
+	return writeLayout(ctx, &dirSink{root: dir}, img, names, opt...)
+}
+
+func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
+	vimg, err := img.V1(opt...)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
@@ -82,7 +102,11 @@ func WriteOCI(ctx context.Context, w io.Writer, img *Image, names []string) (v1.
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: int64(len(rawManifest)), Digest: md}
+	mt, err := vimg.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	desc := v1.Descriptor{MediaType: mt, Size: int64(len(rawManifest)), Digest: md}
 
 	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
 	if len(names) == 0 {
@@ -126,52 +150,7 @@ func WriteOCI(ctx context.Context, w io.Writer, img *Image, names []string) (v1.
 	}
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].digest.Hex < sorted[j].digest.Hex })
 
-	tw := tar.NewWriter(w)
-	dir := func(n string) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: n, Mode: 0o755, ModTime: tarEpoch, Format: tar.FormatPAX})
-	}
-	file := func(n string, size int64, mode int64) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: mode, Size: size, ModTime: tarEpoch, Format: tar.FormatPAX})
-	}
-	// Sorted by name, like containerd's archive exporter.
-	if err := dir("blobs/"); err != nil {
-		return v1.Descriptor{}, err
-	}
-	if err := dir("blobs/sha256/"); err != nil {
-		return v1.Descriptor{}, err
-	}
-	for _, b := range sorted {
-		if err := ctx.Err(); err != nil {
-			return v1.Descriptor{}, err
-		}
-		p := "blobs/sha256/" + b.digest.Hex
-		if err := file(p, b.size, 0o444); err != nil {
-			return v1.Descriptor{}, fmt.Errorf("writing %s: %w", p, err)
-		}
-		if !b.layer {
-			if _, err := tw.Write(b.data); err != nil {
-				return v1.Descriptor{}, fmt.Errorf("writing %s: %w", p, err)
-			}
-			continue
-		}
-		if err := copyBlob(ctx, tw, img, b); err != nil {
-			return v1.Descriptor{}, err
-		}
-	}
-	if err := file("index.json", int64(len(rawIndex)), 0o644); err != nil {
-		return v1.Descriptor{}, err
-	}
-	if _, err := tw.Write(rawIndex); err != nil {
-		return v1.Descriptor{}, err
-	}
-	layout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
-	if err := file("oci-layout", int64(len(layout)), 0o444); err != nil {
-		return v1.Descriptor{}, err
-	}
-	if _, err := tw.Write(layout); err != nil {
-		return v1.Descriptor{}, err
-	}
-	if err := tw.Close(); err != nil {
+	if err := writeLayoutEntries(ctx, sink, img, sorted, rawIndex); err != nil {
 		return v1.Descriptor{}, err
 	}
 	return desc, nil

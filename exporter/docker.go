@@ -1,0 +1,132 @@
+package exporter
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// FamiliarName returns a normalized name the short way Docker prints it:
+// "docker.io/library/x:1" -> "x:1", "docker.io/me/x:1" -> "me/x:1"; other
+// registries keep their host.
+func FamiliarName(full string) string {
+	s := strings.TrimPrefix(full, "docker.io/")
+	if s != full {
+		s = strings.TrimPrefix(s, "library/")
+	}
+	return s
+}
+
+// WriteDocker writes img as a docker-archive tar stream to w, the format
+// `docker save` writes and `docker load`, `podman load` and
+// `skopeo copy docker-archive:` read: the config as <hex>.json, each layer
+// as <hex>.tar[.gz|.zst], manifest.json (the go-containerregistry tarball
+// package's manifest, with RepoTags in Docker's short form) and the legacy
+// repositories file (repository -> tag -> config hex). Images are exported
+// with Docker media types unless opt says otherwise (the archive itself
+// carries no manifest). The stream is deterministic.
+func WriteDocker(ctx context.Context, w io.Writer, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
+	opt = append([]Option{WithDockerMediaTypes()}, opt...)
+	vimg, err := img.V1(opt...)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	m, err := vimg.Manifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	rawConfig, err := vimg.RawConfigFile()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	md, err := vimg.Digest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	rawManifest, err := vimg.RawManifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	desc := v1.Descriptor{MediaType: m.MediaType, Digest: md, Size: int64(len(rawManifest))}
+
+	tags := []string{}
+	repos := map[string]map[string]string{}
+	seen := map[string]bool{}
+	for _, n := range names {
+		full, err := NormalizeName(n)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		short := FamiliarName(full)
+		if seen[short] {
+			continue
+		}
+		seen[short] = true
+		tags = append(tags, short)
+		i := strings.LastIndex(short, ":")
+		if repos[short[:i]] == nil {
+			repos[short[:i]] = map[string]string{}
+		}
+		repos[short[:i]][short[i+1:]] = m.Config.Digest.Hex
+	}
+	configName := m.Config.Digest.Hex + ".json"
+	d := tarball.Descriptor{Config: configName, RepoTags: tags}
+	for _, l := range m.Layers {
+		d.Layers = append(d.Layers, l.Digest.Hex+layerExt(l.MediaType))
+	}
+	rawDockerManifest, err := json.Marshal(tarball.Manifest{d})
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+
+	sink := &tarSink{tw: tar.NewWriter(w)}
+	if err := sink.file(configName, int64(len(rawConfig)), 0o644, bytesFill(rawConfig)); err != nil {
+		return v1.Descriptor{}, err
+	}
+	done := map[v1.Hash]bool{}
+	for i, l := range m.Layers {
+		if done[l.Digest] {
+			continue
+		}
+		done[l.Digest] = true
+		b := blobEntry{digest: l.Digest, size: l.Size, layer: true}
+		if err := sink.file(d.Layers[i], l.Size, 0o644, func(w io.Writer) error { return copyBlob(ctx, w, img, b) }); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	if err := sink.file("manifest.json", int64(len(rawDockerManifest)), 0o644, bytesFill(rawDockerManifest)); err != nil {
+		return v1.Descriptor{}, err
+	}
+	if len(repos) > 0 {
+		raw, err := json.Marshal(repos)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		if err := sink.file("repositories", int64(len(raw)), 0o644, bytesFill(raw)); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	if err := sink.tw.Close(); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("writing docker archive: %w", err)
+	}
+	return desc, nil
+}
+
+// layerExt is the file extension tools expect for a layer's compression.
+func layerExt(mt types.MediaType) string {
+	switch mt {
+	case types.OCILayerZStd, "application/vnd.docker.image.rootfs.diff.tar.zstd":
+		return ".tar.zst"
+	case types.OCIUncompressedLayer, types.DockerUncompressedLayer, types.OCIUncompressedRestrictedLayer:
+		return ".tar"
+	default:
+		return ".tar.gz"
+	}
+}

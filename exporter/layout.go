@@ -1,0 +1,109 @@
+package exporter
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// layoutSink receives the entries of an OCI image layout: a tar stream or
+// a directory.
+type layoutSink interface {
+	dir(name string) error
+	// file writes name of size bytes with mode; fill writes the content.
+	file(name string, size int64, mode os.FileMode, fill func(io.Writer) error) error
+}
+
+// tarSink writes layout entries into a tar stream with fixed times.
+type tarSink struct{ tw *tar.Writer }
+
+func (s *tarSink) dir(name string) error {
+	return s.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: tarEpoch, Format: tar.FormatPAX})
+}
+
+func (s *tarSink) file(name string, size int64, mode os.FileMode, fill func(io.Writer) error) error {
+	if err := s.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: int64(mode), Size: size, ModTime: tarEpoch, Format: tar.FormatPAX}); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := fill(s.tw); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
+}
+
+// dirSink writes layout entries as files under root. Blobs are immutable:
+// one that exists with the right size is kept; every file is written
+// through a temp file and renamed, so readers never see a partial one.
+type dirSink struct{ root string }
+
+func (s *dirSink) dir(name string) error {
+	return os.MkdirAll(filepath.Join(s.root, filepath.FromSlash(name)), 0o755)
+}
+
+func (s *dirSink) file(name string, size int64, mode os.FileMode, fill func(io.Writer) error) error {
+	p := filepath.Join(s.root, filepath.FromSlash(name))
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == size && filepath.Dir(filepath.Dir(name)) == "blobs" {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	defer os.Remove(f.Name())
+	err = fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), mode)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
+
+// writeLayoutEntries writes blobs/, the blobs in order, index.json and
+// oci-layout, sorted by name like containerd's archive exporter.
+func writeLayoutEntries(ctx context.Context, sink layoutSink, img *Image, sorted []blobEntry, rawIndex []byte) error {
+	if err := sink.dir("blobs/"); err != nil {
+		return err
+	}
+	if err := sink.dir("blobs/sha256/"); err != nil {
+		return err
+	}
+	for _, b := range sorted {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := "blobs/sha256/" + b.digest.Hex
+		err := sink.file(p, b.size, 0o444, func(w io.Writer) error {
+			if !b.layer {
+				_, err := w.Write(b.data)
+				return err
+			}
+			return copyBlob(ctx, w, img, b)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := sink.file("index.json", int64(len(rawIndex)), 0o644, bytesFill(rawIndex)); err != nil {
+		return err
+	}
+	layout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
+	return sink.file("oci-layout", int64(len(layout)), 0o444, bytesFill(layout))
+}
+
+func bytesFill(b []byte) func(io.Writer) error {
+	return func(w io.Writer) error { _, err := w.Write(b); return err }
+}

@@ -1,0 +1,218 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/solver"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+)
+
+// Layer compressions (the buildx compression= values).
+const (
+	Gzip         = "gzip"
+	Zstd         = "zstd"
+	Uncompressed = "uncompressed"
+)
+
+// LayerOptions say how the layers of an exported image are compressed.
+type LayerOptions struct {
+	// Compression is Gzip (the default when empty), Zstd or Uncompressed.
+	Compression string
+	// Level is the compression level (gzip 1-9, zstd 1-22); 0 is the
+	// default level.
+	Level int
+	// Force recompresses the base image's layers too; otherwise only the
+	// layers this build made use Compression, as in buildx.
+	Force bool
+}
+
+// Validate checks the compression and the level.
+func (o LayerOptions) Validate() error {
+	switch o.Compression {
+	case "", Gzip:
+		if o.Level < 0 || o.Level > 9 {
+			return fmt.Errorf("compression-level %d: gzip levels are 0-9", o.Level)
+		}
+	case Zstd:
+		if o.Level < 0 || o.Level > 22 {
+			return fmt.Errorf("compression-level %d: zstd levels are 0-22", o.Level)
+		}
+	case Uncompressed:
+	default:
+		return fmt.Errorf("compression %q: must be gzip, zstd or uncompressed", o.Compression)
+	}
+	return nil
+}
+
+// ImageWith is Image with the layers in the compression lo asks for. A
+// layer in another compression is converted once and the result is kept in
+// the cache per (diff ID, compression, level), so a rebuild does not
+// recompress.
+func (w *Worker) ImageWith(ctx context.Context, r solver.Result, cfg v1.ConfigFile, lo LayerOptions) (v1.ConfigFile, []cache.Layer, error) {
+	if err := lo.Validate(); err != nil {
+		return cfg, nil, err
+	}
+	if lo.Compression == "" {
+		lo.Compression = Gzip
+	}
+	cfg, layers, err := w.Image(ctx, r, cfg)
+	if err != nil {
+		return cfg, nil, err
+	}
+	nbase := 0
+	if !lo.Force {
+		if nbase, err = w.baseLayerCount(r); err != nil {
+			return cfg, nil, err
+		}
+	}
+	out := append([]cache.Layer(nil), layers...)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i := nbase; i < len(out); i++ {
+		g.Go(func() error {
+			l, err := w.convertLayer(gctx, out[i], lo)
+			if err != nil {
+				return fmt.Errorf("compressing layer %s (%s): %w", out[i].Digest, lo.Compression, err)
+			}
+			out[i] = l
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, out, nil
+}
+
+// baseLayerCount is the number of layers r has from its base image.
+func (w *Worker) baseLayerCount(r solver.Result) (int, error) {
+	for rec := refRecord(r); rec != nil; {
+		if rec.Image {
+			return len(rec.ImageLayers), nil
+		}
+		if rec.Parent == "" {
+			return 0, nil
+		}
+		p, err := w.loadRecord(rec.Parent)
+		if err != nil {
+			return 0, err
+		}
+		rec = p
+	}
+	return 0, nil
+}
+
+// layerCompression is the compression of a stored layer's media type.
+func layerCompression(mt string) string {
+	switch types.MediaType(mt) {
+	case types.OCIUncompressedLayer, types.DockerUncompressedLayer, types.OCIUncompressedRestrictedLayer:
+		return Uncompressed
+	case types.OCILayerZStd, cache.DockerZstdLayer:
+		return Zstd
+	default:
+		return Gzip
+	}
+}
+
+// convRecord is the cached conversion of a layer.
+type convRecord struct {
+	Layer cache.Layer `json:"layer"`
+}
+
+// convertLayer returns l in compression lo, converting it at most once.
+// Layers already in that compression are kept (a level only matters for
+// layers that have to be compressed anyway).
+func (w *Worker) convertLayer(ctx context.Context, l cache.Layer, lo LayerOptions) (cache.Layer, error) {
+	if layerCompression(l.MediaType) == lo.Compression && lo.Level == 0 {
+		return l, nil
+	}
+	id := fmt.Sprintf("layerconv-%s-%s-%d", l.DiffID.Encoded(), lo.Compression, lo.Level)
+	unlock := w.layerMu.lock(id)
+	defer unlock()
+	var rec convRecord
+	if err := w.opt.Meta.Get(id, &rec); err == nil {
+		if n, err := w.opt.Blobs.Stat(rec.Layer.Digest); err == nil && n == rec.Layer.Size {
+			return rec.Layer, nil
+		}
+	} else if !errors.Is(err, cache.ErrNotFound) {
+		return l, err
+	}
+	src, err := w.opt.Blobs.V1Layer(l).Uncompressed()
+	if err != nil {
+		return l, err
+	}
+	defer src.Close()
+	bw, err := w.opt.Blobs.Writer()
+	if err != nil {
+		return l, err
+	}
+	defer bw.Close()
+	var zw io.WriteCloser
+	mt := types.OCILayer
+	switch lo.Compression {
+	case Gzip:
+		level := lo.Level
+		if level == 0 {
+			level = gzip.DefaultCompression
+		}
+		zw, err = gzip.NewWriterLevel(bw, level)
+	case Zstd:
+		mt = types.OCILayerZStd
+		eo := []zstd.EOption{}
+		if lo.Level > 0 {
+			eo = append(eo, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(lo.Level)))
+		}
+		zw, err = zstd.NewWriter(bw, eo...)
+	case Uncompressed:
+		mt = types.OCIUncompressedLayer
+		zw = nopCloser{bw}
+	}
+	if err != nil {
+		return l, err
+	}
+	diffID := digest.Canonical.Digester()
+	if _, err := io.Copy(io.MultiWriter(zw, diffID.Hash()), ctxReader{ctx, src}); err != nil {
+		zw.Close()
+		return l, err
+	}
+	if err := zw.Close(); err != nil {
+		return l, err
+	}
+	if diffID.Digest() != l.DiffID {
+		return l, fmt.Errorf("layer %s: content has diff id %s, expected %s", l.Digest, diffID.Digest(), l.DiffID)
+	}
+	d, err := bw.Commit("")
+	if err != nil {
+		return l, err
+	}
+	rec.Layer = cache.Layer{MediaType: string(mt), Digest: d, Size: bw.Size(), DiffID: l.DiffID}
+	if err := w.opt.Meta.Put(id, &rec); err != nil {
+		return l, err
+	}
+	return rec.Layer, nil
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
