@@ -55,6 +55,10 @@ type Spec struct {
 
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Tty runs the command in a session of its own with Stdin as its
+	// controlling terminal: Stdin must then be the slave side of a pty
+	// (an *os.File), normally also given as Stdout and Stderr.
+	Tty bool
 
 	Limits Limits
 	// CgroupParent is where the step's cgroup is created, relative to the

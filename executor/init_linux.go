@@ -38,6 +38,7 @@ type initConfig struct {
 	User         string
 	Hostname     string
 	NetworkNone  bool
+	Tty          bool
 	ResolvConf   string // host files bind-mounted read-only
 	Hosts        string
 	HostnameFile string
@@ -216,6 +217,10 @@ func startCommand(cfg *initConfig, r *rootfs) (int, error) {
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys: &syscall.SysProcAttr{
 			Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups},
+			// With a tty, fd 0 becomes the controlling terminal of a
+			// new session, as with docker run -t.
+			Setsid:  cfg.Tty,
+			Setctty: cfg.Tty,
 		},
 	})
 	if err != nil {

@@ -66,6 +66,11 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 	if len(spec.Args) == 0 {
 		return Stats{}, errors.New("run: no command")
 	}
+	if spec.Tty {
+		if _, ok := spec.Stdin.(*os.File); !ok {
+			return Stats{}, fmt.Errorf("run %q: a tty needs a terminal (*os.File) as stdin, got %T", spec.Args[0], spec.Stdin)
+		}
+	}
 	if len(spec.Rootfs) == 0 {
 		return Stats{}, fmt.Errorf("run %q: no root filesystem", spec.Args[0])
 	}
@@ -96,6 +101,7 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		User:        spec.User,
 		Hostname:    spec.Hostname,
 		NetworkNone: netNone,
+		Tty:         spec.Tty,
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = DefaultHostname
