@@ -2,13 +2,11 @@ package ops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -44,14 +42,8 @@ func (o *imageOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, e
 		return nil, err
 	}
 	parent := ""
-	var chain digest.Digest
-	for _, l := range layers {
-		if chain == "" {
-			chain = l.DiffID
-		} else {
-			chain = digest.FromString(chain.String() + " " + l.DiffID.String())
-		}
-		name := "layer-" + chain.Encoded()
+	for i, l := range layers {
+		name := ChainName(layers[:i+1])
 		if err := o.w.unpack(ctx, name, parent, l); err != nil {
 			return nil, fmt.Errorf("unpacking layer %s of %s: %w", l.Digest, o.op.Ref, err)
 		}
@@ -68,33 +60,5 @@ func (o *imageOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, e
 func (w *Worker) unpack(ctx context.Context, name, parent string, l cache.Layer) error {
 	unlock := w.layerMu.lock(name)
 	defer unlock()
-	if _, err := w.opt.Snapshotter.Stat(ctx, name); err == nil {
-		return nil
-	}
-	key := newID("unpack-")
-	if _, err := w.opt.Snapshotter.Prepare(ctx, key, parent); err != nil {
-		return err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			w.opt.Snapshotter.Remove(context.WithoutCancel(ctx), key)
-		}
-	}()
-	rc, err := w.opt.Blobs.V1Layer(l).Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if err := w.opt.Snapshotter.Apply(ctx, key, rc); err != nil {
-		return err
-	}
-	if err := w.opt.Snapshotter.Commit(ctx, name, key); err != nil {
-		if errors.Is(err, snapshot.ErrAlreadyExists) {
-			return nil
-		}
-		return err
-	}
-	committed = true
-	return nil
+	return UnpackLayer(ctx, w.opt.Snapshotter, w.opt.Blobs, name, parent, l, UnpackOptions{MaxSize: w.opt.MaxLayerSize})
 }

@@ -56,6 +56,9 @@ type Options struct {
 	Hostname string
 	// StateDir holds the worker's own state (cache mounts).
 	StateDir string
+	// MaxLayerSize bounds the uncompressed size of a pulled layer (0 =
+	// DefaultMaxLayerSize, negative = no limit).
+	MaxLayerSize int64
 }
 
 // Worker implements solver.Worker.
