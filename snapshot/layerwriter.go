@@ -134,15 +134,17 @@ func (lw *layerWriter) writeFile(host, name string) error {
 	return nil
 }
 
-// headerFor describes host (with stat st) as layer entry name. Times are
-// the file's mtime truncated to seconds; owners are numeric only.
+// headerFor describes host (with stat st) as layer entry name, as
+// containerd's change writer (BuildKit's) does: the mtime rounded to the
+// nearest second (what archive/tar does to a header without a format),
+// numeric owners only, and of the xattrs only security.capability.
 func headerFor(host, name string, st *unix.Stat_t) (*tar.Header, error) {
 	hdr := &tar.Header{
 		Name:    name,
 		Mode:    int64(st.Mode & 0o7777),
 		Uid:     int(st.Uid),
 		Gid:     int(st.Gid),
-		ModTime: time.Unix(st.Mtim.Sec, 0),
+		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec).Round(time.Second),
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -170,15 +172,12 @@ func headerFor(host, name string, st *unix.Stat_t) (*tar.Header, error) {
 	default:
 		return nil, nil
 	}
-	xs, err := readXattrs(host)
+	capability, err := capability(host)
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range sortedKeys(xs) {
-		if hdr.PAXRecords == nil {
-			hdr.PAXRecords = map[string]string{}
-		}
-		hdr.PAXRecords["SCHILY.xattr."+k] = xs[k]
+	if len(capability) > 0 {
+		hdr.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": string(capability)}
 	}
 	return hdr, nil
 }

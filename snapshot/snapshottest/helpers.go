@@ -263,7 +263,8 @@ func treeLines(root string) ([]string, error) {
 			s += fmt.Sprintf(" %d,%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
 		}
 		if typ != unix.S_IFDIR {
-			s += fmt.Sprintf(" t=%d", st.Mtim.Sec)
+			// Layers carry mtimes rounded to whole seconds.
+			s += fmt.Sprintf(" t=%d", time.Unix(st.Mtim.Sec, st.Mtim.Nsec).Round(time.Second).Unix())
 			if st.Nlink > 1 {
 				if g, ok := groups[st.Ino]; ok {
 					s += " linked-to=" + g

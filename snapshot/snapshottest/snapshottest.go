@@ -302,7 +302,7 @@ func testDiff(t *testing.T, open func(t *testing.T) (snapshot.Snapshotter, strin
 			p := filepath.Join(r, "xa")
 			return all(writeFile(p, "x", 0o755), unix.Lsetxattr(p, "user.foo", []byte("bar"), 0),
 				unix.Lsetxattr(p, "security.capability", []byte(capV2), 0))
-		}, [][]string{{fmt.Sprintf(`xa 0 0755 0:0 "x" [security.capability=%q user.foo="bar"]`, capV2)}}},
+		}, [][]string{{fmt.Sprintf(`xa 0 0755 0:0 "x" [security.capability=%q]`, capV2)}}},
 		{"device nodes", func(r string) error {
 			return all(unix.Mknod(filepath.Join(r, "cdev"), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))),
 				unix.Mknod(filepath.Join(r, "bdev"), unix.S_IFBLK|0o600, int(unix.Mkdev(7, 0))),
@@ -369,7 +369,8 @@ func testDiff(t *testing.T, open func(t *testing.T) (snapshot.Snapshotter, strin
 	}
 	// Changes BuildKit leaves out of the layer (sameDirent ignores them):
 	// applying the diff does not reproduce the tree.
-	lossy := map[string]bool{"other xattr added": true, "same nanoseconds, new content": true}
+	// Layers carry only security.capability among the xattrs.
+	lossy := map[string]bool{"other xattr added": true, "same nanoseconds, new content": true, "xattrs": true}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			name := fmt.Sprintf("case%d", i)
@@ -434,7 +435,9 @@ func testDiff(t *testing.T, open func(t *testing.T) (snapshot.Snapshotter, strin
 			return all(writeFile(p, "t", 0o644), os.Chtimes(p, epoch, epoch.Add(1500*time.Millisecond)))
 		})
 		got := entries(t, diff(t, sn, "mtime"), true)
-		want := `t 0 0644 0:0 "t" 2001-02-03T04:05:07Z`
+		// Rounded to the nearest second, as archive/tar (and so
+		// containerd's writer, BuildKit's) does.
+		want := `t 0 0644 0:0 "t" 2001-02-03T04:05:08Z`
 		if len(got) != 1 || got[0] != want {
 			t.Errorf("Diff = %v, want [%s]", got, want)
 		}
@@ -458,8 +461,7 @@ func craftedLayer(t *testing.T) []byte {
 		tarEntry{name: "dev/null", typ: tar.TypeChar, mode: 0o666, major: 1, minor: 3},
 		tarEntry{name: "dev/pipe", typ: tar.TypeFifo, mode: 0o600},
 		tarEntry{name: "home/", typ: tar.TypeDir, mode: 0o750, uid: 1000, gid: 1000},
-		tarEntry{name: "home/.profile", typ: tar.TypeReg, mode: 0o600, uid: 1000, gid: 1000, body: "export A=1\n",
-			xattrs: map[string]string{"user.origin": "crafted"}},
+		tarEntry{name: "home/.profile", typ: tar.TypeReg, mode: 0o600, uid: 1000, gid: 1000, body: "export A=1\n"},
 		tarEntry{name: "tmp/", typ: tar.TypeDir, mode: 0o1777},
 		tarEntry{name: "x/", typ: tar.TypeDir, mode: 0o755}},
 		append(longDirs,
