@@ -28,12 +28,36 @@ const (
 // Limits are cgroup limits; zero values mean unlimited / default.
 type Limits struct {
 	Memory     int64   // bytes
-	MemorySwap int64   // bytes, memory+swap; -1 unlimited
+	MemorySwap int64   // bytes, memory+swap; -1 unlimited; 0 = 2*Memory (docker)
 	CPUs       float64 // CPU quota in cores
 	CPUShares  uint64
 	CpusetCPUs string
 	PidsLimit  int64
+	// DeviceReadBps and DeviceWriteBps limit the read and write rate of
+	// block devices (docker's --device-read-bps, --device-write-bps).
+	DeviceReadBps, DeviceWriteBps []DeviceRate
 }
+
+// DeviceRate is a rate limit in bytes per second on the block device at
+// Path (e.g. /dev/sda).
+type DeviceRate struct {
+	Path string
+	Rate uint64
+}
+
+// Security is the sandbox's privilege mode.
+type Security string
+
+// Security modes.
+const (
+	// SecuritySandbox (the default): docker's default capabilities,
+	// no_new_privs, masked and read-only /proc paths, only the standard
+	// devices.
+	SecuritySandbox Security = ""
+	// SecurityInsecure is RUN --security=insecure: all capabilities, no
+	// masked paths, no device restrictions (like docker run --privileged).
+	SecurityInsecure Security = "insecure"
+)
 
 // Spec is one process to run in a fresh sandbox.
 type Spec struct {
@@ -61,6 +85,8 @@ type Spec struct {
 	Tty bool
 
 	Limits Limits
+	// Security is the privilege mode; the zero value is the sandbox.
+	Security Security
 	// CgroupParent is where the step's cgroup is created, relative to the
 	// builder's own cgroup; "" for the builder's own cgroup.
 	CgroupParent string

@@ -300,6 +300,9 @@ func (r *rootfs) setup(cfg *initConfig) error {
 		return errors.New("no root filesystem mounts")
 	}
 	for _, m := range cfg.Rootfs {
+		if !cfg.Insecure {
+			m.Options = withNodev(m.Options)
+		}
 		target := r.root
 		if m.Target != "" && m.Target != "/" {
 			var err error
@@ -325,6 +328,11 @@ func (r *rootfs) setup(cfg *initConfig) error {
 	if err := setupDev(filepath.Join(r.root, "dev")); err != nil {
 		return err
 	}
+	if !cfg.Insecure {
+		if err := r.confineDevices(filepath.Join(r.root, "dev")); err != nil {
+			return err
+		}
+	}
 	if err := r.mount(Mount{Type: "sysfs", Source: "sysfs", Target: "/sys", Options: []string{"ro", "nosuid", "nodev", "noexec"}}); err != nil {
 		// sysfs of a network namespace we do not own cannot be mounted
 		// in some setups: fall back to a read-only bind of the host's.
@@ -345,11 +353,30 @@ func (r *rootfs) setup(cfg *initConfig) error {
 		}
 	}
 	for _, m := range cfg.Mounts {
+		if !cfg.Insecure {
+			m.Options = withNodev(m.Options)
+		}
 		if err := r.mount(m); err != nil {
 			return err
 		}
 	}
+	if !cfg.Insecure {
+		if err := r.maskPaths(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// withNodev returns opts with "nodev" replacing any "dev".
+func withNodev(opts []string) []string {
+	out := make([]string, 0, len(opts)+1)
+	for _, o := range opts {
+		if o != "dev" && o != "nodev" {
+			out = append(out, o)
+		}
+	}
+	return append(out, "nodev")
 }
 
 // pivot makes r.root the root of the mount namespace and detaches the old

@@ -44,12 +44,35 @@ const DefaultMount = "/sys/fs/cgroup"
 type Limits struct {
 	Memory int64 // bytes
 	// MemorySwap is memory+swap in bytes; -1 is unlimited swap. Zero with
-	// Memory set means no swap at all (memory+swap == Memory).
+	// Memory set allows as much swap as memory (memory+swap == 2*Memory),
+	// as docker. Without swap accounting in the kernel it is ignored.
 	MemorySwap int64
 	CPUs       float64 // CPU quota in cores
 	CPUShares  uint64  // relative weight, v1 shares (2..262144)
 	CpusetCPUs string  // e.g. "0-1"
 	PidsLimit  int64
+	// DeviceReadBps and DeviceWriteBps throttle block devices (blkio
+	// throttle on v1, io.max on v2).
+	DeviceReadBps, DeviceWriteBps []DeviceRate
+	// Devices are devices-cgroup rules ("c 1:3 rwm"); when set the group
+	// first denies every device ("a"), then allows these. v1 only: v2 has
+	// no devices controller files (access is eBPF), and Set ignores them.
+	Devices []string
+}
+
+// DeviceRate is a rate limit in bytes per second on a block device.
+type DeviceRate struct {
+	Major, Minor uint32
+	Rate         uint64
+}
+
+// DefaultDevices is docker's default device allowlist: mknod of any node,
+// and access to the standard character devices and pseudo-terminals.
+var DefaultDevices = []string{
+	"c *:* m", "b *:* m",
+	"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", // null zero full random urandom
+	"c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", // tty console ptmx
+	"c 136:* rwm", // pts
 }
 
 // Stats is the resource use of a group.
@@ -85,7 +108,7 @@ func detectAt(mount string) (Version, error) {
 
 // v1Controllers are the v1 controllers a group joins; the others (devices,
 // named hierarchies) are inherited from the builder's own groups.
-var v1Controllers = []string{"memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer"}
+var v1Controllers = []string{"memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices"}
 
 // v2Controllers are enabled in cgroup.subtree_control down to the group.
 var v2Controllers = []string{"cpu", "cpuset", "io", "memory", "pids"}
@@ -532,9 +555,13 @@ func (c *Cgroup) setV1(l Limits) error {
 		ws = append(ws, w{"memory", "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10)})
 		swap := l.MemorySwap
 		if swap == 0 {
-			swap = l.Memory
+			// docker: --memory without --memory-swap allows as much
+			// swap as memory (memory+swap = 2 x memory).
+			swap = 2 * l.Memory
 		}
-		if _, err := os.Stat(filepath.Join(c.dirs["memory"], "memory.memsw.limit_in_bytes")); err == nil || l.MemorySwap != 0 {
+		// Without swap accounting (no memsw files) the swap limit is
+		// discarded, as docker does with a warning.
+		if _, err := os.Stat(filepath.Join(c.dirs["memory"], "memory.memsw.limit_in_bytes")); err == nil {
 			ws = append(ws, w{"memory", "memory.memsw.limit_in_bytes", strconv.FormatInt(swap, 10)})
 		}
 	}
@@ -551,6 +578,18 @@ func (c *Cgroup) setV1(l Limits) error {
 	}
 	if l.PidsLimit > 0 {
 		ws = append(ws, w{"pids", "pids.max", strconv.FormatInt(l.PidsLimit, 10)})
+	}
+	for _, r := range l.DeviceReadBps {
+		ws = append(ws, w{"blkio", "blkio.throttle.read_bps_device", fmt.Sprintf("%d:%d %d", r.Major, r.Minor, r.Rate)})
+	}
+	for _, r := range l.DeviceWriteBps {
+		ws = append(ws, w{"blkio", "blkio.throttle.write_bps_device", fmt.Sprintf("%d:%d %d", r.Major, r.Minor, r.Rate)})
+	}
+	if len(l.Devices) > 0 {
+		ws = append(ws, w{"devices", "devices.deny", "a"})
+		for _, rule := range l.Devices {
+			ws = append(ws, w{"devices", "devices.allow", rule})
+		}
 	}
 	for _, x := range ws {
 		d, err := c.ctlDir(x.ctl)
@@ -574,7 +613,8 @@ func (c *Cgroup) setV2(l Limits) error {
 		case l.MemorySwap == -1:
 			ws = append(ws, w{"memory.swap.max", "max"})
 		case l.MemorySwap == 0:
-			ws = append(ws, w{"memory.swap.max", "0"})
+			// As much swap as memory, as docker.
+			ws = append(ws, w{"memory.swap.max", strconv.FormatInt(l.Memory, 10)})
 		default:
 			ws = append(ws, w{"memory.swap.max", strconv.FormatInt(l.MemorySwap-l.Memory, 10)})
 		}
@@ -592,10 +632,13 @@ func (c *Cgroup) setV2(l Limits) error {
 	if l.PidsLimit > 0 {
 		ws = append(ws, w{"pids.max", strconv.FormatInt(l.PidsLimit, 10)})
 	}
+	for _, line := range ioMaxLines(l) {
+		ws = append(ws, w{"io.max", line})
+	}
 	for _, x := range ws {
 		if x.file == "memory.swap.max" {
-			if _, err := os.Stat(filepath.Join(d, x.file)); err != nil && l.MemorySwap == 0 {
-				continue // no swap accounting: nothing to limit
+			if _, err := os.Stat(filepath.Join(d, x.file)); err != nil {
+				continue // no swap accounting: discarded, as docker does
 			}
 		}
 		if err := writeFile(d, x.file, x.val); err != nil {
@@ -603,6 +646,41 @@ func (c *Cgroup) setV2(l Limits) error {
 		}
 	}
 	return nil
+}
+
+// ioMaxLines turns the device rates into io.max lines, one per device.
+func ioMaxLines(l Limits) []string {
+	type key struct{ major, minor uint32 }
+	var order []key
+	rates := map[key][2]uint64{}
+	add := func(r DeviceRate, i int) {
+		k := key{r.Major, r.Minor}
+		v, ok := rates[k]
+		if !ok {
+			order = append(order, k)
+		}
+		v[i] = r.Rate
+		rates[k] = v
+	}
+	for _, r := range l.DeviceReadBps {
+		add(r, 0)
+	}
+	for _, r := range l.DeviceWriteBps {
+		add(r, 1)
+	}
+	var out []string
+	for _, k := range order {
+		v := rates[k]
+		line := fmt.Sprintf("%d:%d", k.major, k.minor)
+		if v[0] > 0 {
+			line += fmt.Sprintf(" rbps=%d", v[0])
+		}
+		if v[1] > 0 {
+			line += fmt.Sprintf(" wbps=%d", v[1])
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // SharesToWeight converts v1 cpu.shares (2..262144) to a v2 cpu.weight
