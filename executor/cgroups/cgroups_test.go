@@ -124,7 +124,12 @@ func TestLifecycle(t *testing.T) {
 	if c.Version() != v {
 		t.Errorf("version %v, detected %v", c.Version(), v)
 	}
-	l := Limits{Memory: 64 << 20, CPUs: 0.5, CPUShares: 512, CpusetCPUs: "0", PidsLimit: 50}
+	l := Limits{Memory: 64 << 20, CPUs: 0.5, CPUShares: 512, CpusetCPUs: "0", PidsLimit: 50, Devices: DefaultDevices}
+	disk, haveDisk := blockDevice()
+	if haveDisk {
+		l.DeviceReadBps = []DeviceRate{{disk.Major, disk.Minor, 1 << 20}}
+		l.DeviceWriteBps = []DeviceRate{{disk.Major, disk.Minor, 2 << 20}}
+	}
 	if err := c.Set(l); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +156,25 @@ func TestLifecycle(t *testing.T) {
 			}
 			if !strings.Contains(dirs[ctl], "/builder-test-parent/"+name) {
 				t.Errorf("%s dir %s not under the parent", ctl, dirs[ctl])
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dirs["memory"], "memory.memsw.limit_in_bytes")); err == nil {
+			if got := readFile(t, filepath.Join(dirs["memory"], "memory.memsw.limit_in_bytes")); got != "134217728" {
+				t.Errorf("memsw limit %s, want 2x memory", got)
+			}
+		}
+		if d, ok := dirs["devices"]; ok {
+			got := strings.Split(readFile(t, filepath.Join(d, "devices.list")), "\n")
+			if len(got) != len(DefaultDevices) || !strings.Contains(strings.Join(got, ","), "c 1:3 rwm") || strings.Contains(strings.Join(got, ","), "a *:* rwm") {
+				t.Errorf("devices.list = %q, want the default allowlist", got)
+			}
+		}
+		if haveDisk {
+			dev := fmt.Sprintf("%d:%d", disk.Major, disk.Minor)
+			for f, want := range map[string]string{"blkio.throttle.read_bps_device": dev + " 1048576", "blkio.throttle.write_bps_device": dev + " 2097152"} {
+				if got := readFile(t, filepath.Join(dirs["blkio"], f)); got != want {
+					t.Errorf("%s = %q, want %q", f, got, want)
+				}
 			}
 		}
 	}
@@ -239,5 +263,32 @@ func TestV2Unified(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
 		t.Errorf("%s still exists", filepath.Dir(dir))
+	}
+}
+
+// blockDevice returns a whole-disk block device of the host, if any.
+func blockDevice() (DeviceRate, bool) {
+	for _, p := range []string{"/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/xvda"} {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			return DeviceRate{Major: unix.Major(st.Rdev), Minor: unix.Minor(st.Rdev)}, true
+		}
+	}
+	return DeviceRate{}, false
+}
+
+func TestIOMaxLines(t *testing.T) {
+	for _, tc := range []struct {
+		l    Limits
+		want []string
+	}{
+		{Limits{}, nil},
+		{Limits{DeviceReadBps: []DeviceRate{{8, 0, 1 << 20}}}, []string{"8:0 rbps=1048576"}},
+		{Limits{DeviceReadBps: []DeviceRate{{8, 0, 1}}, DeviceWriteBps: []DeviceRate{{8, 0, 2}, {8, 16, 3}}},
+			[]string{"8:0 rbps=1 wbps=2", "8:16 wbps=3"}},
+	} {
+		if got := ioMaxLines(tc.l); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ioMaxLines(%+v) = %q, want %q", tc.l, got, tc.want)
+		}
 	}
 }
