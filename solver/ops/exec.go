@@ -6,16 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/snapshot"
-	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver"
 )
 
@@ -66,6 +62,7 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		}
 	}()
 	var extra []executor.Mount
+	env := o.op.Env
 	for _, m := range o.op.Mounts[1:] {
 		ms, cleanup, err := o.mount(ctx, m, inputs)
 		if cleanup != nil {
@@ -74,7 +71,8 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		if err != nil {
 			return nil, withLocation(o.v, err)
 		}
-		extra = append(extra, ms...)
+		extra = append(extra, ms.mounts...)
+		env = addEnv(env, ms.env)
 	}
 
 	tail := &tailBuffer{max: tailLines}
@@ -82,7 +80,7 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		Rootfs:       toExecMounts(rootMounts, "/"),
 		Mounts:       extra,
 		Args:         o.op.Args,
-		Env:          o.op.Env,
+		Env:          env,
 		Cwd:          o.op.Cwd,
 		User:         o.op.User,
 		Hostname:     o.op.Hostname,
@@ -116,101 +114,6 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		return nil, err
 	}
 	return &Ref{w: o.w, rec: rec}, nil
-}
-
-// mount turns a non-root llb mount into sandbox mounts.
-func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result) ([]executor.Mount, func(), error) {
-	sn := o.w.opt.Snapshotter
-	switch m.Type {
-	case llb.MountBind:
-		var in solver.Result
-		if m.Input >= 0 {
-			in = inputs[m.Input]
-		}
-		switch x := in.(type) {
-		case *localResult:
-			src, err := fsutil.ResolveInRoot(x.in.Root, m.Selector)
-			if err != nil {
-				return nil, nil, err
-			}
-			opts := []string{"rbind", "ro"}
-			if !m.Readonly {
-				return nil, nil, fmt.Errorf("mount %s: a writable bind mount of a local context is not supported yet", m.Dest)
-			}
-			return []executor.Mount{{Type: "bind", Source: src, Target: m.Dest, Options: opts}}, nil, nil
-		case *Ref, nil:
-			if m.Selector != "" && m.Selector != "/" {
-				return nil, nil, fmt.Errorf("mount %s: mounting a subdirectory (source=%s) of a stage is not supported yet", m.Dest, m.Selector)
-			}
-			parent, _ := snapshotName(in)
-			key := newID("mount-")
-			var ms []snapshot.Mount
-			var err error
-			if m.Readonly {
-				ms, err = sn.View(ctx, key, parent)
-			} else {
-				// Writes to a rw bind mount are discarded with the snapshot.
-				ms, err = sn.Prepare(ctx, key, parent)
-			}
-			if err != nil {
-				return nil, nil, err
-			}
-			cleanup := func() { sn.Remove(context.WithoutCancel(ctx), key) }
-			return toExecMounts(ms, m.Dest), cleanup, nil
-		default:
-			return nil, nil, fmt.Errorf("mount %s: unexpected input %T", m.Dest, in)
-		}
-	case llb.MountTmpfs:
-		opts := []string{"nosuid", "nodev", "mode=1777"}
-		if m.TmpfsSize > 0 {
-			opts = append(opts, fmt.Sprintf("size=%d", m.TmpfsSize))
-		}
-		return []executor.Mount{{Type: "tmpfs", Source: "tmpfs", Target: m.Dest, Options: opts}}, nil, nil
-	case llb.MountCache:
-		dir, err := o.w.cacheMountDir(m)
-		if err != nil {
-			return nil, nil, err
-		}
-		opts := []string{"rbind"}
-		if m.Readonly {
-			opts = append(opts, "ro")
-		}
-		return []executor.Mount{{Type: "bind", Source: dir, Target: m.Dest, Options: opts}}, nil, nil
-	default:
-		return nil, nil, fmt.Errorf("mount %s: type=%s mounts are not supported yet", m.Dest, m.Type)
-	}
-}
-
-// cacheMountDir returns the persistent directory of a cache mount.
-func (w *Worker) cacheMountDir(m llb.Mount) (string, error) {
-	if w.opt.StateDir == "" {
-		return "", errors.New("cache mounts need a state directory")
-	}
-	id := m.CacheID
-	if id == "" {
-		id = m.Dest
-	}
-	// The id is user input: keep it a single safe path element.
-	name := strings.NewReplacer("/", "_", "\x00", "_").Replace(path.Clean("/" + id))
-	dir := filepath.Join(w.opt.StateDir, "cache-mounts", name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	mode := os.FileMode(0o755)
-	if m.Mode != nil {
-		mode = os.FileMode(*m.Mode)
-	}
-	if err := os.Chmod(dir, mode); err != nil {
-		return "", err
-	}
-	uid, gid := 0, 0
-	if m.UID != nil {
-		uid = *m.UID
-	}
-	if m.GID != nil {
-		gid = *m.GID
-	}
-	return dir, os.Lchown(dir, uid, gid)
 }
 
 func toExecMounts(ms []snapshot.Mount, target string) []executor.Mount {

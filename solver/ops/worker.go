@@ -59,6 +59,11 @@ type Options struct {
 	// MaxLayerSize bounds the uncompressed size of a pulled layer (0 =
 	// DefaultMaxLayerSize, negative = no limit).
 	MaxLayerSize int64
+	// Secrets serves RUN --mount=type=secret; nil = no secrets.
+	Secrets SecretStore
+	// SSH maps ssh ids ("default") to agent sockets for RUN
+	// --mount=type=ssh.
+	SSH map[string]string
 }
 
 // Worker implements solver.Worker.
@@ -68,6 +73,7 @@ type Worker struct {
 	mu      sync.Mutex
 	records map[string]*record // loaded records by id
 	layerMu keyedMutex         // serialises layer computation per record
+	mounts  mountState         // cache mount sharing
 }
 
 // New returns a worker.
@@ -86,6 +92,10 @@ func (w *Worker) ResolveOp(v *llb.Vertex) (solver.Op, error) {
 		return &execOp{w: w, v: v, op: op}, nil
 	case llb.FileOp:
 		return &fileOp{w: w, v: v, op: op}, nil
+	case llb.HTTPOp:
+		return &httpOp{w: w, v: v, op: op}, nil
+	case llb.GitOp:
+		return &gitOp{w: w, v: v, op: op}, nil
 	default:
 		return nil, fmt.Errorf("unsupported op %T", op)
 	}
