@@ -37,6 +37,14 @@ type BuildOptions struct {
 	Progress   string
 	Outputs    []Output
 	Root       string
+	// Call is what to do, as buildx --call: "build" (""), "check",
+	// "targets" or "outline".
+	Call string
+	// Platform is --platform ("" = the host's).
+	Platform string
+	// Stdout receives the results of --call check|targets|outline (nil =
+	// os.Stdout).
+	Stdout io.Writer
 }
 
 func newBuildCommand() *cobra.Command {
@@ -44,6 +52,7 @@ func newBuildCommand() *cobra.Command {
 		o         BuildOptions
 		buildArgs []string
 		outputs   []string
+		check     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH",
@@ -55,6 +64,10 @@ func newBuildCommand() *cobra.Command {
 			if o.BuildArgs, err = parseBuildArgs(buildArgs); err != nil {
 				return err
 			}
+			if o.Call, err = callFlag(cmd, o.Call, check); err != nil {
+				return err
+			}
+			sourceDateEpochFromEnv(o.BuildArgs)
 			for _, s := range outputs {
 				out, err := parseOutput(s)
 				if err != nil {
@@ -74,6 +87,10 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.Root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
+	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
+	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
+	f.BoolVar(&check, "check", false, `Shorthand for "--call=check"`)
+	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (only the host's platform can RUN)`)
 	return cmd
 }
 
@@ -94,6 +111,21 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	dfBytes, err := os.ReadFile(dfPath)
 	if err != nil {
 		return fmt.Errorf("failed to read dockerfile: %w", err)
+	}
+	if o.Call == "targets" || o.Call == "outline" {
+		if err := runCall(o, dfPath, dfBytes, out); err != nil {
+			return reportError(out, dfPath, dfBytes, err)
+		}
+		return nil
+	}
+	var platform llb.Platform
+	if o.Platform != "" {
+		if strings.Contains(o.Platform, ",") {
+			return fmt.Errorf("--platform %q: building for several platforms at once is not supported", o.Platform)
+		}
+		if platform, err = dockerfile.ParsePlatform(o.Platform); err != nil {
+			return fmt.Errorf("--platform: %w", err)
+		}
 	}
 	excludes, err := readIgnore(o.ContextDir)
 	if err != nil {
@@ -136,10 +168,22 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		ExcludePatterns: excludes,
 		NoCache:         o.NoCache,
 		Resolver:        reg,
+		Platform:        platform,
+		RunPlatform:     dockerfile.HostPlatform(),
+		AllStages:       o.Call == "check",
+		Warn: func(w dockerfile.Warning) {
+			if o.Call != "check" {
+				display.Warn(w.Location.Line, w.Rule+": "+w.Message)
+			}
+		},
 	})
 	if err != nil {
 		display.Close()
 		return reportError(out, dfPath, dfBytes, err)
+	}
+	if o.Call == "check" {
+		display.Close()
+		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
 
 	w := ops.New(ops.Options{
@@ -187,6 +231,11 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.
 	}
 	cfg := res.Config
 	cfg.Created.Time = time.Now().UTC()
+	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
+		return err
+	} else if ok {
+		cfg.Created.Time = epoch
+	}
 	// The frontend leaves the times of this build's history entries unset:
 	// they are the build's time, as in BuildKit.
 	cfg.History = append([]v1.History(nil), cfg.History...)
@@ -294,22 +343,7 @@ func reportError(out io.Writer, dfPath string, df []byte, err error) error {
 	case errors.As(err, &fe):
 		loc = llb.Location{File: fe.File, Line: fe.Line, EndLine: fe.EndLine}
 	}
-	if loc.Line > 0 {
-		lines := strings.Split(string(df), "\n")
-		end := loc.EndLine
-		if end < loc.Line {
-			end = loc.Line
-		}
-		fmt.Fprintf(out, "%s:%d\n--------------------\n", filepath.Base(dfPath), loc.Line)
-		for i := max(1, loc.Line-2); i <= min(len(lines), end+2); i++ {
-			mark := "    "
-			if i >= loc.Line && i <= end {
-				mark = ">>> "
-			}
-			fmt.Fprintf(out, "%4d | %s%s\n", i, mark, lines[i-1])
-		}
-		fmt.Fprintln(out, "--------------------")
-	}
+	printSource(out, dfPath, df, loc)
 	if se != nil && len(se.Tail) > 0 {
 		fmt.Fprintln(out, "last output lines:")
 		for _, l := range se.Tail {

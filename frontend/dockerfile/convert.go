@@ -43,12 +43,18 @@ type Options struct {
 	ExcludePatterns []string          // parsed .dockerignore, put on the context LocalOp
 	NoCache         bool              // set Meta.IgnoreCache on every vertex
 	Resolver        ImageResolver
+	// AllowInsecure is --allow security.insecure: RUN --security=insecure
+	// is an error without it.
+	AllowInsecure bool
 	// Warn receives each build-check warning as it is found (nil: they are
 	// only collected in Result.Warnings).
 	Warn func(Warning)
 	// AllStages converts every stage, not only those the target needs
 	// (what `build --check` checks).
 	AllStages bool
+	// RunPlatform is the only platform RUN can execute on (the host's);
+	// zero = not checked. A RUN in a stage of another platform is an error.
+	RunPlatform llb.Platform
 }
 
 // Result is the converted target stage.

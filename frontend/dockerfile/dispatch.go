@@ -73,6 +73,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 		return c.dispatchCopy(s, copyConfig{
 			params: x.SourcesAndDest, exclude: x.ExcludePatterns, fromContext: true, isAdd: true,
 			code: x.String(), chown: x.Chown, chmod: x.Chmod, checksum: x.Checksum, unpack: x.Unpack, loc: x.Location(),
+			keepGitDir: x.KeepGitDir,
 		})
 	case *instructions.CopyCommand:
 		cfg := copyConfig{
@@ -304,6 +305,10 @@ func (in *inputs) add(v *llb.Vertex) int {
 }
 
 func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd command) error {
+	if rp := c.opt.RunPlatform; rp != (llb.Platform{}) && (s.plat.OS != rp.OS || s.plat.Architecture != rp.Architecture) {
+		return fmt.Errorf("RUN cannot execute for platform %s: this machine runs only %s and builder does not emulate other platforms (build for %s, or drop the RUN steps from stages of other platforms)",
+			s.plat, rp, rp)
+	}
 	name := x.String()
 	args := x.CmdLine
 	ins := &inputs{}
@@ -359,6 +364,18 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		return fmt.Errorf("unsupported network mode %q", n)
 	}
 
+	var security llb.SecurityMode
+	switch sec := instructions.GetSecurity(x); sec {
+	case instructions.SecuritySandbox, "":
+	case instructions.SecurityInsecure:
+		if !c.opt.AllowInsecure {
+			return errors.New("RUN --security=insecure is not allowed: the build needs --allow security.insecure")
+		}
+		security = llb.SecurityInsecure
+	default:
+		return fmt.Errorf("unsupported security mode %q", sec)
+	}
+
 	ms, secretEnvs, err := c.runMounts(s, x, cmd, ins)
 	if err != nil {
 		return err
@@ -375,12 +392,13 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 	createdBy := "RUN " + runCommandString(args, s.buildArgs, s.env) + " # buildkit"
 
 	op := llb.ExecOp{
-		Args:    cloneSlice(args),
-		Env:     s.env.slice(),
-		Cwd:     s.dir,
-		User:    s.user,
-		Network: network,
-		Mounts:  mounts,
+		Args:     cloneSlice(args),
+		Env:      s.env.slice(),
+		Cwd:      s.dir,
+		User:     s.user,
+		Network:  network,
+		Mounts:   mounts,
+		Security: security,
 	}
 	s.state = llb.NewVertex(op, ins.list, c.meta(display, x.Location(), createdBy))
 	s.img.History = append(s.img.History, v1History(createdBy, false))
@@ -554,6 +572,7 @@ type copyConfig struct {
 	checksum    string
 	unpack      *bool
 	loc         []parser.Range
+	keepGitDir  *bool
 }
 
 var symbolicMode = regexp.MustCompile(`^[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+(?:,[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+)*$`)
@@ -580,14 +599,8 @@ func isURL(s string) bool {
 }
 
 func isGit(s string) bool {
-	if strings.HasPrefix(s, "git://") || strings.HasPrefix(s, "git@") || strings.HasPrefix(s, "ssh://") {
-		return true
-	}
-	if isURL(s) {
-		u := strings.SplitN(s, "#", 2)[0]
-		return strings.HasSuffix(u, ".git")
-	}
-	return false
+	_, ok, _ := parseGitRef(s)
+	return ok
 }
 
 func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
@@ -647,14 +660,13 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 	srcIdx := -1
 	for _, src := range cfg.params.SourcePaths {
 		msg += " " + src
-		switch {
-		case cfg.isAdd && isGit(src):
-			return fmt.Errorf("ADD from git is not supported yet: %s", src)
-		case isURL(src):
-			if !cfg.isAdd {
-				return fmt.Errorf("source can't be a URL for COPY: %s", src)
-			}
-			return fmt.Errorf("ADD from URL is not supported yet: %s", src)
+		remote, ok, err := c.remoteSource(remoteCopy{cfg: cfg, dest: dest, chown: chown, display: display}, src, ins.add)
+		if err != nil {
+			return err
+		}
+		if ok {
+			actions = append(actions, *remote)
+			continue
 		}
 		if srcIdx < 0 {
 			if cfg.fromContext {
