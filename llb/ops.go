@@ -132,7 +132,19 @@ type ExecOp struct {
 	Hostname string  `json:"hostname,omitempty"`
 	Network  NetMode `json:"network,omitempty"`
 	Mounts   []Mount `json:"mounts"`
+	// Security is the sandbox mode; "" is the default sandbox (RUN
+	// --security=sandbox), SecurityInsecure needs the build to allow it.
+	Security SecurityMode `json:"security,omitempty"`
 }
+
+// SecurityMode is the privilege mode of an exec.
+type SecurityMode string
+
+// Security modes.
+const (
+	SecuritySandbox  SecurityMode = ""
+	SecurityInsecure SecurityMode = "insecure"
+)
 
 // Kind implements Op.
 func (ExecOp) Kind() Kind { return KindExec }
