@@ -43,6 +43,8 @@ type Options struct {
 	ExcludePatterns []string          // parsed .dockerignore, put on the context LocalOp
 	NoCache         bool              // set Meta.IgnoreCache on every vertex
 	Resolver        ImageResolver
+	// NamedContexts are the --build-context values by name.
+	NamedContexts map[string]NamedContext
 	// AllowInsecure is --allow security.insecure: RUN --security=insecure
 	// is an error without it.
 	AllowInsecure bool
@@ -110,6 +112,8 @@ type stage struct {
 	pinned      string
 	baseImg     *v1.ConfigFile
 	baseLayers  int
+	// named is the tree of a local --build-context that replaces the base.
+	named *llb.Vertex
 
 	// dispatch state
 	dispatched  bool
@@ -598,7 +602,18 @@ func (c *converter) resolve(ctx context.Context, s *stage) error {
 
 func (c *converter) doResolve(ctx context.Context, s *stage) error {
 	ref := s.baseName
-	if _, err := name.ParseReference(ref); err != nil {
+	if nc, ok := c.namedContext(ref); ok {
+		if nc.Local != "" {
+			img := emptyImage(c.stagePlatform(s))
+			s.baseImg = &img
+			s.named = c.namedLocalState(ref, nc)
+			return nil
+		}
+		ref = nc.Image
+	}
+	if strings.HasPrefix(ref, LayoutRefPrefix) {
+		// An OCI layout context: the resolver knows it by this name.
+	} else if _, err := name.ParseReference(ref); err != nil {
 		return c.errAt(s.st.Location, fmt.Errorf("invalid reference %q%s: %w", ref, undefinedHint(s.baseUnset), err))
 	}
 	pinned, dt, err := c.opt.Resolver.ResolveImageConfig(ctx, ref, c.stagePlatform(s))
@@ -788,6 +803,10 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 				s.state = llb.NewVertex(llb.ImageOp{Ref: s.pinned, Platform: s.plat}, nil,
 					c.meta(s.prefix("FROM "+s.pinned), s.st.Location, ""))
 			}
+			if s.named != nil {
+				s.state = s.named
+				s.img.History = append(s.img.History, v1History(s.named.Meta().Description[createdByKey], false))
+			}
 			onbuild = s.img.Config.OnBuild
 		}
 		s.dir = "/"
@@ -848,6 +867,9 @@ func (c *converter) dispatchSource(ctx context.Context, s *stage, cmd command, s
 				if src.baseLayers > 0 {
 					src.state = llb.NewVertex(llb.ImageOp{Ref: src.pinned, Platform: src.plat}, nil,
 						c.meta("FROM "+src.pinned, src.st.Location, ""))
+				}
+				if src.named != nil {
+					src.state = src.named
 				}
 			}
 			src.dispatched = true

@@ -1,0 +1,109 @@
+package dockerfile
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/builderdev/builder/llb"
+)
+
+// findLocals lists the local sources reachable from v.
+func findLocals(v *llb.Vertex) []llb.LocalOp {
+	seen := map[*llb.Vertex]bool{}
+	var out []llb.LocalOp
+	var walk func(*llb.Vertex)
+	walk = func(v *llb.Vertex) {
+		if v == nil || seen[v] {
+			return
+		}
+		seen[v] = true
+		if l, ok := v.Op().(llb.LocalOp); ok {
+			out = append(out, l)
+		}
+		for _, in := range v.Inputs() {
+			walk(in)
+		}
+	}
+	walk(v)
+	return out
+}
+
+func findImages(v *llb.Vertex) []string {
+	seen := map[*llb.Vertex]bool{}
+	var out []string
+	var walk func(*llb.Vertex)
+	walk = func(v *llb.Vertex) {
+		if v == nil || seen[v] {
+			return
+		}
+		seen[v] = true
+		if l, ok := v.Op().(llb.ImageOp); ok {
+			out = append(out, l.Ref)
+		}
+		for _, in := range v.Inputs() {
+			walk(in)
+		}
+	}
+	walk(v)
+	return out
+}
+
+func TestNamedContexts(t *testing.T) {
+	local := map[string]NamedContext{"src": {Local: "ctx-src", ExcludePatterns: []string{"*.log"}}}
+	image := map[string]NamedContext{"busybox": {Image: "alpine:3"}, "tools": {Image: "alpine:3"}}
+	cases := []struct {
+		name       string
+		df         string
+		contexts   map[string]NamedContext
+		wantLocals []string
+		wantImages []string
+		wantEnv    string
+	}{
+		{name: "FROM local", df: "FROM src\nRUN ls\n", contexts: local, wantLocals: []string{"ctx-src"}},
+		{name: "COPY --from local", df: "FROM busybox\nCOPY --from=src / /x\n", contexts: local, wantLocals: []string{"ctx-src"}, wantImages: []string{"docker.io/library/busybox:latest"}},
+		{name: "RUN --mount from local", df: "FROM busybox\nRUN --mount=from=src,target=/s ls /s\n", contexts: local, wantLocals: []string{"ctx-src"}, wantImages: []string{"docker.io/library/busybox:latest"}},
+		{name: "FROM image replaced", df: "FROM busybox\nRUN ls\n", contexts: image, wantImages: []string{"docker.io/library/alpine:3"}, wantEnv: "LANG=C.UTF-8"},
+		{name: "COPY --from image replaced", df: "FROM scratch\nCOPY --from=tools /bin/sh /sh\n", contexts: image, wantImages: []string{"docker.io/library/alpine:3"}},
+		{name: "stage wins over context", df: "FROM busybox AS src\nRUN ls\nFROM scratch\nCOPY --from=src /x /x\n", contexts: local, wantImages: []string{"docker.io/library/busybox:latest"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := mustConvert(t, c.df, func(o *Options) { o.NamedContexts = c.contexts })
+			var locals []string
+			for _, l := range findLocals(res.State) {
+				locals = append(locals, l.Name)
+				if l.Name == "ctx-src" && strings.Join(l.ExcludePatterns, ",") != "*.log" {
+					t.Errorf("local context excludes %v, want *.log", l.ExcludePatterns)
+				}
+			}
+			if strings.Join(locals, ",") != strings.Join(c.wantLocals, ",") {
+				t.Errorf("locals %v, want %v", locals, c.wantLocals)
+			}
+			var images []string
+			for _, r := range findImages(res.State) {
+				images = append(images, r[:strings.Index(r, "@")])
+			}
+			if strings.Join(images, ",") != strings.Join(c.wantImages, ",") {
+				t.Errorf("images %v, want %v", images, c.wantImages)
+			}
+			if c.wantEnv != "" && !strings.Contains(strings.Join(res.Config.Config.Env, " "), c.wantEnv) {
+				t.Errorf("env %v, want %s from the replacing image", res.Config.Config.Env, c.wantEnv)
+			}
+		})
+	}
+}
+
+func TestNamedLocalContextHistory(t *testing.T) {
+	res := mustConvert(t, "FROM src\nRUN ls\n", func(o *Options) {
+		o.NamedContexts = map[string]NamedContext{"src": {Local: "ctx-src"}}
+	})
+	var created []string
+	for _, h := range res.Config.History {
+		if !h.EmptyLayer {
+			created = append(created, h.CreatedBy)
+		}
+	}
+	if len(created) != 2 || created[0] != "COPY / / # context src" {
+		t.Errorf("history %q: want the context copy then the RUN", created)
+	}
+}
