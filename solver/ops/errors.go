@@ -13,10 +13,12 @@ type StepError struct {
 	Err      error
 	// Tail holds the last lines the process printed (execs only).
 	Tail []string
+	// located is set when Err already names the location.
+	located bool
 }
 
 func (e *StepError) Error() string {
-	if e.Location.File == "" || e.Location.Line == 0 {
+	if e.Location.File == "" || e.Location.Line == 0 || e.located {
 		return e.Err.Error()
 	}
 	return fmt.Sprintf("%s:%d: %v", e.Location.File, e.Location.Line, e.Err)

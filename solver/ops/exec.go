@@ -89,6 +89,7 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		Stderr:       io.MultiWriter(solver.LogWriter(ctx, 2), tail),
 		Limits:       o.w.opt.Limits,
 		CgroupParent: o.w.opt.CgroupParent,
+		Security:     executor.Security(o.op.Security),
 	}
 	if spec.Hostname == "" {
 		spec.Hostname = o.w.opt.Hostname
@@ -100,10 +101,15 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	solver.ReportStats(ctx, solver.Stats(stats))
 	if err != nil {
 		var ee *executor.ExitError
+		loc := o.v.Meta().Location
+		if errors.As(err, &ee) && ee.OOMKilled && loc.Line > 0 {
+			// "RUN at Dockerfile:7 was killed: out of memory (limit 64MiB)"
+			return nil, &StepError{Location: loc, Err: fmt.Errorf("RUN at %s:%d was %w", loc.File, loc.Line, ee), Tail: tail.lines(), located: true}
+		}
 		if errors.As(err, &ee) {
 			err = fmt.Errorf("process %q did not complete successfully: %w", strings.Join(o.op.Args, " "), err)
 		}
-		return nil, &StepError{Location: o.v.Meta().Location, Err: err, Tail: tail.lines()}
+		return nil, &StepError{Location: loc, Err: err, Tail: tail.lines()}
 	}
 	if err := sn.Commit(ctx, id, key); err != nil {
 		return nil, err
