@@ -1,0 +1,608 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/solver/ops"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// RunOptions is everything `builder run` was asked to do.
+type RunOptions struct {
+	// Image is "oci-archive:FILE", "oci:DIR" or a registry reference.
+	Image string
+	// Args replace the image's Cmd (and follow the entrypoint).
+	Args []string
+	// Entrypoint, when set (Entrypoint != nil), replaces the image's
+	// entrypoint and drops its Cmd, as docker run --entrypoint does.
+	Entrypoint  *string
+	Remove      bool
+	Interactive bool
+	Tty         bool
+	Network     string
+	Memory      int64
+	Hostname    string
+	Env         []string
+	Workdir     string
+	User        string
+	Root        string
+	// MaxLayerSize bounds each layer's uncompressed size (0 = the
+	// default of ops.DefaultMaxLayerSize).
+	MaxLayerSize int64
+}
+
+// RunIO are the streams of `builder run`: the process's when there is no
+// tty, the terminal's otherwise.
+type RunIO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// maxIndexSize bounds index.json and manifests read from an OCI layout.
+const maxIndexSize = registry.MaxManifestSize
+
+func newRunCommand() *cobra.Command {
+	var (
+		o          RunOptions
+		memory     string
+		entrypoint string
+		env        []string
+	)
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Run a command in a new container from an image",
+		Long: `Run a command in a new container from an image, in the sandbox that RUN steps use.
+
+IMAGE is oci-archive:FILE (an OCI image-layout tar, as written by
+builder build --output type=oci), oci:DIR (an OCI image-layout directory)
+or a registry reference. The exit status is the command's.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Image, o.Args = args[0], args[1:]
+			if cmd.Flags().Changed("entrypoint") {
+				o.Entrypoint = &entrypoint
+			}
+			if memory != "" {
+				n, err := parseBytes(memory)
+				if err != nil {
+					return fmt.Errorf("invalid argument %q for --memory: %w", memory, err)
+				}
+				o.Memory = n
+			}
+			for _, e := range env {
+				k, _, ok := strings.Cut(e, "=")
+				if k == "" {
+					return fmt.Errorf("invalid argument %q for -e: missing name", e)
+				}
+				if !ok {
+					v, set := os.LookupEnv(k)
+					if !set {
+						continue
+					}
+					e = k + "=" + v
+				}
+				o.Env = append(o.Env, e)
+			}
+			code, err := Run(cmd.Context(), o, RunIO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+			if err != nil {
+				// As docker run: 125 when the container could not be run.
+				fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
+				return &exitError{code: 125}
+			}
+			if code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	// Everything after IMAGE belongs to the command.
+	f.SetInterspersed(false)
+	f.BoolVar(&o.Remove, "rm", false, "Automatically remove the container's filesystem when it exits")
+	f.BoolVarP(&o.Interactive, "interactive", "i", false, "Keep STDIN open")
+	f.BoolVarP(&o.Tty, "tty", "t", false, "Allocate a pseudo-TTY")
+	f.StringVar(&o.Network, "network", "host", `Network mode ("host" or "none")`)
+	f.StringVarP(&memory, "memory", "m", "", "Memory limit (e.g. 512m, 1g)")
+	f.StringVarP(&o.Hostname, "hostname", "h", "", "Container host name (default: a random id)")
+	f.StringArrayVarP(&env, "env", "e", nil, "Set environment variables (K=V, or K to take it from the environment)")
+	f.StringVarP(&o.Workdir, "workdir", "w", "", "Working directory inside the container")
+	f.StringVarP(&o.User, "user", "u", "", "Username or UID (format: <name|uid>[:<group|gid>])")
+	f.StringVar(&entrypoint, "entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
+	f.StringVar(&o.Root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
+	// -h is --hostname, as in docker run.
+	f.BoolP("help", "", false, "help for run")
+	return cmd
+}
+
+// parseBytes parses docker's memory sizes: a number with an optional
+// b, k, m or g suffix (powers of 1024).
+func parseBytes(s string) (int64, error) {
+	m := regexp.MustCompile(`^(?i)([0-9]+)([bkmg]?)b?$`).FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, errors.New("want a number with an optional b, k, m or g suffix")
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	shift := map[string]uint{"": 0, "b": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
+	if n > (1<<62)>>shift {
+		return 0, errors.New("too large")
+	}
+	return n << shift, nil
+}
+
+// runImage is an image ready to run: its config and layers (in the blob
+// store).
+type runImage struct {
+	config *v1.ConfigFile
+	layers []cache.Layer
+}
+
+// Run runs o.Image and returns the command's exit code, or an error when
+// it could not run.
+func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
+	switch o.Network {
+	case "", "host", "none", "default":
+	default:
+		return 0, fmt.Errorf("--network %q: must be host or none", o.Network)
+	}
+	if err := os.MkdirAll(o.Root, 0o700); err != nil {
+		return 0, fmt.Errorf("state directory %s: %w", o.Root, err)
+	}
+	store, err := cache.Open(filepath.Join(o.Root, "cache"))
+	if err != nil {
+		return 0, fmt.Errorf("opening cache in %s: %w", o.Root, err)
+	}
+	defer store.Close()
+	img, err := loadRunImage(ctx, o.Image, store.Blobs())
+	if err != nil {
+		return 0, err
+	}
+	sn, err := snapshot.New(filepath.Join(o.Root, "snapshots"))
+	if err != nil {
+		return 0, fmt.Errorf("opening snapshots in %s: %w", o.Root, err)
+	}
+	defer sn.Close()
+	top, err := ops.UnpackLayers(ctx, sn, store.Blobs(), img.layers, ops.UnpackOptions{MaxSize: o.MaxLayerSize})
+	if err != nil {
+		return 0, fmt.Errorf("unpacking %s: %w", o.Image, err)
+	}
+	id := randomHex(6)
+	key := "run-" + id
+	mounts, err := sn.Prepare(ctx, key, top)
+	if err != nil {
+		return 0, fmt.Errorf("preparing the container's filesystem: %w", err)
+	}
+	if o.Remove {
+		defer func() {
+			if err := sn.Remove(context.WithoutCancel(ctx), key); err != nil {
+				fmt.Fprintf(stdio.Stderr, "WARNING: removing the container's filesystem %s: %v\n", key, err)
+			}
+		}()
+	}
+	ex, err := executor.New(filepath.Join(o.Root, "executor"))
+	if err != nil {
+		return 0, err
+	}
+	spec, err := runSpec(o, img.config)
+	if err != nil {
+		return 0, err
+	}
+	spec.Hostname = o.Hostname
+	if spec.Hostname == "" {
+		spec.Hostname = id
+	}
+	for _, m := range mounts {
+		spec.Rootfs = append(spec.Rootfs, executor.Mount{Type: m.Type, Source: m.Source, Target: "/", Options: m.Options})
+	}
+
+	var runErr error
+	if o.Tty {
+		runErr = runWithTty(ctx, ex, spec, o.Interactive, stdio)
+	} else {
+		if o.Interactive {
+			spec.Stdin = stdio.Stdin
+		}
+		spec.Stdout, spec.Stderr = stdio.Stdout, stdio.Stderr
+		_, runErr = ex.Run(ctx, spec)
+	}
+	var ee *executor.ExitError
+	switch {
+	case runErr == nil:
+		return 0, nil
+	case errors.As(runErr, &ee):
+		if ee.OOMKilled {
+			fmt.Fprintf(stdio.Stderr, "%v\n", ee)
+		}
+		return ee.Code, nil
+	case ctx.Err() != nil:
+		return 130, nil
+	default:
+		return 0, runErr
+	}
+}
+
+// runSpec makes the process of o from the image config, as docker run
+// does: -e overrides the image's variables, --entrypoint drops the image's
+// Cmd, arguments replace Cmd.
+func runSpec(o RunOptions, cfg *v1.ConfigFile) (executor.Spec, error) {
+	c := cfg.Config
+	entry := c.Entrypoint
+	cmd := c.Cmd
+	if o.Entrypoint != nil {
+		entry, cmd = nil, nil
+		if *o.Entrypoint != "" {
+			entry = []string{*o.Entrypoint}
+		}
+	}
+	if len(o.Args) > 0 {
+		cmd = o.Args
+	}
+	args := append(append([]string(nil), entry...), cmd...)
+	if len(args) == 0 {
+		return executor.Spec{}, errors.New("no command specified (the image has no Entrypoint or Cmd)")
+	}
+	env := append([]string(nil), c.Env...)
+	if lookupVar(env, "PATH") == "" {
+		env = append(env, "PATH="+registryDefaultPath)
+	}
+	for _, e := range o.Env {
+		k, _, _ := strings.Cut(e, "=")
+		env = removeVar(env, k)
+		env = append(env, e)
+	}
+	if o.Tty && lookupVar(env, "TERM") == "" {
+		env = append(env, "TERM=xterm")
+	}
+	s := executor.Spec{
+		Args:    args,
+		Env:     env,
+		Cwd:     c.WorkingDir,
+		User:    c.User,
+		Network: executor.NetworkHost,
+		Limits:  executor.Limits{Memory: o.Memory},
+	}
+	if o.Network == "none" {
+		s.Network = executor.NetworkNone
+	}
+	if o.Workdir != "" {
+		s.Cwd = o.Workdir
+	}
+	if s.Cwd != "" && !path.IsAbs(s.Cwd) {
+		return executor.Spec{}, fmt.Errorf("the working directory %q is not absolute", s.Cwd)
+	}
+	if o.User != "" {
+		s.User = o.User
+	}
+	return s, nil
+}
+
+// registryDefaultPath is Docker's PATH for images that set none.
+const registryDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+func lookupVar(env []string, k string) string {
+	v := ""
+	for _, e := range env {
+		if kk, vv, _ := strings.Cut(e, "="); kk == k {
+			v = vv
+		}
+	}
+	return v
+}
+
+func removeVar(env []string, k string) []string {
+	out := env[:0]
+	for _, e := range env {
+		if kk, _, _ := strings.Cut(e, "="); kk != k {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// runWithTty runs spec on a new pty: the host terminal (when stdin is
+// one) goes to raw mode and back, window size changes are forwarded, the
+// pty's output is copied to stdout and, with interactive, stdin to the
+// pty.
+func runWithTty(ctx context.Context, ex *executor.Executor, spec executor.Spec, interactive bool, stdio RunIO) error {
+	master, slave, err := pty.Open()
+	if err != nil {
+		return err
+	}
+	defer master.Close()
+	inFd := -1
+	if f, ok := stdio.Stdin.(*os.File); ok && pty.IsTerminal(int(f.Fd())) {
+		inFd = int(f.Fd())
+	}
+	outFd := -1
+	if f, ok := stdio.Stdout.(*os.File); ok && pty.IsTerminal(int(f.Fd())) {
+		outFd = int(f.Fd())
+	}
+	resize := func() {
+		for _, fd := range []int{outFd, inFd} {
+			if fd < 0 {
+				continue
+			}
+			if sz, err := pty.GetSize(fd); err == nil {
+				_ = pty.SetSize(int(master.Fd()), sz)
+				return
+			}
+		}
+	}
+	resize()
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, unix.SIGWINCH)
+	defer signal.Stop(winch)
+	go func() {
+		for range winch {
+			resize()
+		}
+	}()
+	if interactive && inFd >= 0 {
+		restore, err := pty.MakeRaw(inFd)
+		if err != nil {
+			slave.Close()
+			return err
+		}
+		defer restore()
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Ends with EIO once every holder of the slave has closed it.
+		_, _ = io.Copy(stdio.Stdout, master)
+	}()
+	if interactive && stdio.Stdin != nil {
+		// Never waited for: a read of the host's stdin cannot be
+		// interrupted, and the process is gone anyway.
+		go func() { _, _ = io.Copy(master, stdio.Stdin) }()
+	}
+	spec.Stdin, spec.Stdout, spec.Stderr, spec.Tty = slave, slave, slave, true
+	_, err = ex.Run(ctx, spec)
+	slave.Close()
+	wg.Wait()
+	return err
+}
+
+// loadRunImage finds the image ref names and makes sure its layers are in
+// blobs.
+func loadRunImage(ctx context.Context, ref string, blobs *cache.BlobStore) (*runImage, error) {
+	switch {
+	case strings.HasPrefix(ref, "oci-archive:"):
+		file := strings.TrimPrefix(ref, "oci-archive:")
+		index, err := ingestLayoutTar(ctx, file, blobs)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", ref, err)
+		}
+		img, err := imageFromLayout(index, func(d digest.Digest, size int64) error {
+			if _, err := blobs.Stat(d); err != nil {
+				return fmt.Errorf("blob %s is not in the archive: %w", d, err)
+			}
+			return nil
+		}, blobs)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", ref, err)
+		}
+		return img, nil
+	case strings.HasPrefix(ref, "oci:"):
+		dir := strings.TrimPrefix(ref, "oci:")
+		index, err := readLimited(filepath.Join(dir, "index.json"))
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", ref, err)
+		}
+		img, err := imageFromLayout(index, func(d digest.Digest, size int64) error {
+			if _, err := blobs.Stat(d); err == nil {
+				return nil
+			}
+			f, err := os.Open(filepath.Join(dir, "blobs", d.Algorithm().String(), d.Encoded()))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, _, err = blobs.Put(ctx, f, d, size)
+			return err
+		}, blobs)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", ref, err)
+		}
+		return img, nil
+	default:
+		reg := registry.New(registry.Options{Blobs: blobs})
+		res, err := reg.Resolve(ctx, ref, llb.Platform{})
+		if err != nil {
+			return nil, err
+		}
+		layers, err := reg.Pull(ctx, res)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := v1.ParseConfigFile(bytes.NewReader(res.Config))
+		if err != nil {
+			return nil, fmt.Errorf("config of %s: %w", ref, err)
+		}
+		return &runImage{config: cfg, layers: layers}, nil
+	}
+}
+
+func readLimited(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxIndexSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxIndexSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", p, maxIndexSize)
+	}
+	return b, nil
+}
+
+var blobName = regexp.MustCompile(`^blobs/sha256/[a-f0-9]{64}$`)
+
+// ingestLayoutTar stores every blob of an OCI layout tar in blobs (each
+// verified against the digest its name says) and returns index.json.
+// Other entries are ignored, so no name in the archive ever becomes a
+// path on the host.
+func ingestLayoutTar(ctx context.Context, file string, blobs *cache.BlobStore) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	var index []byte
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+		switch {
+		case name == "index.json":
+			if h.Size > maxIndexSize {
+				return nil, fmt.Errorf("index.json: %d bytes, larger than %d", h.Size, maxIndexSize)
+			}
+			if index, err = io.ReadAll(tr); err != nil {
+				return nil, err
+			}
+		case blobName.MatchString(name):
+			d := digest.NewDigestFromEncoded(digest.SHA256, path.Base(name))
+			if _, err := blobs.Stat(d); err == nil {
+				continue
+			}
+			if _, _, err := blobs.Put(ctx, tr, d, h.Size); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	if index == nil {
+		return nil, errors.New("no index.json: not an OCI image layout")
+	}
+	return index, nil
+}
+
+// imageFromLayout picks the image for this platform from an OCI layout's
+// index (following nested indexes); ensure puts a blob in blobs.
+func imageFromLayout(index []byte, ensure func(d digest.Digest, size int64) error, blobs *cache.BlobStore) (*runImage, error) {
+	read := func(desc v1.Descriptor) ([]byte, error) {
+		if desc.Size > maxIndexSize {
+			return nil, fmt.Errorf("%s %s: %d bytes, larger than %d", desc.MediaType, desc.Digest, desc.Size, maxIndexSize)
+		}
+		d, err := digest.Parse(desc.Digest.String())
+		if err != nil {
+			return nil, err
+		}
+		if err := ensure(d, desc.Size); err != nil {
+			return nil, err
+		}
+		return os.ReadFile(blobs.Path(d))
+	}
+	for depth := 0; depth < 4; depth++ {
+		var idx v1.IndexManifest
+		if err := json.Unmarshal(index, &idx); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		desc, err := pickManifest(idx.Manifests)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := read(desc)
+		if err != nil {
+			return nil, err
+		}
+		if desc.MediaType == types.OCIImageIndex || desc.MediaType == types.DockerManifestList {
+			index = raw
+			continue
+		}
+		var m v1.Manifest
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+		}
+		rawCfg, err := read(m.Config)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		cfg, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+		}
+		if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+			return nil, fmt.Errorf("config has %d diff_ids for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
+		}
+		img := &runImage{config: cfg}
+		for i, l := range m.Layers {
+			d, err := digest.Parse(l.Digest.String())
+			if err != nil {
+				return nil, fmt.Errorf("layer %d: %w", i, err)
+			}
+			if err := ensure(d, l.Size); err != nil {
+				return nil, fmt.Errorf("layer %s: %w", d, err)
+			}
+			img.layers = append(img.layers, cache.Layer{MediaType: string(l.MediaType), Digest: d, Size: l.Size, DiffID: digest.Digest(cfg.RootFS.DiffIDs[i].String())})
+		}
+		return img, nil
+	}
+	return nil, errors.New("indexes nested too deeply")
+}
+
+// pickManifest chooses the manifest of linux/GOARCH, or the only one.
+func pickManifest(ms []v1.Descriptor) (v1.Descriptor, error) {
+	if len(ms) == 0 {
+		return v1.Descriptor{}, errors.New("the index lists no image")
+	}
+	if len(ms) == 1 {
+		return ms[0], nil
+	}
+	for _, m := range ms {
+		if m.Platform != nil && m.Platform.OS == "linux" && m.Platform.Architecture == runtime.GOARCH {
+			return m, nil
+		}
+	}
+	return v1.Descriptor{}, fmt.Errorf("the index lists %d images and none for linux/%s", len(ms), runtime.GOARCH)
+}
