@@ -457,13 +457,27 @@ func (c *converter) stageNames() string {
 	return "existing stages: " + strings.Join(names, ", ")
 }
 
+// didYouMean suggests the stage nearest to name: "did you mean x? " or "".
+func (c *converter) didYouMean(name string) string {
+	var names []string
+	for _, s := range c.stages {
+		if !s.unregistered && s.name != "" {
+			names = append(names, strings.ToLower(s.name))
+		}
+	}
+	if n := nearestArg(strings.ToLower(name), names); n != "" {
+		return "did you mean " + n + "? "
+	}
+	return ""
+}
+
 func (c *converter) resolveTarget() (*stage, error) {
 	if c.opt.Target == "" {
 		return c.stages[len(c.stages)-1], nil
 	}
 	s, ok := c.byName[strings.ToLower(c.opt.Target)]
 	if !ok {
-		return nil, &Error{File: c.file, Line: 1, Err: fmt.Errorf("target stage %q could not be found (%s)", c.opt.Target, c.stageNames())}
+		return nil, &Error{File: c.file, Line: 1, Err: fmt.Errorf("target stage %q could not be found (%s%s)", c.opt.Target, c.didYouMean(c.opt.Target), c.stageNames())}
 	}
 	return s, nil
 }
@@ -538,6 +552,13 @@ func (c *converter) sourceStage(from string, loc []parser.Range, byIndex bool) (
 	}
 	if s, ok := c.byName[strings.ToLower(from)]; ok {
 		return s, nil
+	}
+	// A bare name one or two edits from a stage is a typo, not an image to
+	// pull from Docker Hub.
+	if !strings.ContainsAny(from, "/:@.") {
+		if hint := c.didYouMean(from); hint != "" {
+			return nil, fmt.Errorf("--from=%s names no stage (%s%s)", from, hint, c.stageNames())
+		}
 	}
 	s := &stage{
 		index:        len(c.stages),
