@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/llb"
@@ -54,9 +55,20 @@ type Options struct {
 	Insecure []string
 	// Transport is the HTTP transport; nil means remote.DefaultTransport.
 	Transport http.RoundTripper
-	// Jobs bounds the parallel layer downloads of one Pull (0 means
-	// DefaultPullJobs).
+	// Jobs bounds the parallel layer downloads of one Pull and the
+	// parallel blob uploads of one Push (0 means DefaultPullJobs).
 	Jobs int
+	// CAFiles are PEM files of certificate authorities trusted besides
+	// the system pool (e.g. a private registry's CA).
+	CAFiles []string
+	// Retry is the backoff of retried requests; zero means DefaultRetry.
+	Retry remote.Backoff
+	// StateDir, when set, keeps the digest each tag last resolved to, so a
+	// tag still resolves when its registry cannot be reached (see Pull).
+	StateDir string
+	// Pull makes every tag resolve at the registry with no fallback to the
+	// digest recorded in StateDir (docker build --pull).
+	Pull bool
 }
 
 // Client resolves and pulls images. It is safe for concurrent use; it
@@ -68,11 +80,22 @@ type Client struct {
 	puller   *remote.Puller
 	err      error
 	flight   singleflight.Group
+	// remote are the options of every go-containerregistry call.
+	remote []remote.Option
+	// transport is the guarded base transport (no auth, no retries).
+	transport http.RoundTripper
+	stateDir  string
+	forcePull bool
+	// sources maps blob digests to a repository known to hold them, for
+	// cross-repository mounts on push.
+	srcMu   sync.Mutex
+	sources map[digest.Digest]name.Repository
 }
 
 // New returns a client.
 func New(o Options) *Client {
-	c := &Client{blobs: o.Blobs, insecure: map[string]bool{}, jobs: o.Jobs}
+	c := &Client{blobs: o.Blobs, insecure: map[string]bool{}, jobs: o.Jobs,
+		stateDir: o.StateDir, forcePull: o.Pull, sources: map[digest.Digest]name.Repository{}}
 	if c.jobs <= 0 {
 		c.jobs = DefaultPullJobs
 	}
@@ -83,15 +106,26 @@ func New(o Options) *Client {
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	base := o.Transport
-	if base == nil {
-		base = remote.DefaultTransport
+	base, err := baseTransport(o)
+	if err != nil {
+		c.err = err
+		return c
 	}
-	c.puller, c.err = remote.NewPuller(
+	backoff := o.Retry
+	if backoff.Steps == 0 {
+		backoff = DefaultRetry
+	}
+	c.transport = &guardTransport{base: base, allowHTTP: c.allowHTTP}
+	c.remote = []remote.Option{
 		remote.WithAuthFromKeychain(kc),
-		remote.WithTransport(&guardTransport{base: base, allowHTTP: c.allowHTTP}),
+		remote.WithTransport(c.transport),
 		remote.WithUserAgent("builder"),
-	)
+		remote.WithRetryBackoff(backoff),
+		remote.WithRetryStatusCodes(retryStatusCodes...),
+		remote.WithRetryPredicate(retryable),
+		remote.WithJobs(c.jobs),
+	}
+	c.puller, c.err = remote.NewPuller(c.remote...)
 	if c.err == nil && c.blobs == nil {
 		c.err = errors.New("registry client: no blob store")
 	}
@@ -216,7 +250,20 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 		d = r.digest
 		raw, err = c.manifest(ctx, r.repo, d, -1)
 	} else {
-		raw, d, err = c.manifestByTag(ctx, r.repo.Tag(r.tag))
+		tag := r.repo.Tag(r.tag)
+		raw, d, err = c.manifestByTag(ctx, tag)
+		if err != nil && !c.forcePull && unreachable(err) && ctx.Err() == nil {
+			// Offline: use the digest the tag had last time, if its
+			// content is stored.
+			if last, ok := c.lastTag(tag); ok {
+				if lraw, lerr := c.storedManifest(last); lerr == nil {
+					raw, d, err = lraw, last, nil
+				}
+			}
+		}
+		if err == nil {
+			c.recordTag(tag, d)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -254,6 +301,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 		return nil, fmt.Errorf("config %s: %d bytes, more than %d", m.Config.Digest, m.Config.Size, MaxConfigSize)
 	}
 	cd := digest.Digest(m.Config.Digest.String())
+	c.recordSources(r.repo, m)
 	if err := c.ensureBlob(ctx, r.repo, cd, m.Config.Size); err != nil {
 		return nil, fmt.Errorf("config %s: %w", cd, err)
 	}
@@ -527,6 +575,7 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && !g.allowHTTP(req.URL.Host) {
 		return nil, fmt.Errorf("%s: %w (add it to the insecure registries)", req.URL.Host, ErrInsecure)
 	}
+	req = stripCrossHostAuth(req)
 	resp, err := g.base.RoundTrip(req)
 	if err != nil || req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/manifests/") {
 		return resp, err

@@ -2,6 +2,7 @@ package registrytest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
@@ -70,7 +71,17 @@ storage:
     blobdescriptor: inmemory
 http:
   addr: %s
-`
+%s`
+
+// DistributionOptions configure StartDistributionWith.
+type DistributionOptions struct {
+	// Users, when set, protects the registry with htpasswd basic auth for
+	// these user -> password pairs (bcrypt entries made by Debian's
+	// htpasswd, package apache2-utils; the test is skipped without it).
+	Users map[string]string
+	// TLS, when set, serves HTTPS with this certificate (see NewCA).
+	TLS *Cert
+}
 
 // StartDistribution starts the real distribution registry server on a free
 // 127.0.0.1 port with filesystem storage in t.TempDir() and returns its
@@ -78,15 +89,25 @@ http:
 // test is skipped when the binary is not installed.
 func StartDistribution(t testing.TB) string {
 	t.Helper()
+	return StartDistributionWith(t, DistributionOptions{})
+}
+
+// StartDistributionWith is StartDistribution with authentication and TLS.
+func StartDistributionWith(t testing.TB, o DistributionOptions) string {
+	t.Helper()
 	if _, err := os.Stat(DistributionBinary); err != nil {
 		t.Skipf("distribution registry not installed: %v", err)
 	}
 	dir := t.TempDir()
+	extra, err := distributionExtra(t, dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var lastErr error
 	// A free port can be taken between Close and the server's bind, so try
 	// a few times.
 	for attempt := 0; attempt < 3; attempt++ {
-		host, err := startDistribution(t, dir, attempt)
+		host, err := startDistribution(t, dir, attempt, extra, o.TLS)
 		if err == nil {
 			return host
 		}
@@ -96,7 +117,7 @@ func StartDistribution(t testing.TB) string {
 	return ""
 }
 
-func startDistribution(t testing.TB, dir string, attempt int) (string, error) {
+func startDistribution(t testing.TB, dir string, attempt int, extra string, cert *Cert) (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -106,7 +127,7 @@ func startDistribution(t testing.TB, dir string, attempt int) (string, error) {
 
 	storage := filepath.Join(dir, fmt.Sprintf("storage-%d", attempt))
 	cfg := filepath.Join(dir, fmt.Sprintf("config-%d.yml", attempt))
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(distributionConfig, storage, host)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(distributionConfig, storage, host, extra)), 0o644); err != nil {
 		return "", err
 	}
 	logFile, err := os.Create(filepath.Join(dir, fmt.Sprintf("registry-%d.log", attempt)))
@@ -130,12 +151,17 @@ func startDistribution(t testing.TB, dir string, attempt int) (string, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	client, scheme := http.DefaultClient, "http"
+	if cert != nil {
+		client, scheme = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}}}, "https"
+	}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/v2/", nil)
-		resp, err := http.DefaultClient.Do(req)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+host+"/v2/", nil)
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// 401 is the answer of a registry with auth: it is up.
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				t.Cleanup(stop)
 				return host, nil
 			}
@@ -152,4 +178,52 @@ func startDistribution(t testing.TB, dir string, attempt int) (string, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// distributionExtra writes the htpasswd file and certificate of o into dir
+// and returns the config lines that use them.
+func distributionExtra(t testing.TB, dir string, o DistributionOptions) (string, error) {
+	var extra strings.Builder
+	if o.TLS != nil {
+		certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+		if err := os.WriteFile(certFile, o.TLS.CertPEM, 0o600); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(keyFile, o.TLS.KeyPEM, 0o600); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&extra, "  tls:\n    certificate: %s\n    key: %s\n", certFile, keyFile)
+	}
+	if len(o.Users) > 0 {
+		file := filepath.Join(dir, "htpasswd")
+		if err := WriteHtpasswd(t, file, o.Users); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&extra, "auth:\n  htpasswd:\n    realm: registrytest\n    path: %s\n", file)
+	}
+	return extra.String(), nil
+}
+
+// HtpasswdBinary makes the bcrypt entries docker-registry requires
+// (Debian package apache2-utils).
+const HtpasswdBinary = "/usr/bin/htpasswd"
+
+// WriteHtpasswd writes an htpasswd file with a bcrypt entry per user. It
+// skips the test when htpasswd is not installed.
+func WriteHtpasswd(t testing.TB, file string, users map[string]string) error {
+	if _, err := os.Stat(HtpasswdBinary); err != nil {
+		t.Skipf("htpasswd not installed (apt-get install apache2-utils): %v", err)
+	}
+	var buf strings.Builder
+	for u, p := range users {
+		// -i reads the password from stdin, so it is not in argv.
+		cmd := exec.Command(HtpasswdBinary, "-niBC", "5", u)
+		cmd.Stdin = strings.NewReader(p)
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("htpasswd for %s: %w", u, err)
+		}
+		buf.WriteString(strings.TrimSpace(string(out)) + "\n")
+	}
+	return os.WriteFile(file, []byte(buf.String()), 0o600)
 }
