@@ -13,7 +13,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/executor"
-	"github.com/builderdev/builder/exporter"
+	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
@@ -37,6 +37,9 @@ type BuildOptions struct {
 	Progress   string
 	Outputs    []Output
 	Root       string
+	// IIDFile and MetadataFile are --iidfile and --metadata-file.
+	IIDFile      string
+	MetadataFile string
 	// Call is what to do, as buildx --call: "build" (""), "check",
 	// "targets" or "outline".
 	Call string
@@ -45,6 +48,8 @@ type BuildOptions struct {
 	// Stdout receives the results of --call check|targets|outline (nil =
 	// os.Stdout).
 	Stdout io.Writer
+	// Sandbox shapes every RUN (hostname, limits, --allow).
+	Sandbox SandboxOptions
 }
 
 func newBuildCommand() *cobra.Command {
@@ -53,6 +58,7 @@ func newBuildCommand() *cobra.Command {
 		buildArgs []string
 		outputs   []string
 		check     bool
+		sandbox   *sandboxFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH",
@@ -65,6 +71,9 @@ func newBuildCommand() *cobra.Command {
 				return err
 			}
 			if o.Call, err = callFlag(cmd, o.Call, check); err != nil {
+				return err
+			}
+			if err := sandbox.parse(); err != nil {
 				return err
 			}
 			sourceDateEpochFromEnv(o.BuildArgs)
@@ -86,11 +95,14 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
+	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
+	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
 	f.StringVar(&o.Root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
 	f.BoolVar(&check, "check", false, `Shorthand for "--call=check"`)
 	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (only the host's platform can RUN)`)
+	sandbox = addSandboxFlags(cmd, &o.Sandbox)
 	return cmd
 }
 
@@ -156,18 +168,28 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	defer hasher.Save()
 	reg := registry.New(registry.Options{Blobs: store.Blobs()})
 
+	images, err := openImageStore(o.Root, store.Blobs())
+	if err != nil {
+		return err
+	}
+	// Images in the local store come first, as docker build uses local
+	// images (see exporter/store.Source).
+	src := &imagestore.Source{Store: images, Remote: reg}
+
 	display, err := progressui.New(out, o.Progress)
 	if err != nil {
 		return err
 	}
-	res, err := convert(ctx, display, dockerfile.Options{
+	col := newCollector(display)
+	res, err := convert(ctx, col, dockerfile.Options{
 		Dockerfile:      dfBytes,
 		Filename:        filepath.Base(dfPath),
 		BuildArgs:       o.BuildArgs,
 		Target:          o.Target,
 		ExcludePatterns: excludes,
 		NoCache:         o.NoCache,
-		Resolver:        reg,
+		Resolver:        src,
+		AllowInsecure:   o.Sandbox.AllowInsecure(),
 		Platform:        platform,
 		RunPlatform:     dockerfile.HostPlatform(),
 		AllStages:       o.Call == "check",
@@ -189,20 +211,24 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	w := ops.New(ops.Options{
 		Snapshotter: sn,
 		Runner:      ex,
-		Images:      reg,
+		Images:      src,
 		Meta:        store.Metadata(),
 		Blobs:       store.Blobs(),
 		Hasher:      hasher,
 		Locals:      map[string]ops.LocalDir{"context": {Path: o.ContextDir}},
 		StateDir:    o.Root,
+		// Every RUN: --hostname, --memory & co, --cgroup-parent.
+		Hostname:     o.Sandbox.Hostname,
+		Limits:       o.Sandbox.Limits,
+		CgroupParent: o.Sandbox.CgroupParent,
 	})
-	s := solver.New(w, store, solver.Options{Reporter: display})
+	s := solver.New(w, store, solver.Options{Reporter: col})
 	var result solver.Result
 	if res.State != nil {
 		result, err = s.Solve(ctx, res.State)
 	}
 	if err == nil {
-		err = export(ctx, display, w, store.Blobs(), result, res, o)
+		err = export(ctx, col, w, store.Blobs(), result, res, o)
 	}
 	display.Close()
 	if err != nil {
@@ -225,10 +251,6 @@ func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*d
 
 // export writes the result to every --output.
 func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
-	if len(o.Outputs) == 0 {
-		fmt.Fprintln(os.Stderr, "WARNING: No output specified: the build result only stays in the build cache. Use --output type=oci,dest=FILE to write the image.")
-		return nil
-	}
 	cfg := res.Config
 	cfg.Created.Time = time.Now().UTC()
 	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
@@ -244,30 +266,20 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.
 			cfg.History[i].Created = cfg.Created
 		}
 	}
-	var layers []cache.Layer
-	if err := step(r, "exporting layers", func() error {
-		var err error
-		cfg, layers, err = w.Image(ctx, result, cfg)
-		return err
-	}); err != nil {
+	// Every build lands in the local image store; then the --outputs.
+	e, err := exportImage(ctx, r, w, blobs, result, cfg, o)
+	if err != nil {
 		return err
 	}
-	img := &exporter.Image{Config: cfg, Layers: layers, Blobs: blobs}
-	for _, out := range o.Outputs {
-		switch out.Type {
-		case "oci":
-			names := append([]string(nil), o.Tags...)
-			if n := out.Attrs["name"]; n != "" {
-				names = append(names, strings.Split(n, ",")...)
-			}
-			if err := step(r, "exporting to oci image format "+out.Dest, func() error {
-				return writeFileAtomic(out.Dest, func(f io.Writer) error {
-					_, err := exporter.WriteOCI(ctx, f, img, names)
-					return err
-				})
-			}); err != nil {
-				return err
-			}
+	if o.IIDFile != "" {
+		if err := writeIIDFile(o.IIDFile, e); err != nil {
+			return fmt.Errorf("--iidfile: %w", err)
+		}
+	}
+	if o.MetadataFile != "" {
+		col, _ := r.(*collector)
+		if err := writeJSONFile(o.MetadataFile, buildMetadata(e, col)); err != nil {
+			return fmt.Errorf("--metadata-file: %w", err)
 		}
 	}
 	return nil

@@ -39,22 +39,8 @@ func parseOutput(s string) (Output, error) {
 			o.Attrs[k] = v
 		}
 	}
-	switch o.Type {
-	case "":
-		return o, fmt.Errorf("--output %q: type is required (type=oci,dest=FILE)", s)
-	case "oci":
-		if o.Dest == "" {
-			return o, fmt.Errorf("--output %q: type=oci needs dest=FILE", s)
-		}
-	default:
-		return o, fmt.Errorf("--output %q: output type %q is not supported yet (supported: oci)", s, o.Type)
-	}
-	for k := range o.Attrs {
-		switch k {
-		case "name":
-		default:
-			return o, fmt.Errorf("--output %q: unknown attribute %q for type=%s", s, k, o.Type)
-		}
+	if err := validateOutput(&o); err != nil {
+		return o, fmt.Errorf("--output %q: %w", s, err)
 	}
 	return o, nil
 }

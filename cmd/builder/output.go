@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/solver/ops"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// outputAttrs lists the attributes each --output type accepts (besides
+// type and dest), as buildx names them.
+var outputAttrs = map[string][]string{
+	"oci":    {"name", "tar", "compression", "compression-level", "force-compression", "oci-mediatypes"},
+	"docker": {"name", "compression", "compression-level", "force-compression", "oci-mediatypes"},
+	"image":  {"name", "push", "compression", "compression-level", "force-compression", "oci-mediatypes"},
+	"local":  {},
+	"tar":    {},
+}
+
+// validateOutput checks an --output's type, dest and attributes.
+func validateOutput(o *Output) error {
+	if o.Type == "" {
+		return errors.New("type is required (type=oci,dest=FILE)")
+	}
+	allowed, ok := outputAttrs[o.Type]
+	if !ok {
+		return fmt.Errorf("output type %q is not supported (supported: oci, docker, image, local, tar)", o.Type)
+	}
+	switch o.Type {
+	case "oci", "docker", "tar":
+		if o.Dest == "" {
+			return fmt.Errorf("type=%s needs dest=FILE", o.Type)
+		}
+	case "local":
+		if o.Dest == "" {
+			return errors.New("type=local needs dest=DIR")
+		}
+	case "image":
+		if o.Dest != "" {
+			return errors.New("type=image takes no dest (it stores the image; use name=...)")
+		}
+	}
+	for k, v := range o.Attrs {
+		found := false
+		for _, a := range allowed {
+			found = found || a == k
+		}
+		if !found {
+			return fmt.Errorf("unknown attribute %q for type=%s", k, o.Type)
+		}
+		switch k {
+		case "tar", "push", "force-compression", "oci-mediatypes":
+			if _, err := strconv.ParseBool(v); err != nil {
+				return fmt.Errorf("%s=%q: not a boolean", k, v)
+			}
+		case "compression-level":
+			if _, err := strconv.Atoi(v); err != nil {
+				return fmt.Errorf("%s=%q: not a number", k, v)
+			}
+		}
+	}
+	_, err := o.layerOptions()
+	return err
+}
+
+// boolAttr returns attribute k as a bool, def when unset.
+func (o Output) boolAttr(k string, def bool) bool {
+	v, ok := o.Attrs[k]
+	if !ok {
+		return def
+	}
+	b, _ := strconv.ParseBool(v)
+	return b
+}
+
+// layerOptions is the output's compression.
+func (o Output) layerOptions() (ops.LayerOptions, error) {
+	lo := ops.LayerOptions{Compression: o.Attrs["compression"], Force: o.boolAttr("force-compression", false)}
+	if v, ok := o.Attrs["compression-level"]; ok {
+		lo.Level, _ = strconv.Atoi(v)
+	}
+	return lo, lo.Validate()
+}
+
+// exportOptions are the exporter options of the output: Docker media
+// types when oci-mediatypes=false (the default for type=docker only).
+func (o Output) exportOptions() []exporter.Option {
+	if !o.boolAttr("oci-mediatypes", o.Type != "docker") {
+		return []exporter.Option{exporter.WithDockerMediaTypes()}
+	}
+	return nil
+}
+
+// names are the -t names plus the output's name= names.
+func (o Output) names(tags []string) []string {
+	names := append([]string(nil), tags...)
+	if n := o.Attrs["name"]; n != "" {
+		names = append(names, strings.Split(n, ",")...)
+	}
+	return names
+}
+
+// PushImage pushes an exported image to its names (type=image,push=true).
+// It is set by the registry push support; while it is nil push=true is an
+// error.
+var PushImage func(ctx context.Context, img *exporter.Image, names []string, opt []exporter.Option) (v1.Descriptor, error)
+
+// exported is what an export produced, for --iidfile and --metadata-file.
+type exported struct {
+	configDigest string
+	desc         *v1.Descriptor
+	names        []string
+}
+
+// exportImage computes the layers of result and writes the image to the
+// local store (always: under -t and name= of type=image outputs, or by ID
+// only) and to every --output.
+func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, cfg v1.ConfigFile, o BuildOptions) (*exported, error) {
+	images, err := openImageStore(o.Root, blobs)
+	if err != nil {
+		return nil, err
+	}
+	// The store gets the image as the first type=image output asks, or
+	// gzip with OCI media types.
+	storeOut := Output{Type: "image", Attrs: map[string]string{}}
+	storeNames := append([]string(nil), o.Tags...)
+	found := false
+	for _, out := range o.Outputs {
+		if out.Type == "image" {
+			if !found {
+				storeOut, found = out, true
+			}
+			if n := out.Attrs["name"]; n != "" {
+				storeNames = append(storeNames, strings.Split(n, ",")...)
+			}
+		}
+	}
+	imageFor := func(out Output) (*exporter.Image, error) {
+		lo, err := out.layerOptions()
+		if err != nil {
+			return nil, err
+		}
+		var img *exporter.Image
+		err = step(r, "exporting layers", func() error {
+			c, layers, err := w.ImageWith(ctx, result, cfg, lo)
+			img = &exporter.Image{Config: c, Layers: layers, Blobs: blobs}
+			return err
+		})
+		return img, err
+	}
+	img, err := imageFor(storeOut)
+	if err != nil {
+		return nil, err
+	}
+	res := &exported{}
+	var stored store.Image
+	if err := step(r, "naming to "+describeNames(storeNames), func() error {
+		var err error
+		stored, err = images.Put(ctx, img, storeNames, storeOut.exportOptions()...)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	res.configDigest = stored.ID.String()
+	res.names = stored.Names
+	storedDesc := stored.Manifest
+
+	for _, out := range o.Outputs {
+		oimg := img
+		if out.Type != "local" && out.Type != "tar" && !sameLayers(out, storeOut) {
+			if oimg, err = imageFor(out); err != nil {
+				return nil, err
+			}
+		}
+		var desc *v1.Descriptor
+		switch out.Type {
+		case "oci":
+			names := out.names(o.Tags)
+			if !out.boolAttr("tar", true) {
+				err = step(r, "exporting to oci image layout "+out.Dest, func() error {
+					d, err := exporter.WriteOCIDir(ctx, out.Dest, oimg, names, out.exportOptions()...)
+					desc = &d
+					return err
+				})
+				break
+			}
+			err = step(r, "exporting to oci image format "+out.Dest, func() error {
+				return writeFileAtomic(out.Dest, func(f io.Writer) error {
+					d, err := exporter.WriteOCI(ctx, f, oimg, names, out.exportOptions()...)
+					desc = &d
+					return err
+				})
+			})
+		case "docker":
+			err = step(r, "exporting to docker image format "+out.Dest, func() error {
+				return writeFileAtomic(out.Dest, func(f io.Writer) error {
+					d, err := exporter.WriteDocker(ctx, f, oimg, out.names(o.Tags), out.exportOptions()...)
+					desc = &d
+					return err
+				})
+			})
+		case "local":
+			err = step(r, "copying files to "+out.Dest, func() error { return exporter.WriteLocal(ctx, out.Dest, oimg) })
+		case "tar":
+			err = step(r, "sending tarball to "+out.Dest, func() error {
+				return writeFileAtomic(out.Dest, func(f io.Writer) error {
+					return exporter.WriteRootfsTar(ctx, f, oimg, filepath.Dir(out.Dest))
+				})
+			})
+		case "image":
+			d := storedDesc
+			if !sameLayers(out, storeOut) {
+				var st store.Image
+				st, err = images.Put(ctx, oimg, out.names(nil), out.exportOptions()...)
+				d = st.Manifest
+			}
+			desc = &d
+			if err == nil && out.boolAttr("push", false) {
+				if PushImage == nil {
+					return nil, errors.New("--output type=image,push=true: pushing is not available in this build")
+				}
+				names := out.names(o.Tags)
+				if len(names) == 0 {
+					return nil, errors.New("--output type=image,push=true needs a name (-t or name=)")
+				}
+				err = step(r, "pushing "+describeNames(names), func() error {
+					pd, err := PushImage(ctx, oimg, names, out.exportOptions())
+					desc = &pd
+					return err
+				})
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if res.desc == nil && desc != nil {
+			res.desc = desc
+		}
+	}
+	if res.desc == nil {
+		res.desc = &storedDesc
+	}
+	return res, nil
+}
+
+// sameLayers says whether a and b export the same manifest.
+func sameLayers(a, b Output) bool {
+	la, _ := a.layerOptions()
+	lb, _ := b.layerOptions()
+	if la.Compression == "" {
+		la.Compression = ops.Gzip
+	}
+	if lb.Compression == "" {
+		lb.Compression = ops.Gzip
+	}
+	return la == lb && len(a.exportOptions()) == len(b.exportOptions())
+}
+
+func describeNames(names []string) string {
+	if len(names) == 0 {
+		return "local image store"
+	}
+	return strings.Join(names, ", ")
+}
+
+// openImageStore opens ROOT/images over the cache's blob store.
+func openImageStore(root string, blobs *cache.BlobStore) (*store.Store, error) {
+	return store.Open(filepath.Join(root, "images"), blobs)
+}
+
+// writeIIDFile writes the image ID as docker build --iidfile does.
+func writeIIDFile(path string, e *exported) error {
+	return writeFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, e.configDigest)
+		return err
+	})
+}
+
+// writeJSONFile writes v as indented JSON to path.
+func writeJSONFile(path string, v any) error {
+	return writeFileAtomic(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	})
+}

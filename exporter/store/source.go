@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/registry"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Remote is what Source falls back to (*registry.Client).
+type Remote interface {
+	Resolve(ctx context.Context, ref string, p llb.Platform) (*registry.Resolved, error)
+	Pull(ctx context.Context, r *registry.Resolved) ([]cache.Layer, error)
+}
+
+// Source resolves and pulls images from the store first and from Remote
+// otherwise. It serves as the Dockerfile frontend's image resolver
+// (ResolveImageConfig) and as the image op's source (Resolve, Pull).
+//
+// A name in the store ("app", "app:1") is used as stored, as docker build
+// uses local images; it is pinned as "<full name>@<manifest digest>". A
+// pinned reference whose digest is a stored manifest is served from the
+// store whatever its name, so builds FROM stored images need no network.
+// A stored image for another platform than the one asked for is ignored.
+type Source struct {
+	Store  *Store
+	Remote Remote
+}
+
+// lookup finds ref in the store, for platform p.
+func (s *Source) lookup(ref string, p llb.Platform) (*registry.Resolved, error) {
+	name, dg, pinned := strings.Cut(ref, "@")
+	var im Image
+	var err error
+	if pinned {
+		if _, perr := digest.Parse(dg); perr != nil {
+			return nil, nil
+		}
+		im, err = s.Store.Get("x@" + dg)
+	} else {
+		if _, nerr := normalize([]string{name}); nerr != nil {
+			return nil, nil // not a name the store can hold
+		}
+		all, lerr := s.Store.List()
+		if lerr != nil {
+			return nil, lerr
+		}
+		full, _ := normalize([]string{name})
+		found := false
+		for _, x := range all {
+			for _, n := range x.Names {
+				if n == full[0] {
+					im, found = x, true
+				}
+			}
+		}
+		if !found {
+			return nil, nil
+		}
+	}
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, _, err := s.Store.manifest(im.Manifest.Digest)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := s.Store.config(m)
+	if err != nil {
+		return nil, err
+	}
+	if (p.OS != "" && p.OS != cfg.OS) || (p.Architecture != "" && p.Architecture != cfg.Architecture) || (p.Variant != "" && p.Variant != cfg.Variant) {
+		return nil, nil
+	}
+	_, rawConfig, err := s.Store.Raw(im)
+	if err != nil {
+		return nil, err
+	}
+	md := digest.Digest(im.Manifest.Digest.String())
+	pin := name + "@" + md.String()
+	if !pinned {
+		full, _ := normalize([]string{name})
+		pin = full[0] + "@" + md.String()
+	}
+	return &registry.Resolved{Pinned: pin, ManifestDigest: md, Manifest: m, Config: rawConfig}, nil
+}
+
+// Resolve implements the image op's source: the store first, then Remote.
+func (s *Source) Resolve(ctx context.Context, ref string, p llb.Platform) (*registry.Resolved, error) {
+	r, err := s.lookup(ref, p)
+	if err != nil {
+		return nil, fmt.Errorf("local image %s: %w", ref, err)
+	}
+	if r != nil {
+		return r, nil
+	}
+	return s.Remote.Resolve(ctx, ref, p)
+}
+
+// ResolveImageConfig implements the Dockerfile frontend's ImageResolver.
+func (s *Source) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, []byte, error) {
+	r, err := s.Resolve(ctx, ref, p)
+	if err != nil {
+		return "", nil, err
+	}
+	return r.Pinned, r.Config, nil
+}
+
+// Pull returns the layers of r: from the store when it holds r's manifest
+// and every layer, from Remote otherwise.
+func (s *Source) Pull(ctx context.Context, r *registry.Resolved) ([]cache.Layer, error) {
+	if im, err := s.Store.Get("x@" + r.ManifestDigest.String()); err == nil {
+		img, err := s.Store.Load(im)
+		if err != nil {
+			return nil, err
+		}
+		complete := true
+		for _, l := range img.Layers {
+			if n, err := s.Store.blobs.Stat(l.Digest); err != nil || n != l.Size {
+				complete = false
+			}
+		}
+		if complete {
+			return img.Layers, nil
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	return s.Remote.Pull(ctx, r)
+}

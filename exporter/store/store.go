@@ -1,0 +1,624 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/exporter"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotFound is returned (wrapped) for a name or ID the store does not
+// have.
+var ErrNotFound = errors.New("no such image")
+
+// ErrConflict is returned (wrapped) by Remove for an ID that several names
+// reference, unless forced (as `docker rmi`).
+var ErrConflict = errors.New("conflict")
+
+// Store is the local image store. It is safe for concurrent use by
+// goroutines and processes.
+type Store struct {
+	dir   string
+	blobs *cache.BlobStore
+}
+
+// Image is one stored image.
+type Image struct {
+	// Names are its full names ("docker.io/library/x:latest"), sorted;
+	// empty for an image stored by ID only.
+	Names []string
+	// Manifest is the manifest's descriptor (no annotations).
+	Manifest v1.Descriptor
+	// ID is the config digest, as Docker names image IDs.
+	ID digest.Digest
+	// Created is the config's creation time.
+	Created time.Time
+	// Size is the size of the config and the layers as stored
+	// (compressed).
+	Size int64
+}
+
+// Open opens (creating) the image store in dir, keeping blobs in blobs.
+func Open(dir string, blobs *cache.BlobStore) (*Store, error) {
+	if blobs == nil {
+		return nil, errors.New("image store: no blob store")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("image store %s: %w", dir, err)
+	}
+	return &Store{dir: dir, blobs: blobs}, nil
+}
+
+// Blobs is the blob store the images live in.
+func (s *Store) Blobs() *cache.BlobStore { return s.blobs }
+
+// lock takes the store's flock (exclusive or shared) and returns the
+// unlock function.
+func (s *Store) lock(exclusive bool) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("image store %s: %w", s.dir, err)
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking image store %s: %w", s.dir, err)
+	}
+	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+}
+
+func (s *Store) indexPath() string { return filepath.Join(s.dir, "index.json") }
+
+// readIndex reads index.json (an empty index when there is none).
+func (s *Store) readIndex() (*v1.IndexManifest, error) {
+	raw, err := os.ReadFile(s.indexPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
+	}
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("image store %s: %w", s.indexPath(), err)
+	}
+	return idx, nil
+}
+
+// writeIndex replaces index.json atomically.
+func (s *Store) writeIndex(idx *v1.IndexManifest) error {
+	sort.SliceStable(idx.Manifests, func(i, j int) bool {
+		a, b := idx.Manifests[i].Annotations[exporter.AnnotationImageName], idx.Manifests[j].Annotations[exporter.AnnotationImageName]
+		if a != b {
+			return a < b
+		}
+		return idx.Manifests[i].Digest.String() < idx.Manifests[j].Digest.String()
+	})
+	raw, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.dir, ".index-")
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(raw)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), s.indexPath())
+	}
+	if err != nil {
+		return fmt.Errorf("image store: writing index: %w", err)
+	}
+	return nil
+}
+
+// update runs fn on the index under the exclusive lock and writes the
+// result.
+func (s *Store) update(fn func(idx *v1.IndexManifest) error) error {
+	unlock, err := s.lock(true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	idx, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	if err := fn(idx); err != nil {
+		return err
+	}
+	return s.writeIndex(idx)
+}
+
+func nameOf(d v1.Descriptor) string { return d.Annotations[exporter.AnnotationImageName] }
+
+func named(desc v1.Descriptor, full string) v1.Descriptor {
+	desc.Annotations = map[string]string{
+		exporter.AnnotationImageName: full,
+		exporter.AnnotationRefName:   full[strings.LastIndex(full, ":")+1:],
+	}
+	return desc
+}
+
+// setNames points each of names at desc. An image that loses its last
+// name stays in the store without one (a dangling image, as in Docker).
+func setNames(idx *v1.IndexManifest, desc v1.Descriptor, names []string) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []v1.Descriptor
+	moved := map[v1.Hash]bool{}
+	for _, d := range idx.Manifests {
+		n := nameOf(d)
+		if n == "" && d.Digest == desc.Digest {
+			continue // re-added below: named or not
+		}
+		if want[n] {
+			if d.Digest != desc.Digest {
+				moved[d.Digest] = true
+			}
+			continue
+		}
+		out = append(out, d)
+	}
+	for n := range want {
+		out = append(out, named(desc, n))
+	}
+	if len(names) == 0 && !hasDigest(out, desc.Digest) {
+		desc.Annotations = nil
+		out = append(out, desc)
+	}
+	for h := range moved {
+		if !hasDigest(out, h) {
+			for _, d := range idx.Manifests {
+				if d.Digest == h {
+					d.Annotations = nil
+					out = append(out, d)
+					break
+				}
+			}
+		}
+	}
+	idx.Manifests = out
+}
+
+func hasDigest(ds []v1.Descriptor, h v1.Hash) bool {
+	for _, d := range ds {
+		if d.Digest == h {
+			return true
+		}
+	}
+	return false
+}
+
+// normalize normalizes every name.
+func normalize(names []string) ([]string, error) {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		full, err := exporter.NormalizeName(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, full)
+	}
+	return out, nil
+}
+
+// Put stores img (its manifest and config go into the blob store; its
+// layers must be there) under names, which move to it from any image that
+// had them. Without names the image is stored by ID only. opt chooses the
+// media types (OCI unless exporter.WithDockerMediaTypes). It returns the
+// stored image.
+func (s *Store) Put(ctx context.Context, img *exporter.Image, names []string, opt ...exporter.Option) (Image, error) {
+	full, err := normalize(names)
+	if err != nil {
+		return Image{}, err
+	}
+	v, err := img.V1(opt...)
+	if err != nil {
+		return Image{}, err
+	}
+	rawManifest, err := v.RawManifest()
+	if err != nil {
+		return Image{}, err
+	}
+	rawConfig, err := v.RawConfigFile()
+	if err != nil {
+		return Image{}, err
+	}
+	mt, err := v.MediaType()
+	if err != nil {
+		return Image{}, err
+	}
+	for i, l := range img.Layers {
+		if n, err := s.blobs.Stat(l.Digest); err != nil || n != l.Size {
+			return Image{}, fmt.Errorf("storing image: layer %d (%s) is not in the blob store: %v", i, l.Digest, err)
+		}
+	}
+	cd, _, err := s.blobs.Put(ctx, bytes.NewReader(rawConfig), "", int64(len(rawConfig)))
+	if err != nil {
+		return Image{}, fmt.Errorf("storing image config: %w", err)
+	}
+	md, _, err := s.blobs.Put(ctx, bytes.NewReader(rawManifest), "", int64(len(rawManifest)))
+	if err != nil {
+		return Image{}, fmt.Errorf("storing image manifest: %w", err)
+	}
+	h, err := v1.NewHash(md.String())
+	if err != nil {
+		return Image{}, err
+	}
+	desc := v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(rawManifest))}
+	if err := s.update(func(idx *v1.IndexManifest) error {
+		setNames(idx, desc, full)
+		return nil
+	}); err != nil {
+		return Image{}, err
+	}
+	out := Image{Names: append([]string(nil), full...), Manifest: desc, ID: cd, Created: img.Config.Created.Time}
+	sort.Strings(out.Names)
+	out.Size = int64(len(rawConfig))
+	for _, l := range img.Layers {
+		out.Size += l.Size
+	}
+	return out, nil
+}
+
+// List returns every stored image, newest first (then by first name).
+func (s *Store) List() ([]Image, error) {
+	unlock, err := s.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := s.readIndex()
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	byDigest := map[v1.Hash]*Image{}
+	var order []v1.Hash
+	for _, d := range idx.Manifests {
+		im, ok := byDigest[d.Digest]
+		if !ok {
+			x, err := s.describe(d)
+			if err != nil {
+				return nil, err
+			}
+			im = &x
+			byDigest[d.Digest] = im
+			order = append(order, d.Digest)
+		}
+		if n := nameOf(d); n != "" {
+			im.Names = append(im.Names, n)
+		}
+	}
+	out := make([]Image, 0, len(order))
+	for _, h := range order {
+		im := byDigest[h]
+		sort.Strings(im.Names)
+		out = append(out, *im)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return strings.Join(out[i].Names, ",") < strings.Join(out[j].Names, ",")
+	})
+	return out, nil
+}
+
+// describe reads the manifest and config of descriptor d.
+func (s *Store) describe(d v1.Descriptor) (Image, error) {
+	d.Annotations = nil
+	m, _, err := s.manifest(d.Digest)
+	if err != nil {
+		return Image{}, err
+	}
+	im := Image{Manifest: d, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
+	for _, l := range m.Layers {
+		im.Size += l.Size
+	}
+	cfg, err := s.config(m)
+	if err != nil {
+		return Image{}, err
+	}
+	im.Created = cfg.Created.Time
+	return im, nil
+}
+
+func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
+	d, err := digest.Parse(h.String())
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.blobs.Open(d)
+	if err != nil {
+		return nil, fmt.Errorf("image store: %w", err)
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(f); err != nil {
+		return nil, err
+	}
+	if digest.FromBytes(b.Bytes()) != d {
+		return nil, fmt.Errorf("image store: blob %s is corrupt", d)
+	}
+	return b.Bytes(), nil
+}
+
+func (s *Store) manifest(h v1.Hash) (*v1.Manifest, []byte, error) {
+	raw, err := s.readBlob(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, nil, fmt.Errorf("image store: manifest %s: %w", h, err)
+	}
+	return m, raw, nil
+}
+
+func (s *Store) config(m *v1.Manifest) (*v1.ConfigFile, error) {
+	raw, err := s.readBlob(m.Config.Digest)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("image store: config %s: %w", m.Config.Digest, err)
+	}
+	return cfg, nil
+}
+
+// Get finds an image by name ("app", "app:1", "docker.io/library/app:1"),
+// by ID ("sha256:<hex>", the hex, or an unambiguous prefix of at least 4
+// hex digits, as docker accepts), or by manifest digest ("sha256:<hex>" or
+// "name@sha256:<hex>").
+func (s *Store) Get(ref string) (Image, error) {
+	all, err := s.List()
+	if err != nil {
+		return Image{}, err
+	}
+	im, err := find(all, ref)
+	if err != nil {
+		return Image{}, err
+	}
+	return *im, nil
+}
+
+func find(all []Image, ref string) (*Image, error) {
+	if _, dg, ok := strings.Cut(ref, "@"); ok {
+		for i := range all {
+			if all[i].Manifest.Digest.String() == dg {
+				return &all[i], nil
+			}
+		}
+		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
+	}
+	if full, err := exporter.NormalizeName(ref); err == nil {
+		for i := range all {
+			for _, n := range all[i].Names {
+				if n == full {
+					return &all[i], nil
+				}
+			}
+		}
+	}
+	hex := strings.TrimPrefix(ref, "sha256:")
+	if len(hex) >= 4 && strings.Trim(hex, "0123456789abcdef") == "" {
+		var hit *Image
+		for i := range all {
+			if strings.HasPrefix(all[i].ID.Encoded(), hex) || all[i].Manifest.Digest.Hex == hex {
+				if hit != nil && hit.ID != all[i].ID {
+					return nil, fmt.Errorf("%s: ambiguous image ID prefix", ref)
+				}
+				hit = &all[i]
+			}
+		}
+		if hit != nil {
+			return hit, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
+}
+
+// Load returns a stored image as an exporter.Image, for saving and
+// pushing, and its raw config.
+func (s *Store) Load(im Image) (*exporter.Image, error) {
+	m, _, err := s.manifest(im.Manifest.Digest)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := s.config(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("image %s: config has %d diff_ids for %d layers", im.ID, len(cfg.RootFS.DiffIDs), len(m.Layers))
+	}
+	out := &exporter.Image{Config: *cfg, Blobs: s.blobs}
+	for i, l := range m.Layers {
+		out.Layers = append(out.Layers, cache.Layer{
+			MediaType: string(l.MediaType),
+			Digest:    digest.Digest(l.Digest.String()),
+			Size:      l.Size,
+			DiffID:    digest.Digest(cfg.RootFS.DiffIDs[i].String()),
+		})
+	}
+	return out, nil
+}
+
+// Raw returns the raw manifest and config of a stored image.
+func (s *Store) Raw(im Image) (manifest, config []byte, err error) {
+	m, rawManifest, err := s.manifest(im.Manifest.Digest)
+	if err != nil {
+		return nil, nil, err
+	}
+	rawConfig, err := s.readBlob(m.Config.Digest)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rawManifest, rawConfig, nil
+}
+
+// Tag adds the name dst to the image src names (docker tag).
+func (s *Store) Tag(src, dst string) error {
+	full, err := exporter.NormalizeName(dst)
+	if err != nil {
+		return err
+	}
+	return s.update(func(idx *v1.IndexManifest) error {
+		all, err := s.listFrom(idx)
+		if err != nil {
+			return err
+		}
+		im, err := find(all, src)
+		if err != nil {
+			return err
+		}
+		names := append(append([]string(nil), im.Names...), full)
+		setNames(idx, im.Manifest, names)
+		return nil
+	})
+}
+
+// listFrom is List over an index already read (under the lock).
+func (s *Store) listFrom(idx *v1.IndexManifest) ([]Image, error) {
+	var out []Image
+	pos := map[v1.Hash]int{}
+	for _, d := range idx.Manifests {
+		i, ok := pos[d.Digest]
+		if !ok {
+			x := d
+			x.Annotations = nil
+			out = append(out, Image{Manifest: x})
+			i = len(out) - 1
+			pos[d.Digest] = i
+			m, _, err := s.manifest(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			out[i].ID = digest.Digest(m.Config.Digest.String())
+		}
+		if n := nameOf(d); n != "" {
+			out[i].Names = append(out[i].Names, n)
+		}
+	}
+	return out, nil
+}
+
+// Removed says what Remove did, in docker rmi's words.
+type Removed struct {
+	Untagged []string      // names removed
+	Deleted  digest.Digest // the image ID, when the image left the store
+}
+
+// Remove removes ref like docker rmi: a name is untagged, and the image
+// goes when it was its last name; an ID removes the image, which needs
+// force when several names reference it. Blobs stay in the blob store
+// (the cache's GC removes those no image or cache record references).
+func (s *Store) Remove(ref string, force bool) (Removed, error) {
+	var res Removed
+	err := s.update(func(idx *v1.IndexManifest) error {
+		all, err := s.listFrom(idx)
+		if err != nil {
+			return err
+		}
+		im, err := find(all, ref)
+		if err != nil {
+			return err
+		}
+		byName := ""
+		if full, err := exporter.NormalizeName(ref); err == nil {
+			for _, n := range im.Names {
+				if n == full {
+					byName = full
+				}
+			}
+		}
+		if byName == "" && len(im.Names) > 1 && !force {
+			return fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", ErrConflict, im.ID.Encoded()[:12])
+		}
+		var out []v1.Descriptor
+		for _, d := range idx.Manifests {
+			if d.Digest != im.Manifest.Digest {
+				out = append(out, d)
+				continue
+			}
+			n := nameOf(d)
+			if byName != "" && n != byName {
+				out = append(out, d)
+				continue
+			}
+			if n != "" {
+				res.Untagged = append(res.Untagged, n)
+			}
+		}
+		if !hasDigest(out, im.Manifest.Digest) {
+			res.Deleted = im.ID
+		}
+		idx.Manifests = out
+		return nil
+	})
+	return res, err
+}
+
+// Referenced returns every blob the stored images use (manifests, configs,
+// layers), for the cache's garbage collector to keep.
+func (s *Store) Referenced() (map[digest.Digest]bool, error) {
+	unlock, err := s.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := s.readIndex()
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	keep := map[digest.Digest]bool{}
+	for _, d := range idx.Manifests {
+		md := digest.Digest(d.Digest.String())
+		if keep[md] {
+			continue
+		}
+		keep[md] = true
+		m, _, err := s.manifest(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		keep[digest.Digest(m.Config.Digest.String())] = true
+		for _, l := range m.Layers {
+			keep[digest.Digest(l.Digest.String())] = true
+		}
+	}
+	return keep, nil
+}
