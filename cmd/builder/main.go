@@ -25,6 +25,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newBuildCommand())
+	root.AddCommand(newImagesCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand())
 	root.AddCommand(newRunCommand())
 	err := root.ExecuteContext(ctx)
 	if err != nil {

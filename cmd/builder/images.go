@@ -1,0 +1,349 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/exporter"
+	imagestore "github.com/builderdev/builder/exporter/store"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+)
+
+// withImageStore opens the image store under root for fn.
+func withImageStore(root string, fn func(s *imagestore.Store) error) error {
+	blobs, err := cache.OpenBlobStore(filepath.Join(root, "cache", "content"))
+	if err != nil {
+		return fmt.Errorf("opening the blob store in %s: %w", root, err)
+	}
+	s, err := openImageStore(root, blobs)
+	if err != nil {
+		return err
+	}
+	return fn(s)
+}
+
+func rootFlag(cmd *cobra.Command, root *string) {
+	cmd.Flags().StringVar(root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
+}
+
+func newImagesCommand() *cobra.Command {
+	var root string
+	var quiet, noTrunc bool
+	cmd := &cobra.Command{
+		Use:     "images [OPTIONS] [REPOSITORY[:TAG]]",
+		Short:   "List images in the local image store",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withImageStore(root, func(s *imagestore.Store) error {
+				all, err := s.List()
+				if err != nil {
+					return err
+				}
+				filter := ""
+				if len(args) == 1 {
+					filter = args[0]
+				}
+				return printImages(cmd.OutOrStdout(), all, filter, quiet, noTrunc, time.Now())
+			})
+		},
+	}
+	rootFlag(cmd, &root)
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
+	return cmd
+}
+
+// imageRow is one line of `builder images`.
+type imageRow struct {
+	repo, tag string
+	im        imagestore.Image
+}
+
+// rows lists one row per name (<none> for unnamed images), filtered by
+// REPOSITORY[:TAG] as docker images filters.
+func rows(all []imagestore.Image, filter string) []imageRow {
+	var out []imageRow
+	frepo, ftag, _ := strings.Cut(filter, ":")
+	if strings.Contains(ftag, "/") { // host:port/repo
+		frepo, ftag = filter, ""
+		if i := strings.LastIndex(filter, ":"); i > strings.LastIndex(filter, "/") {
+			frepo, ftag = filter[:i], filter[i+1:]
+		}
+	}
+	for _, im := range all {
+		if len(im.Names) == 0 {
+			if filter == "" {
+				out = append(out, imageRow{"<none>", "<none>", im})
+			}
+			continue
+		}
+		for _, n := range im.Names {
+			short := exporter.FamiliarName(n)
+			i := strings.LastIndex(short, ":")
+			repo, tag := short[:i], short[i+1:]
+			if filter != "" {
+				if frepo != repo && frepo != n[:strings.LastIndex(n, ":")] {
+					continue
+				}
+				if ftag != "" && ftag != tag {
+					continue
+				}
+			}
+			out = append(out, imageRow{repo, tag, im})
+		}
+	}
+	return out
+}
+
+func printImages(w io.Writer, all []imagestore.Image, filter string, quiet, noTrunc bool, now time.Time) error {
+	id := func(im imagestore.Image) string {
+		if noTrunc {
+			return im.ID.String()
+		}
+		return im.ID.Encoded()[:12]
+	}
+	rs := rows(all, filter)
+	if quiet {
+		seen := map[string]bool{}
+		for _, r := range rs {
+			if !seen[id(r.im)] {
+				seen[id(r.im)] = true
+				fmt.Fprintln(w, id(r.im))
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), humanAgo(now, r.im.Created), humanSize(r.im.Size))
+	}
+	return tw.Flush()
+}
+
+// humanAgo formats the time since t as docker does ("2 weeks ago").
+func humanAgo(now, t time.Time) string {
+	if t.IsZero() {
+		return "N/A"
+	}
+	d := now.Sub(t)
+	s := d.Seconds()
+	switch {
+	case s < 1:
+		return "Less than a second ago"
+	case s < 2:
+		return "1 second ago"
+	case s < 60:
+		return fmt.Sprintf("%d seconds ago", int(s))
+	case d.Minutes() < 2:
+		return "About a minute ago"
+	case d.Minutes() < 60:
+		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+	case d.Hours() < 2:
+		return "About an hour ago"
+	case d.Hours() < 48:
+		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+	case d.Hours() < 24*7*2:
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	case d.Hours() < 24*30*2:
+		return fmt.Sprintf("%d weeks ago", int(d.Hours()/24/7))
+	case d.Hours() < 24*365*2:
+		return fmt.Sprintf("%d months ago", int(d.Hours()/24/30))
+	}
+	return fmt.Sprintf("%d years ago", int(d.Hours()/24/365))
+}
+
+// humanSize formats n bytes with decimal units and 3 significant digits,
+// as docker does ("4.26MB").
+func humanSize(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.3g%s", f, units[i])
+}
+
+func newInspectCommand() *cobra.Command {
+	var root string
+	cmd := &cobra.Command{
+		Use:   "inspect NAME|ID [NAME|ID...]",
+		Short: "Show the config and manifest of stored images as JSON",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withImageStore(root, func(s *imagestore.Store) error {
+				out := []any{}
+				var errs []error
+				for _, a := range args {
+					x, err := inspectImage(s, a)
+					if err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					out = append(out, x)
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "    ")
+				if err := enc.Encode(out); err != nil {
+					return err
+				}
+				return errors.Join(errs...)
+			})
+		},
+	}
+	rootFlag(cmd, &root)
+	return cmd
+}
+
+// imageInspect is one element of `builder inspect`'s output: Docker's
+// image inspect fields plus the manifest and its descriptor.
+type imageInspect struct {
+	ID           string          `json:"Id"`
+	RepoTags     []string        `json:"RepoTags"`
+	Created      time.Time       `json:"Created"`
+	Architecture string          `json:"Architecture"`
+	Os           string          `json:"Os"`
+	Variant      string          `json:"Variant,omitempty"`
+	Size         int64           `json:"Size"`
+	Author       string          `json:"Author,omitempty"`
+	Config       v1.Config       `json:"Config"`
+	RootFS       v1.RootFS       `json:"RootFS"`
+	History      []v1.History    `json:"History,omitempty"`
+	Descriptor   v1.Descriptor   `json:"Descriptor"`
+	Manifest     json.RawMessage `json:"Manifest"`
+}
+
+func inspectImage(s *imagestore.Store, ref string) (*imageInspect, error) {
+	im, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	rawManifest, rawConfig, err := s.Raw(im)
+	if err != nil {
+		return nil, err
+	}
+	var cfg v1.ConfigFile
+	if err := json.Unmarshal(rawConfig, &cfg); err != nil {
+		return nil, fmt.Errorf("image %s: config: %w", ref, err)
+	}
+	x := &imageInspect{
+		ID: im.ID.String(), RepoTags: []string{}, Created: cfg.Created.Time,
+		Architecture: cfg.Architecture, Os: cfg.OS, Variant: cfg.Variant, Size: im.Size,
+		Author: cfg.Author, Config: cfg.Config, RootFS: cfg.RootFS, History: cfg.History,
+		Descriptor: im.Manifest, Manifest: rawManifest,
+	}
+	for _, n := range im.Names {
+		x.RepoTags = append(x.RepoTags, exporter.FamiliarName(n))
+	}
+	return x, nil
+}
+
+func newTagCommand() *cobra.Command {
+	var root string
+	cmd := &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withImageStore(root, func(s *imagestore.Store) error { return s.Tag(args[0], args[1]) })
+		},
+	}
+	rootFlag(cmd, &root)
+	return cmd
+}
+
+func newRmiCommand() *cobra.Command {
+	var root string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rmi [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Remove one or more images from the local image store",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withImageStore(root, func(s *imagestore.Store) error {
+				var errs []error
+				for _, a := range args {
+					r, err := s.Remove(a, force)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("Error response: %w", err))
+						continue
+					}
+					for _, n := range r.Untagged {
+						fmt.Fprintf(cmd.OutOrStdout(), "Untagged: %s\n", exporter.FamiliarName(n))
+					}
+					if r.Deleted != "" {
+						fmt.Fprintf(cmd.OutOrStdout(), "Deleted: %s\n", r.Deleted)
+					}
+				}
+				return errors.Join(errs...)
+			})
+		},
+	}
+	rootFlag(cmd, &root)
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")
+	return cmd
+}
+
+func newSaveCommand() *cobra.Command {
+	var root, output, format string
+	cmd := &cobra.Command{
+		Use:   "save [OPTIONS] IMAGE",
+		Short: "Save an image to a tar archive (streamed to STDOUT by default)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "docker" && format != "oci" {
+				return fmt.Errorf("--format %q: must be docker or oci", format)
+			}
+			return withImageStore(root, func(s *imagestore.Store) error {
+				im, err := s.Get(args[0])
+				if err != nil {
+					return err
+				}
+				img, err := s.Load(im)
+				if err != nil {
+					return err
+				}
+				names := im.Names
+				if full, err := exporter.NormalizeName(args[0]); err == nil {
+					names = []string{full} // docker save NAME keeps only that name
+				}
+				write := func(w io.Writer) error {
+					if format == "oci" {
+						_, err := exporter.WriteOCI(cmd.Context(), w, img, names)
+						return err
+					}
+					_, err := exporter.WriteDocker(cmd.Context(), w, img, names)
+					return err
+				}
+				if output == "" || output == "-" {
+					if f, ok := cmd.OutOrStdout().(*os.File); ok && isTerminal(f) {
+						return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+					}
+					return write(cmd.OutOrStdout())
+				}
+				return writeFileAtomic(output, write)
+			})
+		},
+	}
+	rootFlag(cmd, &root)
+	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
+	cmd.Flags().StringVar(&format, "format", "docker", `Archive format: "docker" (docker save) or "oci" (OCI image layout)`)
+	return cmd
+}
+
+// isTerminal says whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
