@@ -39,9 +39,9 @@ func newImagesCommand() *cobra.Command {
 	var root string
 	var quiet, noTrunc bool
 	cmd := &cobra.Command{
-		Use:     "images [OPTIONS] [REPOSITORY[:TAG]]",
-		Short:   "List images in the local image store",
-		Args:    cobra.MaximumNArgs(1),
+		Use:   "images [OPTIONS] [REPOSITORY[:TAG]]",
+		Short: "List images in the local image store",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withImageStore(root, func(s *imagestore.Store) error {
 				all, err := s.List()
