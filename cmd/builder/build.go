@@ -48,8 +48,20 @@ type BuildOptions struct {
 	// Stdout receives the results of --call check|targets|outline (nil =
 	// os.Stdout).
 	Stdout io.Writer
+	// Secrets, SSH and BuildContexts are the --secret, --ssh and
+	// --build-context values (buildx syntax).
+	Secrets       []string
+	SSH           []string
+	BuildContexts []string
+	// Stdin is read for a context "-" or -f - (nil = os.Stdin).
+	Stdin io.Reader
 	// Sandbox shapes every RUN (hostname, limits, --allow).
 	Sandbox SandboxOptions
+	// Push is --push (type=image,push=true); Pull is --pull (tags always
+	// resolve at the registry); Registry are --tls-ca/--insecure-registry.
+	Push     bool
+	Pull     bool
+	Registry RegistryFlags
 }
 
 func newBuildCommand() *cobra.Command {
@@ -84,11 +96,17 @@ func newBuildCommand() *cobra.Command {
 				}
 				o.Outputs = append(o.Outputs, out)
 			}
+			if o.Push {
+				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
+			}
 			return Build(cmd.Context(), o, os.Stderr)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.Dockerfile, "file", "f", "", "Name of the Dockerfile (default: PATH/Dockerfile)")
+	f.StringArrayVar(&o.Secrets, "secret", nil, `Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=x,env=VAR")`)
+	f.StringArrayVar(&o.SSH, "ssh", nil, `SSH agent socket to expose to the build (format: "default|<id>[=<socket>]")`)
+	f.StringArrayVar(&o.BuildContexts, "build-context", nil, `Additional build contexts (e.g., name=path, name=docker-image://ref, name=oci-layout://path[:tag])`)
 	f.StringArrayVarP(&o.Tags, "tag", "t", nil, `Name and optionally a tag (format: "name:tag")`)
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "Set build-time variables")
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
@@ -103,6 +121,9 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&check, "check", false, `Shorthand for "--call=check"`)
 	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (only the host's platform can RUN)`)
 	sandbox = addSandboxFlags(cmd, &o.Sandbox)
+	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
+	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
+	o.Registry.add(f)
 	return cmd
 }
 
@@ -112,6 +133,23 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	case "auto", "plain", "tty":
 	default:
 		return fmt.Errorf("--progress %q: must be auto, plain or tty", o.Progress)
+	}
+	cleanupStdin, err := stdinInputs(&o, o.Stdin)
+	defer cleanupStdin()
+	if err != nil {
+		return fmt.Errorf("unable to prepare context: %w", err)
+	}
+	secrets, err := parseSecrets(o.Secrets)
+	if err != nil {
+		return err
+	}
+	sshSocks, err := parseSSH(o.SSH)
+	if err != nil {
+		return err
+	}
+	bctx, err := parseBuildContexts(o.BuildContexts)
+	if err != nil {
+		return err
 	}
 	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("unable to prepare context: path %q not found or not a directory", o.ContextDir)
@@ -139,7 +177,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			return fmt.Errorf("--platform: %w", err)
 		}
 	}
-	excludes, err := readIgnore(o.ContextDir)
+	excludes, err := readIgnoreFor(dfPath, o.ContextDir)
 	if err != nil {
 		return err
 	}
@@ -166,7 +204,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		return err
 	}
 	defer hasher.Save()
-	reg := registry.New(registry.Options{Blobs: store.Blobs()})
+	regOpts := o.Registry.options(o.Root, store.Blobs())
+	regOpts.Pull = o.Pull
+	reg := registry.New(regOpts)
 
 	images, err := openImageStore(o.Root, store.Blobs())
 	if err != nil {
@@ -174,13 +214,16 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	// Images in the local store come first, as docker build uses local
 	// images (see exporter/store.Source).
-	src := &imagestore.Source{Store: images, Remote: reg}
+	storeFirst := &imagestore.Source{Store: images, Remote: reg}
+	// oci-layout:// build contexts are served from their directories.
+	src := newLayoutImages(storeFirst, store.Blobs())
 
 	display, err := progressui.New(out, o.Progress)
 	if err != nil {
 		return err
 	}
 	col := newCollector(display)
+	ctx = withPusher(ctx, reg, col)
 	res, err := convert(ctx, col, dockerfile.Options{
 		Dockerfile:      dfBytes,
 		Filename:        filepath.Base(dfPath),
@@ -189,6 +232,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		ExcludePatterns: excludes,
 		NoCache:         o.NoCache,
 		Resolver:        src,
+		NamedContexts:   bctx.named,
 		AllowInsecure:   o.Sandbox.AllowInsecure(),
 		Platform:        platform,
 		RunPlatform:     dockerfile.HostPlatform(),
@@ -215,8 +259,10 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Meta:        store.Metadata(),
 		Blobs:       store.Blobs(),
 		Hasher:      hasher,
-		Locals:      map[string]ops.LocalDir{"context": {Path: o.ContextDir}},
+		Locals:      bctx.localsWith(o.ContextDir),
 		StateDir:    o.Root,
+		Secrets:     secrets,
+		SSH:         sshSocks,
 		// Every RUN: --hostname, --memory & co, --cgroup-parent.
 		Hostname:     o.Sandbox.Hostname,
 		Limits:       o.Sandbox.Limits,
