@@ -10,7 +10,9 @@ package main
 //	  Dockerfile    passed with -f (it is not part of the context)
 //	  context/      the build context (copied to a temp dir first, with
 //	                normalized modes: git keeps only the executable bit)
-//	  args.txt      optional: K=V build args, one a line; "--target=x"
+//	  args.txt      optional: K=V build args, one a line; "--target=x";
+//	                "--secret=...", "--ssh=...", "--build-context=..." as
+//	                on the command line, $CASE replaced by the case dir
 //	  layers.txt    the tar entries of every layer after the base image's
 //	  config.json   the image config fields that must match BuildKit
 //	  error.txt     for failing cases: a substring of the error instead
@@ -56,6 +58,9 @@ const casesDir = "../../testdata/dockerfiles"
 type goldenEnv struct {
 	base     v1.Image
 	baseArgs map[string]string
+	// remote fills ${HTTP_SERVER} and ${GIT_SERVER} in args.txt values
+	// (see golden_remote_test.go).
+	remote *remoteServers
 }
 
 func requireRootOverlay(t *testing.T) {
@@ -88,6 +93,7 @@ func newGoldenEnv(t *testing.T) *goldenEnv {
 	return &goldenEnv{
 		base:     base,
 		baseArgs: map[string]string{"BASE": tagged, "BASE_DIGEST": pinned},
+		remote:   newRemoteServers(t),
 	}
 }
 
@@ -97,6 +103,8 @@ type goldenCase struct {
 	dir    string
 	args   map[string]string
 	target string
+	// flags are the --secret/--ssh/--build-context lines of args.txt.
+	flags []string
 }
 
 func loadCase(t *testing.T, dir string) goldenCase {
@@ -115,6 +123,12 @@ func loadCase(t *testing.T, dir string) goldenCase {
 		case line == "" || strings.HasPrefix(line, "#"):
 		case strings.HasPrefix(line, "--target="):
 			c.target = strings.TrimPrefix(line, "--target=")
+		case strings.HasPrefix(line, "--"):
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.flags = append(c.flags, strings.ReplaceAll(line, "$CASE", abs))
 		default:
 			k, v, ok := strings.Cut(line, "=")
 			if !ok || k == "" {
@@ -193,13 +207,13 @@ func (e *goldenEnv) build(t *testing.T, c goldenCase, ctxDir, root string) build
 		args[k] = v
 	}
 	for k, v := range c.args {
-		args[k] = v
+		args[k] = e.remote.expand(t, c, v)
 	}
 	out := filepath.Join(t.TempDir(), "out.tar")
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	err := Build(ctx, BuildOptions{
+	o := BuildOptions{
 		ContextDir: ctxDir,
 		Dockerfile: filepath.Join(c.dir, "Dockerfile"),
 		Tags:       []string{"golden/" + c.name + ":latest"},
@@ -208,7 +222,21 @@ func (e *goldenEnv) build(t *testing.T, c goldenCase, ctxDir, root string) build
 		Progress:   "plain",
 		Outputs:    []Output{{Type: "oci", Dest: out, Attrs: map[string]string{}}},
 		Root:       root,
-	}, &progress)
+	}
+	for _, f := range c.flags {
+		k, v, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		switch k {
+		case "secret":
+			o.Secrets = append(o.Secrets, v)
+		case "ssh":
+			o.SSH = append(o.SSH, v)
+		case "build-context":
+			o.BuildContexts = append(o.BuildContexts, v)
+		default:
+			t.Fatalf("%s/args.txt: unknown flag %q", c.dir, f)
+		}
+	}
+	err := Build(ctx, o, &progress)
 	r := buildRun{progress: progress.String(), err: err}
 	if err != nil {
 		return r
@@ -602,7 +630,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			compareGolden(t, filepath.Join(dir, "layers.txt"), layers)
-			compareGolden(t, filepath.Join(dir, "config.json"), cfg)
+			compareGolden(t, filepath.Join(dir, "config.json"), env.remote.unexpand(cfg))
 			if t.Failed() {
 				t.Logf("progress:\n%s", r.progress)
 			}
