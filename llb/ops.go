@@ -14,7 +14,7 @@ const (
 )
 
 // Op is one operation of the graph. The concrete types are ImageOp, LocalOp,
-// ExecOp and FileOp.
+// ExecOp and FileOp, and the remote sources HTTPOp and GitOp (sources.go).
 type Op interface {
 	Kind() Kind
 }
