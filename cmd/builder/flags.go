@@ -39,6 +39,9 @@ func parseOutput(s string) (Output, error) {
 			o.Attrs[k] = v
 		}
 	}
+	if o.Type == "registry" { // buildx: type=registry is type=image,push=true
+		o.Type, o.Attrs["push"] = "image", "true"
+	}
 	if err := validateOutput(&o); err != nil {
 		return o, fmt.Errorf("--output %q: %w", s, err)
 	}
