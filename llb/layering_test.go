@@ -21,7 +21,7 @@ var forbidden = map[string][]string{
 	"snapshot":            {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter"},
 	"executor":            {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter"},
 	"registry":            {"cmd", "frontend", "solver", "snapshot", "executor", "exporter"},
-	"exporter":            {"cmd", "frontend", "solver", "snapshot", "executor"},
+	"exporter":            {"cmd", "frontend", "solver", "executor"},
 	"frontend/dockerfile": {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter"},
 }
 
