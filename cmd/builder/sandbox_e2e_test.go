@@ -71,9 +71,10 @@ func runBuild(t *testing.T, bin, root, ctxDir string, flags ...string) (string, 
 }
 
 // hostLeftovers lists what a build left on the host: mounts under root,
-// builder-* cgroups, and processes still running out of the build's
-// busybox.
-func hostLeftovers(t *testing.T, root, marker string) []string {
+// cgroups under parent (the build's --cgroup-parent: other builds may run
+// on the host at the same time), and processes whose command line
+// contains marker.
+func hostLeftovers(t *testing.T, root, marker, parent string) []string {
 	t.Helper()
 	var left []string
 	mi, err := os.ReadFile("/proc/self/mountinfo")
@@ -92,7 +93,10 @@ func hostLeftovers(t *testing.T, root, marker string) []string {
 			continue
 		}
 		for _, ctl := range strings.Split(parts[1], ",") {
-			for _, pat := range []string{"builder-*", "*/builder-*", "*/*/builder-*"} {
+			if parent == "" {
+				continue
+			}
+			for _, pat := range []string{parent} {
 				m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", ctl, parts[2], pat))
 				for _, d := range m {
 					left = append(left, "cgroup: "+d)
@@ -106,7 +110,7 @@ func hostLeftovers(t *testing.T, root, marker string) []string {
 			continue
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if bytes.Contains(cmdline, []byte(marker)) || bytes.HasPrefix(cmdline, []byte("builder-sandbox-init")) {
+		if bytes.Contains(cmdline, []byte(marker)) {
 			left = append(left, "process: "+e.Name()+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 		}
 	}
@@ -119,7 +123,8 @@ func TestSandboxCancel(t *testing.T) {
 	root := t.TempDir()
 	marker := fmt.Sprintf("%d", 400000+os.Getpid()%100000)
 	ctxDir := busyboxContext(t, "RUN echo one > /one", "RUN busybox sleep "+marker)
-	cmd := buildCmd(bin, root, ctxDir)
+	parent := fmt.Sprintf("builder-e2e-cancel-%d", os.Getpid())
+	cmd := buildCmd(bin, root, ctxDir, "--cgroup-parent", parent)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -127,7 +132,7 @@ func TestSandboxCancel(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if len(hostLeftovers(t, "\x00never\x00", "sleep\x00"+marker)) > 0 {
+		if len(hostLeftovers(t, "\x00never\x00", "sleep\x00"+marker, "")) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -156,7 +161,7 @@ func TestSandboxCancel(t *testing.T) {
 		<-done
 		t.Fatalf("build still running 5s after SIGINT:\n%s", out.String())
 	}
-	if left := hostLeftovers(t, root, "sleep\x00"+marker); len(left) > 0 {
+	if left := hostLeftovers(t, root, "sleep\x00"+marker, parent); len(left) > 0 {
 		t.Errorf("left on the host after SIGINT:\n%s", strings.Join(left, "\n"))
 	}
 
@@ -204,7 +209,11 @@ func TestSandboxBuildFlags(t *testing.T) {
 				go func() { limits <- watchCgroup(own+"/sub", 30*time.Second) }()
 			}
 			start := time.Now()
-			out, err := runBuild(t, bin, root, ctxDir, append([]string{"--no-cache"}, tc.flags...)...)
+			flags := append([]string{"--no-cache"}, tc.flags...)
+			if !strings.Contains(strings.Join(flags, " "), "--cgroup-parent") {
+				flags = append(flags, "--cgroup-parent", own)
+			}
+			out, err := runBuild(t, bin, root, ctxDir, flags...)
 			if tc.ok && err != nil {
 				t.Fatalf("build failed: %v\n%s", err, out)
 			}
@@ -231,7 +240,7 @@ func TestSandboxBuildFlags(t *testing.T) {
 					t.Errorf("cgroup parent not removed: %v %v", m, m2)
 				}
 			}
-			if left := hostLeftovers(t, root, "busybox\x00sleep"); len(left) > 0 {
+			if left := hostLeftovers(t, root, ctxDir, own); len(left) > 0 {
 				t.Errorf("left on the host:\n%s", strings.Join(left, "\n"))
 			}
 		})
