@@ -1,0 +1,594 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// TestParseBuildContexts checks buildx's --build-context name=VALUE forms:
+// a directory (with its own .dockerignore), docker-image://REF and
+// oci-layout://PATH[:TAG|@DIGEST], names folded to lower case, and the
+// errors.
+func TestParseBuildContexts(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\n!keep.log\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain := t.TempDir()
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("forms", func(t *testing.T) {
+		bc, err := parseBuildContexts([]string{
+			"Src=" + dir,
+			"plain=" + plain,
+			"base=docker-image://alpine:3.20",
+			"lay=oci-layout:///srv/layout:v1",
+			"pinned=oci-layout:///srv/layout@sha256:" + strings.Repeat("a", 64),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, ok := bc.named["src"]
+		if !ok {
+			t.Fatalf("named = %v, want the name folded to src", bc.named)
+		}
+		if src.Local != "context:src" || src.Image != "" {
+			t.Errorf("src = %+v, want the local context:src", src)
+		}
+		if strings.Join(src.ExcludePatterns, "|") != "*.log|!keep.log" {
+			t.Errorf("src excludes = %q, want the directory's .dockerignore", src.ExcludePatterns)
+		}
+		if bc.locals["context:src"].Path != dir {
+			t.Errorf("locals[context:src] = %+v, want %s", bc.locals["context:src"], dir)
+		}
+		if p := bc.named["plain"]; p.Local != "context:plain" || len(p.ExcludePatterns) != 0 {
+			t.Errorf("plain = %+v, want a local with no excludes", p)
+		}
+		if b := bc.named["base"]; b.Image != "alpine:3.20" || b.Local != "" {
+			t.Errorf("base = %+v, want the image alpine:3.20", b)
+		}
+		if l := bc.named["lay"]; l.Image != "oci-layout:///srv/layout:v1" {
+			t.Errorf("lay = %+v, want the oci-layout reference", l)
+		}
+		if bc.layouts["oci-layout:///srv/layout:v1"] != "lay" || len(bc.layouts) != 2 {
+			t.Errorf("layouts = %v", bc.layouts)
+		}
+		locals := bc.localsWith("/ctx")
+		if locals["context"].Path != "/ctx" || locals["context:src"].Path != dir || len(locals) != 3 {
+			t.Errorf("localsWith = %v, want the main context and both named directories", locals)
+		}
+	})
+
+	errs := []struct {
+		spec, err string
+	}{
+		{"noequals", "want name=VALUE"},
+		{"=" + dir, "want name=VALUE"},
+		{"x=", "want name=VALUE"},
+		{"x=https://example.com/repo.git", "unsupported source"},
+		{"x=" + filepath.Join(dir, "missing"), "is not a directory"},
+		{"x=" + file, "is not a directory"},
+	}
+	for _, e := range errs {
+		t.Run("error "+e.spec, func(t *testing.T) {
+			_, err := parseBuildContexts([]string{e.spec})
+			if err == nil || !strings.Contains(err.Error(), e.err) {
+				t.Fatalf("parseBuildContexts(%q) error = %v, want one containing %q", e.spec, err, e.err)
+			}
+		})
+	}
+}
+
+func TestSplitLayoutRef(t *testing.T) {
+	d := "sha256:" + strings.Repeat("b", 64)
+	tests := []struct {
+		ref, dir, tag string
+		dgst          digest.Digest
+	}{
+		{"oci-layout:///srv/l", "/srv/l", "", ""},
+		{"oci-layout:///srv/l:v1", "/srv/l", "v1", ""},
+		{"oci-layout://rel/l:latest", "rel/l", "latest", ""},
+		{"oci-layout:///srv/l@" + d, "/srv/l", "", digest.Digest(d)},
+		{"oci-layout:///srv/l:v1@" + d, "/srv/l", "v1", digest.Digest(d)},
+		// A colon in a directory name is not a tag.
+		{"oci-layout:///srv/a:b/l", "/srv/a:b/l", "", ""},
+	}
+	for _, tt := range tests {
+		dir, tag, dg := splitLayoutRef(tt.ref)
+		if dir != tt.dir || tag != tt.tag || dg != tt.dgst {
+			t.Errorf("splitLayoutRef(%q) = %q, %q, %q; want %q, %q, %q", tt.ref, dir, tag, dg, tt.dir, tt.tag, tt.dgst)
+		}
+	}
+}
+
+// tarEntry is one entry of a test tar.
+type tarEntry struct {
+	name, link, body string
+	typ              byte
+	mode             int64
+}
+
+func makeTar(t *testing.T, entries []tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		mode := e.mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		hdr := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: mode, Size: int64(len(e.body))}
+		if e.typ != tar.TypeReg {
+			hdr.Size = 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if e.typ == tar.TypeReg {
+			if _, err := tw.Write([]byte(e.body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestExtractContextTar checks that a context tar from stdin lands inside
+// its directory whatever its entries say: "../" and absolute names are
+// resolved inside it, symlinks pointing out are kept as links but never
+// written through, and hard links must name an earlier file inside it.
+func TestExtractContextTar(t *testing.T) {
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	if err := os.WriteFile(victim, []byte("untouched"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("confined", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "ctx")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		data := makeTar(t, []tarEntry{
+			{name: "Dockerfile", typ: tar.TypeReg, body: "FROM scratch\n"},
+			{name: "sub/", typ: tar.TypeDir, mode: 0o750},
+			{name: "sub/run.sh", typ: tar.TypeReg, body: "#!/bin/sh\n", mode: 0o755},
+			{name: "../../escape.txt", typ: tar.TypeReg, body: "dotdot"},
+			{name: "/abs/escape.txt", typ: tar.TypeReg, body: "abs"},
+			// Symlinks are resolved inside the context: an absolute one
+			// to a directory of the tar is written through into it.
+			{name: "out", typ: tar.TypeSymlink, link: "/sub"},
+			{name: "out/via-link", typ: tar.TypeReg, body: "via"},
+			{name: "up", typ: tar.TypeSymlink, link: "../../../sub"},
+			{name: "up/via-up", typ: tar.TypeReg, body: "up"},
+			{name: "olink", typ: tar.TypeSymlink, link: outside},
+			// A symlink to a file out, replaced by a regular file.
+			{name: "vlink", typ: tar.TypeSymlink, link: victim},
+			{name: "vlink", typ: tar.TypeReg, body: "replaced"},
+			{name: "hard", typ: tar.TypeLink, link: "sub/run.sh"},
+			{name: "fifo", typ: tar.TypeFifo},
+		})
+		if err := extractContextTar(bytes.NewReader(data), dir); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(victim); string(got) != "untouched" {
+			t.Errorf("%s = %q: written through a symlink", victim, got)
+		}
+		if entries, _ := os.ReadDir(outside); len(entries) != 1 {
+			t.Errorf("%s has %d entries, want only the victim", outside, len(entries))
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "escape.txt")); err == nil {
+			t.Errorf("../../escape.txt was written outside the context")
+		}
+		for name, body := range map[string]string{
+			"Dockerfile":     "FROM scratch\n",
+			"sub/run.sh":     "#!/bin/sh\n",
+			"escape.txt":     "dotdot",
+			"abs/escape.txt": "abs",
+			"vlink":          "replaced",
+			"hard":           "#!/bin/sh\n",
+			"sub/via-link":   "via",
+			"sub/via-up":     "up",
+		} {
+			got, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil || string(got) != body {
+				t.Errorf("%s = %q, %v; want %q", name, got, err, body)
+			}
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, "vlink")); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("vlink: %v, %v; want a regular file", fi, err)
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, "sub/run.sh")); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("sub/run.sh mode: %v, %v; want 0755", fi, err)
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, "sub")); err != nil || fi.Mode().Perm() != 0o750 {
+			t.Errorf("sub mode: %v, %v; want 0750", fi, err)
+		}
+		if l, err := os.Readlink(filepath.Join(dir, "olink")); err != nil || l != outside {
+			t.Errorf("olink -> %q, %v; want the link kept as written", l, err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "fifo")); err == nil {
+			t.Errorf("a fifo was created in the context")
+		}
+	})
+
+	errs := []struct {
+		name    string
+		entries []tarEntry
+		err     string
+	}{
+		{"hard link out", []tarEntry{{name: "h", typ: tar.TypeLink, link: "../../" + victim}}, "not an earlier regular file"},
+		{"hard link absolute", []tarEntry{{name: "h", typ: tar.TypeLink, link: victim}}, "not an earlier regular file"},
+		{"hard link through a symlink", []tarEntry{
+			{name: "l", typ: tar.TypeSymlink, link: victim},
+			{name: "h", typ: tar.TypeLink, link: "l"},
+		}, "not an earlier regular file"},
+		{"a file as a parent directory", []tarEntry{
+			{name: "f", typ: tar.TypeReg, body: "x"},
+			{name: "f/g", typ: tar.TypeReg, body: "y"},
+		}, "f/g"},
+	}
+	for _, e := range errs {
+		t.Run(e.name, func(t *testing.T) {
+			dir := t.TempDir()
+			err := extractContextTar(bytes.NewReader(makeTar(t, e.entries)), dir)
+			if err == nil || !strings.Contains(err.Error(), e.err) {
+				t.Fatalf("error = %v, want one containing %q", err, e.err)
+			}
+			if got, _ := os.ReadFile(victim); string(got) != "untouched" {
+				t.Errorf("%s = %q", victim, got)
+			}
+		})
+	}
+
+	// Writes through links that point out of the context: an error, or a
+	// file inside the context, never anything outside.
+	escapes := []struct {
+		name    string
+		entries []tarEntry
+	}{
+		{"absolute dir link", []tarEntry{
+			{name: "out", typ: tar.TypeSymlink, link: outside},
+			{name: "out/victim", typ: tar.TypeReg, body: "pwned"},
+			{name: "out/new", typ: tar.TypeReg, body: "pwned"},
+		}},
+		{"relative dir link", []tarEntry{
+			{name: "d/", typ: tar.TypeDir},
+			{name: "d/out", typ: tar.TypeSymlink, link: "../../../../../../../../" + outside},
+			{name: "d/out/victim", typ: tar.TypeReg, body: "pwned"},
+		}},
+		{"dir entry through a link", []tarEntry{
+			{name: "out", typ: tar.TypeSymlink, link: outside},
+			{name: "out/newdir/", typ: tar.TypeDir},
+		}},
+		{"symlink through a link", []tarEntry{
+			{name: "out", typ: tar.TypeSymlink, link: outside},
+			{name: "out/victim", typ: tar.TypeSymlink, link: "/etc/passwd"},
+		}},
+		{"hard link through a link", []tarEntry{
+			{name: "f", typ: tar.TypeReg, body: "pwned"},
+			{name: "out", typ: tar.TypeSymlink, link: outside},
+			{name: "out/victim", typ: tar.TypeLink, link: "f"},
+		}},
+	}
+	for _, e := range escapes {
+		t.Run("escape "+e.name, func(t *testing.T) {
+			err := extractContextTar(bytes.NewReader(makeTar(t, e.entries)), t.TempDir())
+			if got, _ := os.ReadFile(victim); string(got) != "untouched" {
+				t.Errorf("%s = %q (extract error %v)", victim, got, err)
+			}
+			if fi, lerr := os.Lstat(victim); lerr != nil || !fi.Mode().IsRegular() {
+				t.Errorf("%s was replaced: %v %v", victim, fi, lerr)
+			}
+			if entries, _ := os.ReadDir(outside); len(entries) != 1 {
+				t.Errorf("%s has %d entries, want only the victim (extract error %v)", outside, len(entries), err)
+			}
+		})
+	}
+
+	t.Run("not a tar", func(t *testing.T) {
+		err := extractContextTar(strings.NewReader(strings.Repeat("FROM scratch\n", 100)), t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "context tar") {
+			t.Fatalf("error = %v, want a context tar error", err)
+		}
+	})
+}
+
+// TestStdinInputs checks "-" as the context (a tar, with -f naming a file
+// inside it) and -f - (a Dockerfile), and that the cleanup removes what
+// was extracted under the root.
+func TestStdinInputs(t *testing.T) {
+	t.Run("context tar", func(t *testing.T) {
+		root := t.TempDir()
+		o := BuildOptions{ContextDir: "-", Root: root, Dockerfile: "docker/Dockerfile.x"}
+		data := makeTar(t, []tarEntry{
+			{name: "docker/Dockerfile.x", typ: tar.TypeReg, body: "FROM scratch\n"},
+			{name: "a.txt", typ: tar.TypeReg, body: "a"},
+		})
+		cleanup, err := stdinInputs(&o, bytes.NewReader(data))
+		if err != nil {
+			cleanup()
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(o.ContextDir, filepath.Join(root, "tmp")+"/") {
+			t.Errorf("context %s, want it under %s/tmp", o.ContextDir, root)
+		}
+		if o.Dockerfile != filepath.Join(o.ContextDir, "docker/Dockerfile.x") {
+			t.Errorf("Dockerfile %s, want the file inside the tar", o.Dockerfile)
+		}
+		if b, err := os.ReadFile(filepath.Join(o.ContextDir, "a.txt")); err != nil || string(b) != "a" {
+			t.Errorf("a.txt = %q, %v", b, err)
+		}
+		cleanup()
+		if entries, err := os.ReadDir(filepath.Join(root, "tmp")); err != nil || len(entries) != 0 {
+			t.Errorf("after cleanup %s/tmp has %v (%v), want it empty", root, entries, err)
+		}
+	})
+	t.Run("dockerfile", func(t *testing.T) {
+		root, ctxDir := t.TempDir(), t.TempDir()
+		o := BuildOptions{ContextDir: ctxDir, Root: root, Dockerfile: "-"}
+		cleanup, err := stdinInputs(&o, strings.NewReader("FROM scratch\nCOPY a /\n"))
+		if err != nil {
+			cleanup()
+			t.Fatal(err)
+		}
+		if o.ContextDir != ctxDir {
+			t.Errorf("context changed to %s", o.ContextDir)
+		}
+		if b, err := os.ReadFile(o.Dockerfile); err != nil || string(b) != "FROM scratch\nCOPY a /\n" {
+			t.Errorf("Dockerfile %s = %q, %v", o.Dockerfile, b, err)
+		}
+		cleanup()
+		if _, err := os.Stat(o.Dockerfile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the stdin Dockerfile outlived the cleanup: %v", err)
+		}
+	})
+	t.Run("neither", func(t *testing.T) {
+		root := t.TempDir()
+		o := BuildOptions{ContextDir: "/ctx", Root: root}
+		cleanup, err := stdinInputs(&o, strings.NewReader("x"))
+		cleanup()
+		if err != nil || o.ContextDir != "/ctx" || o.Dockerfile != "" {
+			t.Errorf("stdinInputs without '-' changed %+v (%v)", o, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "tmp")); err == nil {
+			t.Errorf("created %s/tmp without reading stdin", root)
+		}
+	})
+	t.Run("both", func(t *testing.T) {
+		o := BuildOptions{ContextDir: "-", Dockerfile: "-", Root: t.TempDir()}
+		cleanup, err := stdinInputs(&o, strings.NewReader("x"))
+		cleanup()
+		if err == nil || !strings.Contains(err.Error(), "cannot both come from stdin") {
+			t.Fatalf("error = %v", err)
+		}
+	})
+	t.Run("dockerfile too large", func(t *testing.T) {
+		o := BuildOptions{ContextDir: t.TempDir(), Dockerfile: "-", Root: t.TempDir()}
+		cleanup, err := stdinInputs(&o, bytes.NewReader(make([]byte, maxDockerfileSize+1)))
+		cleanup()
+		if err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Fatalf("error = %v", err)
+		}
+	})
+	t.Run("-f outside the tar", func(t *testing.T) {
+		root := t.TempDir()
+		o := BuildOptions{ContextDir: "-", Root: root, Dockerfile: "../../etc/passwd"}
+		cleanup, err := stdinInputs(&o, bytes.NewReader(makeTar(t, []tarEntry{{name: "a", typ: tar.TypeReg, body: "a"}})))
+		defer cleanup()
+		if err == nil && !strings.HasPrefix(o.Dockerfile, o.ContextDir+"/") {
+			t.Fatalf("-f resolved to %s, outside the context %s", o.Dockerfile, o.ContextDir)
+		}
+	})
+}
+
+// TestReadIgnoreFor checks that DOCKERFILE.dockerignore wins over the
+// context's .dockerignore, as in BuildKit.
+func TestReadIgnoreFor(t *testing.T) {
+	ctxDir, dfDir := t.TempDir(), t.TempDir()
+	df := filepath.Join(dfDir, "app.Dockerfile")
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(ctxDir, ".dockerignore"), "from-context\n")
+	got, err := readIgnoreFor(df, ctxDir)
+	if err != nil || strings.Join(got, "|") != "from-context" {
+		t.Errorf("without app.Dockerfile.dockerignore: %q, %v; want the context's", got, err)
+	}
+	write(df+".dockerignore", "from-dockerfile\n*.tmp\n")
+	got, err = readIgnoreFor(df, ctxDir)
+	if err != nil || strings.Join(got, "|") != "from-dockerfile|*.tmp" {
+		t.Errorf("with app.Dockerfile.dockerignore: %q, %v; want it to win", got, err)
+	}
+	got, err = readIgnoreFor("", ctxDir)
+	if err != nil || strings.Join(got, "|") != "from-context" {
+		t.Errorf("no Dockerfile path: %q, %v", got, err)
+	}
+	got, err = readIgnoreFor(filepath.Join(dfDir, "Dockerfile"), t.TempDir())
+	if err != nil || len(got) != 0 {
+		t.Errorf("no ignore file at all: %q, %v", got, err)
+	}
+}
+
+// fakeBackend is the next image source of layoutImages: it records what
+// reaches it.
+type fakeBackend struct{ refs []string }
+
+var errFakeBackend = errors.New("fake backend")
+
+func (f *fakeBackend) Resolve(_ context.Context, ref string, _ llb.Platform) (*registry.Resolved, error) {
+	f.refs = append(f.refs, "resolve "+ref)
+	return nil, errFakeBackend
+}
+
+func (f *fakeBackend) Pull(_ context.Context, r *registry.Resolved) ([]cache.Layer, error) {
+	f.refs = append(f.refs, "pull "+r.Pinned)
+	return nil, errFakeBackend
+}
+
+func (f *fakeBackend) ResolveImageConfig(_ context.Context, ref string, _ llb.Platform) (string, []byte, error) {
+	f.refs = append(f.refs, "config "+ref)
+	return "", nil, errFakeBackend
+}
+
+// TestLayoutImages resolves and pulls images of an OCI layout by tag and
+// by digest, and passes other references on.
+func TestLayoutImages(t *testing.T) {
+	ctx := context.Background()
+	img1, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img2, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := func(s string) layout.Option {
+		return layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": s})
+	}
+	if err := lp.AppendImage(img1, tag("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img2, tag("v2")); err != nil {
+		t.Fatal(err)
+	}
+	d1, _ := img1.Digest()
+	d2, _ := img2.Digest()
+
+	blobs, err := cache.OpenBlobStore(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := &fakeBackend{}
+	li := newLayoutImages(next, blobs)
+	host := llb.Platform{OS: "linux", Architecture: "amd64"}
+
+	check := func(ref string, want v1.Image, wantDigest v1.Hash, wantPinned string) {
+		t.Helper()
+		r, err := li.Resolve(ctx, ref, host)
+		if err != nil {
+			t.Fatalf("Resolve(%s): %v", ref, err)
+		}
+		if r.Pinned != wantPinned || r.ManifestDigest.String() != wantDigest.String() {
+			t.Errorf("Resolve(%s) = %s %s, want %s %s", ref, r.Pinned, r.ManifestDigest, wantPinned, wantDigest)
+		}
+		rawCfg, _ := want.RawConfigFile()
+		if !bytes.Equal(r.Config, rawCfg) {
+			t.Errorf("Resolve(%s): config differs from the image's", ref)
+		}
+		pinned, cfg, err := li.ResolveImageConfig(ctx, ref, host)
+		if err != nil || pinned != wantPinned || !bytes.Equal(cfg, rawCfg) {
+			t.Errorf("ResolveImageConfig(%s) = %s, %v", ref, pinned, err)
+		}
+		layers, err := li.Pull(ctx, r)
+		if err != nil {
+			t.Fatalf("Pull(%s): %v", wantPinned, err)
+		}
+		wl, _ := want.Layers()
+		if len(layers) != len(wl) {
+			t.Fatalf("Pull(%s) = %d layers, want %d", wantPinned, len(layers), len(wl))
+		}
+		for i, l := range layers {
+			d, _ := wl[i].Digest()
+			id, _ := wl[i].DiffID()
+			if l.Digest.String() != d.String() || l.DiffID.String() != id.String() {
+				t.Errorf("layer %d = %s/%s, want %s/%s", i, l.Digest, l.DiffID, d, id)
+			}
+			if size, err := blobs.Stat(l.Digest); err != nil || size != l.Size {
+				t.Errorf("layer %d in the blob store: size %d, %v; want %d", i, size, err, l.Size)
+			}
+		}
+	}
+	base := "oci-layout://" + dir
+	check(base+":v1", img1, d1, base+":v1@"+d1.String())
+	check(base+":v2", img2, d2, base+":v2@"+d2.String())
+	check(base+"@"+d2.String(), img2, d2, base+"@"+d2.String())
+	// A second pull finds the blobs already stored.
+	check(base+":v1", img1, d1, base+":v1@"+d1.String())
+
+	for _, bad := range []struct{ ref, err string }{
+		{base + ":v3", `no image for tag "v3"`},
+		{base + "@sha256:" + strings.Repeat("0", 64), "no image for tag"},
+		{"oci-layout://" + filepath.Join(dir, "missing") + ":v1", "oci layout " + filepath.Join(dir, "missing")},
+	} {
+		if _, err := li.Resolve(ctx, bad.ref, host); err == nil || !strings.Contains(err.Error(), bad.err) {
+			t.Errorf("Resolve(%s) error = %v, want one containing %q", bad.ref, err, bad.err)
+		}
+	}
+	// A platform the layout's descriptor does not match.
+	arm := llb.Platform{OS: "linux", Architecture: "arm64"}
+	pl, err := layout.Write(t.TempDir(), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.AppendImage(img1, tag("x"), layout.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := li.Resolve(ctx, "oci-layout://"+string(pl)+":x", arm); err == nil {
+		t.Errorf("an amd64-only layout resolved for %s", arm)
+	}
+	// A nested index is descended into by platform.
+	nested := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: img1, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+		mutate.IndexAddendum{Add: img2, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+	)
+	nl, err := layout.Write(t.TempDir(), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nl.AppendIndex(nested, tag("multi")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := li.Resolve(ctx, "oci-layout://"+string(nl)+":multi", host)
+	if err != nil {
+		t.Fatalf("nested index: %v", err)
+	}
+	if r.ManifestDigest.String() != d2.String() {
+		t.Errorf("nested index resolved %s for amd64, want %s", r.ManifestDigest, d2)
+	}
+
+	// Everything else goes to the next backend.
+	if _, err := li.Resolve(ctx, "busybox:latest", host); !errors.Is(err, errFakeBackend) {
+		t.Errorf("Resolve(busybox) error = %v, want the next backend's", err)
+	}
+	if _, _, err := li.ResolveImageConfig(ctx, "busybox:latest", host); !errors.Is(err, errFakeBackend) {
+		t.Errorf("ResolveImageConfig(busybox) error = %v", err)
+	}
+	if _, err := li.Pull(ctx, &registry.Resolved{Pinned: "busybox:latest@" + d1.String()}); !errors.Is(err, errFakeBackend) {
+		t.Errorf("Pull(busybox) error = %v", err)
+	}
+	want := "resolve busybox:latest|config busybox:latest|pull busybox:latest@" + d1.String()
+	if got := strings.Join(next.refs, "|"); got != want {
+		t.Errorf("next backend saw %q, want %q", got, want)
+	}
+}
