@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,6 +86,7 @@ func newExecutor(t *testing.T) *Executor {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.cgroupParent = testCgroupParent()
 	t.Cleanup(func() { checkClean(t, e) })
 	return e
 }
@@ -142,15 +144,41 @@ func leftoverCgroups(t *testing.T) []string {
 		if len(parts) != 3 || parts[1] == "" || strings.HasPrefix(parts[1], "name=") {
 			continue
 		}
+		// Only this test binary's cgroups: other packages' tests run
+		// builds on the host at the same time.
 		for _, ctl := range strings.Split(parts[1], ",") {
-			m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", ctl, parts[2], "builder-*"))
-			left = append(left, m...)
-			m, _ = filepath.Glob(filepath.Join("/sys/fs/cgroup", ctl, parts[2], "*", "builder-*"))
+			m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", ctl, parts[2], testCgroupParent(), "builder-*"))
 			left = append(left, m...)
 		}
 	}
 	return left
 }
+
+// descendsFromUs reports whether process pid is a descendant of this test
+// process.
+func descendsFromUs(pid string) bool {
+	me := strconv.Itoa(os.Getpid())
+	for i := 0; i < 64 && pid != "" && pid != "0" && pid != "1"; i++ {
+		stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+		if err != nil {
+			return false
+		}
+		// The fields after the command name, which is in parentheses.
+		rest := string(stat[bytes.LastIndexByte(stat, ')')+1:])
+		fields := strings.Fields(rest)
+		if len(fields) < 2 {
+			return false
+		}
+		pid = fields[1]
+		if pid == me {
+			return true
+		}
+	}
+	return false
+}
+
+// testCgroupParent is where this test binary's sandboxes put their cgroups.
+func testCgroupParent() string { return fmt.Sprintf("executor-test-%d", os.Getpid()) }
 
 // sandboxProcs lists processes started as the sandbox init or running a
 // busybox from a test rootfs.
@@ -167,6 +195,9 @@ func sandboxProcs(t *testing.T) []string {
 			}
 			cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 			exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+			if !descendsFromUs(e.Name()) {
+				continue // another package's test builds run at the same time
+			}
 			if bytes.HasPrefix(cmdline, []byte(initArg0)) || strings.Contains(exe, "/root/bin/busybox") {
 				out = append(out, e.Name()+":"+strings.ReplaceAll(string(cmdline), "\x00", " "))
 			}

@@ -31,6 +31,9 @@ const killTimeout = 2 * time.Second
 // filesystem, inside a cgroup of their own.
 type Executor struct {
 	stateDir string
+	// cgroupParent is used for specs without a CgroupParent; tests set it
+	// so that they can tell their cgroups from other builders' on the host.
+	cgroupParent string
 }
 
 // New returns an Executor that keeps its scratch space (mount points,
@@ -181,7 +184,11 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		return Stats{}, err
 	}
 
-	cg, err := cgroups.New(spec.CgroupParent, "builder-"+id)
+	parent := spec.CgroupParent
+	if parent == "" {
+		parent = e.cgroupParent
+	}
+	cg, err := cgroups.New(parent, "builder-"+id)
 	if err != nil {
 		return abort(fmt.Errorf("run %q: %w", spec.Args[0], err))
 	}
