@@ -135,6 +135,12 @@ type ExecOp struct {
 	// Security is the sandbox mode; "" is the default sandbox (RUN
 	// --security=sandbox), SecurityInsecure needs the build to allow it.
 	Security SecurityMode `json:"security,omitempty"`
+	// ProxyEnv are HTTP_PROXY-style KEY=VALUE pairs (the proxy build args
+	// BuildKit passes to every RUN, see llb.WithProxy) appended to Env when
+	// the process runs. They are deliberately NOT part of the digest (json
+	// "-"), so that a build behind a different proxy reuses the cache; the
+	// frontend keeps them out of the history too.
+	ProxyEnv []string `json:"-"`
 }
 
 // SecurityMode is the privilege mode of an exec.

@@ -122,6 +122,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 			Test: cloneSlice(h.Test), Interval: h.Interval, Timeout: h.Timeout,
 			StartPeriod: h.StartPeriod, Retries: h.Retries,
 		}
+		s.startInterval = h.StartInterval
 		s.commit(fmt.Sprintf("HEALTHCHECK {Test:%v Interval:%v Timeout:%v StartPeriod:%v StartInterval:%v Retries:%d}",
 			h.Test, h.Interval, h.Timeout, h.StartPeriod, h.StartInterval, h.Retries), false, false)
 	case *instructions.ExposeCommand:
@@ -399,6 +400,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		Network:  network,
 		Mounts:   mounts,
 		Security: security,
+		ProxyEnv: proxyEnv(c.opt.BuildArgs),
 	}
 	s.state = llb.NewVertex(op, ins.list, c.meta(display, x.Location(), createdBy))
 	s.img.History = append(s.img.History, v1History(createdBy, false))

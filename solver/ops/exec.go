@@ -62,7 +62,9 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		}
 	}()
 	var extra []executor.Mount
-	env := o.op.Env
+	// Proxy variables are not part of the digest: a declared ARG of the
+	// same name (already in Env) wins.
+	env := addEnv(o.op.Env, o.op.ProxyEnv)
 	for _, m := range o.op.Mounts[1:] {
 		ms, cleanup, err := o.mount(ctx, m, inputs)
 		if cleanup != nil {
