@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/builderdev/builder/cache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,6 +22,10 @@ type Image struct {
 	Config v1.ConfigFile
 	Layers []cache.Layer
 	Blobs  *cache.BlobStore
+	// HealthcheckStartInterval is written into the config's Healthcheck as
+	// Docker's "StartInterval" (nanoseconds), which v1.HealthConfig lacks;
+	// 0 or a config without Healthcheck writes nothing.
+	HealthcheckStartInterval time.Duration
 }
 
 // Option changes how an image is exported.
@@ -69,6 +74,11 @@ func (img *Image) ConfigJSON() ([]byte, error) {
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("image config: %w", err)
+	}
+	if img.HealthcheckStartInterval != 0 && cfg.Config.Healthcheck != nil {
+		if b, err = withStartInterval(b, cfg.Config.Healthcheck, img.HealthcheckStartInterval); err != nil {
+			return nil, fmt.Errorf("image config: %w", err)
+		}
 	}
 	return b, nil
 }

@@ -57,6 +57,9 @@ type BuildOptions struct {
 	Stdin io.Reader
 	// Sandbox shapes every RUN (hostname, limits, --allow).
 	Sandbox SandboxOptions
+	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
+	// which the exporter adds to the config (set by export).
+	healthStartInterval time.Duration
 	// Push is --push (type=image,push=true); Pull is --pull (tags always
 	// resolve at the registry); Registry are --tls-ca/--insecure-registry.
 	Push     bool
@@ -312,6 +315,7 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.
 			cfg.History[i].Created = cfg.Created
 		}
 	}
+	o.healthStartInterval = res.HealthcheckStartInterval
 	// Every build lands in the local image store; then the --outputs.
 	e, err := exportImage(ctx, r, w, blobs, result, cfg, o)
 	if err != nil {

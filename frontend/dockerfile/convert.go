@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/builderdev/builder/llb"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -68,6 +69,10 @@ type Result struct {
 	Config v1.ConfigFile
 	// Warnings are the build-check findings, in the order found.
 	Warnings []Warning
+	// HealthcheckStartInterval is HEALTHCHECK --start-interval, which
+	// v1.HealthConfig cannot hold: the exporter writes it into the config
+	// JSON's Healthcheck as "StartInterval" (0 = none).
+	HealthcheckStartInterval time.Duration
 }
 
 // Error is a conversion error at a place in the Dockerfile.
@@ -129,6 +134,8 @@ type stage struct {
 	cmdIndex    int
 	cmdOnBuild  bool
 	cmdSet      bool
+	// startInterval is the Healthcheck's StartInterval (see healthcheck.go).
+	startInterval time.Duration
 }
 
 type command struct {
@@ -654,6 +661,7 @@ func (c *converter) doResolve(ctx context.Context, s *stage) error {
 	}
 	s.pinned = pinned
 	s.baseImg = &img
+	s.startInterval = rawStartInterval(dt)
 	s.baseLayers = len(img.RootFS.DiffIDs)
 	if s.baseLayers == 0 {
 		// schema1 images have no diff ids: count layers from the history.
@@ -804,6 +812,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		s.user = b.user
 		s.buildArgs = append(s.buildArgs, b.buildArgs...)
 		s.baseLayers = b.baseLayers
+		s.startInterval = b.startInterval
 		for _, cmd := range b.cmds {
 			if ob, ok := cmd.Command.(*instructions.OnbuildCommand); ok {
 				onbuild = append(onbuild, ob.Expression)
@@ -954,7 +963,11 @@ func (c *converter) finalize(s *stage) *Result {
 	if target == "" {
 		target = fmt.Sprintf("stage-%d", s.index)
 	}
-	return &Result{Target: target, State: s.state, Config: img}
+	res := &Result{Target: target, State: s.state, Config: img}
+	if img.Config.Healthcheck != nil {
+		res.HealthcheckStartInterval = s.startInterval
+	}
+	return res
 }
 
 // normalizePath joins p to parent when p is relative, cleans it, and keeps
