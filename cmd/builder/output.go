@@ -21,9 +21,9 @@ import (
 // outputAttrs lists the attributes each --output type accepts (besides
 // type and dest), as buildx names them.
 var outputAttrs = map[string][]string{
-	"oci":    {"name", "tar", "compression", "compression-level", "force-compression", "oci-mediatypes"},
-	"docker": {"name", "compression", "compression-level", "force-compression", "oci-mediatypes"},
-	"image":  {"name", "push", "compression", "compression-level", "force-compression", "oci-mediatypes"},
+	"oci":    {"name", "tar", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp"},
+	"docker": {"name", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp"},
+	"image":  {"name", "push", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp"},
 	"local":  {},
 	"tar":    {},
 }
@@ -60,7 +60,7 @@ func validateOutput(o *Output) error {
 			return fmt.Errorf("unknown attribute %q for type=%s", k, o.Type)
 		}
 		switch k {
-		case "tar", "push", "force-compression", "oci-mediatypes":
+		case "tar", "push", "force-compression", "oci-mediatypes", "rewrite-timestamp":
 			if _, err := strconv.ParseBool(v); err != nil {
 				return fmt.Errorf("%s=%q: not a boolean", k, v)
 			}
@@ -86,7 +86,8 @@ func (o Output) boolAttr(k string, def bool) bool {
 
 // layerOptions is the output's compression.
 func (o Output) layerOptions() (ops.LayerOptions, error) {
-	lo := ops.LayerOptions{Compression: o.Attrs["compression"], Force: o.boolAttr("force-compression", false)}
+	lo := ops.LayerOptions{Compression: o.Attrs["compression"], Force: o.boolAttr("force-compression", false),
+		RewriteTimestamp: o.boolAttr("rewrite-timestamp", false)}
 	if v, ok := o.Attrs["compression-level"]; ok {
 		lo.Level, _ = strconv.Atoi(v)
 	}
@@ -151,10 +152,13 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *c
 		if err != nil {
 			return nil, err
 		}
+		if lo, err = withEpoch(lo, o.BuildArgs); err != nil {
+			return nil, err
+		}
 		var img *exporter.Image
 		err = step(r, "exporting layers", func() error {
 			c, layers, err := w.ImageWith(ctx, result, cfg, lo)
-			img = &exporter.Image{Config: c, Layers: layers, Blobs: blobs}
+			img = &exporter.Image{Config: c, Layers: layers, Blobs: blobs, HealthcheckStartInterval: o.healthStartInterval}
 			return err
 		})
 		return img, err

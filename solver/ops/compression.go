@@ -33,6 +33,11 @@ type LayerOptions struct {
 	// Force recompresses the base image's layers too; otherwise only the
 	// layers this build made use Compression, as in buildx.
 	Force bool
+	// RewriteTimestamp clamps the times of the entries of this build's
+	// layers (never the base image's) to SourceDateEpoch (Unix seconds),
+	// as buildx's rewrite-timestamp=true (see timestamp.go).
+	RewriteTimestamp bool
+	SourceDateEpoch  int64
 }
 
 // Validate checks the compression and the level.
@@ -67,6 +72,9 @@ func (w *Worker) ImageWith(ctx context.Context, r solver.Result, cfg v1.ConfigFi
 	cfg, layers, err := w.Image(ctx, r, cfg)
 	if err != nil {
 		return cfg, nil, err
+	}
+	if lo.RewriteTimestamp {
+		return w.imageRewritten(ctx, r, cfg, layers, lo)
 	}
 	nbase := 0
 	if !lo.Force {
