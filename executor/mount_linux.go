@@ -13,68 +13,9 @@ import (
 	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
-// mountFlags are the mount(8) options that are flags, not data.
-var mountFlags = map[string]struct {
-	clear bool
-	flag  uintptr
-}{
-	"ro":          {false, unix.MS_RDONLY},
-	"rw":          {true, unix.MS_RDONLY},
-	"nosuid":      {false, unix.MS_NOSUID},
-	"suid":        {true, unix.MS_NOSUID},
-	"nodev":       {false, unix.MS_NODEV},
-	"dev":         {true, unix.MS_NODEV},
-	"noexec":      {false, unix.MS_NOEXEC},
-	"exec":        {true, unix.MS_NOEXEC},
-	"sync":        {false, unix.MS_SYNCHRONOUS},
-	"async":       {true, unix.MS_SYNCHRONOUS},
-	"dirsync":     {false, unix.MS_DIRSYNC},
-	"noatime":     {false, unix.MS_NOATIME},
-	"atime":       {true, unix.MS_NOATIME},
-	"nodiratime":  {false, unix.MS_NODIRATIME},
-	"diratime":    {true, unix.MS_NODIRATIME},
-	"relatime":    {false, unix.MS_RELATIME},
-	"strictatime": {false, unix.MS_STRICTATIME},
-	"bind":        {false, unix.MS_BIND},
-	"rbind":       {false, unix.MS_BIND | unix.MS_REC},
-}
-
-var propagationFlags = map[string]uintptr{
-	"private":     unix.MS_PRIVATE,
-	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
-	"slave":       unix.MS_SLAVE,
-	"rslave":      unix.MS_SLAVE | unix.MS_REC,
-	"shared":      unix.MS_SHARED,
-	"rshared":     unix.MS_SHARED | unix.MS_REC,
-	"unbindable":  unix.MS_UNBINDABLE,
-	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
-}
-
-// parseMountOptions splits options into mount flags, propagation flags and
-// the filesystem data string.
-func parseMountOptions(opts []string) (flags, propagation uintptr, data string) {
-	var d []string
-	for _, o := range opts {
-		if f, ok := mountFlags[o]; ok {
-			if f.clear {
-				flags &^= f.flag
-			} else {
-				flags |= f.flag
-			}
-			continue
-		}
-		if p, ok := propagationFlags[o]; ok {
-			propagation |= p
-			continue
-		}
-		d = append(d, o)
-	}
-	return flags, propagation, strings.Join(d, ",")
-}
-
 // mountAt mounts m on the host path target.
 func mountAt(m Mount, target string) error {
-	flags, prop, data := parseMountOptions(m.Options)
+	flags, prop, data := fsutil.ParseMountOptions(m.Options)
 	if m.Type == "bind" && flags&unix.MS_BIND == 0 {
 		flags |= unix.MS_BIND | unix.MS_REC
 	}
@@ -212,7 +153,7 @@ func atime(fi os.FileInfo) time.Time {
 // mount point when needed.
 func (r *rootfs) mount(m Mount) error {
 	dir := true
-	flags, _, _ := parseMountOptions(m.Options)
+	flags, _, _ := fsutil.ParseMountOptions(m.Options)
 	if m.Type == "bind" || flags&unix.MS_BIND != 0 {
 		fi, err := os.Stat(m.Source)
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // WithMounts mounts each set of mounts (as returned by Prepare, View or
@@ -146,37 +148,8 @@ func hasOption(opts []string, o string) bool {
 	return false
 }
 
-var mountFlags = map[string]struct {
-	clear bool
-	flag  uintptr
-}{
-	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
-	"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
-	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
-	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
-	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
-	"noatime": {false, unix.MS_NOATIME}, "relatime": {false, unix.MS_RELATIME},
-}
-
-func parseOptions(opts []string) (uintptr, []string) {
-	var flags uintptr
-	var data []string
-	for _, o := range opts {
-		if f, ok := mountFlags[o]; ok {
-			if f.clear {
-				flags &^= f.flag
-			} else {
-				flags |= f.flag
-			}
-			continue
-		}
-		data = append(data, o)
-	}
-	return flags, data
-}
-
 func mountOne(m Mount, target string) error {
-	flags, data := parseOptions(m.Options)
+	flags, _, opt := fsutil.ParseMountOptions(m.Options)
 	typ := m.Type
 	if typ == "bind" || typ == "rbind" {
 		flags |= unix.MS_BIND
@@ -194,9 +167,9 @@ func mountOne(m Mount, target string) error {
 		}
 		return nil
 	}
-	opt := strings.Join(data, ",")
 	if typ == "overlay" && len(opt) >= os.Getpagesize() {
-		return mountOverlayRelative(m.Source, target, flags, data)
+		// Overlay refuses commas in layer paths, so the split is exact.
+		return mountOverlayRelative(m.Source, target, flags, strings.Split(opt, ","))
 	}
 	if err := unix.Mount(m.Source, target, typ, flags, opt); err != nil {
 		return fmt.Errorf("mounting %s (%s) on %s: %w", typ, m.Source, target, err)
