@@ -25,8 +25,22 @@ var ErrUnsafePath = errors.New("unsafe path in layer")
 // relative to root, symlinks met on the way (absolute or relative) resolve
 // inside root, and hard links must point inside root.
 func applyLayer(ctx context.Context, root string, r io.Reader) error {
+	return applyLayerAs(ctx, root, r, false)
+}
+
+// ApplyLayer extracts the uncompressed OCI layer tar r into the plain
+// directory dir exactly as Apply does into a snapshot: whiteouts delete what
+// they name and every path stays inside dir. A process that is not root
+// cannot create other users' files, device nodes or privileged xattrs: then
+// files are owned by the caller, and device nodes and non-user xattrs are
+// skipped, so an unprivileged user still gets the image's files.
+func ApplyLayer(ctx context.Context, dir string, r io.Reader) error {
+	return applyLayerAs(ctx, dir, r, os.Geteuid() != 0)
+}
+
+func applyLayerAs(ctx context.Context, root string, r io.Reader, unprivileged bool) error {
 	root = filepath.Clean(root)
-	a := &applier{root: root, unpacked: map[string]bool{}}
+	a := &applier{root: root, unpacked: map[string]bool{}, unprivileged: unprivileged}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -56,9 +70,11 @@ func applyLayer(ctx context.Context, root string, r io.Reader) error {
 }
 
 type applier struct {
-	root     string
-	unpacked map[string]bool // cleaned names created by this layer
-	dirs     []appliedDir
+	root string
+	// unprivileged skips what only root may create (see ApplyLayer).
+	unprivileged bool
+	unpacked     map[string]bool // cleaned names created by this layer
+	dirs         []appliedDir
 }
 
 type appliedDir struct {
@@ -200,6 +216,9 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		case tar.TypeBlock:
 			mode = unix.S_IFBLK
 		}
+		if a.unprivileged && hdr.Typeflag != tar.TypeFifo {
+			return nil
+		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 		if err := unix.Mknod(host, mode|0o600, int(dev)); err != nil {
 			return fmt.Errorf("creating device %q: %w", name, err)
@@ -208,6 +227,9 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return fmt.Errorf("entry %q: unsupported tar type %q", name, hdr.Typeflag)
 	}
 	a.unpacked[name] = true
+	if a.unprivileged {
+		meta = unprivilegedMeta(meta)
+	}
 	if err := setMeta(host, meta); err != nil {
 		return fmt.Errorf("entry %q: %w", name, err)
 	}
@@ -316,4 +338,21 @@ func (a *applier) whiteout(orig, dir, base string) error {
 		return fmt.Errorf("whiteout %q: %w", orig, err)
 	}
 	return nil
+}
+
+// unprivilegedMeta is m as a user who is not root can set it: owned by the
+// caller, with only user.* xattrs.
+func unprivilegedMeta(m fileMeta) fileMeta {
+	m.uid, m.gid = os.Getuid(), os.Getgid()
+	var xs map[string]string
+	for k, v := range m.xattrs {
+		if strings.HasPrefix(k, "user.") {
+			if xs == nil {
+				xs = map[string]string{}
+			}
+			xs[k] = v
+		}
+	}
+	m.xattrs = xs
+	return m
 }
