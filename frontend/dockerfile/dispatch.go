@@ -134,6 +134,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 			}
 			specs = append(specs, ps...)
 		}
+		c.lintExpose(specs, x.Location())
 		ports, err := parsePorts(specs)
 		if err != nil {
 			return err
@@ -421,6 +422,9 @@ func summarizeHeredoc(doc string) string {
 func (c *converter) runMounts(s *stage, x *instructions.RunCommand, cmd command, ins *inputs) ([]llb.Mount, []string, error) {
 	var out []llb.Mount
 	var secretEnvs []string
+	// ssh mounts without a target are numbered among ssh mounts only, as
+	// BuildKit's llb does (/run/buildkit/ssh_agent.N).
+	sshCount := 0
 	for i, m := range instructions.GetMounts(x) {
 		var src *stage
 		if i < len(cmd.sources) {
@@ -477,8 +481,9 @@ func (c *converter) runMounts(s *stage, x *instructions.RunCommand, cmd command,
 				sid = "default"
 			}
 			if m.Target == "" {
-				target = "/run/buildkit/ssh_agent." + strconv.Itoa(len(out))
+				target = "/run/buildkit/ssh_agent." + strconv.Itoa(sshCount)
 			}
+			sshCount++
 			mt := llb.Mount{Input: -1, Type: llb.MountSSH, SecretID: sid, Dest: target, Required: m.Required, Mode: mode(), UID: id(m.UID), GID: id(m.GID), Readonly: true}
 			if mt.Mode == nil {
 				v := uint32(0o600)
