@@ -360,8 +360,9 @@ func extractContextTar(r io.Reader, dir string) error {
 	}
 }
 
-// stdinInputs turns "-" as the context (a tar on stdin) or as -f (a
-// Dockerfile on stdin) into paths under root. The returned cleanup
+// stdinInputs turns "-" as the context (a tar on stdin, plain, gzip or
+// bzip2, or else a Dockerfile with an empty context, as buildx) or as -f
+// (a Dockerfile on stdin) into paths under root. The returned cleanup
 // removes what it made.
 func stdinInputs(o *BuildOptions, stdin io.Reader) (func(), error) {
 	noop := func() {}
@@ -401,10 +402,33 @@ func stdinInputs(o *BuildOptions, stdin io.Reader) (func(), error) {
 	if err := os.Mkdir(ctxDir, 0o755); err != nil {
 		return cleanup, err
 	}
-	if err := extractContextTar(stdin, ctxDir); err != nil {
+	kind, in, err := sniffStdin(stdin)
+	if err != nil {
 		return cleanup, err
 	}
 	o.ContextDir = ctxDir
+	if kind == stdinDockerfile {
+		// docker build - < Dockerfile: an empty context, as buildx.
+		if o.Dockerfile != "" {
+			return cleanup, errors.New("ambiguous Dockerfile source: both stdin and flag correspond to Dockerfiles")
+		}
+		data, err := io.ReadAll(io.LimitReader(in, maxDockerfileSize+1))
+		if err != nil {
+			return cleanup, fmt.Errorf("reading the Dockerfile from stdin: %w", err)
+		}
+		if len(data) > maxDockerfileSize {
+			return cleanup, fmt.Errorf("the Dockerfile on stdin is larger than %d bytes", maxDockerfileSize)
+		}
+		p := filepath.Join(tmp, "Dockerfile")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			return cleanup, err
+		}
+		o.Dockerfile = p
+		return cleanup, nil
+	}
+	if err := extractContextTar(in, ctxDir); err != nil {
+		return cleanup, err
+	}
 	if o.Dockerfile != "" && !filepath.IsAbs(o.Dockerfile) {
 		// -f names a file inside the tar, as docker build does.
 		p, err := fsutil.ResolveInRoot(ctxDir, o.Dockerfile)

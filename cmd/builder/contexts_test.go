@@ -3,9 +3,11 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -390,6 +392,69 @@ func TestStdinInputs(t *testing.T) {
 		cleanup, err := stdinInputs(&o, bytes.NewReader(make([]byte, maxDockerfileSize+1)))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Fatalf("error = %v", err)
+		}
+	})
+	// As buildx: a compressed tar is a context too, anything that is not
+	// an archive is a Dockerfile built with an empty context.
+	ctxTar := makeTar(t, []tarEntry{{name: "Dockerfile", typ: tar.TypeReg, body: "FROM scratch\n"}, {name: "a", typ: tar.TypeReg, body: "a"}})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(ctxTar)
+	zw.Close()
+	compressed := map[string][]byte{"gzip": gz.Bytes()}
+	if _, err := exec.LookPath("bzip2"); err == nil {
+		cmd := exec.Command("bzip2", "-c")
+		cmd.Stdin = bytes.NewReader(ctxTar)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		compressed["bzip2"] = out
+	}
+	for name, data := range compressed {
+		t.Run(name+" context tar", func(t *testing.T) {
+			o := BuildOptions{ContextDir: "-", Root: t.TempDir()}
+			cleanup, err := stdinInputs(&o, bytes.NewReader(data))
+			defer cleanup()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(filepath.Join(o.ContextDir, "a")); err != nil || string(b) != "a" {
+				t.Errorf("a = %q, %v", b, err)
+			}
+		})
+	}
+	t.Run("dockerfile as the context", func(t *testing.T) {
+		root := t.TempDir()
+		o := BuildOptions{ContextDir: "-", Root: root}
+		cleanup, err := stdinInputs(&o, strings.NewReader("FROM scratch\nENV A=1\n"))
+		if err != nil {
+			cleanup()
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(o.Dockerfile); err != nil || string(b) != "FROM scratch\nENV A=1\n" {
+			t.Errorf("Dockerfile %s = %q, %v", o.Dockerfile, b, err)
+		}
+		if entries, err := os.ReadDir(o.ContextDir); err != nil || len(entries) != 0 {
+			t.Errorf("context %s = %v, %v; want an empty directory", o.ContextDir, entries, err)
+		}
+		cleanup()
+		checkEmptyTmp(t, root)
+	})
+	t.Run("dockerfile as the context and -f", func(t *testing.T) {
+		o := BuildOptions{ContextDir: "-", Root: t.TempDir(), Dockerfile: "Dockerfile"}
+		cleanup, err := stdinInputs(&o, strings.NewReader("FROM scratch\n"))
+		cleanup()
+		if err == nil || !strings.Contains(err.Error(), "ambiguous Dockerfile source") {
+			t.Fatalf("error = %v", err)
+		}
+	})
+	t.Run("zstd context", func(t *testing.T) {
+		o := BuildOptions{ContextDir: "-", Root: t.TempDir()}
+		cleanup, err := stdinInputs(&o, bytes.NewReader(append([]byte{0x28, 0xb5, 0x2f, 0xfd}, make([]byte, 100)...)))
+		cleanup()
+		if err == nil || !strings.Contains(err.Error(), "xz or zstd") {
 			t.Fatalf("error = %v", err)
 		}
 	})
