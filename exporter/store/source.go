@@ -27,14 +27,25 @@ type Remote interface {
 // pinned reference whose digest is a stored manifest is served from the
 // store whatever its name, so builds FROM stored images need no network.
 // A stored image for another platform than the one asked for is ignored.
+//
+// With AlwaysPull set (docker build --pull: "always attempt to pull a newer
+// version of the image") a name is always resolved by Remote, never from
+// the store, so a moved tag gives its new digest and a name that only the
+// store holds fails as the registry's answer says. A reference pinned by
+// digest still comes from the store when it holds that manifest: its
+// content cannot be newer anywhere.
 type Source struct {
-	Store  *Store
-	Remote Remote
+	Store      *Store
+	Remote     Remote
+	AlwaysPull bool
 }
 
 // lookup finds ref in the store, for platform p.
 func (s *Source) lookup(ref string, p llb.Platform) (*registry.Resolved, error) {
 	name, dg, pinned := strings.Cut(ref, "@")
+	if s.AlwaysPull && !pinned {
+		return nil, nil
+	}
 	var im Image
 	var err error
 	if pinned {

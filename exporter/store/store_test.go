@@ -254,3 +254,41 @@ func TestSource(t *testing.T) {
 		}
 	}
 }
+
+// TestSourcePull checks --pull: names go to the remote even when stored,
+// digests stay served from the store.
+func TestSourcePull(t *testing.T) {
+	ctx := context.Background()
+	s, blobs, _ := open(t)
+	img := testImage(t, blobs, "x", time.Unix(0, 0))
+	st, err := s.Put(ctx, img, []string{"app:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := &fakeRemote{}
+	src := &Source{Store: s, Remote: remote, AlwaysPull: true}
+	host := llb.Platform{OS: "linux", Architecture: "amd64"}
+	pin := "docker.io/library/app:1@" + st.Manifest.Digest.String()
+	tests := []struct {
+		ref        string
+		wantRemote bool
+	}{
+		{"app:1", true},
+		{"docker.io/library/app:1", true},
+		{"onlylocal", true},
+		{pin, false},
+	}
+	for _, tt := range tests {
+		remote.calls = 0
+		pinned, _, err := src.ResolveImageConfig(ctx, tt.ref, host)
+		if tt.wantRemote {
+			if err == nil || remote.calls != 1 {
+				t.Errorf("%s with Pull: %s, %v (remote calls %d), want the remote's error", tt.ref, pinned, err, remote.calls)
+			}
+			continue
+		}
+		if err != nil || pinned != pin || remote.calls != 0 {
+			t.Errorf("%s with Pull: %s, %v (remote calls %d)", tt.ref, pinned, err, remote.calls)
+		}
+	}
+}

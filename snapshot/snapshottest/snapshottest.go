@@ -38,6 +38,7 @@ func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.S
 	t.Run("Diff", func(t *testing.T) { testDiff(t, open) })
 	t.Run("ApplyDiffRoundTrip", func(t *testing.T) { sn, _ := open(t); testApplyRoundTrip(t, sn) })
 	t.Run("ApplyWhiteouts", func(t *testing.T) { sn, _ := open(t); testApplyWhiteouts(t, sn) })
+	t.Run("WhiteoutSymlinks", func(t *testing.T) { sn, _ := open(t); testWhiteoutSymlinks(t, sn) })
 	t.Run("HostileLayers", func(t *testing.T) { testHostile(t, newSnapshotter) })
 	t.Run("DeepChain", func(t *testing.T) { sn, _ := open(t); testDeepChain(t, sn, 100) })
 	t.Run("Concurrent", func(t *testing.T) { sn, _ := open(t); testConcurrent(t, sn) })
@@ -512,6 +513,59 @@ func testApplyWhiteouts(t *testing.T, sn snapshot.Snapshotter) {
 	}
 }
 
+// testWhiteoutSymlinks whites out symlinks of a parent (to a dir and to
+// a file, relative and absolute, and one a hard link shares): the links
+// go, their targets stay in the merged view.
+func testWhiteoutSymlinks(t *testing.T, sn snapshot.Snapshotter) {
+	commitWith(t, sn, "links", "", func(r string) error {
+		j := func(p string) string { return filepath.Join(r, p) }
+		return all(
+			mkdir(j("dir")), writeFile(j("dir/a"), "a", 0o644),
+			writeFile(j("file"), "f", 0o600),
+			os.Symlink("dir", j("ldir")), os.Symlink("/dir", j("labsdir")),
+			os.Symlink("file", j("lfile")), os.Symlink("/file", j("labsfile")),
+			os.Symlink("dir", j("lshared")), os.Link(j("lshared"), j("lshared2")),
+			mkdir(j("sub")), os.Symlink("../dir", j("sub/lup")),
+		)
+	})
+	layer := makeTar(t,
+		tarEntry{name: ".wh.ldir", typ: tar.TypeReg},
+		tarEntry{name: ".wh.labsdir", typ: tar.TypeReg},
+		tarEntry{name: ".wh.lfile", typ: tar.TypeReg},
+		tarEntry{name: ".wh.labsfile", typ: tar.TypeReg},
+		tarEntry{name: ".wh.lshared", typ: tar.TypeReg},
+		dirE("sub/"),
+		tarEntry{name: "sub/.wh.lup", typ: tar.TypeReg},
+	)
+	applyCommit(t, sn, "links-wh", "links", layer)
+	got := viewLines(t, sn, "links-wh")
+	var names []string
+	for _, l := range got {
+		names = append(names, strings.Fields(l)[0])
+	}
+	if want := "dir,dir/a,file,lshared2,sub"; strings.Join(names, ",") != want {
+		t.Errorf("tree after whiteouts of symlinks: %v, want %s\n%s", names, want, strings.Join(got, "\n"))
+	}
+	// The targets are unchanged: the same lines as in the parent.
+	parent := map[string]string{}
+	for _, l := range viewLines(t, sn, "links") {
+		parent[strings.Fields(l)[0]] = l
+	}
+	for _, l := range got {
+		if n := strings.Fields(l)[0]; n == "dir/a" || n == "file" || n == "lshared2" {
+			// lshared2's other name is gone: its line loses "linked-to".
+			if was, _, _ := strings.Cut(parent[n], " linked-to="); was != l {
+				t.Errorf("%s changed by the whiteouts: %s, was %s", n, l, was)
+			}
+		}
+	}
+	// The whiteouts round-trip through Diff.
+	applyCommit(t, sn, "links-wh-rt", "links", diff(t, sn, "links-wh"))
+	if rt := viewLines(t, sn, "links-wh-rt"); !equalLines(rt, got) {
+		t.Errorf("round trip of symlink whiteouts:\n%s\nwant:\n%s", strings.Join(rt, "\n"), strings.Join(got, "\n"))
+	}
+}
+
 func testHostile(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.Snapshotter) {
 	ctx := context.Background()
 	parent := t.TempDir()
@@ -577,6 +631,28 @@ func testHostile(t *testing.T, newSnapshotter func(t *testing.T, root string) sn
 		{"whiteout .wh..", makeTar(t, tarEntry{name: "d/.wh..", typ: tar.TypeReg}), true, nil},
 		{"whiteout .wh...", makeTar(t, tarEntry{name: ".wh...", typ: tar.TypeReg}), true, nil},
 		{"opaque through symlink", makeTar(t, symE("l", sentinel), tarEntry{name: "l/.wh..wh..opq", typ: tar.TypeReg}), false, nil},
+		// A hard link to an escaping symlink is a second name of the
+		// symlink itself (never of its target); entries written at that
+		// name replace it and no chmod or write goes through to the host.
+		{"hard link to absolute symlink, file over it", makeTar(t, symE("l", sentinel+"/file"), linkE("hl", "l"),
+			tarEntry{name: "hl", typ: tar.TypeReg, mode: 0o777, body: "pwned"}), false, regularFile("hl", "pwned", 0o777)},
+		{"hard link to relative symlink, file over it", makeTar(t, symE("l", relSentinel+"/file"), linkE("hl", "l"),
+			tarEntry{name: "hl", typ: tar.TypeReg, mode: 0o600, body: "pwned"}), false, regularFile("hl", "pwned", 0o600)},
+		{"hard link to dir symlink, dir over it", makeTar(t, symE("l", sentinel), linkE("hl", "l"),
+			tarEntry{name: "hl/", typ: tar.TypeDir, mode: 0o777}, tarEntry{name: "hl/file", typ: tar.TypeReg, mode: 0o666, body: "pwned"}),
+			false, regularFile("hl/file", "pwned", 0o666)},
+		{"hard link to dir symlink, write below it", makeTar(t, symE("l", relSentinel), linkE("hl", "l"), fileE("hl/new", "inside")), false, func(r string) error {
+			_, err := os.Stat(filepath.Join(r, sentinel, "new"))
+			return err
+		}},
+		{"hard link to symlink, hard link over it", makeTar(t, fileE("own", "own"), symE("l", sentinel+"/file"), linkE("hl", "l"),
+			tarEntry{name: "hl", typ: tar.TypeLink, link: "own", mode: 0o777}), false, regularFile("hl", "own", 0o644)},
+		// A whiteout of a symlink never touches its target. (In the same
+		// layer it hides nothing: whiteouts apply to lower layers only,
+		// as the OCI image spec says; escapingParent below whites out
+		// a parent's links.)
+		{"whiteout of absolute symlink, same layer", makeTar(t, symE("l", sentinel), tarEntry{name: ".wh.l", typ: tar.TypeReg}), false, symlinkTo("l", sentinel)},
+		{"whiteout of file symlink, same layer", makeTar(t, symE("l", relSentinel+"/file"), tarEntry{name: ".wh.l", typ: tar.TypeReg}), false, symlinkTo("l", relSentinel+"/file")},
 		{"dir over symlink", makeTar(t, symE("l", sentinel), dirE("l/"), fileE("l/file", "inside")), false, func(r string) error {
 			var st unix.Stat_t
 			if err := unix.Lstat(filepath.Join(r, "l"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -585,6 +661,29 @@ func testHostile(t *testing.T, newSnapshotter func(t *testing.T, root string) sn
 			return nil
 		}},
 	}
+	// A parent whose symlinks escape (to the sentinel dir and file, by
+	// absolute and relative paths), and a hard link to one of them.
+	commitWith(t, sn, "escapingParent", "", func(r string) error {
+		return all(os.Symlink(sentinel, filepath.Join(r, "ldir")), os.Symlink(relSentinel+"/file", filepath.Join(r, "lfile")),
+			os.Symlink(sentinel+"/file", filepath.Join(r, "labsfile")), os.Link(filepath.Join(r, "labsfile"), filepath.Join(r, "hl")))
+	})
+	t.Run("whiteouts of a parent's escaping symlinks", func(t *testing.T) {
+		applyCommit(t, sn, "escaping-wh", "escapingParent", makeTar(t,
+			tarEntry{name: ".wh.ldir", typ: tar.TypeReg}, tarEntry{name: ".wh.lfile", typ: tar.TypeReg},
+			tarEntry{name: ".wh.labsfile", typ: tar.TypeReg},
+			// And a file written over the remaining hard link of the
+			// symlink: it replaces the link.
+			tarEntry{name: "hl", typ: tar.TypeReg, mode: 0o777, body: "pwned"}))
+		var names []string
+		for _, l := range viewLines(t, sn, "escaping-wh") {
+			names = append(names, strings.Fields(l)[0])
+		}
+		if strings.Join(names, ",") != "hl" {
+			t.Errorf("tree after whiteouts of escaping symlinks: %v, want [hl]", names)
+		}
+		checkSentinel(t, parent, sentinel)
+	})
+
 	for i, tt := range tests {
 		for _, parentName := range []string{"", "base"} {
 			t.Run(fmt.Sprintf("%s/parent=%q", tt.name, parentName), func(t *testing.T) {
@@ -608,8 +707,54 @@ func testHostile(t *testing.T, newSnapshotter func(t *testing.T, root string) sn
 	}
 }
 
+// regularFile checks that name is a regular file with body and mode in
+// the tree.
+func regularFile(name, body string, mode os.FileMode) func(r string) error {
+	return func(r string) error {
+		p := filepath.Join(r, name)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm() != mode {
+			return fmt.Errorf("%s: mode %v, want a regular file with %v", name, fi.Mode(), mode)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != body {
+			return fmt.Errorf("%s: %q, %v; want %q", name, b, err, body)
+		}
+		return nil
+	}
+}
+
+// symlinkTo checks that name is a symlink to target in the tree.
+func symlinkTo(name, target string) func(r string) error {
+	return func(r string) error {
+		got, err := os.Readlink(filepath.Join(r, name))
+		if err != nil || got != target {
+			return fmt.Errorf("%s: symlink to %q, %v; want %q", name, got, err, target)
+		}
+		return nil
+	}
+}
+
+// absent checks that name does not exist in the tree.
+func absent(name string) func(r string) error {
+	return func(r string) error {
+		if _, err := os.Lstat(filepath.Join(r, name)); !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s still there: %v", name, err)
+		}
+		return nil
+	}
+}
+
 func checkSentinel(t *testing.T, parent, sentinel string) {
 	t.Helper()
+	for p, want := range map[string]os.FileMode{sentinel: os.ModeDir | 0o755, filepath.Join(sentinel, "file"): 0o644} {
+		if fi, err := os.Lstat(p); err != nil || fi.Mode() != want {
+			t.Fatalf("sentinel %s: mode changed: %v, %v; want %v", p, fi.Mode(), err, want)
+		}
+	}
 	ents, err := os.ReadDir(sentinel)
 	if err != nil {
 		t.Fatalf("sentinel: %v", err)
