@@ -14,7 +14,8 @@ const (
 )
 
 // Op is one operation of the graph. The concrete types are ImageOp, LocalOp,
-// ExecOp and FileOp, and the remote sources HTTPOp and GitOp (sources.go).
+// ExecOp and FileOp, the remote sources HTTPOp and GitOp (sources.go) and
+// MergeOp (merge.go).
 type Op interface {
 	Kind() Kind
 }

@@ -101,22 +101,22 @@ func (w *Worker) ImageWith(ctx context.Context, r solver.Result, cfg v1.ConfigFi
 	return cfg, out, nil
 }
 
-// baseLayerCount is the number of layers r has from its base image.
+// baseLayerCount is the number of layers r has from its base image: the
+// image layers before the first step of this build.
 func (w *Worker) baseLayerCount(r solver.Result) (int, error) {
-	for rec := refRecord(r); rec != nil; {
-		if rec.Image {
-			return len(rec.ImageLayers), nil
-		}
-		if rec.Parent == "" {
-			return 0, nil
-		}
-		p, err := w.loadRecord(rec.Parent)
-		if err != nil {
-			return 0, err
-		}
-		rec = p
+	rec := refRecord(r)
+	if rec == nil {
+		return 0, nil
 	}
-	return 0, nil
+	items, err := w.layerItems(rec)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for n < len(items) && items[n].image != nil {
+		n++
+	}
+	return n, nil
 }
 
 // layerCompression is the compression of a stored layer's media type.

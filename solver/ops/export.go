@@ -23,42 +23,45 @@ const emptyTarSize = 1024
 // marked empty_layer (their layers are dropped, as BuildKit does). Missing
 // step layers are computed concurrently and stored.
 func (w *Worker) Image(ctx context.Context, r solver.Result, cfg v1.ConfigFile) (v1.ConfigFile, []cache.Layer, error) {
-	var chain []*record // steps, last first
-	var base []cache.Layer
-	for rec := refRecord(r); rec != nil; {
-		if rec.Image {
-			base = rec.ImageLayers
-			break
-		}
-		chain = append(chain, rec)
-		if rec.Parent == "" {
-			break
-		}
-		p, err := w.loadRecord(rec.Parent)
-		if err != nil {
-			return cfg, nil, err
-		}
-		rec = p
-	}
-	if r != nil && refRecord(r) == nil {
+	rec := refRecord(r)
+	if r != nil && rec == nil {
 		return cfg, nil, fmt.Errorf("result %T is not an image", r)
 	}
-	// Steps in build order.
-	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
-		chain[i], chain[j] = chain[j], chain[i]
+	var items []layerItem
+	if rec != nil {
+		var err error
+		if items, err = w.layerItems(rec); err != nil {
+			return cfg, nil, err
+		}
+	}
+	// Steps in build order; a merge contributes its inputs' layers as they
+	// are (a COPY --link layer made on scratch), never a diff of its own.
+	var chain []*record
+	seen := map[string]bool{}
+	for _, it := range items {
+		if it.step != nil {
+			chain = append(chain, it.step)
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, rec := range chain {
+		if seen[rec.ID] {
+			continue
+		}
+		seen[rec.ID] = true
 		g.Go(func() error { return w.computeLayer(gctx, rec) })
 	}
 	if err := g.Wait(); err != nil {
 		return cfg, nil, err
 	}
 
-	layers := append([]cache.Layer(nil), base...)
-	for _, rec := range chain {
-		if !rec.Empty {
-			layers = append(layers, *rec.Layer)
+	var layers []cache.Layer
+	for _, it := range items {
+		switch {
+		case it.image != nil:
+			layers = append(layers, *it.image)
+		case !it.step.Empty:
+			layers = append(layers, *it.step.Layer)
 		}
 	}
 	cfg = markEmptyHistory(cfg, chain)

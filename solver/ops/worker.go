@@ -96,6 +96,8 @@ func (w *Worker) ResolveOp(v *llb.Vertex) (solver.Op, error) {
 		return &httpOp{w: w, v: v, op: op}, nil
 	case llb.GitOp:
 		return &gitOp{w: w, v: v, op: op}, nil
+	case llb.MergeOp:
+		return &mergeOp{w: w, v: v}, nil
 	default:
 		return nil, fmt.Errorf("unsupported op %T", op)
 	}
@@ -159,6 +161,9 @@ type record struct {
 	// the step's own layer once computed.
 	Parent string       `json:"parent,omitempty"`
 	Layer  *cache.Layer `json:"layer,omitempty"`
+	// Merge results: the records of the merged inputs in order ("" =
+	// scratch); the result's layers are theirs, and it has none of its own.
+	Merge []string `json:"merge,omitempty"`
 	// Empty is true when the step changed nothing (no layer).
 	Empty bool `json:"empty,omitempty"`
 	// Computed is true once Layer/Empty are known.

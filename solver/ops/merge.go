@@ -1,0 +1,195 @@
+package ops
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/solver"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// mergeOp stacks its inputs (llb.MergeOp): the output snapshot is input
+// 0's snapshot with the layers of inputs 1.. applied in order, and its
+// record lists the inputs so that an image built on it has their layers as
+// they are (see Worker.layerItems).
+type mergeOp struct {
+	w *Worker
+	v *llb.Vertex
+}
+
+// CacheMap: every input counts by its cache key, so an input made on
+// scratch (a COPY --link) keeps its own key whatever it is merged onto,
+// and only the merge itself runs again when the base changes.
+func (o *mergeOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
+	return &solver.CacheMap{Digest: o.v.Digest()}, nil
+}
+
+// Exec prepares a snapshot on input 0 and applies the layers of the other
+// inputs: a step's own layer blob (computed once and kept, the same blob
+// the image export uses) and an image's layers.
+func (o *mergeOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Result, error) {
+	if len(inputs) == 0 {
+		return nil, fmt.Errorf("%s: merge of no inputs", o.v.Name())
+	}
+	ids := make([]string, len(inputs))
+	recs := make([]*record, len(inputs))
+	for i, r := range inputs {
+		switch x := r.(type) {
+		case nil:
+		case *Ref:
+			ids[i], recs[i] = x.rec.ID, x.rec
+		default:
+			return nil, fmt.Errorf("%s: input %d: a %T cannot be merged", o.v.Name(), i, r)
+		}
+	}
+	var layers []cache.Layer
+	for _, rec := range recs[1:] {
+		if rec == nil {
+			continue
+		}
+		l, err := o.w.materialize(ctx, rec)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.v.Name(), err)
+		}
+		layers = append(layers, l...)
+	}
+	parent := ""
+	if recs[0] != nil {
+		parent = recs[0].Snapshot
+	}
+	id := newID("merge-")
+	key := "active-" + id
+	sn := o.w.opt.Snapshotter
+	if _, err := sn.Prepare(ctx, key, parent); err != nil {
+		return nil, fmt.Errorf("%s: preparing on %q: %w", o.v.Name(), parent, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			sn.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+	for _, l := range layers {
+		if err := o.w.applyLayer(ctx, key, l); err != nil {
+			return nil, fmt.Errorf("%s: applying layer %s: %w", o.v.Name(), l.Digest, err)
+		}
+	}
+	if err := sn.Commit(ctx, id, key); err != nil {
+		return nil, err
+	}
+	committed = true
+	rec := &record{ID: id, Snapshot: id, Merge: ids, Computed: true}
+	if err := o.w.saveRecord(rec); err != nil {
+		return nil, err
+	}
+	return &Ref{w: o.w, rec: rec}, nil
+}
+
+// applyLayer extracts layer l (from the blob store) into active snapshot
+// key, checking its diff ID.
+func (w *Worker) applyLayer(ctx context.Context, key string, l cache.Layer) error {
+	rc, err := w.opt.Blobs.V1Layer(l).Uncompressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	vr := &verifyingReader{r: rc, h: sha256.New(), max: -1}
+	if err := w.opt.Snapshotter.Apply(ctx, key, vr); err != nil {
+		if vr.err != nil {
+			return vr.err
+		}
+		return err
+	}
+	// The diff ID covers the whole stream, end-of-archive padding too.
+	if _, err := io.Copy(io.Discard, vr); err != nil {
+		return err
+	}
+	if got := digest.NewDigestFromBytes(digest.SHA256, vr.h.Sum(nil)); l.DiffID != "" && got != l.DiffID {
+		return fmt.Errorf("layer %s: uncompressed content has digest %s, want %s", l.Digest, got, l.DiffID)
+	}
+	return nil
+}
+
+// layerItem is one layer of a result: a layer of a base image as pulled,
+// or a step whose own layer (the diff of its snapshot against its parent)
+// is computed on demand.
+type layerItem struct {
+	image *cache.Layer
+	step  *record
+}
+
+// layerItems lists the layers of rec, base first: an image's layers, a
+// step's parent's items and then the step, a merge's inputs' items in
+// order.
+func (w *Worker) layerItems(rec *record) ([]layerItem, error) {
+	var out []layerItem
+	var walk func(rec *record, depth int) error
+	walk = func(rec *record, depth int) error {
+		if depth > 100000 {
+			return fmt.Errorf("result %s: record chain too deep", rec.ID)
+		}
+		switch {
+		case rec.Image:
+			for i := range rec.ImageLayers {
+				out = append(out, layerItem{image: &rec.ImageLayers[i]})
+			}
+			return nil
+		case rec.Merge != nil:
+			for _, id := range rec.Merge {
+				if id == "" {
+					continue
+				}
+				in, err := w.loadRecord(id)
+				if err != nil {
+					return err
+				}
+				if err := walk(in, depth+1); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if rec.Parent != "" {
+			p, err := w.loadRecord(rec.Parent)
+			if err != nil {
+				return err
+			}
+			if err := walk(p, depth+1); err != nil {
+				return err
+			}
+		}
+		out = append(out, layerItem{step: rec})
+		return nil
+	}
+	if err := walk(rec, 0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// materialize returns the layers of rec, base first, computing the
+// missing step layers; steps that changed nothing have none.
+func (w *Worker) materialize(ctx context.Context, rec *record) ([]cache.Layer, error) {
+	items, err := w.layerItems(rec)
+	if err != nil {
+		return nil, err
+	}
+	var layers []cache.Layer
+	for _, it := range items {
+		if it.image != nil {
+			layers = append(layers, *it.image)
+			continue
+		}
+		if err := w.computeLayer(ctx, it.step); err != nil {
+			return nil, err
+		}
+		if !it.step.Empty {
+			layers = append(layers, *it.step.Layer)
+		}
+	}
+	return layers, nil
+}
