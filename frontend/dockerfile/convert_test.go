@@ -165,7 +165,7 @@ func TestInstructions(t *testing.T) {
 				if !add.AttemptUnpack || add.Dest != "/opt/" {
 					t.Errorf("add %+v", add)
 				}
-				if len(cp3.Actions) != 2 || cp3.Actions[1].Copy.Src != cp3.Actions[0].Copy.Src || cp3.Base != 0 {
+				if len(cp3.Actions) != 2 || cp3.Actions[1].Copy.Src != cp3.Actions[0].Copy.Src || cp3.Base != -1 {
 					t.Errorf("multi-source copy %+v", cp3)
 				}
 				// One LocalOp for the whole build.

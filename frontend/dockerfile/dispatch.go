@@ -73,12 +73,13 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 		return c.dispatchCopy(s, copyConfig{
 			params: x.SourcesAndDest, exclude: x.ExcludePatterns, fromContext: true, isAdd: true,
 			code: x.String(), chown: x.Chown, chmod: x.Chmod, checksum: x.Checksum, unpack: x.Unpack, loc: x.Location(),
-			keepGitDir: x.KeepGitDir,
+			keepGitDir: x.KeepGitDir, link: x.Link,
 		})
 	case *instructions.CopyCommand:
 		cfg := copyConfig{
 			params: x.SourcesAndDest, exclude: x.ExcludePatterns, fromContext: true,
 			code: x.String(), chown: x.Chown, chmod: x.Chmod, parents: x.Parents, loc: x.Location(),
+			link: x.Link,
 		}
 		if len(cmd.sources) > 0 && cmd.sources[0] != nil {
 			cfg.fromContext = false
@@ -580,6 +581,8 @@ type copyConfig struct {
 	unpack      *bool
 	loc         []parser.Range
 	keepGitDir  *bool
+	// link is COPY/ADD --link (see linkCopy).
+	link bool
 }
 
 var symbolicMode = regexp.MustCompile(`^[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+(?:,[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+)*$`)
@@ -643,9 +646,20 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 	if cfg.chmod != "" {
 		msg += " --chmod=" + cfg.chmod
 	}
-	display := s.prefix(uppercaseCmd(processCmdEnv(c.shlex, cfg.code, s.env)))
+	if cfg.link && chownByName(cfg.chown) {
+		return fmt.Errorf("--chown=%s: user and group names can't be resolved when used with --link, use numeric uid[:gid] instead", cfg.chown)
+	}
+	cmdText := uppercaseCmd(processCmdEnv(c.shlex, cfg.code, s.env))
+	display := s.prefix(cmdText)
 
+	// A --link copy is made on scratch, so neither its digest nor its
+	// cache key depends on the stage's root (BuildKit falls back to a
+	// plain copy with --chmod).
+	link := cfg.link && cfg.chmod == ""
 	in, base := rootInput(s.state)
+	if link {
+		in, base = nil, -1
+	}
 	ins := &inputs{}
 	for _, v := range in {
 		ins.add(v)
@@ -727,7 +741,11 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 		return fmt.Errorf("%s requires at least one source", kind)
 	}
 	createdBy := msg + " # buildkit"
-	s.state = llb.NewVertex(llb.FileOp{Base: base, Actions: actions}, ins.list, c.meta(display, cfg.loc, createdBy))
+	copied := llb.NewVertex(llb.FileOp{Base: base, Actions: actions}, ins.list, c.meta(display, cfg.loc, createdBy))
+	if link {
+		copied = c.linkCopy(s.state, copied, display, cmdText, cfg.loc)
+	}
+	s.state = copied
 	s.img.History = append(s.img.History, v1History(createdBy, false))
 	return nil
 }

@@ -140,6 +140,12 @@ func chain(v *llb.Vertex) []*llb.Vertex {
 				return out
 			}
 			v = v.Inputs()[op.Base]
+		case llb.MergeOp:
+			// COPY --link: the layers of inputs 1.. stack on input 0.
+			for i := len(v.Inputs()) - 1; i >= 1; i-- {
+				out = append(out, chain(v.Inputs()[i])...)
+			}
+			v = v.Inputs()[0]
 		default:
 			return out
 		}
@@ -149,10 +155,11 @@ func chain(v *llb.Vertex) []*llb.Vertex {
 
 // base returns the ImageOp at the bottom of the root chain, or nil.
 func baseImage(v *llb.Vertex) *llb.ImageOp {
-	c := chain(v)
-	if len(c) > 0 {
-		v = c[len(c)-1]
+	// Follow the root (input 0 of a merge) down to the image or scratch.
+	for v != nil {
 		switch op := v.Op().(type) {
+		case llb.ImageOp:
+			return &op
 		case llb.ExecOp:
 			v = v.Inputs()[op.Mounts[0].Input]
 		case llb.FileOp:
@@ -160,13 +167,11 @@ func baseImage(v *llb.Vertex) *llb.ImageOp {
 				return nil
 			}
 			v = v.Inputs()[op.Base]
+		case llb.MergeOp:
+			v = v.Inputs()[0]
+		default:
+			return nil
 		}
-	}
-	if v == nil {
-		return nil
-	}
-	if op, ok := v.Op().(llb.ImageOp); ok {
-		return &op
 	}
 	return nil
 }
