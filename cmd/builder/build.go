@@ -228,18 +228,19 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	col := newCollector(display)
 	ctx = withPusher(ctx, reg, col)
 	res, err := convert(ctx, col, dockerfile.Options{
-		Dockerfile:      dfBytes,
-		Filename:        filepath.Base(dfPath),
-		BuildArgs:       o.BuildArgs,
-		Target:          o.Target,
-		ExcludePatterns: excludes,
-		NoCache:         o.NoCache,
-		Resolver:        src,
-		NamedContexts:   bctx.named,
-		AllowInsecure:   o.Sandbox.AllowInsecure(),
-		Platform:        platform,
-		RunPlatform:     dockerfile.HostPlatform(),
-		AllStages:       o.Call == "check",
+		Dockerfile:       dfBytes,
+		Filename:         filepath.Base(dfPath),
+		BuildArgs:        o.BuildArgs,
+		Target:           o.Target,
+		ExcludePatterns:  excludes,
+		NoCache:          o.NoCache,
+		Resolver:         src,
+		NamedContexts:    bctx.named,
+		AllowInsecure:    o.Sandbox.AllowInsecure(),
+		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
+		Platform:         platform,
+		RunPlatform:      dockerfile.HostPlatform(),
+		AllStages:        o.Call == "check",
 		Warn: func(w dockerfile.Warning) {
 			if o.Call != "check" {
 				display.Warn(w.Location.Line, w.Rule+": "+w.Message)

@@ -698,7 +698,13 @@ RUN ` + list + ` > /default
 RUN --network=default ` + list + ` > /default2
 RUN --network=host ` + list + ` > /host
 `})
-	img, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: ctxDir, Root: t.TempDir(), BuildArgs: env.baseArgs})
+	opts := BuildOptions{ContextDir: ctxDir, Root: t.TempDir(), BuildArgs: env.baseArgs}
+	// RUN --network=host is an entitlement, as in BuildKit.
+	if _, progress, _, err := e2eBuild(t, opts); err == nil || !strings.Contains(progress, "Dockerfile:6") || !strings.Contains(progress, "--allow network.host") {
+		t.Fatalf("build without --allow network.host: err = %v, want the entitlement error at line 6; output:\n%s", err, progress)
+	}
+	opts.Sandbox.Allow = []string{"network.host"}
+	img, progress, _, err := e2eBuild(t, opts)
 	if err != nil {
 		t.Fatalf("build: %v\nprogress:\n%s", err, progress)
 	}

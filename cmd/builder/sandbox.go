@@ -21,9 +21,14 @@ type SandboxOptions struct {
 }
 
 // AllowInsecure reports whether security.insecure was granted.
-func (s SandboxOptions) AllowInsecure() bool {
+func (s SandboxOptions) AllowInsecure() bool { return s.allows("security.insecure") }
+
+// AllowNetworkHost reports whether network.host was granted.
+func (s SandboxOptions) AllowNetworkHost() bool { return s.allows("network.host") }
+
+func (s SandboxOptions) allows(entitlement string) bool {
 	for _, a := range s.Allow {
-		if a == "security.insecure" {
+		if a == entitlement {
 			return true
 		}
 	}
@@ -106,10 +111,7 @@ func (s *sandboxFlags) parse() error {
 	o.CgroupParent = strings.Trim(o.CgroupParent, "/")
 	for _, a := range o.Allow {
 		switch a {
-		case "security.insecure":
-		case "network.host":
-			// RUN --network=host is always allowed here: there is no
-			// other network.
+		case "security.insecure", "network.host":
 		default:
 			return fmt.Errorf("invalid entitlement %q for --allow (supported: security.insecure, network.host)", a)
 		}

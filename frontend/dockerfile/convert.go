@@ -49,6 +49,9 @@ type Options struct {
 	// AllowInsecure is --allow security.insecure: RUN --security=insecure
 	// is an error without it.
 	AllowInsecure bool
+	// AllowNetworkHost is --allow network.host: RUN --network=host is an
+	// error without it.
+	AllowNetworkHost bool
 	// Warn receives each build-check warning as it is found (nil: they are
 	// only collected in Result.Warnings).
 	Warn func(Warning)

@@ -79,6 +79,7 @@ func TestInstructions(t *testing.T) {
 		{
 			name: "exec form and network",
 			df:   "FROM busybox\nRUN --network=none [\"echo\", \"a b\"]\nRUN --network=host echo\n",
+			mod:  func(o *Options) { o.AllowNetworkHost = true },
 			check: func(t *testing.T, res *Result) {
 				host := res.State.Op().(llb.ExecOp)
 				none := res.State.Inputs()[0].Op().(llb.ExecOp)

@@ -359,7 +359,14 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 
 	var network llb.NetMode
 	switch n := instructions.GetNetwork(x); n {
-	case instructions.NetworkDefault, instructions.NetworkHost:
+	case instructions.NetworkDefault:
+		network = llb.NetHost
+	case instructions.NetworkHost:
+		// As in BuildKit, asking for the host's network explicitly is an
+		// entitlement, even though the default network is the host's too.
+		if !c.opt.AllowNetworkHost {
+			return errors.New("RUN --network=host is not allowed: the build needs --allow network.host")
+		}
 		network = llb.NetHost
 	case instructions.NetworkNone:
 		network = llb.NetNone
