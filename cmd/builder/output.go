@@ -128,6 +128,7 @@ type exported struct {
 // local store (always: under -t and name= of type=image outputs, or by ID
 // only) and to every --output.
 func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, cfg v1.ConfigFile, o BuildOptions) (*exported, error) {
+	warnRewriteWithoutEpoch(r, o.Outputs, o.BuildArgs)
 	images, err := openImageStore(o.Root, blobs)
 	if err != nil {
 		return nil, err
