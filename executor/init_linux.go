@@ -60,6 +60,12 @@ type initStatus struct {
 	// children: the kernel's per-task read_bytes/write_bytes).
 	IORead  uint64 `json:",omitempty"`
 	IOWrite uint64 `json:",omitempty"`
+	// CPUUser, CPUSystem (nanoseconds) and MaxRSS (bytes, the largest
+	// process's peak) also come from getrusage: the stats of a sandbox
+	// without a cgroup (rootless without delegation).
+	CPUUser   int64  `json:",omitempty"`
+	CPUSystem int64  `json:",omitempty"`
+	MaxRSS    uint64 `json:",omitempty"`
 }
 
 // MaybeInit must be called first thing in main() (and in TestMain of test
@@ -120,6 +126,8 @@ func runInit() int {
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_CHILDREN, &ru); err == nil {
 		st.IORead, st.IOWrite = uint64(ru.Inblock)*512, uint64(ru.Oublock)*512
+		st.CPUUser, st.CPUSystem = unix.TimevalToNsec(ru.Utime), unix.TimevalToNsec(ru.Stime)
+		st.MaxRSS = uint64(ru.Maxrss) * 1024
 	}
 	code := 0
 	switch {
@@ -200,6 +208,9 @@ func startCommand(cfg *initConfig, r *rootfs) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := checkMapped(&u); err != nil {
+		return 0, err
+	}
 	env := append([]string(nil), cfg.Env...)
 	if lookupEnv(env, "HOME") == "" {
 		env = append(env, "HOME="+u.Home)
@@ -228,7 +239,9 @@ func startCommand(cfg *initConfig, r *rootfs) (int, error) {
 		Env:   env,
 		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Sys: &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups},
+			// With setgroups denied (rootless with a single id
+			// mapped) there are no supplementary groups to set.
+			Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups, NoSetGroups: setgroupsDenied()},
 			// With a tty, fd 0 becomes the controlling terminal of a
 			// new session, as with docker run -t.
 			Setsid:  cfg.Tty,

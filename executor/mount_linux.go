@@ -25,6 +25,11 @@ func mountAt(m Mount, target string) error {
 		}
 		// Bind mounts ignore all other flags until remounted.
 		if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
+			if Rootless() {
+				// A user namespace cannot clear the flags its parent
+				// namespace set on the source: keep them.
+				rest |= lockedFlags(target)
+			}
 			if err := unix.Mount("", target, "", rest|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
 				return fmt.Errorf("remounting %s with %v: %w", target, m.Options, err)
 			}
@@ -207,7 +212,11 @@ func setupDev(dev string) error {
 		return fmt.Errorf("creating /dev/pts: %w", err)
 	}
 	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
-		return fmt.Errorf("mounting devpts on /dev/pts: %w", err)
+		// In a user namespace that does not map gid 5 (tty) devpts
+		// refuses gid=5: the ptys then belong to the opener's group.
+		if err2 := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err2 != nil {
+			return fmt.Errorf("mounting devpts on /dev/pts: %w", err)
+		}
 	}
 	shm := filepath.Join(dev, "shm")
 	if err := os.Mkdir(shm, 0o1777); err != nil {

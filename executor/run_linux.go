@@ -34,6 +34,9 @@ type Executor struct {
 	// cgroupParent is used for specs without a CgroupParent; tests set it
 	// so that they can tell their cgroups from other builders' on the host.
 	cgroupParent string
+	// cgroupErr is why this rootless executor runs without cgroups
+	// (nil when it has them).
+	cgroupErr error
 }
 
 // New returns an Executor that keeps its scratch space (mount points,
@@ -46,10 +49,58 @@ func New(stateDir string) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("executor state directory %s: %w", stateDir, err)
 	}
+	if os.Geteuid() != 0 {
+		if unshareErr != nil {
+			return nil, fmt.Errorf("executor: running as uid %d needs root or a user namespace: %w", os.Geteuid(), unshareErr)
+		}
+		return nil, fmt.Errorf("executor: running as uid %d needs root or a user namespace (call executor.MaybeUnshare in main)", os.Geteuid())
+	}
+	if unshareErr != nil {
+		return nil, fmt.Errorf("executor: %w", unshareErr)
+	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating executor state directory %s: %w", abs, err)
 	}
-	return &Executor{stateDir: abs}, nil
+	e := &Executor{stateDir: abs}
+	if Rootless() {
+		e.cgroupErr = probeCgroup()
+	}
+	return e, nil
+}
+
+// probeCgroup creates and removes a cgroup under the builder's own one:
+// a rootless builder can only do so with a delegated hierarchy.
+func probeCgroup() error {
+	cg, err := cgroups.New("", "builder-probe-"+randomID())
+	if err != nil {
+		return err
+	}
+	return cg.Destroy()
+}
+
+// CgroupError is why the executor runs its sandboxes without a cgroup:
+// rootless without a delegated cgroup hierarchy. Without one there are no
+// resource limits (Run refuses specs that set them) and the stats come
+// from getrusage: CPU times, the largest process's peak RSS as
+// MemoryPeak, I/O, no PidsPeak. It is nil when cgroups work.
+func (e *Executor) CgroupError() error { return e.cgroupErr }
+
+// limitFlags names the docker flags of the limits l sets.
+func limitFlags(l Limits) []string {
+	var out []string
+	for _, x := range []struct {
+		set  bool
+		flag string
+	}{
+		{l.Memory != 0, "--memory"}, {l.MemorySwap != 0, "--memory-swap"}, {l.CPUs != 0, "--cpus"},
+		{l.CPUShares != 0, "--cpu-shares"}, {l.CpusetCPUs != "", "--cpuset-cpus"}, {l.PidsLimit != 0, "--pids-limit"},
+		{len(l.DeviceReadBps) > 0, "--device-read-bps"}, {len(l.DeviceWriteBps) > 0, "--device-write-bps"},
+	} {
+		if x.set {
+			out = append(out, x.flag)
+		}
+	}
+	return out
 }
 
 func randomID() string {
@@ -85,6 +136,11 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 	limits, err := toCgroupLimits(spec.Limits, spec.Security)
 	if err != nil {
 		return Stats{}, fmt.Errorf("run %q: %w", spec.Args[0], err)
+	}
+	if e.cgroupErr != nil {
+		if f := limitFlags(spec.Limits); len(f) > 0 {
+			return Stats{}, fmt.Errorf("run %q: %s needs cgroup delegation when running rootless (%v)", spec.Args[0], strings.Join(f, ", "), e.cgroupErr)
+		}
 	}
 	var netNone bool
 	switch spec.Network {
@@ -188,16 +244,21 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 	if parent == "" {
 		parent = e.cgroupParent
 	}
-	cg, err := cgroups.New(parent, "builder-"+id)
-	if err != nil {
-		return abort(fmt.Errorf("run %q: %w", spec.Args[0], err))
-	}
-	defer cg.Destroy()
-	if err := cg.Set(limits); err != nil {
-		return abort(fmt.Errorf("run %q: setting limits: %w", spec.Args[0], err))
-	}
-	if err := cg.Apply(cmd.Process.Pid); err != nil {
-		return abort(fmt.Errorf("run %q: %w", spec.Args[0], err))
+	// Rootless without delegation the sandbox has no cgroup (cg nil):
+	// the pid namespace still takes every process down with the init.
+	var cg *cgroups.Cgroup
+	if e.cgroupErr == nil {
+		cg, err = cgroups.New(parent, "builder-"+id)
+		if err != nil {
+			return abort(fmt.Errorf("run %q: %w", spec.Args[0], err))
+		}
+		defer cg.Destroy()
+		if err := cg.Set(limits); err != nil {
+			return abort(fmt.Errorf("run %q: setting limits: %w", spec.Args[0], err))
+		}
+		if err := cg.Apply(cmd.Process.Pid); err != nil {
+			return abort(fmt.Errorf("run %q: %w", spec.Args[0], err))
+		}
 	}
 	statusCh := make(chan initStatus, 1)
 	go func() {
@@ -232,7 +293,9 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		select {
 		case waitErr = <-waitCh:
 		case <-time.After(killTimeout / 2):
-			_ = cg.Kill()
+			if cg != nil {
+				_ = cg.Kill()
+			}
 			select {
 			case waitErr = <-waitCh:
 			case <-time.After(killTimeout / 2):
@@ -242,7 +305,11 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		}
 	}
 	wall := time.Since(start)
-	cst, statsErr := cg.Stats()
+	var cst cgroups.Stats
+	var statsErr, destroyErr error
+	if cg != nil {
+		cst, statsErr = cg.Stats()
+	}
 	stats := Stats{
 		CPUUser:    cst.CPUUser,
 		CPUSystem:  cst.CPUSystem,
@@ -252,8 +319,15 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		PidsPeak:   cst.PidsPeak,
 		Wall:       wall,
 	}
-	destroyErr := cg.Destroy()
+	if cg != nil {
+		destroyErr = cg.Destroy()
+	}
 	st := <-statusCh
+	if cg == nil {
+		stats.CPUUser = time.Duration(st.CPUUser)
+		stats.CPUSystem = time.Duration(st.CPUSystem)
+		stats.MemoryPeak = st.MaxRSS
+	}
 	// cgroup v1 blkio only sees direct and synchronous I/O: buffered
 	// writes are written back later by the flusher threads and charged
 	// to the root group. The tasks' own I/O counters (reported by the

@@ -109,7 +109,7 @@ func isWhiteout(st *unix.Stat_t) bool {
 }
 
 func isOpaque(host string) bool {
-	v, err := getXattr(host, "trusted.overlay.opaque")
+	v, err := getXattr(host, opaqueXattr())
 	return err == nil && string(v) == "y"
 }
 

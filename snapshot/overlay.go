@@ -26,6 +26,17 @@ func newOverlayDriver() *overlayDriver {
 			opts = append(opts, o+"=off")
 		}
 	}
+	if inUserNS() {
+		// userxattr refuses redirect_dir=off where the kernel turns
+		// off into follow (redirect_always_follow): nofollow neither
+		// makes nor follows redirects either.
+		for i, o := range opts {
+			if o == "redirect_dir=off" {
+				opts[i] = "redirect_dir=nofollow"
+			}
+		}
+		opts = append(opts, "userxattr")
+	}
 	return &overlayDriver{opts: opts}
 }
 
@@ -166,10 +177,22 @@ func overlaySupported(root string) error {
 	if err := os.WriteFile(filepath.Join(l1, "f"), nil, 0o644); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(filepath.Join(l1, "d", "x"), 0o755); err != nil {
+		return err
+	}
 	d := newOverlayDriver()
 	opts := append(append([]string(nil), d.opts...), "workdir="+wk, "upperdir="+up, "lowerdir="+l1+":"+l2)
 	err = WithMounts(context.Background(), [][]Mount{{{Type: "overlay", Source: "overlay", Options: opts}}}, func(roots []string) error {
-		return os.Remove(filepath.Join(roots[0], "f"))
+		if err := os.Remove(filepath.Join(roots[0], "f")); err != nil {
+			return err
+		}
+		// A directory made where a lower one was removed must be
+		// opaque (needs xattrs overlay can write: userxattr in a
+		// user namespace).
+		if err := os.RemoveAll(filepath.Join(roots[0], "d")); err != nil {
+			return err
+		}
+		return os.Mkdir(filepath.Join(roots[0], "d"), 0o755)
 	})
 	if err != nil {
 		return fmt.Errorf("overlay test mount under %s: %w", root, err)
@@ -177,6 +200,9 @@ func overlaySupported(root string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(filepath.Join(up, "f"), &st); err != nil || !isWhiteout(&st) {
 		return fmt.Errorf("overlay under %s does not make whiteouts in the upper dir", root)
+	}
+	if !isOpaque(filepath.Join(up, "d")) {
+		return fmt.Errorf("overlay under %s does not mark opaque directories with %s", root, opaqueXattr())
 	}
 	return nil
 }
