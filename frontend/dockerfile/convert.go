@@ -829,6 +829,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 			if err := c.resolve(ctx, s); err != nil {
 				return err
 			}
+			c.lintBasePlatform(s.baseName, s.plat, s.baseImg, s.st.Location)
 			s.img = cloneConfig(*s.baseImg)
 			s.img.Created = v1.Time{}
 			s.img.History = normalizeHistory(s.img.History, s.baseLayers, s.pinned)

@@ -696,6 +696,9 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 			actions = append(actions, *remote)
 			continue
 		}
+		if cfg.fromContext && cfg.source == nil {
+			c.lintCopyIgnored(cfg.isAdd, src, cfg.loc)
+		}
 		if srcIdx < 0 {
 			if cfg.fromContext {
 				srcIdx = ins.add(c.buildContext())
