@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/builderdev/builder/executor"
 )
 
 // Output is one --output destination.
@@ -93,7 +95,9 @@ func defaultRoot() string {
 	if v := os.Getenv("BUILDER_ROOT"); v != "" {
 		return v
 	}
-	if os.Geteuid() == 0 {
+	// A rootless builder is root of its user namespace: its state
+	// belongs in the user's directories all the same.
+	if os.Geteuid() == 0 && !executor.Rootless() {
 		return "/var/lib/builder"
 	}
 	if x := os.Getenv("XDG_DATA_HOME"); x != "" {

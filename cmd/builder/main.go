@@ -15,6 +15,8 @@ import (
 func main() {
 	// The binary doubles as the sandbox's init process.
 	executor.MaybeInit()
+	// Started by a non-root user: continue as root of a user namespace.
+	executor.MaybeUnshare()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
