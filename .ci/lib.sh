@@ -5,8 +5,9 @@
 # The packages the end-to-end tools need: a registry to pull base images
 # from, the static busybox the test base image is made of, and tools to look
 # at and run OCI images; htpasswd (apache2-utils) for the registries with
-# auth of the push tests and podman for the acceptance test's podman load.
-BUILDER_APT_PACKAGES=(docker-registry busybox-static skopeo umoci runc apache2-utils podman)
+# auth of the push tests, podman for the acceptance test's podman load, and
+# uidmap (newuidmap/newgidmap) for the rootless build test.
+BUILDER_APT_PACKAGES=(docker-registry busybox-static skopeo umoci runc apache2-utils podman uidmap)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
