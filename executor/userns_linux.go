@@ -22,6 +22,10 @@ import (
 // mappings), "2" (mapped and re-executed as root of the namespace).
 const usernsStageEnv = "_BUILDER_USERNS_STAGE"
 
+// usernsParentEnv carries the pid of the builder that waits outside the
+// user namespace to the re-executed builder inside.
+const usernsParentEnv = "_BUILDER_USERNS_PARENT"
+
 // fdUsernsSync is the descriptor stage 1 reads its go-ahead from.
 const fdUsernsSync = 3
 
@@ -49,6 +53,18 @@ func MaybeUnshare() {
 		os.Exit(usernsStage1())
 	case "2":
 		os.Unsetenv(usernsStageEnv)
+		parent := os.Getenv(usernsParentEnv)
+		os.Unsetenv(usernsParentEnv)
+		// The execve that made this process root of the namespace
+		// cleared the parent-death signal: set it again, and go if
+		// the parent died before.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0); err != nil {
+			unshareErr = fmt.Errorf("setting the parent-death signal: %w", err)
+			return
+		}
+		if strconv.Itoa(os.Getppid()) != parent {
+			os.Exit(1)
+		}
 		// Mounts made here must never propagate anywhere (the kernel
 		// already turned the copied shared mounts into slaves).
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -83,7 +99,7 @@ func usernsStage1() int {
 		fmt.Fprintf(os.Stderr, "builder: still uid %d after the user namespace's id mapping\n", os.Geteuid())
 		return 1
 	}
-	env := withStage(os.Environ(), "2")
+	env := append(withStage(os.Environ(), "2"), usernsParentEnv+"="+strconv.Itoa(os.Getppid()))
 	exe, err := os.Executable()
 	if err != nil {
 		exe = "/proc/self/exe"
