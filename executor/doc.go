@@ -14,5 +14,8 @@
 // so the root filesystem's diff holds only what the command wrote.
 //
 // Programs that use the executor must call MaybeInit first thing in main
-// (test binaries: in TestMain), since the same binary is the init.
+// (test binaries: in TestMain), since the same binary is the init, and
+// then MaybeUnshare: a builder started by a non-root user re-executes
+// itself as root of a user namespace (docs/rootless.md), where the
+// sandboxes run without cgroups unless a hierarchy is delegated.
 package executor
