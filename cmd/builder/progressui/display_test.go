@@ -64,7 +64,9 @@ func logAt(name string, ms, stream int, data string) event {
 }
 
 func startMiss(name string, ms int, miss string) event {
-	return func(d *Display) { d.Status(solver.Status{Digest: dg(name), Name: name, Started: at(ms), CacheMiss: miss}) }
+	return func(d *Display) {
+		d.Status(solver.Status{Digest: dg(name), Name: name, Started: at(ms), CacheMiss: miss})
+	}
 }
 
 func warn(line int, msg string) event { return func(d *Display) { d.Warn(line, msg) } }
