@@ -80,7 +80,7 @@ func (s *BlobStore) Put(ctx context.Context, r io.Reader, expected digest.Digest
 		return "", 0, err
 	}
 	defer w.Close()
-	n, err := io.Copy(w, ctxReader{ctx, r})
+	n, err := io.Copy(w, ContextReader(ctx, r))
 	if err != nil {
 		return "", 0, err
 	}
@@ -169,6 +169,10 @@ func (s *BlobStore) Delete(d digest.Digest) error {
 	}
 	return err
 }
+
+// ContextReader returns a reader of r that fails with ctx's error once ctx
+// is done, so long copies stop on cancellation.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
 
 type ctxReader struct {
 	ctx context.Context

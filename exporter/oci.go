@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -173,23 +174,11 @@ func copyBlob(ctx context.Context, tw io.Writer, img *Image, b blobEntry) error 
 		return fmt.Errorf("layer %s: stored blob has %d bytes, the image says %d", d, fi.Size(), b.size)
 	}
 	v := d.Verifier()
-	if _, err := io.Copy(io.MultiWriter(tw, v), ctxReader{ctx, f}); err != nil {
+	if _, err := io.Copy(io.MultiWriter(tw, v), cache.ContextReader(ctx, f)); err != nil {
 		return fmt.Errorf("layer %s: %w", d, err)
 	}
 	if !v.Verified() {
 		return fmt.Errorf("layer %s: stored blob does not match its digest", d)
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -144,6 +144,17 @@ func (w *Worker) convertLayer(ctx context.Context, l cache.Layer, lo LayerOption
 		return l, nil
 	}
 	id := fmt.Sprintf("layerconv-%s-%s-%d", l.DiffID.Encoded(), lo.Compression, lo.Level)
+	return w.transformLayer(ctx, id, l, lo, func(dst io.Writer, src io.Reader) error {
+		_, err := io.Copy(dst, src)
+		return err
+	}, true)
+}
+
+// transformLayer stores layer l's tar passed through transform and
+// compressed as lo says, once: the result is recorded under id and reused
+// while its blob exists. With sameContent the tar must come out unchanged
+// (its diff ID is checked).
+func (w *Worker) transformLayer(ctx context.Context, id string, l cache.Layer, lo LayerOptions, transform func(dst io.Writer, src io.Reader) error, sameContent bool) (cache.Layer, error) {
 	unlock := w.layerMu.lock(id)
 	defer unlock()
 	var rec convRecord
@@ -164,45 +175,26 @@ func (w *Worker) convertLayer(ctx context.Context, l cache.Layer, lo LayerOption
 		return l, err
 	}
 	defer bw.Close()
-	var zw io.WriteCloser
-	mt := types.OCILayer
-	switch lo.Compression {
-	case Gzip:
-		level := lo.Level
-		if level == 0 {
-			level = gzip.DefaultCompression
-		}
-		zw, err = gzip.NewWriterLevel(bw, level)
-	case Zstd:
-		mt = types.OCILayerZStd
-		eo := []zstd.EOption{}
-		if lo.Level > 0 {
-			eo = append(eo, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(lo.Level)))
-		}
-		zw, err = zstd.NewWriter(bw, eo...)
-	case Uncompressed:
-		mt = types.OCIUncompressedLayer
-		zw = nopCloser{bw}
-	}
+	zw, mt, err := compressor(bw, lo)
 	if err != nil {
 		return l, err
 	}
 	diffID := digest.Canonical.Digester()
-	if _, err := io.Copy(io.MultiWriter(zw, diffID.Hash()), ctxReader{ctx, src}); err != nil {
+	if err := transform(io.MultiWriter(zw, diffID.Hash()), cache.ContextReader(ctx, src)); err != nil {
 		zw.Close()
 		return l, err
 	}
 	if err := zw.Close(); err != nil {
 		return l, err
 	}
-	if diffID.Digest() != l.DiffID {
+	if sameContent && diffID.Digest() != l.DiffID {
 		return l, fmt.Errorf("layer %s: content has diff id %s, expected %s", l.Digest, diffID.Digest(), l.DiffID)
 	}
 	d, err := bw.Commit("")
 	if err != nil {
 		return l, err
 	}
-	rec.Layer = cache.Layer{MediaType: string(mt), Digest: d, Size: bw.Size(), DiffID: l.DiffID}
+	rec.Layer = cache.Layer{MediaType: string(mt), Digest: d, Size: bw.Size(), DiffID: diffID.Digest()}
 	if err := w.opt.Meta.Put(id, &rec); err != nil {
 		return l, err
 	}
@@ -213,14 +205,25 @@ type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
 
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
+// compressor wraps w in lo's compression and returns the layer media type.
+func compressor(w io.Writer, lo LayerOptions) (io.WriteCloser, types.MediaType, error) {
+	switch lo.Compression {
+	case "", Gzip:
+		level := lo.Level
+		if level == 0 {
+			level = gzip.DefaultCompression
+		}
+		zw, err := gzip.NewWriterLevel(w, level)
+		return zw, types.OCILayer, err
+	case Zstd:
+		var eo []zstd.EOption
+		if lo.Level > 0 {
+			eo = append(eo, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(lo.Level)))
+		}
+		zw, err := zstd.NewWriter(w, eo...)
+		return zw, types.OCILayerZStd, err
+	case Uncompressed:
+		return nopCloser{w}, types.OCIUncompressedLayer, nil
 	}
-	return c.r.Read(p)
+	return nil, "", fmt.Errorf("compression %q: must be gzip, zstd or uncompressed", lo.Compression)
 }

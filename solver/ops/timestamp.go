@@ -3,7 +3,6 @@ package ops
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -11,10 +10,6 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/solver"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -104,69 +99,8 @@ func (w *Worker) imageRewritten(ctx context.Context, r solver.Result, cfg v1.Con
 // nor a rewrite a plain one, and a rebuild rewrites nothing again.
 func (w *Worker) rewriteLayer(ctx context.Context, l cache.Layer, lo LayerOptions) (cache.Layer, error) {
 	id := fmt.Sprintf("layerepoch-%s-%d-%s-%d", l.DiffID.Encoded(), lo.SourceDateEpoch, lo.Compression, lo.Level)
-	unlock := w.layerMu.lock(id)
-	defer unlock()
-	var rec convRecord
-	if err := w.opt.Meta.Get(id, &rec); err == nil {
-		if n, err := w.opt.Blobs.Stat(rec.Layer.Digest); err == nil && n == rec.Layer.Size {
-			return rec.Layer, nil
-		}
-	} else if !errors.Is(err, cache.ErrNotFound) {
-		return l, err
-	}
-	src, err := w.opt.Blobs.V1Layer(l).Uncompressed()
-	if err != nil {
-		return l, err
-	}
-	defer src.Close()
-	bw, err := w.opt.Blobs.Writer()
-	if err != nil {
-		return l, err
-	}
-	defer bw.Close()
-	zw, mt, err := compressor(bw, lo)
-	if err != nil {
-		return l, err
-	}
-	diffID := digest.Canonical.Digester()
 	epoch := time.Unix(lo.SourceDateEpoch, 0).UTC()
-	if err := ClampTimestamps(io.MultiWriter(zw, diffID.Hash()), ctxReader{ctx, src}, epoch); err != nil {
-		zw.Close()
-		return l, err
-	}
-	if err := zw.Close(); err != nil {
-		return l, err
-	}
-	d, err := bw.Commit("")
-	if err != nil {
-		return l, err
-	}
-	rec.Layer = cache.Layer{MediaType: string(mt), Digest: d, Size: bw.Size(), DiffID: diffID.Digest()}
-	if err := w.opt.Meta.Put(id, &rec); err != nil {
-		return l, err
-	}
-	return rec.Layer, nil
-}
-
-// compressor wraps w in lo's compression and returns the layer media type.
-func compressor(w io.Writer, lo LayerOptions) (io.WriteCloser, types.MediaType, error) {
-	switch lo.Compression {
-	case "", Gzip:
-		level := lo.Level
-		if level == 0 {
-			level = gzip.DefaultCompression
-		}
-		zw, err := gzip.NewWriterLevel(w, level)
-		return zw, types.OCILayer, err
-	case Zstd:
-		var eo []zstd.EOption
-		if lo.Level > 0 {
-			eo = append(eo, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(lo.Level)))
-		}
-		zw, err := zstd.NewWriter(w, eo...)
-		return zw, types.OCILayerZStd, err
-	case Uncompressed:
-		return nopCloser{w}, types.OCIUncompressedLayer, nil
-	}
-	return nil, "", fmt.Errorf("compression %q: must be gzip, zstd or uncompressed", lo.Compression)
+	return w.transformLayer(ctx, id, l, lo, func(dst io.Writer, src io.Reader) error {
+		return ClampTimestamps(dst, src, epoch)
+	}, false)
 }
