@@ -32,7 +32,6 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	if len(o.op.Mounts) == 0 || o.op.Mounts[0].Dest != "/" {
 		return nil, fmt.Errorf("%s: exec has no root mount", o.v.Name())
 	}
-	sn := o.w.opt.Snapshotter
 	root := o.op.Mounts[0]
 	var base solver.Result
 	if root.Input >= 0 {
@@ -42,18 +41,12 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	if err != nil {
 		return nil, err
 	}
-	id := newID("step-")
-	key := "active-" + id
-	rootMounts, err := sn.Prepare(ctx, key, parent)
+	st, err := o.w.newStep(ctx, "step-", parent)
 	if err != nil {
 		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			sn.Remove(context.WithoutCancel(ctx), key)
-		}
-	}()
+	defer st.discard(ctx)
+	rootMounts := st.mounts
 
 	var cleanups []func()
 	defer func() {
@@ -113,15 +106,7 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		}
 		return nil, &StepError{Location: loc, Err: err, Tail: tail.lines()}
 	}
-	if err := sn.Commit(ctx, id, key); err != nil {
-		return nil, err
-	}
-	committed = true
-	rec := &record{ID: id, Snapshot: id, Parent: recordID(base)}
-	if err := o.w.saveRecord(rec); err != nil {
-		return nil, err
-	}
-	return &Ref{w: o.w, rec: rec}, nil
+	return st.commit(ctx, &record{Parent: recordID(base)})
 }
 
 func toExecMounts(ms []snapshot.Mount, target string) []executor.Mount {

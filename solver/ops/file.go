@@ -68,19 +68,13 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	if err != nil {
 		return nil, err
 	}
-	id := newID("step-")
-	key := "active-" + id
 	sn := o.w.opt.Snapshotter
-	destMounts, err := sn.Prepare(ctx, key, parent)
+	st, err := o.w.newStep(ctx, "step-", parent)
 	if err != nil {
 		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			sn.Remove(context.WithoutCancel(ctx), key)
-		}
-	}()
+	defer st.discard(ctx)
+	destMounts := st.mounts
 
 	// Mount sets: [0] is the destination, then one per snapshot input.
 	sets := [][]snapshot.Mount{destMounts}
@@ -119,13 +113,5 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	if err != nil {
 		return nil, withLocation(o.v, err)
 	}
-	if err := sn.Commit(ctx, id, key); err != nil {
-		return nil, err
-	}
-	committed = true
-	rec := &record{ID: id, Snapshot: id, Parent: recordID(base)}
-	if err := o.w.saveRecord(rec); err != nil {
-		return nil, err
-	}
-	return &Ref{w: o.w, rec: rec}, nil
+	return st.commit(ctx, &record{Parent: recordID(base)})
 }

@@ -300,19 +300,12 @@ func redactArgs(args []string) string {
 // treeSnapshot commits a new snapshot holding the tree below dir/src (the
 // contents of src), copied with modes, mtimes and owners kept.
 func (w *Worker) treeSnapshot(ctx context.Context, prefix, dir, src, what string) (solver.Result, error) {
-	id := newID(prefix)
-	key := "active-" + id
-	sn := w.opt.Snapshotter
-	mounts, err := sn.Prepare(ctx, key, "")
+	st, err := w.newStep(ctx, prefix, "")
 	if err != nil {
 		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			sn.Remove(context.WithoutCancel(ctx), key)
-		}
-	}()
+	defer st.discard(ctx)
+	mounts := st.mounts
 	op := llb.FileOp{Base: -1, Actions: []llb.FileAction{{Copy: &llb.Copy{
 		Src: 0, SrcPaths: []string{src}, Dest: "/", DirContentsOnly: true,
 	}}}}
@@ -322,13 +315,5 @@ func (w *Worker) treeSnapshot(ctx context.Context, prefix, dir, src, what string
 	if err != nil {
 		return nil, fmt.Errorf("%s: copying the checkout: %w", what, err)
 	}
-	if err := sn.Commit(ctx, id, key); err != nil {
-		return nil, err
-	}
-	committed = true
-	rec := &record{ID: id, Snapshot: id}
-	if err := w.saveRecord(rec); err != nil {
-		return nil, err
-	}
-	return &Ref{w: w, rec: rec}, nil
+	return st.commit(ctx, &record{})
 }

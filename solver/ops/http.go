@@ -301,19 +301,12 @@ func (w *Worker) httpSnapshot(ctx context.Context, op llb.HTTPOp, e *httpEntry) 
 	}
 	blob := w.opt.Blobs.Path(e.Digest)
 
-	id := newID("http-")
-	key := "active-" + id
-	sn := w.opt.Snapshotter
-	mounts, err := sn.Prepare(ctx, key, "")
+	st, err := w.newStep(ctx, "http-", "")
 	if err != nil {
 		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			sn.Remove(context.WithoutCancel(ctx), key)
-		}
-	}()
+	defer st.discard(ctx)
+	mounts := st.mounts
 	err = snapshot.WithMounts(ctx, [][]snapshot.Mount{mounts}, func(roots []string) error {
 		src, err := os.Open(blob)
 		if err != nil {
@@ -345,15 +338,7 @@ func (w *Worker) httpSnapshot(ctx context.Context, op llb.HTTPOp, e *httpEntry) 
 	if err != nil {
 		return nil, fmt.Errorf("http source %s: writing %s: %w", redactURL(op.URL), name, err)
 	}
-	if err := sn.Commit(ctx, id, key); err != nil {
-		return nil, err
-	}
-	committed = true
-	rec := &record{ID: id, Snapshot: id}
-	if err := w.saveRecord(rec); err != nil {
-		return nil, err
-	}
-	return &Ref{w: w, rec: rec}, nil
+	return st.commit(ctx, &record{})
 }
 
 // httpMetaPath is the file of a URL's known responses, under StateDir.

@@ -61,32 +61,17 @@ func (o *mergeOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resu
 	if recs[0] != nil {
 		parent = recs[0].Snapshot
 	}
-	id := newID("merge-")
-	key := "active-" + id
-	sn := o.w.opt.Snapshotter
-	if _, err := sn.Prepare(ctx, key, parent); err != nil {
+	st, err := o.w.newStep(ctx, "merge-", parent)
+	if err != nil {
 		return nil, fmt.Errorf("%s: preparing on %q: %w", o.v.Name(), parent, err)
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			sn.Remove(context.WithoutCancel(ctx), key)
-		}
-	}()
+	defer st.discard(ctx)
 	for _, l := range layers {
-		if err := o.w.applyLayer(ctx, key, l); err != nil {
+		if err := o.w.applyLayer(ctx, st.key, l); err != nil {
 			return nil, fmt.Errorf("%s: applying layer %s: %w", o.v.Name(), l.Digest, err)
 		}
 	}
-	if err := sn.Commit(ctx, id, key); err != nil {
-		return nil, err
-	}
-	committed = true
-	rec := &record{ID: id, Snapshot: id, Merge: ids, Computed: true}
-	if err := o.w.saveRecord(rec); err != nil {
-		return nil, err
-	}
-	return &Ref{w: o.w, rec: rec}, nil
+	return st.commit(ctx, &record{Merge: ids, Computed: true})
 }
 
 // applyLayer extracts layer l (from the blob store) into active snapshot
