@@ -3,13 +3,11 @@ package fileop
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,28 +146,9 @@ func (w *treeHasher) walk(host, rel, comp string, fi os.FileInfo, self bool) err
 	if !fi.IsDir() {
 		return nil
 	}
-	names, err := fsutil.ReadDirNames(host)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		chost := filepath.Join(host, n)
-		cfi, err := os.Lstat(chost)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			return err
-		}
-		crel, ccomp := path.Join(rel, n), path.Join(comp, n)
-		if !keep(w.s, w.excl, crel, ccomp, cfi) {
-			continue
-		}
-		if err := w.walk(chost, crel, ccomp, cfi, true); err != nil {
-			return err
-		}
-	}
-	return nil
+	return keptChildren(w.s, w.excl, host, rel, comp, func(chost, crel, ccomp string, cfi os.FileInfo) error {
+		return w.walk(chost, crel, ccomp, cfi, true)
+	})
 }
 
 // record writes one entry: name, type, mode bits, owner, and the symlink

@@ -137,6 +137,34 @@ func statSource(s *source, spec, m string, follow bool) (copySource, error) {
 
 // keep reports whether the entry rel (root-relative; comp relative to the
 // copied source) is part of what a copy reads.
+// keptChildren calls fn, in name order, for each child of the source
+// directory host (rel in the source, comp in the copy) that keep lets
+// through; children that vanish meanwhile are skipped.
+func keptChildren(s *source, excl *fsutil.PatternMatcher, host, rel, comp string, fn func(chost, crel, ccomp string, cfi os.FileInfo) error) error {
+	names, err := fsutil.ReadDirNames(host)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		chost := filepath.Join(host, n)
+		cfi, err := os.Lstat(chost)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		crel, ccomp := path.Join(rel, n), path.Join(comp, n)
+		if !keep(s, excl, crel, ccomp, cfi) {
+			continue
+		}
+		if err := fn(chost, crel, ccomp, cfi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func keep(s *source, excl *fsutil.PatternMatcher, rel, comp string, fi os.FileInfo) bool {
 	if !s.visible(rel, fi) {
 		return false
@@ -318,26 +346,11 @@ func (cp *copier) copy(host, rel, comp, target string, overwrite bool) error {
 		if err != nil {
 			return err
 		}
-		names, err := fsutil.ReadDirNames(host)
+		err = keptChildren(cp.s, cp.excl, host, rel, comp, func(chost, crel, ccomp string, cfi os.FileInfo) error {
+			return cp.copy(chost, crel, ccomp, filepath.Join(target, path.Base(crel)), true)
+		})
 		if err != nil {
 			return err
-		}
-		for _, n := range names {
-			chost := filepath.Join(host, n)
-			cfi, err := os.Lstat(chost)
-			if err != nil {
-				if errors.Is(err, os.ErrNotExist) {
-					continue
-				}
-				return err
-			}
-			crel, ccomp := path.Join(rel, n), path.Join(comp, n)
-			if !keep(cp.s, cp.excl, crel, ccomp, cfi) {
-				continue
-			}
-			if err := cp.copy(chost, crel, ccomp, filepath.Join(target, n), true); err != nil {
-				return err
-			}
 		}
 		copyMeta = created || overwrite
 	case m.IsRegular():
