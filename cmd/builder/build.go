@@ -217,7 +217,8 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	// Images in the local store come first, as docker build uses local
 	// images (see exporter/store.Source).
-	storeFirst := &imagestore.Source{Store: images, Remote: reg}
+	// With --pull names are always resolved at the registry.
+	storeFirst := &imagestore.Source{Store: images, Remote: reg, AlwaysPull: o.Pull}
 	// oci-layout:// build contexts are served from their directories.
 	src := newLayoutImages(storeFirst, store.Blobs())
 

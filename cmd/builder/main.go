@@ -28,7 +28,7 @@ func main() {
 	}
 	root.AddCommand(newBuildCommand())
 	root.AddCommand(newImagesCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand())
-	root.AddCommand(newRunCommand())
+	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
 	root.AddCommand(newPushCommand(), newLoginCommand(), newLogoutCommand())
 	err := root.ExecuteContext(ctx)
 	if err != nil {

@@ -19,10 +19,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/executor/pty"
+	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/snapshot"
@@ -36,8 +38,17 @@ import (
 
 // RunOptions is everything `builder run` was asked to do.
 type RunOptions struct {
-	// Image is "oci-archive:FILE", "oci:DIR" or a registry reference.
+	// Image is "oci-archive:FILE", "oci:DIR", or a name, ID or digest of
+	// the local image store, or a registry reference.
 	Image string
+	// Name names the container (docker run --name); "" picks one.
+	Name string
+	// Pull is docker run's --pull: "missing" (the default: the local
+	// store first, then the registry), "always" (the registry, even for
+	// a stored name) or "never" (the local store only).
+	Pull string
+	// Registry are the --tls-ca/--insecure-registry flags.
+	Registry RegistryFlags
 	// Args replace the image's Cmd (and follow the entrypoint).
 	Args []string
 	// Entrypoint, when set (Entrypoint != nil), replaces the image's
@@ -81,8 +92,13 @@ func newRunCommand() *cobra.Command {
 		Long: `Run a command in a new container from an image, in the sandbox that RUN steps use.
 
 IMAGE is oci-archive:FILE (an OCI image-layout tar, as written by
-builder build --output type=oci), oci:DIR (an OCI image-layout directory)
-or a registry reference. The exit status is the command's.`,
+builder build --output type=oci), oci:DIR (an OCI image-layout directory),
+or a name or ID of the local image store (builder build -t), or else a
+registry reference, pulled as --pull says. The exit status is the
+command's.
+
+Without --rm the container's filesystem stays and is listed by
+builder ps -a until builder rm removes it.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Image, o.Args = args[0], args[1:]
@@ -125,7 +141,10 @@ or a registry reference. The exit status is the command's.`,
 	f := cmd.Flags()
 	// Everything after IMAGE belongs to the command.
 	f.SetInterspersed(false)
-	f.BoolVar(&o.Remove, "rm", false, "Automatically remove the container's filesystem when it exits")
+	f.BoolVar(&o.Remove, "rm", false, "Automatically remove the container and its filesystem when it exits")
+	f.StringVar(&o.Name, "name", "", "Assign a name to the container")
+	f.StringVar(&o.Pull, "pull", "missing", `Pull image before running ("always", "missing", "never")`)
+	o.Registry.add(f)
 	f.BoolVarP(&o.Interactive, "interactive", "i", false, "Keep STDIN open")
 	f.BoolVarP(&o.Tty, "tty", "t", false, "Allocate a pseudo-TTY")
 	f.StringVar(&o.Network, "network", "host", `Network mode ("host" or "none")`)
@@ -164,6 +183,8 @@ func parseBytes(s string) (int64, error) {
 type runImage struct {
 	config *v1.ConfigFile
 	layers []cache.Layer
+	// id is the config's digest (the image ID).
+	id digest.Digest
 }
 
 // Run runs o.Image and returns the command's exit code, or an error when
@@ -174,6 +195,14 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	default:
 		return 0, fmt.Errorf("--network %q: must be host or none", o.Network)
 	}
+	switch o.Pull {
+	case "", "missing", "always", "never":
+	default:
+		return 0, fmt.Errorf("--pull %q: must be always, missing or never", o.Pull)
+	}
+	if o.Name != "" && !containerName.MatchString(o.Name) {
+		return 0, fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
+	}
 	if err := os.MkdirAll(o.Root, 0o700); err != nil {
 		return 0, fmt.Errorf("state directory %s: %w", o.Root, err)
 	}
@@ -182,7 +211,7 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 		return 0, fmt.Errorf("opening cache in %s: %w", o.Root, err)
 	}
 	defer store.Close()
-	img, err := loadRunImage(ctx, o.Image, store.Blobs())
+	img, err := loadRunImage(ctx, o, store.Blobs())
 	if err != nil {
 		return 0, err
 	}
@@ -195,30 +224,57 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("unpacking %s: %w", o.Image, err)
 	}
-	id := randomHex(6)
-	key := "run-" + id
-	mounts, err := sn.Prepare(ctx, key, top)
+	spec, err := runSpec(o, img.config)
 	if err != nil {
-		return 0, fmt.Errorf("preparing the container's filesystem: %w", err)
-	}
-	if o.Remove {
-		defer func() {
-			if err := sn.Remove(context.WithoutCancel(ctx), key); err != nil {
-				fmt.Fprintf(stdio.Stderr, "WARNING: removing the container's filesystem %s: %v\n", key, err)
-			}
-		}()
+		return 0, err
 	}
 	ex, err := executor.New(filepath.Join(o.Root, "executor"))
 	if err != nil {
 		return 0, err
 	}
-	spec, err := runSpec(o, img.config)
+	cs, err := openContainers(o.Root)
 	if err != nil {
+		return 0, err
+	}
+	// The container is recorded (under ROOT/containers) before its
+	// snapshot exists, so that no snapshot is ever left without a record
+	// that builder rm can find.
+	id := randomHex(32)
+	ctr := &Container{ID: id, Name: o.Name, Image: o.Image, ImageID: img.id.String(), Command: spec.Args,
+		Created: time.Now().UTC(), State: stateCreated, Snapshot: "run-" + id, Pid: os.Getpid()}
+	lock, err := cs.create(ctr)
+	if err != nil {
+		return 0, err
+	}
+	defer lock.Close()
+	removeCtr := func() {
+		if err := cs.delete(context.WithoutCancel(ctx), sn, ctr); err != nil {
+			fmt.Fprintf(stdio.Stderr, "WARNING: %v\n", err)
+		}
+	}
+	mounts, err := sn.Prepare(ctx, ctr.Snapshot, top)
+	if err != nil {
+		removeCtr()
+		return 0, fmt.Errorf("preparing the container's filesystem: %w", err)
+	}
+	code := 125
+	if o.Remove {
+		defer removeCtr()
+	} else {
+		defer func() {
+			ctr.State, ctr.ExitCode, ctr.FinishedAt = stateExited, code, time.Now().UTC()
+			if err := cs.write(ctr); err != nil {
+				fmt.Fprintf(stdio.Stderr, "WARNING: %v\n", err)
+			}
+		}()
+	}
+	ctr.State, ctr.StartedAt = stateRunning, time.Now().UTC()
+	if err := cs.write(ctr); err != nil {
 		return 0, err
 	}
 	spec.Hostname = o.Hostname
 	if spec.Hostname == "" {
-		spec.Hostname = id
+		spec.Hostname = id[:12]
 	}
 	for _, m := range mounts {
 		spec.Rootfs = append(spec.Rootfs, executor.Mount{Type: m.Type, Source: m.Source, Target: "/", Options: m.Options})
@@ -237,17 +293,18 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	var ee *executor.ExitError
 	switch {
 	case runErr == nil:
-		return 0, nil
+		code = 0
 	case errors.As(runErr, &ee):
 		if ee.OOMKilled {
 			fmt.Fprintf(stdio.Stderr, "%v\n", ee)
 		}
-		return ee.Code, nil
+		code = ee.Code
 	case ctx.Err() != nil:
-		return 130, nil
+		code = 130
 	default:
 		return 0, runErr
 	}
+	return code, nil
 }
 
 // runSpec makes the process of o from the image config, as docker run
@@ -401,9 +458,10 @@ func runWithTty(ctx context.Context, ex *executor.Executor, spec executor.Spec, 
 	return err
 }
 
-// loadRunImage finds the image ref names and makes sure its layers are in
-// blobs.
-func loadRunImage(ctx context.Context, ref string, blobs *cache.BlobStore) (*runImage, error) {
+// loadRunImage finds the image o.Image names and makes sure its layers
+// are in blobs.
+func loadRunImage(ctx context.Context, o RunOptions, blobs *cache.BlobStore) (*runImage, error) {
+	ref := o.Image
 	switch {
 	case strings.HasPrefix(ref, "oci-archive:"):
 		file := strings.TrimPrefix(ref, "oci-archive:")
@@ -444,21 +502,52 @@ func loadRunImage(ctx context.Context, ref string, blobs *cache.BlobStore) (*run
 		}
 		return img, nil
 	default:
-		reg := registry.New(registry.Options{Blobs: blobs})
-		res, err := reg.Resolve(ctx, ref, llb.Platform{})
-		if err != nil {
-			return nil, err
-		}
-		layers, err := reg.Pull(ctx, res)
-		if err != nil {
-			return nil, err
-		}
-		cfg, err := v1.ParseConfigFile(bytes.NewReader(res.Config))
-		if err != nil {
-			return nil, fmt.Errorf("config of %s: %w", ref, err)
-		}
-		return &runImage{config: cfg, layers: layers}, nil
+		return loadStoredOrPulled(ctx, o, blobs)
 	}
+}
+
+// loadStoredOrPulled finds o.Image as docker run does: a name, ID or
+// digest of the local image store first (unless --pull=always), then the
+// registry (unless --pull=never), through the store's Source so that the
+// pulled layers land in the blob store for the next run.
+func loadStoredOrPulled(ctx context.Context, o RunOptions, blobs *cache.BlobStore) (*runImage, error) {
+	ref := o.Image
+	images, err := openImageStore(o.Root, blobs)
+	if err != nil {
+		return nil, err
+	}
+	if o.Pull != "always" {
+		im, err := images.Get(ref)
+		if err == nil {
+			img, err := images.Load(im)
+			if err != nil {
+				return nil, fmt.Errorf("local image %s: %w", ref, err)
+			}
+			return &runImage{config: &img.Config, layers: img.Layers, id: im.ID}, nil
+		}
+		if !errors.Is(err, imagestore.ErrNotFound) {
+			return nil, fmt.Errorf("local image %s: %w", ref, err)
+		}
+		if o.Pull == "never" {
+			return nil, fmt.Errorf("no such image: %s (--pull=never)", ref)
+		}
+	}
+	regOpts := o.Registry.options(o.Root, blobs)
+	regOpts.Pull = o.Pull == "always"
+	src := &imagestore.Source{Store: images, Remote: registry.New(regOpts), AlwaysPull: o.Pull == "always"}
+	res, err := src.Resolve(ctx, ref, llb.Platform{})
+	if err != nil {
+		return nil, err
+	}
+	layers, err := src.Pull(ctx, res)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(res.Config))
+	if err != nil {
+		return nil, fmt.Errorf("config of %s: %w", ref, err)
+	}
+	return &runImage{config: cfg, layers: layers, id: digest.FromBytes(res.Config)}, nil
 }
 
 func readLimited(p string) ([]byte, error) {
@@ -575,7 +664,7 @@ func imageFromLayout(index []byte, ensure func(d digest.Digest, size int64) erro
 		if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 			return nil, fmt.Errorf("config has %d diff_ids for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
 		}
-		img := &runImage{config: cfg}
+		img := &runImage{config: cfg, id: digest.Digest(m.Config.Digest.String())}
 		for i, l := range m.Layers {
 			d, err := digest.Parse(l.Digest.String())
 			if err != nil {
