@@ -104,8 +104,9 @@ func stripCrossHostAuth(req *http.Request) *http.Request {
 // retryable decides which failed requests and uploads are tried again:
 // registry answers 408, 429 and 5xx (also when wrapped, and for HEAD
 // requests, which have no body to say "temporary"), broken or reset
-// connections and timeouts; never a canceled context or an answer such as
-// 401 or 404.
+// connections and timeouts; never a canceled context, an answer such as 401
+// or 404, or a refused connection (nothing listens there: retrying for 15 s
+// only delays the fallback to the cache or the error, as containerd knows).
 func retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrInsecure) {
 		return false
@@ -115,8 +116,11 @@ func retryable(err error) bool {
 		return slices.Contains(retryStatusCodes, terr.StatusCode) || terr.Temporary()
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, net.ErrClosed) {
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) {
 		return true
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return false
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
