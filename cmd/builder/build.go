@@ -242,6 +242,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		NamedContexts:    bctx.named,
 		AllowInsecure:    o.Sandbox.AllowInsecure(),
 		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
+		DefaultNetwork:   o.Sandbox.defaultNetwork(),
 		Platform:         platform,
 		RunPlatform:      dockerfile.HostPlatform(),
 		AllStages:        o.Call == "check",

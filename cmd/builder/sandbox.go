@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/llb"
 	"github.com/spf13/cobra"
 )
 
@@ -18,6 +19,9 @@ type SandboxOptions struct {
 	CgroupParent string
 	// Allow are the granted entitlements (--allow security.insecure).
 	Allow []string
+	// Network is --network: the network of every RUN that does not ask
+	// for one ("default" or "" = the host's, "host", "none").
+	Network string
 }
 
 // AllowInsecure reports whether security.insecure was granted.
@@ -59,6 +63,7 @@ func addSandboxFlags(cmd *cobra.Command, o *SandboxOptions) *sandboxFlags {
 	f.StringArrayVar(&s.writeBps, "device-write-bps", nil, "Limit write rate (bytes per second) to a device (e.g. /dev/sda:1mb)")
 	f.StringVar(&o.CgroupParent, "cgroup-parent", "", "Parent cgroup of every RUN, relative to the builder's own cgroup")
 	f.StringArrayVar(&o.Allow, "allow", nil, `Allow extra privileged entitlement (e.g. "security.insecure")`)
+	f.StringVar(&o.Network, "network", "default", `Set the networking mode for the RUN instructions during build ("default", "host", "none")`)
 	return s
 }
 
@@ -116,6 +121,11 @@ func (s *sandboxFlags) parse() error {
 			return fmt.Errorf("invalid entitlement %q for --allow (supported: security.insecure, network.host)", a)
 		}
 	}
+	switch o.Network {
+	case "", "default", "host", "none":
+	default:
+		return fmt.Errorf("invalid --network %q: must be default, host or none", o.Network)
+	}
 	if o.Hostname == "" {
 		o.Hostname = executor.DefaultHostname
 	}
@@ -165,4 +175,12 @@ func parseDeviceRates(flag string, vals []string) ([]executor.DeviceRate, error)
 		out = append(out, executor.DeviceRate{Path: v[:i], Rate: uint64(rate)})
 	}
 	return out, nil
+}
+
+// defaultNetwork is the llb network of a RUN that asks for none (--network).
+func (s SandboxOptions) defaultNetwork() llb.NetMode {
+	if s.Network == "none" {
+		return llb.NetNone
+	}
+	return llb.NetHost
 }

@@ -52,6 +52,9 @@ type Options struct {
 	// AllowNetworkHost is --allow network.host: RUN --network=host is an
 	// error without it.
 	AllowNetworkHost bool
+	// DefaultNetwork is the network of a RUN without --network (the
+	// build's --network; NetHost, the host's, by default).
+	DefaultNetwork llb.NetMode
 	// Warn receives each build-check warning as it is found (nil: they are
 	// only collected in Result.Warnings).
 	Warn func(Warning)

@@ -360,7 +360,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 	var network llb.NetMode
 	switch n := instructions.GetNetwork(x); n {
 	case instructions.NetworkDefault:
-		network = llb.NetHost
+		network = c.opt.DefaultNetwork
 	case instructions.NetworkHost:
 		// As in BuildKit, asking for the host's network explicitly is an
 		// entitlement, even though the default network is the host's too.

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestBuildNetworkNone checks builder build --network none: every RUN that
+// does not ask for another network (RUN --network=default included) gets
+// its own network namespace with only lo, as in docker build.
+func TestBuildNetworkNone(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	ctxDir := t.TempDir()
+	const list = `tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\n' ' '`
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": `ARG BASE
+FROM $BASE
+RUN ` + list + ` > /plain
+RUN --network=default ` + list + ` > /default
+`})
+	opts := BuildOptions{ContextDir: ctxDir, Root: t.TempDir(), BuildArgs: env.baseArgs}
+	opts.Sandbox.Network = "none"
+	img, progress, _, err := e2eBuild(t, opts)
+	if err != nil {
+		t.Fatalf("build: %v\nprogress:\n%s", err, progress)
+	}
+	files := imageFiles(t, img)
+	for _, f := range []string{"plain", "default"} {
+		if got := strings.TrimSpace(files[f]); got != "lo" {
+			t.Errorf("with --network none, RUN sees %q in /%s, want only lo", got, f)
+		}
+	}
+
+	// The same build with the default network is a different step.
+	opts.Sandbox.Network = ""
+	img, progress, _, err = e2eBuild(t, opts)
+	if err != nil {
+		t.Fatalf("build: %v\nprogress:\n%s", err, progress)
+	}
+	if got := strings.TrimSpace(imageFiles(t, img)["plain"]); got == "lo" {
+		t.Errorf("with the default network RUN sees only %q: the --network none result was reused", got)
+	}
+}
