@@ -31,12 +31,15 @@ type BuildOptions struct {
 	// Dockerfile is the path of the Dockerfile ("" = ContextDir/Dockerfile).
 	Dockerfile string
 	Tags       []string
-	BuildArgs  map[string]string
-	Target     string
-	NoCache    bool
-	Progress   string
-	Outputs    []Output
-	Root       string
+	// Labels are --label KEY=VALUE: added to the image's labels, over the
+	// Dockerfile's, as docker build does (and not in the history).
+	Labels    []string
+	BuildArgs map[string]string
+	Target    string
+	NoCache   bool
+	Progress  string
+	Outputs   []Output
+	Root      string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -111,6 +114,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringArrayVar(&o.SSH, "ssh", nil, `SSH agent socket to expose to the build (format: "default|<id>[=<socket>]")`)
 	f.StringArrayVar(&o.BuildContexts, "build-context", nil, `Additional build contexts (e.g., name=path, name=docker-image://ref, name=oci-layout://path[:tag])`)
 	f.StringArrayVarP(&o.Tags, "tag", "t", nil, `Name and optionally a tag (format: "name:tag")`)
+	f.StringArrayVar(&o.Labels, "label", nil, "Set metadata for an image (KEY=VALUE)")
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "Set build-time variables")
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
@@ -321,6 +325,7 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.
 			cfg.History[i].Created = cfg.Created
 		}
 	}
+	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
 	o.healthStartInterval = res.HealthcheckStartInterval
 	// Every build lands in the local image store; then the --outputs.
 	e, err := exportImage(ctx, r, w, blobs, result, cfg, o)
@@ -420,4 +425,21 @@ func reportError(out io.Writer, dfPath string, df []byte, err error) error {
 	}
 	fmt.Fprintf(out, "ERROR: failed to build: %v\n", err)
 	return &exitError{code: 1}
+}
+
+// withLabels returns labels with the --label KEY=VALUE values set over them
+// (a bare KEY is an empty label, as in docker build).
+func withLabels(labels map[string]string, flags []string) map[string]string {
+	if len(flags) == 0 {
+		return labels
+	}
+	out := make(map[string]string, len(labels)+len(flags))
+	for k, v := range labels {
+		out[k] = v
+	}
+	for _, l := range flags {
+		k, v, _ := strings.Cut(l, "=")
+		out[k] = v
+	}
+	return out
 }

@@ -41,3 +41,23 @@ RUN --network=default ` + list + ` > /default
 		t.Errorf("with the default network RUN sees only %q: the --network none result was reused", got)
 	}
 }
+
+func TestWithLabels(t *testing.T) {
+	base := map[string]string{"a": "1", "b": "2"}
+	got := withLabels(base, []string{"b=x", "c=y=z", "d"})
+	want := map[string]string{"a": "1", "b": "x", "c": "y=z", "d": ""}
+	if len(got) != len(want) {
+		t.Fatalf("labels %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("label %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if base["b"] != "2" {
+		t.Error("withLabels changed the Dockerfile's labels")
+	}
+	if withLabels(nil, nil) != nil {
+		t.Error("no --label must keep no labels")
+	}
+}
