@@ -67,3 +67,38 @@ func (s *BlobStore) Prune(keep func(digest.Digest) bool, before time.Time) ([]di
 	})
 	return removed, freed, err
 }
+
+// KeyEntry is one stored cache key, as the garbage collector sees it.
+type KeyEntry struct {
+	Key digest.Digest
+	// ID is the result the key points to.
+	ID string
+	// Info is what the key was computed from (nil for keys saved by Save).
+	Info *KeyInfo
+	// Time is when the key was last saved (zero for old log lines).
+	Time time.Time
+}
+
+// Entries returns every stored key, in no order.
+func (s *Store) Entries() ([]KeyEntry, error) {
+	s.keys.mu.Lock()
+	defer s.keys.mu.Unlock()
+	if err := s.keys.refresh(); err != nil {
+		return nil, err
+	}
+	out := make([]KeyEntry, 0, len(s.keys.entries))
+	for k, e := range s.keys.entries {
+		ke := KeyEntry{Key: k, ID: e.id, Info: e.info}
+		if e.time != 0 {
+			ke.Time = time.Unix(0, e.time)
+		}
+		out = append(out, ke)
+	}
+	return out, nil
+}
+
+// DropKeys removes the given keys from the key log and compacts it. It
+// returns how many it removed.
+func (s *Store) DropKeys(keys map[digest.Digest]bool) (int, error) {
+	return s.keys.compact(func(k digest.Digest, _ string) bool { return keys[k] })
+}

@@ -191,6 +191,12 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err := os.MkdirAll(o.Root, 0o700); err != nil {
 		return fmt.Errorf("state directory %s: %w", o.Root, err)
 	}
+	// builder prune waits for no build.
+	unlockRoot, err := lockRoot(o.Root, false, false)
+	if err != nil {
+		return err
+	}
+	defer unlockRoot()
 
 	store, err := cache.Open(filepath.Join(o.Root, "cache"))
 	if err != nil {

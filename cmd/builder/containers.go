@@ -478,6 +478,11 @@ func RemoveContainers(ctx context.Context, root string, refs []string, force boo
 	if err != nil {
 		return err
 	}
+	unlockRoot, err := lockRoot(root, false, false)
+	if err != nil {
+		return err
+	}
+	defer unlockRoot()
 	sn, err := snapshot.New(filepath.Join(root, "snapshots"))
 	if err != nil {
 		return fmt.Errorf("opening snapshots in %s: %w", root, err)

@@ -206,6 +206,12 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	if err := os.MkdirAll(o.Root, 0o700); err != nil {
 		return 0, fmt.Errorf("state directory %s: %w", o.Root, err)
 	}
+	// builder prune keeps off while the container's snapshots are in use.
+	unlockRoot, err := lockRoot(o.Root, false, false)
+	if err != nil {
+		return 0, err
+	}
+	defer unlockRoot()
 	store, err := cache.Open(filepath.Join(o.Root, "cache"))
 	if err != nil {
 		return 0, fmt.Errorf("opening cache in %s: %w", o.Root, err)

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/solver/ops"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// errRootBusy is returned (wrapped) by prune while another builder process
+// uses the root.
+var errRootBusy = errors.New("in use by another builder process")
+
+// lockRoot takes ROOT/lock: shared by every command that keeps snapshots
+// or cache results open (build, run, rm), exclusive by prune, so that prune
+// never removes what a running build or container set-up is using. With
+// nonblock an exclusive lock held elsewhere fails with errRootBusy.
+// Closing the returned function's file unlocks.
+func lockRoot(root string, exclusive, nonblock bool) (func(), error) {
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	if nonblock {
+		how |= unix.LOCK_NB
+	}
+	f, err := flock(filepath.Join(root, "lock"), how)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, fmt.Errorf("%s: %w", root, errRootBusy)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", root, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// PruneOptions are the flags of builder prune (docker builder prune).
+type PruneOptions struct {
+	Root        string
+	All         bool
+	Force       bool
+	Filters     []string
+	KeepStorage string
+}
+
+func newPruneCommand() *cobra.Command {
+	var o PruneOptions
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove build cache",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return Prune(cmd.Context(), o, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.All, "all", "a", false, "Remove all unused build cache, not just dangling ones")
+	f.BoolVarP(&o.Force, "force", "f", false, "Do not prompt for confirmation")
+	f.StringArrayVar(&o.Filters, "filter", nil, `Provide filter values (e.g. "until=24h")`)
+	f.StringVar(&o.KeepStorage, "keep-storage", "", "Amount of disk space to keep for cache")
+	f.StringVar(&o.Root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
+	return cmd
+}
+
+// parsePruneFilters reads docker's prune filters; only until=DURATION is
+// supported (a Go duration such as 24h or 90m).
+func parsePruneFilters(filters []string) (time.Duration, error) {
+	var until time.Duration
+	for _, f := range filters {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return 0, fmt.Errorf("bad format of filter (expected name=value): %s", f)
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "until":
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil || d < 0 {
+				return 0, fmt.Errorf("invalid filter 'until=%s': want a duration such as 24h", v)
+			}
+			until = d
+		default:
+			return 0, fmt.Errorf("invalid filter '%s'", k)
+		}
+	}
+	return until, nil
+}
+
+// Prune removes build cache under o.Root as docker builder prune: without
+// --all the dangling cache (see ops.PruneOptions), with --all everything
+// but what the stored images and the containers use. It asks first unless
+// --force; without a terminal to ask on it refuses.
+func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) error {
+	until, err := parsePruneFilters(o.Filters)
+	if err != nil {
+		return err
+	}
+	var keep int64
+	if o.KeepStorage != "" {
+		if keep, err = parseBytes(o.KeepStorage); err != nil {
+			return fmt.Errorf("invalid --keep-storage %q: %w", o.KeepStorage, err)
+		}
+	}
+	if !o.Force {
+		warning := "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
+		if o.All {
+			warning = "WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] "
+		}
+		f, ok := in.(*os.File)
+		if !ok || !isTTY(f) {
+			return errors.New("builder prune: not a terminal to confirm on: use --force (-f) to remove build cache without a prompt")
+		}
+		fmt.Fprint(out, warning)
+		answer, _ := bufio.NewReader(in).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return nil
+		}
+	}
+	if _, err := os.Stat(o.Root); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintln(out, "Total reclaimed space: 0B")
+		return nil
+	}
+	unlock, err := lockRoot(o.Root, true, true)
+	if err != nil {
+		if errors.Is(err, errRootBusy) {
+			return fmt.Errorf("builder prune: %w: a build, run or rm is using it; try again when it has finished", err)
+		}
+		return err
+	}
+	defer unlock()
+
+	before, err := ops.DiskUsage(o.Root)
+	if err != nil {
+		return err
+	}
+	store, err := cache.Open(filepath.Join(o.Root, "cache"))
+	if err != nil {
+		return fmt.Errorf("opening cache in %s: %w", o.Root, err)
+	}
+	defer store.Close()
+	sn, err := snapshot.New(filepath.Join(o.Root, "snapshots"))
+	if err != nil {
+		return fmt.Errorf("opening snapshots in %s: %w", o.Root, err)
+	}
+	defer sn.Close()
+	images, err := openImageStore(o.Root, store.Blobs())
+	if err != nil {
+		return err
+	}
+	keepBlobs, err := images.Referenced()
+	if err != nil {
+		return fmt.Errorf("listing the blobs of stored images: %w", err)
+	}
+	cs, err := openContainers(o.Root)
+	if err != nil {
+		return err
+	}
+	ctrs, err := cs.list()
+	if err != nil {
+		return err
+	}
+	var keepSnaps []string
+	for _, c := range ctrs {
+		keepSnaps = append(keepSnaps, c.Snapshot)
+	}
+	rep, err := ops.Prune(ctx, store, sn, ops.PruneOptions{
+		All:           o.All,
+		Until:         until,
+		KeepStorage:   keep,
+		KeepBlobs:     keepBlobs,
+		KeepSnapshots: keepSnaps,
+		StateDir:      o.Root,
+	})
+	if rep != nil && len(rep.Results) > 0 {
+		fmt.Fprintln(out, "Deleted build cache objects:")
+		for _, id := range rep.Results {
+			fmt.Fprintln(out, id)
+		}
+		fmt.Fprintln(out)
+	}
+	if err != nil {
+		return err
+	}
+	after, err := ops.DiskUsage(o.Root)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Total reclaimed space: %s\n", pruneSize(max(before-after, 0)))
+	return nil
+}
+
+// pruneSize formats n bytes as docker's units.HumanSize: decimal units, 4
+// significant digits ("1.2GB", "36.27MB", "0B").
+func pruneSize(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.4g%s", f, units[i])
+}
+
+// isTTY says whether f is a terminal (a tty, not just any character device
+// such as /dev/null).
+func isTTY(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
