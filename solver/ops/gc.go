@@ -34,7 +34,8 @@ import (
 //
 // With All, every key and result goes.
 //
-// In both modes Until keeps what was saved less than Until ago, KeepStorage
+// Results no key needs (left by failed or --no-cache builds) go in both
+// modes. In both modes Until keeps what was saved less than Until ago, KeepStorage
 // stops once the cache (counted as the sizes of the results' layers) is no
 // larger, removing the oldest first, and nothing the stored images
 // (KeepBlobs) or containers (KeepSnapshots) use is removed.
@@ -98,7 +99,8 @@ func stepIdentity(entries []cache.KeyEntry) map[digest.Digest]string {
 		}
 		e := byKey[k]
 		if e == nil || e.Info == nil || depth > 1000 {
-			return "key " + string(k) // unique: never superseded
+			ids[k] = "key " + string(k) // unique: never superseded
+			return ids[k]
 		}
 		h := sha256.New()
 		if e.Info.Name != "" {
