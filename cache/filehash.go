@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -221,7 +222,7 @@ func (c *FileHashCache) Save() error {
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return fmt.Errorf("file hash cache %s: %w", c.path, err)
 	}
-	if err := writeFileAtomic(c.path, b); err != nil {
+	if err := fsutil.WriteFileAtomic(c.path, 0o600, b); err != nil {
 		return fmt.Errorf("file hash cache %s: %w", c.path, err)
 	}
 	c.dirty = false

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // MetaStore keeps small JSON records by ID, one file each, written
@@ -67,7 +69,7 @@ func (m *MetaStore) Put(id string, v any) error {
 	if err != nil {
 		return fmt.Errorf("metadata %q: encoding: %w", id, err)
 	}
-	if err := writeFileAtomic(p, b); err != nil {
+	if err := fsutil.WriteFileAtomic(p, 0o600, b); err != nil {
 		return fmt.Errorf("metadata %q: %w", id, err)
 	}
 	return nil
@@ -139,32 +141,6 @@ func (m *MetaStore) Walk(fn func(id string, data json.RawMessage) error) error {
 		}
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to path through a synced temp file in the same
-// directory and a rename, then syncs the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, tmpPrefix)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename this is a no-op
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }
 
 // escapeID maps an ID to a file name: letters, digits, '-', '_' and '.'

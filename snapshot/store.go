@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // driver is what differs between overlay and native; the store does the
@@ -118,7 +120,7 @@ func openStore(root string, drv driver) (*store, error) {
 			return nil, fmt.Errorf("snapshot root %s was created by the %s snapshotter, not %s", root, got, drv.name())
 		}
 	} else if errors.Is(err, os.ErrNotExist) {
-		if err := writeFileAtomic(df, []byte(drv.name()+"\n")); err != nil {
+		if err := fsutil.WriteFileAtomic(df, 0o600, []byte(drv.name()+"\n")); err != nil {
 			return nil, err
 		}
 	} else {
@@ -200,34 +202,7 @@ func (st *store) writeMeta(s *snap) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, "meta.json"), b)
-}
-
-// writeFileAtomic writes b to a temp file beside path, syncs and renames.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return fsutil.WriteFileAtomic(filepath.Join(s.dir, "meta.json"), 0o600, b)
 }
 
 func chainOf(s *snap) []*snap {

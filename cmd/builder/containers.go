@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -110,23 +111,7 @@ func (cs *containers) write(c *Container) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(cs.dir, c.ID)
-	f, err := os.CreateTemp(dir, ".config-")
-	if err != nil {
-		return fmt.Errorf("container %s: %w", c.ID, err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(raw)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), cs.recordPath(c.ID))
-	}
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(cs.recordPath(c.ID), 0o600, raw); err != nil {
 		return fmt.Errorf("container %s: writing its record: %w", c.ID, err)
 	}
 	return nil

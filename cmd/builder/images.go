@@ -332,7 +332,7 @@ func newSaveCommand() *cobra.Command {
 					}
 					return write(cmd.OutOrStdout())
 				}
-				return writeFileAtomic(output, write)
+				return writeFile(output, write)
 			})
 		},
 	}

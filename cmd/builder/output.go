@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -201,7 +203,7 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *c
 				break
 			}
 			err = step(r, "exporting to oci image format "+out.Dest, func() error {
-				return writeFileAtomic(out.Dest, func(f io.Writer) error {
+				return writeFile(out.Dest, func(f io.Writer) error {
 					d, err := exporter.WriteOCI(ctx, f, oimg, names, out.exportOptions()...)
 					desc = &d
 					return err
@@ -209,7 +211,7 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *c
 			})
 		case "docker":
 			err = step(r, "exporting to docker image format "+out.Dest, func() error {
-				return writeFileAtomic(out.Dest, func(f io.Writer) error {
+				return writeFile(out.Dest, func(f io.Writer) error {
 					d, err := exporter.WriteDocker(ctx, f, oimg, out.names(o.Tags), out.exportOptions()...)
 					desc = &d
 					return err
@@ -219,7 +221,7 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *c
 			err = step(r, "copying files to "+out.Dest, func() error { return exporter.WriteLocal(ctx, out.Dest, oimg) })
 		case "tar":
 			err = step(r, "sending tarball to "+out.Dest, func() error {
-				return writeFileAtomic(out.Dest, func(f io.Writer) error {
+				return writeFile(out.Dest, func(f io.Writer) error {
 					return exporter.WriteRootfsTar(ctx, f, oimg, filepath.Dir(out.Dest))
 				})
 			})
@@ -286,7 +288,7 @@ func openImageStore(root string, blobs *cache.BlobStore) (*store.Store, error) {
 
 // writeIIDFile writes the image ID as docker build --iidfile does.
 func writeIIDFile(path string, e *exported) error {
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return writeFile(path, func(w io.Writer) error {
 		_, err := io.WriteString(w, e.configDigest)
 		return err
 	})
@@ -294,9 +296,18 @@ func writeIIDFile(path string, e *exported) error {
 
 // writeJSONFile writes v as indented JSON to path.
 func writeJSONFile(path string, v any) error {
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return writeFile(path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	})
+}
+
+// writeFile writes an output file through fsutil.WriteFileAtomicFunc, so a
+// failed export never leaves a truncated file; outputs are world-readable.
+func writeFile(path string, fn func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomicFunc(path, 0o644, fn)
 }

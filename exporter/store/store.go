@@ -14,6 +14,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/snapshot/fsutil"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
@@ -120,22 +121,7 @@ func (s *Store) writeIndex(idx *v1.IndexManifest) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(s.dir, ".index-")
-	if err != nil {
-		return fmt.Errorf("image store: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(raw)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), s.indexPath())
-	}
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(s.indexPath(), 0o600, raw); err != nil {
 		return fmt.Errorf("image store: writing index: %w", err)
 	}
 	return nil
