@@ -33,16 +33,18 @@ func TestSandboxFlags(t *testing.T) {
 		want    SandboxOptions
 		wantErr bool
 	}{
-		{"defaults", nil, SandboxOptions{Hostname: "builder"}, false},
+		{"defaults", nil, SandboxOptions{Hostname: "builder", Network: "default"}, false},
+		{"network none", []string{"--network", "none"}, SandboxOptions{Hostname: "builder", Network: "none"}, false},
+		{"bad network", []string{"--network", "bridge"}, SandboxOptions{}, true},
 		{"limits", []string{"--memory", "512m", "--memory-swap", "1g", "--cpus", "1.5", "--cpu-shares", "512",
 			"--cpuset-cpus", "0", "--pids-limit", "100", "--device-read-bps", "/dev/sda:1mb", "--device-write-bps", "/dev/sda:2mb",
 			"--cgroup-parent", "ci/jobs", "--hostname", "h1", "--allow", "security.insecure"},
-			SandboxOptions{Hostname: "h1", CgroupParent: "ci/jobs", Allow: []string{"security.insecure"}, Limits: executor.Limits{
+			SandboxOptions{Hostname: "h1", CgroupParent: "ci/jobs", Allow: []string{"security.insecure"}, Network: "default", Limits: executor.Limits{
 				Memory: 512 << 20, MemorySwap: 1 << 30, CPUs: 1.5, CPUShares: 512, CpusetCPUs: "0", PidsLimit: 100,
 				DeviceReadBps:  []executor.DeviceRate{{Path: "/dev/sda", Rate: 1 << 20}},
 				DeviceWriteBps: []executor.DeviceRate{{Path: "/dev/sda", Rate: 2 << 20}},
 			}}, false},
-		{"unlimited swap", []string{"-m", "64m", "--memory-swap", "-1"}, SandboxOptions{Hostname: "builder", Limits: executor.Limits{Memory: 64 << 20, MemorySwap: -1}}, false},
+		{"unlimited swap", []string{"-m", "64m", "--memory-swap", "-1"}, SandboxOptions{Hostname: "builder", Network: "default", Limits: executor.Limits{Memory: 64 << 20, MemorySwap: -1}}, false},
 		{"swap below memory", []string{"-m", "64m", "--memory-swap", "32m"}, SandboxOptions{}, true},
 		{"swap without memory", []string{"--memory-swap", "1g"}, SandboxOptions{}, true},
 		{"tiny memory", []string{"-m", "1m"}, SandboxOptions{}, true},
