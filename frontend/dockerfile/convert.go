@@ -1,7 +1,6 @@
 package dockerfile
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -170,10 +169,7 @@ type converter struct {
 // Convert parses opt.Dockerfile and converts the target stage (and the stages
 // it needs) into an llb graph and the image config of the result.
 func Convert(ctx context.Context, opt Options) (res *Result, err error) {
-	c := &converter{opt: opt, file: opt.Filename, byName: map[string]*stage{}}
-	if c.file == "" {
-		c.file = "Dockerfile"
-	}
+	c := newConverter(opt)
 	defer func() {
 		// The parser packages are not ours: never let them take the build
 		// down.
@@ -185,6 +181,16 @@ func Convert(ctx context.Context, opt Options) (res *Result, err error) {
 		return nil, errors.New("dockerfile: Options.Resolver is nil")
 	}
 	return c.convert(ctx)
+}
+
+// newConverter is the converter of one Convert, ListTargets or MakeOutline
+// call.
+func newConverter(opt Options) *converter {
+	c := &converter{opt: opt, file: opt.Filename, byName: map[string]*stage{}}
+	if c.file == "" {
+		c.file = "Dockerfile"
+	}
+	return c
 }
 
 // errAt wraps err with the first line of rng.
@@ -245,31 +251,9 @@ func (c *converter) location(rng []parser.Range) llb.Location {
 }
 
 func (c *converter) convert(ctx context.Context) (*Result, error) {
-	if len(bytes.TrimSpace(c.opt.Dockerfile)) == 0 {
-		return nil, &Error{File: c.file, Line: 1, Err: errors.New("the Dockerfile cannot be empty")}
-	}
-	if err := c.checkSyntax(c.opt.Dockerfile); err != nil {
-		return nil, err
-	}
-	lint, err := c.newLinter(c.opt.Dockerfile)
+	stages, metaArgs, ast, err := c.parseStages(true)
 	if err != nil {
 		return nil, err
-	}
-	c.lint = lint
-	ast, err := parser.Parse(bytes.NewReader(c.opt.Dockerfile))
-	if err != nil {
-		return nil, c.errAt(nil, err)
-	}
-	stages, metaArgs, err := instructions.Parse(ast.AST, c.lint)
-	if err != nil {
-		var ue *instructions.UnknownInstructionError
-		if errors.As(err, &ue) && ue.Line > 0 {
-			return nil, &Error{File: c.file, Line: ue.Line, Err: unknownInstruction(err)}
-		}
-		return nil, c.errAt(nil, err)
-	}
-	if len(stages) == 0 {
-		return nil, &Error{File: c.file, Line: 1, Err: errors.New("dockerfile contains no stages to build")}
 	}
 	c.shlex = shell.NewLex(ast.EscapeToken)
 	c.lintStatic(ast, stages)

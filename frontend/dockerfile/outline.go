@@ -47,19 +47,28 @@ type OutlineMount struct {
 	Line     int
 }
 
-// parseStages parses dt into stages and meta args, with located errors.
-func (c *converter) parseStages() ([]instructions.Stage, []instructions.ArgCommand, *parser.Result, error) {
+// parseStages parses opt.Dockerfile into stages and meta args, with located
+// errors. With lint set it first makes c.lint from the check directive, and
+// the parser reports its findings to it.
+func (c *converter) parseStages(lint bool) ([]instructions.Stage, []instructions.ArgCommand, *parser.Result, error) {
 	if len(bytes.TrimSpace(c.opt.Dockerfile)) == 0 {
 		return nil, nil, nil, &Error{File: c.file, Line: 1, Err: errors.New("the Dockerfile cannot be empty")}
 	}
 	if err := c.checkSyntax(c.opt.Dockerfile); err != nil {
 		return nil, nil, nil, err
 	}
+	if lint {
+		l, err := c.newLinter(c.opt.Dockerfile)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		c.lint = l
+	}
 	ast, err := parser.Parse(bytes.NewReader(c.opt.Dockerfile))
 	if err != nil {
 		return nil, nil, nil, c.errAt(nil, err)
 	}
-	stages, metaArgs, err := instructions.Parse(ast.AST, nil)
+	stages, metaArgs, err := instructions.Parse(ast.AST, c.lint)
 	if err != nil {
 		var ue *instructions.UnknownInstructionError
 		if errors.As(err, &ue) && ue.Line > 0 {
@@ -75,16 +84,13 @@ func (c *converter) parseStages() ([]instructions.Stage, []instructions.ArgComma
 
 // ListTargets lists the stages of opt.Dockerfile without converting it.
 func ListTargets(opt Options) (targets []Target, err error) {
-	c := &converter{opt: opt, file: opt.Filename, byName: map[string]*stage{}}
-	if c.file == "" {
-		c.file = "Dockerfile"
-	}
+	c := newConverter(opt)
 	defer func() {
 		if r := recover(); r != nil {
 			targets, err = nil, &Error{File: c.file, Line: 1, Err: fmt.Errorf("internal error parsing Dockerfile: %v", r)}
 		}
 	}()
-	stages, _, _, err := c.parseStages()
+	stages, _, _, err := c.parseStages(false)
 	if err != nil {
 		return nil, err
 	}
@@ -102,16 +108,13 @@ func ListTargets(opt Options) (targets []Target, err error) {
 // args, secrets and ssh ids of the stages it needs, without resolving any
 // image.
 func MakeOutline(opt Options) (out *Outline, err error) {
-	c := &converter{opt: opt, file: opt.Filename, byName: map[string]*stage{}}
-	if c.file == "" {
-		c.file = "Dockerfile"
-	}
+	c := newConverter(opt)
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = nil, &Error{File: c.file, Line: 1, Err: fmt.Errorf("internal error parsing Dockerfile: %v", r)}
 		}
 	}()
-	stages, metaArgs, ast, err := c.parseStages()
+	stages, metaArgs, ast, err := c.parseStages(false)
 	if err != nil {
 		return nil, err
 	}
