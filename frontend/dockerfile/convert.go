@@ -826,7 +826,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 			}
 			if s.named != nil {
 				s.state = s.named
-				s.img.History = append(s.img.History, v1History(s.named.Meta().Description[createdByKey], false))
+				s.commit(s.named.Meta().Description[createdByKey], true)
 			}
 			onbuild = s.img.Config.OnBuild
 		}

@@ -15,12 +15,9 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
-// commit appends a history entry. withState marks entries of instructions
-// that ran in the build, as BuildKit's " # buildkit" suffix.
-func (s *stage) commit(msg string, layer, withState bool) {
-	if withState {
-		msg += " # buildkit"
-	}
+// commit appends a history entry; layer is false for an instruction that
+// only changes the config.
+func (s *stage) commit(msg string, layer bool) {
 	s.img.History = append(s.img.History, v1History(msg, !layer))
 }
 
@@ -56,7 +53,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 	switch x := cmd.Command.(type) {
 	case *instructions.MaintainerCommand:
 		s.img.Author = x.Maintainer
-		s.commit("MAINTAINER "+x.Maintainer, false, false)
+		s.commit("MAINTAINER "+x.Maintainer, false)
 	case *instructions.EnvCommand:
 		msg := "ENV"
 		for _, e := range x.Env {
@@ -64,7 +61,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 			s.env = s.env.set(e.Key, e.Value)
 			s.img.Config.Env = addEnv(s.img.Config.Env, e.Key, e.Value)
 		}
-		s.commit(msg, false, false)
+		s.commit(msg, false)
 	case *instructions.RunCommand:
 		return c.dispatchRun(s, x, cmd)
 	case *instructions.WorkdirCommand:
@@ -95,7 +92,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 			s.img.Config.Labels[l.Key] = l.Value
 			msg += " " + l.String()
 		}
-		s.commit(msg, false, false)
+		s.commit(msg, false)
 	case *instructions.OnbuildCommand:
 		s.img.Config.OnBuild = append(s.img.Config.OnBuild, x.Expression)
 	case *instructions.CmdCommand:
@@ -106,7 +103,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 		s.img.Config.Cmd = args
 		s.img.Config.ArgsEscaped = true
 		s.cmdSet = true
-		s.commit(fmt.Sprintf("CMD %q", args), false, false)
+		s.commit(fmt.Sprintf("CMD %q", args), false)
 	case *instructions.EntrypointCommand:
 		args := x.CmdLine
 		if x.PrependShell {
@@ -116,7 +113,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 		if !s.cmdSet {
 			s.img.Config.Cmd = nil
 		}
-		s.commit(fmt.Sprintf("ENTRYPOINT %q", args), false, false)
+		s.commit(fmt.Sprintf("ENTRYPOINT %q", args), false)
 	case *instructions.HealthCheckCommand:
 		h := x.Health
 		s.img.Config.Healthcheck = &v1HealthConfig{
@@ -125,7 +122,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 		}
 		s.startInterval = h.StartInterval
 		s.commit(fmt.Sprintf("HEALTHCHECK {Test:%v Interval:%v Timeout:%v StartPeriod:%v StartInterval:%v Retries:%d}",
-			h.Test, h.Interval, h.Timeout, h.StartPeriod, h.StartInterval, h.Retries), false, false)
+			h.Test, h.Interval, h.Timeout, h.StartPeriod, h.StartInterval, h.Retries), false)
 	case *instructions.ExposeCommand:
 		var specs []string
 		for _, p := range x.Ports {
@@ -146,11 +143,11 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 		for _, p := range ports {
 			s.img.Config.ExposedPorts[p] = struct{}{}
 		}
-		s.commit(fmt.Sprintf("EXPOSE %v", ports), false, false)
+		s.commit(fmt.Sprintf("EXPOSE %v", ports), false)
 	case *instructions.UserCommand:
 		s.user = x.User
 		s.img.Config.User = x.User
-		s.commit("USER "+x.User, false, false)
+		s.commit("USER "+x.User, false)
 	case *instructions.VolumeCommand:
 		if s.img.Config.Volumes == nil {
 			s.img.Config.Volumes = map[string]struct{}{}
@@ -161,16 +158,16 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 			}
 			s.img.Config.Volumes[v] = struct{}{}
 		}
-		s.commit(fmt.Sprintf("VOLUME %v", x.Volumes), false, false)
+		s.commit(fmt.Sprintf("VOLUME %v", x.Volumes), false)
 	case *instructions.StopSignalCommand:
 		if err := checkSignal(x.Signal); err != nil {
 			return err
 		}
 		s.img.Config.StopSignal = x.Signal
-		s.commit("STOPSIGNAL "+x.Signal, false, false)
+		s.commit("STOPSIGNAL "+x.Signal, false)
 	case *instructions.ShellCommand:
 		s.img.Config.Shell = cloneSlice(x.Shell)
-		s.commit(fmt.Sprintf("SHELL %v", x.Shell), false, false)
+		s.commit(fmt.Sprintf("SHELL %v", x.Shell), false)
 	case *instructions.ArgCommand:
 		return c.dispatchArg(s, x)
 	default:
@@ -211,7 +208,7 @@ func (c *converter) dispatchArg(s *stage, x *instructions.ArgCommand) error {
 		}
 		parts = append(parts, p)
 	}
-	s.commit("ARG "+strings.Join(parts, " "), false, false)
+	s.commit("ARG "+strings.Join(parts, " "), false)
 	return nil
 }
 
@@ -412,7 +409,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		ProxyEnv: proxyEnv(c.opt.BuildArgs),
 	}
 	s.state = llb.NewVertex(op, ins.list, c.meta(display, x.Location(), createdBy))
-	s.img.History = append(s.img.History, v1History(createdBy, false))
+	s.commit(createdBy, true)
 	return nil
 }
 
@@ -560,7 +557,7 @@ func (c *converter) dispatchWorkdir(s *stage, x *instructions.WorkdirCommand) er
 	s.img.Config.WorkingDir = wd
 	s.dir = wd
 	if wd == "/" {
-		s.commit("WORKDIR "+wd, false, false)
+		s.commit("WORKDIR "+wd, false)
 		return nil
 	}
 	display := s.prefix(uppercaseCmd(processCmdEnv(c.shlex, x.String(), s.env)))
@@ -570,7 +567,7 @@ func (c *converter) dispatchWorkdir(s *stage, x *instructions.WorkdirCommand) er
 		Path: wd, Mode: 0o755, MakeParents: true, Chown: parseChown(s.img.Config.User),
 	}}}}
 	s.state = llb.NewVertex(op, in, c.meta(display, x.Location(), createdBy))
-	s.commit(createdBy, true, false)
+	s.commit(createdBy, true)
 	return nil
 }
 
@@ -756,7 +753,7 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 		copied = c.linkCopy(s.state, copied, display, cmdText, cfg.loc)
 	}
 	s.state = copied
-	s.img.History = append(s.img.History, v1History(createdBy, false))
+	s.commit(createdBy, true)
 	return nil
 }
 
