@@ -3,6 +3,7 @@ package dockerfile
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"regexp"
 	"strconv"
@@ -304,6 +305,24 @@ func (in *inputs) add(v *llb.Vertex) int {
 	return len(in.list) - 1
 }
 
+// addOwn is add, except that a nil v (the empty tree) always gets a slot of
+// its own instead of sharing one with another nil input.
+func (in *inputs) addOwn(v *llb.Vertex) int {
+	if v == nil {
+		in.list = append(in.list, nil)
+		return len(in.list) - 1
+	}
+	return in.add(v)
+}
+
+// inlineDocument is a tree on scratch holding one heredoc file, for a RUN
+// to mount or a COPY to copy from.
+func (c *converter) inlineDocument(p string, mode os.FileMode, data string, loc llb.Location) *llb.Vertex {
+	mk := &llb.Mkfile{Path: p, Mode: mode, Data: []byte(data)}
+	return llb.NewVertex(llb.FileOp{Base: -1, Actions: []llb.FileAction{{Mkfile: mk}}}, nil,
+		llb.Meta{Name: "[internal] preparing inline document", Location: loc, IgnoreCache: c.opt.NoCache})
+}
+
 func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd command) error {
 	if rp := c.opt.RunPlatform; rp != (llb.Platform{}) && (s.plat.OS != rp.OS || s.plat.Architecture != rp.Architecture) {
 		return fmt.Errorf("RUN cannot execute for platform %s: this machine runs only %s and builder does not emulate other platforms (build for %s, or drop the RUN steps from stages of other platforms)",
@@ -312,12 +331,8 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 	name := x.String()
 	args := x.CmdLine
 	ins := &inputs{}
-	if s.state != nil {
-		ins.add(s.state)
-	} else {
-		// The root is input 0 even when it is the empty tree.
-		ins.list = append(ins.list, nil)
-	}
+	// The root is input 0 even when it is the empty tree.
+	ins.addOwn(s.state)
 	mounts := []llb.Mount{{Input: 0, Dest: "/"}}
 
 	if len(x.Files) > 0 {
@@ -331,8 +346,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 			}
 			if s.img.OS != "windows" && strings.HasPrefix(data, "#!") {
 				f := path.Clean("/" + x.Files[0].Name)
-				doc := llb.NewVertex(llb.FileOp{Base: -1, Actions: []llb.FileAction{{Mkfile: &llb.Mkfile{Path: f, Mode: 0o755, Data: []byte(data)}}}}, nil,
-					llb.Meta{Name: "[internal] preparing inline document", Location: c.location(x.Location()), IgnoreCache: c.opt.NoCache})
+				doc := c.inlineDocument(f, 0o755, data, c.location(x.Location()))
 				mounts = append(mounts, llb.Mount{Input: ins.add(doc), Selector: "/", Dest: "/dev/pipes/", Readonly: true})
 				args = []string{path.Join("/dev/pipes/", f)}
 			} else {
@@ -668,14 +682,6 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 	for _, v := range in {
 		ins.add(v)
 	}
-	// A nil source is the empty tree; it gets its own input slot.
-	addSource := func(v *llb.Vertex) int {
-		if v == nil {
-			ins.list = append(ins.list, nil)
-			return len(ins.list) - 1
-		}
-		return ins.add(v)
-	}
 	var actions []llb.FileAction
 	chown := parseChown(cfg.chown)
 	unpack := cfg.isAdd
@@ -700,7 +706,8 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 			if cfg.fromContext {
 				srcIdx = ins.add(c.buildContext())
 			} else {
-				srcIdx = addSource(cfg.source)
+				// A nil source is the empty tree.
+				srcIdx = ins.addOwn(cfg.source)
 			}
 		}
 		p := src
@@ -732,8 +739,7 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 	for _, sc := range cfg.params.SourceContents {
 		msg += " <<" + sc.Path
 		f := cleanPath("/" + sc.Path)
-		doc := llb.NewVertex(llb.FileOp{Base: -1, Actions: []llb.FileAction{{Mkfile: &llb.Mkfile{Path: f, Mode: 0o644, Data: []byte(sc.Data)}}}}, nil,
-			llb.Meta{Name: "[internal] preparing inline document", IgnoreCache: c.opt.NoCache})
+		doc := c.inlineDocument(f, 0o644, sc.Data, llb.Location{})
 		actions = append(actions, llb.FileAction{Copy: &llb.Copy{
 			Src:            ins.add(doc),
 			SrcPaths:       []string{f},
