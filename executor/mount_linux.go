@@ -39,7 +39,9 @@ func mountAt(m Mount, target string) error {
 		if src == "" {
 			src = m.Type
 		}
-		if err := unix.Mount(src, target, m.Type, flags, data); err != nil {
+		// fsutil.Mount may chdir for a long overlay: the init is
+		// single-purpose and uses absolute paths only.
+		if err := fsutil.Mount(src, target, m.Type, flags, data); err != nil {
 			return fmt.Errorf("mounting %s (%s, %v) on %s: %w", src, m.Type, m.Options, target, err)
 		}
 	}

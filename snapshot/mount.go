@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -99,7 +99,7 @@ func withMountsLocked(sets [][]Mount, fn func(roots []string) error) (retErr err
 		}
 	}()
 	for i, set := range sets {
-		if len(set) == 1 && set[0].Type == "bind" && !hasOption(set[0].Options, "ro") {
+		if len(set) == 1 && set[0].Type == "bind" && !slices.Contains(set[0].Options, "ro") {
 			roots[i] = set[0].Source
 			continue
 		}
@@ -124,30 +124,6 @@ func withMountsLocked(sets [][]Mount, fn func(roots []string) error) (retErr err
 	return fn(roots)
 }
 
-// MountAll mounts mounts on target, in order. Bind mounts honour "ro".
-// An overlay mount whose options do not fit in one page is made with paths
-// relative to their common parent directory, which changes the working
-// directory of the calling thread: call MountAll only on a locked thread
-// that has its own fs attributes (unshare CLONE_FS) and a private mount
-// namespace, as WithMounts and a container init do.
-func MountAll(mounts []Mount, target string) error {
-	for _, m := range mounts {
-		if err := mountOne(m, target); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func hasOption(opts []string, o string) bool {
-	for _, x := range opts {
-		if x == o {
-			return true
-		}
-	}
-	return false
-}
-
 func mountOne(m Mount, target string) error {
 	flags, _, opt := fsutil.ParseMountOptions(m.Options)
 	typ := m.Type
@@ -167,99 +143,8 @@ func mountOne(m Mount, target string) error {
 		}
 		return nil
 	}
-	if typ == "overlay" && len(opt) >= os.Getpagesize() {
-		// Overlay refuses commas in layer paths, so the split is exact.
-		return mountOverlayRelative(m.Source, target, flags, strings.Split(opt, ","))
-	}
-	if err := unix.Mount(m.Source, target, typ, flags, opt); err != nil {
+	if err := fsutil.Mount(m.Source, target, typ, flags, opt); err != nil {
 		return fmt.Errorf("mounting %s (%s) on %s: %w", typ, m.Source, target, err)
 	}
 	return nil
-}
-
-// mountOverlayRelative mounts an overlay whose options are too long for
-// one page: it changes to the common parent of all layer dirs and passes
-// relative paths (the trick containerd and docker use).
-func mountOverlayRelative(source, target string, flags uintptr, data []string) error {
-	target, err := filepath.Abs(target)
-	if err != nil {
-		return err
-	}
-	var dirs []string
-	for _, o := range data {
-		k, v, ok := strings.Cut(o, "=")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "lowerdir":
-			dirs = append(dirs, strings.Split(v, ":")...)
-		case "upperdir", "workdir":
-			dirs = append(dirs, v)
-		}
-	}
-	base := commonDir(dirs)
-	if base == "" || base == "/" {
-		return fmt.Errorf("overlay mount options are %d bytes and the layers have no common parent", len(strings.Join(data, ",")))
-	}
-	rel := func(p string) string {
-		r, err := filepath.Rel(base, p)
-		if err != nil {
-			return p
-		}
-		return r
-	}
-	out := make([]string, len(data))
-	for i, o := range data {
-		k, v, ok := strings.Cut(o, "=")
-		switch {
-		case ok && k == "lowerdir":
-			parts := strings.Split(v, ":")
-			for j := range parts {
-				parts[j] = rel(parts[j])
-			}
-			out[i] = k + "=" + strings.Join(parts, ":")
-		case ok && (k == "upperdir" || k == "workdir"):
-			out[i] = k + "=" + rel(v)
-		default:
-			out[i] = o
-		}
-	}
-	opt := strings.Join(out, ",")
-	if len(opt) >= os.Getpagesize() {
-		return fmt.Errorf("overlay mount options are %d bytes even relative to %s", len(opt), base)
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	if err := unix.Chdir(base); err != nil {
-		return fmt.Errorf("chdir %s: %w", base, err)
-	}
-	merr := unix.Mount(source, target, "overlay", flags, opt)
-	if err := unix.Chdir(wd); err != nil && merr == nil {
-		merr = fmt.Errorf("chdir back to %s: %w", wd, err)
-	}
-	if merr != nil {
-		return fmt.Errorf("mounting overlay on %s (relative to %s): %w", target, base, merr)
-	}
-	return nil
-}
-
-// commonDir is the longest common directory of absolute paths.
-func commonDir(paths []string) string {
-	if len(paths) == 0 {
-		return ""
-	}
-	common := filepath.Dir(filepath.Clean(paths[0]))
-	for _, p := range paths[1:] {
-		p = filepath.Clean(p)
-		for common != "/" && !strings.HasPrefix(p, common+"/") {
-			common = filepath.Dir(common)
-		}
-	}
-	if !filepath.IsAbs(common) {
-		return ""
-	}
-	return common
 }
