@@ -2,14 +2,11 @@ package ops
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/solver"
-	digest "github.com/opencontainers/go-digest"
 )
 
 // mergeOp stacks its inputs (llb.MergeOp): the output snapshot is input
@@ -67,36 +64,11 @@ func (o *mergeOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resu
 	}
 	defer st.discard(ctx)
 	for _, l := range layers {
-		if err := o.w.applyLayer(ctx, st.key, l); err != nil {
+		if err := applyLayer(ctx, o.w.opt.Snapshotter, o.w.opt.Blobs, st.key, l, -1); err != nil {
 			return nil, fmt.Errorf("%s: applying layer %s: %w", o.v.Name(), l.Digest, err)
 		}
 	}
 	return st.commit(ctx, &record{Merge: ids, Computed: true})
-}
-
-// applyLayer extracts layer l (from the blob store) into active snapshot
-// key, checking its diff ID.
-func (w *Worker) applyLayer(ctx context.Context, key string, l cache.Layer) error {
-	rc, err := w.opt.Blobs.V1Layer(l).Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	vr := &verifyingReader{r: rc, h: sha256.New(), max: -1}
-	if err := w.opt.Snapshotter.Apply(ctx, key, vr); err != nil {
-		if vr.err != nil {
-			return vr.err
-		}
-		return err
-	}
-	// The diff ID covers the whole stream, end-of-archive padding too.
-	if _, err := io.Copy(io.Discard, vr); err != nil {
-		return err
-	}
-	if got := digest.NewDigestFromBytes(digest.SHA256, vr.h.Sum(nil)); l.DiffID != "" && got != l.DiffID {
-		return fmt.Errorf("layer %s: uncompressed content has digest %s, want %s", l.Digest, got, l.DiffID)
-	}
-	return nil
 }
 
 // layerItem is one layer of a result: a layer of a base image as pulled,

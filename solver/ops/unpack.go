@@ -87,6 +87,23 @@ func UnpackLayer(ctx context.Context, sn snapshot.Snapshotter, blobs *cache.Blob
 			sn.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
+	if err := applyLayer(ctx, sn, blobs, key, l, max); err != nil {
+		return err
+	}
+	if err := sn.Commit(ctx, name, key); err != nil {
+		if errors.Is(err, snapshot.ErrAlreadyExists) {
+			return nil
+		}
+		return err
+	}
+	committed = true
+	return nil
+}
+
+// applyLayer extracts layer l (read from blobs) into the active snapshot
+// key, failing past max uncompressed bytes (negative: no limit) and when the
+// uncompressed stream does not match l.DiffID (when set).
+func applyLayer(ctx context.Context, sn snapshot.Snapshotter, blobs *cache.BlobStore, key string, l cache.Layer, max int64) error {
 	rc, err := blobs.V1Layer(l).Uncompressed()
 	if err != nil {
 		return err
@@ -110,13 +127,6 @@ func UnpackLayer(ctx context.Context, sn snapshot.Snapshotter, blobs *cache.Blob
 			return fmt.Errorf("layer %s: uncompressed content has digest %s, the image config says %s", l.Digest, got, l.DiffID)
 		}
 	}
-	if err := sn.Commit(ctx, name, key); err != nil {
-		if errors.Is(err, snapshot.ErrAlreadyExists) {
-			return nil
-		}
-		return err
-	}
-	committed = true
 	return nil
 }
 
