@@ -34,15 +34,31 @@ func (w *Worker) Image(ctx context.Context, r solver.Result, cfg v1.ConfigFile) 
 			return cfg, nil, err
 		}
 	}
-	// Steps in build order; a merge contributes its inputs' layers as they
-	// are (a COPY --link layer made on scratch), never a diff of its own.
+	chain, err := w.computeLayers(ctx, items)
+	if err != nil {
+		return cfg, nil, err
+	}
+	layers := layersOf(items)
+	cfg = markEmptyHistory(cfg, chain)
+	cfg.RootFS.Type = "layers"
+	if cfg.RootFS.DiffIDs, err = diffIDs(layers); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, layers, nil
+}
+
+// computeLayers computes the missing step layers of items concurrently, each
+// step once, and returns the steps in build order. A merge contributes its
+// inputs' layers as they are (a COPY --link layer made on scratch), never a
+// diff of its own.
+func (w *Worker) computeLayers(ctx context.Context, items []layerItem) ([]*record, error) {
 	var chain []*record
-	seen := map[string]bool{}
 	for _, it := range items {
 		if it.step != nil {
 			chain = append(chain, it.step)
 		}
 	}
+	seen := map[string]bool{}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, rec := range chain {
 		if seen[rec.ID] {
@@ -51,10 +67,12 @@ func (w *Worker) Image(ctx context.Context, r solver.Result, cfg v1.ConfigFile) 
 		seen[rec.ID] = true
 		g.Go(func() error { return w.computeLayer(gctx, rec) })
 	}
-	if err := g.Wait(); err != nil {
-		return cfg, nil, err
-	}
+	return chain, g.Wait()
+}
 
+// layersOf returns the layers of items, base first, once their step layers
+// are computed: steps that changed nothing have none.
+func layersOf(items []layerItem) []cache.Layer {
 	var layers []cache.Layer
 	for _, it := range items {
 		switch {
@@ -64,17 +82,20 @@ func (w *Worker) Image(ctx context.Context, r solver.Result, cfg v1.ConfigFile) 
 			layers = append(layers, *it.step.Layer)
 		}
 	}
-	cfg = markEmptyHistory(cfg, chain)
-	cfg.RootFS.Type = "layers"
-	cfg.RootFS.DiffIDs = make([]v1.Hash, len(layers))
+	return layers
+}
+
+// diffIDs returns the diff IDs of layers, for a config's rootfs.
+func diffIDs(layers []cache.Layer) ([]v1.Hash, error) {
+	out := make([]v1.Hash, len(layers))
 	for i, l := range layers {
 		h, err := v1.NewHash(l.DiffID.String())
 		if err != nil {
-			return cfg, nil, err
+			return nil, fmt.Errorf("layer %s: diff id: %w", l.Digest, err)
 		}
-		cfg.RootFS.DiffIDs[i] = h
+		out[i] = h
 	}
-	return cfg, layers, nil
+	return out, nil
 }
 
 // markEmptyHistory pairs the steps with the last len(chain) history entries

@@ -129,24 +129,14 @@ func (w *Worker) layerItems(rec *record) ([]layerItem, error) {
 }
 
 // materialize returns the layers of rec, base first, computing the
-// missing step layers; steps that changed nothing have none.
+// missing step layers concurrently; steps that changed nothing have none.
 func (w *Worker) materialize(ctx context.Context, rec *record) ([]cache.Layer, error) {
 	items, err := w.layerItems(rec)
 	if err != nil {
 		return nil, err
 	}
-	var layers []cache.Layer
-	for _, it := range items {
-		if it.image != nil {
-			layers = append(layers, *it.image)
-			continue
-		}
-		if err := w.computeLayer(ctx, it.step); err != nil {
-			return nil, err
-		}
-		if !it.step.Empty {
-			layers = append(layers, *it.step.Layer)
-		}
+	if _, err := w.computeLayers(ctx, items); err != nil {
+		return nil, err
 	}
-	return layers, nil
+	return layersOf(items), nil
 }
