@@ -73,11 +73,11 @@ func (w *Worker) ImageWith(ctx context.Context, r solver.Result, cfg v1.ConfigFi
 	if err != nil {
 		return cfg, nil, err
 	}
-	if lo.RewriteTimestamp {
-		return w.imageRewritten(ctx, r, cfg, layers, lo)
-	}
+	// The base image's layers stay as pulled unless Force recompresses
+	// them; with RewriteTimestamp this build's layers are rewritten (see
+	// timestamp.go), and only those change their diff IDs.
 	nbase := 0
-	if !lo.Force {
+	if !lo.Force || lo.RewriteTimestamp {
 		if nbase, err = w.baseLayerCount(r); err != nil {
 			return cfg, nil, err
 		}
@@ -85,9 +85,19 @@ func (w *Worker) ImageWith(ctx context.Context, r solver.Result, cfg v1.ConfigFi
 	out := append([]cache.Layer(nil), layers...)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
-	for i := nbase; i < len(out); i++ {
+	for i := range out {
+		base := i < nbase
+		if base && !lo.Force {
+			continue
+		}
 		g.Go(func() error {
-			l, err := w.convertLayer(gctx, out[i], lo)
+			var l cache.Layer
+			var err error
+			if lo.RewriteTimestamp && !base {
+				l, err = w.rewriteLayer(gctx, out[i], lo)
+			} else {
+				l, err = w.convertLayer(gctx, out[i], lo)
+			}
 			if err != nil {
 				return fmt.Errorf("compressing layer %s (%s): %w", out[i].Digest, lo.Compression, err)
 			}
@@ -97,6 +107,11 @@ func (w *Worker) ImageWith(ctx context.Context, r solver.Result, cfg v1.ConfigFi
 	}
 	if err := g.Wait(); err != nil {
 		return cfg, nil, err
+	}
+	if lo.RewriteTimestamp {
+		if cfg.RootFS.DiffIDs, err = diffIDs(out); err != nil {
+			return cfg, nil, err
+		}
 	}
 	return cfg, out, nil
 }

@@ -8,9 +8,6 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/solver"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sync/errgroup"
 )
 
 // ClampTimestamps copies the tar stream r to w, setting every entry's
@@ -46,51 +43,6 @@ func ClampTimestamps(w io.Writer, r io.Reader, epoch time.Time) error {
 		}
 	}
 	return tw.Close()
-}
-
-// imageRewritten is ImageWith for lo.RewriteTimestamp: the base image's
-// layers are kept (or recompressed with lo.Force), this build's layers are
-// rewritten with ClampTimestamps and compressed as lo asks. cfg's diff IDs
-// follow the rewritten layers.
-func (w *Worker) imageRewritten(ctx context.Context, r solver.Result, cfg v1.ConfigFile, layers []cache.Layer, lo LayerOptions) (v1.ConfigFile, []cache.Layer, error) {
-	nbase, err := w.baseLayerCount(r)
-	if err != nil {
-		return cfg, nil, err
-	}
-	out := append([]cache.Layer(nil), layers...)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	for i := range out {
-		if i < nbase && !lo.Force {
-			continue
-		}
-		g.Go(func() error {
-			var l cache.Layer
-			var err error
-			if i < nbase {
-				l, err = w.convertLayer(gctx, out[i], LayerOptions{Compression: lo.Compression, Level: lo.Level})
-			} else {
-				l, err = w.rewriteLayer(gctx, out[i], lo)
-			}
-			if err != nil {
-				return fmt.Errorf("layer %s: %w", out[i].Digest, err)
-			}
-			out[i] = l
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return cfg, nil, err
-	}
-	cfg.RootFS.DiffIDs = make([]v1.Hash, len(out))
-	for i, l := range out {
-		h, err := v1.NewHash(l.DiffID.String())
-		if err != nil {
-			return cfg, nil, err
-		}
-		cfg.RootFS.DiffIDs[i] = h
-	}
-	return cfg, out, nil
 }
 
 // rewriteLayer returns l with its times clamped to lo.SourceDateEpoch, in
