@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -255,38 +256,22 @@ func (k *keyStore) compact(drop func(key digest.Digest, id string) bool) (int, e
 		if err := k.refresh(); err != nil {
 			return err
 		}
-		tmp, err := os.CreateTemp(filepath.Dir(k.path), ".log-")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(tmp.Name())
-		defer tmp.Close()
-		w := bufio.NewWriter(tmp)
-		for key, e := range k.entries {
-			if drop(key, e.id) {
-				removed++
-				continue
+		return fsutil.WriteFileAtomicFunc(k.path, 0o600, func(f io.Writer) error {
+			w := bufio.NewWriter(f)
+			for key, e := range k.entries {
+				if drop(key, e.id) {
+					removed++
+					continue
+				}
+				b, err := json.Marshal(keyRecord{Key: key, ID: e.id, Info: e.info, Time: e.time})
+				if err != nil {
+					return err
+				}
+				w.Write(b)
+				w.WriteByte('\n')
 			}
-			b, err := json.Marshal(keyRecord{Key: key, ID: e.id, Info: e.info, Time: e.time})
-			if err != nil {
-				return err
-			}
-			w.Write(b)
-			w.WriteByte('\n')
-		}
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp.Name(), k.path); err != nil {
-			return err
-		}
-		return syncDir(filepath.Dir(k.path))
+			return w.Flush()
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("key store %s: compacting: %w", k.path, err)
@@ -310,9 +295,13 @@ func (k *keyStore) explain(m KeyInfo) string {
 		diff int
 		time int64
 	}
-	better := func(c *cand, info *KeyInfo, t int64) bool {
+	// consider keeps in c the entry with the fewest differing inputs, then
+	// the newest.
+	consider := func(c *cand, info *KeyInfo, t int64) {
 		d := differing(m, *info)
-		return c.info == nil || d < c.diff || (d == c.diff && t > c.time)
+		if c.info == nil || d < c.diff || (d == c.diff && t > c.time) {
+			*c = cand{info, d, t}
+		}
 	}
 	var byOp, byName, byInputs cand
 	for _, e := range k.entries {
@@ -322,17 +311,11 @@ func (k *keyStore) explain(m KeyInfo) string {
 		}
 		switch {
 		case info.Op == m.Op:
-			if better(&byOp, info, e.time) {
-				byOp = cand{info, differing(m, *info), e.time}
-			}
+			consider(&byOp, info, e.time)
 		case m.Name != "" && info.Name == m.Name:
-			if better(&byName, info, e.time) {
-				byName = cand{info, differing(m, *info), e.time}
-			}
+			consider(&byName, info, e.time)
 		case len(m.Inputs) > 0 && differing(m, *info) == 0:
-			if byInputs.info == nil || e.time > byInputs.time {
-				byInputs = cand{info, 0, e.time}
-			}
+			consider(&byInputs, info, e.time)
 		}
 	}
 	switch {
@@ -347,15 +330,6 @@ func (k *keyStore) explain(m KeyInfo) string {
 		return "cache miss: the step changed (its inputs are the same)"
 	}
 	return "cache miss: this step was not built before"
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func now() int64 { return time.Now().UnixNano() }
