@@ -13,6 +13,11 @@ import (
 
 // Walk calls fn for every stored blob with its size, in digest order.
 func (s *BlobStore) Walk(fn func(d digest.Digest, size int64) error) error {
+	return s.walk(func(d digest.Digest, fi fs.FileInfo) error { return fn(d, fi.Size()) })
+}
+
+// walk calls fn for every stored blob with its file info, in digest order.
+func (s *BlobStore) walk(fn func(d digest.Digest, fi fs.FileInfo) error) error {
 	dir := filepath.Join(s.root, "blobs", string(digest.Canonical))
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -30,7 +35,7 @@ func (s *BlobStore) Walk(fn func(d digest.Digest, size int64) error) error {
 		if err != nil {
 			return fmt.Errorf("blob %s: %w", d, err)
 		}
-		if err := fn(d, fi.Size()); err != nil {
+		if err := fn(d, fi); err != nil {
 			return err
 		}
 	}
@@ -44,25 +49,15 @@ func (s *BlobStore) Walk(fn func(d digest.Digest, size int64) error) error {
 func (s *BlobStore) Prune(keep func(digest.Digest) bool, before time.Time) ([]digest.Digest, int64, error) {
 	var removed []digest.Digest
 	var freed int64
-	err := s.Walk(func(d digest.Digest, size int64) error {
-		if keep(d) {
-			return nil
-		}
-		fi, err := os.Stat(s.Path(d))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("blob %s: %w", d, err)
-		}
-		if !fi.ModTime().Before(before) {
+	err := s.walk(func(d digest.Digest, fi fs.FileInfo) error {
+		if keep(d) || !fi.ModTime().Before(before) {
 			return nil
 		}
 		if err := s.Delete(d); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		removed = append(removed, d)
-		freed += size
+		freed += fi.Size()
 		return nil
 	})
 	return removed, freed, err

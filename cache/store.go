@@ -94,22 +94,12 @@ func (s *Store) Prune(keep func(id string) bool) (int, error) {
 // Keys calls fn for every stored key and its result ID, in no order. The
 // store is not locked while fn runs.
 func (s *Store) Keys(fn func(key digest.Digest, id string) error) error {
-	s.keys.mu.Lock()
-	if err := s.keys.refresh(); err != nil {
-		s.keys.mu.Unlock()
+	entries, err := s.Entries()
+	if err != nil {
 		return err
 	}
-	type kv struct {
-		k  digest.Digest
-		id string
-	}
-	all := make([]kv, 0, len(s.keys.entries))
-	for k, e := range s.keys.entries {
-		all = append(all, kv{k, e.id})
-	}
-	s.keys.mu.Unlock()
-	for _, x := range all {
-		if err := fn(x.k, x.id); err != nil {
+	for _, e := range entries {
+		if err := fn(e.Key, e.ID); err != nil {
 			return err
 		}
 	}
