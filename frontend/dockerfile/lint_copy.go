@@ -126,22 +126,11 @@ func (c *converter) lintBasePlatform(name string, expected llb.Platform, img *v1
 }
 
 // normalizedPlatform formats p as containerd's platforms.FormatAll of
-// platforms.Normalize does for the common cases: arm defaults to v7, arm64
-// drops v8.
+// platforms.Normalize: normalizePlatform's aliases and default variants
+// (aarch64 is arm64, arm defaults to v7, arm64 drops v8), an empty OS or
+// architecture shown as "unknown".
 func normalizedPlatform(p llb.Platform) string {
-	switch p.Architecture {
-	case "arm":
-		if p.Variant == "" {
-			p.Variant = "v7"
-		}
-	case "arm64":
-		if p.Variant == "v8" || p.Variant == "8" {
-			p.Variant = ""
-		}
-	}
-	if p.Variant != "" && !strings.HasPrefix(p.Variant, "v") && p.Architecture == "arm" {
-		p.Variant = "v" + p.Variant
-	}
+	p = normalizePlatform(p)
 	if p.OS == "" {
 		p.OS = "unknown"
 	}

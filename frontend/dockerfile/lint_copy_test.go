@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/builderdev/builder/llb"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func lintWarnings(res *Result, rule string) []string {
@@ -73,10 +74,19 @@ func TestLintInvalidBaseImagePlatform(t *testing.T) {
 		}},
 		{"unneeded stage is not resolved", "FROM --platform=linux/arm64 alpine:3 AS a\nFROM busybox\n", llb.Platform{OS: "linux", Architecture: "amd64"}, nil},
 		{"scratch", "FROM scratch\n", llb.Platform{OS: "linux", Architecture: "arm64"}, nil},
+		{"image platform normalised like containerd", "FROM aarch64-image\n", llb.Platform{OS: "linux", Architecture: "amd64"}, []string{
+			`InvalidBaseImagePlatform:1 Base image aarch64-image was pulled with platform "linux/arm64", expected "linux/amd64" for current build`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := mustConvert(t, tt.df, func(o *Options) { o.Platform = tt.plat })
+			res := mustConvert(t, tt.df, func(o *Options) {
+				o.Platform = tt.plat
+				r := newResolver()
+				r.images["aarch64-image"] = v1.ConfigFile{OS: "linux", Architecture: "aarch64", Variant: "v8",
+					RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{hash("aarch64-layer")}}}
+				o.Resolver = r
+			})
 			got := lintWarnings(res, "InvalidBaseImagePlatform")
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
