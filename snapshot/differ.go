@@ -11,6 +11,8 @@ import (
 	"sort"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // The differs in this file produce the same tar entries as BuildKit's
@@ -109,7 +111,7 @@ func isWhiteout(st *unix.Stat_t) bool {
 }
 
 func isOpaque(host string) bool {
-	v, err := getXattr(host, opaqueXattr())
+	v, err := fsutil.GetXattr(host, opaqueXattr())
 	return err == nil && string(v) == "y"
 }
 
@@ -357,7 +359,7 @@ func sameDirent(a, b string, as, bs *unix.Stat_t) (bool, error) {
 // capability returns the security.capability xattr of host (nil when
 // absent).
 func capability(host string) ([]byte, error) {
-	v, err := getXattr(host, "security.capability")
+	v, err := fsutil.GetXattr(host, "security.capability")
 	if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP) {
 		return nil, nil
 	}

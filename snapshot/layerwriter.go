@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // OCI whiteout names.
@@ -194,7 +196,7 @@ func sortedKeys(m map[string]string) []string {
 // readXattrs returns the xattrs of host (not following symlinks), without
 // overlayfs-private ones.
 func readXattrs(host string) (map[string]string, error) {
-	names, err := listXattrs(host)
+	names, err := fsutil.ListXattrs(host)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +205,7 @@ func readXattrs(host string) (map[string]string, error) {
 		if strings.HasPrefix(n, overlayXattrPrefix) {
 			continue
 		}
-		v, err := getXattr(host, n)
+		v, err := fsutil.GetXattr(host, n)
 		if err != nil {
 			if errors.Is(err, unix.ENODATA) {
 				continue
@@ -216,47 +218,6 @@ func readXattrs(host string) (map[string]string, error) {
 		out[n] = string(v)
 	}
 	return out, nil
-}
-
-func listXattrs(host string) ([]string, error) {
-	size := 256
-	for {
-		buf := make([]byte, size)
-		n, err := unix.Llistxattr(host, buf)
-		if errors.Is(err, unix.ERANGE) {
-			size *= 4
-			continue
-		}
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing xattrs of %s: %w", host, err)
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		return names, nil
-	}
-}
-
-func getXattr(host, name string) ([]byte, error) {
-	size := 256
-	for {
-		buf := make([]byte, size)
-		n, err := unix.Lgetxattr(host, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			size *= 4
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
 }
 
 // childName joins a layer path and a child name ("" is the root).

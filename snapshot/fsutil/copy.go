@@ -2,6 +2,7 @@ package fsutil
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -60,12 +61,12 @@ func StatTimes(fi os.FileInfo) (atime, mtime time.Time) {
 // filesystem, or not permitted) are skipped: they are best effort, as in
 // docker build.
 func CopyXattrs(dst, src string) error {
-	names, err := listXattrs(src)
+	names, err := ListXattrs(src)
 	if err != nil {
 		return nil
 	}
 	for _, name := range names {
-		val, err := getXattr(src, name)
+		val, err := GetXattr(src, name)
 		if err != nil {
 			continue
 		}
@@ -74,47 +75,61 @@ func CopyXattrs(dst, src string) error {
 	return nil
 }
 
-func listXattrs(p string) ([]string, error) {
-	sz, err := unix.Llistxattr(p, nil)
-	if err != nil || sz == 0 {
-		return nil, err
-	}
-	buf := make([]byte, sz)
-	sz, err = unix.Llistxattr(p, buf)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, n := range strings.Split(string(buf[:sz]), "\x00") {
-		if n != "" {
-			names = append(names, n)
+// ListXattrs returns the names of the extended attributes of p (not
+// followed); none where the filesystem does not support them.
+func ListXattrs(p string) ([]string, error) {
+	size := 256
+	for {
+		buf := make([]byte, size)
+		n, err := unix.Llistxattr(p, buf)
+		if errors.Is(err, unix.ERANGE) {
+			size *= 4
+			continue
 		}
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing xattrs of %s: %w", p, err)
+		}
+		var names []string
+		for _, s := range strings.Split(string(buf[:n]), "\x00") {
+			if s != "" {
+				names = append(names, s)
+			}
+		}
+		return names, nil
 	}
-	return names, nil
 }
 
-func getXattr(p, name string) ([]byte, error) {
-	sz, err := unix.Lgetxattr(p, name, nil)
-	if err != nil {
-		return nil, err
+// GetXattr returns the value of the extended attribute name of p (not
+// followed). The error is the bare errno (unix.ENODATA when p has no such
+// attribute).
+func GetXattr(p, name string) ([]byte, error) {
+	size := 256
+	for {
+		buf := make([]byte, size)
+		n, err := unix.Lgetxattr(p, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			size *= 4
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
 	}
-	buf := make([]byte, sz)
-	sz, err = unix.Lgetxattr(p, name, buf)
-	if err != nil {
-		return nil, err
-	}
-	return buf[:sz], nil
 }
 
 // Xattrs returns the extended attributes of p (not followed), best effort.
 func Xattrs(p string) map[string][]byte {
-	names, _ := listXattrs(p)
+	names, _ := ListXattrs(p)
 	if len(names) == 0 {
 		return nil
 	}
 	m := make(map[string][]byte, len(names))
 	for _, n := range names {
-		if v, err := getXattr(p, n); err == nil {
+		if v, err := GetXattr(p, n); err == nil {
 			m[n] = v
 		}
 	}
