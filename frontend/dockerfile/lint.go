@@ -98,13 +98,7 @@ func unknownInstruction(err error) error {
 // nearest is the candidate closest to s by edit distance, if close enough
 // to be a typo ("" otherwise).
 func nearest(s string, candidates []string) string {
-	best, bestD := "", -1
-	for _, cand := range candidates {
-		d := editDistance(s, cand)
-		if bestD < 0 || d < bestD {
-			best, bestD = cand, d
-		}
-	}
+	best, bestD := closest(s, candidates)
 	limit := 2
 	if len(s) <= 3 {
 		limit = 1
@@ -113,6 +107,18 @@ func nearest(s string, candidates []string) string {
 		return ""
 	}
 	return best
+}
+
+// closest is the first candidate at the least edit distance from s, and
+// that distance (-1 when there are no candidates).
+func closest(s string, candidates []string) (string, int) {
+	best, bestD := "", -1
+	for _, cand := range candidates {
+		if d := editDistance(s, cand); bestD < 0 || d < bestD {
+			best, bestD = cand, d
+		}
+	}
+	return best, bestD
 }
 
 func editDistance(a, b string) int {
@@ -300,13 +306,7 @@ func (c *converter) lintFrom(st instructions.Stage, nameRes shell.ProcessWordRes
 // nearestArg suggests a declared arg for a misspelt one (case-sensitive,
 // as BuildKit).
 func nearestArg(s string, keys []string) string {
-	best, bestD := "", -1
-	for _, k := range keys {
-		d := editDistance(s, k)
-		if bestD < 0 || d < bestD {
-			best, bestD = k, d
-		}
-	}
+	best, bestD := closest(s, keys)
 	if bestD < 0 || bestD > max(1, len(s)/3) {
 		return ""
 	}
