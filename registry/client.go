@@ -301,7 +301,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 		return nil, fmt.Errorf("config %s: %d bytes, more than %d", m.Config.Digest, m.Config.Size, MaxConfigSize)
 	}
 	cd := digest.Digest(m.Config.Digest.String())
-	c.recordSources(r.repo, m)
+	c.recordBlobSources(r.repo, manifestBlobs(m))
 	if err := c.ensureBlob(ctx, r.repo, cd, m.Config.Size); err != nil {
 		return nil, fmt.Errorf("config %s: %w", cd, err)
 	}
@@ -357,13 +357,8 @@ func (c *Client) manifest(ctx context.Context, repo name.Repository, d digest.Di
 	if size > MaxManifestSize {
 		return nil, fmt.Errorf("manifest %s: %d bytes: %w (limit %d)", d, size, ErrManifestTooLarge, MaxManifestSize)
 	}
-	if n, err := c.blobs.Stat(d); err == nil {
-		if n > MaxManifestSize {
-			return nil, fmt.Errorf("manifest %s: %d bytes: %w (limit %d)", d, n, ErrManifestTooLarge, MaxManifestSize)
-		}
-		return os.ReadFile(c.blobs.Path(d))
-	} else if !errors.Is(err, cache.ErrNotFound) {
-		return nil, err
+	if raw, err := c.storedManifest(d); !errors.Is(err, cache.ErrNotFound) {
+		return raw, err
 	}
 	got, err := c.puller.Get(ctx, repo.Digest(d.String()))
 	if err != nil {

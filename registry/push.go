@@ -101,11 +101,7 @@ func imageBlobs(img v1.Image) ([]digest.Digest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	out := []digest.Digest{digest.Digest(m.Config.Digest.String())}
-	for _, l := range m.Layers {
-		out = append(out, digest.Digest(l.Digest.String()))
-	}
-	return out, nil
+	return manifestBlobs(m), nil
 }
 
 // mountImage is an image whose layers are mountable from a repository of
@@ -172,21 +168,9 @@ func (c *Client) recordBlobSources(repo name.Repository, blobs []digest.Digest) 
 	if c.stateDir == "" {
 		return
 	}
-	dir := filepath.Join(c.stateDir, "sources")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return
-	}
 	for _, d := range blobs {
-		if d.Validate() != nil {
-			continue
-		}
-		p := filepath.Join(dir, d.Encoded())
-		if old, err := os.ReadFile(p); err == nil && string(old) == repo.Name() {
-			continue
-		}
-		tmp := p + ".tmp"
-		if os.WriteFile(tmp, []byte(repo.Name()), 0o600) == nil {
-			os.Rename(tmp, p)
+		if d.Validate() == nil {
+			writeState(filepath.Join(c.stateDir, "sources", d.Encoded()), repo.Name())
 		}
 	}
 }

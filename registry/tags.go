@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -28,27 +30,19 @@ func (c *Client) recordTag(tag name.Tag, d digest.Digest) {
 	if c.stateDir == "" {
 		return
 	}
-	p := c.tagFile(tag)
-	if old, err := os.ReadFile(p); err == nil && string(old) == d.String() {
+	writeState(c.tagFile(tag), d.String())
+}
+
+// writeState writes content to the state file p unless it holds it
+// already. It is best effort: state only spares the network later.
+func writeState(p, content string) {
+	if old, err := os.ReadFile(p); err == nil && string(old) == content {
 		return
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tag-")
-	if err != nil {
-		return
-	}
-	_, err = f.WriteString(d.String())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
+	fsutil.WriteFileAtomic(p, 0o600, []byte(content))
 }
 
 // lastTag returns the digest recorded for tag.
@@ -64,14 +58,15 @@ func (c *Client) lastTag(tag name.Tag) (digest.Digest, bool) {
 	return d, err == nil
 }
 
-// storedManifest returns manifest d from the blob store only.
+// storedManifest returns manifest d from the blob store only (an error
+// wrapping cache.ErrNotFound when it is not there).
 func (c *Client) storedManifest(d digest.Digest) ([]byte, error) {
 	n, err := c.blobs.Stat(d)
 	if err != nil {
 		return nil, err
 	}
 	if n > MaxManifestSize {
-		return nil, ErrManifestTooLarge
+		return nil, fmt.Errorf("manifest %s: %d bytes: %w (limit %d)", d, n, ErrManifestTooLarge, MaxManifestSize)
 	}
 	return os.ReadFile(c.blobs.Path(d))
 }
@@ -91,13 +86,13 @@ func unreachable(err error) bool {
 		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
-// recordSources remembers that repo holds the config and layers of m.
-func (c *Client) recordSources(repo name.Repository, m *v1.Manifest) {
+// manifestBlobs lists the digests of m's config and layers.
+func manifestBlobs(m *v1.Manifest) []digest.Digest {
 	blobs := []digest.Digest{digest.Digest(m.Config.Digest.String())}
 	for _, l := range m.Layers {
 		blobs = append(blobs, digest.Digest(l.Digest.String()))
 	}
-	c.recordBlobSources(repo, blobs)
+	return blobs
 }
 
 // source returns a repository known to hold blob d.
