@@ -3,11 +3,12 @@ package snapshot
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // fileMeta is the metadata that copies and extraction restore.
@@ -114,8 +115,8 @@ func (c *copier) copyEntry(src, dst string) error {
 		}
 		return c.copyDir(src, dst)
 	case unix.S_IFREG:
-		if err := copyFileData(src, dst); err != nil {
-			return err
+		if err := fsutil.CopyFileData(dst, src); err != nil {
+			return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 		}
 	case unix.S_IFLNK:
 		t, err := os.Readlink(src)
@@ -137,24 +138,4 @@ func (c *copier) copyEntry(src, dst string) error {
 		return err
 	}
 	return setMeta(dst, m)
-}
-
-func copyFileData(src, dst string) error {
-	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return fmt.Errorf("copying %s: %w", src, err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return fmt.Errorf("copying %s: %w", src, err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
-	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
-	}
-	return nil
 }
