@@ -364,23 +364,6 @@ func step(r solver.Reporter, name string, fn func() error) error {
 	return err
 }
 
-// readIgnore reads CONTEXT/.dockerignore, if any.
-func readIgnore(dir string) ([]string, error) {
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	p, err := dockerfile.ParseIgnore(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", f.Name(), err)
-	}
-	return p, nil
-}
-
 // reportError prints err as BuildKit does: the Dockerfile lines around the
 // failing instruction, then the message; it returns an exitError.
 func reportError(out io.Writer, dfPath string, df []byte, err error) error {

@@ -93,7 +93,7 @@ func printOutline(w io.Writer, o *dockerfile.Outline) error {
 // runCall serves --call targets|outline: it parses the Dockerfile and
 // prints, building nothing.
 func runCall(o BuildOptions, dfPath string, df []byte, out io.Writer) error {
-	opt := dockerfile.Options{Dockerfile: df, Filename: dfName(dfPath), BuildArgs: o.BuildArgs, Target: o.Target}
+	opt := dockerfile.Options{Dockerfile: df, Filename: filepath.Base(dfPath), BuildArgs: o.BuildArgs, Target: o.Target}
 	switch o.Call {
 	case "targets":
 		t, err := dockerfile.ListTargets(opt)
@@ -133,8 +133,6 @@ func (o BuildOptions) stdout() io.Writer {
 	}
 	return os.Stdout
 }
-
-func dfName(p string) string { return filepath.Base(p) }
 
 // sourceDateEpochFromEnv passes SOURCE_DATE_EPOCH from the environment
 // as a build arg, as buildx does, unless --build-arg sets it.
