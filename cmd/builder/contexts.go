@@ -384,19 +384,8 @@ func stdinInputs(o *BuildOptions, stdin io.Reader) (func(), error) {
 		stdin = os.Stdin
 	}
 	if o.Dockerfile == "-" {
-		data, err := io.ReadAll(io.LimitReader(stdin, maxDockerfileSize+1))
-		if err != nil {
-			return cleanup, fmt.Errorf("reading the Dockerfile from stdin: %w", err)
-		}
-		if len(data) > maxDockerfileSize {
-			return cleanup, fmt.Errorf("the Dockerfile on stdin is larger than %d bytes", maxDockerfileSize)
-		}
-		p := filepath.Join(tmp, "Dockerfile")
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			return cleanup, err
-		}
-		o.Dockerfile = p
-		return cleanup, nil
+		o.Dockerfile, err = saveStdinDockerfile(stdin, tmp)
+		return cleanup, err
 	}
 	ctxDir := filepath.Join(tmp, "context")
 	if err := os.Mkdir(ctxDir, 0o755); err != nil {
@@ -412,19 +401,8 @@ func stdinInputs(o *BuildOptions, stdin io.Reader) (func(), error) {
 		if o.Dockerfile != "" {
 			return cleanup, errors.New("ambiguous Dockerfile source: both stdin and flag correspond to Dockerfiles")
 		}
-		data, err := io.ReadAll(io.LimitReader(in, maxDockerfileSize+1))
-		if err != nil {
-			return cleanup, fmt.Errorf("reading the Dockerfile from stdin: %w", err)
-		}
-		if len(data) > maxDockerfileSize {
-			return cleanup, fmt.Errorf("the Dockerfile on stdin is larger than %d bytes", maxDockerfileSize)
-		}
-		p := filepath.Join(tmp, "Dockerfile")
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			return cleanup, err
-		}
-		o.Dockerfile = p
-		return cleanup, nil
+		o.Dockerfile, err = saveStdinDockerfile(in, tmp)
+		return cleanup, err
 	}
 	if err := extractContextTar(in, ctxDir); err != nil {
 		return cleanup, err
@@ -438,6 +416,23 @@ func stdinInputs(o *BuildOptions, stdin io.Reader) (func(), error) {
 		o.Dockerfile = p
 	}
 	return cleanup, nil
+}
+
+// saveStdinDockerfile writes the Dockerfile read from r (at most
+// maxDockerfileSize bytes) to tmp/Dockerfile and returns its path.
+func saveStdinDockerfile(r io.Reader, tmp string) (string, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxDockerfileSize+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the Dockerfile from stdin: %w", err)
+	}
+	if len(data) > maxDockerfileSize {
+		return "", fmt.Errorf("the Dockerfile on stdin is larger than %d bytes", maxDockerfileSize)
+	}
+	p := filepath.Join(tmp, "Dockerfile")
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 // localsWith returns the worker's local sources: the main context and the
