@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -305,6 +306,12 @@ func newSaveCommand() *cobra.Command {
 			if format != "docker" && format != "oci" {
 				return fmt.Errorf("--format %q: must be docker or oci", format)
 			}
+			toStdout := output == "" || output == "-"
+			// As docker save: a terminal is refused before any work, while
+			// a redirect to a character device such as /dev/null is not.
+			if f, ok := cmd.OutOrStdout().(*os.File); ok && toStdout && pty.IsTerminal(int(f.Fd())) {
+				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+			}
 			return withImageStore(root, func(s *imagestore.Store) error {
 				im, err := s.Get(args[0])
 				if err != nil {
@@ -326,10 +333,7 @@ func newSaveCommand() *cobra.Command {
 					_, err := exporter.WriteDocker(cmd.Context(), w, img, names)
 					return err
 				}
-				if output == "" || output == "-" {
-					if f, ok := cmd.OutOrStdout().(*os.File); ok && isTerminal(f) {
-						return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-					}
+				if toStdout {
 					return write(cmd.OutOrStdout())
 				}
 				return writeFile(output, write)
@@ -340,10 +344,4 @@ func newSaveCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
 	cmd.Flags().StringVar(&format, "format", "docker", `Archive format: "docker" (docker save) or "oci" (OCI image layout)`)
 	return cmd
-}
-
-// isTerminal says whether f is a character device (a terminal).
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/registry/registrytest"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -140,5 +141,44 @@ func TestImageStoreEndToEnd(t *testing.T) {
 	out, _ = runCLI(t, "images", "--root", root)
 	if strings.Contains(out, "myapp") || !strings.Contains(out, "second") {
 		t.Errorf("images after rmi:\n%s", out)
+	}
+}
+
+// TestSaveRefusesOnlyATerminal: builder save to stdout refuses a terminal
+// before any work, as docker save, but writes to other character devices
+// such as /dev/null.
+func TestSaveRefusesOnlyATerminal(t *testing.T) {
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	for _, tt := range []struct {
+		name         string
+		out          *os.File
+		wantCowardly bool
+	}{
+		{"terminal", slave, true},
+		{"dev-null", devNull, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := newSaveCommand()
+			cmd.SetArgs([]string{"--root", t.TempDir(), "nosuch:latest"})
+			cmd.SetOut(tt.out)
+			cmd.SetErr(io.Discard)
+			err := cmd.ExecuteContext(context.Background())
+			if err == nil {
+				t.Fatal("saving an unknown image succeeded")
+			}
+			if got := strings.Contains(err.Error(), "cowardly refusing"); got != tt.wantCowardly {
+				t.Errorf("err = %v, want refusal %v", err, tt.wantCowardly)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/spf13/cobra"
@@ -117,7 +118,7 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 			warning = "WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] "
 		}
 		f, ok := in.(*os.File)
-		if !ok || !isTTY(f) {
+		if !ok || !pty.IsTerminal(int(f.Fd())) {
 			return errors.New("builder prune: not a terminal to confirm on: use --force (-f) to remove build cache without a prompt")
 		}
 		fmt.Fprint(out, warning)
@@ -210,11 +211,4 @@ func pruneSize(n int64) string {
 		i++
 	}
 	return fmt.Sprintf("%.4g%s", f, units[i])
-}
-
-// isTTY says whether f is a terminal (a tty, not just any character device
-// such as /dev/null).
-func isTTY(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
