@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // layoutSink receives the entries of an OCI image layout: a tar stream or
@@ -48,28 +50,7 @@ func (s *dirSink) file(name string, size int64, mode os.FileMode, fill func(io.W
 	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == size && filepath.Dir(filepath.Dir(name)) == "blobs" {
 		return nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	defer os.Remove(f.Name())
-	err = fill(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), mode)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	return nil
+	return fsutil.WriteFileAtomicFunc(p, mode, fill)
 }
 
 // writeLayoutEntries writes blobs/, the blobs in order, index.json and
@@ -86,13 +67,11 @@ func writeLayoutEntries(ctx context.Context, sink layoutSink, img *Image, sorted
 			return err
 		}
 		p := "blobs/sha256/" + b.digest.Hex
-		err := sink.file(p, b.size, 0o444, func(w io.Writer) error {
-			if !b.layer {
-				_, err := w.Write(b.data)
-				return err
-			}
-			return copyBlob(ctx, w, img, b)
-		})
+		fill := bytesFill(b.data)
+		if b.layer {
+			fill = func(w io.Writer) error { return copyBlob(ctx, w, img, b) }
+		}
+		err := sink.file(p, b.size, 0o444, fill)
 		if err != nil {
 			return err
 		}
