@@ -34,27 +34,11 @@ func FamiliarName(full string) string {
 // carries no manifest). The stream is deterministic.
 func WriteDocker(ctx context.Context, w io.Writer, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
 	opt = append([]Option{WithDockerMediaTypes()}, opt...)
-	vimg, err := img.V1(opt...)
+	b, err := build(img, opt...)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	m, err := vimg.Manifest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	rawConfig, err := vimg.RawConfigFile()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	md, err := vimg.Digest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	rawManifest, err := vimg.RawManifest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	desc := v1.Descriptor{MediaType: m.MediaType, Digest: md, Size: int64(len(rawManifest))}
+	m, rawConfig := b.manifest, b.rawConfig
 
 	tags := []string{}
 	repos := map[string]map[string]string{}
@@ -116,7 +100,7 @@ func WriteDocker(ctx context.Context, w io.Writer, img *Image, names []string, o
 	if err := sink.tw.Close(); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("writing docker archive: %w", err)
 	}
-	return desc, nil
+	return b.desc, nil
 }
 
 // layerExt is the file extension tools expect for a layer's compression.

@@ -82,32 +82,45 @@ func WriteOCIDir(ctx context.Context, dir string, img *Image, names []string, op
 	return writeLayout(ctx, &dirSink{root: dir}, img, names, opt...)
 }
 
-func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
+// built is an image in the form the writers need: its manifest, raw and
+// parsed, its raw config and the manifest's descriptor.
+type built struct {
+	manifest    *v1.Manifest
+	rawManifest []byte
+	rawConfig   []byte
+	desc        v1.Descriptor
+}
+
+// build makes img's manifest and config with opt.
+func build(img *Image, opt ...Option) (*built, error) {
 	vimg, err := img.V1(opt...)
 	if err != nil {
-		return v1.Descriptor{}, err
+		return nil, err
 	}
-	rawManifest, err := vimg.RawManifest()
-	if err != nil {
-		return v1.Descriptor{}, err
+	b := &built{}
+	if b.rawManifest, err = vimg.RawManifest(); err != nil {
+		return nil, err
 	}
-	rawConfig, err := vimg.RawConfigFile()
-	if err != nil {
-		return v1.Descriptor{}, err
+	if b.rawConfig, err = vimg.RawConfigFile(); err != nil {
+		return nil, err
 	}
-	m, err := vimg.Manifest()
-	if err != nil {
-		return v1.Descriptor{}, err
+	if b.manifest, err = vimg.Manifest(); err != nil {
+		return nil, err
 	}
 	md, err := vimg.Digest()
 	if err != nil {
-		return v1.Descriptor{}, err
+		return nil, err
 	}
-	mt, err := vimg.MediaType()
+	b.desc = v1.Descriptor{MediaType: b.manifest.MediaType, Size: int64(len(b.rawManifest)), Digest: md}
+	return b, nil
+}
+
+func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
+	b, err := build(img, opt...)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	desc := v1.Descriptor{MediaType: mt, Size: int64(len(rawManifest)), Digest: md}
+	m, desc, md := b.manifest, b.desc, b.desc.Digest
 
 	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
 	if len(names) == 0 {
@@ -136,18 +149,18 @@ func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []strin
 	}
 
 	blobs := map[v1.Hash]blobEntry{
-		md:              {digest: md, size: int64(len(rawManifest)), data: rawManifest},
-		m.Config.Digest: {digest: m.Config.Digest, size: int64(len(rawConfig)), data: rawConfig},
+		md:              {digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest},
+		m.Config.Digest: {digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig},
 	}
 	for _, l := range m.Layers {
 		blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true}
 	}
 	sorted := make([]blobEntry, 0, len(blobs))
-	for _, b := range blobs {
-		if b.digest.Algorithm != "sha256" {
-			return v1.Descriptor{}, fmt.Errorf("blob %s: only sha256 blobs are supported", b.digest)
+	for _, e := range blobs {
+		if e.digest.Algorithm != "sha256" {
+			return v1.Descriptor{}, fmt.Errorf("blob %s: only sha256 blobs are supported", e.digest)
 		}
-		sorted = append(sorted, b)
+		sorted = append(sorted, e)
 	}
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].digest.Hex < sorted[j].digest.Hex })
 
