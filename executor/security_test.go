@@ -63,25 +63,22 @@ func TestCapabilitiesAndNoNewPrivs(t *testing.T) {
 	}
 }
 
-func TestMaskedAndReadonlyPaths(t *testing.T) {
+// scriptCase is a shell script run in a sandbox with security mode sec,
+// expected to succeed (ok) or fail.
+type scriptCase struct {
+	name   string
+	script string
+	sec    Security
+	ok     bool
+}
+
+// runScriptCases runs each case in a fresh sandbox on a busybox root.
+func runScriptCases(t *testing.T, cases []scriptCase) {
+	t.Helper()
 	requireRoot(t)
 	e := newExecutor(t)
 	root := busyboxRoot(t, nil)
-	for _, tc := range []struct {
-		name   string
-		script string
-		sec    Security
-		ok     bool
-	}{
-		{"kcore is empty", "test ! -s /proc/kcore && [ -z \"$(head -c 16 /proc/kcore)\" ]", SecuritySandbox, true},
-		{"keys masked", "[ -z \"$(cat /proc/keys)\" ]", SecuritySandbox, true},
-		{"sysrq-trigger read-only", "echo h > /proc/sysrq-trigger", SecuritySandbox, false},
-		{"proc/sys read-only", "echo builder > /proc/sys/kernel/hostname", SecuritySandbox, false},
-		{"proc/sys readable", "cat /proc/sys/kernel/ostype", SecuritySandbox, true},
-		{"sys/firmware empty", "[ -z \"$(ls -A /sys/firmware)\" ]", SecuritySandbox, true},
-		{"insecure: kcore visible", "test -s /proc/kcore || test -n \"$(ls /proc/keys)\"", SecurityInsecure, true},
-		{"insecure: proc/sys writable mount", "grep -q ' /proc/sys ' /proc/self/mountinfo", SecurityInsecure, false},
-	} {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, e, Spec{Rootfs: bindRoot(root), Security: tc.sec, Args: sh(tc.script)})
 			if tc.ok && r.err != nil {
@@ -94,33 +91,28 @@ func TestMaskedAndReadonlyPaths(t *testing.T) {
 	}
 }
 
+func TestMaskedAndReadonlyPaths(t *testing.T) {
+	runScriptCases(t, []scriptCase{
+		{"kcore is empty", "test ! -s /proc/kcore && [ -z \"$(head -c 16 /proc/kcore)\" ]", SecuritySandbox, true},
+		{"keys masked", "[ -z \"$(cat /proc/keys)\" ]", SecuritySandbox, true},
+		{"sysrq-trigger read-only", "echo h > /proc/sysrq-trigger", SecuritySandbox, false},
+		{"proc/sys read-only", "echo builder > /proc/sys/kernel/hostname", SecuritySandbox, false},
+		{"proc/sys readable", "cat /proc/sys/kernel/ostype", SecuritySandbox, true},
+		{"sys/firmware empty", "[ -z \"$(ls -A /sys/firmware)\" ]", SecuritySandbox, true},
+		{"insecure: kcore visible", "test -s /proc/kcore || test -n \"$(ls /proc/keys)\"", SecurityInsecure, true},
+		{"insecure: proc/sys writable mount", "grep -q ' /proc/sys ' /proc/self/mountinfo", SecurityInsecure, false},
+	})
+}
+
 func TestDevices(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
-	for _, tc := range []struct {
-		name   string
-		script string
-		sec    Security
-		ok     bool
-	}{
+	runScriptCases(t, []scriptCase{
 		{"standard devices work", "echo x > /dev/null && head -c 4 /dev/zero | wc -c | grep -q 4 && head -c 4 /dev/urandom > /dev/null", SecuritySandbox, true},
 		{"mknod allowed", "mknod /tmpnode c 1 3 && rm /tmpnode", SecuritySandbox, true},
 		{"disk node on rootfs not openable", "mknod /sda b 8 0; head -c 1 /sda > /dev/null; r=$?; rm -f /sda; exit $r", SecuritySandbox, false},
 		{"new node in /dev not openable", "mknod /dev/mem2 c 1 1 && head -c 1 /dev/mem2 > /dev/null", SecuritySandbox, false},
 		{"null copy in /dev not openable", "mknod /dev/null2 c 1 3 && echo x > /dev/null2", SecuritySandbox, false},
 		{"insecure: new null works", "mknod /dev/null2 c 1 3 && echo x > /dev/null2", SecurityInsecure, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := run(t, e, Spec{Rootfs: bindRoot(root), Security: tc.sec, Args: sh(tc.script)})
-			if tc.ok && r.err != nil {
-				t.Fatalf("%q failed: %v: %s", tc.script, r.err, r.stderr)
-			}
-			if !tc.ok && r.err == nil {
-				t.Fatalf("%q succeeded, want failure", tc.script)
-			}
-		})
-	}
+	})
 }
 
 func TestIOWriteAccounted(t *testing.T) {
