@@ -55,7 +55,8 @@ type snap struct {
 func (s *snap) fsDir() string   { return filepath.Join(s.dir, "fs") }
 func (s *snap) workDir() string { return filepath.Join(s.dir, "work") }
 
-func kindString(k Kind) string {
+// String returns "active", "view" or "committed".
+func (k Kind) String() string {
 	switch k {
 	case KindActive:
 		return "active"
@@ -78,9 +79,6 @@ func parseKind(s string) (Kind, error) {
 	}
 	return 0, fmt.Errorf("unknown snapshot kind %q", s)
 }
-
-// String returns "active", "view" or "committed".
-func (k Kind) String() string { return kindString(k) }
 
 // store implements Snapshotter over a driver.
 type store struct {
@@ -194,7 +192,7 @@ func (st *store) load() error {
 }
 
 func (st *store) writeMeta(s *snap) error {
-	m := metaFile{ID: s.id, Name: s.name, Kind: kindString(s.kind), Created: s.created}
+	m := metaFile{ID: s.id, Name: s.name, Kind: s.kind.String(), Created: s.created}
 	if s.parent != nil {
 		m.Parent = s.parent.id
 	}
