@@ -11,9 +11,10 @@ import (
 // the image source of the build understand it, the frontend passes it on.
 const LayoutRefPrefix = "oci-layout://"
 
-// NamedContext is a --build-context: it replaces the image (or, when no
-// stage of that name exists, the stage) that FROM name, COPY --from=name
-// and RUN --mount=from=name refer to. Exactly one field is set.
+// NamedContext is a --build-context: it replaces the image or the stage
+// (a stage named like it is not used at all, as in BuildKit) that FROM name,
+// COPY --from=name and RUN --mount=from=name refer to. Exactly one field is
+// set.
 type NamedContext struct {
 	// Local is the name of a local source (llb.LocalOp.Name) holding a
 	// directory from the client.

@@ -64,7 +64,10 @@ func TestNamedContexts(t *testing.T) {
 		{name: "RUN --mount from local", df: "FROM busybox\nRUN --mount=from=src,target=/s ls /s\n", contexts: local, wantLocals: []string{"ctx-src"}, wantImages: []string{"docker.io/library/busybox:latest"}},
 		{name: "FROM image replaced", df: "FROM busybox\nRUN ls\n", contexts: image, wantImages: []string{"docker.io/library/alpine:3"}, wantEnv: "LANG=C.UTF-8"},
 		{name: "COPY --from image replaced", df: "FROM scratch\nCOPY --from=tools /bin/sh /sh\n", contexts: image, wantImages: []string{"docker.io/library/alpine:3"}},
-		{name: "stage wins over context", df: "FROM busybox AS src\nRUN ls\nFROM scratch\nCOPY --from=src /x /x\n", contexts: local, wantImages: []string{"docker.io/library/busybox:latest"}},
+		// As in BuildKit, a context named like a stage replaces the stage:
+		// its FROM is never resolved and its RUN never runs.
+		{name: "context replaces a stage", df: "FROM busybox AS src\nRUN ls\nFROM scratch\nCOPY --from=src /x /x\n", contexts: local, wantLocals: []string{"ctx-src"}},
+		{name: "image context replaces a stage", df: "FROM busybox AS tools\nRUN false\nFROM tools\nRUN ls\n", contexts: map[string]NamedContext{"tools": {Image: "alpine:3"}}, wantImages: []string{"docker.io/library/alpine:3"}, wantEnv: "LANG=C.UTF-8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -105,5 +108,21 @@ func TestNamedLocalContextHistory(t *testing.T) {
 	}
 	if len(created) != 2 || created[0] != "COPY / / # context src" {
 		t.Errorf("history %q: want the context copy then the RUN", created)
+	}
+}
+
+func TestNamedContextReplacesStageInstructions(t *testing.T) {
+	res := mustConvert(t, "FROM busybox AS tools\nRUN false\nFROM tools\nRUN ls\n", func(o *Options) {
+		o.NamedContexts = map[string]NamedContext{"tools": {Image: "alpine:3"}}
+	})
+	var runs []string
+	llb.Walk(res.State, func(v *llb.Vertex) error {
+		if e, ok := v.Op().(llb.ExecOp); ok {
+			runs = append(runs, strings.Join(e.Args, " "))
+		}
+		return nil
+	})
+	if len(runs) != 1 || !strings.HasSuffix(runs[0], "ls") {
+		t.Errorf("execs %q: the replaced stage's RUN must not be in the graph", runs)
 	}
 }

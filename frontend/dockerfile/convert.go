@@ -401,11 +401,18 @@ func (c *converter) buildStages(stages []instructions.Stage) error {
 			s.platform = &p
 		}
 		c.lintFrom(st, res, platRes)
+		if _, ok := c.namedContext(st.Name); ok && st.Name != "" {
+			// As in BuildKit, a --build-context named like a stage
+			// replaces the whole stage: its FROM and instructions are
+			// not used, FROM name / COPY --from=name get the context.
+			s.baseName, s.baseMatch, s.baseUnset = st.Name, nil, nil
+			s.st.Commands = nil
+		}
 		c.addStage(s)
 		if s.base == nil && s.baseName != emptyImageName {
 			s.cmdTotal = 1
 		}
-		for _, cmd := range st.Commands {
+		for _, cmd := range s.st.Commands {
 			switch cmd.(type) {
 			case *instructions.AddCommand, *instructions.CopyCommand, *instructions.RunCommand, *instructions.WorkdirCommand:
 				s.cmdTotal++
