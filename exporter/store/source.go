@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
 	digest "github.com/opencontainers/go-digest"
@@ -47,61 +49,47 @@ func (s *Source) lookup(ref string, p llb.Platform) (*registry.Resolved, error) 
 		return nil, nil
 	}
 	var im Image
-	var err error
+	pin := name
 	if pinned {
-		if _, perr := digest.Parse(dg); perr != nil {
+		if _, err := digest.Parse(dg); err != nil {
 			return nil, nil
 		}
+		var err error
 		im, err = s.Store.Get("x@" + dg)
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	} else {
-		if _, nerr := normalize([]string{name}); nerr != nil {
+		full, err := exporter.NormalizeName(name)
+		if err != nil {
 			return nil, nil // not a name the store can hold
 		}
-		all, lerr := s.Store.List()
-		if lerr != nil {
-			return nil, lerr
+		all, err := s.Store.List()
+		if err != nil {
+			return nil, err
 		}
-		full, _ := normalize([]string{name})
-		found := false
-		for _, x := range all {
-			for _, n := range x.Names {
-				if n == full[0] {
-					im, found = x, true
-				}
-			}
-		}
-		if !found {
+		i := slices.IndexFunc(all, func(x Image) bool { return slices.Contains(x.Names, full) })
+		if i < 0 {
 			return nil, nil
 		}
-	}
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
+		im, pin = all[i], full
 	}
 	m, _, err := s.Store.manifest(im.Manifest.Digest)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := s.Store.config(m)
+	cfg, rawConfig, err := s.Store.rawConfig(m.Config.Digest)
 	if err != nil {
 		return nil, err
 	}
 	if (p.OS != "" && p.OS != cfg.OS) || (p.Architecture != "" && p.Architecture != cfg.Architecture) || (p.Variant != "" && p.Variant != cfg.Variant) {
 		return nil, nil
 	}
-	_, rawConfig, err := s.Store.Raw(im)
-	if err != nil {
-		return nil, err
-	}
 	md := digest.Digest(im.Manifest.Digest.String())
-	pin := name + "@" + md.String()
-	if !pinned {
-		full, _ := normalize([]string{name})
-		pin = full[0] + "@" + md.String()
-	}
-	return &registry.Resolved{Pinned: pin, ManifestDigest: md, Manifest: m, Config: rawConfig}, nil
+	return &registry.Resolved{Pinned: pin + "@" + md.String(), ManifestDigest: md, Manifest: m, Config: rawConfig}, nil
 }
 
 // Resolve implements the image op's source: the store first, then Remote.
@@ -133,13 +121,7 @@ func (s *Source) Pull(ctx context.Context, r *registry.Resolved) ([]cache.Layer,
 		if err != nil {
 			return nil, err
 		}
-		complete := true
-		for _, l := range img.Layers {
-			if n, err := s.Store.blobs.Stat(l.Digest); err != nil || n != l.Size {
-				complete = false
-			}
-		}
-		if complete {
+		if s.Store.checkLayers(img.Layers) == nil {
 			return img.Layers, nil
 		}
 	} else if !errors.Is(err, ErrNotFound) {

@@ -246,10 +246,8 @@ func (s *Store) Put(ctx context.Context, img *exporter.Image, names []string, op
 	if err != nil {
 		return Image{}, err
 	}
-	for i, l := range img.Layers {
-		if n, err := s.blobs.Stat(l.Digest); err != nil || n != l.Size {
-			return Image{}, fmt.Errorf("storing image: layer %d (%s) is not in the blob store: %v", i, l.Digest, err)
-		}
+	if err := s.checkLayers(img.Layers); err != nil {
+		return Image{}, fmt.Errorf("storing image: %w", err)
 	}
 	cd, _, err := s.blobs.Put(ctx, bytes.NewReader(rawConfig), "", int64(len(rawConfig)))
 	if err != nil {
@@ -279,6 +277,21 @@ func (s *Store) Put(ctx context.Context, img *exporter.Image, names []string, op
 	return out, nil
 }
 
+// checkLayers returns an error naming the first of layers that the blob
+// store does not hold whole.
+func (s *Store) checkLayers(layers []cache.Layer) error {
+	for i, l := range layers {
+		n, err := s.blobs.Stat(l.Digest)
+		if err != nil {
+			return fmt.Errorf("layer %d (%s) is not in the blob store: %w", i, l.Digest, err)
+		}
+		if n != l.Size {
+			return fmt.Errorf("layer %d (%s): the blob store holds %d bytes, the image says %d", i, l.Digest, n, l.Size)
+		}
+	}
+	return nil
+}
+
 // List returns every stored image, newest first (then by first name).
 func (s *Store) List() ([]Image, error) {
 	unlock, err := s.lock(false)
@@ -290,28 +303,16 @@ func (s *Store) List() ([]Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	byDigest := map[v1.Hash]*Image{}
-	var order []v1.Hash
-	for _, d := range idx.Manifests {
-		im, ok := byDigest[d.Digest]
-		if !ok {
-			x, err := s.describe(d)
-			if err != nil {
-				return nil, err
-			}
-			im = &x
-			byDigest[d.Digest] = im
-			order = append(order, d.Digest)
-		}
-		if n := nameOf(d); n != "" {
-			im.Names = append(im.Names, n)
-		}
+	out, err := s.listFrom(idx)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]Image, 0, len(order))
-	for _, h := range order {
-		im := byDigest[h]
-		sort.Strings(im.Names)
-		out = append(out, *im)
+	for i := range out {
+		cfg, err := s.configByID(out[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Created = cfg.Created.Time
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Created.Equal(out[j].Created) {
@@ -320,25 +321,6 @@ func (s *Store) List() ([]Image, error) {
 		return strings.Join(out[i].Names, ",") < strings.Join(out[j].Names, ",")
 	})
 	return out, nil
-}
-
-// describe reads the manifest and config of descriptor d.
-func (s *Store) describe(d v1.Descriptor) (Image, error) {
-	d.Annotations = nil
-	m, _, err := s.manifest(d.Digest)
-	if err != nil {
-		return Image{}, err
-	}
-	im := Image{Manifest: d, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
-	for _, l := range m.Layers {
-		im.Size += l.Size
-	}
-	cfg, err := s.config(m)
-	if err != nil {
-		return Image{}, err
-	}
-	im.Created = cfg.Created.Time
-	return im, nil
 }
 
 func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
@@ -374,15 +356,31 @@ func (s *Store) manifest(h v1.Hash) (*v1.Manifest, []byte, error) {
 }
 
 func (s *Store) config(m *v1.Manifest) (*v1.ConfigFile, error) {
-	raw, err := s.readBlob(m.Config.Digest)
+	cfg, _, err := s.rawConfig(m.Config.Digest)
+	return cfg, err
+}
+
+// configByID reads the config of the image with ID id (its config digest).
+func (s *Store) configByID(id digest.Digest) (*v1.ConfigFile, error) {
+	h, err := v1.NewHash(id.String())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("image store: image ID %s: %w", id, err)
+	}
+	cfg, _, err := s.rawConfig(h)
+	return cfg, err
+}
+
+// rawConfig reads and parses config blob h.
+func (s *Store) rawConfig(h v1.Hash) (*v1.ConfigFile, []byte, error) {
+	raw, err := s.readBlob(h)
+	if err != nil {
+		return nil, nil, err
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("image store: config %s: %w", m.Config.Digest, err)
+		return nil, nil, fmt.Errorf("image store: config %s: %w", h, err)
 	}
-	return cfg, nil
+	return cfg, raw, nil
 }
 
 // Get finds an image by name ("app", "app:1", "docker.io/library/app:1"),
@@ -497,7 +495,8 @@ func (s *Store) Tag(src, dst string) error {
 	})
 }
 
-// listFrom is List over an index already read (under the lock).
+// listFrom groups the descriptors of idx (read under the lock) into
+// images with their sorted names, ID and size; Created is left for List.
 func (s *Store) listFrom(idx *v1.IndexManifest) ([]Image, error) {
 	var out []Image
 	pos := map[v1.Hash]int{}
@@ -506,18 +505,24 @@ func (s *Store) listFrom(idx *v1.IndexManifest) ([]Image, error) {
 		if !ok {
 			x := d
 			x.Annotations = nil
-			out = append(out, Image{Manifest: x})
-			i = len(out) - 1
-			pos[d.Digest] = i
 			m, _, err := s.manifest(d.Digest)
 			if err != nil {
 				return nil, err
 			}
-			out[i].ID = digest.Digest(m.Config.Digest.String())
+			im := Image{Manifest: x, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
+			for _, l := range m.Layers {
+				im.Size += l.Size
+			}
+			out = append(out, im)
+			i = len(out) - 1
+			pos[d.Digest] = i
 		}
 		if n := nameOf(d); n != "" {
 			out[i].Names = append(out[i].Names, n)
 		}
+	}
+	for i := range out {
+		sort.Strings(out[i].Names)
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -290,5 +291,38 @@ func TestSourcePull(t *testing.T) {
 		if err != nil || pinned != pin || remote.calls != 0 {
 			t.Errorf("%s with Pull: %s, %v (remote calls %d)", tt.ref, pinned, err, remote.calls)
 		}
+	}
+}
+
+// TestPutMissingLayer: Put refuses an image whose layer is not in the blob
+// store, or is there with another size, and says which layer and why.
+func TestPutMissingLayer(t *testing.T) {
+	s, blobs, _ := open(t)
+	img := testImage(t, blobs, "a", time.Time{})
+	stored := img.Layers[0]
+	tests := []struct {
+		name  string
+		layer cache.Layer
+		want  string
+	}{
+		{"absent", cache.Layer{MediaType: stored.MediaType, Digest: digest.FromString("absent"), Size: 6, DiffID: digest.FromString("absent")},
+			"storing image: layer 0 (" + digest.FromString("absent").String() + ") is not in the blob store: "},
+		{"other size", cache.Layer{MediaType: stored.MediaType, Digest: stored.Digest, Size: stored.Size + 1, DiffID: stored.DiffID},
+			fmt.Sprintf("storing image: layer 0 (%s): the blob store holds %d bytes, the image says %d", stored.Digest, stored.Size, stored.Size+1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img.Layers = []cache.Layer{tt.layer}
+			_, err := s.Put(context.Background(), img, []string{"app"})
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("Put: %v, want an error starting %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "<nil>") {
+				t.Errorf("Put: %v", err)
+			}
+			if all, _ := s.List(); len(all) != 0 {
+				t.Errorf("stored %+v", all)
+			}
+		})
 	}
 }
