@@ -234,30 +234,30 @@ func isLoopback(host string) bool {
 // Write pushes img to ref (anonymously) and returns the pinned reference
 // ref@digest.
 func Write(ctx context.Context, img v1.Image, ref string) (string, error) {
-	r, err := ParseRef(ref)
-	if err != nil {
-		return "", fmt.Errorf("pushing %s: %w", ref, err)
-	}
-	if err := remote.Write(r, img, remote.WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("pushing %s: %w", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return "", fmt.Errorf("pushing %s: %w", ref, err)
-	}
-	return r.Context().Name() + "@" + d.String(), nil
+	return write(ctx, img, ref)
 }
 
 // WriteIndex pushes the index ii to ref and returns ref@digest.
 func WriteIndex(ctx context.Context, ii v1.ImageIndex, ref string) (string, error) {
+	return write(ctx, ii, ref)
+}
+
+// pushable is an image or an index.
+type pushable interface {
+	remote.Taggable
+	Digest() (v1.Hash, error)
+}
+
+// write pushes x, with what it references, to ref.
+func write(ctx context.Context, x pushable, ref string) (string, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
 		return "", fmt.Errorf("pushing %s: %w", ref, err)
 	}
-	if err := remote.WriteIndex(r, ii, remote.WithContext(ctx)); err != nil {
+	if err := remote.Push(r, x, remote.WithContext(ctx)); err != nil {
 		return "", fmt.Errorf("pushing %s: %w", ref, err)
 	}
-	d, err := ii.Digest()
+	d, err := x.Digest()
 	if err != nil {
 		return "", fmt.Errorf("pushing %s: %w", ref, err)
 	}
