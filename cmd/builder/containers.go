@@ -404,7 +404,8 @@ func ellipsis(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// humanDuration is docker's "Up ..." duration ("About a minute").
+// humanDuration is docker's units.HumanDuration ("About a minute"), of
+// ps's "Up ..." and of every "... ago".
 func humanDuration(d time.Duration) string {
 	switch s := int(d.Seconds()); {
 	case s < 1:
@@ -432,7 +433,7 @@ func humanDuration(d time.Duration) string {
 	case h < 24*365*2:
 		return fmt.Sprintf("%d months", h/24/30)
 	default:
-		return fmt.Sprintf("%d years", h/24/365)
+		return fmt.Sprintf("%d years", int(d.Hours())/24/365)
 	}
 }
 

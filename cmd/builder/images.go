@@ -32,6 +32,7 @@ func withImageStore(root string, fn func(s *imagestore.Store) error) error {
 	return fn(s)
 }
 
+// rootFlag adds --root, the state directory of every command.
 func rootFlag(cmd *cobra.Command, root *string) {
 	cmd.Flags().StringVar(root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
 }
@@ -136,36 +137,16 @@ func humanAgo(now, t time.Time) string {
 	if t.IsZero() {
 		return "N/A"
 	}
-	d := now.Sub(t)
-	s := d.Seconds()
-	switch {
-	case s < 1:
-		return "Less than a second ago"
-	case s < 2:
-		return "1 second ago"
-	case s < 60:
-		return fmt.Sprintf("%d seconds ago", int(s))
-	case d.Minutes() < 2:
-		return "About a minute ago"
-	case d.Minutes() < 60:
-		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
-	case d.Hours() < 2:
-		return "About an hour ago"
-	case d.Hours() < 48:
-		return fmt.Sprintf("%d hours ago", int(d.Hours()))
-	case d.Hours() < 24*7*2:
-		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
-	case d.Hours() < 24*30*2:
-		return fmt.Sprintf("%d weeks ago", int(d.Hours()/24/7))
-	case d.Hours() < 24*365*2:
-		return fmt.Sprintf("%d months ago", int(d.Hours()/24/30))
-	}
-	return fmt.Sprintf("%d years ago", int(d.Hours()/24/365))
+	return humanDuration(now.Sub(t)) + " ago"
 }
 
 // humanSize formats n bytes with decimal units and 3 significant digits,
-// as docker does ("4.26MB").
-func humanSize(n int64) string {
+// as docker images does ("4.26MB").
+func humanSize(n int64) string { return decimalSize(n, 3) }
+
+// decimalSize formats n bytes as docker's units.HumanSizeWithPrecision:
+// decimal units and digits significant digits.
+func decimalSize(n int64, digits int) string {
 	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
 	f := float64(n)
 	i := 0
@@ -173,7 +154,7 @@ func humanSize(n int64) string {
 		f /= 1000
 		i++
 	}
-	return fmt.Sprintf("%.3g%s", f, units[i])
+	return fmt.Sprintf("%.*g%s", digits, f, units[i])
 }
 
 func newInspectCommand() *cobra.Command {

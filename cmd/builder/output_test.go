@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseOutput(t *testing.T) {
@@ -57,5 +58,35 @@ func TestHumanSize(t *testing.T) {
 		if got := humanSize(n); got != want {
 			t.Errorf("humanSize(%d) = %s, want %s", n, got, want)
 		}
+	}
+}
+
+// TestHumanAgo: docker's units.HumanDuration plus " ago", hours rounded
+// (1h45m is "2 hours", as docker images and docker ps show it).
+func TestHumanAgo(t *testing.T) {
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "Less than a second ago"},
+		{time.Second, "1 second ago"},
+		{30 * time.Second, "30 seconds ago"},
+		{90 * time.Second, "About a minute ago"},
+		{45 * time.Minute, "45 minutes ago"},
+		{time.Hour + 20*time.Minute, "About an hour ago"},
+		{time.Hour + 45*time.Minute, "2 hours ago"},
+		{47*time.Hour + 40*time.Minute, "2 days ago"},
+		{10 * 24 * time.Hour, "10 days ago"},
+		{3 * 7 * 24 * time.Hour, "3 weeks ago"},
+		{90 * 24 * time.Hour, "3 months ago"},
+		{3 * 365 * 24 * time.Hour, "3 years ago"},
+	} {
+		if got := humanAgo(now, now.Add(-tt.d)); got != tt.want {
+			t.Errorf("humanAgo(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+	if got := humanAgo(now, time.Time{}); got != "N/A" {
+		t.Errorf("humanAgo(zero) = %q, want N/A", got)
 	}
 }

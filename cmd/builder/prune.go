@@ -70,7 +70,7 @@ func newPruneCommand() *cobra.Command {
 	f.BoolVarP(&o.Force, "force", "f", false, "Do not prompt for confirmation")
 	f.StringArrayVar(&o.Filters, "filter", nil, `Provide filter values (e.g. "until=24h")`)
 	f.StringVar(&o.KeepStorage, "keep-storage", "", "Amount of disk space to keep for cache")
-	f.StringVar(&o.Root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
+	rootFlag(cmd, &o.Root)
 	return cmd
 }
 
@@ -202,13 +202,4 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 
 // pruneSize formats n bytes as docker's units.HumanSize: decimal units, 4
 // significant digits ("1.2GB", "36.27MB", "0B").
-func pruneSize(n int64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.4g%s", f, units[i])
-}
+func pruneSize(n int64) string { return decimalSize(n, 4) }
