@@ -145,9 +145,7 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *c
 			if !found {
 				storeOut, found = out, true
 			}
-			if n := out.Attrs["name"]; n != "" {
-				storeNames = append(storeNames, strings.Split(n, ",")...)
-			}
+			storeNames = append(storeNames, out.names(nil)...)
 		}
 	}
 	imageFor := func(out Output) (*exporter.Image, error) {

@@ -152,7 +152,7 @@ func newPushCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&root, "root", defaultRoot(), "Directory for the builder's state; env BUILDER_ROOT")
+	rootFlag(cmd, &root)
 	f.StringVar(&progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
 	flags.add(f)
 	return cmd

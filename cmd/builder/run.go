@@ -154,16 +154,19 @@ builder ps -a until builder rm removes it.`,
 	f.StringVarP(&o.Workdir, "workdir", "w", "", "Working directory inside the container")
 	f.StringVarP(&o.User, "user", "u", "", "Username or UID (format: <name|uid>[:<group|gid>])")
 	f.StringVar(&entrypoint, "entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
-	f.StringVar(&o.Root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
+	rootFlag(cmd, &o.Root)
 	// -h is --hostname, as in docker run.
 	f.BoolP("help", "", false, "help for run")
 	return cmd
 }
 
+// byteSize is a docker memory size: a number with an optional unit.
+var byteSize = regexp.MustCompile(`^(?i)([0-9]+)([bkmg]?)b?$`)
+
 // parseBytes parses docker's memory sizes: a number with an optional
 // b, k, m or g suffix (powers of 1024).
 func parseBytes(s string) (int64, error) {
-	m := regexp.MustCompile(`^(?i)([0-9]+)([bkmg]?)b?$`).FindStringSubmatch(strings.TrimSpace(s))
+	m := byteSize.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return 0, errors.New("want a number with an optional b, k, m or g suffix")
 	}
