@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Helpers shared by .ci/run, examples/run.sh and bench/run.sh. Source it from
-# a script that runs with `set -euo pipefail`; it defines functions only.
+# Helpers shared by .ci/run, tests/acceptance.sh, examples/run.sh and
+# bench/run.sh. Source it from a script that runs with `set -euo pipefail`;
+# it defines functions only.
 
 # The packages the end-to-end tools need: a registry to pull base images
 # from, the static busybox the test base image is made of, and tools to look
@@ -50,12 +51,13 @@ port_open() {
 	(exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
 }
 
-# start_registry HOST:PORT DIR starts docker-registry on HOST:PORT with its
-# config, storage and log in DIR, unless something already answers there.
-# It sets REGISTRY_PID when it started one (stop it with stop_registry).
-REGISTRY_PID=
+# start_registry HOST:PORT DIR [EXTRA] starts docker-registry on HOST:PORT
+# with its config, storage and log in DIR, unless something already answers
+# there. EXTRA is more top-level YAML for the config (e.g. an auth: section).
+# Every registry it starts is stopped by stop_registry.
+REGISTRY_PIDS=()
 start_registry() {
-	local addr=$1 dir=$2 i
+	local addr=$1 dir=$2 extra=${3:-} i pid
 	if port_open "$addr"; then
 		log "using the registry already answering on $addr"
 		return 0
@@ -74,26 +76,44 @@ start_registry() {
 		    enabled: true
 		http:
 		  addr: $addr
+		$extra
 	YAML
 	log "starting docker-registry on $addr (log: $dir/registry.log)"
 	docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
-	REGISTRY_PID=$!
+	pid=$!
+	REGISTRY_PIDS+=("$pid")
 	for ((i = 0; i < 100; i++)); do
 		port_open "$addr" && return 0
-		kill -0 "$REGISTRY_PID" 2>/dev/null || break
+		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	cat "$dir/registry.log" >&2 || true
 	die "docker-registry did not start on $addr"
 }
 
-# stop_registry stops the registry that start_registry started, if any.
+# stop_registry stops the registries that start_registry started.
 stop_registry() {
-	if [[ -n $REGISTRY_PID ]]; then
-		kill "$REGISTRY_PID" 2>/dev/null || true
-		wait "$REGISTRY_PID" 2>/dev/null || true
-		REGISTRY_PID=
-	fi
+	local pid
+	for pid in "${REGISTRY_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	REGISTRY_PIDS=()
+}
+
+# run_oci_tar TAR DIR NAME unpacks the first tagged image of the OCI layout
+# tarball TAR under DIR with umoci and runs it with runc as container NAME,
+# its output going to stdout (not a terminal). The caller removes the
+# container on exit (runc delete --force NAME).
+run_oci_tar() {
+	local archive=$1 dir=$2 name=$3 tag
+	mkdir -p "$dir/layout"
+	tar -xf "$archive" -C "$dir/layout"
+	tag=$(umoci ls --layout "$dir/layout" | head -n 1)
+	[[ -n $tag ]] || die "$archive has no tagged image (index.json lacks org.opencontainers.image.ref.name)"
+	umoci unpack --image "$dir/layout:$tag" "$dir/bundle" >/dev/null
+	sed -i 's/"terminal":[[:space:]]*true/"terminal": false/' "$dir/bundle/config.json"
+	runc run --bundle "$dir/bundle" "$name" </dev/null
 }
 
 # seed_busybox pushes the test busybox base image to REF on registry ADDR.

@@ -53,12 +53,5 @@ log "builder run oci-archive:$OUT"
 # with umoci and run it with runc.
 if command -v umoci >/dev/null && command -v runc >/dev/null; then
 	log "umoci + runc check"
-	mkdir -p "$work/layout"
-	tar -xf "$OUT" -C "$work/layout"
-	tag=$(umoci ls --layout "$work/layout" | head -n 1)
-	[[ -n $tag ]] || die "$OUT has no tagged image (index.json lacks org.opencontainers.image.ref.name)"
-	umoci unpack --image "$work/layout:$tag" "$work/bundle" >/dev/null
-	# The greeting goes to a pipe, not a terminal.
-	sed -i 's/"terminal":[[:space:]]*true/"terminal": false/' "$work/bundle/config.json"
-	runc run --bundle "$work/bundle" "$container"
+	run_oci_tar "$OUT" "$work" "$container"
 fi

@@ -23,13 +23,8 @@ require_root
 ensure_go
 work=$(mktemp -d /tmp/builder-acceptance.XXXXXX)
 container="builder-acceptance-$$"
-AUTH_PID=
 cleanup() {
 	runc delete --force "$container" >/dev/null 2>&1 || true
-	if [[ -n $AUTH_PID ]]; then
-		kill "$AUTH_PID" 2>/dev/null || true
-		wait "$AUTH_PID" 2>/dev/null || true
-	fi
 	stop_registry
 	rm -rf "$work"
 }
@@ -65,34 +60,13 @@ seed_busybox "$BASE_REGISTRY" "$BASE_REGISTRY/busybox:latest"
 port=5100
 while port_open "127.0.0.1:$port"; do port=$((port + 1)); done
 AUTH=127.0.0.1:$port
-mkdir -p "$work/auth-registry/storage"
+mkdir -p "$work/auth-registry"
 htpasswd -niBC 5 "$USER_NAME" <<<"$PASSWORD" >"$work/auth-registry/htpasswd"
 expect "htpasswd bcrypt entry" "$work/auth-registry/htpasswd" "^$USER_NAME:\\\$2y\\\$"
-cat >"$work/auth-registry/config.yml" <<-YAML
-	version: 0.1
-	log:
-	  level: warn
-	  accesslog:
-	    disabled: true
-	storage:
-	  filesystem:
-	    rootdirectory: $work/auth-registry/storage
-	http:
-	  addr: $AUTH
-	auth:
-	  htpasswd:
-	    realm: acceptance
-	    path: $work/auth-registry/htpasswd
-YAML
-log "starting an htpasswd docker-registry on $AUTH"
-docker-registry serve "$work/auth-registry/config.yml" >"$work/auth-registry/registry.log" 2>&1 &
-AUTH_PID=$!
-for ((i = 0; i < 100; i++)); do
-	port_open "$AUTH" && break
-	kill -0 "$AUTH_PID" 2>/dev/null || break
-	sleep 0.1
-done
-port_open "$AUTH" || { cat "$work/auth-registry/registry.log" >&2; fail "registry on $AUTH did not start"; }
+start_registry "$AUTH" "$work/auth-registry" "auth:
+  htpasswd:
+    realm: acceptance
+    path: $work/auth-registry/htpasswd"
 
 log "builder login (wrong password, then right)"
 if "$B" login -u "$USER_NAME" --password-stdin "$AUTH" <<<"wrong" >"$work/login-bad.out" 2>&1; then
@@ -146,13 +120,7 @@ skopeo inspect --tls-verify=false --creds "$CREDS" --config "docker://$AUTH/acce
 cmp -s "$work/config.json" "$work/config2.json" || fail "hello:2 has another config than hello:1"
 
 log "umoci unpack + runc run of the OCI output"
-mkdir -p "$work/layout"
-tar -xf "$work/hello-oci.tar" -C "$work/layout"
-tag=$(umoci ls --layout "$work/layout" | head -n 1)
-[[ -n $tag ]] || fail "the OCI output has no tagged image"
-umoci unpack --image "$work/layout:$tag" "$work/bundle" >/dev/null
-sed -i 's/"terminal":[[:space:]]*true/"terminal": false/' "$work/bundle/config.json"
-out=$(runc run --bundle "$work/bundle" "$container" </dev/null)
+out=$(run_oci_tar "$work/hello-oci.tar" "$work" "$container")
 [[ $out == "$GREETING" ]] || fail "runc printed '$out', want '$GREETING'"
 
 log "skopeo copy docker-archive: of the docker output"
