@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/solver"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -154,11 +155,7 @@ func New(w io.Writer, mode string, opts ...Option) (*Display, error) {
 // isTerminal reports whether w is a terminal that understands redraws.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok || os.Getenv("TERM") == "dumb" {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return ok && os.Getenv("TERM") != "dumb" && pty.IsTerminal(int(f.Fd()))
 }
 
 // terminalSize returns w's size, or 80x25 when it cannot be asked.
