@@ -83,14 +83,17 @@ func New(w Worker, keys KeyStore, opt Options) *Solver {
 // happened, after the work it cancelled has stopped.
 //
 // Vertices of v's graph that were not needed (the inputs of a cached vertex)
-// are reported once, at the end, as cached, as BuildKit shows them: their
-// keys were computed and the result that depends on them was reused.
+// are reported once as cached, as BuildKit shows them: their keys were
+// computed and the result that depends on them was reused. Cached vertices
+// are reported in graph order, before the first step that runs on them or
+// at the end.
 func (s *Solver) Solve(ctx context.Context, v *llb.Vertex) (Result, error) {
 	if v == nil {
 		return nil, errors.New("solve: nil vertex (scratch has no result)")
 	}
 	r, err := s.state(v).result(ctx)
 	if err != nil {
+		s.flushHits(v) // the steps that were cached still show
 		return nil, err
 	}
 	s.reportUnneeded(v)
@@ -132,6 +135,47 @@ func (s *Solver) stateLocked(v *llb.Vertex) *vertexState {
 	return st
 }
 
+// flushHits reports as cached, in graph order (inputs first), the cache
+// hits among v's inputs and the inputs those hits made unnecessary, that
+// are not reported yet. It runs before v starts, so the progress shows a
+// cached FROM before the RUN that uses it rather than when its key happened
+// to be looked up.
+func (s *Solver) flushHits(v *llb.Vertex) {
+	if s.rep == nil {
+		return
+	}
+	// The vertices below a hit: the hit's own inputs were not needed.
+	below := map[digest.Digest]bool{}
+	var mark func(x *llb.Vertex)
+	mark = func(x *llb.Vertex) {
+		for _, in := range x.Inputs() {
+			if in != nil && !below[in.Digest()] {
+				below[in.Digest()] = true
+				mark(in)
+			}
+		}
+	}
+	var flush []*vertexState
+	llb.Walk(v, func(x *llb.Vertex) error {
+		s.mu.Lock()
+		st := s.states[x.Digest()]
+		s.mu.Unlock()
+		if st != nil && st.hit.Load() {
+			mark(x)
+		}
+		if st != nil {
+			flush = append(flush, st)
+		}
+		return nil
+	})
+	for _, st := range flush {
+		if (st.hit.Load() || below[st.dgst]) && st.claimed.CompareAndSwap(false, true) {
+			now := time.Now()
+			s.rep.Status(st.status(now, now, true))
+		}
+	}
+}
+
 func (s *Solver) reportUnneeded(v *llb.Vertex) {
 	if s.rep == nil {
 		return
@@ -163,6 +207,9 @@ type vertexState struct {
 	// claimed is set once a status sequence for the vertex was reported
 	// (or is being reported).
 	claimed atomic.Bool
+	// hit is set when the vertex's result came from the cache; it is
+	// reported as cached by flushHits or reportUnneeded.
+	hit atomic.Bool
 }
 
 type prepared struct {
@@ -333,10 +380,9 @@ func (st *vertexState) computeResult(ctx context.Context) (Result, error) {
 			case ok:
 				r, err := s.w.LoadResult(ctx, id)
 				if err == nil {
-					if st.claimed.CompareAndSwap(false, true) && s.rep != nil {
-						now := time.Now()
-						s.rep.Status(st.status(now, now, true))
-					}
+					// Reported when a consumer starts or at the end,
+					// in graph order (see flushHits).
+					st.hit.Store(true)
 					return r, nil
 				}
 				if !errors.Is(err, ErrNotFound) {
@@ -394,6 +440,7 @@ func (st *vertexState) computeResult(ctx context.Context) (Result, error) {
 // exec runs op with progress: started, then completed with stats or error.
 func (st *vertexState) exec(ctx context.Context, op Op, inputs []Result, miss string) (Result, error) {
 	s := st.s
+	s.flushHits(st.v)
 	st.claimed.Store(true)
 	status := st.status(time.Now(), time.Time{}, false)
 	status.CacheMiss = miss

@@ -478,3 +478,39 @@ func TestProgress(t *testing.T) {
 		t.Fatal("nil vertex solved")
 	}
 }
+
+// TestCachedProgressInGraphOrder: cached vertices are reported inputs
+// first, whether their results were loaded (hits) or never needed, and a
+// cached input is reported before the step that runs on it.
+func TestCachedProgressInGraphOrder(t *testing.T) {
+	w := newWorld()
+	store := openCache(t, t.TempDir())
+	image := run("image")
+	step := run("step", image)
+	final := run("final", run("middle", step))
+	mustSolve(t, New(newWorker(w), store, Options{}), final)
+
+	order := func(rep *recorder) []string {
+		rep.mu.Lock()
+		defer rep.mu.Unlock()
+		var names []string
+		for _, s := range rep.statuses {
+			names = append(names, s.Name)
+		}
+		return names
+	}
+	// Fully cached: only final's key is looked up, yet the report is in
+	// graph order.
+	rep := &recorder{}
+	mustSolve(t, New(newWorker(w), store, Options{Reporter: rep}), final)
+	if got := strings.Join(order(rep), ","); got != "image,step,middle,final" {
+		t.Errorf("cached build reported %s, want image,step,middle,final", got)
+	}
+	// A new step on a cached one: the hit shows before the step starts.
+	next := run("next", step)
+	rep = &recorder{}
+	mustSolve(t, New(newWorker(w), store, Options{Reporter: rep}), next)
+	if got := strings.Join(order(rep), ","); got != "image,step,next,next" {
+		t.Errorf("partly cached build reported %s, want image,step,next (start, done)", got)
+	}
+}
