@@ -336,7 +336,9 @@ func (st *vertexState) computeKey(ctx context.Context) (KeyInfo, error) {
 				}
 				d, err := content(gctx, r)
 				if err != nil {
-					return st.fail(gctx, fmt.Errorf("computing cache key from input %d: %w", i, err))
+					// The op says what it could not read (e.g. a missing
+					// COPY source, with its line); the vertex name is added.
+					return st.fail(gctx, err)
 				}
 				ki.Digest, ki.Content = d, true
 			case in == nil:

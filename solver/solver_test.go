@@ -375,7 +375,7 @@ func TestErrorCancels(t *testing.T) {
 	// A ContentFunc error names the COPY.
 	w := newWorld()
 	_, err = New(newWorker(w), nil, Options{}).Solve(t.Context(), copyFrom(nil, local("context"), "missing.go"))
-	if err == nil || !strings.Contains(err.Error(), "COPY missing.go: computing cache key from input 1: missing.go: not found") {
+	if err == nil || !strings.Contains(err.Error(), "COPY missing.go: missing.go: not found") {
 		t.Fatalf("content error: %v", err)
 	}
 }
