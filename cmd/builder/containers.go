@@ -71,34 +71,10 @@ func openContainers(root string) (*containers, error) {
 	return &containers{dir: dir}, nil
 }
 
-// flock takes a lock on file (created) and returns its file; closing it
-// unlocks. With nonblock it fails with EWOULDBLOCK when the lock is held.
-func flock(file string, how int) (*os.File, error) {
-	f, err := os.OpenFile(file, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
 // lockAll serializes the creation and removal of records (name
 // uniqueness).
 func (cs *containers) lockAll() (func(), error) {
-	f, err := flock(filepath.Join(cs.dir, "lock"), unix.LOCK_EX)
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", cs.dir, err)
-	}
-	return func() { f.Close() }, nil
+	return fsutil.Lock(filepath.Join(cs.dir, "lock"), true, false)
 }
 
 func (cs *containers) recordPath(id string) string {
@@ -190,10 +166,10 @@ func (cs *containers) find(ref string) (*Container, error) {
 	return nil, fmt.Errorf("multiple IDs found with provided prefix: %s", ref)
 }
 
-// create records a new container in state "created" and returns it with
-// the running lock held: release (close) it when the container is done.
-// The name must be unused ("" picks a random one).
-func (cs *containers) create(c *Container) (*os.File, error) {
+// create records a new container in state "created" and returns the
+// release of its running lock, held until the container is done. The name
+// must be unused ("" picks a random one).
+func (cs *containers) create(c *Container) (func(), error) {
 	unlock, err := cs.lockAll()
 	if err != nil {
 		return nil, err
@@ -218,28 +194,27 @@ func (cs *containers) create(c *Container) (*os.File, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("container %s: %w", c.ID, err)
 	}
-	lock, err := flock(filepath.Join(dir, "running"), unix.LOCK_EX)
+	release, err := fsutil.Lock(filepath.Join(dir, "running"), true, false)
 	if err == nil {
-		err = cs.write(c)
+		if err = cs.write(c); err != nil {
+			release()
+		}
 	}
 	if err != nil {
-		if lock != nil {
-			lock.Close()
-		}
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return lock, nil
+	return release, nil
 }
 
 // running says whether a builder process still runs c: it holds the
 // running lock for as long as the container lives.
 func (cs *containers) running(c *Container) bool {
-	f, err := flock(filepath.Join(cs.dir, c.ID, "running"), unix.LOCK_SH|unix.LOCK_NB)
+	release, err := fsutil.Lock(filepath.Join(cs.dir, c.ID, "running"), false, true)
 	if err != nil {
-		return errors.Is(err, unix.EWOULDBLOCK)
+		return errors.Is(err, fsutil.ErrLocked)
 	}
-	f.Close()
+	release()
 	return false
 }
 

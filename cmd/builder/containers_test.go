@@ -215,11 +215,11 @@ func TestContainerLifecycle(t *testing.T) {
 	t.Run("dead", func(t *testing.T) {
 		// A record left "running" by a builder process that died.
 		c := &Container{ID: strings.Repeat("ab", 32), Name: "ghost", Image: img, Command: []string{"sleep"}, Created: time.Now(), State: stateRunning, StartedAt: time.Now(), Snapshot: "run-ghost"}
-		lock, err := cs.create(c)
+		release, err := cs.create(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lock.Close()
+		release()
 		out, _ := cli(t, "ps", "-a", "--root", root)
 		if !strings.Contains(out, "Dead") {
 			t.Errorf("ps -a with a dead container:\n%s", out)

@@ -14,9 +14,9 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 )
 
 // errRootBusy is returned (wrapped) by prune while another builder process
@@ -29,21 +29,11 @@ var errRootBusy = errors.New("in use by another builder process")
 // nonblock an exclusive lock held elsewhere fails with errRootBusy.
 // Closing the returned function's file unlocks.
 func lockRoot(root string, exclusive, nonblock bool) (func(), error) {
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	if nonblock {
-		how |= unix.LOCK_NB
-	}
-	f, err := flock(filepath.Join(root, "lock"), how)
-	if errors.Is(err, unix.EWOULDBLOCK) {
+	unlock, err := fsutil.Lock(filepath.Join(root, "lock"), exclusive, nonblock)
+	if errors.Is(err, fsutil.ErrLocked) {
 		return nil, fmt.Errorf("%s: %w", root, errRootBusy)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", root, err)
-	}
-	return func() { f.Close() }, nil
+	return unlock, err
 }
 
 // PruneOptions are the flags of builder prune (docker builder prune).

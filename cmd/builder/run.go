@@ -251,11 +251,11 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	id := randomHex(32)
 	ctr := &Container{ID: id, Name: o.Name, Image: o.Image, ImageID: img.id.String(), Command: spec.Args,
 		Created: time.Now().UTC(), State: stateCreated, Snapshot: "run-" + id, Pid: os.Getpid()}
-	lock, err := cs.create(ctr)
+	release, err := cs.create(ctr)
 	if err != nil {
 		return 0, err
 	}
-	defer lock.Close()
+	defer release()
 	removeCtr := func() {
 		if err := cs.delete(context.WithoutCancel(ctx), sn, ctr); err != nil {
 			fmt.Fprintf(stdio.Stderr, "WARNING: %v\n", err)

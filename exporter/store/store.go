@@ -18,7 +18,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 )
 
 // ErrNotFound is returned (wrapped) for a name or ID the store does not
@@ -69,25 +68,11 @@ func (s *Store) Blobs() *cache.BlobStore { return s.blobs }
 // lock takes the store's flock (exclusive or shared) and returns the
 // unlock function.
 func (s *Store) lock(exclusive bool) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := fsutil.Lock(filepath.Join(s.dir, "lock"), exclusive, false)
 	if err != nil {
-		return nil, fmt.Errorf("image store %s: %w", s.dir, err)
+		return nil, fmt.Errorf("image store: %w", err)
 	}
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking image store %s: %w", s.dir, err)
-	}
-	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+	return unlock, nil
 }
 
 func (s *Store) indexPath() string { return filepath.Join(s.dir, "index.json") }
