@@ -11,7 +11,6 @@ import (
 
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/registry/registrytest"
-	"github.com/builderdev/builder/snapshot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -172,21 +171,7 @@ func TestRun(t *testing.T) {
 	}
 
 	t.Run("--rm removes the container, without it stays", func(t *testing.T) {
-		count := func() int {
-			sn, err := snapshot.New(filepath.Join(root, "snapshots"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sn.Close()
-			n := 0
-			sn.Walk(context.Background(), func(i snapshot.Info) error {
-				if strings.HasPrefix(i.Name, "run-") {
-					n++
-				}
-				return nil
-			})
-			return n
-		}
+		count := func() int { return runSnapshots(t, root) }
 		if n := count(); n != 0 {
 			t.Fatalf("%d containers left by --rm runs", n)
 		}
