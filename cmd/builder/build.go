@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,7 +164,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	dfPath := o.Dockerfile
 	if dfPath == "" {
-		dfPath = filepath.Join(o.ContextDir, "Dockerfile")
+		dfPath = defaultDockerfile(o.ContextDir)
 	}
 	dfBytes, err := os.ReadFile(dfPath)
 	if err != nil {
@@ -402,4 +403,18 @@ func withLabels(labels map[string]string, flags []string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// defaultDockerfile is the Dockerfile of a context without -f: "Dockerfile",
+// or "dockerfile" when only that exists (as BuildKit and docker do,
+// moby/moby#10858).
+func defaultDockerfile(contextDir string) string {
+	p := filepath.Join(contextDir, "Dockerfile")
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		lower := filepath.Join(contextDir, "dockerfile")
+		if _, err := os.Lstat(lower); err == nil {
+			return lower
+		}
+	}
+	return p
 }
