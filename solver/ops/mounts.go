@@ -74,7 +74,11 @@ func (s *mountState) claim(name string) (string, func()) {
 // mountSetup is what one llb mount adds to a sandbox.
 type mountSetup struct {
 	mounts []executor.Mount
-	env    []string
+	// env is added where the step does not set the key (SSH_AUTH_SOCK).
+	env []string
+	// secretEnv replaces the step's value of the key: a secret delivered
+	// as an env var wins over an ENV of the same name, as in BuildKit.
+	secretEnv []string
 }
 
 // mount turns a non-root llb mount into sandbox mounts and environment
@@ -358,6 +362,26 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 		return "", err
 	}
 	return dir, nil
+}
+
+// replaceEnv returns env with the KEY=VALUE pairs of extra set, replacing
+// any value env has for the key.
+func replaceEnv(env, extra []string) []string {
+	if len(extra) == 0 {
+		return env
+	}
+	set := map[string]bool{}
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	out := make([]string, 0, len(env)+len(extra))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); !set[k] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
 }
 
 // addEnv returns env with the KEY=VALUE pairs of extra added. A key the
