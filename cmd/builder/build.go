@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -271,6 +272,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		display.Close()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
+	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
 
 	w := ops.New(ops.Options{
 		Snapshotter: sn,
@@ -417,4 +419,22 @@ func defaultDockerfile(contextDir string) string {
 		}
 	}
 	return p
+}
+
+// withDockerfileEpoch returns args with SOURCE_DATE_EPOCH set from the
+// frontend's epoch (a Dockerfile's ARG SOURCE_DATE_EPOCH=... default) when
+// no --build-arg set it, so the exporters use it as BuildKit's do.
+func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]string {
+	if epoch == nil {
+		return args
+	}
+	if _, ok := args["SOURCE_DATE_EPOCH"]; ok {
+		return args
+	}
+	out := make(map[string]string, len(args)+1)
+	for k, v := range args {
+		out[k] = v
+	}
+	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
+	return out
 }
