@@ -417,6 +417,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		Env:      s.env.slice(),
 		Cwd:      s.dir,
 		User:     s.user,
+		Hostname: c.opt.BuildArgs["BUILDKIT_SANDBOX_HOSTNAME"],
 		Network:  network,
 		Mounts:   mounts,
 		Security: security,
