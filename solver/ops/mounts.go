@@ -106,6 +106,9 @@ func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result)
 		if err != nil {
 			return mountSetup{}, cleanup, err
 		}
+		if dir, err = cacheSubdir(dir, m); err != nil {
+			return mountSetup{}, cleanup, err
+		}
 		opts := []string{"rbind"}
 		if m.Readonly {
 			opts = append(opts, "ro")
@@ -118,6 +121,29 @@ func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result)
 	default:
 		return mountSetup{}, nil, fmt.Errorf("mount %s: unknown mount type %q", m.Dest, m.Type)
 	}
+}
+
+// cacheSubdir is the directory of a cache mount's source= inside the cache
+// dir, resolved inside it: a symlink in the cache never leads out of it
+// (BuildKit's testCacheMountSourceEscape). As in BuildKit, the source must
+// exist in the cache.
+func cacheSubdir(dir string, m llb.Mount) (string, error) {
+	sel := selectorPath(m.Selector)
+	if sel == "/" {
+		return dir, nil
+	}
+	p, err := fsutil.ResolveInRoot(dir, sel)
+	if err != nil {
+		return "", fmt.Errorf("cache mount %s: source %s: %w", m.Dest, sel, err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("cache mount %s: source %s does not exist in the cache", m.Dest, sel)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("cache mount %s: source %s in the cache is not a directory", m.Dest, sel)
+	}
+	return p, nil
 }
 
 // selectorPath is the cleaned selector, "/" for the whole tree.
@@ -283,7 +309,7 @@ func (w *Worker) cacheMountDir(m llb.Mount) (string, error) {
 
 // acquireCache returns the persistent directory of cache mount m under
 // StateDir/cache-mounts, created (owned by m.UID:m.GID with m.Mode, seeded
-// from the subtree m.Selector of in when the mount has a source) the first
+// from the tree in when the mount has a from=) the first
 // time the id is used. The release function ends this step's use: for
 // sharing=locked it lets the next step with the id run, for
 // sharing=private it frees the directory for reuse.
@@ -334,8 +360,10 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 	defer os.RemoveAll(tmp)
 	stage := filepath.Join(tmp, "dir")
 	if m.Input >= 0 {
-		if err := w.copySubtree(ctx, in, selectorPath(m.Selector), stage); err != nil {
-			return "", fmt.Errorf("seeding from source %s: %w", selectorPath(m.Selector), err)
+		// As in BuildKit, the cache starts as a copy of the whole from=
+		// tree; source= selects the directory mounted (cacheSubdir).
+		if err := w.copySubtree(ctx, in, "/", stage); err != nil {
+			return "", fmt.Errorf("seeding from the mount's from= stage: %w", err)
 		}
 	} else if err := os.Mkdir(stage, 0o755); err != nil {
 		return "", err
