@@ -293,7 +293,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	s := solver.New(w, store, solver.Options{Reporter: col})
 	var result solver.Result
 	if res.State != nil {
-		result, err = s.Solve(ctx, res.State)
+		if err = w.PruneNoCacheMounts(res.State); err == nil {
+			result, err = s.Solve(ctx, res.State)
+		}
 	}
 	if err == nil {
 		err = export(ctx, col, w, store.Blobs(), result, res, o)

@@ -435,3 +435,57 @@ func addEnv(env, extra []string) []string {
 	}
 	return out
 }
+
+// PruneNoCacheMounts empties, before a build, the cache mounts of the exec
+// ops of v that ignore the cache (--no-cache), so they start empty, as
+// BuildKit prunes them when it loads such a definition (moby/buildkit#5305).
+// Later steps of the same build then share what the first one writes.
+func (w *Worker) PruneNoCacheMounts(v *llb.Vertex) error {
+	if w.opt.StateDir == "" || v == nil {
+		return nil
+	}
+	ids := map[string]bool{}
+	_ = llb.Walk(v, func(x *llb.Vertex) error {
+		op, ok := x.Op().(llb.ExecOp)
+		if !ok || !x.Meta().IgnoreCache {
+			return nil
+		}
+		for _, m := range op.Mounts {
+			if m.Type == llb.MountCache {
+				id := m.CacheID
+				if id == "" {
+					id = m.Dest
+				}
+				ids[id] = true
+			}
+		}
+		return nil
+	})
+	base := filepath.Join(w.opt.StateDir, "cache-mounts")
+	w.mounts.mu.Lock()
+	defer w.mounts.mu.Unlock()
+	for id := range ids {
+		name := cacheDirName(id)
+		// name, and name-N of private mounts.
+		matches, _ := filepath.Glob(filepath.Join(base, name+"*"))
+		for _, dir := range matches {
+			if b := filepath.Base(dir); b != name && !strings.HasPrefix(b, name+"-") {
+				continue
+			}
+			// Renamed first: a build using the directory keeps its
+			// mount, and no half-removed cache is ever reused.
+			old, err := os.MkdirTemp(base, ".old-")
+			if err != nil {
+				return fmt.Errorf("emptying cache mount %q: %w", id, err)
+			}
+			if err := os.Rename(dir, filepath.Join(old, "dir")); err != nil {
+				os.RemoveAll(old)
+				return fmt.Errorf("emptying cache mount %q: %w", id, err)
+			}
+			if err := os.RemoveAll(old); err != nil {
+				return fmt.Errorf("emptying cache mount %q: %w", id, err)
+			}
+		}
+	}
+	return nil
+}
