@@ -237,8 +237,8 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 	if !dirish {
 		mk = path.Dir(dest)
 	}
-	if _, err := fsutil.MkdirAllInRoot(root, mk, 0o755, owner); err != nil {
-		return fmt.Errorf("copy: creating %s: %w", mk, err)
+	if _, err := fsutil.MkdirAllInRoot(root, mk, createdDirMode(ms), owner); err != nil {
+		return fmt.Errorf("copy: creating %s: %w", mk, unwrapPath(err))
 	}
 	if destHost, err = fsutil.ResolveInRoot(root, dest); err != nil {
 		return fmt.Errorf("copy: dest %s: %w", dest, err)
@@ -307,16 +307,24 @@ func (cp *copier) copySource(src copySource, destHost string, c *llb.Copy) error
 			target = filepath.Join(destHost, b)
 		}
 	}
-	// The parent of the target (the target itself for the contents of a
-	// dir) is created inside the root, after dest was resolved.
+	// The parent of the target is created inside the root, after dest was
+	// resolved; a copied directory then creates the target itself with the
+	// source dir's metadata (and --chmod), as BuildKit does.
 	mk := filepath.Dir(target)
-	if c.DirContentsOnly && isDir && fiDest == nil {
-		mk = target
-	}
-	if _, err := fsutil.MkdirAllInRoot(cp.root, cp.destName(mk), 0o755, cp.owner); err != nil {
+	if _, err := fsutil.MkdirAllInRoot(cp.root, cp.destName(mk), createdDirMode(cp.mode), cp.owner); err != nil {
 		return err
 	}
 	return cp.copy(cp.s.hostPath(src.rel), src.rel, "", target, false)
+}
+
+// createdDirMode is the mode of a directory a copy creates on the way to its
+// destination: 0755, or --chmod applied to it (BuildKit's testCopyChmod:
+// COPY --chmod=777 foo /parent/foo makes /parent 0777).
+func createdDirMode(ms *modeSpec) os.FileMode {
+	if ms == nil {
+		return os.ModeDir | 0o755
+	}
+	return os.ModeDir | fsutil.GoMode(ms.apply(0o755, true))
 }
 
 // destName names a host path of the destination tree for messages.

@@ -282,10 +282,24 @@ func TestCopy(t *testing.T) {
 			want: []string{"out d 0755", "out/y d 0755", "out/y/a.go f 0644 x/y/a.go", "out/y/d d 0755", "out/y/d/b f 0644 x/y/d/b"},
 		},
 		{
+			// The destination dir the copy creates takes the mode too
+			// (BuildKit's testCopyChmod, issue 10 #7).
 			name: "octal chmod applies to files and dirs",
 			src:  []string{"d/a 0600", "d/s/"},
 			copy: with(dockerCopy("/out/", "d"), func(c *llb.Copy) { c.Chmod = "0751" }),
-			want: []string{"out d 0755", "out/a f 0751 d/a", "out/s d 0751"},
+			want: []string{"out d 0751", "out/a f 0751 d/a", "out/s d 0751"},
+		},
+		{
+			name: "chmod applies to created parents",
+			src:  []string{"foo 0600"},
+			copy: with(dockerCopy("/parent/sub/foo", "foo"), func(c *llb.Copy) { c.Chmod = "777" }),
+			want: []string{"parent d 0777", "parent/sub d 0777", "parent/sub/foo f 0777 foo"},
+		},
+		{
+			name: "a copied dir creates its destination with its metadata",
+			src:  []string{"tree/ 0700", "tree/f 0600"},
+			copy: with(dockerCopy("/tree", "tree"), func(c *llb.Copy) { c.Chmod = "640" }),
+			want: []string{"tree d 0640", "tree/f f 0640 tree/f"},
 		},
 		{
 			name: "symbolic chmod",
