@@ -401,8 +401,17 @@ func (cp *copier) copy(host, rel, comp, target string, overwrite bool) error {
 		if err := unix.Mknod(target, st.Mode, int(st.Rdev)); err != nil {
 			return fmt.Errorf("mknod %s: %w", cp.destName(target), err)
 		}
+	case m&os.ModeSocket != 0 && cp.s.local:
+		// A socket of the build context arrives as an empty regular file,
+		// as BuildKit's context transfer sends it (testCopySocket).
+		if err := cp.clearTarget(target); err != nil {
+			return err
+		}
+		if err := os.WriteFile(target, nil, 0o600); err != nil {
+			return fmt.Errorf("creating %s: %w", cp.destName(target), unwrapPath(err))
+		}
 	default:
-		// Sockets cannot be copied; docker build skips them too.
+		// Sockets of a stage cannot be copied.
 		return nil
 	}
 	if copyMeta {

@@ -3,6 +3,7 @@ package fileop
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -449,5 +450,38 @@ func TestChownPasswdConfined(t *testing.T) {
 	_, err := resolveChown(dst, &llb.Chown{User: "evil"})
 	if err == nil {
 		t.Fatal("user resolved through an escaping /etc symlink")
+	}
+}
+
+// TestCopySocket is BuildKit's testCopySocket (issue 10 #13): a unix
+// socket in the build context is copied as an empty regular file, and it
+// counts in the checksum.
+func TestCopySocket(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	mkTree(t, src, "a=a")
+	l, err := net.Listen("unix", filepath.Join(src, "socket.sock"))
+	if err != nil {
+		t.Skipf("cannot create a unix socket: %v", err)
+	}
+	defer l.Close()
+	must(t, os.Chmod(filepath.Join(src, "socket.sock"), 0o640))
+	in := Input{Root: src, Local: true}
+	c := dockerCopy("/", ".")
+	must(t, Apply(context.Background(), dst, []Input{in}, llb.FileOp{Actions: []llb.FileAction{{Copy: &c}}}))
+	fi, err := os.Lstat(filepath.Join(dst, "socket.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != 0 || fi.Mode().Perm() != 0o640 {
+		t.Errorf("socket copied as %v (%d bytes), want an empty regular file 0640", fi.Mode(), fi.Size())
+	}
+	with, err := Checksum(context.Background(), in, &c, NewMemHasher())
+	must(t, err)
+	l.Close()
+	os.Remove(filepath.Join(src, "socket.sock"))
+	without, err := Checksum(context.Background(), in, &c, NewMemHasher())
+	must(t, err)
+	if with == without {
+		t.Error("the socket does not count in the checksum")
 	}
 }
