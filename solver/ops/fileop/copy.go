@@ -307,10 +307,14 @@ func (cp *copier) copySource(src copySource, destHost string, c *llb.Copy) error
 			target = filepath.Join(destHost, b)
 		}
 	}
-	// The parent of the target is created inside the root, after dest was
-	// resolved; a copied directory then creates the target itself with the
-	// source dir's metadata (and --chmod), as BuildKit does.
+	// The parent of the target (the target itself for the contents of a
+	// dir) is created inside the root, after dest was resolved; as in
+	// BuildKit's fsutil copy it gets createdDirMode, not the source dir's
+	// metadata.
 	mk := filepath.Dir(target)
+	if c.DirContentsOnly && isDir && fiDest == nil {
+		mk = target
+	}
 	if _, err := fsutil.MkdirAllInRoot(cp.root, cp.destName(mk), createdDirMode(cp.mode), cp.owner); err != nil {
 		return err
 	}
@@ -318,13 +322,14 @@ func (cp *copier) copySource(src copySource, destHost string, c *llb.Copy) error
 }
 
 // createdDirMode is the mode of a directory a copy creates on the way to its
-// destination: 0755, or --chmod applied to it (BuildKit's testCopyChmod:
-// COPY --chmod=777 foo /parent/foo makes /parent 0777).
+// destination: an octal --chmod, else 0755, as BuildKit's fsutil copy does
+// (testCopyChmod: COPY --chmod=777 foo /parent/foo makes /parent 0777; a
+// symbolic --chmod leaves them 0755).
 func createdDirMode(ms *modeSpec) os.FileMode {
-	if ms == nil {
+	if ms == nil || !ms.octal {
 		return os.ModeDir | 0o755
 	}
-	return os.ModeDir | fsutil.GoMode(ms.apply(0o755, true))
+	return os.ModeDir | fsutil.GoMode(ms.mode)
 }
 
 // destName names a host path of the destination tree for messages.

@@ -297,10 +297,16 @@ func TestCopy(t *testing.T) {
 			want: []string{"parent d 0777", "parent/sub d 0777", "parent/sub/foo f 0777 foo"},
 		},
 		{
-			name: "a copied dir creates its destination with its metadata",
+			name: "a copied dir's new destination takes --chmod, not the source mode",
 			src:  []string{"tree/ 0700", "tree/f 0600"},
 			copy: with(dockerCopy("/tree", "tree"), func(c *llb.Copy) { c.Chmod = "640" }),
 			want: []string{"tree d 0640", "tree/f f 0640 tree/f"},
+		},
+		{
+			name: "a copied dir's new destination is 0755, not the source mode",
+			src:  []string{"tree/ 0700", "tree/f 0600"},
+			copy: dockerCopy("/tree", "tree"),
+			want: []string{"tree d 0755", "tree/f f 0600 tree/f"},
 		},
 		{
 			name: "symbolic chmod",
