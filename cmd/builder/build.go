@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -167,7 +169,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	dfPath := o.Dockerfile
 	if dfPath == "" {
-		dfPath = filepath.Join(o.ContextDir, "Dockerfile")
+		dfPath = defaultDockerfile(o.ContextDir)
 	}
 	dfBytes, err := os.ReadFile(dfPath)
 	if err != nil {
@@ -261,6 +263,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		display.Close()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
+	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
 
 	w := ops.New(ops.Options{
 		Snapshotter: sn,
@@ -281,7 +284,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	s := solver.New(w, store, solver.Options{Reporter: col})
 	var result solver.Result
 	if res.State != nil {
-		result, err = s.Solve(ctx, res.State)
+		if err = w.PruneNoCacheMounts(res.State); err == nil {
+			result, err = s.Solve(ctx, res.State)
+		}
 	}
 	if err == nil {
 		err = export(ctx, col, w, images, result, res, o)
@@ -392,5 +397,37 @@ func withLabels(labels map[string]string, flags []string) map[string]string {
 		k, v, _ := strings.Cut(l, "=")
 		out[k] = v
 	}
+	return out
+}
+
+// defaultDockerfile is the Dockerfile of a context without -f: "Dockerfile",
+// or "dockerfile" when only that exists (as BuildKit and docker do,
+// moby/moby#10858).
+func defaultDockerfile(contextDir string) string {
+	p := filepath.Join(contextDir, "Dockerfile")
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		lower := filepath.Join(contextDir, "dockerfile")
+		if _, err := os.Lstat(lower); err == nil {
+			return lower
+		}
+	}
+	return p
+}
+
+// withDockerfileEpoch returns args with SOURCE_DATE_EPOCH set from the
+// frontend's epoch (a Dockerfile's ARG SOURCE_DATE_EPOCH=... default) when
+// no --build-arg set it, so the exporters use it as BuildKit's do.
+func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]string {
+	if epoch == nil {
+		return args
+	}
+	if _, ok := args["SOURCE_DATE_EPOCH"]; ok {
+		return args
+	}
+	out := make(map[string]string, len(args)+1)
+	for k, v := range args {
+		out[k] = v
+	}
+	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
 	return out
 }
