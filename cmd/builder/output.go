@@ -66,6 +66,12 @@ func validateOutput(o *Output) error {
 			if _, err := strconv.ParseBool(v); err != nil {
 				return fmt.Errorf("%s=%q: not a boolean", k, v)
 			}
+		case "name":
+			for _, n := range strings.Split(v, ",") {
+				if err := exporter.ValidateName(n); err != nil {
+					return fmt.Errorf("name=%q: %w", n, err)
+				}
+			}
 		case "compression-level":
 			if _, err := strconv.Atoi(v); err != nil {
 				return fmt.Errorf("%s=%q: not a number", k, v)

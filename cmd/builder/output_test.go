@@ -29,6 +29,8 @@ func TestParseOutput(t *testing.T) {
 		{in: "type=local,dest=x,compression=zstd", wantErr: "unknown attribute"},
 		{in: "type=registry2,dest=x", wantErr: "not supported"},
 		{in: "dest=x", wantErr: "type is required"},
+		{in: `type=image,"name=a:1,../b"`, wantErr: `name="../b": invalid reference format`},
+		{in: "type=oci,dest=x,name=a@sha256:" + strings.Repeat("0", 64), wantErr: "cannot have a digest"},
 	}
 	for _, tt := range tests {
 		o, err := parseOutput(tt.in)
