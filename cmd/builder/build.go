@@ -106,6 +106,9 @@ func newBuildCommand() *cobra.Command {
 				}
 				o.Outputs = append(o.Outputs, out)
 			}
+			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
+				return err
+			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
 			}
