@@ -243,8 +243,8 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := ex.CgroupError(); err != nil {
-		display.Warn(0, fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v)", err))
+	if w := ex.CgroupWarning(); w != "" {
+		display.Warn(0, w)
 	}
 	col := newCollector(display)
 	ctx = withPusher(ctx, reg, col)

@@ -241,6 +241,9 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if w := ex.CgroupWarning(); w != "" {
+		fmt.Fprintf(stdio.Stderr, "WARNING: %s\n", w)
+	}
 	cs, err := openContainers(o.Root)
 	if err != nil {
 		return 0, err
