@@ -369,6 +369,9 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		if st.CleanupError != "" {
 			msg += " (cleanup: " + st.CleanupError + ")"
 		}
+		if st.StartCode != 0 {
+			return stats, &StartError{Code: st.StartCode, Err: fmt.Errorf("run %q: %s", spec.Args[0], msg)}
+		}
 		return stats, fmt.Errorf("run %q: %s", spec.Args[0], msg)
 	}
 	var exitErr *ExitError

@@ -303,9 +303,14 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 		_, runErr = ex.Run(ctx, spec)
 	}
 	var ee *executor.ExitError
+	var se *executor.StartError
 	switch {
 	case runErr == nil:
 		code = 0
+	case errors.As(runErr, &se):
+		// docker run: 127 for a command not found, 126 not executable.
+		fmt.Fprintf(stdio.Stderr, "ERROR: %v\n", runErr)
+		code = se.Code
 	case errors.As(runErr, &ee):
 		if ee.OOMKilled {
 			fmt.Fprintf(stdio.Stderr, "%v\n", ee)
@@ -547,13 +552,21 @@ func loadStoredOrPulled(ctx context.Context, o RunOptions, blobs *cache.BlobStor
 	regOpts := o.Registry.options(o.Root, blobs)
 	regOpts.Pull = o.Pull == "always"
 	src := &imagestore.Source{Store: images, Remote: registry.New(regOpts), AlwaysPull: o.Pull == "always"}
+	// As docker run: first that the image is not here, then what the
+	// registry said.
+	notLocal := func(err error) error {
+		if o.Pull == "always" {
+			return err
+		}
+		return fmt.Errorf("unable to find image %q in the local image store (builder images), and pulling it failed: %w", ref, err)
+	}
 	res, err := src.Resolve(ctx, ref, llb.Platform{})
 	if err != nil {
-		return nil, err
+		return nil, notLocal(err)
 	}
 	layers, err := src.Pull(ctx, res)
 	if err != nil {
-		return nil, err
+		return nil, notLocal(err)
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(res.Config))
 	if err != nil {

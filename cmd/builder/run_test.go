@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -224,5 +226,17 @@ func TestParseBytes(t *testing.T) {
 		if _, err := parseBytes(in); err == nil {
 			t.Errorf("parseBytes(%q) succeeded", in)
 		}
+	}
+}
+
+// TestRunImageNotFound: a name in neither the store nor the registry says
+// first that it is not in the local store, then what the pull said.
+func TestRunImageNotFound(t *testing.T) {
+	o := RunOptions{Image: "127.0.0.1:1/app:typo", Root: t.TempDir(), Pull: "missing"}
+	_, err := Run(context.Background(), o, RunIO{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard})
+	msg := fmt.Sprint(err)
+	i, j := strings.Index(msg, `unable to find image "127.0.0.1:1/app:typo" in the local image store`), strings.Index(msg, "127.0.0.1:1/v2")
+	if err == nil || i != 0 || j < i {
+		t.Errorf("err = %v, want the local store first, then the pull's error", err)
 	}
 }
