@@ -298,11 +298,10 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *c
 				if len(names) == 0 {
 					return nil, errors.New("--output type=image,push=true needs a name (-t or name=)")
 				}
-				err = step(r, "pushing "+describeNames(names), func() error {
-					pd, err := PushImage(ctx, oimg, names, out.exportOptions())
-					desc = &pd
-					return err
-				})
+				// PushImage shows one step per name.
+				var pd v1.Descriptor
+				pd, err = PushImage(ctx, oimg, names, out.exportOptions())
+				desc = &pd
 			}
 		}
 		if err != nil {

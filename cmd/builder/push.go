@@ -148,7 +148,7 @@ func newPushCommand() *cobra.Command {
 		Short: "Upload an image from the local store to a registry",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return Push(cmd.Context(), root, progress, flags, args[0], args[1:], os.Stderr)
+			return Push(cmd.Context(), root, progress, flags, args[0], args[1:], os.Stderr, os.Stdout)
 		},
 	}
 	f := cmd.Flags()
@@ -158,8 +158,10 @@ func newPushCommand() *cobra.Command {
 	return cmd
 }
 
-// Push pushes the stored image src to dests (its own name when none).
-func Push(ctx context.Context, root, progress string, flags RegistryFlags, src string, dests []string, out io.Writer) error {
+// Push pushes the stored image src to dests (its own name when none),
+// showing progress on out and printing "DEST: digest: sha256:... size: N"
+// on stdout for every destination, as docker push prints its result.
+func Push(ctx context.Context, root, progress string, flags RegistryFlags, src string, dests []string, out, stdout io.Writer) error {
 	store, err := cache.Open(filepath.Join(root, "cache"))
 	if err != nil {
 		return fmt.Errorf("opening cache in %s: %w", root, err)
@@ -203,6 +205,8 @@ func Push(ctx context.Context, root, progress string, flags RegistryFlags, src s
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s: digest: %s size: %d\n", src, desc.Digest, desc.Size)
+	for _, d := range dests {
+		fmt.Fprintf(stdout, "%s: digest: %s size: %d\n", d, desc.Digest, desc.Size)
+	}
 	return nil
 }
