@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -129,6 +130,9 @@ func runInit() int {
 		return 1
 	}
 	ws := waitCommand(cmdPid)
+	if activeTty != nil {
+		activeTty.drain(2 * time.Second)
+	}
 	st := initStatus{Exited: true}
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_CHILDREN, &ru); err == nil {
@@ -241,10 +245,21 @@ func startCommand(cfg *initConfig, r *rootfs) (int, error) {
 	if cancelled {
 		return 0, errors.New("cancelled")
 	}
+	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	if cfg.Tty {
+		slave, err := startTtyRelay(int(u.UID))
+		if err != nil {
+			return 0, err
+		}
+		// The init keeps no copy: the relay ends when the command's
+		// processes close the terminal.
+		defer slave.Close()
+		stdio = []*os.File{slave, slave, slave}
+	}
 	p, err := startRestricted(!cfg.Insecure, path, cfg.Args, &os.ProcAttr{
 		Dir:   cwd,
 		Env:   env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Files: stdio,
 		Sys: &syscall.SysProcAttr{
 			// With setgroups denied (rootless with a single id
 			// mapped) there are no supplementary groups to set.
@@ -261,6 +276,12 @@ func startCommand(cfg *initConfig, r *rootfs) (int, error) {
 	pid := p.Pid
 	go func() {
 		for s := range signals {
+			if s == unix.SIGWINCH && activeTty != nil {
+				// The outer terminal was resized: the inner one
+				// signals its foreground process group itself.
+				activeTty.resize()
+				continue
+			}
 			_ = unix.Kill(pid, s.(syscall.Signal))
 		}
 	}()

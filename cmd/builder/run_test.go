@@ -206,12 +206,18 @@ func TestRun(t *testing.T) {
 			{Image: "oci:" + t.TempDir()},
 			{Image: "oci-archive:" + filepath.Join(t.TempDir(), "missing.tar")},
 			{Image: "oci:" + dir, Network: "bridge"},
-			{Image: "oci:" + dir, Args: []string{"/no/such/command"}},
 		} {
 			o.Root, o.Remove = root, true
 			if _, err := Run(context.Background(), o, RunIO{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}); err == nil {
 				t.Errorf("Run %s %v --network %q succeeded", o.Image, o.Args, o.Network)
 			}
+		}
+		// A command that cannot start exits 127, as with docker run.
+		var errOut bytes.Buffer
+		code, err := Run(context.Background(), RunOptions{Image: "oci:" + dir, Args: []string{"/no/such/command"}, Root: root, Remove: true},
+			RunIO{Stdout: &bytes.Buffer{}, Stderr: &errOut})
+		if err != nil || code != 127 || !strings.Contains(errOut.String(), "/no/such/command") {
+			t.Errorf("Run /no/such/command: code %d, err %v, stderr %q; want 127 and the reason", code, err, errOut.String())
 		}
 	})
 }
