@@ -162,6 +162,11 @@ func newPushCommand() *cobra.Command {
 // showing progress on out and printing "DEST: digest: sha256:... size: N"
 // on stdout for every destination, as docker push prints its result.
 func Push(ctx context.Context, root, progress string, flags RegistryFlags, src string, dests []string, out, stdout io.Writer) error {
+	for _, d := range dests {
+		if err := exporter.ValidateName(d); err != nil {
+			return fmt.Errorf("push destination %q: %w", d, err)
+		}
+	}
 	store, err := cache.Open(filepath.Join(root, "cache"))
 	if err != nil {
 		return fmt.Errorf("opening cache in %s: %w", root, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
@@ -202,6 +203,11 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	case "", "missing", "always", "never":
 	default:
 		return 0, fmt.Errorf("--pull %q: must be always, missing or never", o.Pull)
+	}
+	if !strings.HasPrefix(o.Image, "oci:") && !strings.HasPrefix(o.Image, "oci-archive:") {
+		if err := exporter.ValidateReference(o.Image); err != nil {
+			return 0, fmt.Errorf("image %q: %w", o.Image, err)
+		}
 	}
 	if o.Name != "" && !containerName.MatchString(o.Name) {
 		return 0, fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)

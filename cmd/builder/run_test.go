@@ -246,3 +246,29 @@ func TestRunImageNotFound(t *testing.T) {
 		t.Errorf("err = %v, want the local store first, then the pull's error", err)
 	}
 }
+
+// TestRunInvalidReference: a name outside Docker's grammar is refused
+// before the root is touched.
+func TestRunInvalidReference(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	_, err := Run(context.Background(), RunOptions{Image: "../x", Root: root}, RunIO{Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), `image "../x": invalid reference format`) {
+		t.Errorf("err = %v, want an invalid reference", err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the root was created: %v", err)
+	}
+	if _, err := runCLI(t, "tag", "--root", root, "../x", "../../y"); err == nil || !strings.Contains(err.Error(), `source image "../x": invalid reference format`) {
+		t.Errorf("tag err = %v, want an invalid reference", err)
+	}
+	if _, err := runCLI(t, "tag", "--root", root, "x", "../../y"); err == nil || !strings.Contains(err.Error(), `target image "../../y": invalid reference format`) {
+		t.Errorf("tag err = %v, want an invalid reference", err)
+	}
+	err = Push(context.Background(), root, "plain", RegistryFlags{}, "x", []string{"ok", "../../y"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `push destination "../../y": invalid reference format`) {
+		t.Errorf("push err = %v, want an invalid reference", err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the root was created: %v", err)
+	}
+}
