@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cmd/builder/progressui"
+	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
@@ -95,12 +96,18 @@ func newBuildCommand() *cobra.Command {
 				return err
 			}
 			sourceDateEpochFromEnv(o.BuildArgs)
+			if err := validateTags(o.Tags); err != nil {
+				return err
+			}
 			for _, s := range outputs {
 				out, err := parseOutput(s)
 				if err != nil {
 					return err
 				}
 				o.Outputs = append(o.Outputs, out)
+			}
+			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
+				return err
 			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
@@ -229,8 +236,8 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := ex.CgroupError(); err != nil {
-		display.Warn(0, fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v)", err))
+	if w := ex.CgroupWarning(); w != "" {
+		display.Warn(0, w)
 	}
 	col := newCollector(display)
 	ctx = withPusher(ctx, reg, col)
@@ -294,6 +301,17 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	display.Close()
 	if err != nil {
 		return reportError(out, dfPath, dfBytes, err)
+	}
+	return nil
+}
+
+// validateTags checks every -t name against Docker's reference grammar
+// before any work, as docker build does ("invalid tag").
+func validateTags(tags []string) error {
+	for _, t := range tags {
+		if err := exporter.ValidateName(t); err != nil {
+			return fmt.Errorf("invalid tag %q: %w", t, err)
+		}
 	}
 	return nil
 }

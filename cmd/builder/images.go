@@ -238,6 +238,13 @@ func newTagCommand() *cobra.Command {
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Both names are checked before the store is opened.
+			if err := exporter.ValidateReference(args[0]); err != nil {
+				return fmt.Errorf("source image %q: %w", args[0], err)
+			}
+			if err := exporter.ValidateName(args[1]); err != nil {
+				return fmt.Errorf("target image %q: %w", args[1], err)
+			}
 			return withImageStore(root, func(s *imagestore.Store) error { return s.Tag(args[0], args[1]) })
 		},
 	}

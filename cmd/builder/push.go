@@ -148,7 +148,7 @@ func newPushCommand() *cobra.Command {
 		Short: "Upload an image from the local store to a registry",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return Push(cmd.Context(), root, progress, flags, args[0], args[1:], os.Stderr)
+			return Push(cmd.Context(), root, progress, flags, args[0], args[1:], os.Stderr, os.Stdout)
 		},
 	}
 	f := cmd.Flags()
@@ -158,8 +158,15 @@ func newPushCommand() *cobra.Command {
 	return cmd
 }
 
-// Push pushes the stored image src to dests (its own name when none).
-func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src string, dests []string, out io.Writer) error {
+// Push pushes the stored image src to dests (its own name when none),
+// showing progress on out and printing "DEST: digest: sha256:... size: N"
+// on stdout for every destination, as docker push prints its result.
+func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src string, dests []string, out, stdout io.Writer) error {
+	for _, d := range dests {
+		if err := exporter.ValidateName(d); err != nil {
+			return fmt.Errorf("push destination %q: %w", d, err)
+		}
+	}
 	root, err := state.Open(dir, state.Options{})
 	if err != nil {
 		return err
@@ -207,6 +214,8 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s: digest: %s size: %d\n", src, desc.Digest, desc.Size)
+	for _, d := range dests {
+		fmt.Fprintf(stdout, "%s: digest: %s size: %d\n", d, desc.Digest, desc.Size)
+	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
@@ -204,6 +205,11 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	default:
 		return 0, fmt.Errorf("--pull %q: must be always, missing or never", o.Pull)
 	}
+	if !strings.HasPrefix(o.Image, "oci:") && !strings.HasPrefix(o.Image, "oci-archive:") {
+		if err := exporter.ValidateReference(o.Image); err != nil {
+			return 0, fmt.Errorf("image %q: %w", o.Image, err)
+		}
+	}
 	if o.Name != "" && !containers.ValidName(o.Name) {
 		return 0, fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
 	}
@@ -236,6 +242,9 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	ex, err := root.Executor()
 	if err != nil {
 		return 0, err
+	}
+	if w := ex.CgroupWarning(); w != "" {
+		fmt.Fprintf(stdio.Stderr, "WARNING: %s\n", w)
 	}
 	cs, err := root.Containers()
 	if err != nil {
@@ -296,9 +305,14 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 		_, runErr = ex.Run(ctx, spec)
 	}
 	var ee *executor.ExitError
+	var se *executor.StartError
 	switch {
 	case runErr == nil:
 		code = 0
+	case errors.As(runErr, &se):
+		// docker run: 127 for a command not found, 126 not executable.
+		fmt.Fprintf(stdio.Stderr, "ERROR: %v\n", runErr)
+		code = se.Code
 	case errors.As(runErr, &ee):
 		if ee.OOMKilled {
 			fmt.Fprintf(stdio.Stderr, "%v\n", ee)
@@ -540,13 +554,21 @@ func loadStoredOrPulled(ctx context.Context, o RunOptions, root *state.Root, blo
 	regOpts := o.Registry.options(root, blobs)
 	regOpts.Pull = o.Pull == "always"
 	src := &imagestore.Source{Store: images, Remote: registry.New(regOpts), AlwaysPull: o.Pull == "always"}
+	// As docker run: first that the image is not here, then what the
+	// registry said.
+	notLocal := func(err error) error {
+		if o.Pull == "always" {
+			return err
+		}
+		return fmt.Errorf("unable to find image %q in the local image store (builder images), and pulling it failed: %w", ref, err)
+	}
 	res, err := src.Resolve(ctx, ref, llb.Platform{})
 	if err != nil {
-		return nil, err
+		return nil, notLocal(err)
 	}
 	layers, err := src.Pull(ctx, res)
 	if err != nil {
-		return nil, err
+		return nil, notLocal(err)
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(res.Config))
 	if err != nil {
