@@ -6,26 +6,26 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
 
-// withImageStore opens the image store under root for fn.
-func withImageStore(root string, fn func(s *imagestore.Store) error) error {
-	blobs, err := cache.OpenBlobStore(filepath.Join(root, "cache", "content"))
+// withImageStore opens the image store under dir for fn.
+func withImageStore(dir string, fn func(s *imagestore.Store) error) error {
+	root, err := state.Open(dir, state.Options{})
 	if err != nil {
-		return fmt.Errorf("opening the blob store in %s: %w", root, err)
+		return err
 	}
-	s, err := openImageStore(root, blobs)
+	defer root.Close()
+	s, err := root.Images()
 	if err != nil {
 		return err
 	}

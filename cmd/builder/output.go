@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/exporter/store"
@@ -183,12 +182,9 @@ type exported struct {
 // exportImage computes the layers of result and writes the image to the
 // local store (always: under -t and name= of type=image outputs, or by ID
 // only) and to every --output.
-func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, cfg v1.ConfigFile, o BuildOptions) (*exported, error) {
+func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *store.Store, result solver.Result, cfg v1.ConfigFile, o BuildOptions) (*exported, error) {
 	warnRewriteWithoutEpoch(r, o.Outputs, o.BuildArgs)
-	images, err := openImageStore(o.Root, blobs)
-	if err != nil {
-		return nil, err
-	}
+	blobs := images.Blobs()
 	// The store gets the image as the first type=image output asks, or
 	// gzip with OCI media types.
 	storeOut := Output{Type: "image", Attrs: map[string]string{}}
@@ -335,11 +331,6 @@ func describeNames(names []string) string {
 		return "local image store"
 	}
 	return strings.Join(names, ", ")
-}
-
-// openImageStore opens ROOT/images over the cache's blob store.
-func openImageStore(root string, blobs *cache.BlobStore) (*store.Store, error) {
-	return store.Open(filepath.Join(root, "images"), blobs)
 }
 
 // writeIIDFile writes the image ID as docker build --iidfile does.

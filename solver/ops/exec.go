@@ -58,6 +58,7 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	// Proxy variables are not part of the digest: a declared ARG of the
 	// same name (already in Env) wins.
 	env := addEnv(o.op.Env, o.op.ProxyEnv)
+	var secretEnv []string
 	for _, m := range o.op.Mounts[1:] {
 		ms, cleanup, err := o.mount(ctx, m, inputs)
 		if cleanup != nil {
@@ -68,7 +69,9 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		}
 		extra = append(extra, ms.mounts...)
 		env = addEnv(env, ms.env)
+		secretEnv = append(secretEnv, ms.secretEnv...)
 	}
+	env = replaceEnv(env, secretEnv)
 
 	tail := &tailBuffer{max: tailLines}
 	// One writer for stdout and stderr: exec.Cmd then gives the process
