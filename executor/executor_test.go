@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 }
 
 var busyboxApplets = []string{"sh", "echo", "cat", "ls", "id", "hostname", "ps", "sleep", "mount",
-	"wc", "pwd", "mkdir", "awk", "seq", "head", "stat", "true", "false", "touch", "env", "kill", "grep", "dd"}
+	"wc", "pwd", "mkdir", "awk", "seq", "head", "stat", "true", "false", "touch", "env", "kill", "grep", "dd", "unshare"}
 
 func requireRoot(t *testing.T) {
 	t.Helper()
