@@ -317,18 +317,19 @@ func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*d
 // export writes the result to every --output.
 func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
 	cfg := res.Config
-	cfg.Created.Time = time.Now().UTC()
+	// The frontend leaves the times of this build's history entries and
+	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
+	// the worker fills them from the times its results were made (see
+	// ops.Worker.Image), so a cached rebuild gives the same image.
 	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
 		return err
 	} else if ok {
 		cfg.Created.Time = epoch
-	}
-	// The frontend leaves the times of this build's history entries unset:
-	// they are the build's time, as in BuildKit.
-	cfg.History = append([]v1.History(nil), cfg.History...)
-	for i := range cfg.History {
-		if cfg.History[i].Created.IsZero() {
-			cfg.History[i].Created = cfg.Created
+		cfg.History = append([]v1.History(nil), cfg.History...)
+		for i := range cfg.History {
+			if cfg.History[i].Created.IsZero() {
+				cfg.History[i].Created = cfg.Created
+			}
 		}
 	}
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
@@ -168,6 +169,11 @@ type record struct {
 	Empty bool `json:"empty,omitempty"`
 	// Computed is true once Layer/Empty are known.
 	Computed bool `json:"computed,omitempty"`
+	// Created is when the step's result was made (step and merge results):
+	// the history time of its layer in every image built on it, so that a
+	// cached rebuild reproduces the image of the build that made it, as
+	// BuildKit keeps a layer's creation time with its cache record.
+	Created time.Time `json:"created,omitempty"`
 }
 
 // Ref is a result backed by a record.
