@@ -17,6 +17,7 @@ var forbidden = map[string][]string{
 	"frontend":            {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter"},
 	"solver/ops":          {"cmd", "frontend", "exporter"},
 	"solver":              {"cmd", "frontend", "snapshot", "executor", "registry", "exporter"},
+	"solver/remotecache":  {"cmd", "frontend", "snapshot", "executor", "exporter"},
 	"cache":               {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter"},
 	"snapshot":            {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter"},
 	"executor":            {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter"},

@@ -20,6 +20,7 @@ import (
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -68,6 +69,8 @@ type BuildOptions struct {
 	Push     bool
 	Pull     bool
 	Registry RegistryFlags
+	// Cache are --cache-to and --cache-from.
+	Cache cacheFlags
 }
 
 func newBuildCommand() *cobra.Command {
@@ -131,6 +134,7 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
+	o.Cache.add(f)
 	return cmd
 }
 
@@ -156,6 +160,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	bctx, err := parseBuildContexts(o.BuildContexts)
 	if err != nil {
+		return err
+	}
+	if _, _, err := o.Cache.parse(); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
@@ -287,13 +294,22 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Limits:       o.Sandbox.Limits,
 		CgroupParent: o.Sandbox.CgroupParent,
 	})
-	s := solver.New(w, store, solver.Options{Reporter: col})
+	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
+	if err != nil {
+		display.Close()
+		return err
+	}
+	keys := rc.keyStore(store, w)
+	s := solver.New(w, keys, solver.Options{Reporter: col})
 	var result solver.Result
 	if res.State != nil {
 		result, err = s.Solve(ctx, res.State)
 	}
 	if err == nil {
 		err = export(ctx, col, w, store.Blobs(), result, res, o)
+	}
+	if err == nil && res.State != nil {
+		err = rc.export(ctx, col, remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w})
 	}
 	display.Close()
 	if err != nil {

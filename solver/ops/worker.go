@@ -110,7 +110,7 @@ func (w *Worker) LoadResult(ctx context.Context, id string) (solver.Result, erro
 	if err != nil {
 		return nil, err
 	}
-	if rec.Snapshot != "" {
+	if rec.Snapshot != "" && !rec.Lazy {
 		if _, err := w.opt.Snapshotter.Stat(ctx, rec.Snapshot); err != nil {
 			if errors.Is(err, snapshot.ErrNotFound) {
 				return nil, fmt.Errorf("result %s: snapshot %s: %w", id, rec.Snapshot, solver.ErrNotFound)
@@ -174,6 +174,10 @@ type record struct {
 	// cached rebuild reproduces the image of the build that made it, as
 	// BuildKit keeps a layer's creation time with its cache record.
 	Created time.Time `json:"created,omitempty"`
+	// Lazy is set for a result imported from a remote cache (see
+	// ImportChain): its layers may be neither downloaded nor unpacked yet,
+	// and Snapshot, once set, can be made again from them.
+	Lazy bool `json:"lazy,omitempty"`
 }
 
 // Ref is a result backed by a record.
