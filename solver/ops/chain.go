@@ -10,12 +10,14 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/solver"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // ChainLink is one layer of a result as a cache export describes it: the
 // result's filesystem is its links' layers applied in order.
 type ChainLink struct {
-	// Layer is the layer blob; nil for a step that changed nothing.
+	// Layer is the layer blob (BuildKit's empty layer for a step that
+	// changed nothing).
 	Layer *cache.Layer
 	// Base is set for a layer of a base image (its history comes with the
 	// base image's config, not from this build).
@@ -47,8 +49,6 @@ func (w *Worker) Chain(ctx context.Context, id string) ([]ChainLink, error) {
 		case it.image != nil:
 			l := *it.image
 			out = append(out, ChainLink{Layer: &l, Base: true})
-		case it.step.Empty:
-			out = append(out, ChainLink{Created: it.step.Created})
 		default:
 			l := *it.step.Layer
 			out = append(out, ChainLink{Layer: &l, Created: it.step.Created})
@@ -128,16 +128,14 @@ func (w *Worker) ImportChain(chain []ChainLink) (string, error) {
 		if err := flush(); err != nil {
 			return "", err
 		}
-		st := &record{Parent: cur, Computed: true, Lazy: true, Created: l.Created.UTC()}
-		var layers []cache.Layer
 		if l.Layer == nil {
-			st.Empty = true
-		} else {
-			lc := *l.Layer
-			st.Layer = &lc
-			layers = append(layers, lc)
+			// Every step has a layer (an empty one when it changed
+			// nothing, as BuildKit's).
+			return "", errors.New("step without layer")
 		}
-		st.ID = chainID("rc-step-", cur+" "+st.Created.Format(time.RFC3339Nano), layers...)
+		lc := *l.Layer
+		st := &record{Parent: cur, Computed: true, Lazy: true, Created: l.Created.UTC(), Layer: &lc, Empty: lc.Digest == emptyLayerDigest}
+		st.ID = chainID("rc-step-", cur+" "+st.Created.Format(time.RFC3339Nano), lc)
 		if err := w.ensureRecord(st); err != nil {
 			return "", err
 		}
@@ -151,6 +149,9 @@ func (w *Worker) ImportChain(chain []ChainLink) (string, error) {
 	}
 	return cur, nil
 }
+
+// emptyLayerDigest is the digest of emptyLayerGzip.
+var emptyLayerDigest = digest.FromBytes(emptyLayerGzip)
 
 // chainID names an imported record by what it is made of.
 func chainID(prefix, parent string, layers ...cache.Layer) string {
