@@ -581,3 +581,17 @@ func removeRunDir(runDir string) {
 	_ = unix.Rmdir(filepath.Join(runDir, "rootfs"))
 	_ = unix.Rmdir(runDir)
 }
+
+// CgroupMode describes the cgroup setup a sandbox would get here: the
+// hierarchy ("cgroup v2", "cgroup v1"), or "none" and why (see
+// CgroupWarning).
+func CgroupMode() string {
+	v, err := cgroups.Detect()
+	if err != nil {
+		return fmt.Sprintf("none (%v)", err)
+	}
+	if err := probeCgroup(); err != nil {
+		return fmt.Sprintf("none (%s found, but no group can be made: %v)", v, err)
+	}
+	return v.String()
+}

@@ -304,8 +304,8 @@ func TestSecretMount(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(setup.env, ",") != strings.Join(c.wantEnv, ",") {
-				t.Errorf("env %v, want %v", setup.env, c.wantEnv)
+			if strings.Join(setup.secretEnv, ",") != strings.Join(c.wantEnv, ",") {
+				t.Errorf("secret env %v, want %v", setup.secretEnv, c.wantEnv)
 			}
 			if !c.wantFile {
 				if len(setup.mounts) != 0 {
