@@ -904,6 +904,9 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		if err := c.dispatchCommand(s, cmd); err != nil {
 			return c.errAt(cmd.Location(), err)
 		}
+		if err := checkLayerCount(s.img.History); err != nil {
+			return c.errAt(cmd.Location(), err)
+		}
 	}
 	s.dispatched = true
 	return nil
