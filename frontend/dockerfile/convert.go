@@ -904,9 +904,6 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		if err := c.dispatchCommand(s, cmd); err != nil {
 			return c.errAt(cmd.Location(), err)
 		}
-		if err := checkLayerCount(s.img.History); err != nil {
-			return c.errAt(cmd.Location(), err)
-		}
 	}
 	s.dispatched = true
 	return nil
