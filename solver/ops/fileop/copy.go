@@ -223,7 +223,10 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 			return fmt.Errorf("copy: failed to stat parent of %s: %w", dest, unwrapPath(err))
 		}
 	}
-	if (len(c.SrcPaths) > 1 || len(srcs) > 1) && !dirish {
+	// Several sources in one action need a directory; the matches of one
+	// wildcard do not: as in BuildKit, each is copied (or unpacked) in turn
+	// to dest, so directories merge and archives extract into it.
+	if len(c.SrcPaths) > 1 && !dirish {
 		if fi, err := os.Stat(destHost); err != nil || !fi.IsDir() {
 			return fmt.Errorf("copy to %s: When using COPY with more than one source file, the destination must be a directory and end with a /", dest)
 		}
