@@ -12,16 +12,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
-	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
-	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -97,12 +96,18 @@ func newBuildCommand() *cobra.Command {
 				return err
 			}
 			sourceDateEpochFromEnv(o.BuildArgs)
+			if err := validateTags(o.Tags); err != nil {
+				return err
+			}
 			for _, s := range outputs {
 				out, err := parseOutput(s)
 				if err != nil {
 					return err
 				}
 				o.Outputs = append(o.Outputs, out)
+			}
+			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
+				return err
 			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
@@ -143,7 +148,13 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	default:
 		return fmt.Errorf("--progress %q: must be auto, plain or tty", o.Progress)
 	}
-	cleanupStdin, err := stdinInputs(&o, o.Stdin)
+	// builder prune waits for no build.
+	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	cleanupStdin, err := stdinInputs(&o, root, o.Stdin)
 	defer cleanupStdin()
 	if err != nil {
 		return fmt.Errorf("unable to prepare context: %w", err)
@@ -190,43 +201,30 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.Root, 0o700); err != nil {
-		return fmt.Errorf("state directory %s: %w", o.Root, err)
-	}
-	// builder prune waits for no build.
-	unlockRoot, err := lockRoot(o.Root, false, false)
+	store, err := root.Cache()
 	if err != nil {
 		return err
 	}
-	defer unlockRoot()
-
-	store, err := cache.Open(filepath.Join(o.Root, "cache"))
-	if err != nil {
-		return fmt.Errorf("opening cache in %s: %w", o.Root, err)
-	}
-	defer store.Close()
-	sn, err := snapshot.New(filepath.Join(o.Root, "snapshots"))
-	if err != nil {
-		return fmt.Errorf("opening snapshots in %s: %w", o.Root, err)
-	}
-	defer sn.Close()
-	ex, err := executor.New(filepath.Join(o.Root, "executor"))
+	sn, err := root.Snapshots()
 	if err != nil {
 		return err
 	}
-	hasher, err := cache.NewFileHashCache(filepath.Join(o.Root, "cache", "filehash.json"))
+	ex, err := root.Executor()
 	if err != nil {
 		return err
 	}
-	defer hasher.Save()
-	regOpts := o.Registry.options(o.Root, store.Blobs())
+	hasher, err := root.FileHashes()
+	if err != nil {
+		return err
+	}
+	images, err := root.Images()
+	if err != nil {
+		return err
+	}
+	regOpts := o.Registry.options(root, store.Blobs())
 	regOpts.Pull = o.Pull
 	reg := registry.New(regOpts)
 
-	images, err := openImageStore(o.Root, store.Blobs())
-	if err != nil {
-		return err
-	}
 	// Images in the local store come first, as docker build uses local
 	// images (see exporter/store.Source).
 	// With --pull names are always resolved at the registry.
@@ -238,8 +236,8 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := ex.CgroupError(); err != nil {
-		display.Warn(0, fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v)", err))
+	if w := ex.CgroupWarning(); w != "" {
+		display.Warn(0, w)
 	}
 	col := newCollector(display)
 	ctx = withPusher(ctx, reg, col)
@@ -282,7 +280,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Blobs:       store.Blobs(),
 		Hasher:      hasher,
 		Locals:      bctx.localsWith(o.ContextDir),
-		StateDir:    o.Root,
+		StateDir:    root.WorkerDir(),
 		Secrets:     secrets,
 		SSH:         sshSocks,
 		// Every RUN: --hostname, --memory & co, --cgroup-parent.
@@ -298,11 +296,22 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		}
 	}
 	if err == nil {
-		err = export(ctx, col, w, store.Blobs(), result, res, o)
+		err = export(ctx, col, w, images, result, res, o)
 	}
 	display.Close()
 	if err != nil {
 		return reportError(out, dfPath, dfBytes, err)
+	}
+	return nil
+}
+
+// validateTags checks every -t name against Docker's reference grammar
+// before any work, as docker build does ("invalid tag").
+func validateTags(tags []string) error {
+	for _, t := range tags {
+		if err := exporter.ValidateName(t); err != nil {
+			return fmt.Errorf("invalid tag %q: %w", t, err)
+		}
 	}
 	return nil
 }
@@ -320,7 +329,7 @@ func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*d
 }
 
 // export writes the result to every --output.
-func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
+func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
 	cfg := res.Config
 	cfg.Created.Time = time.Now().UTC()
 	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
@@ -339,7 +348,7 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
 	o.healthStartInterval = res.HealthcheckStartInterval
 	// Every build lands in the local image store; then the --outputs.
-	e, err := exportImage(ctx, r, w, blobs, result, cfg, o)
+	e, err := exportImage(ctx, r, w, images, result, cfg, o)
 	if err != nil {
 		return err
 	}

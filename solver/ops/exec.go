@@ -98,6 +98,11 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	env = replaceEnv(env, secretEnv)
 
 	tail := &tailBuffer{max: tailLines}
+	// One writer for stdout and stderr: exec.Cmd then gives the process
+	// one pipe for both, so the log keeps the order the process wrote
+	// (two pipes drained by two goroutines reorder them), as a terminal
+	// would show it. The log records it all as stream 1.
+	output := io.MultiWriter(solver.LogWriter(ctx, 1), tail)
 	spec := executor.Spec{
 		Rootfs:       toExecMounts(rootMounts, "/"),
 		Mounts:       extra,
@@ -107,8 +112,8 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		User:         o.op.User,
 		Hostname:     o.op.Hostname,
 		Network:      executor.NetworkHost,
-		Stdout:       io.MultiWriter(solver.LogWriter(ctx, 1), tail),
-		Stderr:       io.MultiWriter(solver.LogWriter(ctx, 2), tail),
+		Stdout:       output,
+		Stderr:       output,
 		Limits:       o.w.opt.Limits,
 		CgroupParent: o.w.opt.CgroupParent,
 		Security:     executor.Security(o.op.Security),
