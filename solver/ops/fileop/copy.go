@@ -48,7 +48,7 @@ func sources(s *source, c *llb.Copy, excl *fsutil.PatternMatcher) ([]copySource,
 		var matches []string
 		wildcard := c.AllowWildcard && containsWildcards(p)
 		if wildcard {
-			m, err := s.glob(p, c.FollowSymlinks)
+			m, err := s.glob(p, c.FollowSymlinks, c.Parents)
 			if err != nil {
 				return nil, fmt.Errorf("source %q: %w", spec, err)
 			}
@@ -63,6 +63,26 @@ func sources(s *source, c *llb.Copy, excl *fsutil.PatternMatcher) ([]copySource,
 			matches = []string{p}
 		}
 		pivotRel := ""
+		if c.Parents && containsWildcards(pivot) {
+			// The pivot is a pattern itself (/test/a/b*/./c): each match
+			// pivots at its own first components.
+			n := len(strings.Split(pivot, "/"))
+			for _, m := range matches {
+				cs, err := statSource(s, spec, m, c.FollowSymlinks)
+				if err != nil {
+					return nil, err
+				}
+				comps := strings.Split(m, "/")
+				if len(comps) <= n {
+					continue
+				}
+				cs.wildcard = wildcard
+				cs.pivotRel = strings.Join(comps[:n], "/")
+				cs.parents = strings.Join(comps[n:], "/")
+				out = append(out, cs)
+			}
+			continue
+		}
 		if c.Parents && pivot != "" {
 			r, err := s.resolve(pivot, true)
 			if err != nil {
@@ -99,6 +119,29 @@ func sources(s *source, c *llb.Copy, excl *fsutil.PatternMatcher) ([]copySource,
 		}
 	}
 	return out, nil
+}
+
+// parentsPivotExists reports whether a --parents copy has a source whose
+// pivot (the part before "/./", the root without one) is an existing
+// directory.
+func parentsPivotExists(s *source, c *llb.Copy) bool {
+	for _, spec := range c.SrcPaths {
+		pivot := ""
+		if a, _, ok := strings.Cut(spec, "/./"); ok {
+			pivot = cleanRel(a)
+		}
+		if containsWildcards(pivot) {
+			continue
+		}
+		rel, err := s.resolve(pivot, true)
+		if err != nil {
+			continue
+		}
+		if fi, _, err := s.lstat(rel); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // statSource resolves and stats the root-relative path m of a source.
@@ -239,12 +282,22 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 			return fmt.Errorf("copy: failed to stat parent of %s: %w", dest, unwrapPath(err))
 		}
 	}
-	if (len(c.SrcPaths) > 1 || len(srcs) > 1) && !dirish {
+	// Several sources in one action need a directory; the matches of one
+	// wildcard do not: as in BuildKit, each is copied (or unpacked) in turn
+	// to dest, so directories merge and archives extract into it.
+	if len(c.SrcPaths) > 1 && !dirish {
 		if fi, err := os.Stat(destHost); err != nil || !fi.IsDir() {
 			return fmt.Errorf("copy to %s: When using COPY with more than one source file, the destination must be a directory and end with a /", dest)
 		}
 	}
 	if len(srcs) == 0 {
+		if c.Parents && c.CreateDestPath && parentsPivotExists(s, c) {
+			// BuildKit copies the pivot dir filtered by the pattern:
+			// the destination exists even when nothing matched.
+			if _, err := fsutil.MkdirAllInRoot(root, dest, createdDirMode(ms), owner); err != nil {
+				return fmt.Errorf("copy: creating %s: %w", dest, unwrapPath(err))
+			}
+		}
 		return nil
 	}
 	// Create the destination dir (dest/) or the parent of dest, owned by
