@@ -197,6 +197,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		return err
 	}
 	defer unlockRoot()
+	// What builds killed on this root left behind (only theirs: other
+	// builds may be running).
+	recoverErr := ops.RecoverState(o.Root)
 
 	store, err := cache.Open(filepath.Join(o.Root, "cache"))
 	if err != nil {
@@ -235,6 +238,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	display, err := progressui.New(out, o.Progress)
 	if err != nil {
 		return err
+	}
+	if recoverErr != nil {
+		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", recoverErr))
 	}
 	if err := ex.CgroupError(); err != nil {
 		display.Warn(0, fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v)", err))

@@ -12,16 +12,20 @@ import (
 // TestConcurrentBuildsOneRoot runs rounds of concurrent builds (separate
 // processes of the real binary) of changing Dockerfiles on one --root:
 // every build must succeed and export exactly its own content. The builds
-// share a base (the same COPY and RUN in every one, which must run once
-// per round at most), a cache mount and each round's own steps.
+// of a round share steps (the same COPY and RUNs), a cache mount, and a
+// new step each round that writes a random id: it must run in exactly one
+// of the processes while the others wait for its result (the per-key
+// lock), so all of them export the same id.
 func TestConcurrentBuildsOneRoot(t *testing.T) {
 	requireRootE2E(t)
 	bin := builderBinary(t)
 	root := filepath.Join(t.TempDir(), "root")
-	const rounds, perRound = 4, 4
+	const rounds, perRound = 8, 4
 	for r := 0; r < rounds; r++ {
 		var wg sync.WaitGroup
 		errs := make([]string, perRound)
+		ids := make([]string, perRound)
+		ran := make([]bool, perRound)
 		for i := 0; i < perRound; i++ {
 			wg.Add(1)
 			go func(i int) {
@@ -29,7 +33,7 @@ func TestConcurrentBuildsOneRoot(t *testing.T) {
 				want := fmt.Sprintf("round %d build %d", r, i)
 				ctxDir := busyboxContext(t,
 					"RUN echo shared > /shared",
-					fmt.Sprintf("RUN echo shared-%d > /round", r),
+					fmt.Sprintf("RUN sleep 0.3; echo round %d; cat /proc/sys/kernel/random/uuid > /round", r),
 					"RUN --mount=type=cache,target=/c,id=conc echo x >> /c/log && echo cached > /cm",
 					fmt.Sprintf("RUN echo '%s' > /own", want),
 				)
@@ -39,7 +43,10 @@ func TestConcurrentBuildsOneRoot(t *testing.T) {
 					errs[i] = fmt.Sprintf("build %q: %v\n%s", want, err, out)
 					return
 				}
-				for f, w := range map[string]string{"own": want, "shared": "shared", "round": fmt.Sprintf("shared-%d", r), "cm": "cached"} {
+				b, _ := os.ReadFile(filepath.Join(dest, "round"))
+				ids[i] = string(b)
+				ran[i] = stepRan(out, fmt.Sprintf("echo round %d;", r))
+				for f, w := range map[string]string{"own": want, "shared": "shared", "cm": "cached"} {
 					b, err := os.ReadFile(filepath.Join(dest, f))
 					if err != nil || strings.TrimSpace(string(b)) != w {
 						errs[i] = fmt.Sprintf("build %q: /%s = %q (%v), want %q\n%s", want, f, b, err, w, out)
@@ -54,8 +61,41 @@ func TestConcurrentBuildsOneRoot(t *testing.T) {
 				t.Error(e)
 			}
 		}
+		n := 0
+		for i := range ran {
+			if ran[i] {
+				n++
+			}
+			if ids[i] != ids[0] || len(ids[i]) < 30 {
+				t.Errorf("round %d: build %d exported step result %q, build 0 %q: the shared step ran more than once", r, i, ids[i], ids[0])
+			}
+		}
+		if n != 1 {
+			t.Errorf("round %d: the new shared step ran in %d builds, want 1", r, n)
+		}
 		if t.Failed() {
 			t.FailNow()
 		}
 	}
+}
+
+// stepRan reports whether the plain progress out shows the step whose
+// name contains marker as run (not CACHED).
+func stepRan(out, marker string) bool {
+	num := ""
+	for _, l := range strings.Split(out, "\n") {
+		if num == "" && strings.HasPrefix(l, "#") && strings.Contains(l, marker) {
+			num, _, _ = strings.Cut(l, " ")
+			continue
+		}
+		if num != "" && strings.HasPrefix(l, num+" ") {
+			if strings.HasPrefix(l, num+" CACHED") {
+				return false
+			}
+			if strings.HasPrefix(l, num+" DONE") {
+				return true
+			}
+		}
+	}
+	return false
 }

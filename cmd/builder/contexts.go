@@ -372,10 +372,7 @@ func stdinInputs(o *BuildOptions, stdin io.Reader) (func(), error) {
 	if o.ContextDir == "-" && o.Dockerfile == "-" {
 		return noop, errors.New("the build context and the Dockerfile cannot both come from stdin")
 	}
-	if err := os.MkdirAll(filepath.Join(o.Root, "tmp"), 0o700); err != nil {
-		return noop, err
-	}
-	tmp, err := os.MkdirTemp(filepath.Join(o.Root, "tmp"), "stdin-")
+	tmp, err := ops.StateTempDir(o.Root, "stdin")
 	if err != nil {
 		return noop, err
 	}

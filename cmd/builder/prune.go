@@ -139,6 +139,13 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 		return fmt.Errorf("opening cache in %s: %w", o.Root, err)
 	}
 	defer store.Close()
+	if err := ops.RecoverState(o.Root); err != nil {
+		return fmt.Errorf("builder prune: %w", err)
+	}
+	// Prune runs alone: nobody waits on a key lock.
+	if err := store.RemoveKeyLocks(); err != nil {
+		return fmt.Errorf("builder prune: %w", err)
+	}
 	sn, err := snapshot.New(filepath.Join(o.Root, "snapshots"))
 	if err != nil {
 		return fmt.Errorf("opening snapshots in %s: %w", o.Root, err)
