@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/executor/cgroups"
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // DefaultHostname is the sandbox's hostname when Spec.Hostname is empty.
@@ -37,6 +38,9 @@ type Executor struct {
 	// cgroupErr is why this rootless executor runs without cgroups
 	// (nil when it has them).
 	cgroupErr error
+	// owner is this process's lease in stateDir/leases: run directories
+	// carry it (see Recover).
+	owner string
 }
 
 // New returns an Executor that keeps its scratch space (mount points,
@@ -61,7 +65,11 @@ func New(stateDir string) (*Executor, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating executor state directory %s: %w", abs, err)
 	}
-	e := &Executor{stateDir: abs}
+	owner, err := fsutil.OwnLease(filepath.Join(abs, "leases"))
+	if err != nil {
+		return nil, fmt.Errorf("executor state directory %s: %w", abs, err)
+	}
+	e := &Executor{stateDir: abs, owner: owner}
 	if Rootless() {
 		e.cgroupErr = probeCgroup()
 	}
@@ -155,7 +163,7 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 	}
 
 	id := randomID()
-	runDir := filepath.Join(e.stateDir, "run-"+id)
+	runDir := filepath.Join(e.stateDir, "run-"+e.owner+"-"+id)
 	if err := os.Mkdir(runDir, 0o700); err != nil {
 		return Stats{}, fmt.Errorf("creating run directory %s: %w", runDir, err)
 	}
@@ -253,6 +261,9 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 			return abort(fmt.Errorf("run %q: %w", spec.Args[0], err))
 		}
 		defer cg.Destroy()
+		if err := recordCgroup(runDir, cg); err != nil {
+			return abort(fmt.Errorf("run %q: %w", spec.Args[0], err))
+		}
 		if err := cg.Set(limits); err != nil {
 			return abort(fmt.Errorf("run %q: setting limits: %w", spec.Args[0], err))
 		}
@@ -460,7 +471,7 @@ func writeEtcFiles(runDir string, cfg *initConfig) error {
 // the rootfs still be mounted there, rmdir fails instead of deleting the
 // snapshot's contents.
 func removeRunDir(runDir string) {
-	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+	for _, f := range []string{"hosts", "hostname", "resolv.conf", cgroupRecord} {
 		_ = os.Remove(filepath.Join(runDir, f))
 	}
 	_ = unix.Rmdir(filepath.Join(runDir, "rootfs"))

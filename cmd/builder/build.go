@@ -199,7 +199,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	defer unlockRoot()
 	// What builds killed on this root left behind (only theirs: other
 	// builds may be running).
-	recoverErr := ops.RecoverState(o.Root)
+	recoverErr := errors.Join(ops.RecoverState(o.Root), executor.Recover(filepath.Join(o.Root, "executor")))
 
 	store, err := cache.Open(filepath.Join(o.Root, "cache"))
 	if err != nil {

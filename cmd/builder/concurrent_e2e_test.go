@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestConcurrentBuildsOneRoot runs rounds of concurrent builds (separate
@@ -98,4 +99,70 @@ func stepRan(out, marker string) bool {
 		}
 	}
 	return false
+}
+
+// TestKilledBuildLeavesNothing kills a build (kill -9) while its RUN runs
+// with a cache mount and a writable bind mount, then checks that the next
+// build on the root removes everything the killed one left: its cgroups
+// (in every v1 controller), run directory, temporary directories, active
+// snapshots and lease files, while the host has no sandbox process left.
+func TestKilledBuildLeavesNothing(t *testing.T) {
+	requireRootE2E(t)
+	bin := builderBinary(t)
+	root := filepath.Join(t.TempDir(), "root")
+	marker := fmt.Sprintf("%d", 500000+os.Getpid()%100000)
+	ctxDir := busyboxContext(t, "RUN echo one > /one", "RUN --mount=type=bind,target=/m,rw --mount=type=cache,target=/c busybox sleep "+marker)
+	parent := fmt.Sprintf("builder-e2e-kill9-%d", os.Getpid())
+	cmd := buildCmd(bin, root, ctxDir, "--cgroup-parent", parent)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(hostLeftovers(t, "\x00never\x00", "sleep\x00"+marker, "")) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the RUN never started:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill() // SIGKILL: no clean-up of its own runs
+	cmd.Wait()
+	// The sandbox init notices its builder is gone and kills the RUN.
+	for len(hostLeftovers(t, "\x00never\x00", "sleep\x00"+marker, "")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the RUN survived its builder")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	leftovers := func() []string {
+		left := hostLeftovers(t, root, "sleep\x00"+marker, parent)
+		for _, pat := range []string{"executor/run-*", "tmp/*", "cache/content/ingest/*", "snapshots/trash/*"} {
+			m, _ := filepath.Glob(filepath.Join(root, pat))
+			left = append(left, m...)
+		}
+		metas, _ := filepath.Glob(filepath.Join(root, "snapshots/snapshots/*/meta.json"))
+		for _, m := range metas {
+			if b, _ := os.ReadFile(m); !strings.Contains(string(b), `"kind":"committed"`) {
+				left = append(left, "active snapshot: "+m)
+			}
+		}
+		return left
+	}
+	before := leftovers()
+	t.Logf("left by kill -9:\n%s", strings.Join(before, "\n"))
+	if !strings.Contains(strings.Join(before, "\n"), "cgroup: ") || !strings.Contains(strings.Join(before, "\n"), "run-") {
+		t.Fatalf("kill -9 left no cgroup or run directory: the test checks nothing (left: %v)", before)
+	}
+
+	// The next build on the root cleans up, and works.
+	ctx2 := busyboxContext(t, "RUN echo one > /one", "RUN test -f /one")
+	if got, err := runBuild(t, bin, root, ctx2); err != nil {
+		t.Fatalf("build after kill -9: %v\n%s", err, got)
+	}
+	if left := leftovers(); len(left) > 0 {
+		t.Errorf("left after the next build:\n%s", strings.Join(left, "\n"))
+	}
 }

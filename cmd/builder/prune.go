@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/fsutil"
@@ -139,7 +140,7 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 		return fmt.Errorf("opening cache in %s: %w", o.Root, err)
 	}
 	defer store.Close()
-	if err := ops.RecoverState(o.Root); err != nil {
+	if err := errors.Join(ops.RecoverState(o.Root), executor.Recover(filepath.Join(o.Root, "executor"))); err != nil {
 		return fmt.Errorf("builder prune: %w", err)
 	}
 	// Prune runs alone: nobody waits on a key lock.
