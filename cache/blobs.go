@@ -185,6 +185,7 @@ func (w *BlobWriter) Close() error {
 
 // Delete removes blob d.
 func (s *BlobStore) Delete(d digest.Digest) error {
+	os.Remove(s.stampPath(d))
 	err := os.Remove(s.Path(d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blob %s: %w", d, ErrNotFound)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/snapshot/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -552,10 +553,11 @@ func TestRecoveryRemovesOnlyTheDead(t *testing.T) {
 	// holds. The metadata of "lost" is deleted.
 	var m metaFile
 	b, _ := os.ReadFile(filepath.Join(dead.dir, "meta.json"))
+	b, _ = fsutil.Unseal(b)
 	json.Unmarshal(b, &m)
 	m.Owner = "p1x0123456789ab"
 	b, _ = json.Marshal(m)
-	os.WriteFile(filepath.Join(dead.dir, "meta.json"), b, 0o600)
+	os.WriteFile(filepath.Join(dead.dir, "meta.json"), fsutil.Seal(b), 0o600)
 	os.Remove(filepath.Join(lost.dir, "meta.json"))
 
 	sn, err = NewNamed(root, "native")

@@ -133,16 +133,20 @@ func openStore(root string, drv driver) (*store, error) {
 			return nil, fmt.Errorf("creating snapshot dir %s: %w", d, err)
 		}
 	}
-	// The driver of a root is fixed at first use.
+	// The driver of a root is fixed at first use. Without a readable
+	// driver file the snapshots' format is unknown: they are dropped.
 	df := filepath.Join(root, "driver")
+	reset := false
 	if b, err := os.ReadFile(df); err == nil {
-		if got := strings.TrimSpace(string(b)); got != drv.name() {
+		switch got := strings.TrimSpace(string(b)); got {
+		case drv.name():
+		case "overlay", "native":
 			return nil, fmt.Errorf("snapshot root %s was created by the %s snapshotter, not %s", root, got, drv.name())
+		default:
+			reset = true
 		}
 	} else if errors.Is(err, os.ErrNotExist) {
-		if err := fsutil.WriteFileAtomic(df, 0o600, []byte(drv.name()+"\n")); err != nil {
-			return nil, err
-		}
+		reset = true // also writes the file on first use
 	} else {
 		return nil, fmt.Errorf("reading %s: %w", df, err)
 	}
@@ -161,7 +165,15 @@ func openStore(root string, drv driver) (*store, error) {
 		lockf.Close()
 		return nil, err
 	}
-	trash, err := st.recoverLocked()
+	var trash []string
+	if reset {
+		trash, err = st.resetLocked(df)
+	}
+	if err == nil {
+		var more []string
+		more, err = st.recoverLocked()
+		trash = append(trash, more...)
+	}
 	st.unlockFile()
 	if err != nil {
 		lockf.Close()
@@ -200,6 +212,9 @@ func (st *store) readMeta(id string) (*metaFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b, err = fsutil.Unseal(b); err != nil {
+		return nil, fmt.Errorf("snapshot metadata %s: %w", p, err)
+	}
 	var m metaFile
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("parsing snapshot metadata %s: %w", p, err)
@@ -219,6 +234,30 @@ func (st *store) trashName(id string) string {
 	var b [4]byte
 	rand.Read(b[:])
 	return filepath.Join(st.root, "trash", st.owner+"."+id+"."+hex.EncodeToString(b[:]))
+}
+
+// resetLocked drops every snapshot and records the driver of st in
+// driverFile (missing or damaged). The file lock is held.
+func (st *store) resetLocked(driverFile string) ([]string, error) {
+	if b, err := os.ReadFile(driverFile); err == nil && strings.TrimSpace(string(b)) == st.drv.name() {
+		return nil, nil // another process did it
+	}
+	dir := filepath.Join(st.root, "snapshots")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	var trash []string
+	for _, e := range ents {
+		dst := st.trashName(e.Name())
+		if err := os.Rename(filepath.Join(dir, e.Name()), dst); err == nil {
+			trash = append(trash, dst)
+		}
+	}
+	if err := fsutil.WriteFileAtomic(driverFile, 0o600, []byte(st.drv.name()+"\n")); err != nil {
+		return trash, err
+	}
+	return trash, nil
 }
 
 // recoverLocked moves to trash what no live process owns: snapshot dirs
@@ -411,7 +450,7 @@ func (st *store) writeMeta(s *snap) error {
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(s.dir, "meta.json"), 0o600, b)
+	return fsutil.WriteFileAtomic(filepath.Join(s.dir, "meta.json"), 0o600, fsutil.Seal(b))
 }
 
 func chainOf(s *snap) []*snap {

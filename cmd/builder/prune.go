@@ -143,6 +143,10 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	if err := errors.Join(ops.RecoverState(o.Root), executor.Recover(filepath.Join(o.Root, "executor"))); err != nil {
 		return fmt.Errorf("builder prune: %w", err)
 	}
+	// Damaged records are absent for builds; prune removes them.
+	if _, err := store.Metadata().DeleteDamaged(); err != nil {
+		return fmt.Errorf("builder prune: %w", err)
+	}
 	// Prune runs alone: nobody waits on a key lock.
 	if err := store.RemoveKeyLocks(); err != nil {
 		return fmt.Errorf("builder prune: %w", err)
@@ -155,6 +159,14 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	images, err := openImageStore(o.Root, store.Blobs())
 	if err != nil {
 		return err
+	}
+	// Damaged images go first: what they still reference is then free.
+	damaged, err := images.RemoveDamaged()
+	if err != nil {
+		return fmt.Errorf("removing damaged images: %w", err)
+	}
+	for _, im := range damaged {
+		fmt.Fprintf(out, "Removed damaged image %s (%s): %s\n", strings.Join(im.Names, ", "), im.ID.Encoded()[:12], im.Damaged)
 	}
 	keepBlobs, err := images.Referenced()
 	if err != nil {
