@@ -19,7 +19,8 @@ var ErrCorrupt = errors.New("content does not match its digest")
 // Verify checks that blob d is present, has size (when size >= 0) and
 // hashes to d. A corrupt blob is deleted (it is absent from then on, to be
 // fetched or rebuilt again) and reported with ErrCorrupt; a missing one
-// with ErrNotFound.
+// with ErrNotFound, unless the store's fetcher can fetch it (a lazily
+// imported blob is not damaged: it is verified when fetched).
 //
 // Hashing a large blob on every build would cost as much as reading it, so
 // a blob that hashed right is stamped (verified/<hex> records its size,
@@ -36,6 +37,9 @@ func (s *BlobStore) verify(d digest.Digest, size int64, force bool) error {
 	}
 	fi, err := os.Stat(s.Path(d))
 	if errors.Is(err, os.ErrNotExist) {
+		if b := s.fetcher.Load(); b != nil && b.f.CanFetch(d) {
+			return nil // imported lazily: fetched (and verified) when read
+		}
 		return fmt.Errorf("blob %s: %w", d, ErrNotFound)
 	}
 	if err != nil {

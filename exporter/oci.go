@@ -33,10 +33,11 @@ var tarEpoch = time.Unix(0, 0).UTC()
 
 // NormalizeName returns name the way Docker and BuildKit spell it in full:
 // "x" -> "docker.io/library/x:latest", "localhost:5000/y" ->
-// "localhost:5000/y:latest". Names with a digest are refused.
+// "localhost:5000/y:latest". Names with a digest, and names outside
+// Docker's grammar (ValidateReference), are refused.
 func NormalizeName(n string) (string, error) {
-	if strings.Contains(n, "@") {
-		return "", fmt.Errorf("image name %q: a name to export to cannot have a digest", n)
+	if err := ValidateName(n); err != nil {
+		return "", fmt.Errorf("image name %q: %w", n, err)
 	}
 	t, err := name.NewTag(n)
 	if err != nil {
@@ -187,7 +188,10 @@ func copyBlob(ctx context.Context, tw io.Writer, img *Image, b blobEntry) error 
 		return fmt.Errorf("layer %s: stored blob has %d bytes, the image says %d", d, fi.Size(), b.size)
 	}
 	v := d.Verifier()
-	if _, err := io.Copy(io.MultiWriter(tw, v), cache.ContextReader(ctx, f)); err != nil {
+	// A large buffer: a layer of 160 MB takes 160 reads and writes, not
+	// 5,000.
+	buf := make([]byte, min(b.size+1, 1<<20))
+	if _, err := io.CopyBuffer(io.MultiWriter(tw, v), cache.ContextReader(ctx, f), buf); err != nil {
 		return fmt.Errorf("layer %s: %w", d, err)
 	}
 	if !v.Verified() {

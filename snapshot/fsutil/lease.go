@@ -214,3 +214,38 @@ func TryLock(file string) (unlock func(), ok bool, err error) {
 	}
 	return func() { f.Close() }, true, nil
 }
+
+// LeasedTempDir makes a new directory in dir named "<lease>-<kind>-*" after
+// this process's lease in leaseDir, so that RemoveDead can tell when its
+// owner is dead.
+func LeasedTempDir(dir, leaseDir, kind string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("temp dir %s: %w", dir, err)
+	}
+	owner, err := OwnLease(leaseDir)
+	if err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(dir, owner+"-"+strings.TrimSuffix(kind, "-")+"-")
+}
+
+// RemoveDead removes the entries of dir whose names carry, after prefix,
+// the lease of a process that is dead (see OwnerOf and LeaseLive in
+// leaseDir). Entries of live processes and entries without a lease stay.
+func RemoveDead(dir, prefix, leaseDir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		owner := OwnerOf(e.Name(), prefix)
+		if owner == "" || LeaseLive(leaseDir, owner) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, fmt.Errorf("removing what a dead build left: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
