@@ -90,6 +90,8 @@ type Client struct {
 	// cross-repository mounts on push.
 	srcMu   sync.Mutex
 	sources map[digest.Digest]name.Repository
+	// traffic counts the bytes moved (Traffic).
+	traffic traffic
 }
 
 // New returns a client.
@@ -115,7 +117,7 @@ func New(o Options) *Client {
 	if backoff.Steps == 0 {
 		backoff = DefaultRetry
 	}
-	c.transport = &guardTransport{base: base, allowHTTP: c.allowHTTP}
+	c.transport = &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}
 	c.remote = []remote.Option{
 		remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(c.transport),
