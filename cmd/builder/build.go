@@ -21,6 +21,7 @@ import (
 	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -73,6 +74,8 @@ type BuildOptions struct {
 	Push     bool
 	Pull     bool
 	Registry RegistryFlags
+	// Cache are --cache-to and --cache-from.
+	Cache cacheFlags
 }
 
 func newBuildCommand() *cobra.Command {
@@ -143,6 +146,7 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
+	o.Cache.add(f)
 	return cmd
 }
 
@@ -176,6 +180,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := o.Cache.parse(); err != nil {
+		return err
+	}
 	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("unable to prepare context: path %q not found or not a directory", o.ContextDir)
 	}
@@ -183,7 +190,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if dfPath == "" {
 		dfPath = defaultDockerfile(o.ContextDir)
 	}
-	dfBytes, err := os.ReadFile(dfPath)
+	dfBytes, err := readInDir(ctx, dfPath)
 	if err != nil {
 		return fmt.Errorf("failed to read dockerfile: %w", err)
 	}
@@ -202,7 +209,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			return fmt.Errorf("--platform: %w", err)
 		}
 	}
-	excludes, err := readIgnoreFor(dfPath, o.ContextDir)
+	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
 	if err != nil {
 		return err
 	}
@@ -294,7 +301,13 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Limits:       o.Sandbox.Limits,
 		CgroupParent: o.Sandbox.CgroupParent,
 	})
-	s := solver.New(w, store, solver.Options{Reporter: col})
+	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
+	if err != nil {
+		display.Close()
+		return err
+	}
+	keys := rc.keyStore(store, w)
+	s := solver.New(w, keys, solver.Options{Reporter: col})
 	var result solver.Result
 	if res.State != nil {
 		if err = w.PruneNoCacheMounts(res.State); err == nil {
@@ -303,6 +316,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	if err == nil {
 		err = export(ctx, col, w, images, result, res, o)
+	}
+	if err == nil && res.State != nil {
+		err = rc.export(ctx, col, remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w})
 	}
 	display.Close()
 	// The report is written for failed builds too.
@@ -348,18 +364,19 @@ func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*d
 // export writes the result to every --output.
 func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
 	cfg := res.Config
-	cfg.Created.Time = time.Now().UTC()
+	// The frontend leaves the times of this build's history entries and
+	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
+	// the worker fills them from the times its results were made (see
+	// ops.Worker.Image), so a cached rebuild gives the same image.
 	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
 		return err
 	} else if ok {
 		cfg.Created.Time = epoch
-	}
-	// The frontend leaves the times of this build's history entries unset:
-	// they are the build's time, as in BuildKit.
-	cfg.History = append([]v1.History(nil), cfg.History...)
-	for i := range cfg.History {
-		if cfg.History[i].Created.IsZero() {
-			cfg.History[i].Created = cfg.Created
+		cfg.History = append([]v1.History(nil), cfg.History...)
+		for i := range cfg.History {
+			if cfg.History[i].Created.IsZero() {
+				cfg.History[i].Created = cfg.Created
+			}
 		}
 	}
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
