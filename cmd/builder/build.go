@@ -18,6 +18,7 @@ import (
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/solver/remotecache"
@@ -65,6 +66,9 @@ type BuildOptions struct {
 	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
 	// which the exporter adds to the config (set by export).
 	healthStartInterval time.Duration
+	// Report is --report: the HTML report of the build (written also
+	// when it fails).
+	Report string
 	// Push is --push (type=image,push=true); Pull is --pull (tags always
 	// resolve at the registry); Registry are --tls-ca/--insecure-registry.
 	Push     bool
@@ -132,6 +136,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
+	f.StringVar(&o.Report, "report", "", "Write an HTML report of the build (timeline, critical path, resources, layers) to a file")
 	rootFlag(cmd, &o.Root)
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
@@ -250,6 +255,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		display.Warn(0, w)
 	}
 	col := newCollector(display)
+	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
 	res, err := convert(ctx, col, dockerfile.Options{
 		Dockerfile:       dfBytes,
@@ -319,10 +325,21 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		err = rc.export(ctx, col, remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w})
 	}
 	display.Close()
+	// The report is written for failed builds too.
+	if o.Report != "" {
+		if rerr := writeReport(o.Report, col.record()); rerr != nil {
+			fmt.Fprintf(out, "WARNING: --report: %v\n", rerr)
+		}
+	}
 	if err != nil {
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	return nil
+}
+
+// writeReport writes the HTML report of a build to path.
+func writeReport(path string, b *report.Build) error {
+	return writeFile(path, func(w io.Writer) error { return report.WriteHTML(w, b) })
 }
 
 // validateTags checks every -t name against Docker's reference grammar
@@ -372,6 +389,9 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *image
 	e, err := exportImage(ctx, r, w, images, result, cfg, o)
 	if err != nil {
 		return err
+	}
+	if col, ok := r.(*collector); ok {
+		col.exported = e
 	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {
