@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	digest "github.com/opencontainers/go-digest"
 )
@@ -21,7 +22,58 @@ var ErrNotFound = errors.New("not found")
 // never sees a partial blob and a crash leaves only temp files, which
 // OpenBlobStore removes.
 type BlobStore struct {
-	root string
+	root    string
+	fetcher atomic.Pointer[fetcherBox]
+}
+
+// Fetcher downloads blobs the store does not hold yet but knows where to
+// find: the layers of a result imported lazily from a remote cache, which
+// are downloaded only when something reads them (see SetFetcher).
+type Fetcher interface {
+	// CanFetch says whether blob d can be fetched.
+	CanFetch(d digest.Digest) bool
+	// Fetch stores blob d in the store (verified by its digest).
+	Fetch(ctx context.Context, d digest.Digest) error
+}
+
+type fetcherBox struct{ f Fetcher }
+
+// SetFetcher makes Open fetch a missing blob with f before it fails, so
+// lazily imported layers are downloaded by the first reader that needs
+// their bytes (an export, a push that cannot mount them, an unpack).
+func (s *BlobStore) SetFetcher(f Fetcher) {
+	if f == nil {
+		s.fetcher.Store(nil)
+		return
+	}
+	s.fetcher.Store(&fetcherBox{f})
+}
+
+// Available says whether blob d is stored or can be fetched.
+func (s *BlobStore) Available(d digest.Digest) bool {
+	if _, err := s.Stat(d); err == nil {
+		return true
+	}
+	b := s.fetcher.Load()
+	return b != nil && b.f.CanFetch(d)
+}
+
+// Ensure makes sure blob d is stored, fetching it when it is not and a
+// fetcher can.
+func (s *BlobStore) Ensure(ctx context.Context, d digest.Digest) error {
+	_, err := s.Stat(d)
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	b := s.fetcher.Load()
+	if b == nil || !b.f.CanFetch(d) {
+		return err
+	}
+	if err := b.f.Fetch(ctx, d); err != nil {
+		return fmt.Errorf("fetching blob %s: %w", d, err)
+	}
+	_, err = s.Stat(d)
+	return err
 }
 
 // OpenBlobStore opens (creating) the blob store at dir.
@@ -65,6 +117,15 @@ func (s *BlobStore) Open(d digest.Digest) (*os.File, error) {
 		return nil, err
 	}
 	f, err := os.Open(s.Path(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		if ferr := s.Ensure(context.Background(), d); ferr != nil || s.fetcher.Load() == nil {
+			if ferr != nil && !errors.Is(ferr, ErrNotFound) {
+				return nil, ferr
+			}
+			return nil, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+		}
+		f, err = os.Open(s.Path(d))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s: %w", d, ErrNotFound)
 	}

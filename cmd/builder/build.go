@@ -5,21 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
-	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
-	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -68,6 +70,8 @@ type BuildOptions struct {
 	Push     bool
 	Pull     bool
 	Registry RegistryFlags
+	// Cache are --cache-to and --cache-from.
+	Cache cacheFlags
 }
 
 func newBuildCommand() *cobra.Command {
@@ -95,12 +99,18 @@ func newBuildCommand() *cobra.Command {
 				return err
 			}
 			sourceDateEpochFromEnv(o.BuildArgs)
+			if err := validateTags(o.Tags); err != nil {
+				return err
+			}
 			for _, s := range outputs {
 				out, err := parseOutput(s)
 				if err != nil {
 					return err
 				}
 				o.Outputs = append(o.Outputs, out)
+			}
+			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
+				return err
 			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
@@ -131,6 +141,7 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
+	o.Cache.add(f)
 	return cmd
 }
 
@@ -141,7 +152,13 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	default:
 		return fmt.Errorf("--progress %q: must be auto, plain or tty", o.Progress)
 	}
-	cleanupStdin, err := stdinInputs(&o, o.Stdin)
+	// builder prune waits for no build.
+	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	cleanupStdin, err := stdinInputs(&o, root, o.Stdin)
 	defer cleanupStdin()
 	if err != nil {
 		return fmt.Errorf("unable to prepare context: %w", err)
@@ -158,14 +175,17 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := o.Cache.parse(); err != nil {
+		return err
+	}
 	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("unable to prepare context: path %q not found or not a directory", o.ContextDir)
 	}
 	dfPath := o.Dockerfile
 	if dfPath == "" {
-		dfPath = filepath.Join(o.ContextDir, "Dockerfile")
+		dfPath = defaultDockerfile(o.ContextDir)
 	}
-	dfBytes, err := os.ReadFile(dfPath)
+	dfBytes, err := readInDir(ctx, dfPath)
 	if err != nil {
 		return fmt.Errorf("failed to read dockerfile: %w", err)
 	}
@@ -184,47 +204,34 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			return fmt.Errorf("--platform: %w", err)
 		}
 	}
-	excludes, err := readIgnoreFor(dfPath, o.ContextDir)
+	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.Root, 0o700); err != nil {
-		return fmt.Errorf("state directory %s: %w", o.Root, err)
-	}
-	// builder prune waits for no build.
-	unlockRoot, err := lockRoot(o.Root, false, false)
+	store, err := root.Cache()
 	if err != nil {
 		return err
 	}
-	defer unlockRoot()
-
-	store, err := cache.Open(filepath.Join(o.Root, "cache"))
-	if err != nil {
-		return fmt.Errorf("opening cache in %s: %w", o.Root, err)
-	}
-	defer store.Close()
-	sn, err := snapshot.New(filepath.Join(o.Root, "snapshots"))
-	if err != nil {
-		return fmt.Errorf("opening snapshots in %s: %w", o.Root, err)
-	}
-	defer sn.Close()
-	ex, err := executor.New(filepath.Join(o.Root, "executor"))
+	sn, err := root.Snapshots()
 	if err != nil {
 		return err
 	}
-	hasher, err := cache.NewFileHashCache(filepath.Join(o.Root, "cache", "filehash.json"))
+	ex, err := root.Executor()
 	if err != nil {
 		return err
 	}
-	defer hasher.Save()
-	regOpts := o.Registry.options(o.Root, store.Blobs())
+	hasher, err := root.FileHashes()
+	if err != nil {
+		return err
+	}
+	images, err := root.Images()
+	if err != nil {
+		return err
+	}
+	regOpts := o.Registry.options(root, store.Blobs())
 	regOpts.Pull = o.Pull
 	reg := registry.New(regOpts)
 
-	images, err := openImageStore(o.Root, store.Blobs())
-	if err != nil {
-		return err
-	}
 	// Images in the local store come first, as docker build uses local
 	// images (see exporter/store.Source).
 	// With --pull names are always resolved at the registry.
@@ -236,8 +243,8 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := ex.CgroupError(); err != nil {
-		display.Warn(0, fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v)", err))
+	if w := ex.CgroupWarning(); w != "" {
+		display.Warn(0, w)
 	}
 	col := newCollector(display)
 	ctx = withPusher(ctx, reg, col)
@@ -270,6 +277,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		display.Close()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
+	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
 
 	w := ops.New(ops.Options{
 		Snapshotter: sn,
@@ -279,7 +287,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Blobs:       store.Blobs(),
 		Hasher:      hasher,
 		Locals:      bctx.localsWith(o.ContextDir),
-		StateDir:    o.Root,
+		StateDir:    root.WorkerDir(),
 		Secrets:     secrets,
 		SSH:         sshSocks,
 		// Every RUN: --hostname, --memory & co, --cgroup-parent.
@@ -287,17 +295,39 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Limits:       o.Sandbox.Limits,
 		CgroupParent: o.Sandbox.CgroupParent,
 	})
-	s := solver.New(w, store, solver.Options{Reporter: col})
+	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
+	if err != nil {
+		display.Close()
+		return err
+	}
+	keys := rc.keyStore(store, w)
+	s := solver.New(w, keys, solver.Options{Reporter: col})
 	var result solver.Result
 	if res.State != nil {
-		result, err = s.Solve(ctx, res.State)
+		if err = w.PruneNoCacheMounts(res.State); err == nil {
+			result, err = s.Solve(ctx, res.State)
+		}
 	}
 	if err == nil {
-		err = export(ctx, col, w, store.Blobs(), result, res, o)
+		err = export(ctx, col, w, images, result, res, o)
+	}
+	if err == nil && res.State != nil {
+		err = rc.export(ctx, col, remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w})
 	}
 	display.Close()
 	if err != nil {
 		return reportError(out, dfPath, dfBytes, err)
+	}
+	return nil
+}
+
+// validateTags checks every -t name against Docker's reference grammar
+// before any work, as docker build does ("invalid tag").
+func validateTags(tags []string) error {
+	for _, t := range tags {
+		if err := exporter.ValidateName(t); err != nil {
+			return fmt.Errorf("invalid tag %q: %w", t, err)
+		}
 	}
 	return nil
 }
@@ -315,26 +345,27 @@ func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*d
 }
 
 // export writes the result to every --output.
-func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
+func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
 	cfg := res.Config
-	cfg.Created.Time = time.Now().UTC()
+	// The frontend leaves the times of this build's history entries and
+	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
+	// the worker fills them from the times its results were made (see
+	// ops.Worker.Image), so a cached rebuild gives the same image.
 	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
 		return err
 	} else if ok {
 		cfg.Created.Time = epoch
-	}
-	// The frontend leaves the times of this build's history entries unset:
-	// they are the build's time, as in BuildKit.
-	cfg.History = append([]v1.History(nil), cfg.History...)
-	for i := range cfg.History {
-		if cfg.History[i].Created.IsZero() {
-			cfg.History[i].Created = cfg.Created
+		cfg.History = append([]v1.History(nil), cfg.History...)
+		for i := range cfg.History {
+			if cfg.History[i].Created.IsZero() {
+				cfg.History[i].Created = cfg.Created
+			}
 		}
 	}
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
 	o.healthStartInterval = res.HealthcheckStartInterval
 	// Every build lands in the local image store; then the --outputs.
-	e, err := exportImage(ctx, r, w, blobs, result, cfg, o)
+	e, err := exportImage(ctx, r, w, images, result, cfg, o)
 	if err != nil {
 		return err
 	}
@@ -401,5 +432,37 @@ func withLabels(labels map[string]string, flags []string) map[string]string {
 		k, v, _ := strings.Cut(l, "=")
 		out[k] = v
 	}
+	return out
+}
+
+// defaultDockerfile is the Dockerfile of a context without -f: "Dockerfile",
+// or "dockerfile" when only that exists (as BuildKit and docker do,
+// moby/moby#10858).
+func defaultDockerfile(contextDir string) string {
+	p := filepath.Join(contextDir, "Dockerfile")
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		lower := filepath.Join(contextDir, "dockerfile")
+		if _, err := os.Lstat(lower); err == nil {
+			return lower
+		}
+	}
+	return p
+}
+
+// withDockerfileEpoch returns args with SOURCE_DATE_EPOCH set from the
+// frontend's epoch (a Dockerfile's ARG SOURCE_DATE_EPOCH=... default) when
+// no --build-arg set it, so the exporters use it as BuildKit's do.
+func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]string {
+	if epoch == nil {
+		return args
+	}
+	if _, ok := args["SOURCE_DATE_EPOCH"]; ok {
+		return args
+	}
+	out := make(map[string]string, len(args)+1)
+	for k, v := range args {
+		out[k] = v
+	}
+	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
 	return out
 }

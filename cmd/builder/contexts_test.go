@@ -6,15 +6,20 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -329,7 +334,7 @@ func TestStdinInputs(t *testing.T) {
 			{name: "docker/Dockerfile.x", typ: tar.TypeReg, body: "FROM scratch\n"},
 			{name: "a.txt", typ: tar.TypeReg, body: "a"},
 		})
-		cleanup, err := stdinInputs(&o, bytes.NewReader(data))
+		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(data))
 		if err != nil {
 			cleanup()
 			t.Fatal(err)
@@ -351,7 +356,7 @@ func TestStdinInputs(t *testing.T) {
 	t.Run("dockerfile", func(t *testing.T) {
 		root, ctxDir := t.TempDir(), t.TempDir()
 		o := BuildOptions{ContextDir: ctxDir, Root: root, Dockerfile: "-"}
-		cleanup, err := stdinInputs(&o, strings.NewReader("FROM scratch\nCOPY a /\n"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("FROM scratch\nCOPY a /\n"))
 		if err != nil {
 			cleanup()
 			t.Fatal(err)
@@ -370,7 +375,7 @@ func TestStdinInputs(t *testing.T) {
 	t.Run("neither", func(t *testing.T) {
 		root := t.TempDir()
 		o := BuildOptions{ContextDir: "/ctx", Root: root}
-		cleanup, err := stdinInputs(&o, strings.NewReader("x"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("x"))
 		cleanup()
 		if err != nil || o.ContextDir != "/ctx" || o.Dockerfile != "" {
 			t.Errorf("stdinInputs without '-' changed %+v (%v)", o, err)
@@ -381,7 +386,7 @@ func TestStdinInputs(t *testing.T) {
 	})
 	t.Run("both", func(t *testing.T) {
 		o := BuildOptions{ContextDir: "-", Dockerfile: "-", Root: t.TempDir()}
-		cleanup, err := stdinInputs(&o, strings.NewReader("x"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("x"))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "cannot both come from stdin") {
 			t.Fatalf("error = %v", err)
@@ -389,7 +394,7 @@ func TestStdinInputs(t *testing.T) {
 	})
 	t.Run("dockerfile too large", func(t *testing.T) {
 		o := BuildOptions{ContextDir: t.TempDir(), Dockerfile: "-", Root: t.TempDir()}
-		cleanup, err := stdinInputs(&o, bytes.NewReader(make([]byte, maxDockerfileSize+1)))
+		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(make([]byte, maxDockerfileSize+1)))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("error = %v", err)
@@ -415,7 +420,7 @@ func TestStdinInputs(t *testing.T) {
 	for name, data := range compressed {
 		t.Run(name+" context tar", func(t *testing.T) {
 			o := BuildOptions{ContextDir: "-", Root: t.TempDir()}
-			cleanup, err := stdinInputs(&o, bytes.NewReader(data))
+			cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(data))
 			defer cleanup()
 			if err != nil {
 				t.Fatal(err)
@@ -428,7 +433,7 @@ func TestStdinInputs(t *testing.T) {
 	t.Run("dockerfile as the context", func(t *testing.T) {
 		root := t.TempDir()
 		o := BuildOptions{ContextDir: "-", Root: root}
-		cleanup, err := stdinInputs(&o, strings.NewReader("FROM scratch\nENV A=1\n"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("FROM scratch\nENV A=1\n"))
 		if err != nil {
 			cleanup()
 			t.Fatal(err)
@@ -444,7 +449,7 @@ func TestStdinInputs(t *testing.T) {
 	})
 	t.Run("dockerfile as the context and -f", func(t *testing.T) {
 		o := BuildOptions{ContextDir: "-", Root: t.TempDir(), Dockerfile: "Dockerfile"}
-		cleanup, err := stdinInputs(&o, strings.NewReader("FROM scratch\n"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("FROM scratch\n"))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "ambiguous Dockerfile source") {
 			t.Fatalf("error = %v", err)
@@ -452,7 +457,7 @@ func TestStdinInputs(t *testing.T) {
 	})
 	t.Run("zstd context", func(t *testing.T) {
 		o := BuildOptions{ContextDir: "-", Root: t.TempDir()}
-		cleanup, err := stdinInputs(&o, bytes.NewReader(append([]byte{0x28, 0xb5, 0x2f, 0xfd}, make([]byte, 100)...)))
+		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(append([]byte{0x28, 0xb5, 0x2f, 0xfd}, make([]byte, 100)...)))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "xz or zstd") {
 			t.Fatalf("error = %v", err)
@@ -461,7 +466,7 @@ func TestStdinInputs(t *testing.T) {
 	t.Run("-f outside the tar", func(t *testing.T) {
 		root := t.TempDir()
 		o := BuildOptions{ContextDir: "-", Root: root, Dockerfile: "../../etc/passwd"}
-		cleanup, err := stdinInputs(&o, bytes.NewReader(makeTar(t, []tarEntry{{name: "a", typ: tar.TypeReg, body: "a"}})))
+		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(makeTar(t, []tarEntry{{name: "a", typ: tar.TypeReg, body: "a"}})))
 		defer cleanup()
 		if err == nil && !strings.HasPrefix(o.Dockerfile, o.ContextDir+"/") {
 			t.Fatalf("-f resolved to %s, outside the context %s", o.Dockerfile, o.ContextDir)
@@ -481,20 +486,20 @@ func TestReadIgnoreFor(t *testing.T) {
 		}
 	}
 	write(filepath.Join(ctxDir, ".dockerignore"), "from-context\n")
-	got, err := readIgnoreFor(df, ctxDir)
+	got, err := readIgnoreFor(context.Background(), df, ctxDir)
 	if err != nil || strings.Join(got, "|") != "from-context" {
 		t.Errorf("without app.Dockerfile.dockerignore: %q, %v; want the context's", got, err)
 	}
 	write(df+".dockerignore", "from-dockerfile\n*.tmp\n")
-	got, err = readIgnoreFor(df, ctxDir)
+	got, err = readIgnoreFor(context.Background(), df, ctxDir)
 	if err != nil || strings.Join(got, "|") != "from-dockerfile|*.tmp" {
 		t.Errorf("with app.Dockerfile.dockerignore: %q, %v; want it to win", got, err)
 	}
-	got, err = readIgnoreFor("", ctxDir)
+	got, err = readIgnoreFor(context.Background(), "", ctxDir)
 	if err != nil || strings.Join(got, "|") != "from-context" {
 		t.Errorf("no Dockerfile path: %q, %v", got, err)
 	}
-	got, err = readIgnoreFor(filepath.Join(dfDir, "Dockerfile"), t.TempDir())
+	got, err = readIgnoreFor(context.Background(), filepath.Join(dfDir, "Dockerfile"), t.TempDir())
 	if err != nil || len(got) != 0 {
 		t.Errorf("no ignore file at all: %q, %v", got, err)
 	}
@@ -656,4 +661,104 @@ func TestLayoutImages(t *testing.T) {
 	if got := strings.Join(next.refs, "|"); got != want {
 		t.Errorf("next backend saw %q, want %q", got, want)
 	}
+}
+
+// TestHostileDockerfileFiles builds contexts whose Dockerfile or ignore
+// files point out of the context (issue 12): the target is never read,
+// never printed, and /dev/zero or a FIFO fails at once instead of eating
+// memory or hanging.
+func TestHostileDockerfileFiles(t *testing.T) {
+	top := t.TempDir()
+	secret := filepath.Join(top, "credentials")
+	os.WriteFile(secret, []byte("FROM scratch\nLABEL token=SECRET-TOKEN\n"), 0o600)
+	for _, tc := range []struct {
+		name  string
+		setup func(ctxDir string) error
+		flags func(o *BuildOptions, ctxDir string)
+		want  string
+	}{
+		{name: "dockerfile to a host file", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink(secret, filepath.Join(d, "Dockerfile")) }},
+		{name: "dockerfile to /etc/shadow", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink("/etc/shadow", filepath.Join(d, "Dockerfile")) }},
+		{name: "dockerfile up and out", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink("../../../../../../.."+secret, filepath.Join(d, "Dockerfile")) }},
+		{name: "dockerfile to /dev/zero", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink("/dev/zero", filepath.Join(d, "Dockerfile")) }},
+		{name: "dockerfile a fifo", want: "not a regular file but a named pipe",
+			setup: func(d string) error { return unix.Mkfifo(filepath.Join(d, "Dockerfile"), 0o644) }},
+		{name: "dockerfile too large", want: "file too large",
+			setup: func(d string) error { return os.Truncate(mustCreate(d, "Dockerfile"), maxDockerfileSize+1) }},
+		{name: "-f to a host file", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink(secret, filepath.Join(d, "app.Dockerfile")) },
+			flags: func(o *BuildOptions, d string) { o.Dockerfile = filepath.Join(d, "app.Dockerfile") }},
+		// Resolved inside the context, the link names no file: as without
+		// an ignore file, the build goes on (or fails later for want of
+		// root, never on the ignore file).
+		{name: ".dockerignore to /dev/zero", want: "",
+			setup: func(d string) error {
+				os.WriteFile(filepath.Join(d, "Dockerfile"), []byte("FROM scratch\nLABEL x=1\n"), 0o644)
+				return os.Symlink("/dev/zero", filepath.Join(d, ".dockerignore"))
+			}},
+		{name: ".dockerignore a fifo", want: "not a regular file",
+			setup: func(d string) error {
+				os.WriteFile(filepath.Join(d, "Dockerfile"), []byte("FROM scratch\nLABEL x=1\n"), 0o644)
+				return unix.Mkfifo(filepath.Join(d, ".dockerignore"), 0o644)
+			}},
+		{name: "NAME.dockerignore a fifo", want: "not a regular file",
+			setup: func(d string) error {
+				os.WriteFile(filepath.Join(d, "app.Dockerfile"), []byte("FROM scratch\nLABEL x=1\n"), 0o644)
+				return unix.Mkfifo(filepath.Join(d, "app.Dockerfile.dockerignore"), 0o644)
+			},
+			flags: func(o *BuildOptions, d string) { o.Dockerfile = filepath.Join(d, "app.Dockerfile") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctxDir := filepath.Join(t.TempDir(), "ctx")
+			os.Mkdir(ctxDir, 0o755)
+			if err := tc.setup(ctxDir); err != nil {
+				t.Fatal(err)
+			}
+			o := BuildOptions{ContextDir: ctxDir, Progress: "plain", Root: filepath.Join(top, "root-"+strings.ReplaceAll(tc.name, "/", "_"))}
+			if tc.flags != nil {
+				tc.flags(&o, ctxDir)
+			}
+			var out bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := Build(ctx, o, &out)
+			if tc.want == "" {
+				if err != nil && strings.Contains(err.Error(), "dockerignore") {
+					t.Fatalf("build: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("build: %v; want an error containing %q\n%s", err, tc.want, out.String())
+			}
+			if strings.Contains(err.Error()+out.String(), "SECRET-TOKEN") {
+				t.Errorf("the host file leaked: %v\n%s", err, out.String())
+			}
+		})
+	}
+}
+
+func mustCreate(dir, name string) string {
+	p := filepath.Join(dir, name)
+	f, err := os.Create(p)
+	if err != nil {
+		panic(err)
+	}
+	f.Close()
+	return p
+}
+
+// stdinInputsTest runs stdinInputs with o.Root opened as the build opens it.
+func stdinInputsTest(t *testing.T, o *BuildOptions, stdin io.Reader) (func(), error) {
+	t.Helper()
+	root, err := state.Open(o.Root, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return stdinInputs(o, root, stdin)
 }

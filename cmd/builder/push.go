@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -30,19 +30,25 @@ type RegistryFlags struct {
 	// Insecure are --insecure-registry HOST[:PORT]s spoken to over plain
 	// HTTP (loopback registries always are).
 	Insecure []string
+	// StallTimeout is --registry-timeout: how long a registry
+	// connection may make no progress (0: BUILDER_REGISTRY_TIMEOUT or
+	// the default).
+	StallTimeout time.Duration
 }
 
 func (f *RegistryFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.CAFiles, "tls-ca", nil, "Trust the CA certificates in this PEM file for registries (besides the system's)")
 	fs.StringArrayVar(&f.Insecure, "insecure-registry", nil, "Allow plain HTTP to this registry HOST[:PORT]")
+	fs.DurationVar(&f.StallTimeout, "registry-timeout", 0, "Fail a registry request after this long without progress, retried once (default $"+registry.EnvStallTimeout+" or "+registry.DefaultTimeouts.Stall.String()+")")
 }
 
 // options returns the registry client options of the flags, keeping the
 // client's state (tag records, blob sources) under root.
-func (f RegistryFlags) options(root string, blobs *cache.BlobStore) registry.Options {
+func (f RegistryFlags) options(root *state.Root, blobs *cache.BlobStore) registry.Options {
 	o := registry.Options{Blobs: blobs, CAFiles: f.CAFiles, Insecure: f.Insecure}
-	if root != "" {
-		o.StateDir = filepath.Join(root, "registry")
+	o.Timeouts.Stall = f.StallTimeout
+	if root != nil {
+		o.StateDir = root.RegistryDir()
 	}
 	return o
 }
@@ -148,7 +154,7 @@ func newPushCommand() *cobra.Command {
 		Short: "Upload an image from the local store to a registry",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return Push(cmd.Context(), root, progress, flags, args[0], args[1:], os.Stderr)
+			return Push(cmd.Context(), root, progress, flags, args[0], args[1:], os.Stderr, os.Stdout)
 		},
 	}
 	f := cmd.Flags()
@@ -158,14 +164,25 @@ func newPushCommand() *cobra.Command {
 	return cmd
 }
 
-// Push pushes the stored image src to dests (its own name when none).
-func Push(ctx context.Context, root, progress string, flags RegistryFlags, src string, dests []string, out io.Writer) error {
-	store, err := cache.Open(filepath.Join(root, "cache"))
-	if err != nil {
-		return fmt.Errorf("opening cache in %s: %w", root, err)
+// Push pushes the stored image src to dests (its own name when none),
+// showing progress on out and printing "DEST: digest: sha256:... size: N"
+// on stdout for every destination, as docker push prints its result.
+func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src string, dests []string, out, stdout io.Writer) error {
+	for _, d := range dests {
+		if err := exporter.ValidateName(d); err != nil {
+			return fmt.Errorf("push destination %q: %w", d, err)
+		}
 	}
-	defer store.Close()
-	images, err := openImageStore(root, store.Blobs())
+	root, err := state.Open(dir, state.Options{})
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	store, err := root.Cache()
+	if err != nil {
+		return err
+	}
+	images, err := root.Images()
 	if err != nil {
 		return err
 	}
@@ -203,6 +220,8 @@ func Push(ctx context.Context, root, progress string, flags RegistryFlags, src s
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s: digest: %s size: %d\n", src, desc.Digest, desc.Size)
+	for _, d := range dests {
+		fmt.Fprintf(stdout, "%s: digest: %s size: %d\n", d, desc.Digest, desc.Size)
+	}
 	return nil
 }

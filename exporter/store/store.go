@@ -263,10 +263,15 @@ func (s *Store) Put(ctx context.Context, img *exporter.Image, names []string, op
 }
 
 // checkLayers returns an error naming the first of layers that the blob
-// store does not hold whole.
+// store does not hold whole. A layer the blob store can fetch (one
+// imported lazily from a remote cache) is accepted: it is downloaded when
+// something reads it.
 func (s *Store) checkLayers(layers []cache.Layer) error {
 	for i, l := range layers {
 		n, err := s.blobs.Stat(l.Digest)
+		if errors.Is(err, cache.ErrNotFound) && s.blobs.Available(l.Digest) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("layer %d (%s) is not in the blob store: %w", i, l.Digest, err)
 		}
@@ -459,11 +464,15 @@ func (s *Store) Raw(im Image) (manifest, config []byte, err error) {
 	return rawManifest, rawConfig, nil
 }
 
-// Tag adds the name dst to the image src names (docker tag).
+// Tag adds the name dst to the image src names (docker tag). Both must
+// be references in Docker's grammar (src may also be an image ID).
 func (s *Store) Tag(src, dst string) error {
+	if err := exporter.ValidateReference(src); err != nil {
+		return fmt.Errorf("source image %q: %w", src, err)
+	}
 	full, err := exporter.NormalizeName(dst)
 	if err != nil {
-		return err
+		return fmt.Errorf("target image: %w", err)
 	}
 	return s.update(func(idx *v1.IndexManifest) error {
 		all, err := s.listFrom(idx)

@@ -147,6 +147,18 @@ func layerCompression(mt string) string {
 	}
 }
 
+// ConvertLayer returns l in the compression lo asks for (gzip when
+// unset), converting it at most once (see convertLayer).
+func (w *Worker) ConvertLayer(ctx context.Context, l cache.Layer, lo LayerOptions) (cache.Layer, error) {
+	if err := lo.Validate(); err != nil {
+		return l, err
+	}
+	if lo.Compression == "" {
+		lo.Compression = Gzip
+	}
+	return w.convertLayer(ctx, l, lo)
+}
+
 // convRecord is the cached conversion of a layer.
 type convRecord struct {
 	Layer cache.Layer `json:"layer"`

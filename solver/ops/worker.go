@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
@@ -109,7 +110,7 @@ func (w *Worker) LoadResult(ctx context.Context, id string) (solver.Result, erro
 	if err != nil {
 		return nil, err
 	}
-	if rec.Snapshot != "" {
+	if rec.Snapshot != "" && !rec.Lazy {
 		if _, err := w.opt.Snapshotter.Stat(ctx, rec.Snapshot); err != nil {
 			if errors.Is(err, snapshot.ErrNotFound) {
 				return nil, fmt.Errorf("result %s: snapshot %s: %w", id, rec.Snapshot, solver.ErrNotFound)
@@ -164,10 +165,20 @@ type record struct {
 	// Merge results: the records of the merged inputs in order ("" =
 	// scratch); the result's layers are theirs, and it has none of its own.
 	Merge []string `json:"merge,omitempty"`
-	// Empty is true when the step changed nothing (no layer).
+	// Empty is true when the step changed nothing: its layer is then the
+	// empty layer (emptyLayerGzip).
 	Empty bool `json:"empty,omitempty"`
-	// Computed is true once Layer/Empty are known.
+	// Computed is true once Layer is known.
 	Computed bool `json:"computed,omitempty"`
+	// Created is when the step's result was made (step and merge results):
+	// the history time of its layer in every image built on it, so that a
+	// cached rebuild reproduces the image of the build that made it, as
+	// BuildKit keeps a layer's creation time with its cache record.
+	Created time.Time `json:"created,omitempty"`
+	// Lazy is set for a result imported from a remote cache (see
+	// ImportChain): its layers may be neither downloaded nor unpacked yet,
+	// and Snapshot, once set, can be made again from them.
+	Lazy bool `json:"lazy,omitempty"`
 }
 
 // Ref is a result backed by a record.

@@ -48,7 +48,7 @@ func sources(s *source, c *llb.Copy, excl *fsutil.PatternMatcher) ([]copySource,
 		var matches []string
 		wildcard := c.AllowWildcard && containsWildcards(p)
 		if wildcard {
-			m, err := s.glob(p, c.FollowSymlinks)
+			m, err := s.glob(p, c.FollowSymlinks, c.Parents)
 			if err != nil {
 				return nil, fmt.Errorf("source %q: %w", spec, err)
 			}
@@ -63,6 +63,26 @@ func sources(s *source, c *llb.Copy, excl *fsutil.PatternMatcher) ([]copySource,
 			matches = []string{p}
 		}
 		pivotRel := ""
+		if c.Parents && containsWildcards(pivot) {
+			// The pivot is a pattern itself (/test/a/b*/./c): each match
+			// pivots at its own first components.
+			n := len(strings.Split(pivot, "/"))
+			for _, m := range matches {
+				cs, err := statSource(s, spec, m, c.FollowSymlinks)
+				if err != nil {
+					return nil, err
+				}
+				comps := strings.Split(m, "/")
+				if len(comps) <= n {
+					continue
+				}
+				cs.wildcard = wildcard
+				cs.pivotRel = strings.Join(comps[:n], "/")
+				cs.parents = strings.Join(comps[n:], "/")
+				out = append(out, cs)
+			}
+			continue
+		}
 		if c.Parents && pivot != "" {
 			r, err := s.resolve(pivot, true)
 			if err != nil {
@@ -99,6 +119,29 @@ func sources(s *source, c *llb.Copy, excl *fsutil.PatternMatcher) ([]copySource,
 		}
 	}
 	return out, nil
+}
+
+// parentsPivotExists reports whether a --parents copy has a source whose
+// pivot (the part before "/./", the root without one) is an existing
+// directory.
+func parentsPivotExists(s *source, c *llb.Copy) bool {
+	for _, spec := range c.SrcPaths {
+		pivot := ""
+		if a, _, ok := strings.Cut(spec, "/./"); ok {
+			pivot = cleanRel(a)
+		}
+		if containsWildcards(pivot) {
+			continue
+		}
+		rel, err := s.resolve(pivot, true)
+		if err != nil {
+			continue
+		}
+		if fi, _, err := s.lstat(rel); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // statSource resolves and stats the root-relative path m of a source.
@@ -283,12 +326,22 @@ func copyAll(ctx context.Context, root string, inputs []Input, c *llb.Copy, reus
 			return nil, fmt.Errorf("copy: failed to stat parent of %s: %w", dest, unwrapPath(err))
 		}
 	}
-	if (len(c.SrcPaths) > 1 || len(srcs) > 1) && !dirish {
+	// Several sources in one action need a directory; the matches of one
+	// wildcard do not: as in BuildKit, each is copied (or unpacked) in turn
+	// to dest, so directories merge and archives extract into it.
+	if len(c.SrcPaths) > 1 && !dirish {
 		if fi, err := os.Stat(destHost); err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("copy to %s: When using COPY with more than one source file, the destination must be a directory and end with a /", dest)
 		}
 	}
 	if len(srcs) == 0 {
+		if c.Parents && c.CreateDestPath && parentsPivotExists(s, c) {
+			// BuildKit copies the pivot dir filtered by the pattern:
+			// the destination exists even when nothing matched.
+			if _, err := fsutil.MkdirAllInRoot(root, dest, createdDirMode(ms), owner); err != nil {
+				return nil, fmt.Errorf("copy: creating %s: %w", dest, unwrapPath(err))
+			}
+		}
 		return nil, nil
 	}
 	// Create the destination dir (dest/) or the parent of dest, owned by
@@ -297,8 +350,8 @@ func copyAll(ctx context.Context, root string, inputs []Input, c *llb.Copy, reus
 	if !dirish {
 		mk = path.Dir(dest)
 	}
-	if _, err := fsutil.MkdirAllInRoot(root, mk, 0o755, owner); err != nil {
-		return nil, fmt.Errorf("copy: creating %s: %w", mk, err)
+	if _, err := fsutil.MkdirAllInRoot(root, mk, createdDirMode(ms), owner); err != nil {
+		return nil, fmt.Errorf("copy: creating %s: %w", mk, unwrapPath(err))
 	}
 	if destHost, err = fsutil.ResolveInRoot(root, dest); err != nil {
 		return nil, fmt.Errorf("copy: dest %s: %w", dest, err)
@@ -413,15 +466,28 @@ func (cp *copier) copySource(src copySource, destHost string, c *llb.Copy) error
 		}
 	}
 	// The parent of the target (the target itself for the contents of a
-	// dir) is created inside the root, after dest was resolved.
+	// dir) is created inside the root, after dest was resolved; as in
+	// BuildKit's fsutil copy it gets createdDirMode, not the source dir's
+	// metadata.
 	mk := filepath.Dir(target)
 	if c.DirContentsOnly && isDir && fiDest == nil {
 		mk = target
 	}
-	if _, err := fsutil.MkdirAllInRoot(cp.root, cp.destName(mk), 0o755, cp.owner); err != nil {
+	if _, err := fsutil.MkdirAllInRoot(cp.root, cp.destName(mk), createdDirMode(cp.mode), cp.owner); err != nil {
 		return err
 	}
 	return cp.copy(cp.s.hostPath(src.rel), src.rel, "", target, src.fi, false)
+}
+
+// createdDirMode is the mode of a directory a copy creates on the way to its
+// destination: an octal --chmod, else 0755, as BuildKit's fsutil copy does
+// (testCopyChmod: COPY --chmod=777 foo /parent/foo makes /parent 0777; a
+// symbolic --chmod leaves them 0755).
+func createdDirMode(ms *modeSpec) os.FileMode {
+	if ms == nil || !ms.octal {
+		return os.ModeDir | 0o755
+	}
+	return os.ModeDir | fsutil.GoMode(ms.mode)
 }
 
 // destName names a host path of the destination tree for messages.
@@ -510,8 +576,17 @@ func (cp *copier) copy(host, rel, comp, target string, fi os.FileInfo, overwrite
 		if err := unix.Mknod(target, st.Mode, int(st.Rdev)); err != nil {
 			return fmt.Errorf("mknod %s: %w", cp.destName(target), err)
 		}
+	case m&os.ModeSocket != 0 && cp.s.local:
+		// A socket of the build context arrives as an empty regular file,
+		// as BuildKit's context transfer sends it (testCopySocket).
+		if err := cp.clearTarget(target); err != nil {
+			return err
+		}
+		if err := os.WriteFile(target, nil, 0o600); err != nil {
+			return fmt.Errorf("creating %s: %w", cp.destName(target), unwrapPath(err))
+		}
 	default:
-		// Sockets cannot be copied; docker build skips them too.
+		// Sockets of a stage cannot be copied.
 		return nil
 	}
 	return cp.meta(fi, host, target)
