@@ -35,6 +35,45 @@ type Report struct {
 	// Unchanged is set when the destination already held this exact
 	// cache: nothing was written.
 	Unchanged bool
+	// Mounts are the exported cache mounts (cache-mounts=true).
+	Mounts []MountReport
+}
+
+// MountReport is one exported cache mount and its compressed size.
+type MountReport struct {
+	ID   string
+	Size int64
+}
+
+// withMounts adds the cache mounts to cfg and its layers, keeping both
+// sorted as config() does.
+func withMounts(cfg *Config, layers []cache.Layer, ms []exportedMount) (*Config, []cache.Layer) {
+	if len(ms) == 0 {
+		return cfg, layers
+	}
+	b := newBuilder()
+	for _, l := range layers {
+		b.layers[l.Digest] = l
+	}
+	for _, m := range ms {
+		b.addMount(m.id, m.layer)
+	}
+	all, sorted := b.config()
+	idx := map[digest.Digest]int{}
+	for i, l := range sorted {
+		idx[l.Digest] = i
+	}
+	// Re-point the records at the new layer order.
+	for ri := range cfg.Records {
+		for li, l := range cfg.Records[ri].Chain {
+			if l.Layer != nil {
+				n := idx[cfg.Layers[*l.Layer].Digest]
+				cfg.Records[ri].Chain[li].Layer = &n
+			}
+		}
+	}
+	cfg.Layers, cfg.Mounts = all.Layers, all.Mounts
+	return cfg, sorted
 }
 
 // Write exports the cache of b as e says.
@@ -47,6 +86,16 @@ func Write(ctx context.Context, e Export, b Build, opt Options) (*Report, error)
 		return nil, err
 	}
 	rep := &Report{Records: len(cfg.Records), Layers: len(layers)}
+	if e.CacheMounts {
+		ms, err := exportMounts(ctx, b.Worker, opt.Blobs, opt)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			rep.Mounts = append(rep.Mounts, MountReport{ID: m.id, Size: m.layer.Size})
+		}
+		cfg, layers = withMounts(cfg, layers, ms)
+	}
 	cfgRaw, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err

@@ -41,6 +41,7 @@ type Index struct {
 	mounts  map[string]mountSource
 
 	hitKeys         sync.Map // keys used, digest.Digest -> bool
+	restored        sync.Map // cache mount ids restored -> size
 	fetched         atomic.Int64
 	fetchedBytes    atomic.Int64
 	mu              sync.Mutex
