@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -167,4 +168,17 @@ func sortedKeys(m map[string]int64) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// inline returns the inline cache maker of the build when --cache-to
+// type=inline was asked for, else nil.
+func (rc *remoteCache) inline(b remotecache.Build) func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error) {
+	for _, e := range rc.exports {
+		if e.Type == "inline" {
+			return func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error) {
+				return remotecache.Inline(ctx, b, layers)
+			}
+		}
+	}
+	return nil
 }

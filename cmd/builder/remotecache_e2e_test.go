@@ -554,3 +554,24 @@ RUN --mount=type=cache,id=c1,target=/cache sh -c 'if [ -f /cache/f ]; then echo 
 		t.Errorf("machine B: the restore is not reported:\n%s", b.progress)
 	}
 }
+
+// TestRemoteCacheInline: --cache-to type=inline puts the cache into the
+// pushed image's config; --cache-from IMAGE on a fresh root builds every
+// step from it, to the same image.
+func TestRemoteCacheInline(t *testing.T) {
+	env := newCacheEnv(t)
+	app := env.host + "/" + uniqueRepo("i8-inline") + ":v1"
+	mustBuild(t, "machine A", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "a"), cacheFlags{to: []string{"type=inline"}}, app))
+	r, _ := name.ParseReference(app, name.Insecure)
+	desc, err := remote.Head(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mustBuild(t, "machine B", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "b"), cacheFlags{from: []string{app}, to: []string{"type=inline"}}, ""))
+	if nc := stepsNotCached(b.progress); len(nc) > 0 {
+		t.Errorf("steps not cached: %v\n%s", nc, b.progress)
+	}
+	if b.digest != desc.Digest.String() {
+		t.Errorf("machine B built %s from the inline cache, machine A pushed %s", b.digest, desc.Digest)
+	}
+}
