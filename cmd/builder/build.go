@@ -190,7 +190,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if dfPath == "" {
 		dfPath = defaultDockerfile(o.ContextDir)
 	}
-	dfBytes, err := os.ReadFile(dfPath)
+	dfBytes, err := readInDir(ctx, dfPath)
 	if err != nil {
 		return fmt.Errorf("failed to read dockerfile: %w", err)
 	}
@@ -209,7 +209,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			return fmt.Errorf("--platform: %w", err)
 		}
 	}
-	excludes, err := readIgnoreFor(dfPath, o.ContextDir)
+	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
 	if err != nil {
 		return err
 	}

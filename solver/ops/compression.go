@@ -8,6 +8,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/solver/ops/pgzip"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
@@ -240,7 +241,7 @@ func compressor(w io.Writer, lo LayerOptions) (io.WriteCloser, types.MediaType, 
 		if level == 0 {
 			level = gzip.DefaultCompression
 		}
-		zw, err := gzip.NewWriterLevel(w, level)
+		zw, err := pgzip.NewWriterLevel(w, level)
 		return zw, types.OCILayer, err
 	case Zstd:
 		var eo []zstd.EOption

@@ -3,14 +3,15 @@ package ops
 import (
 	"context"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
 	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/solver/ops/pgzip"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
@@ -206,7 +207,8 @@ func refRecord(r solver.Result) *record {
 	return nil
 }
 
-// computeLayer diffs a step's snapshot into a gzip layer blob, once.
+// computeLayer diffs a step's snapshot into a gzip layer blob, once,
+// compressing on all cores (pgzip: the bytes do not depend on the machine).
 func (w *Worker) computeLayer(ctx context.Context, rec *record) error {
 	unlock := w.layerMu.lock("layer " + rec.ID)
 	defer unlock()
@@ -221,7 +223,7 @@ func (w *Worker) computeLayer(ctx context.Context, rec *record) error {
 	defer bw.Close()
 	diffID := digest.Canonical.Digester()
 	counter := &countWriter{}
-	zw, err := gzip.NewWriterLevel(bw, gzip.DefaultCompression)
+	zw, err := pgzip.NewWriterLevel(bw, gzip.DefaultCompression)
 	if err != nil {
 		return err
 	}
