@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -182,7 +183,11 @@ func fetchCache(t *testing.T, ref string) (manifest, config []byte) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	cfg, err := io.ReadAll(rc)
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := io.ReadAll(zr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,9 +339,11 @@ func localCacheConfig(t *testing.T, dir string) remotecache.Config {
 	var cfg remotecache.Config
 	for _, d := range probe.Manifests {
 		if d.MediaType == remotecache.ConfigMediaType {
-			if err := json.Unmarshal(blob(d.Digest), &cfg); err != nil {
+			c, err := remotecache.DecodeConfig(blob(d.Digest))
+			if err != nil {
 				t.Fatal(err)
 			}
+			cfg = *c
 		}
 	}
 	return cfg

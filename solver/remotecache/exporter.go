@@ -3,7 +3,6 @@ package remotecache
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -45,47 +44,17 @@ type MountReport struct {
 	Size int64
 }
 
-// withMounts adds the cache mounts to cfg and its layers, keeping both
-// sorted as config() does.
-func withMounts(cfg *Config, layers []cache.Layer, ms []exportedMount) (*Config, []cache.Layer) {
-	if len(ms) == 0 {
-		return cfg, layers
-	}
-	b := newBuilder()
-	for _, l := range layers {
-		b.layers[l.Digest] = l
-	}
-	for _, m := range ms {
-		b.addMount(m.id, m.layer)
-	}
-	all, sorted := b.config()
-	idx := map[digest.Digest]int{}
-	for i, l := range sorted {
-		idx[l.Digest] = i
-	}
-	// Re-point the records at the new layer order.
-	for ri := range cfg.Records {
-		for li, l := range cfg.Records[ri].Chain {
-			if l.Layer != nil {
-				n := idx[cfg.Layers[*l.Layer].Digest]
-				cfg.Records[ri].Chain[li].Layer = &n
-			}
-		}
-	}
-	cfg.Layers, cfg.Mounts = all.Layers, all.Mounts
-	return cfg, sorted
-}
 
 // Write exports the cache of b as e says.
 func Write(ctx context.Context, e Export, b Build, opt Options) (*Report, error) {
 	if e.Type == "inline" {
 		return nil, errors.New("type=inline is written with the image (see Inline)")
 	}
-	cfg, layers, err := collect(ctx, e, b)
+	bl, err := collect(ctx, e, b)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Records: len(cfg.Records), Layers: len(layers)}
+	rep := &Report{}
 	if e.CacheMounts {
 		ms, err := exportMounts(ctx, b.Worker, opt.Blobs, opt)
 		if err != nil {
@@ -93,10 +62,12 @@ func Write(ctx context.Context, e Export, b Build, opt Options) (*Report, error)
 		}
 		for _, m := range ms {
 			rep.Mounts = append(rep.Mounts, MountReport{ID: m.id, Size: m.layer.Size})
+			bl.addMount(m.id, m.layer)
 		}
-		cfg, layers = withMounts(cfg, layers, ms)
 	}
-	cfgRaw, err := json.Marshal(cfg)
+	cfg, layers := bl.config()
+	rep.Records, rep.Layers = len(cfg.Records), len(layers)
+	cfgRaw, err := EncodeConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -159,17 +130,17 @@ func newExportBackend(e Export, opt Options) (backend, error) {
 // collect builds the cache config of b: the records of every keyed
 // vertex with a stored result (mode=max) or of those the final result is
 // made of (mode=min), with their layers in e's compression.
-func collect(ctx context.Context, e Export, b Build) (*Config, []cache.Layer, error) {
+func collect(ctx context.Context, e Export, b Build) (*builder, error) {
 	var lineage map[string]bool
 	if e.Mode != "max" {
 		var err error
 		if lineage, err = b.Worker.Lineage(b.Final); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	lo := ops.LayerOptions{Compression: e.Compression, Level: e.Level}
 	if err := lo.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	bl := newBuilder()
 	for _, kv := range b.Keys {
@@ -191,13 +162,12 @@ func collect(ctx context.Context, e Export, b Build) (*Config, []cache.Layer, er
 			}
 			c, err := b.Worker.ConvertLayer(ctx, *l.Layer, lo)
 			if err != nil {
-				return nil, nil, fmt.Errorf("compressing layer %s (%s): %w", l.Layer.Digest, e.Compression, err)
+				return nil, fmt.Errorf("compressing layer %s (%s): %w", l.Layer.Digest, e.Compression, err)
 			}
 			chain[i].Layer = &c
 		}
 		info := kv.Info
 		bl.add(kv.Info.Key, chain, &info)
 	}
-	cfg, layers := bl.config()
-	return cfg, layers, nil
+	return bl, nil
 }

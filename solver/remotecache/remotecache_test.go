@@ -2,7 +2,6 @@ package remotecache
 
 import (
 	"bytes"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +102,10 @@ func TestConfigDeterministic(t *testing.T) {
 		if len(layers) != 3 {
 			t.Fatalf("%d layers, want 3", len(layers))
 		}
-		raw, err := json.Marshal(cfg)
+		if len(cfg.Results) != 3 {
+			t.Errorf("%d results, want 3 (shared prefixes stored once)", len(cfg.Results))
+		}
+		raw, err := EncodeConfig(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,12 +114,12 @@ func TestConfigDeterministic(t *testing.T) {
 	if !bytes.Equal(outs[0], outs[1]) {
 		t.Fatalf("config depends on the order of records:\n%s\n%s", outs[0], outs[1])
 	}
-	cfg, err := parseConfig(outs[0])
+	cfg, err := DecodeConfig(outs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range cfg.Records {
-		got := cfg.chain(r)
+		got := cfg.chain(r.Result)
 		want := chains[r.Key]
 		if len(got) != len(want) {
 			t.Fatalf("%s: chain of %d, want %d", r.Key, len(got), len(want))
@@ -144,21 +146,25 @@ func TestParseConfigRejects(t *testing.T) {
 	good := `{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"` + digest.FromString("x").String() + `","size":1,"diffID":"` + digest.FromString("y").String() + `"}`
 	key := digest.FromString("k").String()
 	for name, raw := range map[string]string{
-		"not json":        `{`,
-		"version":         `{"version":2}`,
-		"bad digest":      `{"version":1,"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:zz","diffID":"sha256:zz"}]}`,
-		"not a layer":     `{"version":1,"layers":[` + strings.Replace(good, "layer.v1.tar+gzip", "config.v1+json", 1) + `]}`,
-		"bad key":         `{"version":1,"layers":[` + good + `],"records":[{"key":"x","chain":[{"layer":0}]}]}`,
-		"index out":       `{"version":1,"layers":[` + good + `],"records":[{"key":"` + key + `","chain":[{"layer":1}]}]}`,
-		"negative index":  `{"version":1,"layers":[` + good + `],"records":[{"key":"` + key + `","chain":[{"layer":-1}]}]}`,
-		"empty chain":     `{"version":1,"layers":[` + good + `],"records":[{"key":"` + key + `","chain":[]}]}`,
-		"base no blob":    `{"version":1,"layers":[` + good + `],"records":[{"key":"` + key + `","chain":[{"base":true}]}]}`,
-		"mount out":       `{"version":1,"layers":[` + good + `],"mounts":[{"id":"m","layer":3}]}`,
-		"foreign in cfgd": `[]`,
+		"not json":      `{`,
+		"version":       `{"version":2}`,
+		"bad digest":    `{"version":1,"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:zz","diffID":"sha256:zz"}]}`,
+		"not a layer":   `{"version":1,"layers":[` + strings.Replace(good, "layer.v1.tar+gzip", "config.v1+json", 1) + `]}`,
+		"bad key":       `{"version":1,"layers":[` + good + `],"results":[{"layer":0}],"records":[{"key":"x","result":0}]}`,
+		"layer out":     `{"version":1,"layers":[` + good + `],"results":[{"layer":1}]}`,
+		"result out":    `{"version":1,"layers":[` + good + `],"results":[{"layer":0}],"records":[{"key":"` + key + `","result":1}]}`,
+		"negative":      `{"version":1,"layers":[` + good + `],"results":[{"layer":0}],"records":[{"key":"` + key + `","result":-1}]}`,
+		"parent later":  `{"version":1,"layers":[` + good + `],"results":[{"layer":0,"parent":1},{"layer":0}]}`,
+		"parent self":   `{"version":1,"layers":[` + good + `],"results":[{"layer":0,"parent":0}]}`,
+		"mount out":     `{"version":1,"layers":[` + good + `],"mounts":[{"id":"m","layer":3}]}`,
+		"not an object": `[]`,
 	} {
 		if _, err := parseConfig([]byte(raw)); err == nil {
 			t.Errorf("%s: accepted %s", name, raw)
 		}
+	}
+	if _, err := DecodeConfig([]byte("not gzip")); err == nil {
+		t.Error("a config blob that is not gzip was accepted")
 	}
 	if _, err := configDescriptor([]byte(`{"schemaVersion":2,"manifests":[]}`)); err == nil {
 		t.Error("an index without a cache config was accepted")
