@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
@@ -76,6 +78,9 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
+	// inlineCache, set for --cache-to type=inline, returns the cache to
+	// put into the config of an image with the given layers.
+	inlineCache func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
 }
 
 func newBuildCommand() *cobra.Command {
@@ -318,11 +323,16 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			result, err = s.Solve(ctx, res.State)
 		}
 	}
+	var cacheBuild remotecache.Build
+	if err == nil && res.State != nil {
+		cacheBuild = remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w}
+		o.inlineCache = rc.inline(cacheBuild)
+	}
 	if err == nil {
 		err = export(ctx, col, w, images, result, res, o)
 	}
 	if err == nil && res.State != nil {
-		err = rc.export(ctx, col, remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w})
+		err = rc.export(ctx, col, cacheBuild)
 	}
 	display.Close()
 	// The report is written for failed builds too.
