@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/solver/remotecache"
@@ -67,6 +70,9 @@ type BuildOptions struct {
 	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
 	// which the exporter adds to the config (set by export).
 	healthStartInterval time.Duration
+	// Report is --report: the HTML report of the build (written also
+	// when it fails).
+	Report string
 	// Push is --push (type=image,push=true); Pull is --pull (tags always
 	// resolve at the registry); Registry are --tls-ca/--insecure-registry.
 	Push     bool
@@ -74,6 +80,9 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
+	// inlineCache, set for --cache-to type=inline, returns the cache to
+	// put into the config of an image with the given layers.
+	inlineCache func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
 }
 
 func newBuildCommand() *cobra.Command {
@@ -135,6 +144,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
+	f.StringVar(&o.Report, "report", "", "Write an HTML report of the build (timeline, critical path, resources, layers) to a file")
 	rootFlag(cmd, &o.Root)
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
@@ -246,6 +256,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := root.RecoveryError(); err != nil {
+		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
+	}
 	if w := ex.CgroupWarning(); w != "" {
 		display.Warn(0, w)
 	}
@@ -256,6 +269,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	closeDisplay := func() { flushLogs(); display.Close() }
 	col := newCollector(logs)
+	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
 	res, err := convert(ctx, col, dockerfile.Options{
 		Dockerfile:       dfBytes,
@@ -303,6 +317,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Hostname:     o.Sandbox.Hostname,
 		Limits:       o.Sandbox.Limits,
 		CgroupParent: o.Sandbox.CgroupParent,
+		Warn:         func(msg string) { display.Warn(0, msg) },
 	})
 	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
 	if err != nil {
@@ -317,17 +332,33 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			result, err = s.Solve(ctx, res.State)
 		}
 	}
+	var cacheBuild remotecache.Build
+	if err == nil && res.State != nil {
+		cacheBuild = remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w}
+		o.inlineCache = rc.inline(cacheBuild)
+	}
 	if err == nil {
 		err = export(ctx, col, w, images, result, res, o)
 	}
 	if err == nil && res.State != nil {
-		err = rc.export(ctx, col, remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w})
+		err = rc.export(ctx, col, cacheBuild)
 	}
 	closeDisplay()
+	// The report is written for failed builds too.
+	if o.Report != "" {
+		if rerr := writeReport(o.Report, col.record()); rerr != nil {
+			fmt.Fprintf(out, "WARNING: --report: %v\n", rerr)
+		}
+	}
 	if err != nil {
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	return nil
+}
+
+// writeReport writes the HTML report of a build to path.
+func writeReport(path string, b *report.Build) error {
+	return writeFile(path, func(w io.Writer) error { return report.WriteHTML(w, b) })
 }
 
 // validateTags checks every -t name against Docker's reference grammar
@@ -377,6 +408,9 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *image
 	e, err := exportImage(ctx, r, w, images, result, cfg, o)
 	if err != nil {
 		return err
+	}
+	if col, ok := r.(*collector); ok {
+		col.exported = e
 	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {

@@ -56,8 +56,20 @@ func TestCacheSharingModes(t *testing.T) {
 		if a != b {
 			t.Errorf("shared users got %s and %s, want one dir", a, b)
 		}
-		if ra != nil || rb != nil {
-			t.Error("shared cache mounts need no release")
+		// A step holds the mount's shared lock until it releases it: an
+		// export of the mount waits for it.
+		err = w.WithCacheMount(ctx, "s", 200*time.Millisecond, func(string) error { return nil })
+		if !errors.Is(err, ErrCacheMountBusy) {
+			t.Errorf("WithCacheMount while steps use the mount: %v, want ErrCacheMountBusy", err)
+		}
+		ra()
+		rb()
+		var got string
+		if err := w.WithCacheMount(ctx, "s", time.Second, func(dir string) error { got = dir; return nil }); err != nil || got != a {
+			t.Errorf("WithCacheMount after the steps: dir %q, %v; want %s", got, err, a)
+		}
+		if ids := w.UsedCacheMounts(); len(ids) != 1 || ids[0] != "s" {
+			t.Errorf("UsedCacheMounts = %v, want [s]", ids)
 		}
 	})
 	t.Run("private", func(t *testing.T) {
@@ -304,8 +316,8 @@ func TestSecretMount(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(setup.secretEnv, ",") != strings.Join(c.wantEnv, ",") {
-				t.Errorf("secret env %v, want %v", setup.secretEnv, c.wantEnv)
+			if len(setup.env) != 0 || strings.Join(setup.secretEnv, ",") != strings.Join(c.wantEnv, ",") {
+				t.Errorf("env %v, secret env %v; want secret env %v", setup.env, setup.secretEnv, c.wantEnv)
 			}
 			if !c.wantFile {
 				if len(setup.mounts) != 0 {
@@ -443,4 +455,16 @@ func ownerOf(t *testing.T, p string) (int, int) {
 		t.Fatal(err)
 	}
 	return int(st.Uid), int(st.Gid)
+}
+
+// TestReplaceEnv: a secret env var replaces the step's own value (issue 10
+// #2); addEnv keeps it.
+func TestReplaceEnv(t *testing.T) {
+	env := []string{"PATH=/bin", "TOKEN=public"}
+	if got := strings.Join(replaceEnv(env, []string{"TOKEN=secret"}), ","); got != "PATH=/bin,TOKEN=secret" {
+		t.Errorf("replaceEnv = %s", got)
+	}
+	if got := strings.Join(addEnv(env, []string{"TOKEN=secret"}), ","); got != "PATH=/bin,TOKEN=public" {
+		t.Errorf("addEnv = %s", got)
+	}
 }
