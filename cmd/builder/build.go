@@ -43,8 +43,10 @@ type BuildOptions struct {
 	Target    string
 	NoCache   bool
 	Progress  string
-	Outputs   []Output
-	Root      string
+	// LogFile is --log-file: the whole plain log, not clipped.
+	LogFile string
+	Outputs []Output
+	Root    string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -138,6 +140,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
@@ -259,7 +262,13 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if w := ex.CgroupWarning(); w != "" {
 		display.Warn(0, w)
 	}
-	col := newCollector(display)
+	logs, flushLogs, err := stepLogs(display, secrets, o.LogFile)
+	if err != nil {
+		display.Close()
+		return err
+	}
+	closeDisplay := func() { flushLogs(); display.Close() }
+	col := newCollector(logs)
 	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
 	res, err := convert(ctx, col, dockerfile.Options{
@@ -284,11 +293,11 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		},
 	})
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	if o.Call == "check" {
-		display.Close()
+		closeDisplay()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
 	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
@@ -312,7 +321,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	})
 	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return err
 	}
 	keys := rc.keyStore(store, w)
@@ -334,7 +343,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err == nil && res.State != nil {
 		err = rc.export(ctx, col, cacheBuild)
 	}
-	display.Close()
+	closeDisplay()
 	// The report is written for failed builds too.
 	if o.Report != "" {
 		if rerr := writeReport(o.Report, col.record()); rerr != nil {
