@@ -80,8 +80,8 @@ func WriteDocker(ctx context.Context, w io.Writer, img *Image, names []string, o
 			continue
 		}
 		done[l.Digest] = true
-		b := blobEntry{digest: l.Digest, size: l.Size, layer: true}
-		if err := sink.file(d.Layers[i], l.Size, 0o644, func(w io.Writer) error { return copyBlob(ctx, w, img, b) }); err != nil {
+		b := blobEntry{digest: l.Digest, size: l.Size, layer: true, img: img}
+		if err := sink.file(d.Layers[i], l.Size, 0o644, func(w io.Writer) error { return copyBlob(ctx, w, b) }); err != nil {
 			return v1.Descriptor{}, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -54,6 +55,7 @@ type blobEntry struct {
 	size   int64
 	data   []byte // config and manifest
 	layer  bool   // streamed from the store
+	img    *Image // the image whose blob store holds the layer
 }
 
 // WriteOCI writes img as an OCI image layout tar stream to w: oci-layout,
@@ -65,7 +67,7 @@ type blobEntry struct {
 // returns the manifest's descriptor.
 func WriteOCI(ctx context.Context, w io.Writer, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
 	tw := &tarSink{tw: tar.NewWriter(w)}
-	desc, err := writeLayout(ctx, tw, img, names, opt...)
+	desc, err := writeLayout(ctx, tw, []*Image{img}, names, opt...)
 	if err != nil {
 		return desc, err
 	}
@@ -79,7 +81,7 @@ func WriteOCIDir(ctx context.Context, dir string, img *Image, names []string, op
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("oci layout %s: %w", dir, err)
 	}
-	return writeLayout(ctx, &dirSink{root: dir}, img, names, opt...)
+	return writeLayout(ctx, &dirSink{root: dir}, []*Image{img}, names, opt...)
 }
 
 // built is an image in the form the writers need: its manifest, raw and
@@ -115,12 +117,34 @@ func build(img *Image, opt ...Option) (*built, error) {
 	return b, nil
 }
 
-func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
-	b, err := build(img, opt...)
-	if err != nil {
-		return v1.Descriptor{}, err
+func writeLayout(ctx context.Context, sink layoutSink, imgs []*Image, names []string, opt ...Option) (v1.Descriptor, error) {
+	if len(imgs) == 0 {
+		return v1.Descriptor{}, errors.New("no image to write")
 	}
-	m, desc, md := b.manifest, b.desc, b.desc.Digest
+	blobs := map[v1.Hash]blobEntry{}
+	var descs []v1.Descriptor
+	for _, img := range imgs {
+		b, err := build(img, opt...)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		m, md := b.manifest, b.desc.Digest
+		blobs[md] = blobEntry{digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest}
+		blobs[m.Config.Digest] = blobEntry{digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig}
+		for _, l := range m.Layers {
+			blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true, img: img}
+		}
+		descs = append(descs, b.desc)
+	}
+	desc := descs[0]
+	if len(imgs) > 1 {
+		raw, d, err := indexManifest(imgs, descs, opt...)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		blobs[d.Digest] = blobEntry{digest: d.Digest, size: d.Size, data: raw}
+		desc = d
+	}
 
 	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
 	if len(names) == 0 {
@@ -148,13 +172,6 @@ func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []strin
 		return v1.Descriptor{}, err
 	}
 
-	blobs := map[v1.Hash]blobEntry{
-		md:              {digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest},
-		m.Config.Digest: {digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig},
-	}
-	for _, l := range m.Layers {
-		blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true}
-	}
 	sorted := make([]blobEntry, 0, len(blobs))
 	for _, e := range blobs {
 		if e.digest.Algorithm != "sha256" {
@@ -164,7 +181,7 @@ func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []strin
 	}
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].digest.Hex < sorted[j].digest.Hex })
 
-	if err := writeLayoutEntries(ctx, sink, img, sorted, rawIndex); err != nil {
+	if err := writeLayoutEntries(ctx, sink, sorted, rawIndex); err != nil {
 		return v1.Descriptor{}, err
 	}
 	return desc, nil
@@ -172,7 +189,8 @@ func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []strin
 
 // copyBlob streams layer b from the store into tw, checking size and
 // digest.
-func copyBlob(ctx context.Context, tw io.Writer, img *Image, b blobEntry) error {
+func copyBlob(ctx context.Context, tw io.Writer, b blobEntry) error {
+	img := b.img
 	d := digest.NewDigestFromEncoded(digest.SHA256, b.digest.Hex)
 	f, err := img.Blobs.Open(d)
 	if err != nil {

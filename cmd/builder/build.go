@@ -126,7 +126,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
 	f.BoolVar(&check, "check", false, `Shorthand for "--call=check"`)
-	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (only the host's platform can RUN)`)
+	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (comma-separated for several: "linux/amd64,linux/arm64")`)
 	sandbox = addSandboxFlags(cmd, &o.Sandbox)
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
@@ -175,14 +175,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		}
 		return nil
 	}
-	var platform llb.Platform
-	if o.Platform != "" {
-		if strings.Contains(o.Platform, ",") {
-			return fmt.Errorf("--platform %q: building for several platforms at once is not supported", o.Platform)
-		}
-		if platform, err = dockerfile.ParsePlatform(o.Platform); err != nil {
-			return fmt.Errorf("--platform: %w", err)
-		}
+	platforms, err := buildPlatforms(o)
+	if err != nil {
+		return err
 	}
 	excludes, err := readIgnoreFor(dfPath, o.ContextDir)
 	if err != nil {
@@ -241,7 +236,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	col := newCollector(display)
 	ctx = withPusher(ctx, reg, col)
-	res, err := convert(ctx, col, dockerfile.Options{
+	results, err := convertAll(ctx, col, platforms, dockerfile.Options{
 		Dockerfile:       dfBytes,
 		Filename:         filepath.Base(dfPath),
 		BuildArgs:        o.BuildArgs,
@@ -253,8 +248,6 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		AllowInsecure:    o.Sandbox.AllowInsecure(),
 		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
 		DefaultNetwork:   o.Sandbox.defaultNetwork(),
-		Platform:         platform,
-		RunPlatform:      dockerfile.HostPlatform(),
 		AllStages:        o.Call == "check",
 		Warn: func(w dockerfile.Warning) {
 			if o.Call != "check" {
@@ -262,10 +255,14 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			}
 		},
 	})
+	if err == nil && o.Call != "check" {
+		err = checkPlatforms(results)
+	}
 	if err != nil {
 		display.Close()
 		return reportError(out, dfPath, dfBytes, err)
 	}
+	res := results[0]
 	if o.Call == "check" {
 		display.Close()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
@@ -288,12 +285,11 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		CgroupParent: o.Sandbox.CgroupParent,
 	})
 	s := solver.New(w, store, solver.Options{Reporter: col})
-	var result solver.Result
-	if res.State != nil {
-		result, err = s.Solve(ctx, res.State)
-	}
-	if err == nil {
-		err = export(ctx, col, w, store.Blobs(), result, res, o)
+	solved, err := solveAll(ctx, s, results)
+	if err == nil && len(results) == 1 {
+		err = export(ctx, col, w, store.Blobs(), solved[0], res, o)
+	} else if err == nil {
+		err = exportPlatforms(ctx, col, w, store.Blobs(), solved, results, o)
 	}
 	display.Close()
 	if err != nil {
@@ -302,24 +298,28 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	return nil
 }
 
-// convert runs the frontend as one progress step, as BuildKit shows the
-// loading of the Dockerfile and the base images' metadata.
-func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*dockerfile.Result, error) {
-	var res *dockerfile.Result
-	err := step(r, "[internal] load build definition from "+opt.Filename, func() error {
-		var err error
-		res, err = dockerfile.Convert(ctx, opt)
-		return err
-	})
-	return res, err
-}
-
 // export writes the result to every --output.
 func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
+	cfg, err := imageConfig(res, o)
+	if err != nil {
+		return err
+	}
+	o.healthStartInterval = res.HealthcheckStartInterval
+	// Every build lands in the local image store; then the --outputs.
+	e, err := exportImage(ctx, r, w, blobs, result, cfg, o)
+	if err != nil {
+		return err
+	}
+	return writeResultFiles(r, e, o)
+}
+
+// imageConfig is the config of the image res describes: its creation
+// time (now, or SOURCE_DATE_EPOCH), history times and --label labels.
+func imageConfig(res *dockerfile.Result, o BuildOptions) (v1.ConfigFile, error) {
 	cfg := res.Config
 	cfg.Created.Time = time.Now().UTC()
 	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
-		return err
+		return cfg, err
 	} else if ok {
 		cfg.Created.Time = epoch
 	}
@@ -332,12 +332,11 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.
 		}
 	}
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
-	o.healthStartInterval = res.HealthcheckStartInterval
-	// Every build lands in the local image store; then the --outputs.
-	e, err := exportImage(ctx, r, w, blobs, result, cfg, o)
-	if err != nil {
-		return err
-	}
+	return cfg, nil
+}
+
+// writeResultFiles writes --iidfile and --metadata-file.
+func writeResultFiles(r solver.Reporter, e *exported, o BuildOptions) error {
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {
 			return fmt.Errorf("--iidfile: %w", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/llb"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -204,12 +205,31 @@ type imageInspect struct {
 	History      []v1.History    `json:"History,omitempty"`
 	Descriptor   v1.Descriptor   `json:"Descriptor"`
 	Manifest     json.RawMessage `json:"Manifest"`
+	// Platforms are the images of a multi-platform image (Descriptor and
+	// Manifest are then its index; the other fields describe the image
+	// builder run would pick: the host's platform, else the first).
+	Platforms []platformInspect `json:"Platforms,omitempty"`
+}
+
+// platformInspect is one platform of a multi-platform image.
+type platformInspect struct {
+	Platform   v1.Platform   `json:"Platform"`
+	ID         string        `json:"Id"`
+	Created    time.Time     `json:"Created"`
+	Size       int64         `json:"Size"`
+	Descriptor v1.Descriptor `json:"Descriptor"`
 }
 
 func inspectImage(s *imagestore.Store, ref string) (*imageInspect, error) {
-	im, err := s.Get(ref)
+	top, err := s.Get(ref)
 	if err != nil {
 		return nil, err
+	}
+	im := top
+	if top.Platforms != nil {
+		if im, err = imagestore.Select(top, llb.Platform{}); err != nil {
+			im = top.Platforms[0]
+		}
 	}
 	rawManifest, rawConfig, err := s.Raw(im)
 	if err != nil {
@@ -225,8 +245,17 @@ func inspectImage(s *imagestore.Store, ref string) (*imageInspect, error) {
 		Author: cfg.Author, Config: cfg.Config, RootFS: cfg.RootFS, History: cfg.History,
 		Descriptor: im.Manifest, Manifest: rawManifest,
 	}
-	for _, n := range im.Names {
+	for _, n := range top.Names {
 		x.RepoTags = append(x.RepoTags, exporter.FamiliarName(n))
+	}
+	if top.Platforms != nil {
+		if x.Manifest, err = s.RawIndex(top); err != nil {
+			return nil, err
+		}
+		x.ID, x.Size, x.Descriptor = top.ID.String(), top.Size, top.Manifest
+		for _, c := range top.Platforms {
+			x.Platforms = append(x.Platforms, platformInspect{Platform: *c.Platform, ID: c.ID.String(), Created: c.Created, Size: c.Size, Descriptor: c.Manifest})
+		}
 	}
 	return x, nil
 }
@@ -298,15 +327,23 @@ func newSaveCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				img, err := s.Load(im)
+				imgs, err := s.LoadAll(im)
 				if err != nil {
 					return err
 				}
+				if len(imgs) > 1 && format != "oci" {
+					return fmt.Errorf("%s is a multi-platform image: docker save format holds one platform, use --format oci", args[0])
+				}
+				img := imgs[0]
 				names := im.Names
 				if full, err := exporter.NormalizeName(args[0]); err == nil {
 					names = []string{full} // docker save NAME keeps only that name
 				}
 				write := func(w io.Writer) error {
+					if format == "oci" && im.Platforms != nil {
+						_, err := exporter.WriteOCIIndex(cmd.Context(), w, imgs, names)
+						return err
+					}
 					if format == "oci" {
 						_, err := exporter.WriteOCI(cmd.Context(), w, img, names)
 						return err

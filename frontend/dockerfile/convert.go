@@ -60,9 +60,10 @@ type Options struct {
 	// AllStages converts every stage, not only those the target needs
 	// (what `build --check` checks).
 	AllStages bool
-	// RunPlatform is the only platform RUN can execute on (the host's);
-	// zero = not checked. A RUN in a stage of another platform is an error.
-	RunPlatform llb.Platform
+	// ShowPlatform puts each stage's platform in its steps' progress names
+	// ("[linux/arm64 build 2/3] RUN ..."), as buildx does when several
+	// platforms are built at once.
+	ShowPlatform bool
 }
 
 // Result is the converted target stage.
@@ -136,6 +137,7 @@ type stage struct {
 	plat        llb.Platform
 	buildArgs   []instructions.KeyValuePairOptional
 	cmdTotal    int
+	showPlat    bool // prefix names the platform (Options.ShowPlatform)
 	cmdIndex    int
 	cmdOnBuild  bool
 	cmdSet      bool
@@ -755,6 +757,9 @@ func (s *stage) prefix(str string) string {
 		return str
 	}
 	out := "["
+	if s.showPlat {
+		out += s.plat.String() + " "
+	}
 	if s.display != "" {
 		out += s.display + " "
 	}
@@ -802,6 +807,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		b := s.base
 		s.state = b.state
 		s.plat = b.plat
+		s.showPlat = c.opt.ShowPlatform
 		s.img = cloneConfig(b.img)
 		s.img.Config.OnBuild = nil
 		s.env = b.env
@@ -817,6 +823,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		}
 	} else {
 		s.plat = c.stagePlatform(s)
+		s.showPlat = c.opt.ShowPlatform
 		if s.baseName == emptyImageName {
 			s.img = emptyImage(s.plat)
 		} else {

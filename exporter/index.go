@@ -1,0 +1,141 @@
+package exporter
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// A multi-platform build exports one Image per platform, joined by an
+// index (an OCI image index, or a Docker manifest list with Docker media
+// types) whose descriptors carry each image's platform, taken from its
+// config (os, architecture, variant).
+
+// PlatformOf is the platform an image is described with in an index.
+func PlatformOf(img *Image) *v1.Platform {
+	return &v1.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+}
+
+// indexManifest builds the index of imgs, whose manifests have the
+// descriptors descs, and returns it raw with its descriptor.
+func indexManifest(imgs []*Image, descs []v1.Descriptor, opt ...Option) ([]byte, v1.Descriptor, error) {
+	o := options{}
+	for _, f := range opt {
+		f(&o)
+	}
+	mt := types.OCIImageIndex
+	if o.docker {
+		mt = types.DockerManifestList
+	}
+	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: mt}
+	for i, d := range descs {
+		d.Platform = PlatformOf(imgs[i])
+		d.Annotations = nil
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	raw, err := json.Marshal(idx)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	h, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	return raw, v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: h}, nil
+}
+
+// IndexV1 returns imgs as one go-containerregistry index (for a push):
+// each image as V1 with opt makes it, with its platform on its descriptor.
+func IndexV1(imgs []*Image, opt ...Option) (v1.ImageIndex, error) {
+	o := options{}
+	for _, f := range opt {
+		f(&o)
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	if o.docker {
+		idx = mutate.IndexMediaType(empty.Index, types.DockerManifestList)
+	}
+	adds := make([]mutate.IndexAddendum, 0, len(imgs))
+	for i, img := range imgs {
+		vimg, err := img.V1(opt...)
+		if err != nil {
+			return nil, fmt.Errorf("image %d (%s): %w", i, PlatformOf(img), err)
+		}
+		mt, err := vimg.MediaType()
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: vimg, Descriptor: v1.Descriptor{MediaType: mt, Platform: PlatformOf(img)}})
+	}
+	return mutate.AppendManifests(idx, adds...), nil
+}
+
+// WriteOCIIndex writes imgs as an OCI image layout tar stream to w, as
+// WriteOCI does one image: index.json points at an image index (named
+// like WriteOCI's manifest) that lists one manifest per platform, as
+// BuildKit's oci exporter writes a multi-platform build. It returns the
+// index's descriptor.
+func WriteOCIIndex(ctx context.Context, w io.Writer, imgs []*Image, names []string, opt ...Option) (v1.Descriptor, error) {
+	tw := &tarSink{tw: tar.NewWriter(w)}
+	desc, err := writeLayout(ctx, tw, imgs, names, opt...)
+	if err != nil {
+		return desc, err
+	}
+	return desc, tw.tw.Close()
+}
+
+// WriteOCIIndexDir is WriteOCIIndex into an OCI layout directory, as
+// WriteOCIDir.
+func WriteOCIIndexDir(ctx context.Context, dir string, imgs []*Image, names []string, opt ...Option) (v1.Descriptor, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("oci layout %s: %w", dir, err)
+	}
+	return writeLayout(ctx, &dirSink{root: dir}, imgs, names, opt...)
+}
+
+// PlatformDir is the subdirectory buildx gives a platform's files in a
+// multi-platform local or tar output: "linux_amd64", "linux_arm_v7".
+func PlatformDir(img *Image) string {
+	p := PlatformOf(img)
+	s := p.OS + "_" + p.Architecture
+	if p.Variant != "" {
+		s += "_" + p.Variant
+	}
+	return s
+}
+
+// WriteLocalIndex writes each image's root filesystem under
+// dir/PlatformDir (type=local of a multi-platform build).
+func WriteLocalIndex(ctx context.Context, dir string, imgs []*Image) error {
+	for _, img := range imgs {
+		if err := WriteLocal(ctx, filepath.Join(dir, PlatformDir(img)), img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteRootfsTarIndex writes one tar stream holding each image's root
+// filesystem under PlatformDir/ (type=tar of a multi-platform build), made
+// in a temporary directory under scratch.
+func WriteRootfsTarIndex(ctx context.Context, w io.Writer, imgs []*Image, scratch string) error {
+	tmp, err := os.MkdirTemp(scratch, ".rootfs-")
+	if err != nil {
+		return fmt.Errorf("tar output: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := WriteLocalIndex(ctx, tmp, imgs); err != nil {
+		return err
+	}
+	return TarDir(ctx, w, tmp)
+}
