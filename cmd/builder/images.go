@@ -14,8 +14,8 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
-	"github.com/builderdev/builder/llb"
 	imagestore "github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/llb"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
