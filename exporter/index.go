@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -26,24 +25,18 @@ func PlatformOf(img *Image) *v1.Platform {
 	return &v1.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
 }
 
-// indexManifest builds the index of imgs, whose manifests have the
-// descriptors descs, and returns it raw with its descriptor.
-func indexManifest(imgs []*Image, descs []v1.Descriptor, opt ...Option) ([]byte, v1.Descriptor, error) {
-	o := options{}
-	for _, f := range opt {
-		f(&o)
+// indexManifest returns the raw index of imgs (as IndexV1 makes it, so
+// an OCI layout and a push name the same digest) and its descriptor.
+func indexManifest(imgs []*Image, opt ...Option) ([]byte, v1.Descriptor, error) {
+	idx, err := IndexV1(imgs, opt...)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
 	}
-	mt := types.OCIImageIndex
-	if o.docker {
-		mt = types.DockerManifestList
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return nil, v1.Descriptor{}, err
 	}
-	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: mt}
-	for i, d := range descs {
-		d.Platform = PlatformOf(imgs[i])
-		d.Annotations = nil
-		idx.Manifests = append(idx.Manifests, d)
-	}
-	raw, err := json.Marshal(idx)
+	mt, err := idx.MediaType()
 	if err != nil {
 		return nil, v1.Descriptor{}, err
 	}

@@ -138,7 +138,7 @@ func writeLayout(ctx context.Context, sink layoutSink, imgs []*Image, names []st
 	}
 	desc := descs[0]
 	if len(imgs) > 1 {
-		raw, d, err := indexManifest(imgs, descs, opt...)
+		raw, d, err := indexManifest(imgs, opt...)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
