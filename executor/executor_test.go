@@ -246,10 +246,24 @@ func TestExitCodes(t *testing.T) {
 			}
 		})
 	}
-	r := run(t, e, Spec{Rootfs: bindRoot(root), Args: []string{"nosuchcommand"}})
-	var ee *ExitError
-	if r.err == nil || errors.As(r.err, &ee) || !strings.Contains(r.err.Error(), "executable file not found") {
-		t.Errorf("missing command: err = %v, want a not-found setup error", r.err)
+	// Commands that cannot start: docker's 127 and 126.
+	plain := busyboxRoot(t, map[string]string{"notexec": "#!/bin/sh\n"})
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"nosuchcommand"}, CodeNotFound, "executable file not found"},
+		{[]string{"/bin/nosuch"}, CodeNotFound, "no such file or directory"},
+		{[]string{"/notexec"}, CodeNotExecutable, "permission denied"},
+		{[]string{"/bin"}, CodeNotExecutable, "permission denied"},
+	} {
+		r := run(t, e, Spec{Rootfs: bindRoot(plain), Args: tc.args})
+		var ee *ExitError
+		var se *StartError
+		if r.err == nil || errors.As(r.err, &ee) || !errors.As(r.err, &se) || se.Code != tc.code || !strings.Contains(r.err.Error(), tc.want) {
+			t.Errorf("%v: err = %v (%T), want a *StartError with code %d and %q", tc.args, r.err, r.err, tc.code, tc.want)
+		}
 	}
 }
 

@@ -61,10 +61,9 @@ func New(stateDir string) (*Executor, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating executor state directory %s: %w", abs, err)
 	}
-	e := &Executor{stateDir: abs}
-	if Rootless() {
-		e.cgroupErr = probeCgroup()
-	}
+	// Rootless without delegation, or root in a container without a
+	// writable cgroup mount: run without a cgroup (CgroupWarning says so).
+	e := &Executor{stateDir: abs, cgroupErr: probeCgroup()}
 	return e, nil
 }
 
@@ -79,11 +78,36 @@ func probeCgroup() error {
 }
 
 // CgroupError is why the executor runs its sandboxes without a cgroup:
-// rootless without a delegated cgroup hierarchy. Without one there are no
-// resource limits (Run refuses specs that set them) and the stats come
-// from getrusage: CPU times, the largest process's peak RSS as
-// MemoryPeak, I/O, no PidsPeak. It is nil when cgroups work.
+// rootless without a delegated cgroup hierarchy, or root without a usable
+// cgroup mount (a container started without a writable /sys/fs/cgroup).
+// Without one there are no resource limits (Run refuses specs that set
+// them) and the stats come from getrusage: CPU times, the largest
+// process's peak RSS as MemoryPeak, I/O, no PidsPeak. It is nil when
+// cgroups work.
 func (e *Executor) CgroupError() error { return e.cgroupErr }
+
+// CgroupWarning is the one warning to show when CgroupError is not nil:
+// what is missing, what it means and how to fix it ("" with cgroups).
+func (e *Executor) CgroupWarning() string {
+	if e.cgroupErr == nil {
+		return ""
+	}
+	if Rootless() {
+		return fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v); "+
+			"to fix, delegate cgroup v2 controllers to your user (systemd: Delegate=yes for user@.service)", e.cgroupErr)
+	}
+	return fmt.Sprintf("no usable cgroup hierarchy: RUN steps have no resource limits and their stats come from getrusage (%v); "+
+		"to fix, mount one (mount -t cgroup2 none %s) or, in a container, start it with a writable cgroup (docker run --privileged or --cgroupns=private)",
+		e.cgroupErr, cgroups.DefaultMount)
+}
+
+// cgroupNeed says what the limit flags need when there is no cgroup.
+func (e *Executor) cgroupNeed() string {
+	if Rootless() {
+		return "cgroup delegation when running rootless"
+	}
+	return "a usable cgroup hierarchy, which this machine lacks"
+}
 
 // limitFlags names the docker flags of the limits l sets.
 func limitFlags(l Limits) []string {
@@ -139,7 +163,7 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 	}
 	if e.cgroupErr != nil {
 		if f := limitFlags(spec.Limits); len(f) > 0 {
-			return Stats{}, fmt.Errorf("run %q: %s needs cgroup delegation when running rootless (%v)", spec.Args[0], strings.Join(f, ", "), e.cgroupErr)
+			return Stats{}, fmt.Errorf("run %q: %s needs %s (%v)", spec.Args[0], strings.Join(f, ", "), e.cgroupNeed(), e.cgroupErr)
 		}
 	}
 	var netNone bool
@@ -344,6 +368,9 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		msg := st.Error
 		if st.CleanupError != "" {
 			msg += " (cleanup: " + st.CleanupError + ")"
+		}
+		if st.StartCode != 0 {
+			return stats, &StartError{Code: st.StartCode, Err: fmt.Errorf("run %q: %s", spec.Args[0], msg)}
 		}
 		return stats, fmt.Errorf("run %q: %s", spec.Args[0], msg)
 	}

@@ -34,10 +34,11 @@ var tarEpoch = time.Unix(0, 0).UTC()
 
 // NormalizeName returns name the way Docker and BuildKit spell it in full:
 // "x" -> "docker.io/library/x:latest", "localhost:5000/y" ->
-// "localhost:5000/y:latest". Names with a digest are refused.
+// "localhost:5000/y:latest". Names with a digest, and names outside
+// Docker's grammar (ValidateReference), are refused.
 func NormalizeName(n string) (string, error) {
-	if strings.Contains(n, "@") {
-		return "", fmt.Errorf("image name %q: a name to export to cannot have a digest", n)
+	if err := ValidateName(n); err != nil {
+		return "", fmt.Errorf("image name %q: %w", n, err)
 	}
 	t, err := name.NewTag(n)
 	if err != nil {

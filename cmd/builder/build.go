@@ -5,21 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
-	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
-	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -95,12 +96,18 @@ func newBuildCommand() *cobra.Command {
 				return err
 			}
 			sourceDateEpochFromEnv(o.BuildArgs)
+			if err := validateTags(o.Tags); err != nil {
+				return err
+			}
 			for _, s := range outputs {
 				out, err := parseOutput(s)
 				if err != nil {
 					return err
 				}
 				o.Outputs = append(o.Outputs, out)
+			}
+			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
+				return err
 			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
@@ -141,7 +148,13 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	default:
 		return fmt.Errorf("--progress %q: must be auto, plain or tty", o.Progress)
 	}
-	cleanupStdin, err := stdinInputs(&o, o.Stdin)
+	// builder prune waits for no build.
+	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	cleanupStdin, err := stdinInputs(&o, root, o.Stdin)
 	defer cleanupStdin()
 	if err != nil {
 		return fmt.Errorf("unable to prepare context: %w", err)
@@ -163,7 +176,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	dfPath := o.Dockerfile
 	if dfPath == "" {
-		dfPath = filepath.Join(o.ContextDir, "Dockerfile")
+		dfPath = defaultDockerfile(o.ContextDir)
 	}
 	dfBytes, err := os.ReadFile(dfPath)
 	if err != nil {
@@ -183,43 +196,30 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.Root, 0o700); err != nil {
-		return fmt.Errorf("state directory %s: %w", o.Root, err)
-	}
-	// builder prune waits for no build.
-	unlockRoot, err := lockRoot(o.Root, false, false)
+	store, err := root.Cache()
 	if err != nil {
 		return err
 	}
-	defer unlockRoot()
-
-	store, err := cache.Open(filepath.Join(o.Root, "cache"))
-	if err != nil {
-		return fmt.Errorf("opening cache in %s: %w", o.Root, err)
-	}
-	defer store.Close()
-	sn, err := snapshot.New(filepath.Join(o.Root, "snapshots"))
-	if err != nil {
-		return fmt.Errorf("opening snapshots in %s: %w", o.Root, err)
-	}
-	defer sn.Close()
-	ex, err := executor.New(filepath.Join(o.Root, "executor"))
+	sn, err := root.Snapshots()
 	if err != nil {
 		return err
 	}
-	hasher, err := cache.NewFileHashCache(filepath.Join(o.Root, "cache", "filehash.json"))
+	ex, err := root.Executor()
 	if err != nil {
 		return err
 	}
-	defer hasher.Save()
-	regOpts := o.Registry.options(o.Root, store.Blobs())
+	hasher, err := root.FileHashes()
+	if err != nil {
+		return err
+	}
+	images, err := root.Images()
+	if err != nil {
+		return err
+	}
+	regOpts := o.Registry.options(root, store.Blobs())
 	regOpts.Pull = o.Pull
 	reg := registry.New(regOpts)
 
-	images, err := openImageStore(o.Root, store.Blobs())
-	if err != nil {
-		return err
-	}
 	// Images in the local store come first, as docker build uses local
 	// images (see exporter/store.Source).
 	// With --pull names are always resolved at the registry.
@@ -231,8 +231,8 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := ex.CgroupError(); err != nil {
-		display.Warn(0, fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v)", err))
+	if w := ex.CgroupWarning(); w != "" {
+		display.Warn(0, w)
 	}
 	col := newCollector(display)
 	ctx = withPusher(ctx, reg, col)
@@ -267,6 +267,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		display.Close()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
+	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
 
 	w := ops.New(ops.Options{
 		Snapshotter: sn,
@@ -276,7 +277,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Blobs:       store.Blobs(),
 		Hasher:      hasher,
 		Locals:      bctx.localsWith(o.ContextDir),
-		StateDir:    o.Root,
+		StateDir:    root.WorkerDir(),
 		Secrets:     secrets,
 		SSH:         sshSocks,
 		// Every RUN: --hostname, --memory & co, --cgroup-parent.
@@ -285,11 +286,11 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		CgroupParent: o.Sandbox.CgroupParent,
 	})
 	s := solver.New(w, store, solver.Options{Reporter: col})
-	solved, err := solveAll(ctx, s, results)
+	solved, err := solveAll(ctx, s, w, results)
 	if err == nil && len(results) == 1 {
-		err = export(ctx, col, w, store.Blobs(), solved[0], res, o)
+		err = export(ctx, col, w, images, solved[0], res, o)
 	} else if err == nil {
-		err = exportPlatforms(ctx, col, w, store.Blobs(), solved, results, o)
+		err = exportPlatforms(ctx, col, w, images, solved, results, o)
 	}
 	display.Close()
 	if err != nil {
@@ -298,15 +299,26 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	return nil
 }
 
+// validateTags checks every -t name against Docker's reference grammar
+// before any work, as docker build does ("invalid tag").
+func validateTags(tags []string) error {
+	for _, t := range tags {
+		if err := exporter.ValidateName(t); err != nil {
+			return fmt.Errorf("invalid tag %q: %w", t, err)
+		}
+	}
+	return nil
+}
+
 // export writes the result to every --output.
-func export(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
+func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
 	cfg, err := imageConfig(res, o)
 	if err != nil {
 		return err
 	}
 	o.healthStartInterval = res.HealthcheckStartInterval
 	// Every build lands in the local image store; then the --outputs.
-	e, err := exportImage(ctx, r, w, blobs, result, cfg, o)
+	e, err := exportImage(ctx, r, w, images, result, cfg, o)
 	if err != nil {
 		return err
 	}
@@ -400,5 +412,37 @@ func withLabels(labels map[string]string, flags []string) map[string]string {
 		k, v, _ := strings.Cut(l, "=")
 		out[k] = v
 	}
+	return out
+}
+
+// defaultDockerfile is the Dockerfile of a context without -f: "Dockerfile",
+// or "dockerfile" when only that exists (as BuildKit and docker do,
+// moby/moby#10858).
+func defaultDockerfile(contextDir string) string {
+	p := filepath.Join(contextDir, "Dockerfile")
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		lower := filepath.Join(contextDir, "dockerfile")
+		if _, err := os.Lstat(lower); err == nil {
+			return lower
+		}
+	}
+	return p
+}
+
+// withDockerfileEpoch returns args with SOURCE_DATE_EPOCH set from the
+// frontend's epoch (a Dockerfile's ARG SOURCE_DATE_EPOCH=... default) when
+// no --build-arg set it, so the exporters use it as BuildKit's do.
+func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]string {
+	if epoch == nil {
+		return args
+	}
+	if _, ok := args["SOURCE_DATE_EPOCH"]; ok {
+		return args
+	}
+	out := make(map[string]string, len(args)+1)
+	for k, v := range args {
+		out[k] = v
+	}
+	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
 	return out
 }

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,5 +64,26 @@ func TestWithLabels(t *testing.T) {
 	}
 	if withLabels(nil, nil) != nil {
 		t.Error("no --label must keep no labels")
+	}
+}
+
+// TestBuildInvalidTagBeforeWork checks that a bad -t is refused before
+// the build starts: nothing is created under --root.
+func TestBuildInvalidTagBeforeWork(t *testing.T) {
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM scratch\nCOPY Dockerfile /\n"})
+	for _, tag := range []string{"../x", "a//b", "Upper:1", "x:"} {
+		root := filepath.Join(t.TempDir(), "root")
+		cmd := newBuildCommand()
+		cmd.SetArgs([]string{"--root", root, "-t", "ok:1", "-t", tag, ctxDir})
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		err := cmd.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("invalid tag %q: invalid reference format", tag)) {
+			t.Errorf("-t %s: %v, want an invalid tag error", tag, err)
+		}
+		if _, err := os.Stat(root); !os.IsNotExist(err) {
+			t.Errorf("-t %s: the root was created before the tag was checked (%v)", tag, err)
+		}
 	}
 }

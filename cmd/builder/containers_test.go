@@ -15,6 +15,8 @@ import (
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/registry/registrytest"
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/state"
+	"github.com/builderdev/builder/state/containers"
 	"github.com/spf13/cobra"
 )
 
@@ -107,11 +109,15 @@ func TestRunLocalStore(t *testing.T) {
 // runSnapshots counts the containers' snapshots under root.
 func runSnapshots(t *testing.T, root string) int {
 	t.Helper()
-	sn, err := snapshot.New(filepath.Join(root, "snapshots"))
+	r, err := state.Open(root, state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sn.Close()
+	defer r.Close()
+	sn, err := r.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	sn.Walk(context.Background(), func(i snapshot.Info) error {
 		if strings.HasPrefix(i.Name, "run-") {
@@ -178,12 +184,9 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Fatalf("ps -aq --no-trunc: %q %v", out, err)
 	}
 
-	cs, err := openContainers(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := cs.find("first")
-	if err != nil || first.State != stateExited || first.ExitCode != 3 || first.Snapshot != "run-"+first.ID ||
+	cs := openContainers(t, root)
+	first, err := cs.Find("first")
+	if err != nil || first.State != containers.Exited || first.ExitCode != 3 || first.Snapshot != "run-"+first.ID ||
 		strings.Join(first.Command, " ") != "sh -c echo data > /f; exit 3" || !strings.HasPrefix(first.ImageID, "sha256:") {
 		t.Errorf("record of first: %+v, %v", first, err)
 	}
@@ -214,8 +217,8 @@ func TestContainerLifecycle(t *testing.T) {
 
 	t.Run("dead", func(t *testing.T) {
 		// A record left "running" by a builder process that died.
-		c := &Container{ID: strings.Repeat("ab", 32), Name: "ghost", Image: img, Command: []string{"sleep"}, Created: time.Now(), State: stateRunning, StartedAt: time.Now(), Snapshot: "run-ghost"}
-		release, err := cs.create(c)
+		c := &containers.Container{ID: strings.Repeat("ab", 32), Name: "ghost", Image: img, Command: []string{"sleep"}, Created: time.Now(), State: containers.Running, StartedAt: time.Now(), Snapshot: "run-ghost"}
+		release, err := cs.Create(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -291,28 +294,43 @@ func TestRmForce(t *testing.T) {
 // TestPsStatus checks the STATUS and COMMAND columns.
 func TestPsStatus(t *testing.T) {
 	now := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
-	c := func(state string, code int) *Container {
-		return &Container{ID: strings.Repeat("0123456789ab", 6)[:64], Name: "n", Image: "app:1", Command: []string{"sh", "-c", "echo a very long command"},
-			Created: now.Add(-time.Hour), State: state, ExitCode: code, StartedAt: now.Add(-90 * time.Second), FinishedAt: now.Add(-3 * time.Minute)}
+	c := func(st string, code int) *containers.Container {
+		return &containers.Container{ID: strings.Repeat("0123456789ab", 6)[:64], Name: "n", Image: "app:1", Command: []string{"sh", "-c", "echo a very long command"},
+			Created: now.Add(-time.Hour), State: st, ExitCode: code, StartedAt: now.Add(-90 * time.Second), FinishedAt: now.Add(-3 * time.Minute)}
 	}
 	for _, tt := range []struct {
 		row  psRow
 		want string
 	}{
-		{psRow{c(stateRunning, 0), true}, "Up About a minute"},
-		{psRow{c(stateCreated, 0), true}, "Created"},
-		{psRow{c(stateExited, 2), false}, "Exited (2) 3 minutes ago"},
-		{psRow{c(stateRunning, 0), false}, "Dead"},
+		{psRow{c(containers.Running, 0), true}, "Up About a minute"},
+		{psRow{c(containers.Created, 0), true}, "Created"},
+		{psRow{c(containers.Exited, 2), false}, "Exited (2) 3 minutes ago"},
+		{psRow{c(containers.Running, 0), false}, "Dead"},
 	} {
 		if got := tt.row.status(now); got != tt.want {
 			t.Errorf("status of %s (lock held %v) = %q, want %q", tt.row.c.State, tt.row.running, got, tt.want)
 		}
 	}
 	var b bytes.Buffer
-	printPs(&b, []psRow{{c(stateExited, 0), false}}, true, false, false, now)
+	printPs(&b, []psRow{{c(containers.Exited, 0), false}}, true, false, false, now)
 	want := "CONTAINER ID   IMAGE   COMMAND                  CREATED             STATUS                     PORTS   NAMES\n" +
 		"0123456789ab   app:1   \"sh -c echo a very l…\"   About an hour ago   Exited (0) 3 minutes ago           n\n"
 	if b.String() != want {
 		t.Errorf("ps -a:\n%s\nwant:\n%s", b.String(), want)
 	}
+}
+
+// openContainers opens the container records of the state root dir.
+func openContainers(t *testing.T, dir string) *containers.Store {
+	t.Helper()
+	root, err := state.Open(dir, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	cs, err := root.Containers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	digest "github.com/opencontainers/go-digest"
@@ -369,7 +370,7 @@ func extractContextTar(r io.Reader, dir string) error {
 // bzip2, or else a Dockerfile with an empty context, as buildx) or as -f
 // (a Dockerfile on stdin) into paths under root. The returned cleanup
 // removes what it made.
-func stdinInputs(o *BuildOptions, stdin io.Reader) (func(), error) {
+func stdinInputs(o *BuildOptions, root *state.Root, stdin io.Reader) (func(), error) {
 	noop := func() {}
 	if o.ContextDir != "-" && o.Dockerfile != "-" {
 		return noop, nil
@@ -377,10 +378,7 @@ func stdinInputs(o *BuildOptions, stdin io.Reader) (func(), error) {
 	if o.ContextDir == "-" && o.Dockerfile == "-" {
 		return noop, errors.New("the build context and the Dockerfile cannot both come from stdin")
 	}
-	if err := os.MkdirAll(filepath.Join(o.Root, "tmp"), 0o700); err != nil {
-		return noop, err
-	}
-	tmp, err := os.MkdirTemp(filepath.Join(o.Root, "tmp"), "stdin-")
+	tmp, err := root.TempDir("stdin-")
 	if err != nil {
 		return noop, err
 	}

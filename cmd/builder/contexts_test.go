@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -329,7 +331,7 @@ func TestStdinInputs(t *testing.T) {
 			{name: "docker/Dockerfile.x", typ: tar.TypeReg, body: "FROM scratch\n"},
 			{name: "a.txt", typ: tar.TypeReg, body: "a"},
 		})
-		cleanup, err := stdinInputs(&o, bytes.NewReader(data))
+		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(data))
 		if err != nil {
 			cleanup()
 			t.Fatal(err)
@@ -351,7 +353,7 @@ func TestStdinInputs(t *testing.T) {
 	t.Run("dockerfile", func(t *testing.T) {
 		root, ctxDir := t.TempDir(), t.TempDir()
 		o := BuildOptions{ContextDir: ctxDir, Root: root, Dockerfile: "-"}
-		cleanup, err := stdinInputs(&o, strings.NewReader("FROM scratch\nCOPY a /\n"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("FROM scratch\nCOPY a /\n"))
 		if err != nil {
 			cleanup()
 			t.Fatal(err)
@@ -370,7 +372,7 @@ func TestStdinInputs(t *testing.T) {
 	t.Run("neither", func(t *testing.T) {
 		root := t.TempDir()
 		o := BuildOptions{ContextDir: "/ctx", Root: root}
-		cleanup, err := stdinInputs(&o, strings.NewReader("x"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("x"))
 		cleanup()
 		if err != nil || o.ContextDir != "/ctx" || o.Dockerfile != "" {
 			t.Errorf("stdinInputs without '-' changed %+v (%v)", o, err)
@@ -381,7 +383,7 @@ func TestStdinInputs(t *testing.T) {
 	})
 	t.Run("both", func(t *testing.T) {
 		o := BuildOptions{ContextDir: "-", Dockerfile: "-", Root: t.TempDir()}
-		cleanup, err := stdinInputs(&o, strings.NewReader("x"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("x"))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "cannot both come from stdin") {
 			t.Fatalf("error = %v", err)
@@ -389,7 +391,7 @@ func TestStdinInputs(t *testing.T) {
 	})
 	t.Run("dockerfile too large", func(t *testing.T) {
 		o := BuildOptions{ContextDir: t.TempDir(), Dockerfile: "-", Root: t.TempDir()}
-		cleanup, err := stdinInputs(&o, bytes.NewReader(make([]byte, maxDockerfileSize+1)))
+		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(make([]byte, maxDockerfileSize+1)))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("error = %v", err)
@@ -415,7 +417,7 @@ func TestStdinInputs(t *testing.T) {
 	for name, data := range compressed {
 		t.Run(name+" context tar", func(t *testing.T) {
 			o := BuildOptions{ContextDir: "-", Root: t.TempDir()}
-			cleanup, err := stdinInputs(&o, bytes.NewReader(data))
+			cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(data))
 			defer cleanup()
 			if err != nil {
 				t.Fatal(err)
@@ -428,7 +430,7 @@ func TestStdinInputs(t *testing.T) {
 	t.Run("dockerfile as the context", func(t *testing.T) {
 		root := t.TempDir()
 		o := BuildOptions{ContextDir: "-", Root: root}
-		cleanup, err := stdinInputs(&o, strings.NewReader("FROM scratch\nENV A=1\n"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("FROM scratch\nENV A=1\n"))
 		if err != nil {
 			cleanup()
 			t.Fatal(err)
@@ -444,7 +446,7 @@ func TestStdinInputs(t *testing.T) {
 	})
 	t.Run("dockerfile as the context and -f", func(t *testing.T) {
 		o := BuildOptions{ContextDir: "-", Root: t.TempDir(), Dockerfile: "Dockerfile"}
-		cleanup, err := stdinInputs(&o, strings.NewReader("FROM scratch\n"))
+		cleanup, err := stdinInputsTest(t, &o, strings.NewReader("FROM scratch\n"))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "ambiguous Dockerfile source") {
 			t.Fatalf("error = %v", err)
@@ -452,7 +454,7 @@ func TestStdinInputs(t *testing.T) {
 	})
 	t.Run("zstd context", func(t *testing.T) {
 		o := BuildOptions{ContextDir: "-", Root: t.TempDir()}
-		cleanup, err := stdinInputs(&o, bytes.NewReader(append([]byte{0x28, 0xb5, 0x2f, 0xfd}, make([]byte, 100)...)))
+		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(append([]byte{0x28, 0xb5, 0x2f, 0xfd}, make([]byte, 100)...)))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "xz or zstd") {
 			t.Fatalf("error = %v", err)
@@ -461,7 +463,7 @@ func TestStdinInputs(t *testing.T) {
 	t.Run("-f outside the tar", func(t *testing.T) {
 		root := t.TempDir()
 		o := BuildOptions{ContextDir: "-", Root: root, Dockerfile: "../../etc/passwd"}
-		cleanup, err := stdinInputs(&o, bytes.NewReader(makeTar(t, []tarEntry{{name: "a", typ: tar.TypeReg, body: "a"}})))
+		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(makeTar(t, []tarEntry{{name: "a", typ: tar.TypeReg, body: "a"}})))
 		defer cleanup()
 		if err == nil && !strings.HasPrefix(o.Dockerfile, o.ContextDir+"/") {
 			t.Fatalf("-f resolved to %s, outside the context %s", o.Dockerfile, o.ContextDir)
@@ -656,4 +658,15 @@ func TestLayoutImages(t *testing.T) {
 	if got := strings.Join(next.refs, "|"); got != want {
 		t.Errorf("next backend saw %q, want %q", got, want)
 	}
+}
+
+// stdinInputsTest runs stdinInputs with o.Root opened as the build opens it.
+func stdinInputsTest(t *testing.T, o *BuildOptions, stdin io.Reader) (func(), error) {
+	t.Helper()
+	root, err := state.Open(o.Root, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return stdinInputs(o, root, stdin)
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"archive/tar"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/builderdev/builder/solver"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // warnRecorder is a reporter that records warnings.
@@ -62,5 +65,62 @@ func TestRewriteTimestampWithoutEpochWarns(t *testing.T) {
 	})
 	if !strings.Contains(progress, "\n - "+noEpochWarning+"\n") || strings.Count(progress, noEpochWarning) != 1 {
 		t.Errorf("no rewrite-timestamp warning in the progress:\n%s", progress)
+	}
+}
+
+// TestSourceDateEpochDockerfileDefault: ARG SOURCE_DATE_EPOCH=... before
+// FROM is the build's epoch (BuildKit's testSourceDateEpochDockerfileDefault):
+// the image's created time, and the mtime of the directories WORKDIR
+// creates, so two builds give the same digest.
+func TestSourceDateEpochDockerfileDefault(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	df := "ARG SOURCE_DATE_EPOCH=1445412480\nARG BASE\nFROM $BASE\nWORKDIR /a/b\n"
+	epoch := time.Unix(1445412480, 0).UTC()
+	var digests []v1.Hash
+	for i := 0; i < 2; i++ {
+		_, data := env.buildDockerfile(t, df, t.TempDir(), func(o *BuildOptions) {
+			delete(o.BuildArgs, "SOURCE_DATE_EPOCH")
+		})
+		img := ociImage(t, data)
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cf.Created.Time.Equal(epoch) {
+			t.Errorf("created %v, want %v", cf.Created.Time, epoch)
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := layers[len(layers)-1].Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(rc)
+		n := 0
+		for {
+			hdr, err := tr.Next()
+			if err != nil {
+				break
+			}
+			n++
+			if !hdr.ModTime.Equal(epoch) {
+				t.Errorf("WORKDIR layer: %s has mtime %v, want %v", hdr.Name, hdr.ModTime, epoch)
+			}
+		}
+		rc.Close()
+		if n != 2 {
+			t.Errorf("WORKDIR layer has %d entries, want a/ and a/b/", n)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("two builds at the same SOURCE_DATE_EPOCH differ: %s, %s", digests[0], digests[1])
 	}
 }

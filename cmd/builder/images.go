@@ -6,27 +6,27 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
 
-// withImageStore opens the image store under root for fn.
-func withImageStore(root string, fn func(s *imagestore.Store) error) error {
-	blobs, err := cache.OpenBlobStore(filepath.Join(root, "cache", "content"))
+// withImageStore opens the image store under dir for fn.
+func withImageStore(dir string, fn func(s *imagestore.Store) error) error {
+	root, err := state.Open(dir, state.Options{})
 	if err != nil {
-		return fmt.Errorf("opening the blob store in %s: %w", root, err)
+		return err
 	}
-	s, err := openImageStore(root, blobs)
+	defer root.Close()
+	s, err := root.Images()
 	if err != nil {
 		return err
 	}
@@ -267,6 +267,13 @@ func newTagCommand() *cobra.Command {
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Both names are checked before the store is opened.
+			if err := exporter.ValidateReference(args[0]); err != nil {
+				return fmt.Errorf("source image %q: %w", args[0], err)
+			}
+			if err := exporter.ValidateName(args[1]); err != nil {
+				return fmt.Errorf("target image %q: %w", args[1], err)
+			}
 			return withImageStore(root, func(s *imagestore.Store) error { return s.Tag(args[0], args[1]) })
 		},
 	}

@@ -92,7 +92,7 @@ func Login(ctx context.Context, o LoginOptions, server string, stdin io.Reader, 
 		return err
 	}
 	defer cleanup()
-	reg := registry.New(o.Registry.options("", blobs))
+	reg := registry.New(o.Registry.options(nil, blobs))
 	if err := reg.CheckLogin(ctx, key, o.Username, o.Password); err != nil {
 		return err
 	}

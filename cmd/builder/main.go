@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/builderdev/builder/executor"
@@ -18,7 +19,7 @@ func main() {
 	// Started by a non-root user: continue as root of a user namespace.
 	executor.MaybeUnshare()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, caught, stop := signalContext()
 	defer stop()
 	root := &cobra.Command{
 		Use:           "builder",
@@ -34,12 +35,42 @@ func main() {
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		var ee *exitError
-		if errors.As(err, &ee) {
+		switch {
+		case caught() != 0:
+			// As docker: 128+signal (130 after Ctrl-C), whatever the
+			// command was doing when it was interrupted.
+			if !errors.As(err, &ee) && !errors.Is(err, context.Canceled) {
+				fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
+			}
+			os.Exit(128 + int(caught()))
+		case errors.As(err, &ee):
 			os.Exit(ee.code)
 		}
 		fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// signalContext returns a context cancelled by the first SIGINT or
+// SIGTERM, and a function that says which one came (0 for none).
+func signalContext() (context.Context, func() syscall.Signal, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Int32
+	go func() {
+		select {
+		case s := <-ch:
+			got.Store(int32(s.(syscall.Signal)))
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	stop := func() {
+		signal.Stop(ch)
+		cancel()
+	}
+	return ctx, func() syscall.Signal { return syscall.Signal(got.Load()) }, stop
 }
 
 // exitError ends the process with code after its message was printed.

@@ -15,10 +15,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -357,13 +357,13 @@ func checkOCIIndex(t *testing.T, p, dgst string, want map[string]map[string]stri
 	}
 }
 
-// openImageStoreForTest opens ROOT's image store (closing its cache at
+// openImageStoreForTest opens ROOT's image store (closing the root at
 // the test's end).
 func openImageStoreForTest(t *testing.T, root string) (*imagestore.Store, error) {
-	c, err := cache.Open(filepath.Join(root, "cache"))
+	r, err := state.Open(root, state.Options{Lock: state.LockShared})
 	if err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { c.Close() })
-	return openImageStore(root, c.Blobs())
+	t.Cleanup(func() { r.Close() })
+	return r.Images()
 }

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/snapshot/fsutil"
@@ -48,6 +48,9 @@ func validateOutput(o *Output) error {
 		if o.Dest == "" {
 			return errors.New("type=local needs dest=DIR")
 		}
+		if o.Dest == stdoutDest {
+			return errors.New("type=local writes a directory and cannot stream to stdout (dest=-): use type=tar")
+		}
 	case "image":
 		if o.Dest != "" {
 			return errors.New("type=image takes no dest (it stores the image; use name=...)")
@@ -66,14 +69,64 @@ func validateOutput(o *Output) error {
 			if _, err := strconv.ParseBool(v); err != nil {
 				return fmt.Errorf("%s=%q: not a boolean", k, v)
 			}
+		case "name":
+			for _, n := range strings.Split(v, ",") {
+				if err := exporter.ValidateName(n); err != nil {
+					return fmt.Errorf("name=%q: %w", n, err)
+				}
+			}
 		case "compression-level":
 			if _, err := strconv.Atoi(v); err != nil {
 				return fmt.Errorf("%s=%q: not a number", k, v)
 			}
 		}
 	}
+	if o.Type == "oci" && o.Dest == stdoutDest && !o.boolAttr("tar", true) {
+		return errors.New("tar=false writes a directory and cannot stream to stdout (dest=-)")
+	}
 	_, err := o.layerOptions()
 	return err
+}
+
+// stdoutDest is the dest that streams an archive to stdout, as in buildx.
+const stdoutDest = "-"
+
+// checkStdoutOutputs refuses more than one output streaming to stdout,
+// and any when stdout is a terminal (an archive would garble it), before
+// the build starts.
+func checkStdoutOutputs(outs []Output, stdout io.Writer) error {
+	n := 0
+	for _, o := range outs {
+		if o.Dest == stdoutDest {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return errors.New("--output: only one output can stream to stdout (dest=-)")
+	case n == 1:
+		if f, ok := stdout.(*os.File); ok && pty.IsTerminal(int(f.Fd())) {
+			return errors.New("--output: refusing to write an archive to a terminal (dest=-): redirect stdout to a file or a pipe")
+		}
+	}
+	return nil
+}
+
+// describeDest names dest in a progress step.
+func describeDest(dest string) string {
+	if dest == stdoutDest {
+		return "stdout"
+	}
+	return dest
+}
+
+// writeOutput writes an output archive to dest: streamed to stdout for
+// dest=-, else atomically to the file (see writeFile).
+func writeOutput(dest string, stdout io.Writer, fn func(io.Writer) error) error {
+	if dest == stdoutDest {
+		return fn(stdout)
+	}
+	return writeFile(dest, fn)
 }
 
 // boolAttr returns attribute k as a bool, def when unset.
@@ -129,12 +182,9 @@ type exported struct {
 // exportImage computes the layers of result and writes the image to the
 // local store (always: under -t and name= of type=image outputs, or by ID
 // only) and to every --output.
-func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, result solver.Result, cfg v1.ConfigFile, o BuildOptions) (*exported, error) {
+func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *store.Store, result solver.Result, cfg v1.ConfigFile, o BuildOptions) (*exported, error) {
 	warnRewriteWithoutEpoch(r, o.Outputs, o.BuildArgs)
-	images, err := openImageStore(o.Root, blobs)
-	if err != nil {
-		return nil, err
-	}
+	blobs := images.Blobs()
 	storeOut, storeNames := storeOutput(o)
 	imageFor := func(out Output) (*exporter.Image, error) {
 		lo, err := out.layerOptions()
@@ -188,16 +238,16 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *c
 				})
 				break
 			}
-			err = step(r, "exporting to oci image format "+out.Dest, func() error {
-				return writeFile(out.Dest, func(f io.Writer) error {
+			err = step(r, "exporting to oci image format "+describeDest(out.Dest), func() error {
+				return writeOutput(out.Dest, o.stdout(), func(f io.Writer) error {
 					d, err := exporter.WriteOCI(ctx, f, oimg, names, out.exportOptions()...)
 					desc = &d
 					return err
 				})
 			})
 		case "docker":
-			err = step(r, "exporting to docker image format "+out.Dest, func() error {
-				return writeFile(out.Dest, func(f io.Writer) error {
+			err = step(r, "exporting to docker image format "+describeDest(out.Dest), func() error {
+				return writeOutput(out.Dest, o.stdout(), func(f io.Writer) error {
 					d, err := exporter.WriteDocker(ctx, f, oimg, out.names(o.Tags), out.exportOptions()...)
 					desc = &d
 					return err
@@ -206,9 +256,14 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *c
 		case "local":
 			err = step(r, "copying files to "+out.Dest, func() error { return exporter.WriteLocal(ctx, out.Dest, oimg) })
 		case "tar":
-			err = step(r, "sending tarball to "+out.Dest, func() error {
-				return writeFile(out.Dest, func(f io.Writer) error {
-					return exporter.WriteRootfsTar(ctx, f, oimg, filepath.Dir(out.Dest))
+			err = step(r, "sending tarball to "+describeDest(out.Dest), func() error {
+				return writeOutput(out.Dest, o.stdout(), func(f io.Writer) error {
+					// Scratch space next to the file, or in the root for stdout.
+					scratch := filepath.Dir(out.Dest)
+					if out.Dest == stdoutDest {
+						scratch = o.Root
+					}
+					return exporter.WriteRootfsTar(ctx, f, oimg, scratch)
 				})
 			})
 		case "image":
@@ -227,11 +282,10 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *c
 				if len(names) == 0 {
 					return nil, errors.New("--output type=image,push=true needs a name (-t or name=)")
 				}
-				err = step(r, "pushing "+describeNames(names), func() error {
-					pd, err := PushImage(ctx, oimg, names, out.exportOptions())
-					desc = &pd
-					return err
-				})
+				// PushImage shows one step per name.
+				var pd v1.Descriptor
+				pd, err = PushImage(ctx, oimg, names, out.exportOptions())
+				desc = &pd
 			}
 		}
 		if err != nil {
@@ -283,11 +337,6 @@ func describeNames(names []string) string {
 		return "local image store"
 	}
 	return strings.Join(names, ", ")
-}
-
-// openImageStore opens ROOT/images over the cache's blob store.
-func openImageStore(root string, blobs *cache.BlobStore) (*store.Store, error) {
-	return store.Open(filepath.Join(root, "images"), blobs)
 }
 
 // writeIIDFile writes the image ID as docker build --iidfile does.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
@@ -76,9 +75,17 @@ func checkPlatforms(results []*dockerfile.Result) error {
 }
 
 // solveAll solves every platform's graph at once with one solver, so an
-// identical vertex runs once for all.
-func solveAll(ctx context.Context, s *solver.Solver, results []*dockerfile.Result) ([]solver.Result, error) {
+// identical vertex runs once for all (--no-cache's cache mounts emptied
+// first, as for one platform).
+func solveAll(ctx context.Context, s *solver.Solver, w *ops.Worker, results []*dockerfile.Result) ([]solver.Result, error) {
 	out := make([]solver.Result, len(results))
+	for _, res := range results {
+		if res.State != nil {
+			if err := w.PruneNoCacheMounts(res.State); err != nil {
+				return nil, err
+			}
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, res := range results {
 		if res.State == nil {
@@ -97,12 +104,9 @@ func solveAll(ctx context.Context, s *solver.Solver, results []*dockerfile.Resul
 // platform) go into the local store as one index, then to every --output
 // as buildx writes them (an index for oci and image/registry, one
 // directory per platform for local and tar).
-func exportPlatforms(ctx context.Context, r solver.Reporter, w *ops.Worker, blobs *cache.BlobStore, solved []solver.Result, results []*dockerfile.Result, o BuildOptions) error {
+func exportPlatforms(ctx context.Context, r solver.Reporter, w *ops.Worker, images *store.Store, solved []solver.Result, results []*dockerfile.Result, o BuildOptions) error {
 	warnRewriteWithoutEpoch(r, o.Outputs, o.BuildArgs)
-	images, err := openImageStore(o.Root, blobs)
-	if err != nil {
-		return err
-	}
+	blobs := images.Blobs()
 	storeOut, storeNames := storeOutput(o)
 	imagesFor := func(out Output) ([]*exporter.Image, error) {
 		lo, err := out.layerOptions()
@@ -130,10 +134,10 @@ func exportPlatforms(ctx context.Context, r solver.Reporter, w *ops.Worker, blob
 		return imgs, err
 	}
 	imgs, err := imagesFor(storeOut)
+	var stored store.Image
 	if err != nil {
 		return err
 	}
-	var stored store.Image
 	if err := step(r, "naming to "+describeNames(storeNames), func() error {
 		stored, err = images.PutIndex(ctx, imgs, storeNames, storeOut.exportOptions()...)
 		return err
@@ -148,7 +152,7 @@ func exportPlatforms(ctx context.Context, r solver.Reporter, w *ops.Worker, blob
 				return err
 			}
 		}
-		d, err := exportPlatformOutput(ctx, r, images, out, oimgs, o.Tags)
+		d, err := exportPlatformOutput(ctx, r, images, out, oimgs, o)
 		if err != nil {
 			return err
 		}
@@ -164,9 +168,10 @@ func exportPlatforms(ctx context.Context, r solver.Reporter, w *ops.Worker, blob
 
 // exportPlatformOutput writes the images of a multi-platform build to one
 // --output and returns the index descriptor it wrote, if any.
-func exportPlatformOutput(ctx context.Context, r solver.Reporter, images *store.Store, out Output, imgs []*exporter.Image, tags []string) (*v1.Descriptor, error) {
+func exportPlatformOutput(ctx context.Context, r solver.Reporter, images *store.Store, out Output, imgs []*exporter.Image, o BuildOptions) (*v1.Descriptor, error) {
 	var desc *v1.Descriptor
 	var err error
+	tags := o.Tags
 	switch out.Type {
 	case "oci":
 		names := out.names(tags)
@@ -178,8 +183,8 @@ func exportPlatformOutput(ctx context.Context, r solver.Reporter, images *store.
 			})
 			break
 		}
-		err = step(r, "exporting to oci image format "+out.Dest, func() error {
-			return writeFile(out.Dest, func(f io.Writer) error {
+		err = step(r, "exporting to oci image format "+describeDest(out.Dest), func() error {
+			return writeOutput(out.Dest, o.stdout(), func(f io.Writer) error {
 				d, err := exporter.WriteOCIIndex(ctx, f, imgs, names, out.exportOptions()...)
 				desc = &d
 				return err
@@ -188,9 +193,14 @@ func exportPlatformOutput(ctx context.Context, r solver.Reporter, images *store.
 	case "local":
 		err = step(r, "copying files to "+out.Dest, func() error { return exporter.WriteLocalIndex(ctx, out.Dest, imgs) })
 	case "tar":
-		err = step(r, "sending tarball to "+out.Dest, func() error {
-			return writeFile(out.Dest, func(f io.Writer) error {
-				return exporter.WriteRootfsTarIndex(ctx, f, imgs, filepath.Dir(out.Dest))
+		err = step(r, "sending tarball to "+describeDest(out.Dest), func() error {
+			return writeOutput(out.Dest, o.stdout(), func(f io.Writer) error {
+				// Scratch space next to the file, or in the root for stdout.
+				scratch := filepath.Dir(out.Dest)
+				if out.Dest == stdoutDest {
+					scratch = o.Root
+				}
+				return exporter.WriteRootfsTarIndex(ctx, f, imgs, scratch)
 			})
 		})
 	case "image":

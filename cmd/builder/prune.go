@@ -6,35 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor/pty"
-	"github.com/builderdev/builder/snapshot"
-	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/state"
 	"github.com/spf13/cobra"
 )
-
-// errRootBusy is returned (wrapped) by prune while another builder process
-// uses the root.
-var errRootBusy = errors.New("in use by another builder process")
-
-// lockRoot takes ROOT/lock: shared by every command that keeps snapshots
-// or cache results open (build, run, rm), exclusive by prune, so that prune
-// never removes what a running build or container set-up is using. With
-// nonblock an exclusive lock held elsewhere fails with errRootBusy.
-// Closing the returned function's file unlocks.
-func lockRoot(root string, exclusive, nonblock bool) (func(), error) {
-	unlock, err := fsutil.Lock(filepath.Join(root, "lock"), exclusive, nonblock)
-	if errors.Is(err, fsutil.ErrLocked) {
-		return nil, fmt.Errorf("%s: %w", root, errRootBusy)
-	}
-	return unlock, err
-}
 
 // PruneOptions are the flags of builder prune (docker builder prune).
 type PruneOptions struct {
@@ -117,34 +98,33 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 			return nil
 		}
 	}
-	if _, err := os.Stat(o.Root); errors.Is(err, os.ErrNotExist) {
+	// Nothing runs while prune holds the root exclusively.
+	root, err := state.Open(o.Root, state.Options{Lock: state.LockExclusive, NoWait: true, MustExist: true})
+	if errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintln(out, "Total reclaimed space: 0B")
 		return nil
 	}
-	unlock, err := lockRoot(o.Root, true, true)
+	if errors.Is(err, state.ErrBusy) {
+		return fmt.Errorf("builder prune: %w: a build, run or rm is using it; try again when it has finished", err)
+	}
 	if err != nil {
-		if errors.Is(err, errRootBusy) {
-			return fmt.Errorf("builder prune: %w: a build, run or rm is using it; try again when it has finished", err)
-		}
 		return err
 	}
-	defer unlock()
+	defer root.Close()
 
-	before, err := ops.DiskUsage(o.Root)
+	before, err := ops.DiskUsage(root.Dir())
 	if err != nil {
 		return err
 	}
-	store, err := cache.Open(filepath.Join(o.Root, "cache"))
+	store, err := root.Cache()
 	if err != nil {
-		return fmt.Errorf("opening cache in %s: %w", o.Root, err)
+		return err
 	}
-	defer store.Close()
-	sn, err := snapshot.New(filepath.Join(o.Root, "snapshots"))
+	sn, err := root.Snapshots()
 	if err != nil {
-		return fmt.Errorf("opening snapshots in %s: %w", o.Root, err)
+		return err
 	}
-	defer sn.Close()
-	images, err := openImageStore(o.Root, store.Blobs())
+	images, err := root.Images()
 	if err != nil {
 		return err
 	}
@@ -152,11 +132,11 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	if err != nil {
 		return fmt.Errorf("listing the blobs of stored images: %w", err)
 	}
-	cs, err := openContainers(o.Root)
+	cs, err := root.Containers()
 	if err != nil {
 		return err
 	}
-	ctrs, err := cs.list()
+	ctrs, err := cs.List()
 	if err != nil {
 		return err
 	}
@@ -170,7 +150,7 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 		KeepStorage:   keep,
 		KeepBlobs:     keepBlobs,
 		KeepSnapshots: keepSnaps,
-		StateDir:      o.Root,
+		StateDir:      root.WorkerDir(),
 	})
 	if rep != nil && len(rep.Results) > 0 {
 		fmt.Fprintln(out, "Deleted build cache objects:")
@@ -182,7 +162,7 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	after, err := ops.DiskUsage(o.Root)
+	after, err := ops.DiskUsage(root.Dir())
 	if err != nil {
 		return err
 	}

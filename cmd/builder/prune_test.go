@@ -18,6 +18,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/registry/registrytest"
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/state"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -68,14 +69,14 @@ func TestPruneRefusesWithoutTerminal(t *testing.T) {
 
 func TestPruneRefusesWhileRootInUse(t *testing.T) {
 	root := t.TempDir()
-	unlock, err := lockRoot(root, false, false) // as a running build
+	build, err := state.Open(root, state.Options{Lock: state.LockShared}) // as a running build
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = Prune(context.Background(), PruneOptions{Root: root, Force: true, All: true}, nil, io.Discard)
-	unlock()
-	if !errors.Is(err, errRootBusy) {
-		t.Fatalf("prune during a build: %v, want %v", err, errRootBusy)
+	build.Close()
+	if !errors.Is(err, state.ErrBusy) {
+		t.Fatalf("prune during a build: %v, want %v", err, state.ErrBusy)
 	}
 	if err := Prune(context.Background(), PruneOptions{Root: root, Force: true, All: true}, nil, io.Discard); err != nil {
 		t.Fatalf("prune after the build: %v", err)
@@ -114,16 +115,19 @@ func uncachedSteps(log string) []string {
 // neither a stored image nor a record references.
 func checkNoDangling(t *testing.T, root string) {
 	t.Helper()
-	store, err := cache.Open(filepath.Join(root, "cache"))
+	r, err := state.Open(root, state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	sn, err := snapshot.New(filepath.Join(root, "snapshots"))
+	defer r.Close()
+	store, err := r.Cache()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sn.Close()
+	sn, err := r.Snapshots()
+	if err != nil {
+		t.Fatal(err)
+	}
 	parents := map[string]string{}
 	sn.Walk(context.Background(), func(i snapshot.Info) error { parents[i.Name] = i.Parent; return nil })
 	dirs, _ := os.ReadDir(filepath.Join(root, "snapshots", "snapshots"))
@@ -156,8 +160,7 @@ func checkNoDangling(t *testing.T, root string) {
 		}
 		return nil
 	})
-	cs, _ := openContainers(root)
-	ctrs, _ := cs.list()
+	ctrs, _ := openContainers(t, root).List()
 	for _, c := range ctrs {
 		useChain(c.Snapshot)
 	}
@@ -166,7 +169,7 @@ func checkNoDangling(t *testing.T, root string) {
 			t.Errorf("dangling snapshot %s", n)
 		}
 	}
-	images, err := openImageStore(root, store.Blobs())
+	images, err := r.Images()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +259,7 @@ func TestPruneEndToEnd(t *testing.T) {
 	runCat("app:2", "two\nbuilt\n")
 
 	// A build waits while prune holds the root.
-	unlock, err := lockRoot(root, true, true)
+	held, err := state.Open(root, state.Options{Lock: state.LockExclusive, NoWait: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +275,7 @@ func TestPruneEndToEnd(t *testing.T) {
 		t.Error("a build ran while prune held the root")
 	case <-time.After(300 * time.Millisecond):
 	}
-	unlock()
+	held.Close()
 	<-done
 
 	prune(PruneOptions{All: true})
@@ -283,8 +286,7 @@ func TestPruneEndToEnd(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(root, "cache", "meta")); len(ents) != 0 {
 		t.Errorf("records left after prune --all: %d", len(ents))
 	}
-	cs, _ := openContainers(root)
-	if c, err := cs.find("keeper"); err != nil {
+	if c, err := openContainers(t, root).Find("keeper"); err != nil {
 		t.Errorf("container keeper: %v", err)
 	} else if sn, err := snapshot.New(filepath.Join(root, "snapshots")); err != nil {
 		t.Fatal(err)

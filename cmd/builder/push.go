@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
@@ -40,10 +40,10 @@ func (f *RegistryFlags) add(fs *pflag.FlagSet) {
 
 // options returns the registry client options of the flags, keeping the
 // client's state (tag records, blob sources) under root.
-func (f RegistryFlags) options(root string, blobs *cache.BlobStore) registry.Options {
+func (f RegistryFlags) options(root *state.Root, blobs *cache.BlobStore) registry.Options {
 	o := registry.Options{Blobs: blobs, CAFiles: f.CAFiles, Insecure: f.Insecure}
-	if root != "" {
-		o.StateDir = filepath.Join(root, "registry")
+	if root != nil {
+		o.StateDir = root.RegistryDir()
 	}
 	return o
 }
@@ -178,7 +178,7 @@ func newPushCommand() *cobra.Command {
 		Short: "Upload an image from the local store to a registry",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return Push(cmd.Context(), root, progress, flags, args[0], args[1:], os.Stderr)
+			return Push(cmd.Context(), root, progress, flags, args[0], args[1:], os.Stderr, os.Stdout)
 		},
 	}
 	f := cmd.Flags()
@@ -188,14 +188,25 @@ func newPushCommand() *cobra.Command {
 	return cmd
 }
 
-// Push pushes the stored image src to dests (its own name when none).
-func Push(ctx context.Context, root, progress string, flags RegistryFlags, src string, dests []string, out io.Writer) error {
-	store, err := cache.Open(filepath.Join(root, "cache"))
-	if err != nil {
-		return fmt.Errorf("opening cache in %s: %w", root, err)
+// Push pushes the stored image src to dests (its own name when none),
+// showing progress on out and printing "DEST: digest: sha256:... size: N"
+// on stdout for every destination, as docker push prints its result.
+func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src string, dests []string, out, stdout io.Writer) error {
+	for _, d := range dests {
+		if err := exporter.ValidateName(d); err != nil {
+			return fmt.Errorf("push destination %q: %w", d, err)
+		}
 	}
-	defer store.Close()
-	images, err := openImageStore(root, store.Blobs())
+	root, err := state.Open(dir, state.Options{})
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	store, err := root.Cache()
+	if err != nil {
+		return err
+	}
+	images, err := root.Images()
 	if err != nil {
 		return err
 	}
@@ -239,6 +250,8 @@ func Push(ctx context.Context, root, progress string, flags RegistryFlags, src s
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s: digest: %s size: %d\n", src, desc.Digest, desc.Size)
+	for _, d := range dests {
+		fmt.Fprintf(stdout, "%s: digest: %s size: %d\n", d, desc.Digest, desc.Size)
+	}
 	return nil
 }

@@ -23,11 +23,13 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
-	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/state"
+	"github.com/builderdev/builder/state/containers"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
@@ -206,24 +208,25 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	default:
 		return 0, fmt.Errorf("--pull %q: must be always, missing or never", o.Pull)
 	}
-	if o.Name != "" && !containerName.MatchString(o.Name) {
+	if !strings.HasPrefix(o.Image, "oci:") && !strings.HasPrefix(o.Image, "oci-archive:") {
+		if err := exporter.ValidateReference(o.Image); err != nil {
+			return 0, fmt.Errorf("image %q: %w", o.Image, err)
+		}
+	}
+	if o.Name != "" && !containers.ValidName(o.Name) {
 		return 0, fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
 	}
-	if err := os.MkdirAll(o.Root, 0o700); err != nil {
-		return 0, fmt.Errorf("state directory %s: %w", o.Root, err)
-	}
 	// builder prune keeps off while the container's snapshots are in use.
-	unlockRoot, err := lockRoot(o.Root, false, false)
+	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
 	if err != nil {
 		return 0, err
 	}
-	defer unlockRoot()
-	store, err := cache.Open(filepath.Join(o.Root, "cache"))
+	defer root.Close()
+	store, err := root.Cache()
 	if err != nil {
-		return 0, fmt.Errorf("opening cache in %s: %w", o.Root, err)
+		return 0, err
 	}
-	defer store.Close()
-	img, err := loadRunImage(ctx, o, store.Blobs())
+	img, err := loadRunImage(ctx, o, root, store.Blobs())
 	if err != nil {
 		return 0, err
 	}
@@ -232,11 +235,10 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 			return 0, fmt.Errorf("running %s: %w", o.Image, err)
 		}
 	}
-	sn, err := snapshot.New(filepath.Join(o.Root, "snapshots"))
+	sn, err := root.Snapshots()
 	if err != nil {
-		return 0, fmt.Errorf("opening snapshots in %s: %w", o.Root, err)
+		return 0, err
 	}
-	defer sn.Close()
 	top, err := ops.UnpackLayers(ctx, sn, store.Blobs(), img.layers, ops.UnpackOptions{MaxSize: o.MaxLayerSize})
 	if err != nil {
 		return 0, fmt.Errorf("unpacking %s: %w", o.Image, err)
@@ -245,11 +247,14 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ex, err := executor.New(filepath.Join(o.Root, "executor"))
+	ex, err := root.Executor()
 	if err != nil {
 		return 0, err
 	}
-	cs, err := openContainers(o.Root)
+	if w := ex.CgroupWarning(); w != "" {
+		fmt.Fprintf(stdio.Stderr, "WARNING: %s\n", w)
+	}
+	cs, err := root.Containers()
 	if err != nil {
 		return 0, err
 	}
@@ -257,15 +262,15 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	// snapshot exists, so that no snapshot is ever left without a record
 	// that builder rm can find.
 	id := randomHex(32)
-	ctr := &Container{ID: id, Name: o.Name, Image: o.Image, ImageID: img.id.String(), Command: spec.Args,
-		Created: time.Now().UTC(), State: stateCreated, Snapshot: "run-" + id, Pid: os.Getpid()}
-	release, err := cs.create(ctr)
+	ctr := &containers.Container{ID: id, Name: o.Name, Image: o.Image, ImageID: img.id.String(), Command: spec.Args,
+		Created: time.Now().UTC(), State: containers.Created, Snapshot: "run-" + id, Pid: os.Getpid()}
+	release, err := cs.Create(ctr)
 	if err != nil {
 		return 0, err
 	}
 	defer release()
 	removeCtr := func() {
-		if err := cs.delete(context.WithoutCancel(ctx), sn, ctr); err != nil {
+		if err := cs.Delete(context.WithoutCancel(ctx), sn, ctr); err != nil {
 			fmt.Fprintf(stdio.Stderr, "WARNING: %v\n", err)
 		}
 	}
@@ -279,14 +284,14 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 		defer removeCtr()
 	} else {
 		defer func() {
-			ctr.State, ctr.ExitCode, ctr.FinishedAt = stateExited, code, time.Now().UTC()
-			if err := cs.write(ctr); err != nil {
+			ctr.State, ctr.ExitCode, ctr.FinishedAt = containers.Exited, code, time.Now().UTC()
+			if err := cs.Write(ctr); err != nil {
 				fmt.Fprintf(stdio.Stderr, "WARNING: %v\n", err)
 			}
 		}()
 	}
-	ctr.State, ctr.StartedAt = stateRunning, time.Now().UTC()
-	if err := cs.write(ctr); err != nil {
+	ctr.State, ctr.StartedAt = containers.Running, time.Now().UTC()
+	if err := cs.Write(ctr); err != nil {
 		return 0, err
 	}
 	spec.Hostname = o.Hostname
@@ -308,9 +313,14 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 		_, runErr = ex.Run(ctx, spec)
 	}
 	var ee *executor.ExitError
+	var se *executor.StartError
 	switch {
 	case runErr == nil:
 		code = 0
+	case errors.As(runErr, &se):
+		// docker run: 127 for a command not found, 126 not executable.
+		fmt.Fprintf(stdio.Stderr, "ERROR: %v\n", runErr)
+		code = se.Code
 	case errors.As(runErr, &ee):
 		if ee.OOMKilled {
 			fmt.Fprintf(stdio.Stderr, "%v\n", ee)
@@ -477,7 +487,7 @@ func runWithTty(ctx context.Context, ex *executor.Executor, spec executor.Spec, 
 
 // loadRunImage finds the image o.Image names and makes sure its layers
 // are in blobs.
-func loadRunImage(ctx context.Context, o RunOptions, blobs *cache.BlobStore) (*runImage, error) {
+func loadRunImage(ctx context.Context, o RunOptions, root *state.Root, blobs *cache.BlobStore) (*runImage, error) {
 	ref := o.Image
 	var p llb.Platform
 	if o.Platform != "" {
@@ -526,7 +536,7 @@ func loadRunImage(ctx context.Context, o RunOptions, blobs *cache.BlobStore) (*r
 		}
 		return img, nil
 	default:
-		return loadStoredOrPulled(ctx, o, blobs, p)
+		return loadStoredOrPulled(ctx, o, root, blobs, p)
 	}
 }
 
@@ -534,9 +544,9 @@ func loadRunImage(ctx context.Context, o RunOptions, blobs *cache.BlobStore) (*r
 // digest of the local image store first (unless --pull=always), then the
 // registry (unless --pull=never), through the store's Source so that the
 // pulled layers land in the blob store for the next run.
-func loadStoredOrPulled(ctx context.Context, o RunOptions, blobs *cache.BlobStore, p llb.Platform) (*runImage, error) {
+func loadStoredOrPulled(ctx context.Context, o RunOptions, root *state.Root, blobs *cache.BlobStore, p llb.Platform) (*runImage, error) {
 	ref := o.Image
-	images, err := openImageStore(o.Root, blobs)
+	images, err := root.Images()
 	if err != nil {
 		return nil, err
 	}
@@ -559,16 +569,24 @@ func loadStoredOrPulled(ctx context.Context, o RunOptions, blobs *cache.BlobStor
 			return nil, fmt.Errorf("no such image: %s (--pull=never)", ref)
 		}
 	}
-	regOpts := o.Registry.options(o.Root, blobs)
+	regOpts := o.Registry.options(root, blobs)
 	regOpts.Pull = o.Pull == "always"
 	src := &imagestore.Source{Store: images, Remote: registry.New(regOpts), AlwaysPull: o.Pull == "always"}
+	// As docker run: first that the image is not here, then what the
+	// registry said.
+	notLocal := func(err error) error {
+		if o.Pull == "always" {
+			return err
+		}
+		return fmt.Errorf("unable to find image %q in the local image store (builder images), and pulling it failed: %w", ref, err)
+	}
 	res, err := src.Resolve(ctx, ref, p)
 	if err != nil {
-		return nil, err
+		return nil, notLocal(err)
 	}
 	layers, err := src.Pull(ctx, res)
 	if err != nil {
-		return nil, err
+		return nil, notLocal(err)
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(res.Config))
 	if err != nil {

@@ -480,11 +480,15 @@ func (s *Store) Raw(im Image) (manifest, config []byte, err error) {
 	return rawManifest, rawConfig, nil
 }
 
-// Tag adds the name dst to the image src names (docker tag).
+// Tag adds the name dst to the image src names (docker tag). Both must
+// be references in Docker's grammar (src may also be an image ID).
 func (s *Store) Tag(src, dst string) error {
+	if err := exporter.ValidateReference(src); err != nil {
+		return fmt.Errorf("source image %q: %w", src, err)
+	}
 	full, err := exporter.NormalizeName(dst)
 	if err != nil {
-		return err
+		return fmt.Errorf("target image: %w", err)
 	}
 	return s.update(func(idx *v1.IndexManifest) error {
 		all, err := s.listFrom(idx)

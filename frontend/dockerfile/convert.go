@@ -79,6 +79,10 @@ type Result struct {
 	// v1.HealthConfig cannot hold: the exporter writes it into the config
 	// JSON's Healthcheck as "StartInterval" (0 = none).
 	HealthcheckStartInterval time.Duration
+	// SourceDateEpoch is SOURCE_DATE_EPOCH of the build (--build-arg or the
+	// Dockerfile's global ARG default), nil when unset: the image's
+	// creation time, and the time rewrite-timestamp clamps to.
+	SourceDateEpoch *time.Time
 }
 
 // Error is a conversion error at a place in the Dockerfile.
@@ -166,6 +170,9 @@ type converter struct {
 	lint     *linter.Linter
 	warnings []Warning
 	defaults envList // the automatic global args, before the meta ARGs
+	// epoch is SOURCE_DATE_EPOCH (--build-arg, or the default of a global
+	// ARG), nil when unset.
+	epoch *time.Time
 }
 
 // Convert parses opt.Dockerfile and converts the target stage (and the stages
@@ -277,6 +284,9 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	if err := c.buildGlobalArgs(metaArgs, targetName); err != nil {
 		return nil, err
 	}
+	if c.epoch, err = c.sourceDateEpoch(); err != nil {
+		return nil, err
+	}
 	c.lintDefaultFromArgs(stages, metaArgs, c.defaults)
 	if err := c.buildStages(stages); err != nil {
 		return nil, err
@@ -312,7 +322,26 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	}
 	res := c.finalize(target)
 	res.Warnings = c.warnings
+	res.SourceDateEpoch = c.epoch
 	return res, nil
+}
+
+// sourceDateEpoch is SOURCE_DATE_EPOCH from --build-arg or, as in BuildKit,
+// from the default of a global ARG (ARG SOURCE_DATE_EPOCH=... before FROM).
+func (c *converter) sourceDateEpoch() (*time.Time, error) {
+	v, ok := c.opt.BuildArgs["SOURCE_DATE_EPOCH"]
+	if !ok {
+		v, _ = c.global.Get("SOURCE_DATE_EPOCH")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH: %s (want seconds since 1970-01-01 UTC)", v)
+	}
+	tm := time.Unix(n, 0).UTC()
+	return &tm, nil
 }
 
 // buildGlobalArgs computes the args visible to FROM: the automatic platform

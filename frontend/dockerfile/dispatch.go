@@ -413,6 +413,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		Env:      s.env.slice(),
 		Cwd:      s.dir,
 		User:     s.user,
+		Hostname: c.opt.BuildArgs["BUILDKIT_SANDBOX_HOSTNAME"],
 		Network:  network,
 		Mounts:   mounts,
 		Security: security,
@@ -575,11 +576,20 @@ func (c *converter) dispatchWorkdir(s *stage, x *instructions.WorkdirCommand) er
 	createdBy := "WORKDIR " + wd
 	in, base := rootInput(s.state)
 	op := llb.FileOp{Base: base, Actions: []llb.FileAction{{Mkdir: &llb.Mkdir{
-		Path: wd, Mode: 0o755, MakeParents: true, Chown: parseChown(s.img.Config.User),
+		Path: wd, Mode: 0o755, MakeParents: true, Chown: parseChown(s.img.Config.User), Timestamp: c.epochUnix(),
 	}}}}
 	s.state = llb.NewVertex(op, in, c.meta(display, x.Location(), createdBy))
 	s.commit(createdBy, true)
 	return nil
+}
+
+// epochUnix is SOURCE_DATE_EPOCH in Unix seconds, nil when unset.
+func (c *converter) epochUnix() *int64 {
+	if c.epoch == nil {
+		return nil
+	}
+	n := c.epoch.Unix()
+	return &n
 }
 
 type copyConfig struct {

@@ -58,6 +58,7 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	// Proxy variables are not part of the digest: a declared ARG of the
 	// same name (already in Env) wins.
 	env := addEnv(o.op.Env, o.op.ProxyEnv)
+	var secretEnv []string
 	for _, m := range o.op.Mounts[1:] {
 		ms, cleanup, err := o.mount(ctx, m, inputs)
 		if cleanup != nil {
@@ -68,9 +69,16 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		}
 		extra = append(extra, ms.mounts...)
 		env = addEnv(env, ms.env)
+		secretEnv = append(secretEnv, ms.secretEnv...)
 	}
+	env = replaceEnv(env, secretEnv)
 
 	tail := &tailBuffer{max: tailLines}
+	// One writer for stdout and stderr: exec.Cmd then gives the process
+	// one pipe for both, so the log keeps the order the process wrote
+	// (two pipes drained by two goroutines reorder them), as a terminal
+	// would show it. The log records it all as stream 1.
+	output := io.MultiWriter(solver.LogWriter(ctx, 1), tail)
 	spec := executor.Spec{
 		Rootfs:       toExecMounts(rootMounts, "/"),
 		Mounts:       extra,
@@ -80,8 +88,8 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		User:         o.op.User,
 		Hostname:     o.op.Hostname,
 		Network:      executor.NetworkHost,
-		Stdout:       io.MultiWriter(solver.LogWriter(ctx, 1), tail),
-		Stderr:       io.MultiWriter(solver.LogWriter(ctx, 2), tail),
+		Stdout:       output,
+		Stderr:       output,
 		Limits:       o.w.opt.Limits,
 		CgroupParent: o.w.opt.CgroupParent,
 		Security:     executor.Security(o.op.Security),

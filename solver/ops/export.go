@@ -18,10 +18,19 @@ import (
 // blocks): a step whose diff is this small changed nothing.
 const emptyTarSize = 1024
 
+// emptyLayerGzip is the gzip stream of an empty tar exactly as Go's
+// compress/gzip writes it at the default level: the 32-byte layer
+// sha256:4f4fb700ef54... that BuildKit exports for a step that changed
+// nothing. Writing these bytes (instead of our compressor's) gives such a
+// step the same layer digest as BuildKit.
+var emptyLayerGzip = []byte{
+	0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x62, 0x18, 0x05, 0xa3, 0x60, 0x14,
+	0x8c, 0x58, 0x00, 0x08, 0x00, 0x00, 0xff, 0xff, 0x2e, 0xaf, 0xb5, 0xef, 0x00, 0x04, 0x00, 0x00,
+}
+
 // Image returns the layers of result r, base first, and cfg with
-// rootfs.diff_ids set and the history entries of steps that changed nothing
-// marked empty_layer (their layers are dropped, as BuildKit does). Missing
-// step layers are computed concurrently and stored.
+// rootfs.diff_ids set. A step that changed nothing keeps an empty layer, as
+// BuildKit does. Missing step layers are computed concurrently and stored.
 func (w *Worker) Image(ctx context.Context, r solver.Result, cfg v1.ConfigFile) (v1.ConfigFile, []cache.Layer, error) {
 	rec := refRecord(r)
 	if r != nil && rec == nil {
@@ -34,13 +43,12 @@ func (w *Worker) Image(ctx context.Context, r solver.Result, cfg v1.ConfigFile) 
 			return cfg, nil, err
 		}
 	}
-	chain, err := w.computeLayers(ctx, items)
-	if err != nil {
+	if _, err := w.computeLayers(ctx, items); err != nil {
 		return cfg, nil, err
 	}
 	layers := layersOf(items)
-	cfg = markEmptyHistory(cfg, chain)
 	cfg.RootFS.Type = "layers"
+	var err error
 	if cfg.RootFS.DiffIDs, err = diffIDs(layers); err != nil {
 		return cfg, nil, err
 	}
@@ -71,14 +79,13 @@ func (w *Worker) computeLayers(ctx context.Context, items []layerItem) ([]*recor
 }
 
 // layersOf returns the layers of items, base first, once their step layers
-// are computed: steps that changed nothing have none.
+// are computed.
 func layersOf(items []layerItem) []cache.Layer {
 	var layers []cache.Layer
 	for _, it := range items {
-		switch {
-		case it.image != nil:
+		if it.image != nil {
 			layers = append(layers, *it.image)
-		case !it.step.Empty:
+		} else {
 			layers = append(layers, *it.step.Layer)
 		}
 	}
@@ -98,30 +105,6 @@ func diffIDs(layers []cache.Layer) ([]v1.Hash, error) {
 	return out, nil
 }
 
-// markEmptyHistory pairs the steps with the last len(chain) history entries
-// that claim a layer and marks those of empty steps as empty layers.
-func markEmptyHistory(cfg v1.ConfigFile, chain []*record) v1.ConfigFile {
-	h := append([]v1.History(nil), cfg.History...)
-	var idx []int
-	for i := range h {
-		if !h[i].EmptyLayer {
-			idx = append(idx, i)
-		}
-	}
-	if len(idx) < len(chain) {
-		cfg.History = h
-		return cfg
-	}
-	idx = idx[len(idx)-len(chain):]
-	for k, rec := range chain {
-		if rec.Empty {
-			h[idx[k]].EmptyLayer = true
-		}
-	}
-	cfg.History = h
-	return cfg
-}
-
 func refRecord(r solver.Result) *record {
 	if x, ok := r.(*Ref); ok {
 		return x.rec
@@ -133,7 +116,8 @@ func refRecord(r solver.Result) *record {
 func (w *Worker) computeLayer(ctx context.Context, rec *record) error {
 	unlock := w.layerMu.lock("layer " + rec.ID)
 	defer unlock()
-	if rec.Computed {
+	// Records of older versions marked an empty step without a layer.
+	if rec.Computed && rec.Layer != nil {
 		return nil
 	}
 	bw, err := w.opt.Blobs.Writer()
@@ -156,20 +140,38 @@ func (w *Worker) computeLayer(ctx context.Context, rec *record) error {
 	}
 	updated := *rec
 	updated.Computed = true
-	if counter.n <= emptyTarSize {
-		updated.Empty = true
-	} else {
-		d, err := bw.Commit("")
-		if err != nil {
+	updated.Empty = counter.n <= emptyTarSize
+	if updated.Empty {
+		if bw, err = w.emptyLayerWriter(bw); err != nil {
 			return err
 		}
-		updated.Layer = &cache.Layer{MediaType: string(types.OCILayer), Digest: d, Size: bw.Size(), DiffID: diffID.Digest()}
+		defer bw.Close()
 	}
+	d, err := bw.Commit("")
+	if err != nil {
+		return err
+	}
+	updated.Layer = &cache.Layer{MediaType: string(types.OCILayer), Digest: d, Size: bw.Size(), DiffID: diffID.Digest()}
 	if err := w.saveRecord(&updated); err != nil {
 		return err
 	}
 	*rec = updated
 	return nil
+}
+
+// emptyLayerWriter drops what old holds and returns a writer holding
+// emptyLayerGzip instead.
+func (w *Worker) emptyLayerWriter(old *cache.BlobWriter) (*cache.BlobWriter, error) {
+	old.Close()
+	bw, err := w.opt.Blobs.Writer()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := bw.Write(emptyLayerGzip); err != nil {
+		bw.Close()
+		return nil, err
+	}
+	return bw, nil
 }
 
 type countWriter struct{ n int64 }

@@ -74,7 +74,11 @@ func (s *mountState) claim(name string) (string, func()) {
 // mountSetup is what one llb mount adds to a sandbox.
 type mountSetup struct {
 	mounts []executor.Mount
-	env    []string
+	// env is added where the step does not set the key (SSH_AUTH_SOCK).
+	env []string
+	// secretEnv replaces the step's value of the key: a secret delivered
+	// as an env var wins over an ENV of the same name, as in BuildKit.
+	secretEnv []string
 }
 
 // mount turns a non-root llb mount into sandbox mounts and environment
@@ -102,6 +106,9 @@ func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result)
 		if err != nil {
 			return mountSetup{}, cleanup, err
 		}
+		if dir, err = cacheSubdir(dir, m); err != nil {
+			return mountSetup{}, cleanup, err
+		}
 		opts := []string{"rbind"}
 		if m.Readonly {
 			opts = append(opts, "ro")
@@ -114,6 +121,29 @@ func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result)
 	default:
 		return mountSetup{}, nil, fmt.Errorf("mount %s: unknown mount type %q", m.Dest, m.Type)
 	}
+}
+
+// cacheSubdir is the directory of a cache mount's source= inside the cache
+// dir, resolved inside it: a symlink in the cache never leads out of it
+// (BuildKit's testCacheMountSourceEscape). As in BuildKit, the source must
+// exist in the cache.
+func cacheSubdir(dir string, m llb.Mount) (string, error) {
+	sel := selectorPath(m.Selector)
+	if sel == "/" {
+		return dir, nil
+	}
+	p, err := fsutil.ResolveInRoot(dir, sel)
+	if err != nil {
+		return "", fmt.Errorf("cache mount %s: source %s: %w", m.Dest, sel, err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("cache mount %s: source %s does not exist in the cache", m.Dest, sel)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("cache mount %s: source %s in the cache is not a directory", m.Dest, sel)
+	}
+	return p, nil
 }
 
 // selectorPath is the cleaned selector, "/" for the whole tree.
@@ -279,7 +309,7 @@ func (w *Worker) cacheMountDir(m llb.Mount) (string, error) {
 
 // acquireCache returns the persistent directory of cache mount m under
 // StateDir/cache-mounts, created (owned by m.UID:m.GID with m.Mode, seeded
-// from the subtree m.Selector of in when the mount has a source) the first
+// from the tree in when the mount has a from=) the first
 // time the id is used. The release function ends this step's use: for
 // sharing=locked it lets the next step with the id run, for
 // sharing=private it frees the directory for reuse.
@@ -330,8 +360,10 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 	defer os.RemoveAll(tmp)
 	stage := filepath.Join(tmp, "dir")
 	if m.Input >= 0 {
-		if err := w.copySubtree(ctx, in, selectorPath(m.Selector), stage); err != nil {
-			return "", fmt.Errorf("seeding from source %s: %w", selectorPath(m.Selector), err)
+		// As in BuildKit, the cache starts as a copy of the whole from=
+		// tree; source= selects the directory mounted (cacheSubdir).
+		if err := w.copySubtree(ctx, in, "/", stage); err != nil {
+			return "", fmt.Errorf("seeding from the mount's from= stage: %w", err)
 		}
 	} else if err := os.Mkdir(stage, 0o755); err != nil {
 		return "", err
@@ -360,6 +392,26 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 	return dir, nil
 }
 
+// replaceEnv returns env with the KEY=VALUE pairs of extra set, replacing
+// any value env has for the key.
+func replaceEnv(env, extra []string) []string {
+	if len(extra) == 0 {
+		return env
+	}
+	set := map[string]bool{}
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	out := make([]string, 0, len(env)+len(extra))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); !set[k] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
+}
+
 // addEnv returns env with the KEY=VALUE pairs of extra added. A key the
 // step's own environment already sets keeps its value (a RUN that sets
 // SSH_AUTH_SOCK itself wins); a key set twice by mounts takes the first.
@@ -382,4 +434,58 @@ func addEnv(env, extra []string) []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// PruneNoCacheMounts empties, before a build, the cache mounts of the exec
+// ops of v that ignore the cache (--no-cache), so they start empty, as
+// BuildKit prunes them when it loads such a definition (moby/buildkit#5305).
+// Later steps of the same build then share what the first one writes.
+func (w *Worker) PruneNoCacheMounts(v *llb.Vertex) error {
+	if w.opt.StateDir == "" || v == nil {
+		return nil
+	}
+	ids := map[string]bool{}
+	_ = llb.Walk(v, func(x *llb.Vertex) error {
+		op, ok := x.Op().(llb.ExecOp)
+		if !ok || !x.Meta().IgnoreCache {
+			return nil
+		}
+		for _, m := range op.Mounts {
+			if m.Type == llb.MountCache {
+				id := m.CacheID
+				if id == "" {
+					id = m.Dest
+				}
+				ids[id] = true
+			}
+		}
+		return nil
+	})
+	base := filepath.Join(w.opt.StateDir, "cache-mounts")
+	w.mounts.mu.Lock()
+	defer w.mounts.mu.Unlock()
+	for id := range ids {
+		name := cacheDirName(id)
+		// name, and name-N of private mounts.
+		matches, _ := filepath.Glob(filepath.Join(base, name+"*"))
+		for _, dir := range matches {
+			if b := filepath.Base(dir); b != name && !strings.HasPrefix(b, name+"-") {
+				continue
+			}
+			// Renamed first: a build using the directory keeps its
+			// mount, and no half-removed cache is ever reused.
+			old, err := os.MkdirTemp(base, ".old-")
+			if err != nil {
+				return fmt.Errorf("emptying cache mount %q: %w", id, err)
+			}
+			if err := os.Rename(dir, filepath.Join(old, "dir")); err != nil {
+				os.RemoveAll(old)
+				return fmt.Errorf("emptying cache mount %q: %w", id, err)
+			}
+			if err := os.RemoveAll(old); err != nil {
+				return fmt.Errorf("emptying cache mount %q: %w", id, err)
+			}
+		}
+	}
+	return nil
 }

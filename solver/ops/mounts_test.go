@@ -148,9 +148,18 @@ func TestCacheSharingModes(t *testing.T) {
 		os.WriteFile(filepath.Join(src, "sub", "seed.txt"), []byte("seed"), 0o644)
 		in := &localResult{in: fileop.Input{Root: src, Local: true}}
 		m := llb.Mount{Input: 0, Selector: "/sub", CacheID: "seeded", Dest: "/c"}
-		dir, _, err := w.acquireCache(ctx, m, in)
+		root, _, err := w.acquireCache(ctx, m, in)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The cache is a copy of the whole tree; source= is the mounted
+		// directory in it.
+		dir, err := cacheSubdir(root, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dir != filepath.Join(root, "sub") {
+			t.Errorf("mounted %s, want %s/sub", dir, root)
 		}
 		if data, err := os.ReadFile(filepath.Join(dir, "seed.txt")); string(data) != "seed" {
 			t.Errorf("seeded cache: %q, %v", data, err)
@@ -164,6 +173,39 @@ func TestCacheSharingModes(t *testing.T) {
 			t.Errorf("an existing cache was reseeded: %q", data)
 		}
 	})
+}
+
+// TestCacheSubdirStaysInCache: source= of a cache mount is resolved inside
+// the cache; a symlink pointing out of it, or a missing source, is an error
+// (BuildKit's testCacheMountSourceEscape).
+func TestCacheSubdirStaysInCache(t *testing.T) {
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "ok", "deep"), 0o755))
+	must(t, os.Symlink("/etc", filepath.Join(root, "sel")))
+	must(t, os.Symlink("../../../../..", filepath.Join(root, "up")))
+	must(t, os.WriteFile(filepath.Join(root, "file"), nil, 0o644))
+	for _, tc := range []struct {
+		sel, want string
+	}{
+		{"/", root},
+		{"ok", filepath.Join(root, "ok")},
+		{"ok/deep", filepath.Join(root, "ok", "deep")},
+		{"sel", ""},
+		{"up", root},
+		{"missing", ""},
+		{"file", ""},
+	} {
+		got, err := cacheSubdir(root, llb.Mount{Selector: tc.sel, Dest: "/c"})
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("source %s: mounted %s, want an error", tc.sel, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("source %s: %s, %v; want %s", tc.sel, got, err, tc.want)
+		}
+	}
 }
 
 func TestCopySubtreeStaysInSource(t *testing.T) {

@@ -1,13 +1,17 @@
 package ops
 
 import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/builderdev/builder/llb"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func TestTailBufferKeepsLastLines(t *testing.T) {
@@ -20,28 +24,23 @@ func TestTailBufferKeepsLastLines(t *testing.T) {
 	}
 }
 
-func TestMarkEmptyHistory(t *testing.T) {
-	cfg := v1.ConfigFile{History: []v1.History{
-		{CreatedBy: "base layer"},
-		{CreatedBy: "CMD", EmptyLayer: true},
-		{CreatedBy: "WORKDIR /app"},
-		{CreatedBy: "ENV A=1", EmptyLayer: true},
-		{CreatedBy: "RUN true"},
-		{CreatedBy: "COPY x ."},
-	}}
-	chain := []*record{{Empty: true}, {Empty: true}, {Empty: false}}
-	got := markEmptyHistory(cfg, chain)
-	var flags []string
-	for _, h := range got.History {
-		if h.EmptyLayer {
-			flags = append(flags, h.CreatedBy)
-		}
+// TestEmptyLayerIsBuildKits checks that a step that changed nothing gets
+// BuildKit's empty layer: an empty tar, gzip'd to the well-known blob.
+func TestEmptyLayerIsBuildKits(t *testing.T) {
+	zr, err := gzip.NewReader(bytes.NewReader(emptyLayerGzip))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if want := "CMD|WORKDIR /app|ENV A=1|RUN true"; strings.Join(flags, "|") != want {
-		t.Errorf("empty layers %q, want %q", strings.Join(flags, "|"), want)
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if cfg.History[2].EmptyLayer {
-		t.Error("markEmptyHistory changed its argument's history")
+	if len(data) != emptyTarSize || strings.Trim(string(data), "\x00") != "" {
+		t.Errorf("empty layer holds %d bytes, want %d zero bytes", len(data), emptyTarSize)
+	}
+	sum := sha256.Sum256(emptyLayerGzip)
+	if got, want := hex.EncodeToString(sum[:]), "4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1"; got != want {
+		t.Errorf("empty layer digest %s, want %s", got, want)
 	}
 }
 

@@ -62,7 +62,7 @@ func (w *Worker) secretMount(ctx context.Context, m llb.Mount) (mountSetup, func
 	}
 	var setup mountSetup
 	if m.SecretEnv != "" {
-		setup.env = append(setup.env, m.SecretEnv+"="+string(data))
+		setup.secretEnv = append(setup.secretEnv, m.SecretEnv+"="+string(data))
 	}
 	if m.Dest == "" {
 		return setup, nil, nil

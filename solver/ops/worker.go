@@ -164,9 +164,10 @@ type record struct {
 	// Merge results: the records of the merged inputs in order ("" =
 	// scratch); the result's layers are theirs, and it has none of its own.
 	Merge []string `json:"merge,omitempty"`
-	// Empty is true when the step changed nothing (no layer).
+	// Empty is true when the step changed nothing: its layer is then the
+	// empty layer (emptyLayerGzip).
 	Empty bool `json:"empty,omitempty"`
-	// Computed is true once Layer/Empty are known.
+	// Computed is true once Layer is known.
 	Computed bool `json:"computed,omitempty"`
 }
 

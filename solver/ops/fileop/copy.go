@@ -237,8 +237,8 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 	if !dirish {
 		mk = path.Dir(dest)
 	}
-	if _, err := fsutil.MkdirAllInRoot(root, mk, 0o755, owner); err != nil {
-		return fmt.Errorf("copy: creating %s: %w", mk, err)
+	if _, err := fsutil.MkdirAllInRoot(root, mk, createdDirMode(ms), owner); err != nil {
+		return fmt.Errorf("copy: creating %s: %w", mk, unwrapPath(err))
 	}
 	if destHost, err = fsutil.ResolveInRoot(root, dest); err != nil {
 		return fmt.Errorf("copy: dest %s: %w", dest, err)
@@ -308,15 +308,28 @@ func (cp *copier) copySource(src copySource, destHost string, c *llb.Copy) error
 		}
 	}
 	// The parent of the target (the target itself for the contents of a
-	// dir) is created inside the root, after dest was resolved.
+	// dir) is created inside the root, after dest was resolved; as in
+	// BuildKit's fsutil copy it gets createdDirMode, not the source dir's
+	// metadata.
 	mk := filepath.Dir(target)
 	if c.DirContentsOnly && isDir && fiDest == nil {
 		mk = target
 	}
-	if _, err := fsutil.MkdirAllInRoot(cp.root, cp.destName(mk), 0o755, cp.owner); err != nil {
+	if _, err := fsutil.MkdirAllInRoot(cp.root, cp.destName(mk), createdDirMode(cp.mode), cp.owner); err != nil {
 		return err
 	}
 	return cp.copy(cp.s.hostPath(src.rel), src.rel, "", target, false)
+}
+
+// createdDirMode is the mode of a directory a copy creates on the way to its
+// destination: an octal --chmod, else 0755, as BuildKit's fsutil copy does
+// (testCopyChmod: COPY --chmod=777 foo /parent/foo makes /parent 0777; a
+// symbolic --chmod leaves them 0755).
+func createdDirMode(ms *modeSpec) os.FileMode {
+	if ms == nil || !ms.octal {
+		return os.ModeDir | 0o755
+	}
+	return os.ModeDir | fsutil.GoMode(ms.mode)
 }
 
 // destName names a host path of the destination tree for messages.
@@ -393,8 +406,17 @@ func (cp *copier) copy(host, rel, comp, target string, overwrite bool) error {
 		if err := unix.Mknod(target, st.Mode, int(st.Rdev)); err != nil {
 			return fmt.Errorf("mknod %s: %w", cp.destName(target), err)
 		}
+	case m&os.ModeSocket != 0 && cp.s.local:
+		// A socket of the build context arrives as an empty regular file,
+		// as BuildKit's context transfer sends it (testCopySocket).
+		if err := cp.clearTarget(target); err != nil {
+			return err
+		}
+		if err := os.WriteFile(target, nil, 0o600); err != nil {
+			return fmt.Errorf("creating %s: %w", cp.destName(target), unwrapPath(err))
+		}
 	default:
-		// Sockets cannot be copied; docker build skips them too.
+		// Sockets of a stage cannot be copied.
 		return nil
 	}
 	if copyMeta {

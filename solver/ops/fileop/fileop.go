@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/snapshot/fsutil"
@@ -63,10 +64,14 @@ func doMkdir(root string, m *llb.Mkdir) error {
 	}
 	mode := fsutil.GoMode(fsutil.UnixMode(m.Mode))
 	if m.MakeParents {
-		if _, err := fsutil.MkdirAllInRoot(root, p, mode, owner); err != nil {
+		created, err := missingDirs(root, p)
+		if err != nil {
 			return fmt.Errorf("mkdir -p %s: %w", p, err)
 		}
-		return nil
+		if _, err := fsutil.MkdirAllInRoot(root, p, mode, owner); err != nil {
+			return fmt.Errorf("mkdir -p %s: %w", p, unwrapPath(err))
+		}
+		return setDirTimes(root, created, m.Timestamp)
 	}
 	h, err := fsutil.ResolveInRoot(root, p)
 	if err != nil {
@@ -84,6 +89,44 @@ func doMkdir(root string, m *llb.Mkdir) error {
 	if owner != nil {
 		if err := os.Lchown(h, owner.UID, owner.GID); err != nil {
 			return fmt.Errorf("mkdir %s: %w", p, unwrapPath(err))
+		}
+	}
+	return setDirTimes(root, []string{p}, m.Timestamp)
+}
+
+// missingDirs lists p and its parents that do not exist yet under root,
+// outermost first (what mkdir -p p will create).
+func missingDirs(root, p string) ([]string, error) {
+	var out []string
+	for cur := p; cur != "/"; cur = path.Dir(cur) {
+		h, err := fsutil.ResolveInRoot(root, cur)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Lstat(h); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, unwrapPath(err)
+		}
+		out = append([]string{cur}, out...)
+	}
+	return out, nil
+}
+
+// setDirTimes sets the times of the directories dirs (paths in root) to
+// ts, as BuildKit's mkdir does with a created time; nil ts does nothing.
+func setDirTimes(root string, dirs []string, ts *int64) error {
+	if ts == nil {
+		return nil
+	}
+	tm := time.Unix(*ts, 0)
+	for _, d := range dirs {
+		h, err := fsutil.ResolveInRoot(root, d)
+		if err != nil {
+			return fmt.Errorf("mkdir %s: %w", d, err)
+		}
+		if err := os.Chtimes(h, tm, tm); err != nil {
+			return fmt.Errorf("mkdir %s: setting times: %w", d, unwrapPath(err))
 		}
 	}
 	return nil
