@@ -4,14 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -25,40 +24,35 @@ func PlatformOf(img *Image) *v1.Platform {
 	return &v1.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
 }
 
-// indexManifest returns the raw index of imgs (as IndexV1 makes it, so
+// indexManifest returns the raw index of imgs (as IndexV1 serves it, so
 // an OCI layout and a push name the same digest) and its descriptor.
 func indexManifest(imgs []*Image, opt ...Option) ([]byte, v1.Descriptor, error) {
 	idx, err := IndexV1(imgs, opt...)
 	if err != nil {
 		return nil, v1.Descriptor{}, err
 	}
-	raw, err := idx.RawManifest()
-	if err != nil {
-		return nil, v1.Descriptor{}, err
-	}
-	mt, err := idx.MediaType()
-	if err != nil {
-		return nil, v1.Descriptor{}, err
-	}
-	h, _, err := v1.SHA256(bytes.NewReader(raw))
-	if err != nil {
-		return nil, v1.Descriptor{}, err
-	}
+	raw, _ := idx.RawManifest()
+	mt, _ := idx.MediaType()
+	h, _ := idx.Digest()
 	return raw, v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: h}, nil
 }
 
 // IndexV1 returns imgs as one go-containerregistry index (for a push):
-// each image as V1 with opt makes it, with its platform on its descriptor.
+// each image as V1 with opt makes it, described by media type, digest,
+// size and platform only, as BuildKit writes an index (go-containerregistry's
+// mutate.AppendManifests would add an artifactType, which OCI reserves for
+// artifacts).
 func IndexV1(imgs []*Image, opt ...Option) (v1.ImageIndex, error) {
 	o := options{}
 	for _, f := range opt {
 		f(&o)
 	}
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	x := &index{imgs: map[v1.Hash]v1.Image{}}
+	x.manifest.SchemaVersion = 2
+	x.manifest.MediaType = types.OCIImageIndex
 	if o.docker {
-		idx = mutate.IndexMediaType(empty.Index, types.DockerManifestList)
+		x.manifest.MediaType = types.DockerManifestList
 	}
-	adds := make([]mutate.IndexAddendum, 0, len(imgs))
 	for i, img := range imgs {
 		vimg, err := img.V1(opt...)
 		if err != nil {
@@ -68,9 +62,56 @@ func IndexV1(imgs []*Image, opt ...Option) (v1.ImageIndex, error) {
 		if err != nil {
 			return nil, err
 		}
-		adds = append(adds, mutate.IndexAddendum{Add: vimg, Descriptor: v1.Descriptor{MediaType: mt, Platform: PlatformOf(img)}})
+		h, err := vimg.Digest()
+		if err != nil {
+			return nil, err
+		}
+		size, err := vimg.Size()
+		if err != nil {
+			return nil, err
+		}
+		x.imgs[h] = vimg
+		x.manifest.Manifests = append(x.manifest.Manifests, v1.Descriptor{MediaType: mt, Size: size, Digest: h, Platform: PlatformOf(img)})
 	}
-	return mutate.AppendManifests(idx, adds...), nil
+	raw, err := json.Marshal(x.manifest)
+	if err != nil {
+		return nil, err
+	}
+	x.raw = raw
+	if x.digest, _, err = v1.SHA256(bytes.NewReader(raw)); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// index is the v1.ImageIndex IndexV1 returns: a raw index and its images.
+type index struct {
+	manifest v1.IndexManifest
+	raw      []byte
+	digest   v1.Hash
+	imgs     map[v1.Hash]v1.Image
+}
+
+func (x *index) MediaType() (types.MediaType, error) { return x.manifest.MediaType, nil }
+func (x *index) Digest() (v1.Hash, error)            { return x.digest, nil }
+func (x *index) Size() (int64, error)                { return int64(len(x.raw)), nil }
+func (x *index) RawManifest() ([]byte, error)        { return x.raw, nil }
+
+func (x *index) IndexManifest() (*v1.IndexManifest, error) {
+	m := x.manifest
+	m.Manifests = append([]v1.Descriptor(nil), x.manifest.Manifests...)
+	return &m, nil
+}
+
+func (x *index) Image(h v1.Hash) (v1.Image, error) {
+	if img, ok := x.imgs[h]; ok {
+		return img, nil
+	}
+	return nil, fmt.Errorf("index %s has no image %s", x.digest, h)
+}
+
+func (x *index) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	return nil, fmt.Errorf("index %s has no nested index %s", x.digest, h)
 }
 
 // WriteOCIIndex writes imgs as an OCI image layout tar stream to w, as

@@ -49,7 +49,7 @@ func TestIndex(t *testing.T) {
 			}
 			for i, want := range []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm", Variant: "v7"}} {
 				d := im.Manifests[i]
-				if d.Platform == nil || !d.Platform.Equals(want) || d.MediaType != tt.single {
+				if d.Platform == nil || !d.Platform.Equals(want) || d.MediaType != tt.single || d.ArtifactType != "" || d.Annotations != nil {
 					t.Errorf("manifest %d: %s %v, want %s %v", i, d.MediaType, d.Platform, tt.single, want)
 				}
 			}
