@@ -780,6 +780,45 @@ func cloneSet(m map[string]struct{}) map[string]struct{} {
 	return out
 }
 
+// targetSuffix is what BuildKit appends to a stage's platform in a
+// progress name when the stage declared TARGET* args that name another
+// platform: "->arm64" (a cross-compiling $BUILDPLATFORM stage) or
+// "->os/arch" for another OS.
+func targetSuffix(base llb.Platform, env envList) string {
+	var t llb.Platform
+	set := false
+	if v, ok := env.Get("TARGETPLATFORM"); ok {
+		if p, err := parsePlatform(v); err == nil {
+			t, set = p, true
+		}
+	}
+	for k, f := range map[string]*string{"TARGETOS": &t.OS, "TARGETARCH": &t.Architecture, "TARGETVARIANT": &t.Variant} {
+		if v, ok := env.Get(k); ok {
+			*f, set = v, true
+		}
+	}
+	if !set {
+		return ""
+	}
+	if t.OS == "" {
+		t.OS = base.OS
+	}
+	if t.Architecture == "" {
+		t.Architecture = base.Architecture
+	}
+	t = t.Normalize()
+	switch {
+	case t.OS != base.OS:
+		return "->" + t.String()
+	case t.Architecture != base.Architecture:
+		if t.Variant != "" {
+			return "->" + t.Architecture + "/" + t.Variant
+		}
+		return "->" + t.Architecture
+	}
+	return ""
+}
+
 // prefix formats a progress name like BuildKit: "[stage 2/4] RUN ...".
 func (s *stage) prefix(str string) string {
 	if s.cmdTotal == 0 {
@@ -787,7 +826,7 @@ func (s *stage) prefix(str string) string {
 	}
 	out := "["
 	if s.showPlat {
-		out += s.plat.String() + " "
+		out += s.plat.String() + targetSuffix(s.plat, s.env) + " "
 	}
 	if s.display != "" {
 		out += s.display + " "

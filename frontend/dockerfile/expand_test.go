@@ -88,19 +88,24 @@ RUN uname -m
 	if amd[final].Digest() == arm[final].Digest() {
 		t.Errorf("target stage: same RUN digest for both targets")
 	}
+	arrow := "->arm64" // BuildKit's name of a cross-compiling stage
+	if host.Architecture == "arm64" {
+		arrow = ""
+	}
 	for name, tt := range map[string]struct {
-		v    *llb.Vertex
-		want llb.Platform
+		v      *llb.Vertex
+		want   llb.Platform
+		prefix string
 	}{
-		"cross on arm64": {arm[cross], host},
-		"final on arm64": {arm[final], llb.Platform{OS: "linux", Architecture: "arm64"}},
-		"final on amd64": {amd[final], llb.Platform{OS: "linux", Architecture: "amd64"}},
+		"cross on arm64": {arm[cross], host, "[" + host.String() + arrow + " cross 2/2] "},
+		"final on arm64": {arm[final], llb.Platform{OS: "linux", Architecture: "arm64"}, "[linux/arm64 stage-2 4/4] "},
+		"final on amd64": {amd[final], llb.Platform{OS: "linux", Architecture: "amd64"}, "[linux/amd64 stage-2 4/4] "},
 	} {
 		if got := tt.v.Op().(llb.ExecOp).Platform; got != tt.want {
 			t.Errorf("%s: exec platform %s, want %s", name, got, tt.want)
 		}
-		if !strings.HasPrefix(tt.v.Name(), "["+tt.want.String()+" ") {
-			t.Errorf("%s: progress name %q does not start with the platform", name, tt.v.Name())
+		if !strings.HasPrefix(tt.v.Name(), tt.prefix) {
+			t.Errorf("%s: progress name %q, want it to start with %q", name, tt.v.Name(), tt.prefix)
 		}
 	}
 	if env := strings.Join(arm[cross].Op().(llb.ExecOp).Env, " "); !strings.Contains(env, "TARGETARCH=arm64") {
