@@ -16,6 +16,7 @@ import (
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 )
 
@@ -348,7 +349,12 @@ func newSaveCommand() *cobra.Command {
 				}
 				write := func(w io.Writer) error {
 					if format == "oci" && im.Platforms != nil {
-						_, err := exporter.WriteOCIIndex(cmd.Context(), w, imgs, names)
+						// The stored index as it is (a Docker manifest list stays one).
+						var opt []exporter.Option
+						if im.Manifest.MediaType == types.DockerManifestList {
+							opt = append(opt, exporter.WithDockerMediaTypes())
+						}
+						_, err := exporter.WriteOCIIndex(cmd.Context(), w, imgs, names, opt...)
 						return err
 					}
 					if format == "oci" {

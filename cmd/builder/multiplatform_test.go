@@ -180,6 +180,34 @@ func TestMultiPlatformBuild(t *testing.T) {
 		t.Errorf("inspect: id %s, platforms %+v; want %s with amd64 and arm64", x.ID, x.Platforms, dgst)
 	}
 
+	// builder push of the stored index, and save --format oci of it.
+	var pushOut, pushStdout bytes.Buffer
+	if err := Push(context.Background(), root, "plain", RegistryFlags{}, ref, []string{host + "/copy:1"}, &pushOut, &pushStdout); err != nil {
+		t.Fatalf("builder push: %v\n%s", err, pushOut.String())
+	}
+	if !strings.Contains(pushStdout.String(), dgst) {
+		t.Errorf("builder push of the index: %q, want its digest %s", pushStdout.String(), dgst)
+	}
+	if _, err := exec.LookPath("skopeo"); err == nil {
+		var im v1.IndexManifest
+		if raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/copy:1"); json.Unmarshal([]byte(raw), &im) != nil || len(im.Manifests) != 2 {
+			t.Errorf("pushed copy: %s", raw)
+		}
+	}
+	saved := filepath.Join(t.TempDir(), "saved.tar")
+	save := newSaveCommand()
+	save.SetArgs([]string{"--root", root, "--format", "oci", "-o", saved, ref})
+	if err := save.Execute(); err != nil {
+		t.Fatalf("save --format oci: %v", err)
+	}
+	checkOCIIndex(t, saved, dgst, want)
+	save = newSaveCommand()
+	save.SetArgs([]string{"--root", root, "-o", saved, ref})
+	save.SilenceUsage, save.SilenceErrors = true, true
+	if err := save.Execute(); err == nil || !strings.Contains(err.Error(), "multi-platform image") {
+		t.Errorf("docker-format save of an index: %v", err)
+	}
+
 	// A second identical build: every step cached, the same index.
 	progress2, m2 := build()
 	if m2["containerimage.digest"] != dgst {
