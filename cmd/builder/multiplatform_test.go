@@ -160,6 +160,12 @@ func TestMultiPlatformBuild(t *testing.T) {
 		t.Errorf("run --platform linux/arm64: %d %v, stdout %q stderr %q", code, err, stdout.String(), stderr.String())
 	}
 
+	_, err = Run(context.Background(), RunOptions{Image: ref, Root: root, Remove: true, Platform: "linux/s390x", Pull: "never", Args: []string{"true"}},
+		RunIO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr})
+	if err == nil || !strings.Contains(err.Error(), "no image for platform linux/s390x (available: linux/amd64, linux/arm64)") {
+		t.Errorf("run --platform linux/s390x: %v", err)
+	}
+
 	// The local store shows the index once; inspect lists both platforms.
 	images, err := openImageStoreForTest(t, root)
 	if err != nil {

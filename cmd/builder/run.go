@@ -560,6 +560,10 @@ func loadStoredOrPulled(ctx context.Context, o RunOptions, root *state.Root, blo
 			if err != nil {
 				return nil, fmt.Errorf("local image %s: %w", ref, err)
 			}
+			have := llb.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+			if !p.IsZero() && p.Match(have) == 0 {
+				return nil, fmt.Errorf("image with reference %s was found but does not match the specified platform: wanted %s, actual: %s", ref, p, have.Normalize())
+			}
 			return &runImage{config: &img.Config, layers: img.Layers, id: im.ID}, nil
 		}
 		if !errors.Is(err, imagestore.ErrNotFound) {
