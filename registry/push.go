@@ -146,7 +146,8 @@ func (c *Client) pushManifest(ctx context.Context, x remote.Taggable, ref name.R
 			}
 		}
 	}()
-	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx), remote.WithProgress(updates))
+	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx), remote.WithProgress(updates),
+		remote.WithRetryPredicate(pushPredicate()))
 	var err error
 	switch v := x.(type) {
 	case v1.Image:

@@ -69,6 +69,8 @@ type BuildOptions struct {
 	Push     bool
 	Pull     bool
 	Registry RegistryFlags
+	// Cache are --cache-to and --cache-from.
+	Cache cacheFlags
 }
 
 func newBuildCommand() *cobra.Command {
@@ -138,6 +140,7 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
+	o.Cache.add(f)
 	return cmd
 }
 
@@ -171,6 +174,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := o.Cache.parse(); err != nil {
+		return err
+	}
 	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("unable to prepare context: path %q not found or not a directory", o.ContextDir)
 	}
@@ -178,7 +184,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if dfPath == "" {
 		dfPath = defaultDockerfile(o.ContextDir)
 	}
-	dfBytes, err := os.ReadFile(dfPath)
+	dfBytes, err := readInDir(ctx, dfPath)
 	if err != nil {
 		return fmt.Errorf("failed to read dockerfile: %w", err)
 	}
@@ -192,7 +198,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	excludes, err := readIgnoreFor(dfPath, o.ContextDir)
+	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
 	if err != nil {
 		return err
 	}
@@ -230,6 +236,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	display, err := progressui.New(out, o.Progress)
 	if err != nil {
 		return err
+	}
+	if err := root.RecoveryError(); err != nil {
+		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
 	}
 	if w := ex.CgroupWarning(); w != "" {
 		display.Warn(0, w)
@@ -284,13 +293,23 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Hostname:     o.Sandbox.Hostname,
 		Limits:       o.Sandbox.Limits,
 		CgroupParent: o.Sandbox.CgroupParent,
+		Warn:         func(msg string) { display.Warn(0, msg) },
 	})
-	s := solver.New(w, store, solver.Options{Reporter: col})
+	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
+	if err != nil {
+		display.Close()
+		return err
+	}
+	keys := rc.keyStore(store, w)
+	s := solver.New(w, keys, solver.Options{Reporter: col})
 	solved, err := solveAll(ctx, s, w, results)
 	if err == nil && len(results) == 1 {
 		err = export(ctx, col, w, images, solved[0], res, o)
 	} else if err == nil {
 		err = exportPlatforms(ctx, col, w, images, solved, results, o)
+	}
+	if err == nil && res.State != nil {
+		err = rc.export(ctx, col, cacheExportOf(s, results, solved, keys, w))
 	}
 	display.Close()
 	if err != nil {
@@ -329,18 +348,19 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *image
 // time (now, or SOURCE_DATE_EPOCH), history times and --label labels.
 func imageConfig(res *dockerfile.Result, o BuildOptions) (v1.ConfigFile, error) {
 	cfg := res.Config
-	cfg.Created.Time = time.Now().UTC()
+	// The frontend leaves the times of this build's history entries and
+	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
+	// the worker fills them from the times its results were made (see
+	// ops.Worker.Image), so a cached rebuild gives the same image.
 	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
 		return cfg, err
 	} else if ok {
 		cfg.Created.Time = epoch
-	}
-	// The frontend leaves the times of this build's history entries unset:
-	// they are the build's time, as in BuildKit.
-	cfg.History = append([]v1.History(nil), cfg.History...)
-	for i := range cfg.History {
-		if cfg.History[i].Created.IsZero() {
-			cfg.History[i].Created = cfg.Created
+		cfg.History = append([]v1.History(nil), cfg.History...)
+		for i := range cfg.History {
+			if cfg.History[i].Created.IsZero() {
+				cfg.History[i].Created = cfg.Created
+			}
 		}
 	}
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)

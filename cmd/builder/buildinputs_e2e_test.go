@@ -732,3 +732,30 @@ RUN --network=host ` + list + ` > /host
 		}
 	}
 }
+
+// TestSecretsOnTmpfs: the file a secret mount shows a RUN lives on a
+// memory filesystem (issue 12: never on a disk), and nothing of it stays
+// under the root.
+func TestSecretsOnTmpfs(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	root, ctxDir := t.TempDir(), t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": `ARG BASE
+FROM $BASE
+RUN --mount=type=secret,id=s awk '$5 == "/run/secrets/s" { for (i = 6; i <= NF; i++) if ($i == "-") print $(i+1) }' /proc/self/mountinfo > /fstype
+`})
+	secretFile := filepath.Join(t.TempDir(), "s")
+	val := canary(t, "tmpfs")
+	os.WriteFile(secretFile, []byte(val), 0o600)
+	img, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: ctxDir, Root: root, BuildArgs: env.baseArgs,
+		Secrets: []string{"id=s,src=" + secretFile}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress)
+	}
+	if got := imageFiles(t, img)["fstype"]; got != "tmpfs\n" {
+		t.Errorf("the secret file is on %q, want tmpfs", got)
+	}
+	for _, l := range leaksInTree(t, root, []string{val}) {
+		t.Errorf("secret under the root: %s", l)
+	}
+}

@@ -128,10 +128,22 @@ func printImages(w io.Writer, all []imagestore.Image, filter string, quiet, noTr
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	var damaged []string
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), humanAgo(now, r.im.Created), humanSize(r.im.Size))
+		created := humanAgo(now, r.im.Created)
+		if r.im.Damaged != "" {
+			created = "<damaged>"
+			damaged = append(damaged, fmt.Sprintf("WARNING: image %s:%s (%s) is damaged: %s; build or pull it again (builder prune removes it)", r.repo, r.tag, id(r.im), r.im.Damaged))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), created, humanSize(r.im.Size))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range damaged {
+		fmt.Fprintln(w, d)
+	}
+	return nil
 }
 
 // humanAgo formats the time since t as docker does ("2 weeks ago").

@@ -26,12 +26,14 @@ func main() {
 		Short:         "Build container images from Dockerfiles, without a daemon",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       shortVersion(),
 	}
+	root.SetVersionTemplate("builder version {{.Version}}\n")
 	root.AddCommand(newBuildCommand())
 	root.AddCommand(newImagesCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand())
 	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
 	root.AddCommand(newPushCommand(), newLoginCommand(), newLogoutCommand())
-	root.AddCommand(newPruneCommand())
+	root.AddCommand(newPruneCommand(), newVersionCommand())
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		var ee *exitError

@@ -13,7 +13,9 @@ import (
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -98,6 +100,28 @@ func solveAll(ctx context.Context, s *solver.Solver, w *ops.Worker, results []*d
 		})
 	}
 	return out, g.Wait()
+}
+
+// cacheExportOf is what --cache-to exports: the keyed vertices of every
+// platform's graph (each once) and every platform's target result.
+func cacheExportOf(s *solver.Solver, results []*dockerfile.Result, solved []solver.Result, keys solver.KeyStore, w *ops.Worker) remotecache.Build {
+	b := remotecache.Build{Final: solved[0], KeyStore: keys, Worker: w}
+	seen := map[digest.Digest]bool{}
+	for i, res := range results {
+		if res.State == nil {
+			continue
+		}
+		for _, kv := range s.Keys(res.State) {
+			if !seen[kv.Vertex.Digest()] {
+				seen[kv.Vertex.Digest()] = true
+				b.Keys = append(b.Keys, kv)
+			}
+		}
+		if i > 0 {
+			b.Finals = append(b.Finals, solved[i])
+		}
+	}
+	return b
 }
 
 // exportPlatforms exports a multi-platform build: the images (one per

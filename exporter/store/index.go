@@ -21,51 +21,65 @@ import (
 // registry's platform matcher.
 
 // describe reads the image (or index) d names: ID, size, creation time
-// and, for an index, its platforms.
-func (s *Store) describe(d v1.Descriptor) (Image, error) {
+// and, for an index, its platforms. What cannot be read makes the image
+// Damaged (see Image.Damaged), with the manifest digest as ID when the
+// manifest itself is unreadable.
+func (s *Store) describe(d v1.Descriptor) Image {
 	d.Annotations = nil
-	if !d.MediaType.IsIndex() {
-		m, _, err := s.manifest(d.Digest)
-		if err != nil {
-			return Image{}, err
-		}
-		cfg, err := s.config(m)
-		if err != nil {
-			return Image{}, err
-		}
-		im := Image{Manifest: d, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size, Created: cfg.Created.Time}
-		for _, l := range m.Layers {
-			im.Size += l.Size
-		}
-		return im, nil
+	if d.MediaType.IsIndex() {
+		return s.describeIndex(d)
 	}
+	m, _, err := s.manifest(d.Digest)
+	if err != nil {
+		return Image{Manifest: d, ID: digest.Digest(d.Digest.String()), Damaged: err.Error()}
+	}
+	im := Image{Manifest: d, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
+	for i, l := range m.Layers {
+		im.Size += l.Size
+		if n, err := s.blobs.Stat(digest.Digest(l.Digest.String())); err != nil || n != l.Size {
+			im.Damaged = fmt.Sprintf("layer %d (%s) is missing or damaged", i+1, l.Digest)
+		}
+	}
+	cfg, err := s.config(m)
+	if err != nil {
+		im.Damaged = err.Error()
+		return im
+	}
+	im.Created = cfg.Created.Time
+	return im
+}
+
+// describeIndex is describe of a multi-platform image: damaged when any
+// of its platforms is.
+func (s *Store) describeIndex(d v1.Descriptor) Image {
+	im := Image{Manifest: d, ID: digest.Digest(d.Digest.String()), Platforms: []Image{}}
 	raw, err := s.readBlob(d.Digest)
 	if err != nil {
-		return Image{}, err
+		im.Damaged = err.Error()
+		return im
 	}
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return Image{}, fmt.Errorf("image store: index %s: %w", d.Digest, err)
+		im.Damaged = fmt.Sprintf("image store: index %s: %v", d.Digest, err)
+		return im
 	}
-	im := Image{Manifest: d, ID: digest.Digest(d.Digest.String()), Platforms: []Image{}}
 	seen := map[v1.Hash]bool{}
 	for _, c := range idx.Manifests {
 		if c.MediaType.IsIndex() {
-			return Image{}, fmt.Errorf("image store: index %s: nested index %s", d.Digest, c.Digest)
+			im.Damaged = fmt.Sprintf("image store: index %s: nested index %s", d.Digest, c.Digest)
+			return im
 		}
-		ci, err := s.describe(c)
-		if err != nil {
-			return Image{}, err
-		}
+		ci := s.describe(c)
 		ci.Platform = c.Platform
-		m, _, err := s.manifest(c.Digest)
-		if err != nil {
-			return Image{}, err
+		if ci.Damaged != "" && im.Damaged == "" {
+			im.Damaged = fmt.Sprintf("%s: %s", registry.PlatformOf(c.Platform), ci.Damaged)
 		}
-		for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-			if !seen[b.Digest] {
-				seen[b.Digest] = true
-				im.Size += b.Size
+		if m, _, err := s.manifest(c.Digest); err == nil {
+			for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+				if !seen[b.Digest] {
+					seen[b.Digest] = true
+					im.Size += b.Size
+				}
 			}
 		}
 		if ci.Created.After(im.Created) {
@@ -73,7 +87,7 @@ func (s *Store) describe(d v1.Descriptor) (Image, error) {
 		}
 		im.Platforms = append(im.Platforms, ci)
 	}
-	return im, nil
+	return im
 }
 
 // singleImage refuses an index where one image is needed.
@@ -130,9 +144,9 @@ func (s *Store) PutIndex(ctx context.Context, imgs []*exporter.Image, names []st
 		return Image{}, err
 	}
 	desc := v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(raw))}
-	out, err := s.describe(desc)
-	if err != nil {
-		return Image{}, err
+	out := s.describe(desc)
+	if out.Damaged != "" {
+		return Image{}, fmt.Errorf("storing image index: %s", out.Damaged)
 	}
 	if err := s.update(func(idx *v1.IndexManifest) error {
 		setNames(idx, desc, full)

@@ -64,6 +64,10 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		}
 		base = inputs[o.op.Base]
 	}
+	// Results imported lazily from a remote cache are unpacked now.
+	if err := o.w.materializeInputs(ctx, inputs); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.v.Name(), err)
+	}
 	parent, err := snapshotName(base)
 	if err != nil {
 		return nil, err

@@ -304,8 +304,8 @@ func TestSecretMount(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(setup.env, ",") != strings.Join(c.wantEnv, ",") {
-				t.Errorf("env %v, want %v", setup.env, c.wantEnv)
+			if len(setup.env) != 0 || strings.Join(setup.secretEnv, ",") != strings.Join(c.wantEnv, ",") {
+				t.Errorf("env %v, secret env %v; want secret env %v", setup.env, setup.secretEnv, c.wantEnv)
 			}
 			if !c.wantFile {
 				if len(setup.mounts) != 0 {
@@ -443,4 +443,16 @@ func ownerOf(t *testing.T, p string) (int, int) {
 		t.Fatal(err)
 	}
 	return int(st.Uid), int(st.Gid)
+}
+
+// TestReplaceEnv: a secret env var replaces the step's own value (issue 10
+// #2); addEnv keeps it.
+func TestReplaceEnv(t *testing.T) {
+	env := []string{"PATH=/bin", "TOKEN=public"}
+	if got := strings.Join(replaceEnv(env, []string{"TOKEN=secret"}), ","); got != "PATH=/bin,TOKEN=secret" {
+		t.Errorf("replaceEnv = %s", got)
+	}
+	if got := strings.Join(addEnv(env, []string{"TOKEN=secret"}), ","); got != "PATH=/bin,TOKEN=public" {
+		t.Errorf("addEnv = %s", got)
+	}
 }

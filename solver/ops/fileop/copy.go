@@ -48,7 +48,7 @@ func sources(s *source, c *llb.Copy, excl *fsutil.PatternMatcher) ([]copySource,
 		var matches []string
 		wildcard := c.AllowWildcard && containsWildcards(p)
 		if wildcard {
-			m, err := s.glob(p, c.FollowSymlinks)
+			m, err := s.glob(p, c.FollowSymlinks, c.Parents)
 			if err != nil {
 				return nil, fmt.Errorf("source %q: %w", spec, err)
 			}
@@ -63,6 +63,26 @@ func sources(s *source, c *llb.Copy, excl *fsutil.PatternMatcher) ([]copySource,
 			matches = []string{p}
 		}
 		pivotRel := ""
+		if c.Parents && containsWildcards(pivot) {
+			// The pivot is a pattern itself (/test/a/b*/./c): each match
+			// pivots at its own first components.
+			n := len(strings.Split(pivot, "/"))
+			for _, m := range matches {
+				cs, err := statSource(s, spec, m, c.FollowSymlinks)
+				if err != nil {
+					return nil, err
+				}
+				comps := strings.Split(m, "/")
+				if len(comps) <= n {
+					continue
+				}
+				cs.wildcard = wildcard
+				cs.pivotRel = strings.Join(comps[:n], "/")
+				cs.parents = strings.Join(comps[n:], "/")
+				out = append(out, cs)
+			}
+			continue
+		}
 		if c.Parents && pivot != "" {
 			r, err := s.resolve(pivot, true)
 			if err != nil {
@@ -99,6 +119,29 @@ func sources(s *source, c *llb.Copy, excl *fsutil.PatternMatcher) ([]copySource,
 		}
 	}
 	return out, nil
+}
+
+// parentsPivotExists reports whether a --parents copy has a source whose
+// pivot (the part before "/./", the root without one) is an existing
+// directory.
+func parentsPivotExists(s *source, c *llb.Copy) bool {
+	for _, spec := range c.SrcPaths {
+		pivot := ""
+		if a, _, ok := strings.Cut(spec, "/./"); ok {
+			pivot = cleanRel(a)
+		}
+		if containsWildcards(pivot) {
+			continue
+		}
+		rel, err := s.resolve(pivot, true)
+		if err != nil {
+			continue
+		}
+		if fi, _, err := s.lstat(rel); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // statSource resolves and stats the root-relative path m of a source.
@@ -177,16 +220,32 @@ func keep(s *source, excl *fsutil.PatternMatcher, rel, comp string, fi os.FileIn
 
 type inodeKey struct{ dev, ino uint64 }
 
-// copier copies the entries of one Copy action.
+// copier copies the entries of one Copy action. The walk (directories,
+// symlinks, devices, hard links) runs in the calling goroutine; regular
+// files go to a small pool of workers (files). A directory's metadata is
+// set once everything is copied (dirMeta, children first), since creating
+// entries in a directory changes its times.
 type copier struct {
-	ctx    context.Context
-	s      *source
-	root   string // destination root
-	excl   *fsutil.PatternMatcher
-	owner  *fsutil.Owner
-	mode   *modeSpec
-	inodes map[inodeKey]string
-	isRoot bool
+	ctx     context.Context
+	s       *source
+	root    string // destination root
+	excl    *fsutil.PatternMatcher
+	owner   *fsutil.Owner
+	mode    *modeSpec
+	inodes  map[inodeKey]string
+	isRoot  bool
+	fc      *fsutil.FileCopier
+	files   *filePool
+	dirMeta []metaJob
+	// dstDir and srcDir are descriptors of root and of the source root,
+	// for the file workers.
+	dstDir, srcDir int
+}
+
+// metaJob is deferred metadata of a directory.
+type metaJob struct {
+	fi           os.FileInfo
+	host, target string
 }
 
 func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error {
@@ -223,12 +282,22 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 			return fmt.Errorf("copy: failed to stat parent of %s: %w", dest, unwrapPath(err))
 		}
 	}
-	if (len(c.SrcPaths) > 1 || len(srcs) > 1) && !dirish {
+	// Several sources in one action need a directory; the matches of one
+	// wildcard do not: as in BuildKit, each is copied (or unpacked) in turn
+	// to dest, so directories merge and archives extract into it.
+	if len(c.SrcPaths) > 1 && !dirish {
 		if fi, err := os.Stat(destHost); err != nil || !fi.IsDir() {
 			return fmt.Errorf("copy to %s: When using COPY with more than one source file, the destination must be a directory and end with a /", dest)
 		}
 	}
 	if len(srcs) == 0 {
+		if c.Parents && c.CreateDestPath && parentsPivotExists(s, c) {
+			// BuildKit copies the pivot dir filtered by the pattern:
+			// the destination exists even when nothing matched.
+			if _, err := fsutil.MkdirAllInRoot(root, dest, createdDirMode(ms), owner); err != nil {
+				return fmt.Errorf("copy: creating %s: %w", dest, unwrapPath(err))
+			}
+		}
 		return nil
 	}
 	// Create the destination dir (dest/) or the parent of dest, owned by
@@ -246,6 +315,7 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 	cp := &copier{
 		ctx: ctx, s: s, root: root, excl: excl, owner: owner, mode: ms,
 		inodes: map[inodeKey]string{}, isRoot: os.Geteuid() == 0,
+		fc: fsutil.NewFileCopier(),
 	}
 	for _, src := range srcs {
 		if err := ctx.Err(); err != nil {
@@ -260,8 +330,44 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 				continue
 			}
 		}
-		if err := cp.copySource(src, destHost, c); err != nil {
+		if err := cp.copyTop(src, destHost, c); err != nil {
 			return fmt.Errorf("copy %s to %s: %w", src.spec, dest, err)
+		}
+	}
+	return nil
+}
+
+// copyTop copies one source with a pool of file workers, then sets the
+// metadata of the directories it made.
+func (cp *copier) copyTop(src copySource, destHost string, c *llb.Copy) error {
+	// The workers run on other threads than this one, whose mount
+	// namespace alone may show the trees: they work relative to
+	// descriptors of the two roots.
+	dst, err := unix.Open(cp.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening the destination: %w", err)
+	}
+	defer unix.Close(dst)
+	srcDir := -1
+	if cp.s.root != "" {
+		if srcDir, err = unix.Open(cp.s.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("opening the source: %w", err)
+		}
+		defer unix.Close(srcDir)
+	}
+	cp.dstDir, cp.srcDir = dst, srcDir
+	cp.files = newFilePool(cp.ctx, cp.copyFileJob)
+	cp.dirMeta = cp.dirMeta[:0]
+	err = cp.copySource(src, destHost, c)
+	if werr := cp.files.wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return err
+	}
+	for _, j := range cp.dirMeta {
+		if err := cp.meta(j.fi, j.host, j.target); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -294,7 +400,7 @@ func (cp *copier) copySource(src copySource, destHost string, c *llb.Copy) error
 				}
 			}
 		}
-		return cp.copy(cp.s.hostPath(src.rel), src.rel, "", filepath.Join(target, dirs[len(dirs)-1]), false)
+		return cp.copy(cp.s.hostPath(src.rel), src.rel, "", filepath.Join(target, dirs[len(dirs)-1]), src.fi, false)
 	}
 	var fiDest os.FileInfo
 	if fi, err := os.Stat(destHost); err == nil {
@@ -318,7 +424,7 @@ func (cp *copier) copySource(src copySource, destHost string, c *llb.Copy) error
 	if _, err := fsutil.MkdirAllInRoot(cp.root, cp.destName(mk), createdDirMode(cp.mode), cp.owner); err != nil {
 		return err
 	}
-	return cp.copy(cp.s.hostPath(src.rel), src.rel, "", target, false)
+	return cp.copy(cp.s.hostPath(src.rel), src.rel, "", target, src.fi, false)
 }
 
 // createdDirMode is the mode of a directory a copy creates on the way to its
@@ -342,17 +448,17 @@ func (cp *copier) destName(p string) string {
 }
 
 // copy copies the source entry at host (root-relative rel, comp relative to
-// the copied source) to target. overwrite says whether an existing dir at
-// target takes the metadata of the source dir (true below the top).
-func (cp *copier) copy(host, rel, comp, target string, overwrite bool) error {
+// the copied source, with lstat fi) to target. overwrite says whether an
+// existing dir at target takes the metadata of the source dir (true below
+// the top). Regular files are handed to the file pool, except hard-linked
+// ones, whose first copy later links must find.
+func (cp *copier) copy(host, rel, comp, target string, fi os.FileInfo, overwrite bool) error {
 	if err := cp.ctx.Err(); err != nil {
 		return err
 	}
-	fi, err := os.Lstat(host)
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", "/"+rel, unwrapPath(err))
+	if err := cp.files.err(); err != nil {
+		return err
 	}
-	copyMeta := true
 	switch m := fi.Mode(); {
 	case m.IsDir():
 		created, err := cp.mkdirOnly(target, fi, overwrite)
@@ -360,30 +466,34 @@ func (cp *copier) copy(host, rel, comp, target string, overwrite bool) error {
 			return err
 		}
 		err = keptChildren(cp.s, cp.excl, host, rel, comp, func(chost, crel, ccomp string, cfi os.FileInfo) error {
-			return cp.copy(chost, crel, ccomp, filepath.Join(target, path.Base(crel)), true)
+			return cp.copy(chost, crel, ccomp, filepath.Join(target, path.Base(crel)), cfi, true)
 		})
 		if err != nil {
 			return err
 		}
-		copyMeta = created || overwrite
+		if created || overwrite {
+			cp.dirMeta = append(cp.dirMeta, metaJob{fi: fi, host: host, target: target})
+		}
+		return nil
 	case m.IsRegular():
-		if err := cp.clearTarget(target); err != nil {
-			return err
-		}
+		j := fileJob{host: host, rel: rel, target: target, fi: fi}
 		st, _ := fi.Sys().(*syscall.Stat_t)
-		if st != nil && st.Nlink > 1 {
-			k := inodeKey{uint64(st.Dev), st.Ino}
-			if prev, ok := cp.inodes[k]; ok {
-				if err := os.Link(prev, target); err != nil {
-					return fmt.Errorf("hard link %s: %w", cp.destName(target), unwrapPath(err))
-				}
-				break
+		if st == nil || st.Nlink <= 1 {
+			cp.files.add(j)
+			return nil
+		}
+		k := inodeKey{uint64(st.Dev), st.Ino}
+		if prev, ok := cp.inodes[k]; ok {
+			if err := cp.clearTarget(target); err != nil {
+				return err
 			}
-			cp.inodes[k] = target
+			if err := os.Link(prev, target); err != nil {
+				return fmt.Errorf("hard link %s: %w", cp.destName(target), unwrapPath(err))
+			}
+			break
 		}
-		if err := fsutil.CopyFileData(target, host); err != nil {
-			return fmt.Errorf("copying %s to %s: %w", "/"+rel, cp.destName(target), unwrapPath(err))
-		}
+		cp.inodes[k] = target
+		return cp.copyFileJob(j)
 	case m&os.ModeSymlink != 0:
 		if err := cp.clearTarget(target); err != nil {
 			return err
@@ -419,10 +529,7 @@ func (cp *copier) copy(host, rel, comp, target string, overwrite bool) error {
 		// Sockets of a stage cannot be copied.
 		return nil
 	}
-	if copyMeta {
-		return cp.meta(fi, host, target)
-	}
-	return nil
+	return cp.meta(fi, host, target)
 }
 
 // clearTarget removes a non-directory at target so a file can be created
@@ -439,6 +546,25 @@ func (cp *copier) clearTarget(target string) error {
 		return fmt.Errorf("cannot replace directory %s with a file", cp.destName(target))
 	}
 	return os.Remove(target)
+}
+
+// clearTargetAt is clearTarget for dst relative to the destination root
+// descriptor (from a worker thread).
+func (cp *copier) clearTargetAt(dst string) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(cp.dstDir, dst, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("stat %s: %w", "/"+filepath.ToSlash(dst), err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("cannot replace directory %s with a file", "/"+filepath.ToSlash(dst))
+	}
+	if err := unix.Unlinkat(cp.dstDir, dst, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("removing %s: %w", "/"+filepath.ToSlash(dst), err)
+	}
+	return nil
 }
 
 // mkdirOnly makes the directory target unless it exists; an existing
@@ -460,18 +586,67 @@ func (cp *copier) mkdirOnly(target string, fi os.FileInfo, overwrite bool) (bool
 	return true, nil
 }
 
-// meta copies owner, mode, xattrs and times of the source entry to target.
-func (cp *copier) meta(fi os.FileInfo, host, target string) error {
-	uid, gid := 0, 0
+// copyFileJob copies one regular file with its metadata; an existing
+// non-directory at the target is replaced.
+func (cp *copier) copyFileJob(j fileJob) error {
+	uid, gid := cp.ownerOf(j.fi)
+	atime, mtime := fsutil.StatTimes(j.fi)
+	mode := fsutil.UnixMode(j.fi.Mode())
+	if cp.mode != nil {
+		mode = cp.mode.apply(mode, false)
+	}
+	m := fsutil.FileMeta{
+		Chown: cp.isRoot || cp.owner != nil, UID: uid, GID: gid,
+		Mode: mode, Atime: atime, Mtime: mtime, Xattrs: true,
+	}
+	dst, err := filepath.Rel(cp.root, j.target)
+	if err != nil {
+		return err
+	}
+	src := filepath.FromSlash(j.rel)
+	if src == "" {
+		src = "."
+	}
+	err = cp.fc.CopyFile(cp.dstDir, dst, cp.srcDir, src, j.fi.Size(), m)
+	if errors.Is(err, os.ErrExist) {
+		if err := cp.clearTargetAt(dst); err != nil {
+			return err
+		}
+		err = cp.fc.CopyFile(cp.dstDir, dst, cp.srcDir, src, j.fi.Size(), m)
+	}
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			switch pe.Path {
+			case src:
+				return fmt.Errorf("copying %s: %s: %w", "/"+j.rel, pe.Op, pe.Err)
+			case dst, "":
+				return fmt.Errorf("copying %s to %s: %s: %w", "/"+j.rel, cp.destName(j.target), pe.Op, pe.Err)
+			}
+		}
+		return fmt.Errorf("copying %s to %s: %w", "/"+j.rel, cp.destName(j.target), err)
+	}
+	return nil
+}
+
+// ownerOf is the owner a copy of the entry fi gets: the chown user, 0:0
+// from a local context, else the source's.
+func (cp *copier) ownerOf(fi os.FileInfo) (uid, gid int) {
 	switch {
 	case cp.owner != nil:
-		uid, gid = cp.owner.UID, cp.owner.GID
+		return cp.owner.UID, cp.owner.GID
 	case cp.s.local:
-	default:
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(st.Uid), int(st.Gid)
-		}
+		return 0, 0
 	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return 0, 0
+}
+
+// meta copies owner, mode, xattrs and times of the source entry to target.
+func (cp *copier) meta(fi os.FileInfo, host, target string) error {
+	uid, gid := cp.ownerOf(fi)
 	if cp.isRoot || cp.owner != nil {
 		if err := os.Lchown(target, uid, gid); err != nil {
 			return fmt.Errorf("chown %s: %w", cp.destName(target), unwrapPath(err))

@@ -125,10 +125,18 @@ func TestCopy(t *testing.T) {
 			wantErr: "When using COPY with more than one source file, the destination must be a directory and end with a /",
 		},
 		{
-			name:    "wildcard with several matches needs a dir",
-			src:     []string{"a1", "a2"},
-			copy:    dockerCopy("/out", "a*"),
-			wantErr: "the destination must be a directory",
+			// BuildKit copies each match in turn: the last file wins.
+			name: "wildcard with several file matches to a file",
+			src:  []string{"a1", "a2"},
+			copy: dockerCopy("/out", "a*"),
+			want: []string{"out f 0644 a2"},
+		},
+		{
+			// ... and merges directories (issue 10 #6).
+			name: "wildcard with several dir matches merges them",
+			src:  []string{"dir1/a", "dir2/b", "dir2/sub/c"},
+			copy: dockerCopy("/out", "dir*"),
+			want: []string{"out d 0755", "out/a f 0644 dir1/a", "out/b f 0644 dir2/b", "out/sub d 0755", "out/sub/c f 0644 dir2/sub/c"},
 		},
 		{
 			name: "several sources into existing dir",

@@ -198,7 +198,7 @@ func doRm(root string, r *llb.Rm) error {
 	p, _ := cleanDest(r.Path)
 	if r.AllowWildcard && containsWildcards(p) {
 		s := &source{root: root, visibleDirs: map[string]bool{}}
-		matches, err := s.glob(p, false)
+		matches, err := s.glob(p, false, false)
 		if err != nil {
 			return fmt.Errorf("rm %s: %w", p, err)
 		}
