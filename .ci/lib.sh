@@ -9,10 +9,11 @@
 EXAMPLE_APT_PACKAGES=(docker-registry busybox-static skopeo umoci runc make)
 # The packages .ci/run needs besides: htpasswd (apache2-utils) for the
 # registries with auth of the push tests, podman for the acceptance test's
-# podman load, uidmap (newuidmap/newgidmap) for the rootless build test, and
+# podman load, uidmap (newuidmap/newgidmap) for the rootless build test,
+# chromium, the headless browser the build report's test renders in, and
 # qemu-user-static and binfmt-support for the arm64 RUN steps of the
 # multi-platform tests (binfmt_misc handlers with the F flag).
-BUILDER_APT_PACKAGES=("${EXAMPLE_APT_PACKAGES[@]}" apache2-utils podman uidmap qemu-user-static binfmt-support)
+BUILDER_APT_PACKAGES=("${EXAMPLE_APT_PACKAGES[@]}" apache2-utils podman uidmap chromium qemu-user-static binfmt-support)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -55,7 +55,7 @@ func (s *dirSink) file(name string, size int64, mode os.FileMode, fill func(io.W
 
 // writeLayoutEntries writes blobs/, the blobs in order, index.json and
 // oci-layout, sorted by name like containerd's archive exporter.
-func writeLayoutEntries(ctx context.Context, sink layoutSink, sorted []blobEntry, rawIndex []byte) error {
+func writeLayoutEntries(ctx context.Context, sink layoutSink, img *Image, sorted []blobEntry, rawIndex []byte) error {
 	if err := sink.dir("blobs/"); err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func writeLayoutEntries(ctx context.Context, sink layoutSink, sorted []blobEntry
 		p := "blobs/sha256/" + b.digest.Hex
 		fill := bytesFill(b.data)
 		if b.layer {
-			fill = func(w io.Writer) error { return copyBlob(ctx, w, b) }
+			fill = func(w io.Writer) error { return copyBlob(ctx, w, img, b) }
 		}
 		err := sink.file(p, b.size, 0o444, fill)
 		if err != nil {

@@ -56,7 +56,6 @@ type blobEntry struct {
 	size   int64
 	data   []byte // config and manifest
 	layer  bool   // streamed from the store
-	img    *Image // the image whose blob store holds the layer
 }
 
 // WriteOCI writes img as an OCI image layout tar stream to w: oci-layout,
@@ -68,7 +67,7 @@ type blobEntry struct {
 // returns the manifest's descriptor.
 func WriteOCI(ctx context.Context, w io.Writer, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
 	tw := &tarSink{tw: tar.NewWriter(w)}
-	desc, err := writeLayout(ctx, tw, []*Image{img}, names, opt...)
+	desc, err := writeLayout(ctx, tw, img, names, opt...)
 	if err != nil {
 		return desc, err
 	}
@@ -82,7 +81,7 @@ func WriteOCIDir(ctx context.Context, dir string, img *Image, names []string, op
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("oci layout %s: %w", dir, err)
 	}
-	return writeLayout(ctx, &dirSink{root: dir}, []*Image{img}, names, opt...)
+	return writeLayout(ctx, &dirSink{root: dir}, img, names, opt...)
 }
 
 // built is an image in the form the writers need: its manifest, raw and
@@ -118,80 +117,96 @@ func build(img *Image, opt ...Option) (*built, error) {
 	return b, nil
 }
 
-func writeLayout(ctx context.Context, sink layoutSink, imgs []*Image, names []string, opt ...Option) (v1.Descriptor, error) {
-	if len(imgs) == 0 {
-		return v1.Descriptor{}, errors.New("no image to write")
-	}
-	blobs := map[v1.Hash]blobEntry{}
-	var descs []v1.Descriptor
-	for _, img := range imgs {
-		b, err := build(img, opt...)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		m, md := b.manifest, b.desc.Digest
-		blobs[md] = blobEntry{digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest}
-		blobs[m.Config.Digest] = blobEntry{digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig}
-		for _, l := range m.Layers {
-			blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true, img: img}
-		}
-		descs = append(descs, b.desc)
-	}
-	desc := descs[0]
-	if len(imgs) > 1 {
-		raw, d, err := indexManifest(imgs, opt...)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		blobs[d.Digest] = blobEntry{digest: d.Digest, size: d.Size, data: raw}
-		desc = d
-	}
-
-	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
-	if len(names) == 0 {
-		index.Manifests = append(index.Manifests, desc)
-	}
-	seen := map[string]bool{}
-	for _, n := range names {
-		full, err := NormalizeName(n)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		if seen[full] {
-			continue
-		}
-		seen[full] = true
-		d := desc
-		d.Annotations = map[string]string{
-			AnnotationImageName: full,
-			AnnotationRefName:   full[strings.LastIndex(full, ":")+1:],
-		}
-		index.Manifests = append(index.Manifests, d)
-	}
-	rawIndex, err := json.Marshal(index)
+func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
+	descs, err := writeLayoutImages(ctx, sink, []NamedImage{{Image: img, Names: names}}, opt...)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
+	return descs[0], nil
+}
 
+// writeLayoutImages writes an OCI layout of several images (their blobs
+// from the first image's blob store, which they share): index.json lists
+// each image under each of its names (once without a name when it has
+// none).
+func writeLayoutImages(ctx context.Context, sink layoutSink, imgs []NamedImage, opt ...Option) ([]v1.Descriptor, error) {
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+	blobs := map[v1.Hash]blobEntry{}
+	var descs []v1.Descriptor
+	seen := map[string]bool{}
+	for _, ni := range imgs {
+		b, err := build(ni.Image, opt...)
+		if err != nil {
+			return nil, err
+		}
+		m, desc, md := b.manifest, b.desc, b.desc.Digest
+		descs = append(descs, desc)
+		if len(ni.Names) == 0 {
+			index.Manifests = append(index.Manifests, desc)
+		}
+		for _, n := range ni.Names {
+			full, err := NormalizeName(n)
+			if err != nil {
+				return nil, err
+			}
+			if seen[full] {
+				continue
+			}
+			seen[full] = true
+			d := desc
+			d.Annotations = map[string]string{
+				AnnotationImageName: full,
+				AnnotationRefName:   full[strings.LastIndex(full, ":")+1:],
+			}
+			index.Manifests = append(index.Manifests, d)
+		}
+		blobs[md] = blobEntry{digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest}
+		blobs[m.Config.Digest] = blobEntry{digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig}
+		for _, l := range m.Layers {
+			blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true}
+		}
+	}
+	rawIndex, err := json.Marshal(index)
+	if err != nil {
+		return nil, err
+	}
 	sorted := make([]blobEntry, 0, len(blobs))
 	for _, e := range blobs {
 		if e.digest.Algorithm != "sha256" {
-			return v1.Descriptor{}, fmt.Errorf("blob %s: only sha256 blobs are supported", e.digest)
+			return nil, fmt.Errorf("blob %s: only sha256 blobs are supported", e.digest)
 		}
 		sorted = append(sorted, e)
 	}
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].digest.Hex < sorted[j].digest.Hex })
 
-	if err := writeLayoutEntries(ctx, sink, sorted, rawIndex); err != nil {
-		return v1.Descriptor{}, err
+	if err := writeLayoutEntries(ctx, sink, imgs[0].Image, sorted, rawIndex); err != nil {
+		return nil, err
 	}
-	return desc, nil
+	return descs, nil
+}
+
+// WriteOCIImages writes several images into one OCI image layout tar
+// stream (see WriteOCI); they must share one blob store.
+func WriteOCIImages(ctx context.Context, w io.Writer, imgs []NamedImage, opt ...Option) ([]v1.Descriptor, error) {
+	if len(imgs) == 0 {
+		return nil, errors.New("oci layout: no image")
+	}
+	for _, ni := range imgs[1:] {
+		if ni.Image.Blobs != imgs[0].Image.Blobs {
+			return nil, errors.New("oci layout: the images do not share a blob store")
+		}
+	}
+	tw := &tarSink{tw: tar.NewWriter(w)}
+	descs, err := writeLayoutImages(ctx, tw, imgs, opt...)
+	if err != nil {
+		return descs, err
+	}
+	return descs, tw.tw.Close()
 }
 
 // copyBlob streams layer b from the store into tw, checking size and
 // digest.
-func copyBlob(ctx context.Context, tw io.Writer, b blobEntry) error {
-	img := b.img
+func copyBlob(ctx context.Context, tw io.Writer, img *Image, b blobEntry) error {
 	d := digest.NewDigestFromEncoded(digest.SHA256, b.digest.Hex)
 	f, err := img.Blobs.Open(d)
 	if err != nil {

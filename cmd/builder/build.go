@@ -18,8 +18,10 @@ import (
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -39,8 +41,10 @@ type BuildOptions struct {
 	Target    string
 	NoCache   bool
 	Progress  string
-	Outputs   []Output
-	Root      string
+	// LogFile is --log-file: the whole plain log, not clipped.
+	LogFile string
+	Outputs []Output
+	Root    string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -64,6 +68,9 @@ type BuildOptions struct {
 	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
 	// which the exporter adds to the config (set by export).
 	healthStartInterval time.Duration
+	// Report is --report: the HTML report of the build (written also
+	// when it fails).
+	Report string
 	// Push is --push (type=image,push=true); Pull is --pull (tags always
 	// resolve at the registry); Registry are --tls-ca/--insecure-registry.
 	Push     bool
@@ -71,6 +78,9 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
+	// inlineCache, set for --cache-to type=inline, returns the cache to
+	// put into the config of an image with the given layers.
+	inlineCache inlineCacheFunc
 }
 
 func newBuildCommand() *cobra.Command {
@@ -128,9 +138,11 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
+	f.StringVar(&o.Report, "report", "", "Write an HTML report of the build (timeline, critical path, resources, layers) to a file")
 	rootFlag(cmd, &o.Root)
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
@@ -243,7 +255,14 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if w := ex.CgroupWarning(); w != "" {
 		display.Warn(0, w)
 	}
-	col := newCollector(display)
+	logs, flushLogs, err := stepLogs(display, secrets, o.LogFile)
+	if err != nil {
+		display.Close()
+		return err
+	}
+	closeDisplay := func() { flushLogs(); display.Close() }
+	col := newCollector(logs)
+	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
 	results, err := convertAll(ctx, col, platforms, dockerfile.Options{
 		Dockerfile:       dfBytes,
@@ -268,12 +287,12 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		err = checkPlatforms(results)
 	}
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	res := results[0]
 	if o.Call == "check" {
-		display.Close()
+		closeDisplay()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
 	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
@@ -297,25 +316,45 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	})
 	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return err
 	}
 	keys := rc.keyStore(store, w)
 	s := solver.New(w, keys, solver.Options{Reporter: col})
 	solved, err := solveAll(ctx, s, w, results)
+	var cacheBuild remotecache.Build
+	if err == nil && res.State != nil {
+		cacheBuild = cacheExportOf(s, results, solved, keys, w)
+	}
 	if err == nil && len(results) == 1 {
+		o.inlineCache = rc.inline(cacheBuild)
 		err = export(ctx, col, w, images, solved[0], res, o)
 	} else if err == nil {
-		err = exportPlatforms(ctx, col, w, images, solved, results, o)
+		// --cache-to type=inline: each platform's image carries its own.
+		inline := func(i int) inlineCacheFunc {
+			return rc.inline(cacheExportOf(s, results[i:i+1], solved[i:i+1], keys, w))
+		}
+		err = exportPlatforms(ctx, col, w, images, solved, results, o, inline)
 	}
 	if err == nil && res.State != nil {
-		err = rc.export(ctx, col, cacheExportOf(s, results, solved, keys, w))
+		err = rc.export(ctx, col, cacheBuild)
 	}
-	display.Close()
+	closeDisplay()
+	// The report is written for failed builds too.
+	if o.Report != "" {
+		if rerr := writeReport(o.Report, col.record()); rerr != nil {
+			fmt.Fprintf(out, "WARNING: --report: %v\n", rerr)
+		}
+	}
 	if err != nil {
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	return nil
+}
+
+// writeReport writes the HTML report of a build to path.
+func writeReport(path string, b *report.Build) error {
+	return writeFile(path, func(w io.Writer) error { return report.WriteHTML(w, b) })
 }
 
 // validateTags checks every -t name against Docker's reference grammar
@@ -344,14 +383,13 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *image
 	return writeResultFiles(r, e, o)
 }
 
-// imageConfig is the config of the image res describes: its creation
-// time (now, or SOURCE_DATE_EPOCH), history times and --label labels.
+// imageConfig is the config of the image res describes, with --label
+// labels. The frontend leaves the times of this build's history entries
+// and the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
+// the worker fills them from the times its results were made (see
+// ops.Worker.Image), so a cached rebuild gives the same image.
 func imageConfig(res *dockerfile.Result, o BuildOptions) (v1.ConfigFile, error) {
 	cfg := res.Config
-	// The frontend leaves the times of this build's history entries and
-	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
-	// the worker fills them from the times its results were made (see
-	// ops.Worker.Image), so a cached rebuild gives the same image.
 	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
 		return cfg, err
 	} else if ok {
@@ -367,8 +405,12 @@ func imageConfig(res *dockerfile.Result, o BuildOptions) (v1.ConfigFile, error) 
 	return cfg, nil
 }
 
-// writeResultFiles writes --iidfile and --metadata-file.
+// writeResultFiles hands the export to the build report and writes
+// --iidfile and --metadata-file.
 func writeResultFiles(r solver.Reporter, e *exported, o BuildOptions) error {
+	if col, ok := r.(*collector); ok {
+		col.exported = e
+	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {
 			return fmt.Errorf("--iidfile: %w", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -329,9 +330,9 @@ func newRmiCommand() *cobra.Command {
 func newSaveCommand() *cobra.Command {
 	var root, output, format string
 	cmd := &cobra.Command{
-		Use:   "save [OPTIONS] IMAGE",
-		Short: "Save an image to a tar archive (streamed to STDOUT by default)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "docker" && format != "oci" {
 				return fmt.Errorf("--format %q: must be docker or oci", format)
@@ -343,37 +344,21 @@ func newSaveCommand() *cobra.Command {
 				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 			}
 			return withImageStore(root, func(s *imagestore.Store) error {
-				im, err := s.Get(args[0])
+				if format == "oci" && len(args) == 1 {
+					if im, err := s.Get(args[0]); err == nil && im.Platforms != nil {
+						return saveIndex(cmd.Context(), s, im, args[0], toStdout, cmd.OutOrStdout(), output)
+					}
+				}
+				imgs, err := saveSet(s, args)
 				if err != nil {
 					return err
-				}
-				imgs, err := s.LoadAll(im)
-				if err != nil {
-					return err
-				}
-				if len(imgs) > 1 && format != "oci" {
-					return fmt.Errorf("%s is a multi-platform image: docker save format holds one platform, use --format oci", args[0])
-				}
-				img := imgs[0]
-				names := im.Names
-				if full, err := exporter.NormalizeName(args[0]); err == nil {
-					names = []string{full} // docker save NAME keeps only that name
 				}
 				write := func(w io.Writer) error {
-					if format == "oci" && im.Platforms != nil {
-						// The stored index as it is (a Docker manifest list stays one).
-						var opt []exporter.Option
-						if im.Manifest.MediaType == types.DockerManifestList {
-							opt = append(opt, exporter.WithDockerMediaTypes())
-						}
-						_, err := exporter.WriteOCIIndex(cmd.Context(), w, imgs, names, opt...)
-						return err
-					}
 					if format == "oci" {
-						_, err := exporter.WriteOCI(cmd.Context(), w, img, names)
+						_, err := exporter.WriteOCIImages(cmd.Context(), w, imgs)
 						return err
 					}
-					_, err := exporter.WriteDocker(cmd.Context(), w, img, names)
+					_, err := exporter.WriteDockerImages(cmd.Context(), w, imgs)
 					return err
 				}
 				if toStdout {
@@ -387,4 +372,60 @@ func newSaveCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
 	cmd.Flags().StringVar(&format, "format", "docker", `Archive format: "docker" (docker save) or "oci" (OCI image layout)`)
 	return cmd
+}
+
+// saveSet resolves the images to save, once each with every name it was
+// asked by (an image asked by ID keeps all its names), in order.
+// saveIndex writes the multi-platform image im as an OCI layout whose
+// index.json names its index (as stored: a Docker manifest list stays one).
+func saveIndex(ctx context.Context, s *imagestore.Store, im imagestore.Image, ref string, toStdout bool, stdout io.Writer, output string) error {
+	imgs, err := s.LoadAll(im)
+	if err != nil {
+		return err
+	}
+	names := im.Names
+	if full, err := exporter.NormalizeName(ref); err == nil {
+		names = []string{full} // docker save NAME keeps only that name
+	}
+	var opt []exporter.Option
+	if im.Manifest.MediaType == types.DockerManifestList {
+		opt = append(opt, exporter.WithDockerMediaTypes())
+	}
+	write := func(w io.Writer) error {
+		_, err := exporter.WriteOCIIndex(ctx, w, imgs, names, opt...)
+		return err
+	}
+	if toStdout {
+		return write(stdout)
+	}
+	return writeFile(output, write)
+}
+
+func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) {
+	var out []exporter.NamedImage
+	at := map[string]int{}
+	for _, ref := range refs {
+		im, err := s.Get(ref)
+		if err != nil {
+			return nil, err
+		}
+		names := im.Names
+		if full, err := exporter.NormalizeName(ref); err == nil {
+			names = []string{full} // docker save NAME keeps only that name
+		}
+		if i, ok := at[im.ID.String()]; ok {
+			out[i].Names = append(out[i].Names, names...)
+			continue
+		}
+		if im.Platforms != nil {
+			return nil, fmt.Errorf("%s is a multi-platform image: a docker archive holds one platform; save it alone with --format oci", ref)
+		}
+		img, err := s.Load(im)
+		if err != nil {
+			return nil, err
+		}
+		at[im.ID.String()] = len(out)
+		out = append(out, exporter.NamedImage{Image: img, Names: append([]string(nil), names...)})
+	}
+	return out, nil
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
@@ -102,6 +104,10 @@ func solveAll(ctx context.Context, s *solver.Solver, w *ops.Worker, results []*d
 	return out, g.Wait()
 }
 
+// inlineCacheFunc returns the inline cache (--cache-to type=inline) of an
+// image with the given layers, for its config.
+type inlineCacheFunc func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
+
 // cacheExportOf is what --cache-to exports: the keyed vertices of every
 // platform's graph (each once) and every platform's target result.
 func cacheExportOf(s *solver.Solver, results []*dockerfile.Result, solved []solver.Result, keys solver.KeyStore, w *ops.Worker) remotecache.Build {
@@ -128,7 +134,7 @@ func cacheExportOf(s *solver.Solver, results []*dockerfile.Result, solved []solv
 // platform) go into the local store as one index, then to every --output
 // as buildx writes them (an index for oci and image/registry, one
 // directory per platform for local and tar).
-func exportPlatforms(ctx context.Context, r solver.Reporter, w *ops.Worker, images *store.Store, solved []solver.Result, results []*dockerfile.Result, o BuildOptions) error {
+func exportPlatforms(ctx context.Context, r solver.Reporter, w *ops.Worker, images *store.Store, solved []solver.Result, results []*dockerfile.Result, o BuildOptions, inline func(i int) inlineCacheFunc) error {
 	warnRewriteWithoutEpoch(r, o.Outputs, o.BuildArgs)
 	blobs := images.Blobs()
 	storeOut, storeNames := storeOutput(o)
@@ -152,6 +158,14 @@ func exportPlatforms(ctx context.Context, r solver.Reporter, w *ops.Worker, imag
 					return err
 				}
 				imgs[i] = &exporter.Image{Config: c, Layers: layers, Blobs: blobs, HealthcheckStartInterval: res.HealthcheckStartInterval}
+				if f := inline(i); f != nil {
+					// --cache-to type=inline: the cache rides in the config.
+					raw, err := f(ctx, layers)
+					if err != nil {
+						return err
+					}
+					imgs[i].Extra = []exporter.ConfigField{{Name: remotecache.InlineKey, Value: raw}}
+				}
 			}
 			return nil
 		})

@@ -79,6 +79,10 @@ type Worker struct {
 	records map[string]*record // loaded records by id
 	layerMu keyedMutex         // serialises layer computation per record
 	mounts  mountState         // cache mount sharing
+	// restorer fills new cache mounts; usedMounts are the cache mount ids
+	// this build used (both under mu).
+	restorer   CacheMountRestorer
+	usedMounts map[string]bool
 }
 
 // New returns a worker.
