@@ -3,12 +3,16 @@ package executor
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // BinfmtDir is where the kernel's binfmt_misc is mounted.
@@ -114,10 +118,42 @@ func Native(arch string) bool {
 // handler is the one the kernel sees from this process: the host's, or,
 // on Linux 6.7 and later, the one of the user namespace builder runs in.
 // The error says what to install or mount.
+//
+// When builder runs in a user namespace of its own (rootless, see
+// MaybeUnshare) and the kernel has binfmt_misc per user namespace (Linux
+// 6.7 and later), a missing handler is registered for that namespace only
+// (registerPrivate): no host-wide set-up is needed. BUILDER_BINFMT=host
+// never does that; BUILDER_BINFMT=private always does (in a user
+// namespace), even when the host has a handler.
 func CheckEmulation(arch string) error {
 	if Native(arch) {
 		return nil
 	}
+	mode := os.Getenv("BUILDER_BINFMT")
+	var err error
+	if mode != "private" {
+		if err = checkHandler(arch); err == nil || mode == "host" {
+			return err
+		}
+	}
+	if !inUserNamespace() {
+		if err == nil { // BUILDER_BINFMT=private as real root
+			err = errors.New("BUILDER_BINFMT=private needs builder to run in a user namespace (rootless): as root it would register host-wide")
+		}
+		return err
+	}
+	perr := registerPrivate(arch)
+	if perr == nil {
+		return nil
+	}
+	if err == nil {
+		return perr
+	}
+	return fmt.Errorf("%w (registering QEMU for builder's user namespace only failed too: %v)", err, perr)
+}
+
+// checkHandler is CheckEmulation's look at the registered handlers.
+func checkHandler(arch string) error {
 	const fix = "install QEMU user emulation (Debian: apt-get install qemu-user-static binfmt-support)"
 	head, ok := elfHeader(arch)
 	if !ok {
@@ -170,4 +206,92 @@ func qemuName(arch string) string {
 		return "loongarch64"
 	}
 	return arch
+}
+
+// inUserNamespace says whether this process runs in a user namespace
+// other than the initial one (whose uid_map maps every id).
+func inUserNamespace() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	return strings.Join(strings.Fields(string(data)), " ") != "0 0 4294967295"
+}
+
+var private struct {
+	sync.Mutex
+	dir  string // where this process mounted its namespace's binfmt_misc
+	done map[string]error
+}
+
+// registerPrivate registers QEMU for arch with binfmt_misc in this
+// process's user namespace only: it mounts binfmt_misc (a new instance,
+// owned by the namespace) in builder's private mount namespace and
+// registers the emulator as Debian's qemu-user-static does (flags PF: the
+// kernel opens the emulator now, so it works inside sandboxes, and passes
+// argv[0] on). Sandboxes started by this process see that instance; the
+// host's handlers do not change. It needs Linux 6.7 or later.
+func registerPrivate(arch string) error {
+	private.Lock()
+	defer private.Unlock()
+	if err, ok := private.done[arch]; ok {
+		return err
+	}
+	err := registerPrivateLocked(arch)
+	if private.done == nil {
+		private.done = map[string]error{}
+	}
+	private.done[arch] = err
+	return err
+}
+
+func registerPrivateLocked(arch string) error {
+	head, ok := elfHeader(arch)
+	if !ok {
+		return fmt.Errorf("no emulation is known for %s", arch)
+	}
+	q := qemuName(arch)
+	interp, flags := "/usr/libexec/qemu-binfmt/"+q+"-binfmt-P", "PF"
+	if _, err := os.Stat(interp); err != nil {
+		interp, flags = "/usr/bin/qemu-"+q+"-static", "F"
+		if _, err := os.Stat(interp); err != nil {
+			return fmt.Errorf("no QEMU user emulator for %s (%s): install qemu-user-static", arch, interp)
+		}
+	}
+	if private.dir == "" {
+		dir, err := os.MkdirTemp("", "builder-binfmt-")
+		if err != nil {
+			return err
+		}
+		if err := unix.Mount("binfmt_misc", dir, "binfmt_misc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			os.Remove(dir)
+			return fmt.Errorf("mounting binfmt_misc for builder's user namespace (Linux 6.7 or later): %w", err)
+		}
+		private.dir = dir
+	}
+	name := "builder-qemu-" + q
+	if _, err := os.Stat(filepath.Join(private.dir, name)); err == nil {
+		return nil
+	}
+	// The handler matches what Debian's matches: e_ident but the OS ABI,
+	// e_type EXEC or DYN, e_machine.
+	magic := head[:20]
+	mask := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff}
+	if head[5] == 2 { // big endian: e_type's low byte comes second
+		mask[16], mask[17] = 0xff, 0xfe
+	}
+	line := fmt.Sprintf(":%s:M:0:%s:%s:%s:%s", name, hexEscape(magic), hexEscape(mask), interp, flags)
+	if err := os.WriteFile(filepath.Join(private.dir, "register"), []byte(line), 0); err != nil {
+		return fmt.Errorf("registering %s with binfmt_misc: %w", interp, err)
+	}
+	return nil
+}
+
+// hexEscape writes b as binfmt_misc's \xHH escapes.
+func hexEscape(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		fmt.Fprintf(&sb, "\\x%02x", c)
+	}
+	return sb.String()
 }

@@ -21,6 +21,9 @@ func TestCheckEmulation(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the fixtures emulate arm64 on amd64")
 	}
+	// Only the fixtures: no registration for a user namespace, were the
+	// test running in one.
+	t.Setenv("BUILDER_BINFMT", "host")
 	for _, tt := range []struct {
 		name  string
 		files map[string]string // "" dir = binfmt_misc not mounted
@@ -61,5 +64,11 @@ func TestCheckEmulation(t *testing.T) {
 				t.Fatalf("CheckEmulation(%s) = %v, want %q", tt.arch, err, tt.err)
 			}
 		})
+	}
+}
+
+func TestHexEscape(t *testing.T) {
+	if got := hexEscape([]byte{0x7f, 'E', 0}); got != `\x7f\x45\x00` {
+		t.Errorf("hexEscape = %q", got)
 	}
 }
