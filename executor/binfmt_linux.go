@@ -259,15 +259,13 @@ func registerPrivateLocked(arch string) error {
 		}
 	}
 	if private.dir == "" {
-		dir, err := os.MkdirTemp("", "builder-binfmt-")
-		if err != nil {
-			return err
-		}
-		if err := unix.Mount("binfmt_misc", dir, "binfmt_misc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-			os.Remove(dir)
+		// Over the host's mount point, in builder's own mount namespace:
+		// nothing is left behind when the namespace goes.
+		const flags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+		if err := unix.Mount("binfmt_misc", BinfmtDir, "binfmt_misc", flags, ""); err != nil {
 			return fmt.Errorf("mounting binfmt_misc for builder's user namespace (Linux 6.7 or later): %w", err)
 		}
-		private.dir = dir
+		private.dir = BinfmtDir
 	}
 	name := "builder-qemu-" + q
 	if _, err := os.Stat(filepath.Join(private.dir, name)); err == nil {

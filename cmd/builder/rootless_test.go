@@ -422,4 +422,7 @@ func TestRootlessEmulation(t *testing.T) {
 	if left := userProcesses(uid); len(left) > 0 {
 		t.Errorf("processes left behind: %v", left)
 	}
+	if left := hostLeftovers(t, dir, "\x00never\x00", ""); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
 }
