@@ -44,7 +44,6 @@ type MountReport struct {
 	Size int64
 }
 
-
 // Write exports the cache of b as e says.
 func Write(ctx context.Context, e Export, b Build, opt Options) (*Report, error) {
 	if e.Type == "inline" {
