@@ -9,8 +9,9 @@
 EXAMPLE_APT_PACKAGES=(docker-registry busybox-static skopeo umoci runc make)
 # The packages .ci/run needs besides: htpasswd (apache2-utils) for the
 # registries with auth of the push tests, podman for the acceptance test's
-# podman load, and uidmap (newuidmap/newgidmap) for the rootless build test.
-BUILDER_APT_PACKAGES=("${EXAMPLE_APT_PACKAGES[@]}" apache2-utils podman uidmap)
+# podman load, uidmap (newuidmap/newgidmap) for the rootless build test,
+# and chromium, the headless browser the build report's test renders in.
+BUILDER_APT_PACKAGES=("${EXAMPLE_APT_PACKAGES[@]}" apache2-utils podman uidmap chromium)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

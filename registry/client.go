@@ -97,6 +97,8 @@ type Client struct {
 	// cross-repository mounts on push.
 	srcMu   sync.Mutex
 	sources map[digest.Digest]name.Repository
+	// traffic counts the bytes moved (Traffic).
+	traffic traffic
 }
 
 // New returns a client.
@@ -135,7 +137,8 @@ func New(o Options) *Client {
 		backoff = DefaultRetry
 	}
 	c.backoff = backoff
-	c.transport = &retryTransport{base: &guardTransport{base: base, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls}
+	// Traffic counts what crosses the network, retries included.
+	c.transport = &retryTransport{base: &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls}
 	c.remote = []remote.Option{
 		remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(c.transport),

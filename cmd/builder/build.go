@@ -20,6 +20,7 @@ import (
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/solver/remotecache"
@@ -42,8 +43,10 @@ type BuildOptions struct {
 	Target    string
 	NoCache   bool
 	Progress  string
-	Outputs   []Output
-	Root      string
+	// LogFile is --log-file: the whole plain log, not clipped.
+	LogFile string
+	Outputs []Output
+	Root    string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -67,6 +70,9 @@ type BuildOptions struct {
 	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
 	// which the exporter adds to the config (set by export).
 	healthStartInterval time.Duration
+	// Report is --report: the HTML report of the build (written also
+	// when it fails).
+	Report string
 	// Push is --push (type=image,push=true); Pull is --pull (tags always
 	// resolve at the registry); Registry are --tls-ca/--insecure-registry.
 	Push     bool
@@ -134,9 +140,11 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
+	f.StringVar(&o.Report, "report", "", "Write an HTML report of the build (timeline, critical path, resources, layers) to a file")
 	rootFlag(cmd, &o.Root)
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
@@ -248,10 +256,20 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := root.RecoveryError(); err != nil {
+		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
+	}
 	if w := ex.CgroupWarning(); w != "" {
 		display.Warn(0, w)
 	}
-	col := newCollector(display)
+	logs, flushLogs, err := stepLogs(display, secrets, o.LogFile)
+	if err != nil {
+		display.Close()
+		return err
+	}
+	closeDisplay := func() { flushLogs(); display.Close() }
+	col := newCollector(logs)
+	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
 	res, err := convert(ctx, col, dockerfile.Options{
 		Dockerfile:       dfBytes,
@@ -275,11 +293,11 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		},
 	})
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	if o.Call == "check" {
-		display.Close()
+		closeDisplay()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
 	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
@@ -299,10 +317,11 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Hostname:     o.Sandbox.Hostname,
 		Limits:       o.Sandbox.Limits,
 		CgroupParent: o.Sandbox.CgroupParent,
+		Warn:         func(msg string) { display.Warn(0, msg) },
 	})
 	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return err
 	}
 	keys := rc.keyStore(store, w)
@@ -324,11 +343,22 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err == nil && res.State != nil {
 		err = rc.export(ctx, col, cacheBuild)
 	}
-	display.Close()
+	closeDisplay()
+	// The report is written for failed builds too.
+	if o.Report != "" {
+		if rerr := writeReport(o.Report, col.record()); rerr != nil {
+			fmt.Fprintf(out, "WARNING: --report: %v\n", rerr)
+		}
+	}
 	if err != nil {
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	return nil
+}
+
+// writeReport writes the HTML report of a build to path.
+func writeReport(path string, b *report.Build) error {
+	return writeFile(path, func(w io.Writer) error { return report.WriteHTML(w, b) })
 }
 
 // validateTags checks every -t name against Docker's reference grammar
@@ -378,6 +408,9 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *image
 	e, err := exportImage(ctx, r, w, images, result, cfg, o)
 	if err != nil {
 		return err
+	}
+	if col, ok := r.(*collector); ok {
+		col.exported = e
 	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
@@ -178,6 +179,8 @@ type exported struct {
 	configDigest string
 	desc         *v1.Descriptor
 	names        []string
+	// layers are the stored image's layers, for --report.
+	layers []report.Layer
 }
 
 // exportImage computes the layers of result and writes the image to the
@@ -236,6 +239,7 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *
 		return nil, err
 	}
 	res.configDigest = stored.ID.String()
+	res.layers = imageLayers(img.Layers, img.Config.History)
 	res.names = stored.Names
 	storedDesc := stored.Manifest
 
