@@ -30,7 +30,7 @@ func main() {
 	}
 	root.SetVersionTemplate("builder version {{.Version}}\n")
 	root.AddCommand(newBuildCommand())
-	root.AddCommand(newImagesCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand())
+	root.AddCommand(newImagesCommand(), newHistoryCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand(), newImageCommand())
 	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
 	root.AddCommand(newPushCommand(), newLoginCommand(), newLogoutCommand())
 	root.AddCommand(newPruneCommand(), newVersionCommand(), newReportCommand())
