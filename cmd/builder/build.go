@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
@@ -41,8 +43,10 @@ type BuildOptions struct {
 	Target    string
 	NoCache   bool
 	Progress  string
-	Outputs   []Output
-	Root      string
+	// LogFile is --log-file: the whole plain log, not clipped.
+	LogFile string
+	Outputs []Output
+	Root    string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -76,6 +80,9 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
+	// inlineCache, set for --cache-to type=inline, returns the cache to
+	// put into the config of an image with the given layers.
+	inlineCache func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
 }
 
 func newBuildCommand() *cobra.Command {
@@ -133,6 +140,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
@@ -248,10 +256,19 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := root.RecoveryError(); err != nil {
+		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
+	}
 	if w := ex.CgroupWarning(); w != "" {
 		display.Warn(0, w)
 	}
-	col := newCollector(display)
+	logs, flushLogs, err := stepLogs(display, secrets, o.LogFile)
+	if err != nil {
+		display.Close()
+		return err
+	}
+	closeDisplay := func() { flushLogs(); display.Close() }
+	col := newCollector(logs)
 	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
 	res, err := convert(ctx, col, dockerfile.Options{
@@ -276,11 +293,11 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		},
 	})
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	if o.Call == "check" {
-		display.Close()
+		closeDisplay()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
 	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
@@ -300,10 +317,11 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Hostname:     o.Sandbox.Hostname,
 		Limits:       o.Sandbox.Limits,
 		CgroupParent: o.Sandbox.CgroupParent,
+		Warn:         func(msg string) { display.Warn(0, msg) },
 	})
 	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return err
 	}
 	keys := rc.keyStore(store, w)
@@ -314,13 +332,18 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			result, err = s.Solve(ctx, res.State)
 		}
 	}
+	var cacheBuild remotecache.Build
+	if err == nil && res.State != nil {
+		cacheBuild = remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w}
+		o.inlineCache = rc.inline(cacheBuild)
+	}
 	if err == nil {
 		err = export(ctx, col, w, images, result, res, o)
 	}
 	if err == nil && res.State != nil {
-		err = rc.export(ctx, col, remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w})
+		err = rc.export(ctx, col, cacheBuild)
 	}
-	display.Close()
+	closeDisplay()
 	// The report is written for failed builds too.
 	if o.Report != "" {
 		if rerr := writeReport(o.Report, col.record()); rerr != nil {

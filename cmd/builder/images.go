@@ -217,24 +217,41 @@ func printImages(w io.Writer, s *imagestore.Store, all []imagestore.Image, f ima
 	}
 	items := make([]any, 0, len(rs))
 	sizes := map[string]string{}
+	var damaged []string
 	for _, r := range rs {
 		size, ok := sizes[r.im.ID.String()]
 		if !ok {
-			n, err := s.UnpackedSize(r.im)
-			if err != nil {
-				return err
+			// A layer that cannot be read never blocks the listing.
+			size = "N/A"
+			if r.im.Damaged == "" {
+				if n, err := s.UnpackedSize(r.im); err == nil {
+					size = humanSize(n)
+				}
 			}
-			size = humanSize(n)
 			sizes[r.im.ID.String()] = size
 		}
-		created := "N/A"
+		created, since := "N/A", humanAgo(now, r.im.Created)
 		if !r.im.Created.IsZero() {
 			created = r.im.Created.Local().Format("2006-01-02 15:04:05 -0700 MST")
 		}
+		if r.im.Damaged != "" {
+			since = "<damaged>"
+			damaged = append(damaged, fmt.Sprintf("WARNING: image %s:%s (%s) is damaged: %s; build or pull it again (builder prune removes it)", r.repo, r.tag, id(r.im), r.im.Damaged))
+		}
 		items = append(items, imageSummary{Repository: r.repo, Tag: r.tag, ID: id(r.im), Digest: r.im.Manifest.Digest.String(),
-			CreatedSince: humanAgo(now, r.im.Created), CreatedAt: created, Size: size, CompressedSize: humanSize(r.im.Size)})
+			CreatedSince: since, CreatedAt: created, Size: size, CompressedSize: humanSize(r.im.Size)})
 	}
-	return lf.write(w, items, imageHeaders)
+	if err := lf.write(w, items, imageHeaders); err != nil {
+		return err
+	}
+	// The warnings follow a table only: a json or template output stays
+	// parseable.
+	if lf.table {
+		for _, d := range damaged {
+			fmt.Fprintln(w, d)
+		}
+	}
+	return nil
 }
 
 // humanAgo formats the time since t as docker does ("2 weeks ago").

@@ -18,6 +18,7 @@ import (
 	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -213,6 +214,13 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *
 		err = step(r, "exporting layers", func() error {
 			c, layers, err := w.ImageWith(ctx, result, cfg, lo)
 			img = &exporter.Image{Config: c, Layers: layers, Blobs: blobs, HealthcheckStartInterval: o.healthStartInterval}
+			if err == nil && o.inlineCache != nil {
+				// --cache-to type=inline: the cache rides in the config.
+				var raw []byte
+				if raw, err = o.inlineCache(ctx, layers); err == nil {
+					img.Extra = []exporter.ConfigField{{Name: remotecache.InlineKey, Value: raw}}
+				}
+			}
 			return err
 		})
 		return img, err

@@ -145,6 +145,10 @@ type stage struct {
 	cmdSet      bool
 	// startInterval is the Healthcheck's StartInterval (see healthcheck.go).
 	startInterval time.Duration
+	// build-check state: a WORKDIR was set (here or in a parent stage),
+	// and the last CMD, ENTRYPOINT and HEALTHCHECK.
+	workdirSet                            bool
+	cmdUse, entrypointUse, healthcheckUse useTracker
 }
 
 type command struct {
@@ -168,6 +172,8 @@ type converter struct {
 	lint     *linter.Linter
 	warnings []Warning
 	defaults envList // the automatic global args, before the meta ARGs
+	// metaArgKeys are the names the ARGs before the first FROM declare.
+	metaArgKeys []string
 	// epoch is SOURCE_DATE_EPOCH (--build-arg, or the default of a global
 	// ARG), nil when unset.
 	epoch *time.Time
@@ -266,7 +272,7 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	c.lintStatic(ast, stages)
 	for _, cmd := range metaArgs {
 		for _, a := range cmd.Args {
-			c.lintSecretKey("ARG", a.Key, cmd.Location())
+			c.metaArgKeys = append(c.metaArgKeys, a.Key)
 		}
 	}
 
@@ -839,6 +845,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		s.buildArgs = append(s.buildArgs, b.buildArgs...)
 		s.baseLayers = b.baseLayers
 		s.startInterval = b.startInterval
+		s.workdirSet = b.workdirSet
 		for _, cmd := range b.cmds {
 			if ob, ok := cmd.Command.(*instructions.OnbuildCommand); ok {
 				onbuild = append(onbuild, ob.Expression)

@@ -24,6 +24,13 @@ func (s *stage) commit(msg string, layer bool) {
 
 // dispatchCommand applies one instruction to the stage.
 func (c *converter) dispatchCommand(s *stage, cmd command) error {
+	// A `# check=skip=RULE` comment right above the instruction applies
+	// to it only, as in BuildKit.
+	if c.lint != nil {
+		saved := c.lint
+		c.lint = c.lint.WithMergedConfigFromComments(cmd.Comments())
+		defer func() { c.lint = saved }()
+	}
 	_, isArg := cmd.Command.(*instructions.ArgCommand)
 	if ex, ok := cmd.Command.(instructions.SupportsSingleWordExpansion); ok && !isArg {
 		unmatched := map[string]struct{}{}
@@ -50,6 +57,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 			return err
 		}
 	}
+	c.lintCommand(s, cmd.Command)
 
 	switch x := cmd.Command.(type) {
 	case *instructions.MaintainerCommand:
