@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -29,6 +30,11 @@ func TestBuildReport(t *testing.T) {
 	var progress bytes.Buffer
 	if err := Build(context.Background(), o, &progress); err != nil {
 		t.Fatalf("build: %v\n%s", err, progress.String())
+	}
+	// The pull shows each layer's bytes and its extraction.
+	if !regexp.MustCompile(`(?m)^#\d+ [0-9.]+ sha256:[0-9a-f]{64} [0-9.]+[kMG]?B / [0-9.]+[kMG]?B [0-9.]+s done$`).MatchString(progress.String()) ||
+		!regexp.MustCompile(`(?m)^#\d+ [0-9.]+ extracting sha256:[0-9a-f]{64} [0-9.]+s done$`).MatchString(progress.String()) {
+		t.Errorf("no pull progress:\n%s", progress.String())
 	}
 	html, err := os.ReadFile(page)
 	if err != nil {
