@@ -300,6 +300,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		closeDisplay()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
+	if len(res.UnusedBuildArgs) > 0 { // BuildKit's warning
+		display.Warn(0, fmt.Sprintf("One or more build-args %v were not consumed", res.UnusedBuildArgs))
+	}
 	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
 
 	w := ops.New(ops.Options{
