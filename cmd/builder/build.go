@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,8 @@ type BuildOptions struct {
 	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
 	// which the exporter adds to the config (set by export).
 	healthStartInterval time.Duration
+	// Quiet is -q: no progress, the image ID on stdout on success.
+	Quiet bool
 	// Report is --report: the HTML report of the build (written also
 	// when it fails).
 	Report string
@@ -123,6 +126,14 @@ func newBuildCommand() *cobra.Command {
 			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
 				return err
 			}
+			if o.Quiet {
+				for _, out := range o.Outputs {
+					if out.Dest == stdoutDest {
+						return errors.New("--quiet prints the image ID on stdout: it cannot be used with an output to stdout (dest=-)")
+					}
+				}
+				o.Progress = progressui.ModeQuiet
+			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
 			}
@@ -139,7 +150,8 @@ func newBuildCommand() *cobra.Command {
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "Set build-time variables")
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
-	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.Progress, "progress", defaultProgress(), progressHelp)
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
 	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
@@ -160,10 +172,8 @@ func newBuildCommand() *cobra.Command {
 
 // Build runs one build and prints its progress to out.
 func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
-	switch o.Progress {
-	case "auto", "plain", "tty":
-	default:
-		return fmt.Errorf("--progress %q: must be auto, plain or tty", o.Progress)
+	if !slices.Contains(progressui.Modes, o.Progress) {
+		return fmt.Errorf("--progress %q: must be one of %s", o.Progress, strings.Join(progressui.Modes, ", "))
 	}
 	// builder prune waits for no build.
 	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
@@ -414,6 +424,9 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *image
 	}
 	if col, ok := r.(*collector); ok {
 		col.exported = e
+	}
+	if o.Quiet { // docker build -q
+		fmt.Fprintln(o.stdout(), e.configDigest)
 	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {

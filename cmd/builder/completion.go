@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
@@ -15,9 +16,6 @@ import (
 
 // Shell completion (builder completion bash|zsh|fish|powershell, cobra's
 // command) of image names, --target stages and --progress values.
-
-// progressModes are the values of --progress.
-var progressModes = []string{"auto", "plain", "tty"}
 
 // completeImages completes image names (short form, as builder images
 // shows them) from the store of the command's --root, for the first
@@ -122,7 +120,7 @@ func addCompletions(root *cobra.Command) {
 // completeProgress completes --progress.
 func completeProgress(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	var out []cobra.Completion
-	for _, m := range progressModes {
+	for _, m := range progressui.Modes {
 		if strings.HasPrefix(m, toComplete) {
 			out = append(out, m)
 		}

@@ -46,7 +46,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"run", "--root", filepath.Join(dir, "none"), ""}, ""},
 		{[]string{"build", dir, "--target", ""}, "base dev prod"},
 		{[]string{"build", "-f", df, ".", "--target", "d"}, "dev"},
-		{[]string{"build", "--progress", ""}, "auto plain tty"},
+		{[]string{"build", "--progress", ""}, "auto plain tty quiet rawjson"},
 		{[]string{"push", "--progress", "p"}, "plain"},
 	}
 	for _, tt := range tests {
