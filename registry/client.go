@@ -265,7 +265,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 	if err != nil {
 		return nil, err
 	}
-	p = normalizePlatform(p)
+	p = p.WithDefaults()
 
 	var raw []byte
 	var d digest.Digest
@@ -306,7 +306,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", d, err)
 		}
-		child, err := selectPlatform(idx, p)
+		child, err := SelectManifest(idx.Manifests, p)
 		if err != nil {
 			return nil, err
 		}

@@ -60,9 +60,10 @@ type Options struct {
 	// AllStages converts every stage, not only those the target needs
 	// (what `build --check` checks).
 	AllStages bool
-	// RunPlatform is the only platform RUN can execute on (the host's);
-	// zero = not checked. A RUN in a stage of another platform is an error.
-	RunPlatform llb.Platform
+	// ShowPlatform puts each stage's platform in its steps' progress names
+	// ("[linux/arm64 build 2/3] RUN ..."), as buildx does when several
+	// platforms are built at once.
+	ShowPlatform bool
 }
 
 // Result is the converted target stage.
@@ -143,6 +144,7 @@ type stage struct {
 	plat        llb.Platform
 	buildArgs   []instructions.KeyValuePairOptional
 	cmdTotal    int
+	showPlat    bool // prefix names the platform (Options.ShowPlatform)
 	cmdIndex    int
 	cmdOnBuild  bool
 	cmdSet      bool
@@ -791,12 +793,54 @@ func cloneSet(m map[string]struct{}) map[string]struct{} {
 	return out
 }
 
+// targetSuffix is what BuildKit appends to a stage's platform in a
+// progress name when the stage declared TARGET* args that name another
+// platform: "->arm64" (a cross-compiling $BUILDPLATFORM stage) or
+// "->os/arch" for another OS.
+func targetSuffix(base llb.Platform, env envList) string {
+	var t llb.Platform
+	set := false
+	if v, ok := env.Get("TARGETPLATFORM"); ok {
+		if p, err := parsePlatform(v); err == nil {
+			t, set = p, true
+		}
+	}
+	for k, f := range map[string]*string{"TARGETOS": &t.OS, "TARGETARCH": &t.Architecture, "TARGETVARIANT": &t.Variant} {
+		if v, ok := env.Get(k); ok {
+			*f, set = v, true
+		}
+	}
+	if !set {
+		return ""
+	}
+	if t.OS == "" {
+		t.OS = base.OS
+	}
+	if t.Architecture == "" {
+		t.Architecture = base.Architecture
+	}
+	t = t.Normalize()
+	switch {
+	case t.OS != base.OS:
+		return "->" + t.String()
+	case t.Architecture != base.Architecture:
+		if t.Variant != "" {
+			return "->" + t.Architecture + "/" + t.Variant
+		}
+		return "->" + t.Architecture
+	}
+	return ""
+}
+
 // prefix formats a progress name like BuildKit: "[stage 2/4] RUN ...".
 func (s *stage) prefix(str string) string {
 	if s.cmdTotal == 0 {
 		return str
 	}
 	out := "["
+	if s.showPlat {
+		out += s.plat.String() + targetSuffix(s.plat, s.env) + " "
+	}
 	if s.display != "" {
 		out += s.display + " "
 	}
@@ -844,6 +888,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		b := s.base
 		s.state = b.state
 		s.plat = b.plat
+		s.showPlat = c.opt.ShowPlatform
 		s.img = cloneConfig(b.img)
 		s.img.Config.OnBuild = nil
 		s.env = b.env
@@ -860,6 +905,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		}
 	} else {
 		s.plat = c.stagePlatform(s)
+		s.showPlat = c.opt.ShowPlatform
 		if s.baseName == emptyImageName {
 			s.img = emptyImage(s.plat)
 		} else {
