@@ -265,7 +265,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 	if err != nil {
 		return nil, err
 	}
-	p = normalizePlatform(p)
+	p = p.WithDefaults()
 
 	var raw []byte
 	var d digest.Digest
@@ -306,7 +306,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", d, err)
 		}
-		child, err := selectPlatform(idx, p)
+		child, err := SelectManifest(idx.Manifests, p)
 		if err != nil {
 			return nil, err
 		}
@@ -447,8 +447,16 @@ func (c *Client) downloadBlob(ctx context.Context, repo name.Repository, d diges
 	if size >= 0 {
 		r = &sizedReader{r: rc, left: size}
 	}
+	progress := pullProgressFrom(ctx)
+	if progress != nil {
+		progress(d, 0, size, false)
+		r = &progressReader{r: r, d: d, total: size, fn: progress}
+	}
 	if _, _, err := c.blobs.Put(ctx, r, d, size); err != nil {
 		return simplify(err)
+	}
+	if progress != nil {
+		progress(d, size, size, true)
 	}
 	return nil
 }
