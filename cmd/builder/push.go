@@ -141,6 +141,8 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img m
 		}
 		last, lastDone = time.Now(), done
 		logf("%s / %s\n", humanBytes(done), humanBytes(total))
+	}, Blobs: func(_ string, uploaded, reused int) {
+		logf("blobs: %d uploaded, %d mounted or already there (not downloaded)\n", uploaded, reused)
 	}}
 	var err error
 	switch x := img.(type) {

@@ -505,6 +505,10 @@ func TestRemoteCacheLazyPush(t *testing.T) {
 	if len(got) > 2 {
 		t.Errorf("downloaded %d blobs, want at most the cache config and the base config: %v", len(got), got)
 	}
+	// Only the image config (made here) is uploaded.
+	if !strings.Contains(b.progress, "blobs: 1 uploaded, 6 mounted or already there") {
+		t.Errorf("the push does not report its mounts:\n%s", b.progress)
+	}
 	if !strings.Contains(b.progress, "downloaded 0 blobs") {
 		t.Errorf("progress does not report the lazy import:\n%s", b.progress)
 	}
