@@ -593,3 +593,43 @@ func TestRemoteCacheInline(t *testing.T) {
 		t.Errorf("machine B built %s from the inline cache, machine A pushed %s", b.digest, desc.Digest)
 	}
 }
+
+// TestRemoteCacheCompressionAndErrors: compression=zstd exports zstd
+// layers a fresh root builds from; an export that fails fails the build,
+// unless ignore-error=true makes it a warning.
+func TestRemoteCacheCompressionAndErrors(t *testing.T) {
+	env := newCacheEnv(t)
+	ref := env.host + "/" + uniqueRepo("i8-zstd") + ":cache"
+	mustBuild(t, "zstd export", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "a"), cacheFlags{to: []string{"type=registry,mode=max,compression=zstd,ref=" + ref}}, ""))
+	_, raw := fetchCache(t, ref)
+	var cc remotecache.Config
+	if err := json.Unmarshal(raw, &cc); err != nil {
+		t.Fatal(err)
+	}
+	zstd := 0
+	for _, l := range cc.Layers {
+		if l.MediaType == "application/vnd.oci.image.layer.v1.tar+zstd" {
+			zstd++
+		}
+	}
+	// The base image's layer stays as pulled (force-compression=true
+	// would convert it too), the steps' are zstd.
+	if zstd != len(cc.Layers)-1 {
+		t.Errorf("%d of %d cache layers are zstd, want all but the base's", zstd, len(cc.Layers))
+	}
+	b := mustBuild(t, "import zstd", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "b"), cacheFlags{from: []string{ref}}, ""))
+	if nc := stepsNotCached(b.progress); len(nc) > 0 {
+		t.Errorf("steps not cached: %v", nc)
+	}
+
+	// Nothing listens on port 1.
+	bad := "type=registry,ref=127.0.0.1:1/nowhere:cache"
+	r := env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "c"), cacheFlags{to: []string{bad}}, "")
+	if r.err == nil || !strings.Contains(r.progress, "exporting cache to 127.0.0.1:1/nowhere:cache") {
+		t.Errorf("a failed cache export: err %v, want the build to fail naming the cache\n%s", r.err, r.progress)
+	}
+	r = mustBuild(t, "ignore-error", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "d"), cacheFlags{to: []string{bad + ",ignore-error=true"}}, ""))
+	if !strings.Contains(r.progress, "failed (ignore-error=true)") {
+		t.Errorf("ignore-error: no warning\n%s", r.progress)
+	}
+}
