@@ -21,10 +21,12 @@ import (
 
 	"github.com/builderdev/builder/registry/registrytest"
 	"github.com/builderdev/builder/solver/remotecache"
+	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 // cacheDockerfile has steps on the base and a second stage copied from,
@@ -483,7 +485,8 @@ func TestRemoteCacheLazyPush(t *testing.T) {
 	proxy.reset()
 
 	dst := proxy.host + "/" + uniqueRepo("i8-app") + ":v1"
-	b := mustBuild(t, "machine B push", envP.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "b"), cacheFlags{from: []string{ref}}, dst))
+	rootB := filepath.Join(t.TempDir(), "b")
+	b := mustBuild(t, "machine B push", envP.build(t, writeContext(t, "c\n"), rootB, cacheFlags{from: []string{ref}}, dst))
 	if nc := stepsNotCached(b.progress); len(nc) > 0 {
 		t.Errorf("steps not cached: %v\n%s", nc, b.progress)
 	}
@@ -511,6 +514,16 @@ func TestRemoteCacheLazyPush(t *testing.T) {
 	}
 	if !strings.Contains(b.progress, "downloaded 0 blobs") {
 		t.Errorf("progress does not report the lazy import:\n%s", b.progress)
+	}
+	// The local store has the image too: its layers are fetched when a
+	// command reads them.
+	out := filepath.Join(t.TempDir(), "saved.tar")
+	if msg, err := runCLI(t, "save", "--root", rootB, "-o", out, dst); err != nil {
+		t.Errorf("saving the lazily stored image: %v\n%s", err, msg)
+	} else if img, err := crane.Load(out); err != nil {
+		t.Errorf("saved image: %v", err)
+	} else if err := validate.Image(img); err != nil {
+		t.Errorf("saved image: %v", err)
 	}
 	// The pushed image is whole.
 	r, _ := name.ParseReference(dst, name.Insecure)
