@@ -33,6 +33,7 @@ func withImageStore(dir string, fn func(s *imagestore.Store) error) error {
 	if err != nil {
 		return err
 	}
+	lazyBlobs(root, s.Blobs(), nil)
 	return fn(s)
 }
 
