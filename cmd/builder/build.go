@@ -316,7 +316,12 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		err = export(ctx, col, w, images, result, res, o)
 	}
 	if err == nil && res.State != nil {
-		err = rc.export(ctx, col, remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w})
+		used := s.Keys(res.State)
+		// Last-use times for prune --filter until= and the GC's LRU order.
+		if terr := store.Touch(solver.KeyDigests(used)); terr != nil {
+			display.Warn(0, fmt.Sprintf("recording the use of cache keys: %v", terr))
+		}
+		err = rc.export(ctx, col, remotecache.Build{Keys: used, Final: result, KeyStore: keys, Worker: w})
 	}
 	display.Close()
 	if err != nil {
