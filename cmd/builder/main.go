@@ -33,7 +33,7 @@ func main() {
 	root.AddCommand(newImagesCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand())
 	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
 	root.AddCommand(newPushCommand(), newLoginCommand(), newLogoutCommand())
-	root.AddCommand(newPruneCommand(), newVersionCommand())
+	root.AddCommand(newPruneCommand(), newDUCommand(), newVersionCommand())
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		var ee *exitError
