@@ -72,6 +72,10 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
+	// GCLimit is --gc-limit: the root size above which the build
+	// collects garbage when it is done ("" = $BUILDER_GC_LIMIT or the
+	// default, "0" = never; see gcLimit).
+	GCLimit string
 }
 
 func newBuildCommand() *cobra.Command {
@@ -142,6 +146,7 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
 	o.Cache.add(f)
+	f.StringVar(&o.GCLimit, "gc-limit", "", "Collect the least recently used build cache after the build when the state root is larger (default $"+gcLimitEnv+", or the smaller of 10% of its filesystem and 20GB; 0 = never)")
 	return cmd
 }
 
@@ -158,6 +163,10 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		return err
 	}
 	defer root.Close()
+	limit, err := gcLimit(o.GCLimit, root.Dir())
+	if err != nil {
+		return err
+	}
 	cleanupStdin, err := stdinInputs(&o, root, o.Stdin)
 	defer cleanupStdin()
 	if err != nil {
@@ -322,6 +331,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			display.Warn(0, fmt.Sprintf("recording the use of cache keys: %v", terr))
 		}
 		err = rc.export(ctx, col, remotecache.Build{Keys: used, Final: result, KeyStore: keys, Worker: w})
+	}
+	if err == nil && o.Call != "check" {
+		err = autoGC(ctx, col, root, limit)
 	}
 	display.Close()
 	if err != nil {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/state"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -82,5 +85,65 @@ func TestDU(t *testing.T) {
 	out.Reset()
 	if err := Build(context.Background(), BuildOptions{ContextDir: ctxDir, Progress: "plain", Root: root}, &out); err != nil {
 		t.Fatalf("build after a blob was corrupted: %v\n%s", err, out.String())
+	}
+}
+
+// TestAutoGC: a build that leaves the root over --gc-limit removes the
+// least recently used cache and says how much it freed; while another
+// process holds the root it collects nothing and says so.
+func TestAutoGC(t *testing.T) {
+	requireRootE2E(t)
+	root := filepath.Join(t.TempDir(), "root")
+	ctxDir := busyboxContext(t, "COPY a.txt /a.txt", "RUN cat /a.txt /bin/busybox > /big")
+	build := func(content, limit string) string {
+		t.Helper()
+		os.WriteFile(filepath.Join(ctxDir, "a.txt"), []byte(content), 0o644)
+		var out bytes.Buffer
+		if err := Build(context.Background(), BuildOptions{ContextDir: ctxDir, Progress: "plain", Root: root, GCLimit: limit}, &out); err != nil {
+			t.Fatalf("build %q: %v\n%s", content, err, out.String())
+		}
+		return out.String()
+	}
+	for _, c := range []string{"one", "two", "three"} {
+		if out := build(c, "0"); strings.Contains(out, "[gc]") {
+			t.Fatalf("--gc-limit 0 collected:\n%s", out)
+		}
+	}
+	before, _ := ops.DiskUsage(root)
+	limit := before * 2 / 3
+	// Another process uses the root: nothing is collected.
+	other, err := state.Open(root, state.Options{Lock: state.LockShared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := build("three", fmt.Sprint(limit))
+	other.Close()
+	if !strings.Contains(out, "[gc]") || !strings.Contains(out, "skipped: another builder process") {
+		t.Errorf("GC while another process holds the root:\n%s", out)
+	}
+	if now, _ := ops.DiskUsage(root); now < before*9/10 {
+		t.Errorf("GC removed %d bytes while another process held the root", before-now)
+	}
+	out = build("three", fmt.Sprint(limit))
+	if !strings.Contains(out, "[gc] state root") || !strings.Contains(out, "freed ") {
+		t.Fatalf("no GC over the limit:\n%s", out)
+	}
+	after, _ := ops.DiskUsage(root)
+	if after >= before {
+		t.Errorf("root %d bytes before GC, %d after", before, after)
+	}
+	// The most recently used build stays cached.
+	if ran := uncachedSteps(build("three", "0")); len(ran) != 0 {
+		t.Errorf("after GC the latest build ran %v, want it cached", ran)
+	}
+	if _, err := gcLimit("12x", root); err == nil {
+		t.Error("--gc-limit 12x accepted")
+	}
+	t.Setenv(gcLimitEnv, "1g")
+	if n, err := gcLimit("", root); err != nil || n != 1<<30 {
+		t.Errorf("$%s=1g: %d, %v", gcLimitEnv, n, err)
+	}
+	if n, err := gcLimit("0", root); err != nil || n != -1 {
+		t.Errorf("--gc-limit 0: %d, %v", n, err)
 	}
 }

@@ -138,14 +138,18 @@ type gcRecord struct {
 	conv    convRecord // derived layers
 	derived bool
 	created time.Time // of its snapshot; zero when unknown
+	// snapSize is the size of its snapshot's own tree (0 when unknown:
+	// loaded only for KeepStorage).
+	snapSize int64
 }
 
-// size is what the record counts for KeepStorage: its own layer blobs.
+// size is what the record counts for KeepStorage: its own layer blobs
+// and the tree of its snapshot (when known).
 func (r *gcRecord) size() int64 {
 	if r.derived {
 		return r.conv.Layer.Size
 	}
-	var n int64
+	n := r.snapSize
 	if r.rec.Layer != nil {
 		n += r.rec.Layer.Size
 	}
@@ -247,7 +251,48 @@ func Prune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt
 	if err != nil {
 		return nil, err
 	}
+	if opt.KeepStorage > 0 {
+		loadSnapshotSizes(ctx, st, sn)
+	}
 	return applyPrune(ctx, store, sn, planPrune(st, opt), opt)
+}
+
+// GC removes the least recently used build cache (as Prune with All and
+// KeepStorage) until about free bytes of layers and snapshot trees are
+// gone, keeping opt.KeepBlobs and opt.KeepSnapshots; Until and KeepStorage
+// of opt are ignored.
+func GC(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt PruneOptions, free int64) (*PruneReport, error) {
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	st, err := loadPrune(ctx, store, sn, opt.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	loadSnapshotSizes(ctx, st, sn)
+	var total int64
+	for _, r := range st.Records {
+		total += r.size()
+	}
+	opt.All, opt.Until, opt.KeepStorage = true, 0, max(total-free, 1)
+	return applyPrune(ctx, store, sn, planPrune(st, opt), opt)
+}
+
+// loadSnapshotSizes sets the snapshot sizes of the records, for
+// KeepStorage, when the snapshotter can tell them.
+func loadSnapshotSizes(ctx context.Context, st *pruneState, sn snapshot.Snapshotter) {
+	u, ok := sn.(snapshotUsager)
+	if !ok {
+		return
+	}
+	for _, r := range st.Records {
+		if r.derived || r.rec.Snapshot == "" {
+			continue
+		}
+		if n, err := u.Usage(ctx, r.rec.Snapshot); err == nil {
+			r.snapSize = n
+		}
+	}
 }
 
 // loadPrune reads what planPrune needs from the stores.
