@@ -39,9 +39,12 @@ type BuildOptions struct {
 	BuildArgs map[string]string
 	Target    string
 	NoCache   bool
-	Progress  string
-	Outputs   []Output
-	Root      string
+	// NoCacheFilter are --no-cache-filter stages (comma-separated or
+	// repeated): their steps run again.
+	NoCacheFilter []string
+	Progress      string
+	Outputs       []Output
+	Root          string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -132,6 +135,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "Set build-time variables")
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
+	f.StringArrayVar(&o.NoCacheFilter, "no-cache-filter", nil, "Do not cache specified stages")
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
@@ -267,6 +271,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Target:           o.Target,
 		ExcludePatterns:  excludes,
 		NoCache:          o.NoCache,
+		NoCacheStages:    splitList(o.NoCacheFilter),
 		Resolver:         src,
 		NamedContexts:    bctx.named,
 		AllowInsecure:    o.Sandbox.AllowInsecure(),
@@ -485,5 +490,19 @@ func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]st
 		out[k] = v
 	}
 	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
+	return out
+}
+
+// splitList splits comma-separated flag values ("a,b" "c" -> a b c),
+// dropping empty ones.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				out = append(out, x)
+			}
+		}
+	}
 	return out
 }
