@@ -5,14 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/registry/registrytest"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/state"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -145,5 +150,64 @@ func TestAutoGC(t *testing.T) {
 	}
 	if n, err := gcLimit("0", root); err != nil || n != -1 {
 		t.Errorf("--gc-limit 0: %d, %v", n, err)
+	}
+}
+
+// TestCorruptBlobsRefetched flips a byte in every blob of a root built
+// from a registry image (base layers, config, manifest, step layers):
+// the next build, with -o type=local, pulls what it needs again and
+// rebuilds the rest, and exports the right files.
+func TestCorruptBlobsRefetched(t *testing.T) {
+	requireRootOverlay(t)
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	base, err := registrytest.BusyboxImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	registrytest.Push(t, base, host+"/busybox:latest")
+	root, dir := filepath.Join(t.TempDir(), "root"), t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+host+"/busybox:latest\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("content\n"), 0o644)
+	build := func() string {
+		t.Helper()
+		dest := t.TempDir()
+		var out bytes.Buffer
+		if err := Build(context.Background(), BuildOptions{ContextDir: dir, Progress: "plain", Root: root, Outputs: []Output{{Type: "local", Dest: dest}}}, &out); err != nil {
+			t.Fatalf("build: %v\n%s", err, out.String())
+		}
+		if b, err := os.ReadFile(filepath.Join(dest, "b.txt")); err != nil || string(b) != "content\n" {
+			t.Fatalf("/b.txt = %q, %v\n%s", b, err, out.String())
+		}
+		if _, err := os.Stat(filepath.Join(dest, "bin", "busybox")); err != nil {
+			t.Fatalf("base image files missing: %v", err)
+		}
+		return out.String()
+	}
+	build()
+	blobs, err := cache.OpenBlobStore(filepath.Join(root, "cache", "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	blobs.Walk(func(d digest.Digest, size int64) error {
+		p := blobs.Path(d)
+		b, _ := os.ReadFile(p)
+		b[len(b)/2] ^= 0x20
+		os.Chmod(p, 0o600)
+		os.WriteFile(p, b, 0o444)
+		n++
+		return nil
+	})
+	if n < 4 {
+		t.Fatalf("only %d blobs to corrupt", n)
+	}
+	out := build()
+	if !strings.Contains(out, "missing or damaged") {
+		t.Errorf("the build did not report the damaged blobs:\n%s", out)
+	}
+	if bad, err := blobs.VerifyAll(nil); err != nil || len(bad) > 0 {
+		t.Errorf("corrupt blobs left after the build: %v, %v", bad, err)
 	}
 }
