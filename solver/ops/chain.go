@@ -11,6 +11,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/solver"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // ChainLink is one layer of a result as a cache export describes it: the
@@ -163,14 +164,21 @@ func chainID(prefix, parent string, layers ...cache.Layer) string {
 	return prefix + hex.EncodeToString(h.Sum(nil))
 }
 
-// ensureRecord saves rec unless a record of its ID exists.
+// ensureRecord keeps rec in memory (pending, see record.pending) unless a
+// record of its ID exists.
 func (w *Worker) ensureRecord(rec *record) error {
 	if _, err := w.loadRecord(rec.ID); err == nil {
 		return nil
 	} else if !errors.Is(err, solver.ErrNotFound) {
 		return err
 	}
-	return w.saveRecord(rec)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.records[rec.ID]; !ok {
+		rec.pending = true
+		w.records[rec.ID] = rec
+	}
+	return nil
 }
 
 // materializeInputs unpacks the lazy results among inputs (see
@@ -202,10 +210,19 @@ func (w *Worker) materializeLazy(ctx context.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
+	// Downloads overlap; unpacking is in order.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
 	for _, l := range layers {
-		if err := w.opt.Blobs.Ensure(ctx, l.Digest); err != nil {
-			return fmt.Errorf("cached layer %s: %w", l.Digest, err)
-		}
+		g.Go(func() error {
+			if err := w.opt.Blobs.Ensure(gctx, l.Digest); err != nil {
+				return fmt.Errorf("cached layer %s: %w", l.Digest, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	name, err := UnpackLayers(ctx, w.opt.Snapshotter, w.opt.Blobs, layers, UnpackOptions{MaxSize: w.opt.MaxLayerSize})
 	if err != nil {
@@ -213,7 +230,7 @@ func (w *Worker) materializeLazy(ctx context.Context, rec *record) error {
 	}
 	w.mu.Lock()
 	rec.Snapshot = name
-	err = w.opt.Meta.Put(rec.ID, rec)
+	err = w.putRecordLocked(rec)
 	w.mu.Unlock()
 	return err
 }

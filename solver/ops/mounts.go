@@ -347,7 +347,14 @@ func (w *Worker) acquireCache(ctx context.Context, m llb.Mount, in solver.Result
 	if err != nil {
 		return "", release, fmt.Errorf("cache mount %q: %w", id, err)
 	}
-	return dir, release, nil
+	// Other processes on the root export the mount only while no step
+	// uses it (see WithCacheMount).
+	unlockShared, err := w.shareCacheMount(ctx, name)
+	if err != nil {
+		return "", release, fmt.Errorf("cache mount %q: %w", id, err)
+	}
+	w.noteCacheMount(id)
+	return dir, chainRelease(unlockShared, release), nil
 }
 
 // cacheLockFile is the file the users of cache dir name flock, across
@@ -410,8 +417,12 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 		if err := w.copySubtree(ctx, in, "/", stage); err != nil {
 			return "", fmt.Errorf("seeding from the mount's from= stage: %w", err)
 		}
-	} else if err := os.Mkdir(stage, 0o755); err != nil {
+	} else if restored, err := w.restoreCacheMount(ctx, m, stage); err != nil {
 		return "", err
+	} else if !restored {
+		if err := os.Mkdir(stage, 0o755); err != nil {
+			return "", err
+		}
 	}
 	mode := os.FileMode(0o755)
 	if m.Mode != nil {

@@ -240,6 +240,15 @@ type copier struct {
 	// dstDir and srcDir are descriptors of root and of the source root,
 	// for the file workers.
 	dstDir, srcDir int
+	// reuse is set when root holds a clone of a previous result of this
+	// copy (see Reuse); visited then collects the targets the copy wrote
+	// or kept, and topTarget is the target of the source.
+	reuse     *Reuse
+	visited   map[string]bool
+	topTarget string
+	// topCreated says the destination did not exist before the copy;
+	// reusable that the copy fits a reuse (reusableCopy).
+	topCreated, reusable bool
 }
 
 // metaJob is deferred metadata of a directory.
@@ -249,37 +258,72 @@ type metaJob struct {
 }
 
 func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error {
+	_, err := doCopyReuse(ctx, root, inputs, c, nil)
+	return err
+}
+
+// doCopyReuse is doCopy onto a root that, with reuse, holds a clone of a
+// previous result of the same copy. reusable reports that a later copy may
+// start from this result: one source from a local context, copied as is
+// onto a target that did not exist (so the parent tree has nothing there).
+func doCopyReuse(ctx context.Context, root string, inputs []Input, c *llb.Copy, reuse *Reuse) (reusable bool, err error) {
 	if c.Src < 0 || c.Src >= len(inputs) {
-		return fmt.Errorf("copy: source input %d out of range (%d inputs)", c.Src, len(inputs))
+		return false, fmt.Errorf("copy: source input %d out of range (%d inputs)", c.Src, len(inputs))
 	}
+	cp, err := copyAll(ctx, root, inputs, c, reuse)
+	if err != nil || cp == nil {
+		return false, err
+	}
+	return inputs[c.Src].Local && cp.reusable && (cp.reuse != nil || cp.topCreated), nil
+}
+
+// reusableCopy says whether a copy of srcs can start from a clone of a
+// previous result: the contents of one directory, as is.
+func reusableCopy(c *llb.Copy, srcs []copySource) bool {
+	return len(srcs) == 1 && srcs[0].fi.IsDir() && c.DirContentsOnly && !c.Parents && !c.AttemptUnpack
+}
+
+// copyAll runs Copy c and returns its copier (nil when nothing matched).
+func copyAll(ctx context.Context, root string, inputs []Input, c *llb.Copy, reuse *Reuse) (*copier, error) {
 	s, err := openSource(inputs[c.Src])
 	if err != nil {
-		return fmt.Errorf("copy: %w", err)
+		return nil, fmt.Errorf("copy: %w", err)
 	}
 	excl, err := fsutil.NewPatternMatcher(c.ExcludePatterns)
 	if err != nil {
-		return fmt.Errorf("copy: exclude patterns: %w", err)
+		return nil, fmt.Errorf("copy: exclude patterns: %w", err)
 	}
 	ms, err := parseMode(c.Chmod)
 	if err != nil {
-		return fmt.Errorf("copy: %w", err)
+		return nil, fmt.Errorf("copy: %w", err)
 	}
 	owner, err := resolveChown(root, c.Chown)
 	if err != nil {
-		return fmt.Errorf("copy: chown: %w", err)
+		return nil, fmt.Errorf("copy: chown: %w", err)
 	}
 	srcs, err := sources(s, c, excl)
 	if err != nil {
-		return fmt.Errorf("copy: %w", err)
+		return nil, fmt.Errorf("copy: %w", err)
 	}
 	dest, dirish := cleanDest(c.Dest)
 	destHost, err := fsutil.ResolveInRoot(root, dest)
 	if err != nil {
-		return fmt.Errorf("copy: dest %s: %w", dest, err)
+		return nil, fmt.Errorf("copy: dest %s: %w", dest, err)
+	}
+	_, err = os.Lstat(destHost)
+	absent := errors.Is(err, os.ErrNotExist)
+	reusable := reusableCopy(c, srcs)
+	if reuse != nil && !reusable {
+		// The clone does not fit this copy (the source is no longer a
+		// directory): drop it, it is all below the target.
+		if err := os.RemoveAll(destHost); err != nil {
+			return nil, fmt.Errorf("copy: dest %s: %w", dest, unwrapPath(err))
+		}
+		reuse = nil
 	}
 	if !c.CreateDestPath && dest != "/" {
 		if _, err := os.Lstat(filepath.Dir(destHost)); err != nil {
-			return fmt.Errorf("copy: failed to stat parent of %s: %w", dest, unwrapPath(err))
+			return nil, fmt.Errorf("copy: failed to stat parent of %s: %w", dest, unwrapPath(err))
 		}
 	}
 	// Several sources in one action need a directory; the matches of one
@@ -287,7 +331,7 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 	// to dest, so directories merge and archives extract into it.
 	if len(c.SrcPaths) > 1 && !dirish {
 		if fi, err := os.Stat(destHost); err != nil || !fi.IsDir() {
-			return fmt.Errorf("copy to %s: When using COPY with more than one source file, the destination must be a directory and end with a /", dest)
+			return nil, fmt.Errorf("copy to %s: When using COPY with more than one source file, the destination must be a directory and end with a /", dest)
 		}
 	}
 	if len(srcs) == 0 {
@@ -295,10 +339,10 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 			// BuildKit copies the pivot dir filtered by the pattern:
 			// the destination exists even when nothing matched.
 			if _, err := fsutil.MkdirAllInRoot(root, dest, createdDirMode(ms), owner); err != nil {
-				return fmt.Errorf("copy: creating %s: %w", dest, unwrapPath(err))
+				return nil, fmt.Errorf("copy: creating %s: %w", dest, unwrapPath(err))
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	// Create the destination dir (dest/) or the parent of dest, owned by
 	// the chown user as in BuildKit.
@@ -307,34 +351,39 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 		mk = path.Dir(dest)
 	}
 	if _, err := fsutil.MkdirAllInRoot(root, mk, createdDirMode(ms), owner); err != nil {
-		return fmt.Errorf("copy: creating %s: %w", mk, unwrapPath(err))
+		return nil, fmt.Errorf("copy: creating %s: %w", mk, unwrapPath(err))
 	}
 	if destHost, err = fsutil.ResolveInRoot(root, dest); err != nil {
-		return fmt.Errorf("copy: dest %s: %w", dest, err)
+		return nil, fmt.Errorf("copy: dest %s: %w", dest, err)
 	}
 	cp := &copier{
 		ctx: ctx, s: s, root: root, excl: excl, owner: owner, mode: ms,
 		inodes: map[inodeKey]string{}, isRoot: os.Geteuid() == 0,
-		fc: fsutil.NewFileCopier(),
+		fc: fsutil.NewFileCopier(), reuse: reuse,
+	}
+	cp.reusable, cp.topCreated, cp.topTarget = reusable, absent, destHost
+	if reuse != nil {
+		cp.visited = map[string]bool{}
 	}
 	for _, src := range srcs {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		if c.AttemptUnpack && src.fi.Mode().IsRegular() {
 			ok, err := unpackArchive(ctx, s.hostPath(src.rel), root, dest, owner)
 			if err != nil {
-				return fmt.Errorf("copy: unpacking %s: %w", src.spec, err)
+				return nil, fmt.Errorf("copy: unpacking %s: %w", src.spec, err)
 			}
 			if ok {
+				cp.topCreated = false
 				continue
 			}
 		}
 		if err := cp.copyTop(src, destHost, c); err != nil {
-			return fmt.Errorf("copy %s to %s: %w", src.spec, dest, err)
+			return nil, fmt.Errorf("copy %s to %s: %w", src.spec, dest, err)
 		}
 	}
-	return nil
+	return cp, nil
 }
 
 // copyTop copies one source with a pool of file workers, then sets the
@@ -361,6 +410,9 @@ func (cp *copier) copyTop(src copySource, destHost string, c *llb.Copy) error {
 	err = cp.copySource(src, destHost, c)
 	if werr := cp.files.wait(); err == nil {
 		err = werr
+	}
+	if err == nil && cp.reuse != nil {
+		err = cp.pruneUnvisited(cp.topTarget)
 	}
 	if err != nil {
 		return err
@@ -459,6 +511,9 @@ func (cp *copier) copy(host, rel, comp, target string, fi os.FileInfo, overwrite
 	if err := cp.files.err(); err != nil {
 		return err
 	}
+	if cp.reuse != nil {
+		cp.visited[target] = true
+	}
 	switch m := fi.Mode(); {
 	case m.IsDir():
 		created, err := cp.mkdirOnly(target, fi, overwrite)
@@ -477,6 +532,11 @@ func (cp *copier) copy(host, rel, comp, target string, fi os.FileInfo, overwrite
 		return nil
 	case m.IsRegular():
 		j := fileJob{host: host, rel: rel, target: target, fi: fi}
+		if cp.reuse != nil {
+			if kept, err := cp.keepClone(j); kept || err != nil {
+				return err
+			}
+		}
 		st, _ := fi.Sys().(*syscall.Stat_t)
 		if st == nil || st.Nlink <= 1 {
 			cp.files.add(j)
@@ -543,6 +603,10 @@ func (cp *copier) clearTarget(target string) error {
 		return unwrapPath(err)
 	}
 	if fi.IsDir() {
+		if cp.reuse != nil {
+			// A directory of the clone the source made a file.
+			return os.RemoveAll(target)
+		}
 		return fmt.Errorf("cannot replace directory %s with a file", cp.destName(target))
 	}
 	return os.Remove(target)
@@ -571,6 +635,13 @@ func (cp *copier) clearTargetAt(dst string) error {
 // non-directory (a symlink included) is an error.
 func (cp *copier) mkdirOnly(target string, fi os.FileInfo, overwrite bool) (bool, error) {
 	st, err := os.Lstat(target)
+	if err == nil && !st.IsDir() && cp.reuse != nil {
+		// A file of the clone the source made a directory.
+		if err := os.Remove(target); err != nil {
+			return false, unwrapPath(err)
+		}
+		st, err = os.Lstat(target)
+	}
 	if err == nil {
 		if !st.IsDir() {
 			return false, fmt.Errorf("cannot copy to non-directory: %s", cp.destName(target))
@@ -589,16 +660,7 @@ func (cp *copier) mkdirOnly(target string, fi os.FileInfo, overwrite bool) (bool
 // copyFileJob copies one regular file with its metadata; an existing
 // non-directory at the target is replaced.
 func (cp *copier) copyFileJob(j fileJob) error {
-	uid, gid := cp.ownerOf(j.fi)
-	atime, mtime := fsutil.StatTimes(j.fi)
-	mode := fsutil.UnixMode(j.fi.Mode())
-	if cp.mode != nil {
-		mode = cp.mode.apply(mode, false)
-	}
-	m := fsutil.FileMeta{
-		Chown: cp.isRoot || cp.owner != nil, UID: uid, GID: gid,
-		Mode: mode, Atime: atime, Mtime: mtime, Xattrs: true,
-	}
+	m := cp.fileMeta(j.fi)
 	dst, err := filepath.Rel(cp.root, j.target)
 	if err != nil {
 		return err
@@ -627,6 +689,39 @@ func (cp *copier) copyFileJob(j fileJob) error {
 		return fmt.Errorf("copying %s to %s: %w", "/"+j.rel, cp.destName(j.target), err)
 	}
 	return nil
+}
+
+// fileMeta is the metadata the copy of the regular file fi gets.
+func (cp *copier) fileMeta(fi os.FileInfo) fsutil.FileMeta {
+	uid, gid := cp.ownerOf(fi)
+	atime, mtime := fsutil.StatTimes(fi)
+	mode := fsutil.UnixMode(fi.Mode())
+	if cp.mode != nil {
+		mode = cp.mode.apply(mode, false)
+	}
+	return fsutil.FileMeta{
+		Chown: cp.isRoot || cp.owner != nil, UID: uid, GID: gid,
+		Mode: mode, Atime: atime, Mtime: mtime, Xattrs: true,
+	}
+}
+
+// keepClone keeps the cloned file at j's target when it already is the
+// copy of j's source (Reuse.keep); a cloned directory there is removed.
+func (cp *copier) keepClone(j fileJob) (bool, error) {
+	dst, err := filepath.Rel(cp.root, j.target)
+	if err != nil {
+		return false, err
+	}
+	st, _ := j.fi.Sys().(*syscall.Stat_t)
+	if st != nil && st.Nlink == 1 && cp.reuse.keep(j.target, dst, j.fi, cp.fileMeta(j.fi)) {
+		return true, nil
+	}
+	if fi, err := os.Lstat(j.target); err == nil && fi.IsDir() {
+		if err := os.RemoveAll(j.target); err != nil {
+			return false, fmt.Errorf("removing %s: %w", cp.destName(j.target), unwrapPath(err))
+		}
+	}
+	return false, nil
 }
 
 // ownerOf is the owner a copy of the entry fi gets: the chown user, 0:0
