@@ -143,7 +143,21 @@ func (w *treeHasher) header(fields ...string) { w.push(&hashLine{fields: fields}
 
 // hashFile queues the record fields (the last one left for the digest)
 // of the regular file host and hashes it on another goroutine.
+//
+// Only a local context is hashed off the walking goroutine: any other
+// source is a snapshot mounted in the private mount namespace of the
+// walking goroutine's thread (snapshot.WithMounts), and a path opened on
+// another thread would not see it.
 func (w *treeHasher) hashFile(name, host string, fi os.FileInfo, fields []string) error {
+	if !w.s.local {
+		d, err := w.hc.Sum(host, fi)
+		if err != nil {
+			return fmt.Errorf("hashing %s: %w", name, err)
+		}
+		fields[len(fields)-1] = d.String()
+		w.push(&hashLine{fields: fields})
+		return w.err
+	}
 	l := &hashLine{fields: fields, done: make(chan struct{})}
 	w.sem <- struct{}{}
 	go func() {
