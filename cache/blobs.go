@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
+	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -21,8 +23,14 @@ var ErrNotFound = errors.New("not found")
 // same filesystem, verified, fsynced, then renamed into place, so a reader
 // never sees a partial blob and a crash leaves only temp files, which
 // OpenBlobStore removes.
+//
+// Many processes share the store: a temp file is named
+// "blob-<lease>-*" after the lease of the process writing it
+// (fsutil.OwnLease in DIR/leases), and OpenBlobStore removes only the temp
+// files of dead processes.
 type BlobStore struct {
 	root    string
+	owner   string
 	fetcher atomic.Pointer[fetcherBox]
 }
 
@@ -83,12 +91,25 @@ func OpenBlobStore(dir string) (*BlobStore, error) {
 			return nil, err
 		}
 	}
-	// Leftovers of interrupted writes.
+	leases := filepath.Join(dir, "leases")
+	owner, err := fsutil.OwnLease(leases)
+	if err != nil {
+		return nil, fmt.Errorf("blob store %s: %w", dir, err)
+	}
+	// Leftovers of interrupted writes of dead processes.
 	tmp, _ := os.ReadDir(filepath.Join(dir, "ingest"))
 	for _, e := range tmp {
+		if o := fsutil.OwnerOf(e.Name(), "blob-"); o != "" {
+			if fsutil.LeaseLive(leases, o) {
+				continue
+			}
+		} else if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < time.Hour {
+			continue // no owner in the name: only old ones go
+		}
 		os.RemoveAll(filepath.Join(dir, "ingest", e.Name()))
 	}
-	return &BlobStore{root: dir}, nil
+	fsutil.ReapLeases(leases)
+	return &BlobStore{root: dir, owner: owner}, nil
 }
 
 // Path returns the file of blob d (which may not exist).
@@ -154,7 +175,7 @@ func (s *BlobStore) Put(ctx context.Context, r io.Reader, expected digest.Digest
 
 // Writer starts a streaming write; call Commit to store, Close always.
 func (s *BlobStore) Writer() (*BlobWriter, error) {
-	f, err := os.CreateTemp(filepath.Join(s.root, "ingest"), "blob-")
+	f, err := os.CreateTemp(filepath.Join(s.root, "ingest"), "blob-"+s.owner+"-")
 	if err != nil {
 		return nil, err
 	}
@@ -199,10 +220,11 @@ func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, error) {
 	}
 	w.done = true
 	dst := w.s.Path(d)
-	if _, err := os.Stat(dst); err == nil {
+	if fi, err := os.Stat(dst); err == nil && fi.Size() == w.n {
 		os.Remove(w.f.Name())
 		return d, nil
 	}
+	// Missing, or damaged (a wrong size): the verified copy replaces it.
 	if err := os.Chmod(w.f.Name(), 0o444); err != nil {
 		return "", err
 	}
@@ -224,6 +246,7 @@ func (w *BlobWriter) Close() error {
 
 // Delete removes blob d.
 func (s *BlobStore) Delete(d digest.Digest) error {
+	os.Remove(s.stampPath(d))
 	err := os.Remove(s.Path(d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blob %s: %w", d, ErrNotFound)

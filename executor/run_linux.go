@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/executor/cgroups"
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // DefaultHostname is the sandbox's hostname when Spec.Hostname is empty.
@@ -37,6 +38,9 @@ type Executor struct {
 	// cgroupErr is why this rootless executor runs without cgroups
 	// (nil when it has them).
 	cgroupErr error
+	// owner is this process's lease in stateDir/leases: run directories
+	// carry it (see Recover).
+	owner string
 }
 
 // New returns an Executor that keeps its scratch space (mount points,
@@ -63,7 +67,11 @@ func New(stateDir string) (*Executor, error) {
 	}
 	// Rootless without delegation, or root in a container without a
 	// writable cgroup mount: run without a cgroup (CgroupWarning says so).
-	e := &Executor{stateDir: abs, cgroupErr: probeCgroup()}
+	owner, err := fsutil.OwnLease(filepath.Join(abs, "leases"))
+	if err != nil {
+		return nil, fmt.Errorf("executor state directory %s: %w", abs, err)
+	}
+	e := &Executor{stateDir: abs, owner: owner, cgroupErr: probeCgroup()}
 	return e, nil
 }
 
@@ -169,7 +177,7 @@ func (e *Executor) run(ctx context.Context, spec Spec) (Stats, error) {
 		return Stats{}, err
 	}
 	id := randomID()
-	runDir := filepath.Join(e.stateDir, "run-"+id)
+	runDir := filepath.Join(e.stateDir, "run-"+e.owner+"-"+id)
 	if err := os.Mkdir(runDir, 0o700); err != nil {
 		return Stats{}, fmt.Errorf("creating run directory %s: %w", runDir, err)
 	}
@@ -320,7 +328,7 @@ func (e *Executor) start(spec Spec, cfg *initConfig, limits cgroups.Limits, id s
 	sb := &sandbox{cmd: cmd, waitCh: make(chan error, 1), statusCh: make(chan initStatus, 1), syncW: syncW, statR: statR}
 	go func() { sb.waitCh <- cmd.Wait() }()
 	go sb.readStatus()
-	if err := e.placeInCgroup(sb, spec, limits, id); err != nil {
+	if err := e.placeInCgroup(sb, spec, limits, id, filepath.Dir(cfg.Root)); err != nil {
 		sb.abort()
 		return nil, err
 	}
@@ -340,7 +348,10 @@ func (e *Executor) start(spec Spec, cfg *initConfig, limits cgroups.Limits, id s
 // placeInCgroup makes the sandbox's cgroup with the limits and moves the
 // init into it. Without cgroups (rootless without delegation) there is
 // none: the pid namespace still takes every process down with the init.
-func (e *Executor) placeInCgroup(sb *sandbox, spec Spec, limits cgroups.Limits, id string) error {
+//
+// The cgroup's directories are recorded in runDir at once, so that the
+// next builder can remove them should this one be killed (see Recover).
+func (e *Executor) placeInCgroup(sb *sandbox, spec Spec, limits cgroups.Limits, id, runDir string) error {
 	if e.cgroupErr != nil {
 		return nil
 	}
@@ -353,6 +364,9 @@ func (e *Executor) placeInCgroup(sb *sandbox, spec Spec, limits cgroups.Limits, 
 		return err
 	}
 	sb.cg = cg
+	if err := recordCgroup(runDir, cg); err != nil {
+		return err
+	}
 	if err := cg.Set(limits); err != nil {
 		return fmt.Errorf("setting limits: %w", err)
 	}
@@ -575,7 +589,7 @@ func writeEtcFiles(runDir string, cfg *initConfig) error {
 // the rootfs still be mounted there, rmdir fails instead of deleting the
 // snapshot's contents.
 func removeRunDir(runDir string) {
-	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+	for _, f := range []string{"hosts", "hostname", "resolv.conf", cgroupRecord} {
 		_ = os.Remove(filepath.Join(runDir, f))
 	}
 	_ = unix.Rmdir(filepath.Join(runDir, "rootfs"))

@@ -97,6 +97,8 @@ type Client struct {
 	// cross-repository mounts on push.
 	srcMu   sync.Mutex
 	sources map[digest.Digest]name.Repository
+	// traffic counts the bytes moved (Traffic).
+	traffic traffic
 }
 
 // New returns a client.
@@ -135,7 +137,8 @@ func New(o Options) *Client {
 		backoff = DefaultRetry
 	}
 	c.backoff = backoff
-	c.transport = &retryTransport{base: &guardTransport{base: base, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls}
+	// Traffic counts what crosses the network, retries included.
+	c.transport = &retryTransport{base: &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls}
 	c.remote = []remote.Option{
 		remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(c.transport),
@@ -262,7 +265,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 	if err != nil {
 		return nil, err
 	}
-	p = normalizePlatform(p)
+	p = p.WithDefaults()
 
 	var raw []byte
 	var d digest.Digest
@@ -303,7 +306,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", d, err)
 		}
-		child, err := selectPlatform(idx, p)
+		child, err := SelectManifest(idx.Manifests, p)
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/solver/remotecache"
@@ -40,8 +41,10 @@ type BuildOptions struct {
 	Target    string
 	NoCache   bool
 	Progress  string
-	Outputs   []Output
-	Root      string
+	// LogFile is --log-file: the whole plain log, not clipped.
+	LogFile string
+	Outputs []Output
+	Root    string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -65,6 +68,9 @@ type BuildOptions struct {
 	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
 	// which the exporter adds to the config (set by export).
 	healthStartInterval time.Duration
+	// Report is --report: the HTML report of the build (written also
+	// when it fails).
+	Report string
 	// Push is --push (type=image,push=true); Pull is --pull (tags always
 	// resolve at the registry); Registry are --tls-ca/--insecure-registry.
 	Push     bool
@@ -72,6 +78,9 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
+	// inlineCache, set for --cache-to type=inline, returns the cache to
+	// put into the config of an image with the given layers.
+	inlineCache inlineCacheFunc
 }
 
 func newBuildCommand() *cobra.Command {
@@ -129,14 +138,16 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
+	f.StringVar(&o.Report, "report", "", "Write an HTML report of the build (timeline, critical path, resources, layers) to a file")
 	rootFlag(cmd, &o.Root)
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
 	f.BoolVar(&check, "check", false, `Shorthand for "--call=check"`)
-	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (only the host's platform can RUN)`)
+	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (comma-separated for several: "linux/amd64,linux/arm64")`)
 	sandbox = addSandboxFlags(cmd, &o.Sandbox)
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
@@ -195,14 +206,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		}
 		return nil
 	}
-	var platform llb.Platform
-	if o.Platform != "" {
-		if strings.Contains(o.Platform, ",") {
-			return fmt.Errorf("--platform %q: building for several platforms at once is not supported", o.Platform)
-		}
-		if platform, err = dockerfile.ParsePlatform(o.Platform); err != nil {
-			return fmt.Errorf("--platform: %w", err)
-		}
+	platforms, err := buildPlatforms(o)
+	if err != nil {
+		return err
 	}
 	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
 	if err != nil {
@@ -243,12 +249,22 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := root.RecoveryError(); err != nil {
+		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
+	}
 	if w := ex.CgroupWarning(); w != "" {
 		display.Warn(0, w)
 	}
-	col := newCollector(display)
+	logs, flushLogs, err := stepLogs(display, secrets, o.LogFile)
+	if err != nil {
+		display.Close()
+		return err
+	}
+	closeDisplay := func() { flushLogs(); display.Close() }
+	col := newCollector(logs)
+	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
-	res, err := convert(ctx, col, dockerfile.Options{
+	results, err := convertAll(ctx, col, platforms, dockerfile.Options{
 		Dockerfile:       dfBytes,
 		Filename:         filepath.Base(dfPath),
 		BuildArgs:        o.BuildArgs,
@@ -260,8 +276,6 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		AllowInsecure:    o.Sandbox.AllowInsecure(),
 		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
 		DefaultNetwork:   o.Sandbox.defaultNetwork(),
-		Platform:         platform,
-		RunPlatform:      dockerfile.HostPlatform(),
 		AllStages:        o.Call == "check",
 		Warn: func(w dockerfile.Warning) {
 			if o.Call != "check" {
@@ -269,12 +283,16 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			}
 		},
 	})
+	if err == nil && o.Call != "check" {
+		err = checkPlatforms(results)
+	}
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return reportError(out, dfPath, dfBytes, err)
 	}
+	res := results[0]
 	if o.Call == "check" {
-		display.Close()
+		closeDisplay()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
 	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
@@ -294,31 +312,49 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Hostname:     o.Sandbox.Hostname,
 		Limits:       o.Sandbox.Limits,
 		CgroupParent: o.Sandbox.CgroupParent,
+		Warn:         func(msg string) { display.Warn(0, msg) },
 	})
 	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return err
 	}
 	keys := rc.keyStore(store, w)
 	s := solver.New(w, keys, solver.Options{Reporter: col})
-	var result solver.Result
-	if res.State != nil {
-		if err = w.PruneNoCacheMounts(res.State); err == nil {
-			result, err = s.Solve(ctx, res.State)
-		}
+	solved, err := solveAll(ctx, s, w, results)
+	var cacheBuild remotecache.Build
+	if err == nil && res.State != nil {
+		cacheBuild = cacheExportOf(s, results, solved, keys, w)
 	}
-	if err == nil {
-		err = export(ctx, col, w, images, result, res, o)
+	if err == nil && len(results) == 1 {
+		o.inlineCache = rc.inline(cacheBuild)
+		err = export(ctx, col, w, images, solved[0], res, o)
+	} else if err == nil {
+		// --cache-to type=inline: each platform's image carries its own.
+		inline := func(i int) inlineCacheFunc {
+			return rc.inline(cacheExportOf(s, results[i:i+1], solved[i:i+1], keys, w))
+		}
+		err = exportPlatforms(ctx, col, w, images, solved, results, o, inline)
 	}
 	if err == nil && res.State != nil {
-		err = rc.export(ctx, col, remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w})
+		err = rc.export(ctx, col, cacheBuild)
 	}
-	display.Close()
+	closeDisplay()
+	// The report is written for failed builds too.
+	if o.Report != "" {
+		if rerr := writeReport(o.Report, col.record()); rerr != nil {
+			fmt.Fprintf(out, "WARNING: --report: %v\n", rerr)
+		}
+	}
 	if err != nil {
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	return nil
+}
+
+// writeReport writes the HTML report of a build to path.
+func writeReport(path string, b *report.Build) error {
+	return writeFile(path, func(w io.Writer) error { return report.WriteHTML(w, b) })
 }
 
 // validateTags checks every -t name against Docker's reference grammar
@@ -332,27 +368,30 @@ func validateTags(tags []string) error {
 	return nil
 }
 
-// convert runs the frontend as one progress step, as BuildKit shows the
-// loading of the Dockerfile and the base images' metadata.
-func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*dockerfile.Result, error) {
-	var res *dockerfile.Result
-	err := step(r, "[internal] load build definition from "+opt.Filename, func() error {
-		var err error
-		res, err = dockerfile.Convert(ctx, opt)
-		return err
-	})
-	return res, err
-}
-
 // export writes the result to every --output.
 func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
-	cfg := res.Config
-	// The frontend leaves the times of this build's history entries and
-	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
-	// the worker fills them from the times its results were made (see
-	// ops.Worker.Image), so a cached rebuild gives the same image.
-	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
+	cfg, err := imageConfig(res, o)
+	if err != nil {
 		return err
+	}
+	o.healthStartInterval = res.HealthcheckStartInterval
+	// Every build lands in the local image store; then the --outputs.
+	e, err := exportImage(ctx, r, w, images, result, cfg, o)
+	if err != nil {
+		return err
+	}
+	return writeResultFiles(r, e, o)
+}
+
+// imageConfig is the config of the image res describes, with --label
+// labels. The frontend leaves the times of this build's history entries
+// and the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
+// the worker fills them from the times its results were made (see
+// ops.Worker.Image), so a cached rebuild gives the same image.
+func imageConfig(res *dockerfile.Result, o BuildOptions) (v1.ConfigFile, error) {
+	cfg := res.Config
+	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
+		return cfg, err
 	} else if ok {
 		cfg.Created.Time = epoch
 		cfg.History = append([]v1.History(nil), cfg.History...)
@@ -363,11 +402,14 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *image
 		}
 	}
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
-	o.healthStartInterval = res.HealthcheckStartInterval
-	// Every build lands in the local image store; then the --outputs.
-	e, err := exportImage(ctx, r, w, images, result, cfg, o)
-	if err != nil {
-		return err
+	return cfg, nil
+}
+
+// writeResultFiles hands the export to the build report and writes
+// --iidfile and --metadata-file.
+func writeResultFiles(r solver.Reporter, e *exported, o BuildOptions) error {
+	if col, ok := r.(*collector); ok {
+		col.exported = e
 	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {

@@ -21,6 +21,8 @@ import (
 //	${GIT_SERVER}   the case's repo/ directory as a git repository over
 //	                smart HTTP (git http-backend): one commit on main, with
 //	                the annotated tag v1; the URL ends in .git
+//	${GIT_DUMB_SERVER} the same repository over "dumb" HTTP (a static
+//	                file server, as BuildKit's own tests use)
 //
 // The expected config.json holds the placeholders where the history
 // names a server.
@@ -31,6 +33,7 @@ type remoteServers struct {
 	mu      sync.Mutex
 	gitRoot string
 	gitURL  string
+	dumbURL string
 	repos   map[string]string // case name -> repository URL
 }
 
@@ -49,6 +52,10 @@ func (r *remoteServers) expand(t *testing.T, c goldenCase, v string) string {
 	if strings.Contains(v, "${GIT_SERVER}") {
 		v = strings.ReplaceAll(v, "${GIT_SERVER}", r.repo(t, c))
 	}
+	if strings.Contains(v, "${GIT_DUMB_SERVER}") {
+		r.repo(t, c)
+		v = strings.ReplaceAll(v, "${GIT_DUMB_SERVER}", r.dumbURL+"/"+c.name+"/.git")
+	}
 	return v
 }
 
@@ -56,8 +63,9 @@ func (r *remoteServers) expand(t *testing.T, c goldenCase, v string) string {
 func (r *remoteServers) unexpand(s string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, u := range r.repos {
+	for name, u := range r.repos {
 		s = strings.ReplaceAll(s, u, "${GIT_SERVER}")
+		s = strings.ReplaceAll(s, r.dumbURL+"/"+name+"/.git", "${GIT_DUMB_SERVER}")
 	}
 	return strings.ReplaceAll(s, r.httpURL, "${HTTP_SERVER}")
 }
@@ -84,6 +92,9 @@ func (r *remoteServers) repo(t *testing.T, c goldenCase) string {
 		})
 		r.t.Cleanup(srv.Close)
 		r.gitURL = srv.URL
+		dumb := httptest.NewServer(http.FileServer(http.Dir(r.gitRoot)))
+		r.t.Cleanup(dumb.Close)
+		r.dumbURL = dumb.URL
 	}
 	dir := filepath.Join(r.gitRoot, c.name)
 	copyContext(t, filepath.Join(c.dir, "repo"), dir)
@@ -91,6 +102,7 @@ func (r *remoteServers) repo(t *testing.T, c goldenCase) string {
 	runGit(t, dir, "add", "-A")
 	runGit(t, dir, "commit", "-q", "-m", "first")
 	runGit(t, dir, "tag", "-a", "v1", "-m", "v1")
+	runGit(t, dir, "update-server-info")
 	u := r.gitURL + "/" + c.name + "/.git"
 	r.repos[c.name] = u
 	return u
@@ -105,6 +117,7 @@ func (r *remoteServers) commit(t *testing.T, c goldenCase, file, data string) {
 	}
 	runGit(t, dir, "add", "-A")
 	runGit(t, dir, "commit", "-q", "-m", "change "+file)
+	runGit(t, dir, "update-server-info")
 }
 
 func runGit(t *testing.T, dir string, args ...string) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +14,10 @@ import (
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 )
 
@@ -126,10 +129,22 @@ func printImages(w io.Writer, all []imagestore.Image, filter string, quiet, noTr
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	var damaged []string
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), humanAgo(now, r.im.Created), humanSize(r.im.Size))
+		created := humanAgo(now, r.im.Created)
+		if r.im.Damaged != "" {
+			created = "<damaged>"
+			damaged = append(damaged, fmt.Sprintf("WARNING: image %s:%s (%s) is damaged: %s; build or pull it again (builder prune removes it)", r.repo, r.tag, id(r.im), r.im.Damaged))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), created, humanSize(r.im.Size))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range damaged {
+		fmt.Fprintln(w, d)
+	}
+	return nil
 }
 
 // humanAgo formats the time since t as docker does ("2 weeks ago").
@@ -204,12 +219,31 @@ type imageInspect struct {
 	History      []v1.History    `json:"History,omitempty"`
 	Descriptor   v1.Descriptor   `json:"Descriptor"`
 	Manifest     json.RawMessage `json:"Manifest"`
+	// Platforms are the images of a multi-platform image (Descriptor and
+	// Manifest are then its index; the other fields describe the image
+	// builder run would pick: the host's platform, else the first).
+	Platforms []platformInspect `json:"Platforms,omitempty"`
+}
+
+// platformInspect is one platform of a multi-platform image.
+type platformInspect struct {
+	Platform   v1.Platform   `json:"Platform"`
+	ID         string        `json:"Id"`
+	Created    time.Time     `json:"Created"`
+	Size       int64         `json:"Size"`
+	Descriptor v1.Descriptor `json:"Descriptor"`
 }
 
 func inspectImage(s *imagestore.Store, ref string) (*imageInspect, error) {
-	im, err := s.Get(ref)
+	top, err := s.Get(ref)
 	if err != nil {
 		return nil, err
+	}
+	im := top
+	if top.Platforms != nil {
+		if im, err = imagestore.Select(top, llb.Platform{}); err != nil {
+			im = top.Platforms[0]
+		}
 	}
 	rawManifest, rawConfig, err := s.Raw(im)
 	if err != nil {
@@ -225,8 +259,17 @@ func inspectImage(s *imagestore.Store, ref string) (*imageInspect, error) {
 		Author: cfg.Author, Config: cfg.Config, RootFS: cfg.RootFS, History: cfg.History,
 		Descriptor: im.Manifest, Manifest: rawManifest,
 	}
-	for _, n := range im.Names {
+	for _, n := range top.Names {
 		x.RepoTags = append(x.RepoTags, exporter.FamiliarName(n))
+	}
+	if top.Platforms != nil {
+		if x.Manifest, err = s.RawIndex(top); err != nil {
+			return nil, err
+		}
+		x.ID, x.Size, x.Descriptor = top.ID.String(), top.Size, top.Manifest
+		for _, c := range top.Platforms {
+			x.Platforms = append(x.Platforms, platformInspect{Platform: *c.Platform, ID: c.ID.String(), Created: c.Created, Size: c.Size, Descriptor: c.Manifest})
+		}
 	}
 	return x, nil
 }
@@ -287,9 +330,9 @@ func newRmiCommand() *cobra.Command {
 func newSaveCommand() *cobra.Command {
 	var root, output, format string
 	cmd := &cobra.Command{
-		Use:   "save [OPTIONS] IMAGE",
-		Short: "Save an image to a tar archive (streamed to STDOUT by default)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "docker" && format != "oci" {
 				return fmt.Errorf("--format %q: must be docker or oci", format)
@@ -301,24 +344,21 @@ func newSaveCommand() *cobra.Command {
 				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 			}
 			return withImageStore(root, func(s *imagestore.Store) error {
-				im, err := s.Get(args[0])
+				if format == "oci" && len(args) == 1 {
+					if im, err := s.Get(args[0]); err == nil && im.Platforms != nil {
+						return saveIndex(cmd.Context(), s, im, args[0], toStdout, cmd.OutOrStdout(), output)
+					}
+				}
+				imgs, err := saveSet(s, args)
 				if err != nil {
 					return err
-				}
-				img, err := s.Load(im)
-				if err != nil {
-					return err
-				}
-				names := im.Names
-				if full, err := exporter.NormalizeName(args[0]); err == nil {
-					names = []string{full} // docker save NAME keeps only that name
 				}
 				write := func(w io.Writer) error {
 					if format == "oci" {
-						_, err := exporter.WriteOCI(cmd.Context(), w, img, names)
+						_, err := exporter.WriteOCIImages(cmd.Context(), w, imgs)
 						return err
 					}
-					_, err := exporter.WriteDocker(cmd.Context(), w, img, names)
+					_, err := exporter.WriteDockerImages(cmd.Context(), w, imgs)
 					return err
 				}
 				if toStdout {
@@ -332,4 +372,60 @@ func newSaveCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
 	cmd.Flags().StringVar(&format, "format", "docker", `Archive format: "docker" (docker save) or "oci" (OCI image layout)`)
 	return cmd
+}
+
+// saveSet resolves the images to save, once each with every name it was
+// asked by (an image asked by ID keeps all its names), in order.
+// saveIndex writes the multi-platform image im as an OCI layout whose
+// index.json names its index (as stored: a Docker manifest list stays one).
+func saveIndex(ctx context.Context, s *imagestore.Store, im imagestore.Image, ref string, toStdout bool, stdout io.Writer, output string) error {
+	imgs, err := s.LoadAll(im)
+	if err != nil {
+		return err
+	}
+	names := im.Names
+	if full, err := exporter.NormalizeName(ref); err == nil {
+		names = []string{full} // docker save NAME keeps only that name
+	}
+	var opt []exporter.Option
+	if im.Manifest.MediaType == types.DockerManifestList {
+		opt = append(opt, exporter.WithDockerMediaTypes())
+	}
+	write := func(w io.Writer) error {
+		_, err := exporter.WriteOCIIndex(ctx, w, imgs, names, opt...)
+		return err
+	}
+	if toStdout {
+		return write(stdout)
+	}
+	return writeFile(output, write)
+}
+
+func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) {
+	var out []exporter.NamedImage
+	at := map[string]int{}
+	for _, ref := range refs {
+		im, err := s.Get(ref)
+		if err != nil {
+			return nil, err
+		}
+		names := im.Names
+		if full, err := exporter.NormalizeName(ref); err == nil {
+			names = []string{full} // docker save NAME keeps only that name
+		}
+		if i, ok := at[im.ID.String()]; ok {
+			out[i].Names = append(out[i].Names, names...)
+			continue
+		}
+		if im.Platforms != nil {
+			return nil, fmt.Errorf("%s is a multi-platform image: a docker archive holds one platform; save it alone with --format oci", ref)
+		}
+		img, err := s.Load(im)
+		if err != nil {
+			return nil, err
+		}
+		at[im.ID.String()] = len(out)
+		out = append(out, exporter.NamedImage{Image: img, Names: append([]string(nil), names...)})
+	}
+	return out, nil
 }

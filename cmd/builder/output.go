@@ -14,9 +14,11 @@ import (
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -177,6 +179,8 @@ type exported struct {
 	configDigest string
 	desc         *v1.Descriptor
 	names        []string
+	// layers are the stored image's layers, for --report.
+	layers []report.Layer
 }
 
 // exportImage computes the layers of result and writes the image to the
@@ -185,19 +189,7 @@ type exported struct {
 func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *store.Store, result solver.Result, cfg v1.ConfigFile, o BuildOptions) (*exported, error) {
 	warnRewriteWithoutEpoch(r, o.Outputs, o.BuildArgs)
 	blobs := images.Blobs()
-	// The store gets the image as the first type=image output asks, or
-	// gzip with OCI media types.
-	storeOut := Output{Type: "image", Attrs: map[string]string{}}
-	storeNames := append([]string(nil), o.Tags...)
-	found := false
-	for _, out := range o.Outputs {
-		if out.Type == "image" {
-			if !found {
-				storeOut, found = out, true
-			}
-			storeNames = append(storeNames, out.names(nil)...)
-		}
-	}
+	storeOut, storeNames := storeOutput(o)
 	imageFor := func(out Output) (*exporter.Image, error) {
 		lo, err := out.layerOptions()
 		if err != nil {
@@ -210,6 +202,13 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *
 		err = step(r, "exporting layers", func() error {
 			c, layers, err := w.ImageWith(ctx, result, cfg, lo)
 			img = &exporter.Image{Config: c, Layers: layers, Blobs: blobs, HealthcheckStartInterval: o.healthStartInterval}
+			if err == nil && o.inlineCache != nil {
+				// --cache-to type=inline: the cache rides in the config.
+				var raw []byte
+				if raw, err = o.inlineCache(ctx, layers); err == nil {
+					img.Extra = []exporter.ConfigField{{Name: remotecache.InlineKey, Value: raw}}
+				}
+			}
 			return err
 		})
 		return img, err
@@ -228,6 +227,7 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *
 		return nil, err
 	}
 	res.configDigest = stored.ID.String()
+	res.layers = imageLayers(img.Layers, img.Config.History)
 	res.names = stored.Names
 	storedDesc := stored.Manifest
 
@@ -313,6 +313,24 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *
 	return res, nil
 }
 
+// storeOutput is how the local store gets the image: as the first
+// type=image output asks, or gzip with OCI media types; under -t and the
+// name= of every type=image output.
+func storeOutput(o BuildOptions) (Output, []string) {
+	storeOut := Output{Type: "image", Attrs: map[string]string{}}
+	storeNames := append([]string(nil), o.Tags...)
+	found := false
+	for _, out := range o.Outputs {
+		if out.Type == "image" {
+			if !found {
+				storeOut, found = out, true
+			}
+			storeNames = append(storeNames, out.names(nil)...)
+		}
+	}
+	return storeOut, storeNames
+}
+
 // sameLayers says whether a and b export the same manifest.
 func sameLayers(a, b Output) bool {
 	la, _ := a.layerOptions()
@@ -335,8 +353,12 @@ func describeNames(names []string) string {
 
 // writeIIDFile writes the image ID as docker build --iidfile does.
 func writeIIDFile(path string, e *exported) error {
+	id := e.configDigest
+	if id == "" && e.desc != nil { // a multi-platform image: its index
+		id = e.desc.Digest.String()
+	}
 	return writeFile(path, func(w io.Writer) error {
-		_, err := io.WriteString(w, e.configDigest)
+		_, err := io.WriteString(w, id)
 		return err
 	})
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/builderdev/builder/cache"
@@ -82,10 +84,13 @@ func openRemoteCache(ctx context.Context, r solver.Reporter, warn func(string), 
 }
 
 // keyStore is the solver's key store: local, then the imported caches.
+// It also makes the cache mounts a RUN creates start from the imported
+// caches' content (cache-mounts=true).
 func (rc *remoteCache) keyStore(local *cache.Store, w *ops.Worker) solver.KeyStore {
 	if rc.index == nil {
 		return local
 	}
+	w.SetCacheMountRestorer(rc.index)
 	return rc.index.KeyStore(local, w)
 }
 
@@ -94,8 +99,13 @@ func (rc *remoteCache) keyStore(local *cache.Store, w *ops.Worker) solver.KeySto
 func (rc *remoteCache) export(ctx context.Context, r solver.Reporter, b remotecache.Build) error {
 	if rc.index != nil {
 		hits, n, bytes := rc.index.Stats()
-		logStep(r, "[internal] remote cache", fmt.Sprintf("%d of %d imported results used; downloaded %d blobs (%s); the rest stay in the registry (mounted on push, fetched when read)\n",
-			hits, rc.index.Records(), n, humanBytes(bytes)))
+		line := fmt.Sprintf("%d of %d imported results used; downloaded %d blobs (%s); the rest stay in the registry (mounted on push, fetched when read)\n",
+			hits, rc.index.Records(), n, humanBytes(bytes))
+		restored := rc.index.Restored()
+		for _, id := range sortedKeys(restored) {
+			line += fmt.Sprintf("cache mount %s restored (%s)\n", id, humanBytes(restored[id]))
+		}
+		logStep(r, "[internal] remote cache", line)
 	}
 	for _, e := range rc.exports {
 		if e.Type == "inline" {
@@ -107,8 +117,14 @@ func (rc *remoteCache) export(ctx context.Context, r solver.Reporter, b remoteca
 				return err
 			}
 			if rep.Unchanged {
+				for _, m := range rep.Mounts {
+					logf("cache mount %s: %s\n", m.ID, humanBytes(m.Size))
+				}
 				logf("%d records, %d layers: unchanged, nothing written\n", rep.Records, rep.Layers)
 				return nil
+			}
+			for _, m := range rep.Mounts {
+				logf("cache mount %s: %s\n", m.ID, humanBytes(m.Size))
 			}
 			logf("%d records, %d layers: %d blobs (%s) uploaded, the others present or mounted\n", rep.Records, rep.Layers, rep.Uploaded, humanBytes(rep.UploadedBytes))
 			return nil
@@ -143,4 +159,26 @@ func logStep(r solver.Reporter, name, line string) {
 		logf("%s", line)
 		return nil
 	})
+}
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// inline returns the inline cache maker of the build when --cache-to
+// type=inline was asked for, else nil.
+func (rc *remoteCache) inline(b remotecache.Build) func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error) {
+	for _, e := range rc.exports {
+		if e.Type == "inline" {
+			return func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error) {
+				return remotecache.Inline(ctx, b, layers)
+			}
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -81,11 +82,16 @@ func newCacheEnv(t *testing.T) *cacheEnv {
 // a different path) with c.txt holding c.
 func writeContext(t *testing.T, c string) string {
 	t.Helper()
+	return writeContextWith(t, cacheDockerfile, c)
+}
+
+func writeContextWith(t *testing.T, dockerfile, c string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), uniqueRepo("ctx"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string]string{"Dockerfile": cacheDockerfile, "a.txt": "a\n", "c.txt": c} {
+	for name, data := range map[string]string{"Dockerfile": dockerfile, "a.txt": "a\n", "c.txt": c} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +183,11 @@ func fetchCache(t *testing.T, ref string) (manifest, config []byte) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	cfg, err := io.ReadAll(rc)
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := io.ReadAll(zr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,9 +339,11 @@ func localCacheConfig(t *testing.T, dir string) remotecache.Config {
 	var cfg remotecache.Config
 	for _, d := range probe.Manifests {
 		if d.MediaType == remotecache.ConfigMediaType {
-			if err := json.Unmarshal(blob(d.Digest), &cfg); err != nil {
+			c, err := remotecache.DecodeConfig(blob(d.Digest))
+			if err != nil {
 				t.Fatal(err)
 			}
+			cfg = *c
 		}
 	}
 	return cfg
@@ -515,4 +527,58 @@ func TestRemoteCacheShowProgress(t *testing.T) {
 	t.Logf("%s", cfg)
 	b := mustBuild(t, "B", env.build(t, writeContext(t, "c2\n"), filepath.Join(t.TempDir(), "b"), cacheFlags{from: []string{ref}}, ""))
 	t.Log(b.progress)
+}
+
+// TestRemoteCacheMounts: cache-mounts=true exports the content of a RUN
+// --mount=type=cache; a fresh root whose RUN does execute finds it warm.
+func TestRemoteCacheMounts(t *testing.T) {
+	env := newCacheEnv(t)
+	const df = `ARG BASE=busybox
+FROM $BASE
+COPY c.txt /c.txt
+RUN --mount=type=cache,id=c1,target=/cache sh -c 'if [ -f /cache/f ]; then echo WARM-$(cat /cache/f); else echo COLD; fi; cat /c.txt > /cache/f'
+`
+	ref := env.host + "/" + uniqueRepo("i8-mounts") + ":cache"
+	a := mustBuild(t, "machine A", env.build(t, writeContextWith(t, df, "one\n"), filepath.Join(t.TempDir(), "a"),
+		cacheFlags{to: []string{"type=registry,mode=max,cache-mounts=true,ref=" + ref}}, ""))
+	if !strings.Contains(a.progress, "COLD") || !strings.Contains(a.progress, "cache mount c1: ") {
+		t.Fatalf("machine A: cold run or mount export not shown:\n%s", a.progress)
+	}
+	_, cfg := fetchCache(t, ref)
+	var cc remotecache.Config
+	if err := json.Unmarshal(cfg, &cc); err != nil {
+		t.Fatal(err)
+	}
+	if len(cc.Mounts) != 1 || cc.Mounts[0].ID != "c1" {
+		t.Fatalf("cache config mounts %+v, want c1", cc.Mounts)
+	}
+	b := mustBuild(t, "machine B", env.build(t, writeContextWith(t, df, "two\n"), filepath.Join(t.TempDir(), "b"),
+		cacheFlags{from: []string{ref}}, ""))
+	if !strings.Contains(b.progress, "WARM-one") {
+		t.Errorf("machine B: the RUN did not find the cache mount warm:\n%s", b.progress)
+	}
+	if !strings.Contains(b.progress, "cache mount c1 restored") {
+		t.Errorf("machine B: the restore is not reported:\n%s", b.progress)
+	}
+}
+
+// TestRemoteCacheInline: --cache-to type=inline puts the cache into the
+// pushed image's config; --cache-from IMAGE on a fresh root builds every
+// step from it, to the same image.
+func TestRemoteCacheInline(t *testing.T) {
+	env := newCacheEnv(t)
+	app := env.host + "/" + uniqueRepo("i8-inline") + ":v1"
+	mustBuild(t, "machine A", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "a"), cacheFlags{to: []string{"type=inline"}}, app))
+	r, _ := name.ParseReference(app, name.Insecure)
+	desc, err := remote.Head(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mustBuild(t, "machine B", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "b"), cacheFlags{from: []string{app}, to: []string{"type=inline"}}, ""))
+	if nc := stepsNotCached(b.progress); len(nc) > 0 {
+		t.Errorf("steps not cached: %v\n%s", nc, b.progress)
+	}
+	if b.digest != desc.Digest.String() {
+		t.Errorf("machine B built %s from the inline cache, machine A pushed %s", b.digest, desc.Digest)
+	}
 }

@@ -47,8 +47,21 @@ type Image struct {
 	// Created is the config's creation time.
 	Created time.Time
 	// Size is the size of the config and the layers as stored
-	// (compressed).
+	// (compressed); of every platform's for a multi-platform image.
 	Size int64
+	// Platform is the platform of an image of a multi-platform image (an
+	// entry of Platforms); nil otherwise.
+	Platform *v1.Platform
+	// Platforms are the images of a multi-platform image (Manifest is
+	// then an index and ID its digest, as Docker's containerd store names
+	// such an image), in index order; nil for a single image.
+	Platforms []Image
+	// Damaged says why the image cannot be used ("" when it can): a
+	// blob of it (of any of its platforms) is missing or corrupt. A
+	// damaged image is listed (with the manifest digest as ID when the
+	// manifest itself is damaged), never blocks other images, is not
+	// found by Get, and prune removes it (RemoveDamaged).
+	Damaged string
 }
 
 // Open opens (creating) the image store in dir, keeping blobs in blobs.
@@ -88,7 +101,10 @@ func (s *Store) readIndex() (*v1.IndexManifest, error) {
 	}
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("image store %s: %w", s.indexPath(), err)
+		// Damaged (it is only ever replaced whole): its names are lost,
+		// and the store goes on without them rather than failing every
+		// build and command.
+		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
 	}
 	return idx, nil
 }
@@ -215,6 +231,24 @@ func (s *Store) Put(ctx context.Context, img *exporter.Image, names []string, op
 	if err != nil {
 		return Image{}, err
 	}
+	out, err := s.putImage(ctx, img, opt...)
+	if err != nil {
+		return Image{}, err
+	}
+	if err := s.update(func(idx *v1.IndexManifest) error {
+		setNames(idx, out.Manifest, full)
+		return nil
+	}); err != nil {
+		return Image{}, err
+	}
+	out.Names = append([]string(nil), full...)
+	sort.Strings(out.Names)
+	return out, nil
+}
+
+// putImage writes img's manifest and config into the blob store (its
+// layers must be there) and returns it as an unnamed Image.
+func (s *Store) putImage(ctx context.Context, img *exporter.Image, opt ...exporter.Option) (Image, error) {
 	v, err := img.V1(opt...)
 	if err != nil {
 		return Image{}, err
@@ -247,15 +281,7 @@ func (s *Store) Put(ctx context.Context, img *exporter.Image, names []string, op
 		return Image{}, err
 	}
 	desc := v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(rawManifest))}
-	if err := s.update(func(idx *v1.IndexManifest) error {
-		setNames(idx, desc, full)
-		return nil
-	}); err != nil {
-		return Image{}, err
-	}
-	out := Image{Names: append([]string(nil), full...), Manifest: desc, ID: cd, Created: img.Config.Created.Time}
-	sort.Strings(out.Names)
-	out.Size = int64(len(rawConfig))
+	out := Image{Manifest: desc, ID: cd, Created: img.Config.Created.Time, Size: int64(len(rawConfig))}
 	for _, l := range img.Layers {
 		out.Size += l.Size
 	}
@@ -296,13 +322,6 @@ func (s *Store) List() ([]Image, error) {
 	out, err := s.listFrom(idx)
 	if err != nil {
 		return nil, err
-	}
-	for i := range out {
-		cfg, err := s.configByID(out[i].ID)
-		if err != nil {
-			return nil, err
-		}
-		out[i].Created = cfg.Created.Time
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Created.Equal(out[j].Created) {
@@ -386,7 +405,43 @@ func (s *Store) Get(ref string) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
+	if im.Damaged != "" {
+		return Image{}, fmt.Errorf("%s: the stored image is damaged (%s; build or pull it again): %w", ref, im.Damaged, ErrNotFound)
+	}
 	return *im, nil
+}
+
+// RemoveDamaged removes the damaged images (see Image.Damaged) from the
+// store and returns them.
+func (s *Store) RemoveDamaged() ([]Image, error) {
+	var gone []Image
+	err := s.update(func(idx *v1.IndexManifest) error {
+		all, err := s.listFrom(idx)
+		if err != nil {
+			return err
+		}
+		bad := map[v1.Hash]bool{}
+		for _, im := range all {
+			if im.Damaged == "" && im.ID != digest.Digest(im.Manifest.Digest.String()) {
+				if _, err := s.configByID(im.ID); err != nil {
+					im.Damaged = err.Error()
+				}
+			}
+			if im.Damaged != "" {
+				bad[im.Manifest.Digest] = true
+				gone = append(gone, im)
+			}
+		}
+		var keep []v1.Descriptor
+		for _, d := range idx.Manifests {
+			if !bad[d.Digest] {
+				keep = append(keep, d)
+			}
+		}
+		idx.Manifests = keep
+		return nil
+	})
+	return gone, err
 }
 
 func find(all []Image, ref string) (*Image, error) {
@@ -394,6 +449,11 @@ func find(all []Image, ref string) (*Image, error) {
 		for i := range all {
 			if all[i].Manifest.Digest.String() == dg {
 				return &all[i], nil
+			}
+			for j := range all[i].Platforms {
+				if all[i].Platforms[j].Manifest.Digest.String() == dg {
+					return &all[i].Platforms[j], nil
+				}
 			}
 		}
 		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
@@ -428,6 +488,9 @@ func find(all []Image, ref string) (*Image, error) {
 // Load returns a stored image as an exporter.Image, for saving and
 // pushing, and its raw config.
 func (s *Store) Load(im Image) (*exporter.Image, error) {
+	if err := singleImage(im); err != nil {
+		return nil, err
+	}
 	m, _, err := s.manifest(im.Manifest.Digest)
 	if err != nil {
 		return nil, err
@@ -453,6 +516,9 @@ func (s *Store) Load(im Image) (*exporter.Image, error) {
 
 // Raw returns the raw manifest and config of a stored image.
 func (s *Store) Raw(im Image) (manifest, config []byte, err error) {
+	if err := singleImage(im); err != nil {
+		return nil, nil, err
+	}
 	m, rawManifest, err := s.manifest(im.Manifest.Digest)
 	if err != nil {
 		return nil, nil, err
@@ -490,24 +556,14 @@ func (s *Store) Tag(src, dst string) error {
 }
 
 // listFrom groups the descriptors of idx (read under the lock) into
-// images with their sorted names, ID and size; Created is left for List.
+// images with their sorted names, ID, size and creation time.
 func (s *Store) listFrom(idx *v1.IndexManifest) ([]Image, error) {
 	var out []Image
 	pos := map[v1.Hash]int{}
 	for _, d := range idx.Manifests {
 		i, ok := pos[d.Digest]
 		if !ok {
-			x := d
-			x.Annotations = nil
-			m, _, err := s.manifest(d.Digest)
-			if err != nil {
-				return nil, err
-			}
-			im := Image{Manifest: x, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
-			for _, l := range m.Layers {
-				im.Size += l.Size
-			}
-			out = append(out, im)
+			out = append(out, s.describe(d))
 			i = len(out) - 1
 			pos[d.Digest] = i
 		}
@@ -596,13 +652,20 @@ func (s *Store) Referenced() (map[digest.Digest]bool, error) {
 			continue
 		}
 		keep[md] = true
-		m, _, err := s.manifest(d.Digest)
-		if err != nil {
-			return nil, err
-		}
-		keep[digest.Digest(m.Config.Digest.String())] = true
-		for _, l := range m.Layers {
-			keep[digest.Digest(l.Digest.String())] = true
+		im := s.describe(d)
+		for _, c := range append([]Image{im}, im.Platforms...) {
+			if c.Platforms != nil {
+				continue // the index: its manifest is kept above
+			}
+			keep[digest.Digest(c.Manifest.Digest.String())] = true
+			m, _, err := s.manifest(c.Manifest.Digest)
+			if err != nil {
+				continue // damaged: what it would name is unknown
+			}
+			keep[digest.Digest(m.Config.Digest.String())] = true
+			for _, l := range m.Layers {
+				keep[digest.Digest(l.Digest.String())] = true
+			}
 		}
 	}
 	return keep, nil

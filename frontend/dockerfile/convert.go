@@ -60,9 +60,10 @@ type Options struct {
 	// AllStages converts every stage, not only those the target needs
 	// (what `build --check` checks).
 	AllStages bool
-	// RunPlatform is the only platform RUN can execute on (the host's);
-	// zero = not checked. A RUN in a stage of another platform is an error.
-	RunPlatform llb.Platform
+	// ShowPlatform puts each stage's platform in its steps' progress names
+	// ("[linux/arm64 build 2/3] RUN ..."), as buildx does when several
+	// platforms are built at once.
+	ShowPlatform bool
 }
 
 // Result is the converted target stage.
@@ -140,11 +141,16 @@ type stage struct {
 	plat        llb.Platform
 	buildArgs   []instructions.KeyValuePairOptional
 	cmdTotal    int
+	showPlat    bool // prefix names the platform (Options.ShowPlatform)
 	cmdIndex    int
 	cmdOnBuild  bool
 	cmdSet      bool
 	// startInterval is the Healthcheck's StartInterval (see healthcheck.go).
 	startInterval time.Duration
+	// build-check state: a WORKDIR was set (here or in a parent stage),
+	// and the last CMD, ENTRYPOINT and HEALTHCHECK.
+	workdirSet                            bool
+	cmdUse, entrypointUse, healthcheckUse useTracker
 }
 
 type command struct {
@@ -168,6 +174,8 @@ type converter struct {
 	lint     *linter.Linter
 	warnings []Warning
 	defaults envList // the automatic global args, before the meta ARGs
+	// metaArgKeys are the names the ARGs before the first FROM declare.
+	metaArgKeys []string
 	// epoch is SOURCE_DATE_EPOCH (--build-arg, or the default of a global
 	// ARG), nil when unset.
 	epoch *time.Time
@@ -266,7 +274,7 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	c.lintStatic(ast, stages)
 	for _, cmd := range metaArgs {
 		for _, a := range cmd.Args {
-			c.lintSecretKey("ARG", a.Key, cmd.Location())
+			c.metaArgKeys = append(c.metaArgKeys, a.Key)
 		}
 	}
 
@@ -778,12 +786,54 @@ func cloneSet(m map[string]struct{}) map[string]struct{} {
 	return out
 }
 
+// targetSuffix is what BuildKit appends to a stage's platform in a
+// progress name when the stage declared TARGET* args that name another
+// platform: "->arm64" (a cross-compiling $BUILDPLATFORM stage) or
+// "->os/arch" for another OS.
+func targetSuffix(base llb.Platform, env envList) string {
+	var t llb.Platform
+	set := false
+	if v, ok := env.Get("TARGETPLATFORM"); ok {
+		if p, err := parsePlatform(v); err == nil {
+			t, set = p, true
+		}
+	}
+	for k, f := range map[string]*string{"TARGETOS": &t.OS, "TARGETARCH": &t.Architecture, "TARGETVARIANT": &t.Variant} {
+		if v, ok := env.Get(k); ok {
+			*f, set = v, true
+		}
+	}
+	if !set {
+		return ""
+	}
+	if t.OS == "" {
+		t.OS = base.OS
+	}
+	if t.Architecture == "" {
+		t.Architecture = base.Architecture
+	}
+	t = t.Normalize()
+	switch {
+	case t.OS != base.OS:
+		return "->" + t.String()
+	case t.Architecture != base.Architecture:
+		if t.Variant != "" {
+			return "->" + t.Architecture + "/" + t.Variant
+		}
+		return "->" + t.Architecture
+	}
+	return ""
+}
+
 // prefix formats a progress name like BuildKit: "[stage 2/4] RUN ...".
 func (s *stage) prefix(str string) string {
 	if s.cmdTotal == 0 {
 		return str
 	}
 	out := "["
+	if s.showPlat {
+		out += s.plat.String() + targetSuffix(s.plat, s.env) + " "
+	}
 	if s.display != "" {
 		out += s.display + " "
 	}
@@ -831,6 +881,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		b := s.base
 		s.state = b.state
 		s.plat = b.plat
+		s.showPlat = c.opt.ShowPlatform
 		s.img = cloneConfig(b.img)
 		s.img.Config.OnBuild = nil
 		s.env = b.env
@@ -839,6 +890,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		s.buildArgs = append(s.buildArgs, b.buildArgs...)
 		s.baseLayers = b.baseLayers
 		s.startInterval = b.startInterval
+		s.workdirSet = b.workdirSet
 		for _, cmd := range b.cmds {
 			if ob, ok := cmd.Command.(*instructions.OnbuildCommand); ok {
 				onbuild = append(onbuild, ob.Expression)
@@ -846,6 +898,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		}
 	} else {
 		s.plat = c.stagePlatform(s)
+		s.showPlat = c.opt.ShowPlatform
 		if s.baseName == emptyImageName {
 			s.img = emptyImage(s.plat)
 		} else {

@@ -24,6 +24,13 @@ func (s *stage) commit(msg string, layer bool) {
 
 // dispatchCommand applies one instruction to the stage.
 func (c *converter) dispatchCommand(s *stage, cmd command) error {
+	// A `# check=skip=RULE` comment right above the instruction applies
+	// to it only, as in BuildKit.
+	if c.lint != nil {
+		saved := c.lint
+		c.lint = c.lint.WithMergedConfigFromComments(cmd.Comments())
+		defer func() { c.lint = saved }()
+	}
 	_, isArg := cmd.Command.(*instructions.ArgCommand)
 	if ex, ok := cmd.Command.(instructions.SupportsSingleWordExpansion); ok && !isArg {
 		unmatched := map[string]struct{}{}
@@ -50,6 +57,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 			return err
 		}
 	}
+	c.lintCommand(s, cmd.Command)
 
 	switch x := cmd.Command.(type) {
 	case *instructions.MaintainerCommand:
@@ -324,10 +332,6 @@ func (c *converter) inlineDocument(p string, mode os.FileMode, data string, loc 
 }
 
 func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd command) error {
-	if rp := c.opt.RunPlatform; rp != (llb.Platform{}) && (s.plat.OS != rp.OS || s.plat.Architecture != rp.Architecture) {
-		return fmt.Errorf("RUN cannot execute for platform %s: this machine runs only %s and builder does not emulate other platforms (build for %s, or drop the RUN steps from stages of other platforms)",
-			s.plat, rp, rp)
-	}
 	name := x.String()
 	args := x.CmdLine
 	ins := &inputs{}
@@ -422,6 +426,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		Mounts:   mounts,
 		Security: security,
 		ProxyEnv: proxyEnv(c.opt.BuildArgs),
+		Platform: s.plat,
 	}
 	s.state = llb.NewVertex(op, ins.list, c.meta(display, x.Location(), createdBy))
 	s.commit(createdBy, true)

@@ -37,7 +37,7 @@ func TestReadFileInRoot(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, want, err string
-		notExist       bool
+		notExist        bool
 	}{
 		{name: "ok", want: "FROM scratch\n"},
 		{name: "sub/../ok", want: "FROM scratch\n"},

@@ -11,6 +11,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/solver"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // ChainLink is one layer of a result as a cache export describes it: the
@@ -202,10 +203,19 @@ func (w *Worker) materializeLazy(ctx context.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
+	// Downloads overlap; unpacking is in order.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
 	for _, l := range layers {
-		if err := w.opt.Blobs.Ensure(ctx, l.Digest); err != nil {
-			return fmt.Errorf("cached layer %s: %w", l.Digest, err)
-		}
+		g.Go(func() error {
+			if err := w.opt.Blobs.Ensure(gctx, l.Digest); err != nil {
+				return fmt.Errorf("cached layer %s: %w", l.Digest, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	name, err := UnpackLayers(ctx, w.opt.Snapshotter, w.opt.Blobs, layers, UnpackOptions{MaxSize: w.opt.MaxLayerSize})
 	if err != nil {

@@ -214,7 +214,12 @@ func (w *Worker) computeLayer(ctx context.Context, rec *record) error {
 	defer unlock()
 	// Records of older versions marked an empty step without a layer.
 	if rec.Computed && rec.Layer != nil {
-		return nil
+		err := w.opt.Blobs.Verify(rec.Layer.Digest, rec.Layer.Size)
+		if err == nil {
+			return nil
+		}
+		// Damaged or gone: the snapshot still has the files.
+		w.warn(fmt.Sprintf("layer %s of a cached step is missing or damaged: computing it again (%v)", rec.Layer.Digest, err))
 	}
 	bw, err := w.opt.Blobs.Writer()
 	if err != nil {

@@ -3,7 +3,6 @@ package remotecache
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -19,6 +18,10 @@ type Build struct {
 	Keys []solver.KeyedVertex
 	// Final is the result of the build's target.
 	Final solver.Result
+	// Finals are the target results of a multi-platform build's other
+	// platforms (Final is the first's): mode=min keeps what any of them is
+	// made of.
+	Finals []solver.Result
 	// KeyStore maps the keys to results (the store the build used).
 	KeyStore solver.KeyStore
 	// Worker describes results as layers.
@@ -35,6 +38,14 @@ type Report struct {
 	// Unchanged is set when the destination already held this exact
 	// cache: nothing was written.
 	Unchanged bool
+	// Mounts are the exported cache mounts (cache-mounts=true).
+	Mounts []MountReport
+}
+
+// MountReport is one exported cache mount and its compressed size.
+type MountReport struct {
+	ID   string
+	Size int64
 }
 
 // Write exports the cache of b as e says.
@@ -42,12 +53,24 @@ func Write(ctx context.Context, e Export, b Build, opt Options) (*Report, error)
 	if e.Type == "inline" {
 		return nil, errors.New("type=inline is written with the image (see Inline)")
 	}
-	cfg, layers, err := collect(ctx, e, b)
+	bl, err := collect(ctx, e, b)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Records: len(cfg.Records), Layers: len(layers)}
-	cfgRaw, err := json.Marshal(cfg)
+	rep := &Report{}
+	if e.CacheMounts {
+		ms, err := exportMounts(ctx, b.Worker, opt.Blobs, opt)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			rep.Mounts = append(rep.Mounts, MountReport{ID: m.id, Size: m.layer.Size})
+			bl.addMount(m.id, m.layer)
+		}
+	}
+	cfg, layers := bl.config()
+	rep.Records, rep.Layers = len(cfg.Records), len(layers)
+	cfgRaw, err := EncodeConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -110,17 +133,26 @@ func newExportBackend(e Export, opt Options) (backend, error) {
 // collect builds the cache config of b: the records of every keyed
 // vertex with a stored result (mode=max) or of those the final result is
 // made of (mode=min), with their layers in e's compression.
-func collect(ctx context.Context, e Export, b Build) (*Config, []cache.Layer, error) {
+func collect(ctx context.Context, e Export, b Build) (*builder, error) {
 	var lineage map[string]bool
 	if e.Mode != "max" {
 		var err error
 		if lineage, err = b.Worker.Lineage(b.Final); err != nil {
-			return nil, nil, err
+			return nil, err
+		}
+		for _, f := range b.Finals {
+			more, err := b.Worker.Lineage(f)
+			if err != nil {
+				return nil, err
+			}
+			for id := range more {
+				lineage[id] = true
+			}
 		}
 	}
 	lo := ops.LayerOptions{Compression: e.Compression, Level: e.Level}
 	if err := lo.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	bl := newBuilder()
 	for _, kv := range b.Keys {
@@ -142,13 +174,12 @@ func collect(ctx context.Context, e Export, b Build) (*Config, []cache.Layer, er
 			}
 			c, err := b.Worker.ConvertLayer(ctx, *l.Layer, lo)
 			if err != nil {
-				return nil, nil, fmt.Errorf("compressing layer %s (%s): %w", l.Layer.Digest, e.Compression, err)
+				return nil, fmt.Errorf("compressing layer %s (%s): %w", l.Layer.Digest, e.Compression, err)
 			}
 			chain[i].Layer = &c
 		}
 		info := kv.Info
 		bl.add(kv.Info.Key, chain, &info)
 	}
-	cfg, layers := bl.config()
-	return cfg, layers, nil
+	return bl, nil
 }

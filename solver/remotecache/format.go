@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"time"
 
@@ -12,11 +13,50 @@ import (
 	"github.com/builderdev/builder/solver/ops"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
 )
 
-// ConfigMediaType is the media type of the cache config blob.
-const ConfigMediaType = "application/vnd.builder.cache.config.v1+json"
+// ConfigMediaType is the media type of the cache config blob: a Config as
+// JSON, gzip-compressed (deterministically: no name, no time).
+const ConfigMediaType = "application/vnd.builder.cache.config.v1+json+gzip"
+
+// EncodeConfig returns cfg as a config blob.
+func EncodeConfig(cfg *Config) ([]byte, error) {
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeConfig decodes and checks a config blob, reading at most
+// maxConfigSize bytes of JSON.
+func DecodeConfig(blob []byte) (*Config, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(blob))
+	if err != nil {
+		return nil, fmt.Errorf("cache config: %w", err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cache config: %w", err)
+	}
+	if len(raw) > maxConfigSize {
+		return nil, fmt.Errorf("cache config: more than %d bytes", maxConfigSize)
+	}
+	return parseConfig(raw)
+}
 
 // Limits of what an import accepts: a cache is untrusted input.
 const (
@@ -25,11 +65,13 @@ const (
 	maxChain      = 1000
 )
 
-// Config is the cache config blob: the layers (sorted by digest) and the
-// records (sorted by key) that use them.
+// Config is the cache config blob: the layers (sorted by digest), the
+// results as a tree of layers (each a layer on a parent result, parents
+// first) and the records (sorted by key) naming a result.
 type Config struct {
 	Version int      `json:"version"`
 	Layers  []Blob   `json:"layers"`
+	Results []Result `json:"results"`
 	Records []Record `json:"records"`
 	// Mounts are the exported cache mounts (cache-mounts=true), sorted
 	// by id.
@@ -44,23 +86,26 @@ type Blob struct {
 	DiffID    digest.Digest `json:"diffID"`
 }
 
-// Record is one cache key and the chain of layers of its result.
-type Record struct {
-	Key   digest.Digest `json:"key"`
-	Chain []Link        `json:"chain"`
-	// Info is what the key was computed from, so that a machine importing
-	// the cache can explain its misses (names and digests only).
-	Info *cache.KeyInfo `json:"info,omitempty"`
-}
-
-// Link is one layer of a record's chain.
-type Link struct {
-	// Layer indexes Config.Layers; absent for a step that changed nothing.
-	Layer *int `json:"layer,omitempty"`
+// Result is a filesystem: its parent result's layers and then Layer.
+type Result struct {
+	// Parent indexes Config.Results (always an earlier entry); absent
+	// for the first layer.
+	Parent *int `json:"parent,omitempty"`
+	// Layer indexes Config.Layers.
+	Layer int `json:"layer"`
 	// Base marks a layer of a base image.
 	Base bool `json:"base,omitempty"`
 	// Created is when the step's result was made (steps).
 	Created *time.Time `json:"created,omitempty"`
+}
+
+// Record is one cache key and the result it names.
+type Record struct {
+	Key    digest.Digest `json:"key"`
+	Result int           `json:"result"`
+	// Info is what the key was computed from, so that a machine importing
+	// the cache can explain its misses (names and digests only).
+	Info *cache.KeyInfo `json:"info,omitempty"`
 }
 
 // Mount is the content of one cache mount (RUN --mount=type=cache), as a
@@ -105,7 +150,17 @@ func (b *builder) addMount(id string, l cache.Layer) {
 	b.mounts[id] = l
 }
 
+// resultKey identifies a result node for sharing.
+type resultKey struct {
+	parent  int
+	layer   int
+	base    bool
+	created time.Time
+}
+
 // config returns the Config and its layers in the order of Config.Layers.
+// Records are visited in key order and results numbered as first met, so
+// the same records give the same bytes.
 func (b *builder) config() (*Config, []cache.Layer) {
 	var layers []cache.Layer
 	for _, l := range b.layers {
@@ -113,38 +168,64 @@ func (b *builder) config() (*Config, []cache.Layer) {
 	}
 	sort.Slice(layers, func(i, j int) bool { return layers[i].Digest < layers[j].Digest })
 	idx := map[digest.Digest]int{}
-	cfg := &Config{Version: 1, Layers: make([]Blob, len(layers)), Records: []Record{}}
+	cfg := &Config{Version: 1, Layers: make([]Blob, len(layers)), Results: []Result{}, Records: []Record{}}
 	for i, l := range layers {
 		idx[l.Digest] = i
 		cfg.Layers[i] = Blob{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, DiffID: l.DiffID}
 	}
-	for key, r := range b.records {
-		rec := Record{Key: key, Info: r.info, Chain: make([]Link, len(r.chain))}
-		for i, l := range r.chain {
-			var link Link
-			if l.Layer != nil {
-				n := idx[l.Layer.Digest]
-				link.Layer = &n
+	keys := make([]digest.Digest, 0, len(b.records))
+	for k := range b.records {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	nodes := map[resultKey]int{}
+	for _, key := range keys {
+		r := b.records[key]
+		cur := -1
+		for _, l := range r.chain {
+			if l.Layer == nil {
+				cur = -2 // not representable; dropped below
+				break
 			}
-			link.Base = l.Base
-			if !l.Base && !l.Created.IsZero() {
-				t := l.Created.UTC()
-				link.Created = &t
+			rk := resultKey{parent: cur, layer: idx[l.Layer.Digest], base: l.Base}
+			if !l.Base {
+				rk.created = l.Created.UTC()
 			}
-			rec.Chain[i] = link
+			n, ok := nodes[rk]
+			if !ok {
+				res := Result{Layer: rk.layer, Base: rk.base}
+				if cur >= 0 {
+					p := cur
+					res.Parent = &p
+				}
+				if !rk.created.IsZero() {
+					t := rk.created
+					res.Created = &t
+				}
+				n = len(cfg.Results)
+				cfg.Results = append(cfg.Results, res)
+				nodes[rk] = n
+			}
+			cur = n
 		}
-		cfg.Records = append(cfg.Records, rec)
+		if cur < 0 {
+			continue
+		}
+		cfg.Records = append(cfg.Records, Record{Key: key, Result: cur, Info: r.info})
 	}
-	sort.Slice(cfg.Records, func(i, j int) bool { return cfg.Records[i].Key < cfg.Records[j].Key })
-	for id, l := range b.mounts {
-		cfg.Mounts = append(cfg.Mounts, Mount{ID: id, Layer: idx[l.Digest]})
+	ids := make([]string, 0, len(b.mounts))
+	for id := range b.mounts {
+		ids = append(ids, id)
 	}
-	sort.Slice(cfg.Mounts, func(i, j int) bool { return cfg.Mounts[i].ID < cfg.Mounts[j].ID })
+	sort.Strings(ids)
+	for _, id := range ids {
+		cfg.Mounts = append(cfg.Mounts, Mount{ID: id, Layer: idx[b.mounts[id].Digest]})
+	}
 	return cfg, layers
 }
 
 // parseConfig decodes and checks a cache config: every index in range,
-// every digest valid, every media type a layer's.
+// parents before children, every digest valid, every media type a layer's.
 func parseConfig(raw []byte) (*Config, error) {
 	var cfg Config
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -154,7 +235,7 @@ func parseConfig(raw []byte) (*Config, error) {
 	if cfg.Version != 1 {
 		return nil, fmt.Errorf("cache config version %d: only version 1 is known", cfg.Version)
 	}
-	if len(cfg.Records) > maxRecords {
+	if len(cfg.Records) > maxRecords || len(cfg.Results) > maxRecords*maxChain {
 		return nil, fmt.Errorf("cache config: %d records, more than %d", len(cfg.Records), maxRecords)
 	}
 	for i, l := range cfg.Layers {
@@ -168,20 +249,28 @@ func parseConfig(raw []byte) (*Config, error) {
 			return nil, fmt.Errorf("cache config: layer %d: media type %q is not a layer's", i, l.MediaType)
 		}
 	}
+	depth := make([]int, len(cfg.Results))
+	for i, r := range cfg.Results {
+		if r.Layer < 0 || r.Layer >= len(cfg.Layers) {
+			return nil, fmt.Errorf("cache config: result %d: layer %d out of range", i, r.Layer)
+		}
+		depth[i] = 1
+		if r.Parent != nil {
+			if *r.Parent < 0 || *r.Parent >= i {
+				return nil, fmt.Errorf("cache config: result %d: parent %d is not an earlier result", i, *r.Parent)
+			}
+			depth[i] = depth[*r.Parent] + 1
+		}
+		if depth[i] > maxChain {
+			return nil, fmt.Errorf("cache config: result %d: more than %d layers", i, maxChain)
+		}
+	}
 	for _, r := range cfg.Records {
 		if err := r.Key.Validate(); err != nil {
 			return nil, fmt.Errorf("cache config: record key: %w", err)
 		}
-		if len(r.Chain) == 0 || len(r.Chain) > maxChain {
-			return nil, fmt.Errorf("cache config: record %s: chain of %d layers", r.Key, len(r.Chain))
-		}
-		for _, l := range r.Chain {
-			if l.Layer != nil && (*l.Layer < 0 || *l.Layer >= len(cfg.Layers)) {
-				return nil, fmt.Errorf("cache config: record %s: layer %d out of range", r.Key, *l.Layer)
-			}
-			if l.Layer == nil && l.Base {
-				return nil, fmt.Errorf("cache config: record %s: base layer without blob", r.Key)
-			}
+		if r.Result < 0 || r.Result >= len(cfg.Results) {
+			return nil, fmt.Errorf("cache config: record %s: result %d out of range", r.Key, r.Result)
 		}
 	}
 	for _, m := range cfg.Mounts {
@@ -192,20 +281,24 @@ func parseConfig(raw []byte) (*Config, error) {
 	return &cfg, nil
 }
 
-// chain converts r's links back to the worker's.
-func (cfg *Config) chain(r Record) []ops.ChainLink {
-	out := make([]ops.ChainLink, len(r.Chain))
-	for i, l := range r.Chain {
-		var link ops.ChainLink
-		if l.Layer != nil {
-			b := cfg.Layers[*l.Layer]
-			link.Layer = &cache.Layer{MediaType: b.MediaType, Digest: b.Digest, Size: b.Size, DiffID: b.DiffID}
+// chain returns the layers of result n, base first, as the worker's links.
+func (cfg *Config) chain(n int) []ops.ChainLink {
+	var out []ops.ChainLink
+	for i := n; ; {
+		r := cfg.Results[i]
+		b := cfg.Layers[r.Layer]
+		link := ops.ChainLink{Layer: &cache.Layer{MediaType: b.MediaType, Digest: b.Digest, Size: b.Size, DiffID: b.DiffID}, Base: r.Base}
+		if r.Created != nil {
+			link.Created = *r.Created
 		}
-		link.Base = l.Base
-		if l.Created != nil {
-			link.Created = *l.Created
+		out = append(out, link)
+		if r.Parent == nil {
+			break
 		}
-		out[i] = link
+		i = *r.Parent
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
 	}
 	return out
 }

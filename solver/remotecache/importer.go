@@ -41,6 +41,7 @@ type Index struct {
 	mounts  map[string]mountSource
 
 	hitKeys         sync.Map // keys used, digest.Digest -> bool
+	restored        sync.Map // cache mount ids restored -> size
 	fetched         atomic.Int64
 	fetchedBytes    atomic.Int64
 	mu              sync.Mutex
@@ -115,11 +116,11 @@ func loadConfig(ctx context.Context, b backend, opt Options) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfgRaw, err := b.readBlob(ctx, desc, maxConfigSize)
+	blob, err := b.readBlob(ctx, desc, maxConfigSize)
 	if err != nil {
 		return nil, fmt.Errorf("cache config %s: %w", desc.Digest, err)
 	}
-	return parseConfig(cfgRaw)
+	return DecodeConfig(blob)
 }
 
 // add indexes the records and blobs of cfg, found in b.
@@ -184,7 +185,7 @@ func (x *Index) lookup(key digest.Digest) ([]ops.ChainLink, bool) {
 	if !ok {
 		return nil, false
 	}
-	return r.cfg.chain(r.rec), true
+	return r.cfg.chain(r.rec.Result), true
 }
 
 // CanFetch implements cache.Fetcher: blobs of the imported caches, else

@@ -176,9 +176,6 @@ func (e *Export) validate() error {
 	if e.CacheMounts && e.Mode != "max" {
 		return errors.New("cache-mounts=true needs mode=max")
 	}
-	if e.CacheMounts {
-		return errors.New("cache-mounts=true is not supported yet")
-	}
 	switch e.Type {
 	case "registry":
 		if e.Ref == "" {
