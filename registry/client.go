@@ -447,8 +447,16 @@ func (c *Client) downloadBlob(ctx context.Context, repo name.Repository, d diges
 	if size >= 0 {
 		r = &sizedReader{r: rc, left: size}
 	}
+	progress := pullProgressFrom(ctx)
+	if progress != nil {
+		progress(d, 0, size, false)
+		r = &progressReader{r: r, d: d, total: size, fn: progress}
+	}
 	if _, _, err := c.blobs.Put(ctx, r, d, size); err != nil {
 		return simplify(err)
+	}
+	if progress != nil {
+		progress(d, size, size, true)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,8 @@ type BuildOptions struct {
 	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
 	// which the exporter adds to the config (set by export).
 	healthStartInterval time.Duration
+	// Quiet is -q: no progress, the image ID on stdout on success.
+	Quiet bool
 	// Report is --report: the HTML report of the build (written also
 	// when it fails).
 	Report string
@@ -121,6 +124,14 @@ func newBuildCommand() *cobra.Command {
 			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
 				return err
 			}
+			if o.Quiet {
+				for _, out := range o.Outputs {
+					if out.Dest == stdoutDest {
+						return errors.New("--quiet prints the image ID on stdout: it cannot be used with an output to stdout (dest=-)")
+					}
+				}
+				o.Progress = progressui.ModeQuiet
+			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
 			}
@@ -137,7 +148,8 @@ func newBuildCommand() *cobra.Command {
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "Set build-time variables")
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
-	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.Progress, "progress", defaultProgress(), progressHelp)
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
 	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
@@ -158,10 +170,8 @@ func newBuildCommand() *cobra.Command {
 
 // Build runs one build and prints its progress to out.
 func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
-	switch o.Progress {
-	case "auto", "plain", "tty":
-	default:
-		return fmt.Errorf("--progress %q: must be auto, plain or tty", o.Progress)
+	if !slices.Contains(progressui.Modes, o.Progress) {
+		return fmt.Errorf("--progress %q: must be one of %s", o.Progress, strings.Join(progressui.Modes, ", "))
 	}
 	// builder prune waits for no build.
 	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
@@ -295,6 +305,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		closeDisplay()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
+	if len(res.UnusedBuildArgs) > 0 { // BuildKit's warning
+		display.Warn(0, fmt.Sprintf("One or more build-args %v were not consumed", res.UnusedBuildArgs))
+	}
 	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
 
 	w := ops.New(ops.Options{
@@ -410,6 +423,9 @@ func imageConfig(res *dockerfile.Result, o BuildOptions) (v1.ConfigFile, error) 
 func writeResultFiles(r solver.Reporter, e *exported, o BuildOptions) error {
 	if col, ok := r.(*collector); ok {
 		col.exported = e
+	}
+	if o.Quiet { // docker build -q
+		fmt.Fprintln(o.stdout(), e.configDigest)
 	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {

@@ -189,7 +189,7 @@ func newPushCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	rootFlag(cmd, &root)
-	f.StringVar(&progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&progress, "progress", defaultProgress(), progressHelp)
 	flags.add(f)
 	return cmd
 }

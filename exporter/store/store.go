@@ -670,3 +670,28 @@ func (s *Store) Referenced() (map[digest.Digest]bool, error) {
 	}
 	return keep, nil
 }
+
+// Prune removes dangling images (stored by ID only), as docker image
+// prune; with all, every image whose ID is not in inUse (the images of
+// containers), whatever its names. It returns what it removed.
+func (s *Store) Prune(all bool, inUse map[digest.Digest]bool) ([]Removed, error) {
+	list, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []Removed
+	for _, im := range list {
+		if inUse[im.ID] || (!all && len(im.Names) > 0) {
+			continue
+		}
+		r, err := s.Remove(im.ID.String(), true)
+		if errors.Is(err, ErrNotFound) { // removed meanwhile
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

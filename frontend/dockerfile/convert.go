@@ -75,6 +75,9 @@ type Result struct {
 	Config v1.ConfigFile
 	// Warnings are the build-check findings, in the order found.
 	Warnings []Warning
+	// UnusedBuildArgs are the --build-arg names no ARG of the build
+	// declared (BuildKit warns that they "were not consumed").
+	UnusedBuildArgs []string
 	// HealthcheckStartInterval is HEALTHCHECK --start-interval, which
 	// v1.HealthConfig cannot hold: the exporter writes it into the config
 	// JSON's Healthcheck as "StartInterval" (0 = none).
@@ -179,6 +182,8 @@ type converter struct {
 	// epoch is SOURCE_DATE_EPOCH (--build-arg, or the default of a global
 	// ARG), nil when unset.
 	epoch *time.Time
+	// consumed are the build args an ARG of the build declared.
+	consumed map[string]bool
 }
 
 // Convert parses opt.Dockerfile and converts the target stage (and the stages
@@ -329,6 +334,7 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	res := c.finalize(target)
 	res.Warnings = c.warnings
 	res.SourceDateEpoch = c.epoch
+	res.UnusedBuildArgs = c.unusedBuildArgs()
 	return res, nil
 }
 
@@ -381,6 +387,7 @@ func (c *converter) buildGlobalArgs(metaArgs []instructions.ArgCommand, target s
 	c.defaults = env
 	for _, cmd := range metaArgs {
 		for _, kp := range cmd.Args {
+			c.consume(kp.Key)
 			if v, ok := c.opt.BuildArgs[kp.Key]; ok {
 				env = env.set(kp.Key, v)
 				continue
