@@ -87,3 +87,53 @@ func TestBuildInvalidTagBeforeWork(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAnnotations(t *testing.T) {
+	oci := []Output{{Type: "oci", Attrs: map[string]string{}}, {Type: "local", Attrs: map[string]string{}}}
+	m, err := parseAnnotations([]string{"a=1", "manifest:b=2=3", "org.opencontainers.image.source=https://x"}, oci)
+	if err != nil || m["a"] != "1" || m["b"] != "2=3" || m["org.opencontainers.image.source"] != "https://x" || len(m) != 3 {
+		t.Errorf("annotations %v, %v", m, err)
+	}
+	for _, tt := range []struct {
+		vals []string
+		outs []Output
+		want string
+	}{
+		{[]string{"novalue"}, oci, "want KEY=VALUE"},
+		{[]string{"index:a=1"}, oci, "only manifest annotations"},
+		{[]string{"a=1"}, []Output{{Type: "docker", Attrs: map[string]string{}}}, "Docker media types"},
+	} {
+		if _, err := parseAnnotations(tt.vals, tt.outs); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want %q", tt.vals, err, tt.want)
+		}
+	}
+}
+
+// TestBuildAnnotationAndLoad: --annotation reaches the manifest of the
+// OCI output and of the stored image; --load is accepted (the image is in
+// the local store, as after every build).
+func TestBuildAnnotationAndLoad(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nCOPY Dockerfile /\n"})
+	root := t.TempDir()
+	out := filepath.Join(t.TempDir(), "img.tar")
+	if msg, err := cliOut(t, newBuildCommand(), "--root", root, "--build-arg", "BASE="+env.baseArgs["BASE"], "--progress=plain",
+		"--annotation", "org.opencontainers.image.source=https://example.com/x", "--annotation", "manifest:team=a",
+		"--load", "-t", "annotated:1", "-o", "type=oci,dest="+out, ctxDir); err != nil {
+		t.Fatalf("build: %v\n%s", err, msg)
+	}
+	img, err := readOCITar(t, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := img.Manifest()
+	if m.Annotations["org.opencontainers.image.source"] != "https://example.com/x" || m.Annotations["team"] != "a" {
+		t.Errorf("oci output manifest annotations %v", m.Annotations)
+	}
+	msg, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "{{json .Manifest.annotations}}", "annotated:1")
+	if err != nil || !strings.Contains(msg, `"team":"a"`) {
+		t.Errorf("stored manifest annotations: %v %s", err, msg)
+	}
+}
