@@ -301,6 +301,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		AllowInsecure:    o.Sandbox.AllowInsecure(),
 		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
 		DefaultNetwork:   o.Sandbox.defaultNetwork(),
+		ExtraHosts:       o.Sandbox.ExtraHosts,
+		ShmSize:          o.Sandbox.ShmSize,
+		Ulimits:          o.Sandbox.Ulimits,
 		AllStages:        o.Call == "check",
 		Warn: func(w dockerfile.Warning) {
 			if o.Call != "check" {

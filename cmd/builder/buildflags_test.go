@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // TestBuildNetworkNone checks builder build --network none: every RUN that
@@ -135,5 +138,52 @@ func TestBuildAnnotationAndLoad(t *testing.T) {
 	msg, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "{{json .Manifest.annotations}}", "annotated:1")
 	if err != nil || !strings.Contains(msg, `"team":"a"`) {
 		t.Errorf("stored manifest annotations: %v %s", err, msg)
+	}
+}
+
+// TestBuildAddHostShmUlimit: --add-host, --shm-size and --ulimit reach
+// every RUN and are part of its cache key, as in BuildKit.
+func TestBuildAddHostShmUlimit(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\n" +
+		`RUN grep db /etc/hosts; df -k /dev/shm | tail -n 1 | awk '{print "shm", $2}'; echo "nofile $(ulimit -n):$(ulimit -Hn)"` + "\n"})
+	root := t.TempDir()
+	build := func(flags ...string) string {
+		t.Helper()
+		// The sandbox flags as build parses them.
+		o := BuildOptions{ContextDir: ctxDir, Root: root, BuildArgs: env.baseArgs, Progress: "plain"}
+		cmd := &cobra.Command{Use: "x"}
+		sf := addSandboxFlags(cmd, &o.Sandbox)
+		if err := cmd.ParseFlags(flags); err != nil {
+			t.Fatal(err)
+		}
+		if err := sf.parse(); err != nil {
+			t.Fatal(err)
+		}
+		var progress bytes.Buffer
+		if err := Build(context.Background(), o, &progress); err != nil {
+			t.Fatalf("build %v: %v\n%s", flags, err, progress.String())
+		}
+		return progress.String()
+	}
+	out := build("--add-host", "db:10.9.8.7", "--shm-size", "32m", "--ulimit", "nofile=512:1024")
+	for _, want := range []string{"10.9.8.7\tdb", "shm 32768", "nofile 512:1024"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("RUN output lacks %q:\n%s", want, out)
+		}
+	}
+	if out := build("--add-host", "db:10.9.8.7", "--shm-size", "32m", "--ulimit", "nofile=512:1024"); !strings.Contains(out, "CACHED") {
+		t.Errorf("the same flags ran the RUN again:\n%s", out)
+	}
+	if out := build("--add-host", "db:10.9.8.6", "--shm-size", "32m", "--ulimit", "nofile=512:1024"); !strings.Contains(out, "10.9.8.6\tdb") {
+		t.Errorf("another --add-host reused the cache:\n%s", out)
+	}
+	for _, bad := range [][]string{{"--add-host", "db"}, {"--ulimit", "nofiles=1"}, {"--shm-size", "lots"}} {
+		cmd := newBuildCommand()
+		if _, err := cliOut(t, cmd, append(append([]string{"--root", root}, bad...), ctxDir)...); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }
