@@ -12,7 +12,8 @@ EXAMPLE_APT_PACKAGES=(docker-registry busybox-static skopeo umoci runc make)
 # podman load, uidmap (newuidmap/newgidmap) for the rootless build test,
 # chromium, the headless browser the build report's test renders in, and
 # qemu-user-static and binfmt-support for the arm64 RUN steps of the
-# multi-platform tests (binfmt_misc handlers with the F flag).
+# multi-platform tests (binfmt_misc handlers with the F flag) and the seccomp
+# test of a foreign-architecture program.
 BUILDER_APT_PACKAGES=("${EXAMPLE_APT_PACKAGES[@]}" apache2-utils podman uidmap chromium qemu-user-static binfmt-support)
 
 log() { printf '==> %s\n' "$*" >&2; }
