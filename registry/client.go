@@ -138,7 +138,7 @@ func New(o Options) *Client {
 	}
 	c.backoff = backoff
 	// Traffic counts what crosses the network, retries included.
-	c.transport = &retryTransport{base: &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls}
+	c.transport = &retryTransport{base: &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls, timeouts: o.Timeouts.withDefaults()}
 	c.remote = []remote.Option{
 		remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(c.transport),
