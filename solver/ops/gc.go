@@ -72,7 +72,10 @@ type PruneReport struct {
 
 // Record ID prefixes of derived layers (see convertLayer and
 // rewriteTimestamps): they are not results but conversions of a layer.
-var derivedPrefixes = []string{"layerconv-", "layerepoch-"}
+// copyreuse- records (copyreuse.go) only name a result a later COPY may
+// start from; they hold no layer, so a prune drops them (the next COPY
+// then copies everything) and never keeps a snapshot for them.
+var derivedPrefixes = []string{"layerconv-", "layerepoch-", copyReusePrefix}
 
 func isDerived(id string) bool {
 	for _, p := range derivedPrefixes {
