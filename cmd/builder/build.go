@@ -46,6 +46,9 @@ type BuildOptions struct {
 	LogFile string
 	Outputs []Output
 	Root    string
+	// NoCacheFilter are --no-cache-filter stages (comma-separated or
+	// repeated): their steps run again.
+	NoCacheFilter []string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -84,6 +87,10 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
+	// GCLimit is --gc-limit: the root size above which the build
+	// collects garbage when it is done ("" = $BUILDER_GC_LIMIT or the
+	// default, "0" = never; see gcLimit).
+	GCLimit string
 	// inlineCache, set for --cache-to type=inline, returns the cache to
 	// put into the config of an image with the given layers.
 	inlineCache inlineCacheFunc
@@ -162,6 +169,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Progress, "progress", defaultProgress(), progressHelp)
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
 	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
+	f.StringArrayVar(&o.NoCacheFilter, "no-cache-filter", nil, "Do not cache specified stages")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
@@ -180,6 +188,7 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
 	o.Cache.add(f)
+	f.StringVar(&o.GCLimit, "gc-limit", "", "Collect the least recently used build cache after the build when the state root is larger (default $"+gcLimitEnv+", or the smaller of 10% of its filesystem and 20GB; 0 = never)")
 	return cmd
 }
 
@@ -194,6 +203,10 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		return err
 	}
 	defer root.Close()
+	limit, err := gcLimit(o.GCLimit, root.Dir())
+	if err != nil {
+		return err
+	}
 	cleanupStdin, err := stdinInputs(&o, root, o.Stdin)
 	defer cleanupStdin()
 	if err != nil {
@@ -296,6 +309,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Target:           o.Target,
 		ExcludePatterns:  excludes,
 		NoCache:          o.NoCache,
+		NoCacheStages:    splitList(o.NoCacheFilter),
 		Resolver:         src,
 		NamedContexts:    bctx.named,
 		AllowInsecure:    o.Sandbox.AllowInsecure(),
@@ -368,7 +382,14 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		err = exportPlatforms(ctx, col, w, images, solved, results, o, inline)
 	}
 	if err == nil && res.State != nil {
+		// Last-use times for prune --filter until= and the GC's LRU order.
+		if terr := store.Touch(solver.KeyDigests(cacheBuild.Keys)); terr != nil {
+			display.Warn(0, fmt.Sprintf("recording the use of cache keys: %v", terr))
+		}
 		err = rc.export(ctx, col, cacheBuild)
+	}
+	if err == nil && o.Call != "check" {
+		err = autoGC(ctx, col, root, limit)
 	}
 	closeDisplay()
 	// The report is written for failed builds too.
@@ -540,5 +561,19 @@ func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]st
 		out[k] = v
 	}
 	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
+	return out
+}
+
+// splitList splits comma-separated flag values ("a,b" "c" -> a b c),
+// dropping empty ones.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				out = append(out, x)
+			}
+		}
+	}
 	return out
 }

@@ -141,6 +141,8 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img m
 		}
 		last, lastDone = time.Now(), done
 		logf("%s / %s\n", humanBytes(done), humanBytes(total))
+	}, Blobs: func(_ string, uploaded, reused int) {
+		logf("blobs: %d uploaded, %d mounted or already there (not downloaded)\n", uploaded, reused)
 	}}
 	var err error
 	switch x := img.(type) {
@@ -247,6 +249,7 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 		return fmt.Errorf("push %s: %w", src, err)
 	}
 	reg := registry.New(flags.options(root, store.Blobs()))
+	lazyBlobs(root, store.Blobs(), reg)
 	display, err := progressui.New(out, progress)
 	if err != nil {
 		return err
