@@ -90,6 +90,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 		if len(cmd.sources) > 0 && cmd.sources[0] != nil {
 			cfg.fromContext = false
 			cfg.source = cmd.sources[0].state
+			cfg.sourceName = sourceName(cmd.sources[0])
 		}
 		return c.dispatchCopy(s, cfg)
 	case *instructions.LabelCommand:
@@ -608,15 +609,17 @@ type copyConfig struct {
 	exclude     []string
 	fromContext bool
 	source      *llb.Vertex
-	isAdd       bool
-	code        string
-	chown       string
-	chmod       string
-	parents     bool
-	checksum    string
-	unpack      *bool
-	loc         []parser.Range
-	keepGitDir  *bool
+	// sourceName names source in errors (`stage "a"`).
+	sourceName string
+	isAdd      bool
+	code       string
+	chown      string
+	chmod      string
+	parents    bool
+	checksum   string
+	unpack     *bool
+	loc        []parser.Range
+	keepGitDir *bool
 	// link is COPY/ADD --link (see linkCopy).
 	link bool
 }
@@ -752,6 +755,7 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 			AttemptUnpack:      unpack,
 			ExcludePatterns:    cloneSlice(cfg.exclude),
 			Parents:            cfg.parents,
+			SrcName:            cfg.sourceName,
 		}})
 	}
 	for _, sc := range cfg.params.SourceContents {
@@ -779,6 +783,14 @@ func (c *converter) dispatchCopy(s *stage, cfg copyConfig) error {
 	s.state = copied
 	s.commit(createdBy, true)
 	return nil
+}
+
+// sourceName names the stage or image a COPY --from reads, for errors.
+func sourceName(src *stage) string {
+	if src.unregistered {
+		return "image " + src.baseName
+	}
+	return "stage " + stageRef(src)
 }
 
 // cleanPath is path.Clean for absolute paths.

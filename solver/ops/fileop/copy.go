@@ -254,12 +254,15 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 	}
 	srcs, err := sources(s, c, excl)
 	if err != nil {
+		if c.SrcName != "" {
+			return fmt.Errorf("copy from %s: %w", c.SrcName, err)
+		}
 		return fmt.Errorf("copy: %w", err)
 	}
 	dest, dirish := cleanDest(c.Dest)
 	destHost, err := fsutil.ResolveInRoot(root, dest)
 	if err != nil {
-		return fmt.Errorf("copy: dest %s: %w", dest, err)
+		return fmt.Errorf("copy: dest %s: %w", dest, unwrapPath(err))
 	}
 	if !c.CreateDestPath && dest != "/" {
 		if _, err := os.Lstat(filepath.Dir(destHost)); err != nil {
@@ -294,7 +297,7 @@ func doCopy(ctx context.Context, root string, inputs []Input, c *llb.Copy) error
 		return fmt.Errorf("copy: creating %s: %w", mk, unwrapPath(err))
 	}
 	if destHost, err = fsutil.ResolveInRoot(root, dest); err != nil {
-		return fmt.Errorf("copy: dest %s: %w", dest, err)
+		return fmt.Errorf("copy: dest %s: %w", dest, unwrapPath(err))
 	}
 	cp := &copier{
 		ctx: ctx, s: s, root: root, excl: excl, owner: owner, mode: ms,
