@@ -51,11 +51,12 @@ type Security string
 // Security modes.
 const (
 	// SecuritySandbox (the default): docker's default capabilities,
-	// no_new_privs, masked and read-only /proc paths, only the standard
-	// devices.
+	// no_new_privs, docker's default seccomp profile, masked and
+	// read-only /proc paths, only the standard devices.
 	SecuritySandbox Security = ""
 	// SecurityInsecure is RUN --security=insecure: all capabilities, no
-	// masked paths, no device restrictions (like docker run --privileged).
+	// seccomp filter, no masked paths, no device restrictions (like
+	// docker run --privileged).
 	SecurityInsecure Security = "insecure"
 )
 

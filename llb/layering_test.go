@@ -17,6 +17,7 @@ var forbidden = map[string][]string{
 	"frontend":            {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state"},
 	"solver/ops":          {"cmd", "frontend", "exporter", "state"},
 	"solver":              {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state"},
+	"solver/remotecache":  {"cmd", "frontend", "executor", "exporter", "state"},
 	"cache":               {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state"},
 	"snapshot":            {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state"},
 	"executor":            {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,14 +13,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -39,8 +43,10 @@ type BuildOptions struct {
 	Target    string
 	NoCache   bool
 	Progress  string
-	Outputs   []Output
-	Root      string
+	// LogFile is --log-file: the whole plain log, not clipped.
+	LogFile string
+	Outputs []Output
+	Root    string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -64,11 +70,19 @@ type BuildOptions struct {
 	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
 	// which the exporter adds to the config (set by export).
 	healthStartInterval time.Duration
+	// Report is --report: the HTML report of the build (written also
+	// when it fails).
+	Report string
 	// Push is --push (type=image,push=true); Pull is --pull (tags always
 	// resolve at the registry); Registry are --tls-ca/--insecure-registry.
 	Push     bool
 	Pull     bool
 	Registry RegistryFlags
+	// Cache are --cache-to and --cache-from.
+	Cache cacheFlags
+	// inlineCache, set for --cache-to type=inline, returns the cache to
+	// put into the config of an image with the given layers.
+	inlineCache func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
 }
 
 func newBuildCommand() *cobra.Command {
@@ -126,9 +140,11 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
+	f.StringVar(&o.Report, "report", "", "Write an HTML report of the build (timeline, critical path, resources, layers) to a file")
 	rootFlag(cmd, &o.Root)
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
@@ -138,6 +154,7 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
+	o.Cache.add(f)
 	return cmd
 }
 
@@ -171,6 +188,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := o.Cache.parse(); err != nil {
+		return err
+	}
 	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("unable to prepare context: path %q not found or not a directory", o.ContextDir)
 	}
@@ -178,7 +198,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if dfPath == "" {
 		dfPath = defaultDockerfile(o.ContextDir)
 	}
-	dfBytes, err := os.ReadFile(dfPath)
+	dfBytes, err := readInDir(ctx, dfPath)
 	if err != nil {
 		return fmt.Errorf("failed to read dockerfile: %w", err)
 	}
@@ -197,7 +217,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			return fmt.Errorf("--platform: %w", err)
 		}
 	}
-	excludes, err := readIgnoreFor(dfPath, o.ContextDir)
+	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
 	if err != nil {
 		return err
 	}
@@ -236,10 +256,21 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := root.RecoveryError(); err != nil {
+		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
+	}
 	if w := ex.CgroupWarning(); w != "" {
 		display.Warn(0, w)
 	}
-	col := newCollector(display)
+	logs, flushLogs, err := stepLogs(display, secrets, o.LogFile)
+	if err != nil {
+		display.Close()
+		return err
+	}
+	closeDisplay := func() { flushLogs(); display.Close() }
+	col := newCollector(logs)
+	col.warnTo = display
+	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
 	res, err := convert(ctx, col, dockerfile.Options{
 		Dockerfile:       dfBytes,
@@ -263,11 +294,11 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		},
 	})
 	if err != nil {
-		display.Close()
+		closeDisplay()
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	if o.Call == "check" {
-		display.Close()
+		closeDisplay()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
 	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
@@ -287,22 +318,48 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		Hostname:     o.Sandbox.Hostname,
 		Limits:       o.Sandbox.Limits,
 		CgroupParent: o.Sandbox.CgroupParent,
+		Warn:         func(msg string) { display.Warn(0, msg) },
 	})
-	s := solver.New(w, store, solver.Options{Reporter: col})
+	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
+	if err != nil {
+		closeDisplay()
+		return err
+	}
+	keys := rc.keyStore(store, w)
+	s := solver.New(w, keys, solver.Options{Reporter: col})
 	var result solver.Result
 	if res.State != nil {
 		if err = w.PruneNoCacheMounts(res.State); err == nil {
 			result, err = s.Solve(ctx, res.State)
 		}
 	}
+	var cacheBuild remotecache.Build
+	if err == nil && res.State != nil {
+		cacheBuild = remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w}
+		o.inlineCache = rc.inline(cacheBuild)
+	}
 	if err == nil {
 		err = export(ctx, col, w, images, result, res, o)
 	}
-	display.Close()
+	if err == nil && res.State != nil {
+		err = rc.export(ctx, col, cacheBuild)
+	}
+	closeDisplay()
+	// The report is written for failed builds too.
+	if o.Report != "" {
+		if rerr := writeReport(o.Report, col.record()); rerr != nil {
+			fmt.Fprintf(out, "WARNING: --report: %v\n", rerr)
+		}
+	}
 	if err != nil {
 		return reportError(out, dfPath, dfBytes, err)
 	}
 	return nil
+}
+
+// writeReport writes the HTML report of a build to path.
+func writeReport(path string, b *report.Build) error {
+	return writeFile(path, func(w io.Writer) error { return report.WriteHTML(w, b) })
 }
 
 // validateTags checks every -t name against Docker's reference grammar
@@ -331,18 +388,19 @@ func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*d
 // export writes the result to every --output.
 func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
 	cfg := res.Config
-	cfg.Created.Time = time.Now().UTC()
+	// The frontend leaves the times of this build's history entries and
+	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
+	// the worker fills them from the times its results were made (see
+	// ops.Worker.Image), so a cached rebuild gives the same image.
 	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
 		return err
 	} else if ok {
 		cfg.Created.Time = epoch
-	}
-	// The frontend leaves the times of this build's history entries unset:
-	// they are the build's time, as in BuildKit.
-	cfg.History = append([]v1.History(nil), cfg.History...)
-	for i := range cfg.History {
-		if cfg.History[i].Created.IsZero() {
-			cfg.History[i].Created = cfg.Created
+		cfg.History = append([]v1.History(nil), cfg.History...)
+		for i := range cfg.History {
+			if cfg.History[i].Created.IsZero() {
+				cfg.History[i].Created = cfg.Created
+			}
 		}
 	}
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
@@ -351,6 +409,9 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *image
 	e, err := exportImage(ctx, r, w, images, result, cfg, o)
 	if err != nil {
 		return err
+	}
+	if col, ok := r.(*collector); ok {
+		col.exported = e
 	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -62,8 +63,8 @@ func parseBuildContexts(specs []string) (*buildContexts, error) {
 			if err != nil || !fi.IsDir() {
 				return nil, fmt.Errorf("--build-context %q: %s is not a directory", s, val)
 			}
-			excludes, err := readIgnoreFile(filepath.Join(val, ".dockerignore"))
-			if err != nil {
+			excludes, err := readIgnoreFile(context.Background(), filepath.Join(val, ".dockerignore"))
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, err
 			}
 			local := "context:" + name
@@ -261,30 +262,52 @@ func (l *layoutImages) Pull(ctx context.Context, r *registry.Resolved) ([]cache.
 
 // readIgnoreFor picks the ignore file of a build: DOCKERFILE.dockerignore
 // next to the Dockerfile wins over CONTEXT/.dockerignore, as in BuildKit.
-func readIgnoreFor(dfPath, contextDir string) ([]string, error) {
+// Both are read as readInDir reads them.
+func readIgnoreFor(ctx context.Context, dfPath, contextDir string) ([]string, error) {
 	if dfPath != "" {
-		p := dfPath + ".dockerignore"
-		if _, err := os.Stat(p); err == nil {
-			return readIgnoreFile(p)
+		pats, err := readIgnoreFile(ctx, dfPath+".dockerignore")
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			return pats, err
 		}
 	}
-	return readIgnoreFile(filepath.Join(contextDir, ".dockerignore"))
-}
-
-func readIgnoreFile(p string) ([]string, error) {
-	f, err := os.Open(p)
+	pats, err := readIgnoreFile(ctx, filepath.Join(contextDir, ".dockerignore"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
+	return pats, err
+}
+
+// readIgnoreFile parses the ignore file p; a missing one is an error
+// satisfying errors.Is(err, os.ErrNotExist).
+func readIgnoreFile(ctx context.Context, p string) ([]string, error) {
+	data, err := readInDir(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	pats, err := dockerfile.ParseIgnore(f)
+	pats, err := dockerfile.ParseIgnore(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
 	return pats, nil
+}
+
+// readInDir reads the file p (a Dockerfile or an ignore file of a
+// hostile context) confined to its directory, as BuildKit reads them
+// from a local source of that directory: a symlink is resolved inside the
+// directory (Dockerfile -> /etc/shadow names DIR/etc/shadow), only a
+// regular file of at most maxDockerfileSize bytes is read, and the read
+// stops when ctx is cancelled.
+func readInDir(ctx context.Context, p string) ([]byte, error) {
+	data, err := fsutil.ReadFileInRoot(ctx, filepath.Dir(p), filepath.Base(p), maxDockerfileSize)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			// Name the path as the user gave it, not the resolved one.
+			return nil, &os.PathError{Op: pe.Op, Path: p, Err: pe.Err}
+		}
+		return nil, err
+	}
+	return data, nil
 }
 
 // maxDockerfileSize bounds a Dockerfile read from stdin or a context tar.

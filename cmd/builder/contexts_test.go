@@ -12,6 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/llb"
@@ -483,20 +486,20 @@ func TestReadIgnoreFor(t *testing.T) {
 		}
 	}
 	write(filepath.Join(ctxDir, ".dockerignore"), "from-context\n")
-	got, err := readIgnoreFor(df, ctxDir)
+	got, err := readIgnoreFor(context.Background(), df, ctxDir)
 	if err != nil || strings.Join(got, "|") != "from-context" {
 		t.Errorf("without app.Dockerfile.dockerignore: %q, %v; want the context's", got, err)
 	}
 	write(df+".dockerignore", "from-dockerfile\n*.tmp\n")
-	got, err = readIgnoreFor(df, ctxDir)
+	got, err = readIgnoreFor(context.Background(), df, ctxDir)
 	if err != nil || strings.Join(got, "|") != "from-dockerfile|*.tmp" {
 		t.Errorf("with app.Dockerfile.dockerignore: %q, %v; want it to win", got, err)
 	}
-	got, err = readIgnoreFor("", ctxDir)
+	got, err = readIgnoreFor(context.Background(), "", ctxDir)
 	if err != nil || strings.Join(got, "|") != "from-context" {
 		t.Errorf("no Dockerfile path: %q, %v", got, err)
 	}
-	got, err = readIgnoreFor(filepath.Join(dfDir, "Dockerfile"), t.TempDir())
+	got, err = readIgnoreFor(context.Background(), filepath.Join(dfDir, "Dockerfile"), t.TempDir())
 	if err != nil || len(got) != 0 {
 		t.Errorf("no ignore file at all: %q, %v", got, err)
 	}
@@ -658,6 +661,95 @@ func TestLayoutImages(t *testing.T) {
 	if got := strings.Join(next.refs, "|"); got != want {
 		t.Errorf("next backend saw %q, want %q", got, want)
 	}
+}
+
+// TestHostileDockerfileFiles builds contexts whose Dockerfile or ignore
+// files point out of the context (issue 12): the target is never read,
+// never printed, and /dev/zero or a FIFO fails at once instead of eating
+// memory or hanging.
+func TestHostileDockerfileFiles(t *testing.T) {
+	top := t.TempDir()
+	secret := filepath.Join(top, "credentials")
+	os.WriteFile(secret, []byte("FROM scratch\nLABEL token=SECRET-TOKEN\n"), 0o600)
+	for _, tc := range []struct {
+		name  string
+		setup func(ctxDir string) error
+		flags func(o *BuildOptions, ctxDir string)
+		want  string
+	}{
+		{name: "dockerfile to a host file", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink(secret, filepath.Join(d, "Dockerfile")) }},
+		{name: "dockerfile to /etc/shadow", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink("/etc/shadow", filepath.Join(d, "Dockerfile")) }},
+		{name: "dockerfile up and out", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink("../../../../../../.."+secret, filepath.Join(d, "Dockerfile")) }},
+		{name: "dockerfile to /dev/zero", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink("/dev/zero", filepath.Join(d, "Dockerfile")) }},
+		{name: "dockerfile a fifo", want: "not a regular file but a named pipe",
+			setup: func(d string) error { return unix.Mkfifo(filepath.Join(d, "Dockerfile"), 0o644) }},
+		{name: "dockerfile too large", want: "file too large",
+			setup: func(d string) error { return os.Truncate(mustCreate(d, "Dockerfile"), maxDockerfileSize+1) }},
+		{name: "-f to a host file", want: "no such file or directory",
+			setup: func(d string) error { return os.Symlink(secret, filepath.Join(d, "app.Dockerfile")) },
+			flags: func(o *BuildOptions, d string) { o.Dockerfile = filepath.Join(d, "app.Dockerfile") }},
+		// Resolved inside the context, the link names no file: as without
+		// an ignore file, the build goes on (or fails later for want of
+		// root, never on the ignore file).
+		{name: ".dockerignore to /dev/zero", want: "",
+			setup: func(d string) error {
+				os.WriteFile(filepath.Join(d, "Dockerfile"), []byte("FROM scratch\nLABEL x=1\n"), 0o644)
+				return os.Symlink("/dev/zero", filepath.Join(d, ".dockerignore"))
+			}},
+		{name: ".dockerignore a fifo", want: "not a regular file",
+			setup: func(d string) error {
+				os.WriteFile(filepath.Join(d, "Dockerfile"), []byte("FROM scratch\nLABEL x=1\n"), 0o644)
+				return unix.Mkfifo(filepath.Join(d, ".dockerignore"), 0o644)
+			}},
+		{name: "NAME.dockerignore a fifo", want: "not a regular file",
+			setup: func(d string) error {
+				os.WriteFile(filepath.Join(d, "app.Dockerfile"), []byte("FROM scratch\nLABEL x=1\n"), 0o644)
+				return unix.Mkfifo(filepath.Join(d, "app.Dockerfile.dockerignore"), 0o644)
+			},
+			flags: func(o *BuildOptions, d string) { o.Dockerfile = filepath.Join(d, "app.Dockerfile") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctxDir := filepath.Join(t.TempDir(), "ctx")
+			os.Mkdir(ctxDir, 0o755)
+			if err := tc.setup(ctxDir); err != nil {
+				t.Fatal(err)
+			}
+			o := BuildOptions{ContextDir: ctxDir, Progress: "plain", Root: filepath.Join(top, "root-"+strings.ReplaceAll(tc.name, "/", "_"))}
+			if tc.flags != nil {
+				tc.flags(&o, ctxDir)
+			}
+			var out bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := Build(ctx, o, &out)
+			if tc.want == "" {
+				if err != nil && strings.Contains(err.Error(), "dockerignore") {
+					t.Fatalf("build: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("build: %v; want an error containing %q\n%s", err, tc.want, out.String())
+			}
+			if strings.Contains(err.Error()+out.String(), "SECRET-TOKEN") {
+				t.Errorf("the host file leaked: %v\n%s", err, out.String())
+			}
+		})
+	}
+}
+
+func mustCreate(dir, name string) string {
+	p := filepath.Join(dir, name)
+	f, err := os.Create(p)
+	if err != nil {
+		panic(err)
+	}
+	f.Close()
+	return p
 }
 
 // stdinInputsTest runs stdinInputs with o.Root opened as the build opens it.

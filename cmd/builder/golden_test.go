@@ -741,6 +741,13 @@ func TestGoldenCache(t *testing.T) {
 		if got := layerDigests(t, r.img); strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%s: layers differ from the first build:\n%s", what, lineDiff(strings.Join(want, "\n"), strings.Join(got, "\n")))
 		}
+		// A fully cached rebuild is the same image, as in BuildKit: the
+		// history times come from the cached results, not the clock.
+		if got, want := imageDigest(t, r.img), imageDigest(t, first.img); got != want {
+			cf1, _ := first.img.RawConfigFile()
+			cf2, _ := r.img.RawConfigFile()
+			t.Errorf("%s: image digest %s, want the first build's %s\nconfig diff:\n%s", what, got, want, lineDiff(string(cf1), string(cf2)))
+		}
 	}
 	checkAll("second build", build("second build"))
 
@@ -782,4 +789,14 @@ func TestGoldenCache(t *testing.T) {
 			t.Errorf("after changing b.txt: layer %d unchanged=%v, want %v", i, same, wantSame)
 		}
 	}
+}
+
+// imageDigest is the manifest digest of img.
+func imageDigest(t *testing.T, img v1.Image) string {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }

@@ -26,12 +26,14 @@ func main() {
 		Short:         "Build container images from Dockerfiles, without a daemon",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       shortVersion(),
 	}
+	root.SetVersionTemplate("builder version {{.Version}}\n")
 	root.AddCommand(newBuildCommand())
 	root.AddCommand(newImagesCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand())
 	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
 	root.AddCommand(newPushCommand(), newLoginCommand(), newLogoutCommand())
-	root.AddCommand(newPruneCommand())
+	root.AddCommand(newPruneCommand(), newVersionCommand(), newReportCommand())
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		var ee *exitError
@@ -52,10 +54,13 @@ func main() {
 }
 
 // signalContext returns a context cancelled by the first SIGINT or
-// SIGTERM, and a function that says which one came (0 for none).
+// SIGTERM, and a function that says which one came (0 for none). A
+// second signal ends the process at once with the default action, should
+// the clean shutdown hang: whatever it leaves (mounts, temp files) the
+// next start recovers, as after kill -9.
 func signalContext() (context.Context, func() syscall.Signal, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 1)
+	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	var got atomic.Int32
 	go func() {
@@ -64,7 +69,11 @@ func signalContext() (context.Context, func() syscall.Signal, func()) {
 			got.Store(int32(s.(syscall.Signal)))
 			cancel()
 		case <-ctx.Done():
+			return
 		}
+		s := <-ch
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		_ = syscall.Kill(os.Getpid(), s.(syscall.Signal))
 	}()
 	stop := func() {
 		signal.Stop(ch)

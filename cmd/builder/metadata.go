@@ -1,11 +1,11 @@
 package main
 
 import (
-	"sort"
 	"strings"
 	"sync"
-	"time"
 
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -13,11 +13,17 @@ import (
 
 // collector is a solver.Reporter that passes everything on to next (the
 // progress display) and keeps the last status of every vertex, for
-// --metadata-file.
+// --metadata-file and --report.
 type collector struct {
-	next solver.Reporter
-	mu   sync.Mutex
-	last map[digest.Digest]solver.Status
+	// warnTo shows build warnings when next (a log filter) does not.
+	warnTo warner
+	next   solver.Reporter
+	mu     sync.Mutex
+	last   map[digest.Digest]solver.Status
+	// traffic reports the bytes the build's registry client moved.
+	traffic func() (received, sent int64)
+	// exported is the build's result, once exported.
+	exported *exported
 }
 
 func newCollector(next solver.Reporter) *collector {
@@ -31,6 +37,9 @@ func (c *collector) Status(s solver.Status) {
 	if ok && s.Stats == nil {
 		s.Stats = prev.Stats
 	}
+	if ok && s.CacheMiss == "" {
+		s.CacheMiss = prev.CacheMiss
+	}
 	c.last[s.Digest] = s
 	c.mu.Unlock()
 	c.next.Status(s)
@@ -39,71 +48,27 @@ func (c *collector) Status(s solver.Status) {
 // Log implements solver.Reporter.
 func (c *collector) Log(l solver.Log) { c.next.Log(l) }
 
-// stepStats is a step's resource use in --metadata-file.
-type stepStats struct {
-	CPUUserSeconds   float64 `json:"cpuUserSeconds"`
-	CPUSystemSeconds float64 `json:"cpuSystemSeconds"`
-	MemoryPeakBytes  uint64  `json:"memoryPeakBytes"`
-	IOReadBytes      uint64  `json:"ioReadBytes"`
-	IOWriteBytes     uint64  `json:"ioWriteBytes"`
-	PidsPeak         uint64  `json:"pidsPeak"`
-}
-
-// stepMeta is one step in --metadata-file's builder.steps.
-type stepMeta struct {
-	Name            string     `json:"name"`
-	Digest          string     `json:"digest"`
-	Cached          bool       `json:"cached"`
-	DurationSeconds float64    `json:"durationSeconds"`
-	Error           string     `json:"error,omitempty"`
-	Stats           *stepStats `json:"stats,omitempty"`
-}
-
-// summaryMeta is builder.summary: totals over the steps (peaks are
-// maxima).
-type summaryMeta struct {
-	Steps           int     `json:"steps"`
-	Cached          int     `json:"cached"`
-	DurationSeconds float64 `json:"durationSeconds"`
-	stepStats
-}
-
 // steps returns the finished steps in the order they started.
-func (c *collector) steps() ([]stepMeta, summaryMeta) {
+func (c *collector) steps() []report.Step {
 	c.mu.Lock()
-	all := make([]solver.Status, 0, len(c.last))
+	defer c.mu.Unlock()
+	out := make([]report.Step, 0, len(c.last))
 	for _, s := range c.last {
-		all = append(all, s)
-	}
-	c.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool {
-		if !all[i].Started.Equal(all[j].Started) {
-			return all[i].Started.Before(all[j].Started)
-		}
-		return all[i].Name < all[j].Name
-	})
-	var out []stepMeta
-	var sum summaryMeta
-	var first, last time.Time
-	for _, s := range all {
 		if s.Completed.IsZero() {
 			continue
 		}
-		m := stepMeta{Name: s.Name, Digest: s.Digest.String(), Cached: s.Cached}
+		m := report.Step{Name: s.Name, Digest: s.Digest.String(), Cached: s.Cached, Started: s.Started, Completed: s.Completed, CacheMiss: s.CacheMiss}
+		for _, in := range s.Inputs {
+			m.Inputs = append(m.Inputs, in.String())
+		}
 		if !s.Started.IsZero() {
 			m.DurationSeconds = s.Completed.Sub(s.Started).Seconds()
-			if first.IsZero() || s.Started.Before(first) {
-				first = s.Started
-			}
-		}
-		if s.Completed.After(last) {
-			last = s.Completed
 		}
 		if s.Err != nil {
 			m.Error = s.Err.Error()
 		}
 		if st := s.Stats; st != nil {
-			m.Stats = &stepStats{
+			m.Stats = &report.Stats{
 				CPUUserSeconds:   st.CPUUser.Seconds(),
 				CPUSystemSeconds: st.CPUSystem.Seconds(),
 				MemoryPeakBytes:  st.MemoryPeak,
@@ -111,27 +76,36 @@ func (c *collector) steps() ([]stepMeta, summaryMeta) {
 				IOWriteBytes:     st.IOWrite,
 				PidsPeak:         st.PidsPeak,
 			}
-			sum.CPUUserSeconds += m.Stats.CPUUserSeconds
-			sum.CPUSystemSeconds += m.Stats.CPUSystemSeconds
-			sum.MemoryPeakBytes = max(sum.MemoryPeakBytes, st.MemoryPeak)
-			sum.IOReadBytes += st.IORead
-			sum.IOWriteBytes += st.IOWrite
-			sum.PidsPeak = max(sum.PidsPeak, st.PidsPeak)
-		}
-		sum.Steps++
-		if s.Cached {
-			sum.Cached++
 		}
 		out = append(out, m)
 	}
-	if !first.IsZero() {
-		sum.DurationSeconds = last.Sub(first).Seconds()
+	report.SortSteps(out)
+	return out
+}
+
+// record is the build's record for the report: its steps, totals, image
+// and traffic.
+func (c *collector) record() *report.Build {
+	b := &report.Build{Steps: c.steps()}
+	b.Summary = report.Summarize(b.Steps)
+	if c.traffic != nil {
+		recv, sent := c.traffic()
+		b.Traffic = report.Traffic{PulledBytes: recv, PushedBytes: sent}
 	}
-	return out, sum
+	if e := c.exported; e != nil {
+		b.Image = &report.Image{Names: e.names, ConfigDigest: e.configDigest, Layers: e.layers}
+		if e.desc != nil {
+			b.Image.Digest = e.desc.Digest.String()
+		}
+		if b.Image.Layers == nil {
+			b.Image.Layers = []report.Layer{}
+		}
+	}
+	return b
 }
 
 // buildMetadata is the --metadata-file content, with the keys buildx
-// writes plus builder.steps and builder.summary.
+// writes plus the build's record (report.KeySteps & co).
 func buildMetadata(e *exported, c *collector) map[string]any {
 	m := map[string]any{}
 	if e != nil {
@@ -146,12 +120,33 @@ func buildMetadata(e *exported, c *collector) map[string]any {
 		}
 	}
 	if c != nil {
-		steps, sum := c.steps()
-		if steps == nil {
-			steps = []stepMeta{}
+		b := c.record()
+		m[report.KeySteps] = b.Steps
+		m[report.KeySummary] = b.Summary
+		m[report.KeyTraffic] = b.Traffic
+		if b.Image != nil {
+			m[report.KeyImage] = b.Image
 		}
-		m["builder.steps"] = steps
-		m["builder.summary"] = sum
 	}
 	return m
+}
+
+// imageLayers lists an image's layers for the report, each with the
+// history entry that made it.
+func imageLayers(layers []cache.Layer, history []v1.History) []report.Layer {
+	var made []string
+	for _, h := range history {
+		if !h.EmptyLayer {
+			made = append(made, h.CreatedBy)
+		}
+	}
+	out := make([]report.Layer, 0, len(layers))
+	for i, l := range layers {
+		rl := report.Layer{Digest: l.Digest.String(), MediaType: l.MediaType, Size: l.Size}
+		if len(made) == len(layers) {
+			rl.CreatedBy = made[i]
+		}
+		out = append(out, rl)
+	}
+	return out
 }

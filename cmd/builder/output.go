@@ -14,9 +14,11 @@ import (
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -177,6 +179,8 @@ type exported struct {
 	configDigest string
 	desc         *v1.Descriptor
 	names        []string
+	// layers are the stored image's layers, for --report.
+	layers []report.Layer
 }
 
 // exportImage computes the layers of result and writes the image to the
@@ -210,6 +214,13 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *
 		err = step(r, "exporting layers", func() error {
 			c, layers, err := w.ImageWith(ctx, result, cfg, lo)
 			img = &exporter.Image{Config: c, Layers: layers, Blobs: blobs, HealthcheckStartInterval: o.healthStartInterval}
+			if err == nil && o.inlineCache != nil {
+				// --cache-to type=inline: the cache rides in the config.
+				var raw []byte
+				if raw, err = o.inlineCache(ctx, layers); err == nil {
+					img.Extra = []exporter.ConfigField{{Name: remotecache.InlineKey, Value: raw}}
+				}
+			}
 			return err
 		})
 		return img, err
@@ -228,6 +239,7 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *
 		return nil, err
 	}
 	res.configDigest = stored.ID.String()
+	res.layers = imageLayers(img.Layers, img.Config.History)
 	res.names = stored.Names
 	storedDesc := stored.Manifest
 

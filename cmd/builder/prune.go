@@ -120,6 +120,14 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Damaged records are absent for builds; prune removes them.
+	if _, err := store.Metadata().DeleteDamaged(); err != nil {
+		return fmt.Errorf("builder prune: %w", err)
+	}
+	// Prune runs alone: nobody waits on a key lock.
+	if err := store.RemoveKeyLocks(); err != nil {
+		return fmt.Errorf("builder prune: %w", err)
+	}
 	sn, err := root.Snapshots()
 	if err != nil {
 		return err
@@ -127,6 +135,14 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	images, err := root.Images()
 	if err != nil {
 		return err
+	}
+	// Damaged images go first: what they still reference is then free.
+	damaged, err := images.RemoveDamaged()
+	if err != nil {
+		return fmt.Errorf("removing damaged images: %w", err)
+	}
+	for _, im := range damaged {
+		fmt.Fprintf(out, "Removed damaged image %s (%s): %s\n", strings.Join(im.Names, ", "), im.ID.Encoded()[:12], im.Damaged)
 	}
 	keepBlobs, err := images.Referenced()
 	if err != nil {

@@ -30,17 +30,23 @@ type RegistryFlags struct {
 	// Insecure are --insecure-registry HOST[:PORT]s spoken to over plain
 	// HTTP (loopback registries always are).
 	Insecure []string
+	// StallTimeout is --registry-timeout: how long a registry
+	// connection may make no progress (0: BUILDER_REGISTRY_TIMEOUT or
+	// the default).
+	StallTimeout time.Duration
 }
 
 func (f *RegistryFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.CAFiles, "tls-ca", nil, "Trust the CA certificates in this PEM file for registries (besides the system's)")
 	fs.StringArrayVar(&f.Insecure, "insecure-registry", nil, "Allow plain HTTP to this registry HOST[:PORT]")
+	fs.DurationVar(&f.StallTimeout, "registry-timeout", 0, "Fail a registry request after this long without progress, retried once (default $"+registry.EnvStallTimeout+" or "+registry.DefaultTimeouts.Stall.String()+")")
 }
 
 // options returns the registry client options of the flags, keeping the
 // client's state (tag records, blob sources) under root.
 func (f RegistryFlags) options(root *state.Root, blobs *cache.BlobStore) registry.Options {
 	o := registry.Options{Blobs: blobs, CAFiles: f.CAFiles, Insecure: f.Insecure}
+	o.Timeouts.Stall = f.StallTimeout
 	if root != nil {
 		o.StateDir = root.RegistryDir()
 	}

@@ -61,6 +61,10 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	if root.Input >= 0 {
 		base = inputs[root.Input]
 	}
+	// Results imported lazily from a remote cache are unpacked now.
+	if err := o.w.materializeInputs(ctx, inputs); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.v.Name(), err)
+	}
 	parent, err := snapshotName(base)
 	if err != nil {
 		return nil, err

@@ -3,13 +3,15 @@ package ops
 import (
 	"context"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
+	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/solver/ops/pgzip"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
@@ -43,12 +45,14 @@ func (w *Worker) Image(ctx context.Context, r solver.Result, cfg v1.ConfigFile) 
 			return cfg, nil, err
 		}
 	}
-	if _, err := w.computeLayers(ctx, items); err != nil {
+	chain, err := w.computeLayers(ctx, items)
+	if err != nil {
 		return cfg, nil, err
 	}
 	layers := layersOf(items)
+	w.stampLegacy(chain)
+	cfg = historyTimes(stepTimes(cfg, chain))
 	cfg.RootFS.Type = "layers"
-	var err error
 	if cfg.RootFS.DiffIDs, err = diffIDs(layers); err != nil {
 		return cfg, nil, err
 	}
@@ -105,6 +109,97 @@ func diffIDs(layers []cache.Layer) ([]v1.Hash, error) {
 	return out, nil
 }
 
+// stepTimes pairs the steps with the last len(chain) history entries that
+// claim a layer and gives those without a time the time their step's
+// result was made.
+func stepTimes(cfg v1.ConfigFile, chain []*record) v1.ConfigFile {
+	h := append([]v1.History(nil), cfg.History...)
+	var idx []int
+	for i := range h {
+		if !h[i].EmptyLayer {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) >= len(chain) {
+		idx = idx[len(idx)-len(chain):]
+		for k, rec := range chain {
+			if h[idx[k]].Created.IsZero() && !rec.Created.IsZero() {
+				h[idx[k]].Created = v1.Time{Time: rec.Created}
+			}
+		}
+	}
+	cfg.History = h
+	return cfg
+}
+
+// historyTimes completes the times of cfg as BuildKit's exporter does, so
+// that they come from the results, never from the clock of the export:
+// history entries without a time (metadata steps such as ENV) get the time
+// of the first step of this build that has one when they come before it,
+// else the time of the entry before them; the config's created time, when
+// unset, is the time of the last history entry. A cached rebuild thus
+// reproduces the config, and so the image digest, of the build that made
+// its results.
+func historyTimes(cfg v1.ConfigFile) v1.ConfigFile {
+	h := append([]v1.History(nil), cfg.History...)
+	var created v1.Time
+	missing := false
+	for _, e := range h {
+		if e.Created.IsZero() {
+			missing = true
+			continue
+		}
+		created = e.Created
+		if missing {
+			break
+		}
+	}
+	missing = false
+	for i := range h {
+		if !h[i].Created.IsZero() {
+			if missing {
+				created = h[i].Created
+			}
+			continue
+		}
+		missing = true
+		h[i].Created = created
+	}
+	cfg.History = h
+	if cfg.Created.IsZero() && len(h) > 0 {
+		cfg.Created = h[len(h)-1].Created
+	}
+	if cfg.Created.IsZero() {
+		// Nothing made a layer, not even the base (FROM scratch and
+		// metadata only): the time of this build, as before.
+		cfg.Created = v1.Time{Time: time.Now().UTC()}
+		for i := range cfg.History {
+			cfg.History[i].Created = cfg.Created
+		}
+	}
+	return cfg
+}
+
+// stampLegacy gives the step results of chain stored before results kept
+// their creation time the time of this export, and keeps it: their next
+// export is then stable too.
+func (w *Worker) stampLegacy(chain []*record) {
+	for _, rec := range chain {
+		if !rec.Created.IsZero() {
+			continue
+		}
+		unlock := w.layerMu.lock("layer " + rec.ID)
+		if rec.Created.IsZero() {
+			updated := *rec
+			updated.Created = time.Now().UTC()
+			if w.saveRecord(&updated) == nil {
+				*rec = updated
+			}
+		}
+		unlock()
+	}
+}
+
 func refRecord(r solver.Result) *record {
 	if x, ok := r.(*Ref); ok {
 		return x.rec
@@ -112,13 +207,19 @@ func refRecord(r solver.Result) *record {
 	return nil
 }
 
-// computeLayer diffs a step's snapshot into a gzip layer blob, once.
+// computeLayer diffs a step's snapshot into a gzip layer blob, once,
+// compressing on all cores (pgzip: the bytes do not depend on the machine).
 func (w *Worker) computeLayer(ctx context.Context, rec *record) error {
 	unlock := w.layerMu.lock("layer " + rec.ID)
 	defer unlock()
 	// Records of older versions marked an empty step without a layer.
 	if rec.Computed && rec.Layer != nil {
-		return nil
+		err := w.opt.Blobs.Verify(rec.Layer.Digest, rec.Layer.Size)
+		if err == nil {
+			return nil
+		}
+		// Damaged or gone: the snapshot still has the files.
+		w.warn(fmt.Sprintf("layer %s of a cached step is missing or damaged: computing it again (%v)", rec.Layer.Digest, err))
 	}
 	bw, err := w.opt.Blobs.Writer()
 	if err != nil {
@@ -127,7 +228,7 @@ func (w *Worker) computeLayer(ctx context.Context, rec *record) error {
 	defer bw.Close()
 	diffID := digest.Canonical.Digester()
 	counter := &countWriter{}
-	zw, err := gzip.NewWriterLevel(bw, gzip.DefaultCompression)
+	zw, err := pgzip.NewWriterLevel(bw, gzip.DefaultCompression)
 	if err != nil {
 		return err
 	}

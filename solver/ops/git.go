@@ -162,11 +162,7 @@ func (o *gitOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, err
 			return nil, err
 		}
 	}
-	tmpRoot := filepath.Join(o.w.stateDir(), "tmp")
-	if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
-		return nil, fmt.Errorf("git source %s: %w", redactURL(o.op.Remote), err)
-	}
-	tmp, err := os.MkdirTemp(tmpRoot, "git-")
+	tmp, err := StateTempDir(o.w.stateDir(), "git")
 	if err != nil {
 		return nil, fmt.Errorf("git source %s: %w", redactURL(o.op.Remote), err)
 	}

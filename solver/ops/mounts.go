@@ -223,16 +223,13 @@ func (w *Worker) bindMount(ctx context.Context, m llb.Mount, in solver.Result) (
 	return []executor.Mount{{Type: "bind", Source: dst, Target: m.Dest, Options: opts}}, cleanup, nil
 }
 
-// tempDir makes a private temporary directory under the worker's state.
+// tempDir makes a private temporary directory under the worker's state
+// (see StateTempDir).
 func (w *Worker) tempDir(prefix string) (string, error) {
-	base := os.TempDir()
-	if w.opt.StateDir != "" {
-		base = filepath.Join(w.opt.StateDir, "tmp")
-		if err := os.MkdirAll(base, 0o700); err != nil {
-			return "", fmt.Errorf("temp dir %s: %w", base, err)
-		}
+	if w.opt.StateDir == "" {
+		return os.MkdirTemp("", prefix)
 	}
-	return os.MkdirTemp(base, prefix)
+	return StateTempDir(w.opt.StateDir, prefix)
 }
 
 // copySubtree copies the path sel of the tree in (a local context, with
@@ -339,15 +336,66 @@ func (w *Worker) acquireCache(ctx context.Context, m llb.Mount, in solver.Result
 		if err != nil {
 			return "", nil, fmt.Errorf("waiting for cache mount %q: %w", id, err)
 		}
-		release = unlock
+		// Other processes on the root take the same lock.
+		if err := os.MkdirAll(filepath.Dir(w.cacheLockFile(name)), 0o700); err != nil {
+			unlock()
+			return "", nil, fmt.Errorf("cache mount %q: %w", id, err)
+		}
+		funlock, err := fsutil.LockContext(ctx, w.cacheLockFile(name))
+		if err != nil {
+			unlock()
+			return "", nil, fmt.Errorf("waiting for cache mount %q: %w", id, err)
+		}
+		release = func() { funlock(); unlock() }
 	case llb.SharingPrivate:
-		name, release = w.mounts.claim(name)
+		var err error
+		if name, release, err = w.claimPrivate(name); err != nil {
+			return "", nil, fmt.Errorf("cache mount %q: %w", id, err)
+		}
 	}
 	dir, err := w.createCacheDir(ctx, name, m, in)
 	if err != nil {
 		return "", release, fmt.Errorf("cache mount %q: %w", id, err)
 	}
-	return dir, release, nil
+	// Other processes on the root export the mount only while no step
+	// uses it (see WithCacheMount).
+	unlockShared, err := w.shareCacheMount(ctx, name)
+	if err != nil {
+		return "", release, fmt.Errorf("cache mount %q: %w", id, err)
+	}
+	w.noteCacheMount(id)
+	return dir, chainRelease(unlockShared, release), nil
+}
+
+// cacheLockFile is the file the users of cache dir name flock, across
+// processes.
+func (w *Worker) cacheLockFile(name string) string {
+	return filepath.Join(w.opt.StateDir, "cache-mounts", ".locks", name)
+}
+
+// claimPrivate returns the first of name, name-1, name-2, ... that no step
+// of this process and no other process uses, and holds it until release.
+func (w *Worker) claimPrivate(name string) (string, func(), error) {
+	if err := os.MkdirAll(filepath.Dir(w.cacheLockFile(name)), 0o700); err != nil {
+		return "", nil, err
+	}
+	for i := 0; ; i++ {
+		n, release := w.mounts.claim(name)
+		unlock, ok, err := fsutil.TryLock(w.cacheLockFile(n))
+		if err != nil {
+			release()
+			return "", nil, err
+		}
+		if ok {
+			return n, func() { unlock(); release() }, nil
+		}
+		// Used by another process: keep n claimed here while looking
+		// further, so claim moves on.
+		defer release()
+		if i > 1000 {
+			return "", nil, errors.New("more than 1000 private copies in use")
+		}
+	}
 }
 
 // createCacheDir makes cache-mounts/name once, atomically: it is prepared
@@ -363,7 +411,11 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(base, ".new-")
+	owner, err := stateLease(w.opt.StateDir)
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(base, ".new-"+owner+"-")
 	if err != nil {
 		return "", err
 	}
@@ -375,8 +427,12 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 		if err := w.copySubtree(ctx, in, "/", stage); err != nil {
 			return "", fmt.Errorf("seeding from the mount's from= stage: %w", err)
 		}
-	} else if err := os.Mkdir(stage, 0o755); err != nil {
+	} else if restored, err := w.restoreCacheMount(ctx, m, stage); err != nil {
 		return "", err
+	} else if !restored {
+		if err := os.Mkdir(stage, 0o755); err != nil {
+			return "", err
+		}
 	}
 	mode := os.FileMode(0o755)
 	if m.Mode != nil {
@@ -397,6 +453,10 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 		return "", err
 	}
 	if err := os.Rename(stage, dir); err != nil {
+		// Another process made it first: theirs is as good.
+		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+			return dir, nil
+		}
 		return "", err
 	}
 	return dir, nil

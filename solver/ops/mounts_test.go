@@ -56,8 +56,20 @@ func TestCacheSharingModes(t *testing.T) {
 		if a != b {
 			t.Errorf("shared users got %s and %s, want one dir", a, b)
 		}
-		if ra != nil || rb != nil {
-			t.Error("shared cache mounts need no release")
+		// A step holds the mount's shared lock until it releases it: an
+		// export of the mount waits for it.
+		err = w.WithCacheMount(ctx, "s", 200*time.Millisecond, func(string) error { return nil })
+		if !errors.Is(err, ErrCacheMountBusy) {
+			t.Errorf("WithCacheMount while steps use the mount: %v, want ErrCacheMountBusy", err)
+		}
+		ra()
+		rb()
+		var got string
+		if err := w.WithCacheMount(ctx, "s", time.Second, func(dir string) error { got = dir; return nil }); err != nil || got != a {
+			t.Errorf("WithCacheMount after the steps: dir %q, %v; want %s", got, err, a)
+		}
+		if ids := w.UsedCacheMounts(); len(ids) != 1 || ids[0] != "s" {
+			t.Errorf("UsedCacheMounts = %v, want [s]", ids)
 		}
 	})
 	t.Run("private", func(t *testing.T) {

@@ -49,6 +49,29 @@ func Apply(ctx context.Context, dest string, inputs []Input, op llb.FileOp) erro
 	return nil
 }
 
+// ApplyReuse is Apply for an op that may start from a clone of a previous
+// result (reuse, see Reuse; nil for none). Only an op of a single Copy
+// uses it. reusable reports that this result may be the clone of a later
+// run of the same op on the same parent: a single copy of a local
+// directory's contents onto a destination the parent does not have.
+func ApplyReuse(ctx context.Context, dest string, inputs []Input, op llb.FileOp, reuse *Reuse) (reusable bool, err error) {
+	if len(op.Actions) != 1 || op.Actions[0].Copy == nil {
+		if reuse != nil {
+			return false, errors.New("file op: a clone of a previous result is only for a single copy")
+		}
+		return false, Apply(ctx, dest, inputs, op)
+	}
+	if dest == "" {
+		return false, errors.New("file op: empty destination root")
+	}
+	reusable, err = doCopyReuse(ctx, filepath.Clean(dest), inputs, op.Actions[0].Copy, reuse)
+	if err != nil {
+		// The copy's error names its paths; no action index.
+		return false, err
+	}
+	return reusable, nil
+}
+
 // cleanDest cleans p to an absolute path, keeping a trailing "/" or "/."
 // that marks a directory.
 func cleanDest(p string) (clean string, dirish bool) {
