@@ -364,11 +364,11 @@ func (e *Executor) placeInCgroup(sb *sandbox, spec Spec, limits cgroups.Limits, 
 		return err
 	}
 	sb.cg = cg
-	if err := recordCgroup(runDir, cg); err != nil {
-		return err
-	}
 	if err := cg.Set(limits); err != nil {
 		return fmt.Errorf("setting limits: %w", err)
+	}
+	if err := recordCgroup(runDir, cg); err != nil {
+		return err
 	}
 	return cg.Apply(sb.cmd.Process.Pid)
 }

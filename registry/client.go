@@ -138,7 +138,7 @@ func New(o Options) *Client {
 	}
 	c.backoff = backoff
 	// Traffic counts what crosses the network, retries included.
-	c.transport = &retryTransport{base: &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls}
+	c.transport = &retryTransport{base: &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls, timeouts: o.Timeouts.withDefaults()}
 	c.remote = []remote.Option{
 		remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(c.transport),
@@ -265,7 +265,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 	if err != nil {
 		return nil, err
 	}
-	p = normalizePlatform(p)
+	p = p.WithDefaults()
 
 	var raw []byte
 	var d digest.Digest
@@ -306,7 +306,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", d, err)
 		}
-		child, err := selectPlatform(idx, p)
+		child, err := SelectManifest(idx.Manifests, p)
 		if err != nil {
 			return nil, err
 		}
@@ -413,12 +413,11 @@ func (c *Client) manifest(ctx context.Context, repo name.Repository, d digest.Di
 // ensureBlob downloads blob d of repo into the store unless it is there.
 // Concurrent calls for the same blob share one download.
 func (c *Client) ensureBlob(ctx context.Context, repo name.Repository, d digest.Digest, size int64) error {
-	if n, err := c.blobs.Stat(d); err == nil {
-		if size >= 0 && n != size {
-			return fmt.Errorf("stored blob %s has %d bytes, manifest says %d", d, n, size)
-		}
+	// A stored blob is used only when it verifies; a corrupt one is
+	// removed by Verify and downloaded again.
+	if err := c.blobs.VerifyStored(d, size); err == nil {
 		return nil
-	} else if !errors.Is(err, cache.ErrNotFound) {
+	} else if !errors.Is(err, cache.ErrNotFound) && !errors.Is(err, cache.ErrCorrupt) {
 		return err
 	}
 	_, err, _ := c.flight.Do(repo.Name()+"@"+d.String(), func() (any, error) {
@@ -447,8 +446,16 @@ func (c *Client) downloadBlob(ctx context.Context, repo name.Repository, d diges
 	if size >= 0 {
 		r = &sizedReader{r: rc, left: size}
 	}
+	progress := pullProgressFrom(ctx)
+	if progress != nil {
+		progress(d, 0, size, false)
+		r = &progressReader{r: r, d: d, total: size, fn: progress}
+	}
 	if _, _, err := c.blobs.Put(ctx, r, d, size); err != nil {
 		return simplify(err)
+	}
+	if progress != nil {
+		progress(d, size, size, true)
 	}
 	return nil
 }
@@ -500,7 +507,8 @@ func (c *Client) pull(ctx context.Context, r *Resolved) ([]cache.Layer, error) {
 			continue
 		}
 		seen[d] = true
-		if n, err := c.blobs.Stat(d); err == nil && n == l.Size {
+		// Present and intact (a corrupt blob is removed and fetched).
+		if err := c.blobs.VerifyStored(d, l.Size); err == nil {
 			continue
 		}
 		missing = append(missing, i)

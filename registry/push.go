@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,6 +22,12 @@ type PushOptions struct {
 	// do of the reference being pushed (blobs found in the registry or
 	// mounted count as done). Calls come from one goroutine per reference.
 	Progress func(ref string, done, total int64)
+	// Blobs, when set, is called once per image pushed with how many of
+	// its blobs (layers and config) were uploaded and how many the
+	// registry already had or mounted from another repository (their
+	// bytes were not read: a lazily imported layer is never downloaded
+	// for that).
+	Blobs func(ref string, uploaded, reused int)
 }
 
 // Push uploads img to every reference of refs (tags; a reference without
@@ -46,24 +53,9 @@ func (c *Client) Push(ctx context.Context, img v1.Image, refs []string, o PushOp
 		return "", fmt.Errorf("push: image digest: %w", err)
 	}
 	d := digest.Digest(h.String())
-	tags := make([]name.Tag, 0, len(refs))
-	seen := map[string]bool{}
-	for _, s := range refs {
-		r, err := c.parse(s)
-		if err != nil {
-			return "", fmt.Errorf("pushing %s: %w", s, err)
-		}
-		if r.tag == "" {
-			return "", fmt.Errorf("pushing %s: a push needs a tag, not a digest", s)
-		}
-		if r.digest != "" && r.digest != d {
-			return "", fmt.Errorf("pushing %s: the image's digest is %s", s, d)
-		}
-		t := r.repo.Tag(r.tag)
-		if !seen[t.Name()] {
-			seen[t.Name()] = true
-			tags = append(tags, t)
-		}
+	tags, err := c.pushTags(refs, d)
+	if err != nil {
+		return "", err
 	}
 	blobs, err := imageBlobs(img)
 	if err != nil {
@@ -78,22 +70,120 @@ func (c *Client) Push(ctx context.Context, img v1.Image, refs []string, o PushOp
 	return d, nil
 }
 
-func (c *Client) pushOne(ctx context.Context, img v1.Image, t name.Tag, o PushOptions) error {
+// pushTags parses refs into the tags a push of the manifest digest d
+// writes, each once.
+func (c *Client) pushTags(refs []string, d digest.Digest) ([]name.Tag, error) {
+	tags := make([]name.Tag, 0, len(refs))
+	seen := map[string]bool{}
+	for _, s := range refs {
+		r, err := c.parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("pushing %s: %w", s, err)
+		}
+		if r.tag == "" {
+			return nil, fmt.Errorf("pushing %s: a push needs a tag, not a digest", s)
+		}
+		if r.digest != "" && r.digest != d {
+			return nil, fmt.Errorf("pushing %s: the image's digest is %s", s, d)
+		}
+		t := r.repo.Tag(r.tag)
+		if !seen[t.Name()] {
+			seen[t.Name()] = true
+			tags = append(tags, t)
+		}
+	}
+	return tags, nil
+}
+
+// PushIndex is Push for a multi-platform image: every image of idx is
+// pushed as Push pushes one (blobs first, mounted where known), then the
+// index itself, under each reference of refs. It returns the index digest.
+func (c *Client) PushIndex(ctx context.Context, idx v1.ImageIndex, refs []string, o PushOptions) (digest.Digest, error) {
+	if c.err != nil {
+		return "", c.err
+	}
+	if len(refs) == 0 {
+		return "", errors.New("push: no reference to push to")
+	}
+	h, err := idx.Digest()
+	if err != nil {
+		return "", fmt.Errorf("push: index digest: %w", err)
+	}
+	d := digest.Digest(h.String())
+	tags, err := c.pushTags(refs, d)
+	if err != nil {
+		return "", err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return "", fmt.Errorf("push: index: %w", err)
+	}
+	for _, t := range tags {
+		for _, m := range im.Manifests {
+			img, err := idx.Image(m.Digest)
+			if err != nil {
+				return "", fmt.Errorf("push: index entry %s: %w", m.Digest, err)
+			}
+			blobs, err := imageBlobs(img)
+			if err != nil {
+				return "", fmt.Errorf("push: %w", err)
+			}
+			mi := &mountImage{Image: img, c: c, dst: t.Repository}
+			if err := c.pushManifest(ctx, mi, t.Repository.Digest(m.Digest.String()), t.Name(), o); err != nil {
+				return "", fmt.Errorf("pushing %s (%s): %w", t.Name(), PlatformOf(m.Platform), simplify(err))
+			}
+			if o.Blobs != nil {
+				up, reused := mi.counts()
+				o.Blobs(t.Name(), up, reused)
+			}
+			c.recordBlobSources(t.Repository, blobs)
+		}
+		if err := c.pushManifest(ctx, idx, t, t.Name(), o); err != nil {
+			return "", fmt.Errorf("pushing %s: %w", t.Name(), simplify(err))
+		}
+	}
+	return d, nil
+}
+
+// pushManifest writes x (an image with its blobs, or an index whose
+// images are there) to ref, reporting progress under name.
+func (c *Client) pushManifest(ctx context.Context, x remote.Taggable, ref name.Reference, display string, o PushOptions) error {
 	updates := make(chan v1.Update, 64)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for u := range updates {
 			if u.Error == nil && o.Progress != nil {
-				o.Progress(t.Name(), u.Complete, u.Total)
+				o.Progress(display, u.Complete, u.Total)
 			}
 		}
 	}()
 	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx), remote.WithProgress(updates),
 		remote.WithRetryPredicate(pushPredicate()))
-	err := remote.Write(t, &mountImage{Image: img, c: c, dst: t.Repository}, opts...)
+	var err error
+	switch v := x.(type) {
+	case v1.Image:
+		err = remote.Write(ref, v, opts...)
+	case v1.ImageIndex:
+		err = remote.WriteIndex(ref, v, opts...)
+	default:
+		close(updates)
+		err = fmt.Errorf("cannot push %T", x)
+	}
 	<-done
 	return err
+}
+
+func (c *Client) pushOne(ctx context.Context, img v1.Image, t name.Tag, o PushOptions) error {
+	mi := &mountImage{Image: img, c: c, dst: t.Repository}
+	if err := c.pushManifest(ctx, mi, t, t.Name(), o); err != nil {
+		return err
+	}
+	if o.Blobs != nil {
+		up, reused := mi.counts()
+		o.Blobs(t.Name(), up, reused)
+	}
+	return nil
 }
 
 // imageBlobs lists the digests of img's config and layers.
@@ -106,11 +196,29 @@ func imageBlobs(img v1.Image) ([]digest.Digest, error) {
 }
 
 // mountImage is an image whose layers are mountable from a repository of
-// the destination's registry known to hold them.
+// the destination's registry known to hold them. It notes which blobs'
+// bytes were read (uploaded).
 type mountImage struct {
 	v1.Image
 	c   *Client
 	dst name.Repository
+
+	mu    sync.Mutex
+	blobs map[digest.Digest]*readCounter
+}
+
+// counts says how many blobs were uploaded and how many reused.
+func (m *mountImage) counts() (uploaded, reused int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, rc := range m.blobs {
+		if rc.wasRead() {
+			uploaded++
+		} else {
+			reused++
+		}
+	}
+	return uploaded, reused
 }
 
 func (m *mountImage) Layers() ([]v1.Layer, error) {
@@ -148,14 +256,24 @@ func (m *mountImage) wrap(l v1.Layer) v1.Layer {
 		return l
 	}
 	d := digest.Digest(h.String())
+	m.mu.Lock()
+	if m.blobs == nil {
+		m.blobs = map[digest.Digest]*readCounter{}
+	}
+	rc, ok := m.blobs[d]
+	if !ok {
+		rc = &readCounter{l: l}
+		m.blobs[d] = rc
+	}
+	m.mu.Unlock()
 	src, ok := m.c.source(d)
 	if !ok {
 		src, ok = m.c.storedSource(d)
 	}
 	if !ok || src.RegistryStr() != m.dst.RegistryStr() || src.RepositoryStr() == m.dst.RepositoryStr() {
-		return l
+		return rc
 	}
-	return &remote.MountableLayer{Layer: l, Reference: src.Digest(d.String())}
+	return &remote.MountableLayer{Layer: rc, Reference: src.Digest(d.String())}
 }
 
 // recordBlobSources remembers that repo holds blobs, in memory and, with

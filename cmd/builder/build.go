@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
@@ -47,6 +46,9 @@ type BuildOptions struct {
 	LogFile string
 	Outputs []Output
 	Root    string
+	// NoCacheFilter are --no-cache-filter stages (comma-separated or
+	// repeated): their steps run again.
+	NoCacheFilter []string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -70,6 +72,8 @@ type BuildOptions struct {
 	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
 	// which the exporter adds to the config (set by export).
 	healthStartInterval time.Duration
+	// Quiet is -q: no progress, the image ID on stdout on success.
+	Quiet bool
 	// Report is --report: the HTML report of the build (written also
 	// when it fails).
 	Report string
@@ -80,9 +84,13 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
+	// GCLimit is --gc-limit: the root size above which the build
+	// collects garbage when it is done ("" = $BUILDER_GC_LIMIT or the
+	// default, "0" = never; see gcLimit).
+	GCLimit string
 	// inlineCache, set for --cache-to type=inline, returns the cache to
 	// put into the config of an image with the given layers.
-	inlineCache func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
+	inlineCache inlineCacheFunc
 }
 
 func newBuildCommand() *cobra.Command {
@@ -123,6 +131,14 @@ func newBuildCommand() *cobra.Command {
 			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
 				return err
 			}
+			if o.Quiet {
+				for _, out := range o.Outputs {
+					if out.Dest == stdoutDest {
+						return errors.New("--quiet prints the image ID on stdout: it cannot be used with an output to stdout (dest=-)")
+					}
+				}
+				o.Progress = progressui.ModeQuiet
+			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
 			}
@@ -139,8 +155,10 @@ func newBuildCommand() *cobra.Command {
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "Set build-time variables")
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
-	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.Progress, "progress", defaultProgress(), progressHelp)
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
 	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
+	f.StringArrayVar(&o.NoCacheFilter, "no-cache-filter", nil, "Do not cache specified stages")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
@@ -149,21 +167,20 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
 	f.BoolVar(&check, "check", false, `Shorthand for "--call=check"`)
-	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (only the host's platform can RUN)`)
+	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (comma-separated for several: "linux/amd64,linux/arm64")`)
 	sandbox = addSandboxFlags(cmd, &o.Sandbox)
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
 	o.Cache.add(f)
+	f.StringVar(&o.GCLimit, "gc-limit", "", "Collect the least recently used build cache after the build when the state root is larger (default $"+gcLimitEnv+", or the smaller of 10% of its filesystem and 20GB; 0 = never)")
 	return cmd
 }
 
 // Build runs one build and prints its progress to out.
 func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
-	switch o.Progress {
-	case "auto", "plain", "tty":
-	default:
-		return fmt.Errorf("--progress %q: must be auto, plain or tty", o.Progress)
+	if !slices.Contains(progressui.Modes, o.Progress) {
+		return fmt.Errorf("--progress %q: must be one of %s", o.Progress, strings.Join(progressui.Modes, ", "))
 	}
 	// builder prune waits for no build.
 	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
@@ -171,6 +188,10 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		return err
 	}
 	defer root.Close()
+	limit, err := gcLimit(o.GCLimit, root.Dir())
+	if err != nil {
+		return err
+	}
 	cleanupStdin, err := stdinInputs(&o, root, o.Stdin)
 	defer cleanupStdin()
 	if err != nil {
@@ -208,14 +229,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		}
 		return nil
 	}
-	var platform llb.Platform
-	if o.Platform != "" {
-		if strings.Contains(o.Platform, ",") {
-			return fmt.Errorf("--platform %q: building for several platforms at once is not supported", o.Platform)
-		}
-		if platform, err = dockerfile.ParsePlatform(o.Platform); err != nil {
-			return fmt.Errorf("--platform: %w", err)
-		}
+	platforms, err := buildPlatforms(o)
+	if err != nil {
+		return err
 	}
 	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
 	if err != nil {
@@ -272,20 +288,19 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	col.warnTo = display
 	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
-	res, err := convert(ctx, col, dockerfile.Options{
+	results, err := convertAll(ctx, col, platforms, dockerfile.Options{
 		Dockerfile:       dfBytes,
 		Filename:         filepath.Base(dfPath),
 		BuildArgs:        o.BuildArgs,
 		Target:           o.Target,
 		ExcludePatterns:  excludes,
 		NoCache:          o.NoCache,
+		NoCacheStages:    splitList(o.NoCacheFilter),
 		Resolver:         src,
 		NamedContexts:    bctx.named,
 		AllowInsecure:    o.Sandbox.AllowInsecure(),
 		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
 		DefaultNetwork:   o.Sandbox.defaultNetwork(),
-		Platform:         platform,
-		RunPlatform:      dockerfile.HostPlatform(),
 		AllStages:        o.Call == "check",
 		Warn: func(w dockerfile.Warning) {
 			if o.Call != "check" {
@@ -293,13 +308,20 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 			}
 		},
 	})
+	if err == nil && o.Call != "check" {
+		err = checkPlatforms(results)
+	}
 	if err != nil {
 		closeDisplay()
 		return reportError(out, dfPath, dfBytes, err)
 	}
+	res := results[0]
 	if o.Call == "check" {
 		closeDisplay()
 		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
+	}
+	if len(res.UnusedBuildArgs) > 0 { // BuildKit's warning
+		display.Warn(0, fmt.Sprintf("One or more build-args %v were not consumed", res.UnusedBuildArgs))
 	}
 	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
 
@@ -327,22 +349,30 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	keys := rc.keyStore(store, w)
 	s := solver.New(w, keys, solver.Options{Reporter: col})
-	var result solver.Result
-	if res.State != nil {
-		if err = w.PruneNoCacheMounts(res.State); err == nil {
-			result, err = s.Solve(ctx, res.State)
-		}
-	}
+	solved, err := solveAll(ctx, s, w, results)
 	var cacheBuild remotecache.Build
 	if err == nil && res.State != nil {
-		cacheBuild = remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w}
-		o.inlineCache = rc.inline(cacheBuild)
+		cacheBuild = cacheExportOf(s, results, solved, keys, w)
 	}
-	if err == nil {
-		err = export(ctx, col, w, images, result, res, o)
+	if err == nil && len(results) == 1 {
+		o.inlineCache = rc.inline(cacheBuild)
+		err = export(ctx, col, w, images, solved[0], res, o)
+	} else if err == nil {
+		// --cache-to type=inline: each platform's image carries its own.
+		inline := func(i int) inlineCacheFunc {
+			return rc.inline(cacheExportOf(s, results[i:i+1], solved[i:i+1], keys, w))
+		}
+		err = exportPlatforms(ctx, col, w, images, solved, results, o, inline)
 	}
 	if err == nil && res.State != nil {
+		// Last-use times for prune --filter until= and the GC's LRU order.
+		if terr := store.Touch(solver.KeyDigests(cacheBuild.Keys)); terr != nil {
+			display.Warn(0, fmt.Sprintf("recording the use of cache keys: %v", terr))
+		}
 		err = rc.export(ctx, col, cacheBuild)
+	}
+	if err == nil && o.Call != "check" {
+		err = autoGC(ctx, col, root, limit)
 	}
 	closeDisplay()
 	// The report is written for failed builds too.
@@ -373,27 +403,30 @@ func validateTags(tags []string) error {
 	return nil
 }
 
-// convert runs the frontend as one progress step, as BuildKit shows the
-// loading of the Dockerfile and the base images' metadata.
-func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*dockerfile.Result, error) {
-	var res *dockerfile.Result
-	err := step(r, "[internal] load build definition from "+opt.Filename, func() error {
-		var err error
-		res, err = dockerfile.Convert(ctx, opt)
-		return err
-	})
-	return res, err
-}
-
 // export writes the result to every --output.
 func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
-	cfg := res.Config
-	// The frontend leaves the times of this build's history entries and
-	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
-	// the worker fills them from the times its results were made (see
-	// ops.Worker.Image), so a cached rebuild gives the same image.
-	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
+	cfg, err := imageConfig(res, o)
+	if err != nil {
 		return err
+	}
+	o.healthStartInterval = res.HealthcheckStartInterval
+	// Every build lands in the local image store; then the --outputs.
+	e, err := exportImage(ctx, r, w, images, result, cfg, o)
+	if err != nil {
+		return err
+	}
+	return writeResultFiles(r, e, o)
+}
+
+// imageConfig is the config of the image res describes, with --label
+// labels. The frontend leaves the times of this build's history entries
+// and the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
+// the worker fills them from the times its results were made (see
+// ops.Worker.Image), so a cached rebuild gives the same image.
+func imageConfig(res *dockerfile.Result, o BuildOptions) (v1.ConfigFile, error) {
+	cfg := res.Config
+	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
+		return cfg, err
 	} else if ok {
 		cfg.Created.Time = epoch
 		cfg.History = append([]v1.History(nil), cfg.History...)
@@ -404,14 +437,17 @@ func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *image
 		}
 	}
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
-	o.healthStartInterval = res.HealthcheckStartInterval
-	// Every build lands in the local image store; then the --outputs.
-	e, err := exportImage(ctx, r, w, images, result, cfg, o)
-	if err != nil {
-		return err
-	}
+	return cfg, nil
+}
+
+// writeResultFiles hands the export to the build report and writes
+// --iidfile and --metadata-file.
+func writeResultFiles(r solver.Reporter, e *exported, o BuildOptions) error {
 	if col, ok := r.(*collector); ok {
 		col.exported = e
+	}
+	if o.Quiet { // docker build -q
+		fmt.Fprintln(o.stdout(), e.configDigest)
 	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, e); err != nil {
@@ -508,5 +544,19 @@ func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]st
 		out[k] = v
 	}
 	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
+	return out
+}
+
+// splitList splits comma-separated flag values ("a,b" "c" -> a b c),
+// dropping empty ones.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				out = append(out, x)
+			}
+		}
+	}
 	return out
 }

@@ -109,7 +109,9 @@ func (c *collector) record() *report.Build {
 func buildMetadata(e *exported, c *collector) map[string]any {
 	m := map[string]any{}
 	if e != nil {
-		m["containerimage.config.digest"] = e.configDigest
+		if e.configDigest != "" { // none for a multi-platform image
+			m["containerimage.config.digest"] = e.configDigest
+		}
 		if e.desc != nil {
 			d := *e.desc
 			m["containerimage.digest"] = d.Digest.String()

@@ -189,19 +189,7 @@ type exported struct {
 func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *store.Store, result solver.Result, cfg v1.ConfigFile, o BuildOptions) (*exported, error) {
 	warnRewriteWithoutEpoch(r, o.Outputs, o.BuildArgs)
 	blobs := images.Blobs()
-	// The store gets the image as the first type=image output asks, or
-	// gzip with OCI media types.
-	storeOut := Output{Type: "image", Attrs: map[string]string{}}
-	storeNames := append([]string(nil), o.Tags...)
-	found := false
-	for _, out := range o.Outputs {
-		if out.Type == "image" {
-			if !found {
-				storeOut, found = out, true
-			}
-			storeNames = append(storeNames, out.names(nil)...)
-		}
-	}
+	storeOut, storeNames := storeOutput(o)
 	imageFor := func(out Output) (*exporter.Image, error) {
 		lo, err := out.layerOptions()
 		if err != nil {
@@ -325,6 +313,24 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *
 	return res, nil
 }
 
+// storeOutput is how the local store gets the image: as the first
+// type=image output asks, or gzip with OCI media types; under -t and the
+// name= of every type=image output.
+func storeOutput(o BuildOptions) (Output, []string) {
+	storeOut := Output{Type: "image", Attrs: map[string]string{}}
+	storeNames := append([]string(nil), o.Tags...)
+	found := false
+	for _, out := range o.Outputs {
+		if out.Type == "image" {
+			if !found {
+				storeOut, found = out, true
+			}
+			storeNames = append(storeNames, out.names(nil)...)
+		}
+	}
+	return storeOut, storeNames
+}
+
 // sameLayers says whether a and b export the same manifest.
 func sameLayers(a, b Output) bool {
 	la, _ := a.layerOptions()
@@ -347,8 +353,12 @@ func describeNames(names []string) string {
 
 // writeIIDFile writes the image ID as docker build --iidfile does.
 func writeIIDFile(path string, e *exported) error {
+	id := e.configDigest
+	if id == "" && e.desc != nil { // a multi-platform image: its index
+		id = e.desc.Digest.String()
+	}
 	return writeFile(path, func(w io.Writer) error {
-		_, err := io.WriteString(w, e.configDigest)
+		_, err := io.WriteString(w, id)
 		return err
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -82,9 +83,29 @@ func pushImage(ctx context.Context, img *exporter.Image, names []string, opt []e
 	return push(ctx, p.reg, p.r, vimg, names)
 }
 
+// pushIndex pushes the images of a multi-platform build as one index
+// to names, with the client and reporter withPusher put in ctx.
+func pushIndex(ctx context.Context, imgs []*exporter.Image, names []string, opt []exporter.Option) (v1.Descriptor, error) {
+	p, ok := ctx.Value(pusherKey{}).(pusher)
+	if !ok {
+		return v1.Descriptor{}, errors.New("push: no registry client")
+	}
+	idx, err := exporter.IndexV1(imgs, opt...)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return push(ctx, p.reg, p.r, idx, names)
+}
+
 // push uploads img to every name, reporting one status per name with the
 // bytes pushed in its log.
-func push(ctx context.Context, reg *registry.Client, r solver.Reporter, img v1.Image, names []string) (v1.Descriptor, error) {
+// manifester is a v1.Image or a v1.ImageIndex (a multi-platform image).
+type manifester interface {
+	RawManifest() ([]byte, error)
+	MediaType() (types.MediaType, error)
+}
+
+func push(ctx context.Context, reg *registry.Client, r solver.Reporter, img manifester, names []string) (v1.Descriptor, error) {
 	raw, err := img.RawManifest()
 	if err != nil {
 		return v1.Descriptor{}, err
@@ -103,7 +124,7 @@ func push(ctx context.Context, reg *registry.Client, r solver.Reporter, img v1.I
 	return desc, nil
 }
 
-func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img v1.Image, name string, d digest.Digest) error {
+func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img manifester, name string, d digest.Digest) error {
 	st := solver.Status{Digest: digest.FromString("push " + name + time.Now().String()), Name: "pushing layers and manifest to " + name, Started: time.Now()}
 	r.Status(st)
 	var mu sync.Mutex
@@ -112,7 +133,7 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img v
 	logf := func(format string, a ...any) {
 		r.Log(solver.Log{Digest: st.Digest, Stream: 1, Data: fmt.Appendf(nil, format, a...), Timestamp: time.Now()})
 	}
-	_, err := reg.Push(ctx, img, []string{name}, registry.PushOptions{Progress: func(_ string, done, total int64) {
+	po := registry.PushOptions{Progress: func(_ string, done, total int64) {
 		mu.Lock()
 		defer mu.Unlock()
 		if done == lastDone || (done < total && time.Since(last) < 500*time.Millisecond) {
@@ -120,7 +141,18 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img v
 		}
 		last, lastDone = time.Now(), done
 		logf("%s / %s\n", humanBytes(done), humanBytes(total))
-	}})
+	}, Blobs: func(_ string, uploaded, reused int) {
+		logf("blobs: %d uploaded, %d mounted or already there (not downloaded)\n", uploaded, reused)
+	}}
+	var err error
+	switch x := img.(type) {
+	case v1.ImageIndex:
+		_, err = reg.PushIndex(ctx, x, []string{name}, po)
+	case v1.Image:
+		_, err = reg.Push(ctx, x, []string{name}, po)
+	default:
+		err = fmt.Errorf("push %s: cannot push %T", name, img)
+	}
 	if err == nil {
 		logf("pushed %s@%s\n", name, d)
 	}
@@ -159,7 +191,7 @@ func newPushCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	rootFlag(cmd, &root)
-	f.StringVar(&progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&progress, "progress", defaultProgress(), progressHelp)
 	flags.add(f)
 	return cmd
 }
@@ -197,20 +229,27 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 		}
 		dests = []string{full}
 	}
-	eimg, err := images.Load(im)
+	eimgs, err := images.LoadAll(im)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", src, err)
 	}
 	// Push the stored manifest as it is (its media types included).
 	var opt []exporter.Option
-	if im.Manifest.MediaType == "application/vnd.docker.distribution.manifest.v2+json" {
+	switch im.Manifest.MediaType {
+	case types.DockerManifestSchema2, types.DockerManifestList:
 		opt = append(opt, exporter.WithDockerMediaTypes())
 	}
-	vimg, err := eimg.V1(opt...)
+	var vimg manifester
+	if im.Platforms != nil {
+		vimg, err = exporter.IndexV1(eimgs, opt...)
+	} else {
+		vimg, err = eimgs[0].V1(opt...)
+	}
 	if err != nil {
 		return fmt.Errorf("push %s: %w", src, err)
 	}
 	reg := registry.New(flags.options(root, store.Blobs()))
+	lazyBlobs(root, store.Blobs(), reg)
 	display, err := progressui.New(out, progress)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/solver/remotecache"
+	"github.com/builderdev/builder/state"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/pflag"
 )
@@ -181,4 +182,15 @@ func (rc *remoteCache) inline(b remotecache.Build) func(ctx context.Context, lay
 		}
 	}
 	return nil
+}
+
+// lazyBlobs lets the blob store fetch the layers an image got from a remote
+// cache without downloading them (a build that pushed them by mount) when
+// a command reads them: from the repository the registry client's state
+// under root records for each (reg, or a client with default settings).
+func lazyBlobs(root *state.Root, blobs *cache.BlobStore, reg *registry.Client) {
+	if reg == nil {
+		reg = registry.New(RegistryFlags{}.options(root, blobs))
+	}
+	blobs.SetFetcher(reg)
 }

@@ -42,7 +42,11 @@ type Options struct {
 	Platform        llb.Platform      // target platform; zero = linux/runtime.GOARCH
 	ExcludePatterns []string          // parsed .dockerignore, put on the context LocalOp
 	NoCache         bool              // set Meta.IgnoreCache on every vertex
-	Resolver        ImageResolver
+	// NoCacheStages are --no-cache-filter: the stages (AS names, any
+	// case) whose steps run again (Meta.IgnoreCache); the others may use
+	// the cache.
+	NoCacheStages []string
+	Resolver      ImageResolver
 	// NamedContexts are the --build-context values by name.
 	NamedContexts map[string]NamedContext
 	// AllowInsecure is --allow security.insecure: RUN --security=insecure
@@ -60,9 +64,10 @@ type Options struct {
 	// AllStages converts every stage, not only those the target needs
 	// (what `build --check` checks).
 	AllStages bool
-	// RunPlatform is the only platform RUN can execute on (the host's);
-	// zero = not checked. A RUN in a stage of another platform is an error.
-	RunPlatform llb.Platform
+	// ShowPlatform puts each stage's platform in its steps' progress names
+	// ("[linux/arm64 build 2/3] RUN ..."), as buildx does when several
+	// platforms are built at once.
+	ShowPlatform bool
 }
 
 // Result is the converted target stage.
@@ -74,6 +79,9 @@ type Result struct {
 	Config v1.ConfigFile
 	// Warnings are the build-check findings, in the order found.
 	Warnings []Warning
+	// UnusedBuildArgs are the --build-arg names no ARG of the build
+	// declared (BuildKit warns that they "were not consumed").
+	UnusedBuildArgs []string
 	// HealthcheckStartInterval is HEALTHCHECK --start-interval, which
 	// v1.HealthConfig cannot hold: the exporter writes it into the config
 	// JSON's Healthcheck as "StartInterval" (0 = none).
@@ -140,6 +148,7 @@ type stage struct {
 	plat        llb.Platform
 	buildArgs   []instructions.KeyValuePairOptional
 	cmdTotal    int
+	showPlat    bool // prefix names the platform (Options.ShowPlatform)
 	cmdIndex    int
 	cmdOnBuild  bool
 	cmdSet      bool
@@ -174,9 +183,14 @@ type converter struct {
 	defaults envList // the automatic global args, before the meta ARGs
 	// metaArgKeys are the names the ARGs before the first FROM declare.
 	metaArgKeys []string
+	// noCacheStage is true while dispatching a stage --no-cache-filter
+	// names.
+	noCacheStage bool
 	// epoch is SOURCE_DATE_EPOCH (--build-arg, or the default of a global
 	// ARG), nil when unset.
 	epoch *time.Time
+	// consumed are the build args an ARG of the build declared.
+	consumed map[string]bool
 }
 
 // Convert parses opt.Dockerfile and converts the target stage (and the stages
@@ -327,6 +341,7 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	res := c.finalize(target)
 	res.Warnings = c.warnings
 	res.SourceDateEpoch = c.epoch
+	res.UnusedBuildArgs = c.unusedBuildArgs()
 	return res, nil
 }
 
@@ -379,6 +394,7 @@ func (c *converter) buildGlobalArgs(metaArgs []instructions.ArgCommand, target s
 	c.defaults = env
 	for _, cmd := range metaArgs {
 		for _, kp := range cmd.Args {
+			c.consume(kp.Key)
 			if v, ok := c.opt.BuildArgs[kp.Key]; ok {
 				env = env.set(kp.Key, v)
 				continue
@@ -511,6 +527,11 @@ func (c *converter) didYouMean(name string) string {
 }
 
 func (c *converter) resolveTarget() (*stage, error) {
+	for _, n := range c.opt.NoCacheStages {
+		if _, ok := c.byName[strings.ToLower(n)]; !ok {
+			return nil, &Error{File: c.file, Line: 1, Err: fmt.Errorf("--no-cache-filter: stage %q could not be found (%s%s)", n, c.didYouMean(n), c.stageNames())}
+		}
+	}
 	if c.opt.Target == "" {
 		return c.stages[len(c.stages)-1], nil
 	}
@@ -785,12 +806,54 @@ func cloneSet(m map[string]struct{}) map[string]struct{} {
 	return out
 }
 
+// targetSuffix is what BuildKit appends to a stage's platform in a
+// progress name when the stage declared TARGET* args that name another
+// platform: "->arm64" (a cross-compiling $BUILDPLATFORM stage) or
+// "->os/arch" for another OS.
+func targetSuffix(base llb.Platform, env envList) string {
+	var t llb.Platform
+	set := false
+	if v, ok := env.Get("TARGETPLATFORM"); ok {
+		if p, err := parsePlatform(v); err == nil {
+			t, set = p, true
+		}
+	}
+	for k, f := range map[string]*string{"TARGETOS": &t.OS, "TARGETARCH": &t.Architecture, "TARGETVARIANT": &t.Variant} {
+		if v, ok := env.Get(k); ok {
+			*f, set = v, true
+		}
+	}
+	if !set {
+		return ""
+	}
+	if t.OS == "" {
+		t.OS = base.OS
+	}
+	if t.Architecture == "" {
+		t.Architecture = base.Architecture
+	}
+	t = t.Normalize()
+	switch {
+	case t.OS != base.OS:
+		return "->" + t.String()
+	case t.Architecture != base.Architecture:
+		if t.Variant != "" {
+			return "->" + t.Architecture + "/" + t.Variant
+		}
+		return "->" + t.Architecture
+	}
+	return ""
+}
+
 // prefix formats a progress name like BuildKit: "[stage 2/4] RUN ...".
 func (s *stage) prefix(str string) string {
 	if s.cmdTotal == 0 {
 		return str
 	}
 	out := "["
+	if s.showPlat {
+		out += s.plat.String() + targetSuffix(s.plat, s.env) + " "
+	}
 	if s.display != "" {
 		out += s.display + " "
 	}
@@ -803,7 +866,7 @@ func (s *stage) prefix(str string) string {
 }
 
 func (c *converter) meta(name string, rng []parser.Range, createdBy string) llb.Meta {
-	m := llb.Meta{Name: name, Location: c.location(rng), IgnoreCache: c.opt.NoCache}
+	m := llb.Meta{Name: name, Location: c.location(rng), IgnoreCache: c.opt.NoCache || c.noCacheStage}
 	if createdBy != "" {
 		m.Description = map[string]string{createdByKey: createdBy}
 	}
@@ -819,6 +882,16 @@ func (c *converter) buildContext() *llb.Vertex {
 	return c.context
 }
 
+// stageNoCache reports whether --no-cache-filter names stage s.
+func (c *converter) stageNoCache(s *stage) bool {
+	for _, n := range c.opt.NoCacheStages {
+		if s.name != "" && strings.EqualFold(n, s.name) {
+			return true
+		}
+	}
+	return false
+}
+
 // dispatch converts stage s (and the stages it needs first).
 func (c *converter) dispatch(ctx context.Context, s *stage) error {
 	if s.dispatched {
@@ -829,6 +902,11 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 	}
 	s.dispatching = true
 	defer func() { s.dispatching = false }()
+	// --no-cache-filter: the steps of this stage (not of the stages it
+	// needs, which set their own) run again.
+	outer := c.noCacheStage
+	defer func() { c.noCacheStage = outer }()
+	c.noCacheStage = c.stageNoCache(s)
 
 	var onbuild []string
 	if s.base != nil {
@@ -838,6 +916,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		b := s.base
 		s.state = b.state
 		s.plat = b.plat
+		s.showPlat = c.opt.ShowPlatform
 		s.img = cloneConfig(b.img)
 		s.img.Config.OnBuild = nil
 		s.env = b.env
@@ -854,6 +933,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		}
 	} else {
 		s.plat = c.stagePlatform(s)
+		s.showPlat = c.opt.ShowPlatform
 		if s.baseName == emptyImageName {
 			s.img = emptyImage(s.plat)
 		} else {

@@ -150,6 +150,7 @@ func (c *converter) dispatchShell(s *stage, x *instructions.ShellCommand) error 
 func (c *converter) dispatchArg(s *stage, x *instructions.ArgCommand) error {
 	parts := make([]string, 0, len(x.Args))
 	for _, arg := range x.Args {
+		c.consume(arg.Key)
 		bv, hasValue := c.opt.BuildArgs[arg.Key]
 		hasDefault := arg.Value != nil
 		if !hasDefault && !hasValue {

@@ -15,10 +15,6 @@ import (
 // dispatchRun converts RUN into an exec op on the stage's root with its
 // mounts, network and security mode.
 func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd command) error {
-	if rp := c.opt.RunPlatform; rp != (llb.Platform{}) && (s.plat.OS != rp.OS || s.plat.Architecture != rp.Architecture) {
-		return fmt.Errorf("RUN cannot execute for platform %s: this machine runs only %s and builder does not emulate other platforms (build for %s, or drop the RUN steps from stages of other platforms)",
-			s.plat, rp, rp)
-	}
 	ins := &inputs{}
 	// The root is input 0 even when it is the empty tree.
 	ins.addOwn(s.state)
@@ -64,6 +60,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		Mounts:   mounts,
 		Security: security,
 		ProxyEnv: proxyEnv(c.opt.BuildArgs),
+		Platform: s.plat,
 	}
 	s.state = llb.NewVertex(op, ins.list, c.meta(display, x.Location(), createdBy))
 	s.commit(createdBy, true)
