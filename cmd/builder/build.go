@@ -300,6 +300,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	closeDisplay := func() { flushLogs(); display.Close() }
 	col := newCollector(logs)
+	col.warnTo = display
 	col.traffic = reg.Traffic
 	ctx = withPusher(ctx, reg, col)
 	results, err := convertAll(ctx, col, platforms, dockerfile.Options{

@@ -39,6 +39,8 @@ type warner interface {
 func (c *collector) Warn(line int, msg string) {
 	if w, ok := c.next.(warner); ok {
 		w.Warn(line, msg)
+	} else if c.warnTo != nil {
+		c.warnTo.Warn(line, msg)
 	}
 }
 

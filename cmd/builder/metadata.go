@@ -15,9 +15,11 @@ import (
 // progress display) and keeps the last status of every vertex, for
 // --metadata-file and --report.
 type collector struct {
-	next solver.Reporter
-	mu   sync.Mutex
-	last map[digest.Digest]solver.Status
+	// warnTo shows build warnings when next (a log filter) does not.
+	warnTo warner
+	next   solver.Reporter
+	mu     sync.Mutex
+	last   map[digest.Digest]solver.Status
 	// traffic reports the bytes the build's registry client moved.
 	traffic func() (received, sent int64)
 	// exported is the build's result, once exported.
