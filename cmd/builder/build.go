@@ -74,6 +74,9 @@ type BuildOptions struct {
 	healthStartInterval time.Duration
 	// Quiet is -q: no progress, the image ID on stdout on success.
 	Quiet bool
+	// Annotations are --annotation: set on the image manifest (OCI media
+	// types only).
+	Annotations map[string]string
 	// Report is --report: the HTML report of the build (written also
 	// when it fails).
 	Report string
@@ -95,11 +98,13 @@ type BuildOptions struct {
 
 func newBuildCommand() *cobra.Command {
 	var (
-		o         BuildOptions
-		buildArgs []string
-		outputs   []string
-		check     bool
-		sandbox   *sandboxFlags
+		o           BuildOptions
+		buildArgs   []string
+		outputs     []string
+		check       bool
+		sandbox     *sandboxFlags
+		annotations []string
+		load        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH",
@@ -131,6 +136,12 @@ func newBuildCommand() *cobra.Command {
 			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
 				return err
 			}
+			if o.Annotations, err = parseAnnotations(annotations, o.Outputs); err != nil {
+				return err
+			}
+			for i := range o.Outputs {
+				o.Outputs[i].Annotations = o.Annotations
+			}
 			if o.Quiet {
 				for _, out := range o.Outputs {
 					if out.Dest == stdoutDest {
@@ -140,7 +151,7 @@ func newBuildCommand() *cobra.Command {
 				o.Progress = progressui.ModeQuiet
 			}
 			if o.Push {
-				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
+				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}, Annotations: o.Annotations})
 			}
 			return Build(cmd.Context(), o, os.Stderr)
 		},
@@ -170,6 +181,10 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (comma-separated for several: "linux/amd64,linux/arm64")`)
 	sandbox = addSandboxFlags(cmd, &o.Sandbox)
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
+	f.StringArrayVar(&annotations, "annotation", nil, `Add an annotation to the image manifest ("KEY=VALUE" or "manifest:KEY=VALUE")`)
+	// buildx --load loads the result into docker: here every build lands
+	// in the local image store already, so buildx scripts run unchanged.
+	f.BoolVar(&load, "load", false, `Shorthand for "--output=type=docker" in buildx: here the image is stored locally (builder images), as every build does`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
 	o.Cache.add(f)
@@ -301,6 +316,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		AllowInsecure:    o.Sandbox.AllowInsecure(),
 		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
 		DefaultNetwork:   o.Sandbox.defaultNetwork(),
+		ExtraHosts:       o.Sandbox.ExtraHosts,
+		ShmSize:          o.Sandbox.ShmSize,
+		Ulimits:          o.Sandbox.Ulimits,
 		AllStages:        o.Call == "check",
 		Warn: func(w dockerfile.Warning) {
 			if o.Call != "check" {

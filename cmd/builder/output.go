@@ -154,10 +154,46 @@ func (o Output) layerOptions() (ops.LayerOptions, error) {
 // exportOptions are the exporter options of the output: Docker media
 // types when oci-mediatypes=false (the default for type=docker only).
 func (o Output) exportOptions() []exporter.Option {
-	if !o.boolAttr("oci-mediatypes", o.Type != "docker") {
+	if !o.ociMediaTypes() {
 		return []exporter.Option{exporter.WithDockerMediaTypes()}
 	}
+	if len(o.Annotations) > 0 {
+		return []exporter.Option{exporter.WithAnnotations(o.Annotations)}
+	}
 	return nil
+}
+
+// ociMediaTypes says whether the output uses OCI media types (the
+// default but for type=docker).
+func (o Output) ociMediaTypes() bool { return o.boolAttr("oci-mediatypes", o.Type != "docker") }
+
+// parseAnnotations parses --annotation values: KEY=VALUE or
+// manifest:KEY=VALUE (buildx's default type), set on the image manifest
+// of every output with OCI media types.
+func parseAnnotations(values []string, outs []Output) (map[string]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, a := range values {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--annotation %q: want KEY=VALUE", a)
+		}
+		if typ, key, typed := strings.Cut(k, ":"); typed && !strings.Contains(typ, ".") {
+			if typ != "manifest" {
+				return nil, fmt.Errorf("--annotation %q: only manifest annotations are supported (the image is one manifest)", a)
+			}
+			k = key
+		}
+		m[k] = v
+	}
+	for _, o := range outs {
+		if o.Type != "local" && o.Type != "tar" && !o.ociMediaTypes() {
+			return nil, fmt.Errorf("--annotation: output type=%s uses Docker media types, whose manifests have no annotations (set oci-mediatypes=true)", o.Type)
+		}
+	}
+	return m, nil
 }
 
 // names are the -t names plus the output's name= names.
@@ -317,7 +353,7 @@ func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *
 // type=image output asks, or gzip with OCI media types; under -t and the
 // name= of every type=image output.
 func storeOutput(o BuildOptions) (Output, []string) {
-	storeOut := Output{Type: "image", Attrs: map[string]string{}}
+	storeOut := Output{Type: "image", Attrs: map[string]string{}, Annotations: o.Annotations}
 	storeNames := append([]string(nil), o.Tags...)
 	found := false
 	for _, out := range o.Outputs {

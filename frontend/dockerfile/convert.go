@@ -58,6 +58,11 @@ type Options struct {
 	// DefaultNetwork is the network of a RUN without --network (the
 	// build's --network; NetHost, the host's, by default).
 	DefaultNetwork llb.NetMode
+	// ExtraHosts, ShmSize and Ulimits are --add-host, --shm-size and
+	// --ulimit: set on every RUN (and so part of its digest).
+	ExtraHosts []llb.HostIP
+	ShmSize    int64
+	Ulimits    []llb.Ulimit
 	// Warn receives each build-check warning as it is found (nil: they are
 	// only collected in Result.Warnings).
 	Warn func(Warning)
