@@ -11,8 +11,10 @@ package main
 //	  context/      the build context (copied to a temp dir first, with
 //	                normalized modes: git keeps only the executable bit)
 //	  args.txt      optional: K=V build args, one a line; "--target=x";
-//	                "--secret=...", "--ssh=...", "--build-context=..." as
-//	                on the command line, $CASE replaced by the case dir
+//	                "--secret=...", "--ssh=...", "--build-context=...",
+//	                "--label=...", "--allow=...", "--network=...",
+//	                "--shm-size=...", "--ulimit=..." as on the command
+//	                line, $CASE replaced by the case dir
 //	  layers.txt    the tar entries of every layer after the base image's
 //	  config.json   the image config fields that must match BuildKit
 //	  error.txt     for failing cases: a substring of the error instead
@@ -103,7 +105,7 @@ type goldenCase struct {
 	dir    string
 	args   map[string]string
 	target string
-	// flags are the --secret/--ssh/--build-context lines of args.txt.
+	// flags are the --secret/--ssh/--build-context/... lines of args.txt.
 	flags []string
 }
 
@@ -223,6 +225,7 @@ func (e *goldenEnv) build(t *testing.T, c goldenCase, ctxDir, root string) build
 		Outputs:    []Output{{Type: "oci", Dest: out, Attrs: map[string]string{}}},
 		Root:       root,
 	}
+	sf := &sandboxFlags{opts: &o.Sandbox}
 	for _, f := range c.flags {
 		k, v, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
 		switch k {
@@ -232,9 +235,22 @@ func (e *goldenEnv) build(t *testing.T, c goldenCase, ctxDir, root string) build
 			o.SSH = append(o.SSH, v)
 		case "build-context":
 			o.BuildContexts = append(o.BuildContexts, v)
+		case "label":
+			o.Labels = append(o.Labels, v)
+		case "allow":
+			o.Sandbox.Allow = append(o.Sandbox.Allow, v)
+		case "network":
+			o.Sandbox.Network = v
+		case "shm-size":
+			sf.shmSize = v
+		case "ulimit":
+			sf.ulimits = append(sf.ulimits, v)
 		default:
 			t.Fatalf("%s/args.txt: unknown flag %q", c.dir, f)
 		}
+	}
+	if err := sf.parseRunOptions(); err != nil {
+		t.Fatalf("%s/args.txt: %v", c.dir, err)
 	}
 	err := Build(ctx, o, &progress)
 	r := buildRun{progress: progress.String(), err: err}

@@ -1030,6 +1030,14 @@ func (c *converter) dispatchSource(ctx context.Context, s *stage, cmd command, s
 		return c.errAt(cmd.Location(), fmt.Errorf("%s %s=%s names the stage it is in: a stage cannot %s from itself", strings.ToUpper(cmd.Name()), fromFlag(cmd), strings.Trim(stageRef(src), `"`), fromVerb(cmd)))
 	}
 	if src.index >= s.index {
+		if cp, ok := cmd.Command.(*instructions.CopyCommand); ok {
+			// BuildKit's words: the --from value as written.
+			name := s.name
+			if name == "" {
+				name = fmt.Sprintf("stage-%d", s.index)
+			}
+			return c.errAt(cmd.Location(), fmt.Errorf("cannot copy from stage %q, it needs to be defined before current stage %q", cp.From, name))
+		}
 		return c.errAt(cmd.Location(), fmt.Errorf("cannot use stage %s from %s, it needs to be defined before current stage %s", stageRef(src), strings.ToUpper(cmd.Name()), stageRef(s)))
 	}
 	return c.dispatch(ctx, src)
