@@ -13,6 +13,7 @@ package main
 //	  args.txt      optional: K=V build args, one a line; "--target=x";
 //	                "--secret=...", "--ssh=...", "--build-context=...",
 //	                "--label=...", "--allow=...", "--network=...",
+//	                "--platform=..." (one platform),
 //	                "--shm-size=...", "--ulimit=..." as on the command
 //	                line, $CASE replaced by the case dir
 //	  layers.txt    the tar entries of every layer after the base image's
@@ -237,6 +238,8 @@ func (e *goldenEnv) build(t *testing.T, c goldenCase, ctxDir, root string) build
 			o.BuildContexts = append(o.BuildContexts, v)
 		case "label":
 			o.Labels = append(o.Labels, v)
+		case "platform":
+			o.Platform = v
 		case "allow":
 			o.Sandbox.Allow = append(o.Sandbox.Allow, v)
 		case "network":
