@@ -697,6 +697,13 @@ func (c *converter) doResolve(ctx context.Context, s *stage) error {
 			return nil
 		}
 		ref = nc.Image
+		if ref == emptyImageName {
+			// docker-image://scratch is the empty image, as in BuildKit.
+			img := emptyImage(c.stagePlatform(s))
+			s.baseImg = &img
+			s.pinned = emptyImageName
+			return nil
+		}
 	}
 	if strings.HasPrefix(ref, LayoutRefPrefix) {
 		// An OCI layout context: the resolver knows it by this name.
