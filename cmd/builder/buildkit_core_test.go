@@ -1,0 +1,99 @@
+package main
+
+// Ports of BuildKit frontend tests (dockerfile_core_test.go,
+// dockerfile_multistage_test.go) that need two builds on one root, the
+// progress output or a literal image name, so they cannot be golden cases.
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestBuildKitNoSnapshotLeak ports testNoSnapshotLeak: building the same
+// Dockerfile again on the same root adds no cache records.
+func TestBuildKitNoSnapshotLeak(t *testing.T) {
+	requireRootOverlay(t)
+	e := newNamedEnv(t)
+	root := t.TempDir()
+	records := func() int {
+		t.Helper()
+		var b bytes.Buffer
+		if err := DU(context.Background(), DUOptions{Root: root, Verbose: true}, &b); err != nil {
+			t.Fatalf("du: %v\n%s", err, b.String())
+		}
+		return strings.Count(b.String(), "\n")
+	}
+	ctx := map[string]string{"foo": "contents"}
+	build := func() {
+		t.Helper()
+		if progress, err := e.build(t, "FROM scratch\nCOPY foo /\n", ctx, BuildOptions{Root: root}); err != nil {
+			t.Fatalf("build: %v\nprogress:\n%s", err, progress)
+		}
+	}
+	build()
+	first := records()
+	if first < 3 {
+		t.Fatalf("du --verbose lists %d lines after a build: no records to compare", first)
+	}
+	build()
+	if second := records(); second != first {
+		t.Errorf("du --verbose lists %d lines after another build, %d before", second, first)
+	}
+}
+
+// TestBuildKitContextChangeDirToFile ports testContextChangeDirToFile
+// (tonistiigi/fsutil#46): a context path that was a directory in the
+// previous build on the root and is a file now is copied as the file.
+func TestBuildKitContextChangeDirToFile(t *testing.T) {
+	requireRootOverlay(t)
+	e := newNamedEnv(t)
+	root := t.TempDir()
+	const df = "FROM scratch\nCOPY foo /\n"
+	if progress, err := e.build(t, df, map[string]string{"foo/bar": "contents"}, BuildOptions{Root: root}); err != nil {
+		t.Fatalf("build with foo/: %v\nprogress:\n%s", err, progress)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"foo": "contents2", "Dockerfile": df})
+	img, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: dir, Root: root})
+	if err != nil {
+		t.Fatalf("build with foo: %v\nprogress:\n%s", err, progress)
+	}
+	if got := imageFiles(t, img)["foo"]; got != "contents2" {
+		t.Errorf("/foo = %q, want contents2", got)
+	}
+}
+
+// TestBuildKitStepNames ports testStepNames: the progress names steps
+// [stage n/total] with the command as written.
+func TestBuildKitStepNames(t *testing.T) {
+	requireRootOverlay(t)
+	e := newNamedEnv(t)
+	progress, err := e.build(t, `ARG BASE
+FROM $BASE AS base
+WORKDIR /out
+RUN echo "base" > base
+FROM scratch
+COPY --from=base --chmod=0644 /out /out
+`, nil, BuildOptions{})
+	if err != nil {
+		t.Fatalf("build: %v\nprogress:\n%s", err, progress)
+	}
+	for _, want := range []string{`[base 3/3] RUN echo "base" > base`, `[stage-1 1/1] COPY --from=base --chmod=0644 /out /out`} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("progress lacks step %q:\n%s", want, progress)
+		}
+	}
+}
+
+// TestBuildKitMultiStageImplicitFrom ports the first build of
+// testMultiStageImplicitFrom: COPY --from an image that is no stage.
+func TestBuildKitMultiStageImplicitFrom(t *testing.T) {
+	requireRootOverlay(t)
+	e := newNamedEnv(t)
+	files := e.files(t, "FROM scratch\nCOPY --from="+e.baseArgs["BASE"]+" /etc/passwd test\n", nil)
+	if !strings.Contains(files["test"], "root") {
+		t.Errorf("/test = %q, want the image's /etc/passwd", files["test"])
+	}
+}
