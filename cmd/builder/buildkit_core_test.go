@@ -1,12 +1,15 @@
 package main
 
 // Ports of BuildKit frontend tests (dockerfile_core_test.go,
-// dockerfile_multistage_test.go) that need two builds on one root, the
+// dockerfile_multistage_test.go, dockerfile_cache_test.go) that need two builds on one root, the
 // progress output or a literal image name, so they cannot be golden cases.
 
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -95,5 +98,57 @@ func TestBuildKitMultiStageImplicitFrom(t *testing.T) {
 	files := e.files(t, "FROM scratch\nCOPY --from="+e.baseArgs["BASE"]+" /etc/passwd test\n", nil)
 	if !strings.Contains(files["test"], "root") {
 		t.Errorf("/test = %q, want the image's /etc/passwd", files["test"])
+	}
+}
+
+// TestBuildKitReproducibleIDs ports testReproducibleIDs
+// (dockerfile_cache_test.go): the same build twice on one root gives the
+// same image digest.
+func TestBuildKitReproducibleIDs(t *testing.T) {
+	requireRootOverlay(t)
+	e := newNamedEnv(t)
+	root := t.TempDir()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "ARG BASE\nFROM $BASE\nENV foo=bar\nCOPY foo /\nRUN echo bar > bar\n",
+		"foo":        "foo-contents",
+	})
+	var digests []string
+	for i := range 2 {
+		img, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: dir, Root: root, BuildArgs: e.baseArgs, Tags: []string{fmt.Sprintf("example.com/moby/dockerfileids%d:test", i)}})
+		if err != nil {
+			t.Fatalf("build %d: %v\nprogress:\n%s", i+1, err, progress)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d.String())
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("two builds gave %s and %s", digests[0], digests[1])
+	}
+}
+
+// TestBuildKitWildcardRenameCache ports testWildcardRenameCache
+// (dockerfile_cache_test.go): after file1 is renamed to file2, COPY file*
+// is not taken from the cache and the RUN that needs file1 fails.
+func TestBuildKitWildcardRenameCache(t *testing.T) {
+	requireRootOverlay(t)
+	e := newNamedEnv(t)
+	root := t.TempDir()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "ARG BASE\nFROM $BASE\nCOPY file* /files/\nRUN ls /files/file1\n",
+		"file1":      "foo",
+	})
+	if _, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: dir, Root: root, BuildArgs: e.baseArgs}); err != nil {
+		t.Fatalf("build: %v\nprogress:\n%s", err, progress)
+	}
+	if err := os.Rename(filepath.Join(dir, "file1"), filepath.Join(dir, "file2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: dir, Root: root, BuildArgs: e.baseArgs}); err == nil {
+		t.Fatalf("build after the rename succeeded: the cache was not invalidated\nprogress:\n%s", progress)
 	}
 }
