@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"maps"
 	"sort"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -68,7 +70,13 @@ func (c *converter) parseStages(lint bool) ([]instructions.Stage, []instructions
 	if err != nil {
 		return nil, nil, nil, c.errAt(nil, err)
 	}
-	stages, metaArgs, err := instructions.Parse(ast.AST, c.lint)
+	lt := c.lint
+	if lt == nil {
+		// A silent linter: instructions.Parse uses it for "# check="
+		// comments inside a stage (--call targets|outline panicked).
+		lt = linter.New(&linter.Config{})
+	}
+	stages, metaArgs, err := instructions.Parse(ast.AST, lt)
 	if err != nil {
 		var ue *instructions.UnknownInstructionError
 		if errors.As(err, &ue) && ue.Line > 0 {
@@ -139,65 +147,12 @@ func MakeOutline(opt Options) (out *Outline, err error) {
 	}
 	out = &Outline{Name: target.st.Name, Description: target.st.DocComment}
 
-	// Global args count when a needed FROM uses them; stage args when a
-	// needed stage declares them.
 	need := reachable(target)
-	used := map[string]bool{}
-	for _, s := range need {
-		for k := range s.baseMatch {
-			used[k] = true
-		}
-		for k := range s.baseUnset {
-			used[k] = true
-		}
-		if s.st.Platform != "" {
-			if res, err := c.shlex.ProcessWordWithMatches(s.st.Platform, c.global); err == nil {
-				for k := range res.Matched {
-					used[k] = true
-				}
-			}
-		}
-	}
-	seen := map[string]bool{}
-	add := func(kv instructions.KeyValuePairOptional, value string, loc []parser.Range) {
-		if seen[kv.Key] {
-			return
-		}
-		seen[kv.Key] = true
-		line, _ := lines(loc)
-		out.Args = append(out.Args, OutlineArg{Name: kv.Key, Value: value, Description: kv.DocComment, Line: line})
-	}
-	for _, cmd := range metaArgs {
-		for _, kv := range cmd.Args {
-			if used[kv.Key] {
-				v, _ := c.global.Get(kv.Key)
-				add(kv, v, cmd.Location())
-			}
-		}
-	}
+	out.Args = c.outlineArgs(metaArgs, need)
 	sort.SliceStable(need, func(i, j int) bool { return need[i].index < need[j].index })
 	for _, s := range need {
-		env := c.global
 		for _, cmd := range s.cmds {
-			switch x := cmd.Command.(type) {
-			case *instructions.ArgCommand:
-				for _, kv := range x.Args {
-					v, set := opt.BuildArgs[kv.Key]
-					switch {
-					case set:
-					case kv.Value != nil:
-						if w, _, err := c.shlex.ProcessWord(*kv.Value, env); err == nil {
-							v = w
-						} else {
-							v = *kv.Value
-						}
-					default:
-						v, _ = c.global.Get(kv.Key)
-					}
-					env = env.set(kv.Key, v)
-					add(kv, v, x.Location())
-				}
-			case *instructions.RunCommand:
+			if x, ok := cmd.Command.(*instructions.RunCommand); ok {
 				// The --mount flags are parsed when the command is expanded.
 				if err := x.Expand(func(w string) (string, error) { return w, nil }); err != nil {
 					return nil, c.errAt(x.Location(), err)
@@ -207,6 +162,128 @@ func MakeOutline(opt Options) (out *Outline, err error) {
 		}
 	}
 	return out, nil
+}
+
+// outlineArg is what BuildKit's outline knows of one ARG definition: the
+// last definition wins, and a global ARG depends on the args its default
+// reads.
+type outlineArg struct {
+	kv    instructions.KeyValuePairOptional
+	value string
+	deps  map[string]struct{}
+	line  int
+}
+
+// outlineArgs lists the args of the stages in need as BuildKit's outline
+// does: a global arg counts when a needed FROM reads it or a needed stage
+// declares it, and so do the global args its default reads, recursively;
+// each arg once (the first stage's, target first), by line.
+func (c *converter) outlineArgs(metaArgs []instructions.ArgCommand, need []*stage) []OutlineArg {
+	globals := map[string]outlineArg{}
+	env := c.defaults
+	for _, cmd := range metaArgs {
+		line, _ := lines(cmd.Location())
+		for _, kv := range cmd.Args {
+			info := outlineArg{kv: kv, line: line}
+			if v, ok := c.opt.BuildArgs[kv.Key]; ok {
+				info.value = v
+				env = env.set(kv.Key, v)
+			} else if kv.Value != nil {
+				res, err := c.shlex.ProcessWordWithMatches(*kv.Value, env)
+				if err == nil {
+					info.value, info.deps = res.Result, maps.Clone(res.Matched)
+					if _, self := info.deps[kv.Key]; self {
+						delete(info.deps, kv.Key)
+						for k := range globals[kv.Key].deps {
+							info.deps[k] = struct{}{}
+						}
+					}
+					env = env.set(kv.Key, res.Result)
+				}
+			}
+			globals[kv.Key] = info
+		}
+	}
+	var out []OutlineArg
+	visited := map[string]bool{}
+	for _, s := range need {
+		all := maps.Clone(globals)
+		used := map[string]struct{}{}
+		for _, m := range []map[string]struct{}{s.baseMatch, s.baseUnset} {
+			for k := range m {
+				used[k] = struct{}{}
+			}
+		}
+		if s.st.Platform != "" {
+			if res, err := c.shlex.ProcessWordWithMatches(s.st.Platform, c.global); err == nil {
+				for k := range res.Matched {
+					used[k] = struct{}{}
+				}
+			}
+		}
+		c.outlineStageArgs(s, all, used)
+		markUsed(all, used, used, map[string]bool{})
+		for k := range used {
+			if a, ok := all[k]; ok && !visited[k] {
+				visited[k] = true
+				out = append(out, OutlineArg{Name: a.kv.Key, Value: a.value, Description: a.kv.DocComment, Line: a.line})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Line != out[j].Line {
+			return out[i].Line < out[j].Line
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// outlineStageArgs records the ARGs of stage s in all and used: an ARG
+// without a value that inherits a global arg keeps the global's entry.
+func (c *converter) outlineStageArgs(s *stage, all map[string]outlineArg, used map[string]struct{}) {
+	env := c.global
+	for _, cmd := range s.cmds {
+		x, ok := cmd.Command.(*instructions.ArgCommand)
+		if !ok {
+			continue
+		}
+		line, _ := lines(x.Location())
+		for _, kv := range x.Args {
+			used[kv.Key] = struct{}{}
+			v, set := c.opt.BuildArgs[kv.Key]
+			switch {
+			case set:
+			case kv.Value != nil:
+				if w, _, err := c.shlex.ProcessWord(*kv.Value, env); err == nil {
+					v = w
+				} else {
+					v = *kv.Value
+				}
+			default:
+				if gv, ok := c.global.Get(kv.Key); ok {
+					env = env.set(kv.Key, gv)
+					continue
+				}
+			}
+			env = env.set(kv.Key, v)
+			all[kv.Key] = outlineArg{kv: kv, value: v, line: line}
+		}
+	}
+}
+
+// markUsed adds to used the args that those of in depend on, recursively.
+func markUsed(all map[string]outlineArg, in, used map[string]struct{}, visited map[string]bool) {
+	for k := range maps.Clone(in) {
+		if visited[k] {
+			continue
+		}
+		visited[k] = true
+		if a, ok := all[k]; ok {
+			markUsed(all, a.deps, used, visited)
+		}
+		used[k] = struct{}{}
+	}
 }
 
 func lastSlash(s string) int {

@@ -45,8 +45,10 @@ func TestMakeOutline(t *testing.T) {
 	want := &Outline{
 		Name: "build",
 		Args: []OutlineArg{
-			{Name: "GO_VERSION", Value: "1.23", Line: 1},
+			// ARG GO_VERSION in the stage, set by --build-arg, is a
+			// definition of its own (BuildKit's dispatchArg).
 			{Name: "APP_NAME", Value: "app", Description: "names the binary", Line: 6},
+			{Name: "GO_VERSION", Value: "1.23", Line: 7},
 			{Name: "OUT", Value: "/out/", Line: 10},
 		},
 		Secrets: []OutlineMount{{ID: "token", Required: true, Line: 11}},
@@ -57,5 +59,91 @@ func TestMakeOutline(t *testing.T) {
 	}
 	if _, err := MakeOutline(Options{Dockerfile: []byte(outlineDockerfile), Target: "nope"}); err == nil {
 		t.Error("unknown target: no error")
+	}
+}
+
+// TestOutlineRecursiveArgs ports BuildKit's testOutlineRecursiveArgs
+// (dockerfile_outline_test.go): meta args redefined from themselves and
+// stage args built on each other have their expanded values.
+func TestOutlineRecursiveArgs(t *testing.T) {
+	got, err := MakeOutline(Options{Dockerfile: []byte(`
+ARG FOO=123
+ARG ABC=abc
+ARG DEF=def
+ARG FOO=${FOO}${ABC}
+ARG BAR=${FOO}456
+ARG FOO=${FOO}456${BAR}
+FROM scratch
+ARG FOO
+ARG INFOO=123
+ARG INBAR=${INFOO}456
+ARG INFOO=${INFOO}456${INBAR}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, values []string
+	for _, a := range got.Args {
+		names = append(names, a.Name)
+		values = append(values, a.Value)
+	}
+	wantNames := []string{"ABC", "BAR", "FOO", "INBAR", "INFOO"}
+	wantValues := []string{"abc", "123abc456", "123abc456123abc456", "123456", "123456123456"}
+	if !reflect.DeepEqual(names, wantNames) || !reflect.DeepEqual(values, wantValues) {
+		t.Errorf("args %v = %v\nwant %v = %v", names, values, wantNames, wantValues)
+	}
+}
+
+// TestOutlineArgsBuildKit ports BuildKit's testOutlineArgs
+// (dockerfile_outline_test.go): global args read by a needed FROM, and
+// those their defaults read, are listed; unused ones are not.
+func TestOutlineArgsBuildKit(t *testing.T) {
+	df := `
+ARG inherited=box
+ARG inherited2=box2
+ARG unused=abc${inherited2}
+# sfx is a suffix
+ARG sfx="usy${inherited}"
+
+FROM b${sfx} AS first
+# this is not assigned to anything
+ARG FOO=123
+# BAR is a number
+ARG BAR=456
+RUN true
+
+FROM alpine${unused} AS second
+ARG BAZ
+RUN true
+
+FROM scratch AS third
+ARG ABC=a
+# check=skip=all
+ARG password
+# alternate_password will show up in the outline
+# check=skip=all
+ARG alternate_password
+
+# target defines build target
+FROM third AS target
+COPY --from=first /etc/passwd /
+
+FROM second
+`
+	got, err := MakeOutline(Options{Dockerfile: []byte(df), Target: "target", BuildArgs: map[string]string{"BAR": "678"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []OutlineArg{
+		{Name: "inherited", Value: "box", Line: 2},
+		{Name: "sfx", Value: "usybox", Description: "is a suffix", Line: 6},
+		{Name: "FOO", Value: "123", Line: 10},
+		{Name: "BAR", Value: "678", Description: "is a number", Line: 12},
+		{Name: "ABC", Value: "a", Line: 20},
+		{Name: "password", Line: 22},
+		{Name: "alternate_password", Description: "will show up in the outline", Line: 25},
+	}
+	if got.Name != "target" || got.Description != "defines build target" || !reflect.DeepEqual(got.Args, want) {
+		t.Errorf("outline %q %q\n got %+v\nwant %+v", got.Name, got.Description, got.Args, want)
 	}
 }
