@@ -1,16 +1,19 @@
 package main
 
-// Ports of BuildKit's frontend/dockerfile/dockerfile_export_test.go that
-// need more than one image per build (the golden suite checks one).
+// Ports of BuildKit's frontend/dockerfile/dockerfile_export_test.go (and
+// testOCILayoutMultiname of dockerfile_image_test.go) that check exporter
+// output beyond the one image the golden suite reads.
 
 import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -202,4 +205,44 @@ func readOCIIndexTar(t *testing.T, path string) v1.ImageIndex {
 		t.Fatal(err)
 	}
 	return idx
+}
+
+// TestBuildKitOCILayoutMultiname ports testOCILayoutMultiname
+// (dockerfile_image_test.go): type=oci with two names writes one
+// index.json entry per name, for the same manifest, as a directory
+// (tar=false) and as a tar.
+func TestBuildKitOCILayoutMultiname(t *testing.T) {
+	requireRootOverlay(t)
+	const df = "FROM scratch\nCOPY <<EOF /foo\nhello\nEOF\n"
+	validate := func(t *testing.T, data []byte) {
+		t.Helper()
+		var idx v1.IndexManifest
+		if err := json.Unmarshal(data, &idx); err != nil {
+			t.Fatalf("index.json: %v\n%s", err, data)
+		}
+		if len(idx.Manifests) != 2 {
+			t.Fatalf("index.json has %d manifests, want 2:\n%s", len(idx.Manifests), data)
+		}
+		a, b := idx.Manifests[0], idx.Manifests[1]
+		if a.Digest != b.Digest || a.MediaType != b.MediaType || a.Size != b.Size || !reflect.DeepEqual(a.Platform, b.Platform) {
+			t.Errorf("the two entries differ:\n%s", data)
+		}
+		for i, tag := range []string{"tag1", "tag2"} {
+			ann := idx.Manifests[i].Annotations
+			if ann["io.containerd.image.name"] != "docker.io/org/repo:"+tag || ann["org.opencontainers.image.ref.name"] != tag {
+				t.Errorf("entry %d: annotations %v, want docker.io/org/repo:%s and %s", i, ann, tag, tag)
+			}
+		}
+	}
+	dest := filepath.Join(t.TempDir(), "layout")
+	buildOutputs(t, df, nil, "", Output{Type: "oci", Dest: dest, Attrs: map[string]string{"tar": "false", "name": "org/repo:tag1,org/repo:tag2"}})
+	data, err := os.ReadFile(filepath.Join(dest, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, data)
+
+	out := filepath.Join(t.TempDir(), "out.tar")
+	buildOutputs(t, df, nil, "", Output{Type: "oci", Dest: out, Attrs: map[string]string{"name": "org/repo:tag1,org/repo:tag2"}})
+	validate(t, []byte(tarFiles(t, out)["index.json"]))
 }
