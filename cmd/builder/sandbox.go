@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/llb"
 	"github.com/spf13/cobra"
@@ -183,4 +184,16 @@ func (s SandboxOptions) defaultNetwork() llb.NetMode {
 		return llb.NetNone
 	}
 	return llb.NetHost
+}
+
+// build is the library's form of the options.
+func (s SandboxOptions) build() build.Sandbox {
+	return build.Sandbox{
+		Hostname:         s.Hostname,
+		Limits:           s.Limits,
+		CgroupParent:     s.CgroupParent,
+		AllowInsecure:    s.AllowInsecure(),
+		AllowNetworkHost: s.AllowNetworkHost(),
+		Network:          s.defaultNetwork(),
+	}
 }

@@ -1,0 +1,73 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/solver"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Push uploads img to every name with reg, reporting one status per name
+// to r with the bytes pushed in its log, and returns the manifest's
+// descriptor.
+func Push(ctx context.Context, reg *registry.Client, r solver.Reporter, img v1.Image, names []string) (v1.Descriptor, error) {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	d := digest.FromBytes(raw)
+	desc := v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: v1.Hash{Algorithm: "sha256", Hex: d.Encoded()}}
+	for _, name := range names {
+		if err := pushOne(ctx, reg, r, img, name, d); err != nil {
+			return desc, err
+		}
+	}
+	return desc, nil
+}
+
+func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img v1.Image, name string, d digest.Digest) error {
+	st := solver.Status{Digest: digest.FromString("push " + name + time.Now().String()), Name: "pushing layers and manifest to " + name, Started: time.Now()}
+	r.Status(st)
+	var mu sync.Mutex
+	var last time.Time
+	var lastDone int64 = -1
+	logf := func(format string, a ...any) {
+		r.Log(solver.Log{Digest: st.Digest, Stream: 1, Data: fmt.Appendf(nil, format, a...), Timestamp: time.Now()})
+	}
+	_, err := reg.Push(ctx, img, []string{name}, registry.PushOptions{Progress: func(_ string, done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if done == lastDone || (done < total && time.Since(last) < 500*time.Millisecond) {
+			return
+		}
+		last, lastDone = time.Now(), done
+		logf("%s / %s\n", humanBytes(done), humanBytes(total))
+	}})
+	if err == nil {
+		logf("pushed %s@%s\n", name, d)
+	}
+	st.Completed, st.Err = time.Now(), err
+	r.Status(st)
+	return err
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2fGB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2fMB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.2fkB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
