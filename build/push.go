@@ -8,6 +8,7 @@ import (
 
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
+	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -50,7 +51,7 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img v
 			return
 		}
 		last, lastDone = time.Now(), done
-		logf("%s / %s\n", humanBytes(done), humanBytes(total))
+		logf("%s / %s\n", units.HumanSize(float64(done)), units.HumanSize(float64(total)))
 	}})
 	if err == nil {
 		logf("pushed %s@%s\n", name, d)
@@ -58,16 +59,4 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img v
 	st.Completed, st.Err = time.Now(), err
 	r.Status(st)
 	return err
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2fGB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.2fMB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.2fkB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }

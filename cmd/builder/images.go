@@ -14,6 +14,7 @@ import (
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/state"
+	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
@@ -127,7 +128,7 @@ func printImages(w io.Writer, all []imagestore.Image, filter string, quiet, noTr
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), humanAgo(now, r.im.Created), humanSize(r.im.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), humanAgo(now, r.im.Created), units.HumanSizeWithPrecision(float64(r.im.Size), 3))
 	}
 	return tw.Flush()
 }
@@ -137,24 +138,7 @@ func humanAgo(now, t time.Time) string {
 	if t.IsZero() {
 		return "N/A"
 	}
-	return humanDuration(now.Sub(t)) + " ago"
-}
-
-// humanSize formats n bytes with decimal units and 3 significant digits,
-// as docker images does ("4.26MB").
-func humanSize(n int64) string { return decimalSize(n, 3) }
-
-// decimalSize formats n bytes as docker's units.HumanSizeWithPrecision:
-// decimal units and digits significant digits.
-func decimalSize(n int64, digits int) string {
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.*g%s", digits, f, units[i])
+	return units.HumanDuration(now.Sub(t)) + " ago"
 }
 
 func newInspectCommand() *cobra.Command {
