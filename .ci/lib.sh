@@ -3,12 +3,15 @@
 # bench/run.sh. Source it from a script that runs with `set -euo pipefail`;
 # it defines functions only.
 
-# The packages the end-to-end tools need: a registry to pull base images
-# from, the static busybox the test base image is made of, and tools to look
-# at and run OCI images; htpasswd (apache2-utils) for the registries with
-# auth of the push tests, podman for the acceptance test's podman load, and
-# uidmap (newuidmap/newgidmap) for the rootless build test.
-BUILDER_APT_PACKAGES=(docker-registry busybox-static skopeo umoci runc apache2-utils podman uidmap)
+# The packages examples/run.sh needs (the README lists them): a registry to
+# pull base images from, the static busybox the base image is made of,
+# tools to look at and run OCI images, and make for the static build.
+EXAMPLE_APT_PACKAGES=(docker-registry busybox-static skopeo umoci runc make)
+# The packages .ci/run needs besides: htpasswd (apache2-utils) for the
+# registries with auth of the push tests, podman for the acceptance test's
+# podman load, uidmap (newuidmap/newgidmap) for the rootless build test,
+# and chromium, the headless browser the build report's test renders in.
+BUILDER_APT_PACKAGES=("${EXAMPLE_APT_PACKAGES[@]}" apache2-utils podman uidmap chromium)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -37,12 +40,26 @@ ensure_packages() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# ensure_go puts the Go toolchain on PATH.
+# go_wanted prints the Go version go.mod asks for (run from the repository).
+go_wanted() {
+	awk '$1 == "go" { print $2; exit }' go.mod
+}
+
+# ensure_go puts the Go toolchain on PATH (also from /usr/local/go, where
+# the official tarball goes), or stops saying how to install the version
+# go.mod asks for. A Go 1.21 or newer fetches that version by itself from
+# the Go module proxy (GOTOOLCHAIN=auto).
 ensure_go() {
 	if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
 		export PATH="/usr/local/go/bin:$PATH"
 	fi
-	command -v go >/dev/null 2>&1 || die "go not found on PATH or in /usr/local/go/bin"
+	command -v go >/dev/null 2>&1 && return 0
+	local want arch
+	want=$(go_wanted)
+	arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
+	die "Go is not installed: builder needs Go $want (go.mod). Install it with
+  apt-get install -y curl ca-certificates && curl -fsSL https://go.dev/dl/go$want.linux-$arch.tar.gz | tar -C /usr/local -xz
+and run $0 again (it looks in /usr/local/go/bin too)."
 }
 
 # port_open HOST:PORT reports whether something accepts TCP connections there.

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# bench/run.sh times builder on three workloads and prints the medians next
-# to BuildKit's numbers on the same machine class. See bench/README.md.
+# bench/run.sh times builder on six workloads and, when BuildKit's binaries
+# are given, BuildKit on the same workloads, alternating the two run by run
+# so both see the same machine load. It prints medians and ratios. See
+# bench/README.md.
 #
-#   sudo bench/run.sh            # N=5 runs per case
-#   N=10 sudo bench/run.sh       # more runs
-#   KEEP=1 sudo bench/run.sh     # keep the generated inputs and logs
-#   BUILDER=/path/to/builder sudo bench/run.sh   # time that binary, skip the build
+#   sudo bench/run.sh                          # N=5 runs per case, builder only
+#   BUILDKIT=/path/to/bin sudo bench/run.sh    # also BuildKit (bin/buildkitd, bin/buildctl)
+#   N=10 sudo bench/run.sh                     # more runs
+#   KEEP=1 sudo bench/run.sh                   # keep the generated inputs and logs
+#   BUILDER=/path/to/builder sudo bench/run.sh # time that binary, skip the build
+#   REGISTRY=127.0.0.1:5114 sudo bench/run.sh  # the local registry to use
+#   CASES='bigctx-cold bigctx-1' sudo bench/run.sh  # only these cases
 #
-# It uses hyperfine when it is installed and a bash loop otherwise. Inputs
-# are generated in a temp dir and removed on exit.
+# BuildKit is never built here: build it once (see bench/README.md) and
+# point BUILDKIT at the directory holding buildkitd and buildctl. It runs
+# with its OCI worker and runc, on a private socket and state dir in the
+# temp dir. Inputs are generated in a temp dir and removed on exit.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,11 +26,17 @@ source .ci/lib.sh
 N=${N:-5}
 REGISTRY=${REGISTRY:-127.0.0.1:5000}
 BASE="$REGISTRY/busybox:latest"
+CASES=${CASES:-"concurrent runs-cold runs-cached bigctx-cold bigctx-cached bigctx-1"}
 
 require_root
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number, got $N"
 work=$(mktemp -d /tmp/builder-bench.XXXXXX)
+bkpid=
 cleanup() {
+	if [[ -n $bkpid ]]; then
+		kill "$bkpid" 2>/dev/null || true
+		wait "$bkpid" 2>/dev/null || true
+	fi
 	stop_registry
 	if [[ -n ${KEEP:-} ]]; then
 		log "kept $work"
@@ -34,7 +47,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ensure_packages docker-registry busybox-static
+ensure_packages docker-registry busybox-static runc pigz
 ensure_go
 if [[ -z ${BUILDER:-} ]]; then
 	log "building builder"
@@ -43,6 +56,27 @@ if [[ -z ${BUILDER:-} ]]; then
 fi
 start_registry "$REGISTRY" "$work/registry"
 seed_busybox "$REGISTRY" "$BASE"
+
+# ---- BuildKit --------------------------------------------------------------
+
+bksock="unix://$work/buildkitd.sock"
+if [[ -n ${BUILDKIT:-} ]]; then
+	[[ -x $BUILDKIT/buildkitd && -x $BUILDKIT/buildctl ]] || die "BUILDKIT=$BUILDKIT must hold buildkitd and buildctl"
+	cat >"$work/buildkitd.toml" <<-TOML
+		[registry."$REGISTRY"]
+		  http = true
+		  insecure = true
+	TOML
+	log "starting buildkitd (log: $work/buildkitd.log)"
+	"$BUILDKIT/buildkitd" --config "$work/buildkitd.toml" --root "$work/buildkit" --addr "$bksock" \
+		--oci-worker=true --containerd-worker=false --oci-worker-binary=runc >"$work/buildkitd.log" 2>&1 &
+	bkpid=$!
+	for _ in $(seq 1 100); do
+		"$BUILDKIT/buildctl" --addr "$bksock" debug workers >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	"$BUILDKIT/buildctl" --addr "$bksock" debug workers >/dev/null || die "buildkitd did not start: $(tail -n 20 "$work/buildkitd.log")"
+fi
 
 # ---- inputs ----------------------------------------------------------------
 
@@ -83,65 +117,115 @@ changed="$work/bigctx/d00/f000"
 
 # ---- timing ----------------------------------------------------------------
 
-# build CONTEXT ROOT runs one build, its progress going to the case's log.
-build_cmd() {
+# Old cold roots are moved aside and deleted at the end, not before the
+# next run: deleting 10,000 files just before a build makes ext4 without a
+# journal scan the recently freed inodes on every create (see README).
+ncold=0
+fresh_builder() {
+	if [[ -d $work/root-cold ]]; then
+		ncold=$((ncold + 1))
+		mv "$work/root-cold" "$work/old-cold-$ncold"
+	fi
+}
+fresh_buildkit() { "$BUILDKIT/buildctl" --addr "$bksock" prune --all >/dev/null; }
+touch_changed() { date +%s%N >"$changed"; }
+
+builder_cmd() { # CONTEXT ROOT
 	printf '%q build --progress=plain --root %q --build-arg BASE=%q --output type=oci,dest=%q %q' \
 		"$BUILDER" "$2" "$BASE" "$work/out.tar" "$1"
 }
+buildkit_cmd() { # CONTEXT
+	printf '%q --addr %q build --progress=plain --frontend dockerfile.v0 --local context=%q --local dockerfile=%q --opt build-arg:BASE=%q --output type=oci,dest=%q' \
+		"$BUILDKIT/buildctl" "$bksock" "$1" "$1" "$BASE" "$work/out-bk.tar"
+}
 
-have_hyperfine=
-timer="bash loop"
-if command -v hyperfine >/dev/null 2>&1; then
-	have_hyperfine=1
-	timer=hyperfine
-fi
+# timed LOG CMD runs CMD once and appends "wall user sys maxrss_kb" of it
+# to LOG.times; its output goes to LOG.
+timed() {
+	local logf=$1 cmd=$2
+	/usr/bin/time -f '%e %U %S %M' -o "$logf.t" bash -c "$cmd" >>"$logf" 2>&1 || {
+		tail -n 40 "$logf" >&2
+		die "failed: $cmd"
+	}
+	tail -n 1 "$logf.t" >>"$logf.times"
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2f", m }'; }
+
 results=()
-
-# bench NAME BUILDKIT_SECONDS WARMUP PREPARE CMD times CMD N times, running
-# PREPARE (a shell command, may be :) before each run and, when WARMUP is 1,
-# running CMD once untimed first. It records the median.
+# bench NAME CONTEXT PREPARE_BUILDER PREPARE_BUILDKIT WARMUP ROOT alternates
+# N builder runs and N BuildKit runs, each after its PREPARE (a shell
+# function name or :). With WARMUP=1 each tool builds once untimed first.
 bench() {
-	local name=$1 ref=$2 warmup=$3 prepare=$4 cmd=$5 median
-	local logf="$work/${name//[^a-zA-Z0-9]/_}.log"
-	log "$name: $N runs"
+	local name=$1 ctx=$2 prep_b=$3 prep_k=$4 warmup=$5 root=$6 i
+	local lb="$work/${name//[^a-zA-Z0-9]/_}.builder" lk="$work/${name//[^a-zA-Z0-9]/_}.buildkit"
+	: >"$lb.times"
+	: >"$lk.times"
+	log "$name: $N runs each"
 	if [[ $warmup == 1 ]]; then
-		bash -c "$prepare; $cmd" >"$logf" 2>&1 || { cat "$logf" >&2; die "$name: warm-up build failed"; }
+		bash -c "$(builder_cmd "$ctx" "$root")" >"$lb" 2>&1 || { tail -n 40 "$lb" >&2; die "$name: builder warm-up failed"; }
+		if [[ -n ${BUILDKIT:-} ]]; then
+			bash -c "$(buildkit_cmd "$ctx")" >"$lk" 2>&1 || { tail -n 40 "$lk" >&2; die "$name: BuildKit warm-up failed"; }
+		fi
 	fi
-	if [[ -n $have_hyperfine ]]; then
-		hyperfine --runs "$N" --prepare "$prepare" --export-json "$logf.json" \
-			--command-name "$name" "$cmd >>$logf 2>&1" >&2 || { tail -n 50 "$logf" >&2; die "$name failed"; }
-		median=$(grep -o '"median": *[0-9.e+-]*' "$logf.json" | head -n 1 | sed 's/.*: *//')
-		median=$(awk -v m="$median" 'BEGIN { printf "%.2f", m }')
-	else
-		local times=() i t0 t1
-		for ((i = 0; i < N; i++)); do
-			bash -c "$prepare" >>"$logf" 2>&1
-			t0=$(date +%s%N)
-			bash -c "$cmd" >>"$logf" 2>&1 || { tail -n 50 "$logf" >&2; die "$name failed"; }
-			t1=$(date +%s%N)
-			times+=("$(((t1 - t0) / 1000000))")
-		done
-		median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END {
-			m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-			printf "%.2f", m / 1000 }')
-		log "$name: runs (ms) ${times[*]}; median ${median}s"
+	for ((i = 0; i < N; i++)); do
+		$prep_b
+		timed "$lb" "$(builder_cmd "$ctx" "$root")"
+		if [[ -n ${BUILDKIT:-} ]]; then
+			$prep_k
+			timed "$lk" "$(buildkit_cmd "$ctx")"
+		fi
+	done
+	local mb mk="-" ratio="-" cpu mem runs
+	mb=$(awk '{ print $1 }' "$lb.times" | median)
+	cpu=$(awk '{ print $2 + $3 }' "$lb.times" | median)
+	mem=$(awk '{ print $4 }' "$lb.times" | sort -n | tail -n 1)
+	runs=$(awk '{ printf "%s%s", (NR > 1 ? " " : ""), $1 }' "$lb.times")
+	if [[ -n ${BUILDKIT:-} ]]; then
+		mk=$(awk '{ print $1 }' "$lk.times" | median)
+		ratio=$(awk -v a="$mb" -v b="$mk" 'BEGIN { printf "%.2f", a / b }')
+		runs="$runs / $(awk '{ printf "%s%s", (NR > 1 ? " " : ""), $1 }' "$lk.times")"
+		mk="${mk}s"
 	fi
-	results+=("$(printf '| %-32s | %8ss | %8s |' "$name" "$median" "$ref")")
+	results+=("$(printf '| %-32s | %7ss | %8s | %5s | %6ss | %5d MB | %s |' "$name" "$mb" "$mk" "$ratio" "$cpu" $((mem / 1024)) "$runs")")
 }
 
 cold="$work/root-cold"
 warm="$work/root-warm"
-fresh="rm -rf $(printf %q "$cold")"
+for c in $CASES; do
+	case $c in
+	concurrent) bench "4-stage concurrent, cold" "$work/concurrent" fresh_builder fresh_buildkit 0 "$cold" ;;
+	runs-cold) bench "30 RUNs, cold" "$work/runs" fresh_builder fresh_buildkit 0 "$cold" ;;
+	runs-cached) bench "30 RUNs, cached" "$work/runs" : : 1 "$warm" ;;
+	bigctx-cold) bench "160 MB context, cold" "$work/bigctx" fresh_builder fresh_buildkit 0 "$cold" ;;
+	bigctx-cached) bench "160 MB context, cached" "$work/bigctx" : : 1 "$warm" ;;
+	bigctx-1) bench "160 MB context, 1 file changed" "$work/bigctx" touch_changed touch_changed 1 "$warm" ;;
+	*) die "unknown case $c" ;;
+	esac
+done
 
-bench "4-stage concurrent, cold" "1.8s" 0 "$fresh" "$(build_cmd "$work/concurrent" "$cold")"
-bench "30 RUNs, cold" "2.8s" 0 "$fresh" "$(build_cmd "$work/runs" "$cold")"
-bench "30 RUNs, cached" "0.14s" 1 ":" "$(build_cmd "$work/runs" "$warm")"
-bench "160 MB context, cold" "9.3s" 0 "$fresh" "$(build_cmd "$work/bigctx" "$cold")"
-bench "160 MB context, cached" "1.35s" 1 ":" "$(build_cmd "$work/bigctx" "$warm")"
-bench "160 MB context, 1 file changed" "-" 1 "date +%s%N >$(printf %q "$changed")" \
-	"$(build_cmd "$work/bigctx" "$warm")"
+# The physical reference: the same context through tar and gzip -1 / pigz
+# (level 6, as the layers), written to a file like the build's output.
+phys() {
+	local name=$1 cmd=$2 t=() i
+	for ((i = 0; i < N; i++)); do
+		/usr/bin/time -f '%e' -o "$work/phys.t" bash -c "$cmd" >/dev/null 2>&1
+		t+=("$(tail -n 1 "$work/phys.t")")
+	done
+	printf '| %-32s | %7ss | %s |\n' "$name" "$(printf '%s\n' "${t[@]}" | median)" "${t[*]}"
+}
+physical=()
+if [[ " $CASES " == *" bigctx-cold "* ]]; then
+	physical+=("$(phys "tar | gzip -1" "tar -C $(printf %q "$work/bigctx") -cf - . | gzip -1 >$(printf %q "$work/phys.tgz")")")
+	physical+=("$(phys "tar | pigz" "tar -C $(printf %q "$work/bigctx") -cf - . | pigz >$(printf %q "$work/phys.tgz")")")
+fi
 
-printf '\nbuilder %s, %s runs each, %s\n\n' "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$N" "$timer"
-printf '| %-32s | %9s | %8s |\n' "case" "median" "BuildKit"
-printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..34})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..10})"
+printf '\nbuilder %s, %s runs each (builder and BuildKit alternating), %s, %s\n\n' \
+	"$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$N" "$(nproc) cores" "$(date -u +%Y-%m-%d)"
+printf '| %-32s | %8s | %8s | %5s | %7s | %8s | %s |\n' "case" "builder" "BuildKit" "ratio" "b. CPU" "b. peak" "runs (s, builder / BuildKit)"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..34})" "----------" "----------" "-------" "---------" "----------" "------"
 printf '%s\n' "${results[@]}"
+if ((${#physical[@]} > 0)); then
+	printf '\n| %-32s | %8s | %s |\n|%s|%s|%s|\n' "physical reference" "median" "runs (s)" "$(printf -- '-%.0s' {1..34})" "----------" "------"
+	printf '%s\n' "${physical[@]}"
+fi

@@ -8,7 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"time"
 
+	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -20,8 +23,65 @@ var ErrNotFound = errors.New("not found")
 // same filesystem, verified, fsynced, then renamed into place, so a reader
 // never sees a partial blob and a crash leaves only temp files, which
 // OpenBlobStore removes.
+//
+// Many processes share the store: a temp file is named
+// "blob-<lease>-*" after the lease of the process writing it
+// (fsutil.OwnLease in DIR/leases), and OpenBlobStore removes only the temp
+// files of dead processes.
 type BlobStore struct {
-	root string
+	root    string
+	owner   string
+	fetcher atomic.Pointer[fetcherBox]
+}
+
+// Fetcher downloads blobs the store does not hold yet but knows where to
+// find: the layers of a result imported lazily from a remote cache, which
+// are downloaded only when something reads them (see SetFetcher).
+type Fetcher interface {
+	// CanFetch says whether blob d can be fetched.
+	CanFetch(d digest.Digest) bool
+	// Fetch stores blob d in the store (verified by its digest).
+	Fetch(ctx context.Context, d digest.Digest) error
+}
+
+type fetcherBox struct{ f Fetcher }
+
+// SetFetcher makes Open fetch a missing blob with f before it fails, so
+// lazily imported layers are downloaded by the first reader that needs
+// their bytes (an export, a push that cannot mount them, an unpack).
+func (s *BlobStore) SetFetcher(f Fetcher) {
+	if f == nil {
+		s.fetcher.Store(nil)
+		return
+	}
+	s.fetcher.Store(&fetcherBox{f})
+}
+
+// Available says whether blob d is stored or can be fetched.
+func (s *BlobStore) Available(d digest.Digest) bool {
+	if _, err := s.Stat(d); err == nil {
+		return true
+	}
+	b := s.fetcher.Load()
+	return b != nil && b.f.CanFetch(d)
+}
+
+// Ensure makes sure blob d is stored, fetching it when it is not and a
+// fetcher can.
+func (s *BlobStore) Ensure(ctx context.Context, d digest.Digest) error {
+	_, err := s.Stat(d)
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	b := s.fetcher.Load()
+	if b == nil || !b.f.CanFetch(d) {
+		return err
+	}
+	if err := b.f.Fetch(ctx, d); err != nil {
+		return fmt.Errorf("fetching blob %s: %w", d, err)
+	}
+	_, err = s.Stat(d)
+	return err
 }
 
 // OpenBlobStore opens (creating) the blob store at dir.
@@ -31,12 +91,25 @@ func OpenBlobStore(dir string) (*BlobStore, error) {
 			return nil, err
 		}
 	}
-	// Leftovers of interrupted writes.
+	leases := filepath.Join(dir, "leases")
+	owner, err := fsutil.OwnLease(leases)
+	if err != nil {
+		return nil, fmt.Errorf("blob store %s: %w", dir, err)
+	}
+	// Leftovers of interrupted writes of dead processes.
 	tmp, _ := os.ReadDir(filepath.Join(dir, "ingest"))
 	for _, e := range tmp {
+		if o := fsutil.OwnerOf(e.Name(), "blob-"); o != "" {
+			if fsutil.LeaseLive(leases, o) {
+				continue
+			}
+		} else if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < time.Hour {
+			continue // no owner in the name: only old ones go
+		}
 		os.RemoveAll(filepath.Join(dir, "ingest", e.Name()))
 	}
-	return &BlobStore{root: dir}, nil
+	fsutil.ReapLeases(leases)
+	return &BlobStore{root: dir, owner: owner}, nil
 }
 
 // Path returns the file of blob d (which may not exist).
@@ -66,6 +139,15 @@ func (s *BlobStore) Open(d digest.Digest) (*os.File, error) {
 	}
 	f, err := os.Open(s.Path(d))
 	if errors.Is(err, fs.ErrNotExist) {
+		if ferr := s.Ensure(context.Background(), d); ferr != nil || s.fetcher.Load() == nil {
+			if ferr != nil && !errors.Is(ferr, ErrNotFound) {
+				return nil, ferr
+			}
+			return nil, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+		}
+		f, err = os.Open(s.Path(d))
+	}
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s: %w", d, ErrNotFound)
 	}
 	return f, err
@@ -93,7 +175,7 @@ func (s *BlobStore) Put(ctx context.Context, r io.Reader, expected digest.Digest
 
 // Writer starts a streaming write; call Commit to store, Close always.
 func (s *BlobStore) Writer() (*BlobWriter, error) {
-	f, err := os.CreateTemp(filepath.Join(s.root, "ingest"), "blob-")
+	f, err := os.CreateTemp(filepath.Join(s.root, "ingest"), "blob-"+s.owner+"-")
 	if err != nil {
 		return nil, err
 	}
@@ -138,10 +220,11 @@ func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, error) {
 	}
 	w.done = true
 	dst := w.s.Path(d)
-	if _, err := os.Stat(dst); err == nil {
+	if fi, err := os.Stat(dst); err == nil && fi.Size() == w.n {
 		os.Remove(w.f.Name())
 		return d, nil
 	}
+	// Missing, or damaged (a wrong size): the verified copy replaces it.
 	if err := os.Chmod(w.f.Name(), 0o444); err != nil {
 		return "", err
 	}
@@ -163,6 +246,7 @@ func (w *BlobWriter) Close() error {
 
 // Delete removes blob d.
 func (s *BlobStore) Delete(d digest.Digest) error {
+	os.Remove(s.stampPath(d))
 	err := os.Remove(s.Path(d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blob %s: %w", d, ErrNotFound)

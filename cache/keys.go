@@ -290,6 +290,29 @@ func (k *keyStore) explain(m KeyInfo) string {
 	if _, ok := k.entries[m.Key]; ok {
 		return "cache miss: the cached result is gone"
 	}
+	return explainFrom(m, func(yield func(info *KeyInfo, t int64)) {
+		for _, e := range k.entries {
+			if e.info != nil {
+				yield(e.info, e.time)
+			}
+		}
+	})
+}
+
+// ExplainMissAmong explains a miss of m as Store.ExplainMiss does, against
+// the keys infos (e.g. those of an imported remote cache) instead of the
+// store's; infos later in the list count as newer.
+func ExplainMissAmong(m KeyInfo, infos []KeyInfo) string {
+	return explainFrom(m, func(yield func(info *KeyInfo, t int64)) {
+		for i := range infos {
+			yield(&infos[i], int64(i))
+		}
+	})
+}
+
+// explainFrom finds among the keys each yields the one that best matches
+// the step of m and says what differs.
+func explainFrom(m KeyInfo, each func(yield func(info *KeyInfo, t int64))) string {
 	type cand struct {
 		info *KeyInfo
 		diff int
@@ -304,20 +327,16 @@ func (k *keyStore) explain(m KeyInfo) string {
 		}
 	}
 	var byOp, byName, byInputs cand
-	for _, e := range k.entries {
-		info := e.info
-		if info == nil {
-			continue
-		}
+	each(func(info *KeyInfo, t int64) {
 		switch {
 		case info.Op == m.Op:
-			consider(&byOp, info, e.time)
+			consider(&byOp, info, t)
 		case m.Name != "" && info.Name == m.Name:
-			consider(&byName, info, e.time)
+			consider(&byName, info, t)
 		case len(m.Inputs) > 0 && differing(m, *info) == 0:
-			consider(&byInputs, info, e.time)
+			consider(&byInputs, info, t)
 		}
-	}
+	})
 	switch {
 	case byOp.info != nil:
 		return explainDiff(m, *byOp.info, true)
@@ -329,7 +348,11 @@ func (k *keyStore) explain(m KeyInfo) string {
 		}
 		return "cache miss: the step changed (its inputs are the same)"
 	}
-	return "cache miss: this step was not built before"
+	return NotBuiltBefore
 }
+
+// NotBuiltBefore is the explanation of a miss of a step no stored key
+// resembles.
+const NotBuiltBefore = "cache miss: this step was not built before"
 
 func now() int64 { return time.Now().UnixNano() }

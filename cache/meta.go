@@ -69,14 +69,14 @@ func (m *MetaStore) Put(id string, v any) error {
 	if err != nil {
 		return fmt.Errorf("metadata %q: encoding: %w", id, err)
 	}
-	if err := fsutil.WriteFileAtomic(p, 0o600, b); err != nil {
+	if err := fsutil.WriteFileAtomic(p, 0o600, fsutil.Seal(b)); err != nil {
 		return fmt.Errorf("metadata %q: %w", id, err)
 	}
 	return nil
 }
 
-// Get decodes the record id into v; a missing record is an error wrapping
-// ErrNotFound.
+// Get decodes the record id into v; a missing or undecodable record is an
+// error wrapping ErrNotFound.
 func (m *MetaStore) Get(id string, v any) error {
 	p, err := m.path(id)
 	if err != nil {
@@ -89,8 +89,12 @@ func (m *MetaStore) Get(id string, v any) error {
 	if err != nil {
 		return fmt.Errorf("metadata %q: %w", id, err)
 	}
+	if b, err = fsutil.Unseal(b); err != nil {
+		return fmt.Errorf("metadata %q: damaged record %s (%v): %w", id, p, err, ErrNotFound)
+	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("metadata %q: decoding %s: %w", id, p, err)
+		// Damaged: absent, so that what depends on it is made again.
+		return fmt.Errorf("metadata %q: damaged record %s (%v): %w", id, p, err, ErrNotFound)
 	}
 	return nil
 }
@@ -112,8 +116,37 @@ func (m *MetaStore) Delete(id string) error {
 	return nil
 }
 
+// DeleteDamaged removes the records that are damaged (their checksum or
+// JSON is broken) and returns their IDs.
+func (m *MetaStore) DeleteDamaged() ([]string, error) {
+	ents, err := os.ReadDir(m.dir)
+	if err != nil {
+		return nil, fmt.Errorf("metadata store %s: %w", m.dir, err)
+	}
+	var gone []string
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, tmpPrefix) || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		p := filepath.Join(m.dir, name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if b, err = fsutil.Unseal(b); err == nil && json.Valid(b) {
+			continue
+		}
+		if err := os.Remove(p); err == nil {
+			id, _ := unescapeID(strings.TrimSuffix(name, ".json"))
+			gone = append(gone, id)
+		}
+	}
+	return gone, nil
+}
+
 // Walk calls fn for every record with its raw JSON, in the order of the
-// escaped IDs. A record deleted while walking is skipped. An error from fn
+// escaped IDs. A record deleted while walking, or damaged, is skipped. An error from fn
 // stops the walk and is returned.
 func (m *MetaStore) Walk(fn func(id string, data json.RawMessage) error) error {
 	ents, err := os.ReadDir(m.dir)
@@ -135,6 +168,9 @@ func (m *MetaStore) Walk(fn func(id string, data json.RawMessage) error) error {
 		}
 		if err != nil {
 			return fmt.Errorf("metadata %q: %w", id, err)
+		}
+		if b, err = fsutil.Unseal(b); err != nil || !json.Valid(b) {
+			continue // damaged: absent (DeleteDamaged removes it)
 		}
 		if err := fn(id, json.RawMessage(b)); err != nil {
 			return err

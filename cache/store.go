@@ -1,11 +1,13 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -69,6 +71,27 @@ func (s *Store) SaveKey(info KeyInfo, id string) error {
 		return fmt.Errorf("cache: saving key %q: %w", info.Key, err)
 	}
 	return s.keys.append(keyRecord{Key: info.Key, ID: id, Info: &info, Time: now()})
+}
+
+// LockKey takes the cross-process lock of key (an flock on
+// keys/locks/<hex>), waiting for it or ctx: see solver.KeyLocker. The lock
+// files stay (removing one while a process waits on it would break the
+// lock); prune, which runs alone, removes them.
+func (s *Store) LockKey(ctx context.Context, key digest.Digest) (func(), error) {
+	if err := key.Validate(); err != nil {
+		return nil, fmt.Errorf("cache: locking key %q: %w", key, err)
+	}
+	dir := filepath.Join(s.dir, "keys", "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	return fsutil.LockContext(ctx, filepath.Join(dir, key.Encoded()))
+}
+
+// RemoveKeyLocks removes the lock files of LockKey. Only call it while no
+// other process uses the store (prune holds the root exclusively).
+func (s *Store) RemoveKeyLocks() error {
+	return os.RemoveAll(filepath.Join(s.dir, "keys", "locks"))
 }
 
 // Delete removes the record of key; a missing key is not an error.

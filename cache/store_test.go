@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -296,5 +297,49 @@ func TestEscapeID(t *testing.T) {
 		if _, ok := unescapeID(bad); ok {
 			t.Errorf("unescape(%q) accepted", bad)
 		}
+	}
+}
+
+func TestBlobVerify(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenBlobStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, n, err := s.Put(ctx, strings.NewReader("hello blob"), "", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(d, n); err != nil {
+		t.Fatalf("good blob: %v", err)
+	}
+	if err := s.Verify(d, n+1); err == nil || errors.Is(err, ErrCorrupt) {
+		t.Errorf("wrong expected size: %v, want a size error that is not ErrCorrupt", err)
+	}
+	// Same size, other bytes: only a hash tells.
+	p := s.Path(d)
+	os.Chmod(p, 0o600)
+	if err := os.WriteFile(p, []byte("hellO blob"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(d, n); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt blob: %v, want ErrCorrupt", err)
+	}
+	if _, err := s.Stat(d); !errors.Is(err, ErrNotFound) {
+		t.Errorf("corrupt blob still there: %v", err)
+	}
+	if err := s.Verify(d, n); !errors.Is(err, ErrNotFound) {
+		t.Errorf("removed blob: %v, want ErrNotFound", err)
+	}
+	// Stored again, it verifies.
+	if _, _, err := s.Put(ctx, strings.NewReader("hello blob"), d, n); err != nil {
+		t.Fatal(err)
+	}
+	d2, _, _ := s.Put(ctx, strings.NewReader("other"), "", -1)
+	os.Chmod(s.Path(d2), 0o600)
+	os.WriteFile(s.Path(d2), []byte("OTHER"), 0o444)
+	bad, err := s.VerifyAll(nil)
+	if err != nil || len(bad) != 1 || bad[0] != d2 {
+		t.Errorf("VerifyAll = %v, %v; want [%s]", bad, err, d2)
 	}
 }

@@ -53,11 +53,12 @@ type Security string
 // Security modes.
 const (
 	// SecuritySandbox (the default): docker's default capabilities,
-	// no_new_privs, masked and read-only /proc paths, only the standard
-	// devices.
+	// no_new_privs, docker's default seccomp profile, masked and
+	// read-only /proc paths, only the standard devices.
 	SecuritySandbox Security = ""
 	// SecurityInsecure is RUN --security=insecure: all capabilities, no
-	// masked paths, no device restrictions (like docker run --privileged).
+	// seccomp filter, no masked paths, no device restrictions (like
+	// docker run --privileged).
 	SecurityInsecure Security = "insecure"
 )
 
@@ -104,6 +105,23 @@ type Stats struct {
 	PidsPeak   uint64
 	Wall       time.Duration
 }
+
+// Exit codes of a command that could not be started, as docker run and
+// a shell give them.
+const (
+	CodeNotExecutable = 126 // found but not executable (permission, format)
+	CodeNotFound      = 127 // no such command or file
+)
+
+// StartError is returned when the sandbox was set up but the command could
+// not be started: Code is 127 (not found) or 126 (not executable).
+type StartError struct {
+	Code int
+	Err  error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
 
 // ExitError is returned when the process ran and failed.
 type ExitError struct {

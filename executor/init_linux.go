@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,7 +51,10 @@ type initConfig struct {
 // initStatus is what the init reports back: either a setup error or how
 // the command ended.
 type initStatus struct {
-	Error        string `json:",omitempty"`
+	Error string `json:",omitempty"`
+	// StartCode is docker's exit code for a command that could not be
+	// started (127 not found, 126 not executable), with Error.
+	StartCode    int    `json:",omitempty"`
 	Exited       bool   `json:",omitempty"`
 	Code         int    `json:",omitempty"`
 	Signal       int    `json:",omitempty"`
@@ -115,6 +119,10 @@ func runInit() int {
 	cmdPid, err := startCommand(&cfg, r)
 	if err != nil {
 		st := initStatus{Error: err.Error()}
+		var sf *startFailure
+		if errors.As(err, &sf) {
+			st.StartCode = sf.code
+		}
 		if cerr := r.cleanup(false); cerr != nil {
 			st.CleanupError = cerr.Error()
 		}
@@ -122,6 +130,9 @@ func runInit() int {
 		return 1
 	}
 	ws := waitCommand(cmdPid)
+	if activeTty != nil {
+		activeTty.drain(2 * time.Second)
+	}
 	st := initStatus{Exited: true}
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_CHILDREN, &ru); err == nil {
@@ -224,7 +235,7 @@ func startCommand(cfg *initConfig, r *rootfs) (int, error) {
 	}
 	path, err := lookPath(cfg.Args[0], lookupEnv(cfg.Env, "PATH"), cwd)
 	if err != nil {
-		return 0, err
+		return 0, &startFailure{code: CodeNotFound, err: err}
 	}
 	signals := make(chan os.Signal, 16)
 	signal.Notify(signals, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT,
@@ -234,10 +245,21 @@ func startCommand(cfg *initConfig, r *rootfs) (int, error) {
 	if cancelled {
 		return 0, errors.New("cancelled")
 	}
+	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	if cfg.Tty {
+		slave, err := startTtyRelay(int(u.UID))
+		if err != nil {
+			return 0, err
+		}
+		// The init keeps no copy: the relay ends when the command's
+		// processes close the terminal.
+		defer slave.Close()
+		stdio = []*os.File{slave, slave, slave}
+	}
 	p, err := startRestricted(!cfg.Insecure, path, cfg.Args, &os.ProcAttr{
 		Dir:   cwd,
 		Env:   env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Files: stdio,
 		Sys: &syscall.SysProcAttr{
 			// With setgroups denied (rootless with a single id
 			// mapped) there are no supplementary groups to set.
@@ -249,11 +271,17 @@ func startCommand(cfg *initConfig, r *rootfs) (int, error) {
 		},
 	})
 	if err != nil {
-		return 0, fmt.Errorf("starting %s: %w", cfg.Args[0], err)
+		return 0, &startFailure{code: startCode(err), err: fmt.Errorf("starting %s: %w", cfg.Args[0], err)}
 	}
 	pid := p.Pid
 	go func() {
 		for s := range signals {
+			if s == unix.SIGWINCH && activeTty != nil {
+				// The outer terminal was resized: the inner one
+				// signals its foreground process group itself.
+				activeTty.resize()
+				continue
+			}
 			_ = unix.Kill(pid, s.(syscall.Signal))
 		}
 	}()
@@ -372,4 +400,23 @@ func loopbackUp() error {
 		return fmt.Errorf("bringing up lo: SIOCSIFFLAGS: %w", err)
 	}
 	return nil
+}
+
+// startFailure is an error starting the command, with the exit code docker
+// gives it.
+type startFailure struct {
+	code int
+	err  error
+}
+
+func (f *startFailure) Error() string { return f.err.Error() }
+func (f *startFailure) Unwrap() error { return f.err }
+
+// startCode is docker's exit code for an exec error: 127 when the file
+// does not exist, 126 when it cannot be executed.
+func startCode(err error) int {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return CodeNotFound
+	}
+	return CodeNotExecutable
 }

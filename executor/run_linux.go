@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/builderdev/builder/executor/cgroups"
+	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // DefaultHostname is the sandbox's hostname when Spec.Hostname is empty.
@@ -37,6 +38,9 @@ type Executor struct {
 	// cgroupErr is why this rootless executor runs without cgroups
 	// (nil when it has them).
 	cgroupErr error
+	// owner is this process's lease in stateDir/leases: run directories
+	// carry it (see Recover).
+	owner string
 }
 
 // New returns an Executor that keeps its scratch space (mount points,
@@ -61,10 +65,13 @@ func New(stateDir string) (*Executor, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating executor state directory %s: %w", abs, err)
 	}
-	e := &Executor{stateDir: abs}
-	if Rootless() {
-		e.cgroupErr = probeCgroup()
+	// Rootless without delegation, or root in a container without a
+	// writable cgroup mount: run without a cgroup (CgroupWarning says so).
+	owner, err := fsutil.OwnLease(filepath.Join(abs, "leases"))
+	if err != nil {
+		return nil, fmt.Errorf("executor state directory %s: %w", abs, err)
 	}
+	e := &Executor{stateDir: abs, owner: owner, cgroupErr: probeCgroup()}
 	return e, nil
 }
 
@@ -79,11 +86,36 @@ func probeCgroup() error {
 }
 
 // CgroupError is why the executor runs its sandboxes without a cgroup:
-// rootless without a delegated cgroup hierarchy. Without one there are no
-// resource limits (Run refuses specs that set them) and the stats come
-// from getrusage: CPU times, the largest process's peak RSS as
-// MemoryPeak, I/O, no PidsPeak. It is nil when cgroups work.
+// rootless without a delegated cgroup hierarchy, or root without a usable
+// cgroup mount (a container started without a writable /sys/fs/cgroup).
+// Without one there are no resource limits (Run refuses specs that set
+// them) and the stats come from getrusage: CPU times, the largest
+// process's peak RSS as MemoryPeak, I/O, no PidsPeak. It is nil when
+// cgroups work.
 func (e *Executor) CgroupError() error { return e.cgroupErr }
+
+// CgroupWarning is the one warning to show when CgroupError is not nil:
+// what is missing, what it means and how to fix it ("" with cgroups).
+func (e *Executor) CgroupWarning() string {
+	if e.cgroupErr == nil {
+		return ""
+	}
+	if Rootless() {
+		return fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v); "+
+			"to fix, delegate cgroup v2 controllers to your user (systemd: Delegate=yes for user@.service)", e.cgroupErr)
+	}
+	return fmt.Sprintf("no usable cgroup hierarchy: RUN steps have no resource limits and their stats come from getrusage (%v); "+
+		"to fix, mount one (mount -t cgroup2 none %s) or, in a container, start it with a writable cgroup (docker run --privileged or --cgroupns=private)",
+		e.cgroupErr, cgroups.DefaultMount)
+}
+
+// cgroupNeed says what the limit flags need when there is no cgroup.
+func (e *Executor) cgroupNeed() string {
+	if Rootless() {
+		return "cgroup delegation when running rootless"
+	}
+	return "a usable cgroup hierarchy, which this machine lacks"
+}
 
 // limitFlags names the docker flags of the limits l sets.
 func limitFlags(l Limits) []string {
@@ -111,54 +143,45 @@ func randomID() string {
 
 // Run runs spec.Args in a new sandbox and waits for it. It returns an
 // *ExitError when the process ran and failed (non-zero exit, signal, OOM
-// kill), another error when the sandbox could not be set up (the message
-// says why, e.g. an unknown user). When ctx is cancelled the whole process
-// tree is killed and Run returns ctx's error within about two seconds.
-// Mounts, the cgroup and every process are gone when Run returns.
+// kill), a *StartError when the command could not start, another error
+// when the sandbox could not be set up (the message says why, e.g. an
+// unknown user). When ctx is cancelled the whole process tree is killed
+// and Run returns ctx's error within about two seconds. Mounts, the
+// cgroup and every process are gone when Run returns.
 func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
-	start := time.Now()
 	if len(spec.Args) == 0 {
 		return Stats{}, errors.New("run: no command")
 	}
-	if spec.Tty {
-		if _, ok := spec.Stdin.(*os.File); !ok {
-			return Stats{}, fmt.Errorf("run %q: a tty needs a terminal (*os.File) as stdin, got %T", spec.Args[0], spec.Stdin)
-		}
+	stats, err := e.run(ctx, spec)
+	var exitErr *ExitError
+	var startErr *StartError
+	switch {
+	case err == nil, errors.As(err, &exitErr):
+		return stats, err
+	case errors.As(err, &startErr):
+		return stats, &StartError{Code: startErr.Code, Err: fmt.Errorf("run %q: %w", spec.Args[0], startErr.Err)}
 	}
-	if len(spec.Rootfs) == 0 {
-		return Stats{}, fmt.Errorf("run %q: no root filesystem", spec.Args[0])
-	}
-	switch spec.Security {
-	case SecuritySandbox, SecurityInsecure:
-	default:
-		return Stats{}, fmt.Errorf("run %q: unknown security mode %q", spec.Args[0], spec.Security)
-	}
-	limits, err := toCgroupLimits(spec.Limits, spec.Security)
+	return stats, fmt.Errorf("run %q: %w", spec.Args[0], err)
+}
+
+// run is Run without the command in its errors: validate, start the
+// sandbox, wait for it (killing it when ctx ends), collect its stats and
+// map how it ended to an error.
+func (e *Executor) run(ctx context.Context, spec Spec) (Stats, error) {
+	start := time.Now()
+	limits, netNone, err := e.validate(spec)
 	if err != nil {
-		return Stats{}, fmt.Errorf("run %q: %w", spec.Args[0], err)
-	}
-	if e.cgroupErr != nil {
-		if f := limitFlags(spec.Limits); len(f) > 0 {
-			return Stats{}, fmt.Errorf("run %q: %s needs cgroup delegation when running rootless (%v)", spec.Args[0], strings.Join(f, ", "), e.cgroupErr)
-		}
-	}
-	var netNone bool
-	switch spec.Network {
-	case "", NetworkHost:
-	case NetworkNone:
-		netNone = true
-	default:
-		return Stats{}, fmt.Errorf("run %q: unknown network mode %q", spec.Args[0], spec.Network)
+		return Stats{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return Stats{}, fmt.Errorf("run %q: %w", spec.Args[0], err)
+		return Stats{}, err
 	}
-
 	id := randomID()
-	runDir := filepath.Join(e.stateDir, "run-"+id)
+	runDir := filepath.Join(e.stateDir, "run-"+e.owner+"-"+id)
 	if err := os.Mkdir(runDir, 0o700); err != nil {
 		return Stats{}, fmt.Errorf("creating run directory %s: %w", runDir, err)
 	}
+	defer removeRunDir(runDir)
 	cfg := initConfig{
 		Root:        filepath.Join(runDir, "rootfs"),
 		Rootfs:      spec.Rootfs,
@@ -175,32 +198,103 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = DefaultHostname
 	}
-	defer removeRunDir(runDir)
 	if err := writeEtcFiles(runDir, &cfg); err != nil {
 		return Stats{}, err
 	}
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		return Stats{}, fmt.Errorf("creating rootfs mount point %s: %w", cfg.Root, err)
+	}
+	sb, err := e.start(spec, &cfg, limits, id)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer sb.close()
+	waitErr, cancelled := sb.wait(ctx)
+	stats, st, statsErr, destroyErr := sb.collect(time.Since(start))
+	if cancelled {
+		return stats.Stats, ctx.Err()
+	}
+	if err := exitError(st, waitErr, stats.oomKills, spec.Limits.Memory); err != nil {
+		return stats.Stats, err
+	}
+	switch {
+	case st.CleanupError != "":
+		return stats.Stats, fmt.Errorf("cleaning up the sandbox: %s", st.CleanupError)
+	case destroyErr != nil:
+		return stats.Stats, destroyErr
+	case statsErr != nil:
+		return stats.Stats, fmt.Errorf("reading stats: %w", statsErr)
+	}
+	return stats.Stats, nil
+}
 
+// validate checks spec and returns its cgroup limits and whether it has
+// a network namespace of its own.
+func (e *Executor) validate(spec Spec) (cgroups.Limits, bool, error) {
+	if spec.Tty {
+		if _, ok := spec.Stdin.(*os.File); !ok {
+			return cgroups.Limits{}, false, fmt.Errorf("a tty needs a terminal (*os.File) as stdin, got %T", spec.Stdin)
+		}
+	}
+	if len(spec.Rootfs) == 0 {
+		return cgroups.Limits{}, false, errors.New("no root filesystem")
+	}
+	switch spec.Security {
+	case SecuritySandbox, SecurityInsecure:
+	default:
+		return cgroups.Limits{}, false, fmt.Errorf("unknown security mode %q", spec.Security)
+	}
+	limits, err := toCgroupLimits(spec.Limits, spec.Security)
+	if err != nil {
+		return cgroups.Limits{}, false, err
+	}
+	if e.cgroupErr != nil {
+		if f := limitFlags(spec.Limits); len(f) > 0 {
+			return cgroups.Limits{}, false, fmt.Errorf("%s needs %s (%v)", strings.Join(f, ", "), e.cgroupNeed(), e.cgroupErr)
+		}
+	}
+	switch spec.Network {
+	case "", NetworkHost:
+		return limits, false, nil
+	case NetworkNone:
+		return limits, true, nil
+	}
+	return cgroups.Limits{}, false, fmt.Errorf("unknown network mode %q", spec.Network)
+}
+
+// sandbox is a started sandbox init: the process, its cgroup (nil
+// without cgroups) and the pipes to it.
+type sandbox struct {
+	cmd      *exec.Cmd
+	cg       *cgroups.Cgroup
+	waitCh   chan error
+	statusCh chan initStatus
+	syncW    *os.File
+	statR    *os.File
+}
+
+// start starts the sandbox init in new namespaces, places it in its
+// cgroup with the limits, sends it cfg and lets it go.
+func (e *Executor) start(spec Spec, cfg *initConfig, limits cgroups.Limits, id string) (*sandbox, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
-		return Stats{}, fmt.Errorf("run %q: %w", spec.Args[0], err)
+		return nil, err
 	}
 	defer cfgW.Close()
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
 		cfgR.Close()
-		return Stats{}, fmt.Errorf("run %q: %w", spec.Args[0], err)
+		return nil, err
 	}
-	defer syncW.Close()
 	statR, statW, err := os.Pipe()
 	if err != nil {
 		cfgR.Close()
 		syncR.Close()
-		return Stats{}, fmt.Errorf("run %q: %w", spec.Args[0], err)
+		syncW.Close()
+		return nil, err
 	}
-	defer statR.Close()
-
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if netNone {
+	if cfg.NetworkNone {
 		flags |= unix.CLONE_NEWNET
 	}
 	cmd := &exec.Cmd{
@@ -222,95 +316,137 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		// only bounds waiting for a Stdin reader that never returns.
 		WaitDelay: time.Second,
 	}
-	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
-		return Stats{}, fmt.Errorf("creating rootfs mount point %s: %w", cfg.Root, err)
-	}
 	err = cmd.Start()
 	cfgR.Close()
 	syncR.Close()
 	statW.Close()
 	if err != nil {
-		return Stats{}, fmt.Errorf("starting sandbox for %q: %w", spec.Args[0], err)
+		syncW.Close()
+		statR.Close()
+		return nil, fmt.Errorf("starting sandbox: %w", err)
 	}
-	waitCh := make(chan error, 1)
-	go func() { waitCh <- cmd.Wait() }()
-	abort := func(err error) (Stats, error) {
-		_ = cmd.Process.Kill()
-		<-waitCh
-		return Stats{}, err
+	sb := &sandbox{cmd: cmd, waitCh: make(chan error, 1), statusCh: make(chan initStatus, 1), syncW: syncW, statR: statR}
+	go func() { sb.waitCh <- cmd.Wait() }()
+	go sb.readStatus()
+	if err := e.placeInCgroup(sb, spec, limits, id, filepath.Dir(cfg.Root)); err != nil {
+		sb.abort()
+		return nil, err
 	}
+	// The init blocks on the sync pipe until it is in its cgroup.
+	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+		sb.abort()
+		return nil, fmt.Errorf("sending config to sandbox init: %w", err)
+	}
+	cfgW.Close()
+	if _, err := syncW.Write([]byte{1}); err != nil {
+		sb.abort()
+		return nil, fmt.Errorf("starting sandbox init: %w", err)
+	}
+	return sb, nil
+}
 
+// placeInCgroup makes the sandbox's cgroup with the limits and moves the
+// init into it. Without cgroups (rootless without delegation) there is
+// none: the pid namespace still takes every process down with the init.
+//
+// The cgroup's directories are recorded in runDir at once, so that the
+// next builder can remove them should this one be killed (see Recover).
+func (e *Executor) placeInCgroup(sb *sandbox, spec Spec, limits cgroups.Limits, id, runDir string) error {
+	if e.cgroupErr != nil {
+		return nil
+	}
 	parent := spec.CgroupParent
 	if parent == "" {
 		parent = e.cgroupParent
 	}
-	// Rootless without delegation the sandbox has no cgroup (cg nil):
-	// the pid namespace still takes every process down with the init.
-	var cg *cgroups.Cgroup
-	if e.cgroupErr == nil {
-		cg, err = cgroups.New(parent, "builder-"+id)
-		if err != nil {
-			return abort(fmt.Errorf("run %q: %w", spec.Args[0], err))
-		}
-		defer cg.Destroy()
-		if err := cg.Set(limits); err != nil {
-			return abort(fmt.Errorf("run %q: setting limits: %w", spec.Args[0], err))
-		}
-		if err := cg.Apply(cmd.Process.Pid); err != nil {
-			return abort(fmt.Errorf("run %q: %w", spec.Args[0], err))
-		}
+	cg, err := cgroups.New(parent, "builder-"+id)
+	if err != nil {
+		return err
 	}
-	statusCh := make(chan initStatus, 1)
-	go func() {
-		var st initStatus
-		data, _ := io.ReadAll(statR)
-		if len(data) > 0 {
-			if err := json.Unmarshal(data, &st); err != nil {
-				st.Error = fmt.Sprintf("sandbox init sent a bad status %q: %v", data, err)
-			}
-		}
-		statusCh <- st
-	}()
-	// The init blocks on the sync pipe until it is in its cgroup.
-	if err := json.NewEncoder(cfgW).Encode(&cfg); err != nil {
-		return abort(fmt.Errorf("run %q: sending config to sandbox init: %w", spec.Args[0], err))
+	sb.cg = cg
+	if err := recordCgroup(runDir, cg); err != nil {
+		return err
 	}
-	cfgW.Close()
-	if _, err := syncW.Write([]byte{1}); err != nil {
-		return abort(fmt.Errorf("run %q: starting sandbox init: %w", spec.Args[0], err))
+	if err := cg.Set(limits); err != nil {
+		return fmt.Errorf("setting limits: %w", err)
 	}
+	return cg.Apply(sb.cmd.Process.Pid)
+}
 
-	var waitErr error
-	cancelled := false
-	select {
-	case waitErr = <-waitCh:
-	case <-ctx.Done():
-		cancelled = true
-		// Closing the sync pipe asks the init to kill the command and
-		// clean up; if it does not manage within a second, kill the
-		// whole cgroup.
-		syncW.Close()
-		select {
-		case waitErr = <-waitCh:
-		case <-time.After(killTimeout / 2):
-			if cg != nil {
-				_ = cg.Kill()
-			}
-			select {
-			case waitErr = <-waitCh:
-			case <-time.After(killTimeout / 2):
-				_ = cmd.Process.Kill()
-				waitErr = <-waitCh
-			}
+// readStatus reads the init's final status report.
+func (sb *sandbox) readStatus() {
+	var st initStatus
+	data, _ := io.ReadAll(sb.statR)
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &st); err != nil {
+			st.Error = fmt.Sprintf("sandbox init sent a bad status %q: %v", data, err)
 		}
 	}
-	wall := time.Since(start)
+	sb.statusCh <- st
+}
+
+// abort kills a sandbox that has not been let go and releases it.
+func (sb *sandbox) abort() {
+	_ = sb.cmd.Process.Kill()
+	<-sb.waitCh
+	sb.close()
+}
+
+// close releases the pipes and the cgroup (Destroy is idempotent).
+func (sb *sandbox) close() {
+	sb.syncW.Close()
+	sb.statR.Close()
+	if sb.cg != nil {
+		_ = sb.cg.Destroy()
+	}
+}
+
+// wait waits for the init to exit. When ctx ends first it escalates:
+// closing the sync pipe asks the init to kill the command and clean up;
+// after half of killTimeout the whole cgroup is killed, after the other
+// half the init itself.
+func (sb *sandbox) wait(ctx context.Context) (waitErr error, cancelled bool) {
+	select {
+	case waitErr = <-sb.waitCh:
+		return waitErr, false
+	case <-ctx.Done():
+	}
+	sb.syncW.Close()
+	select {
+	case waitErr = <-sb.waitCh:
+		return waitErr, true
+	case <-time.After(killTimeout / 2):
+	}
+	if sb.cg != nil {
+		_ = sb.cg.Kill()
+	}
+	select {
+	case waitErr = <-sb.waitCh:
+	case <-time.After(killTimeout / 2):
+		_ = sb.cmd.Process.Kill()
+		waitErr = <-sb.waitCh
+	}
+	return waitErr, true
+}
+
+// runStats are the Stats of a finished sandbox and its OOM kills.
+type runStats struct {
+	Stats
+	oomKills uint64
+}
+
+// collect gathers the stats of the exited sandbox (from its cgroup, or
+// from the init's getrusage without one), destroys the cgroup and
+// returns the init's status.
+func (sb *sandbox) collect(wall time.Duration) (runStats, initStatus, error, error) {
 	var cst cgroups.Stats
 	var statsErr, destroyErr error
-	if cg != nil {
-		cst, statsErr = cg.Stats()
+	if sb.cg != nil {
+		cst, statsErr = sb.cg.Stats()
+		destroyErr = sb.cg.Destroy()
 	}
-	stats := Stats{
+	st := <-sb.statusCh
+	stats := runStats{Stats: Stats{
 		CPUUser:    cst.CPUUser,
 		CPUSystem:  cst.CPUSystem,
 		MemoryPeak: cst.MemoryPeak,
@@ -318,12 +454,8 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		IOWrite:    cst.IOWrite,
 		PidsPeak:   cst.PidsPeak,
 		Wall:       wall,
-	}
-	if cg != nil {
-		destroyErr = cg.Destroy()
-	}
-	st := <-statusCh
-	if cg == nil {
+	}, oomKills: cst.OOMKills}
+	if sb.cg == nil {
 		stats.CPUUser = time.Duration(st.CPUUser)
 		stats.CPUSystem = time.Duration(st.CPUSystem)
 		stats.MemoryPeak = st.MaxRSS
@@ -336,16 +468,22 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 	// accounted for on every hierarchy. Take the larger of the two.
 	stats.IORead = max(stats.IORead, st.IORead)
 	stats.IOWrite = max(stats.IOWrite, st.IOWrite)
+	return stats, st, statsErr, destroyErr
+}
 
-	if cancelled {
-		return stats, fmt.Errorf("run %q: %w", spec.Args[0], ctx.Err())
-	}
+// exitError maps how the sandbox ended to Run's error: nil for a command
+// that exited 0, a setup error or *StartError the init reported, an
+// *ExitError for a command (or the init itself) that failed.
+func exitError(st initStatus, waitErr error, oomKills uint64, memLimit int64) error {
 	if st.Error != "" {
 		msg := st.Error
 		if st.CleanupError != "" {
 			msg += " (cleanup: " + st.CleanupError + ")"
 		}
-		return stats, fmt.Errorf("run %q: %s", spec.Args[0], msg)
+		if st.StartCode != 0 {
+			return &StartError{Code: st.StartCode, Err: errors.New(msg)}
+		}
+		return errors.New(msg)
 	}
 	var exitErr *ExitError
 	switch {
@@ -358,9 +496,9 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 		var ee *exec.ExitError
 		if !errors.As(waitErr, &ee) {
 			if waitErr == nil {
-				return stats, fmt.Errorf("run %q: sandbox init exited without reporting a status", spec.Args[0])
+				return errors.New("sandbox init exited without reporting a status")
 			}
-			return stats, fmt.Errorf("run %q: waiting for sandbox init: %w", spec.Args[0], waitErr)
+			return fmt.Errorf("waiting for sandbox init: %w", waitErr)
 		}
 		ws := ee.Sys().(syscall.WaitStatus)
 		if ws.Signaled() {
@@ -372,23 +510,14 @@ func (e *Executor) Run(ctx context.Context, spec Spec) (Stats, error) {
 			}
 		}
 	}
-	if exitErr != nil {
-		if cst.OOMKills > 0 {
-			exitErr.OOMKilled = true
-			exitErr.MemoryLimit = spec.Limits.Memory
-		}
-		return stats, exitErr
+	if exitErr == nil {
+		return nil
 	}
-	if st.CleanupError != "" {
-		return stats, fmt.Errorf("run %q: cleaning up the sandbox: %s", spec.Args[0], st.CleanupError)
+	if oomKills > 0 {
+		exitErr.OOMKilled = true
+		exitErr.MemoryLimit = memLimit
 	}
-	if destroyErr != nil {
-		return stats, fmt.Errorf("run %q: %w", spec.Args[0], destroyErr)
-	}
-	if statsErr != nil {
-		return stats, fmt.Errorf("run %q: reading stats: %w", spec.Args[0], statsErr)
-	}
-	return stats, nil
+	return exitErr
 }
 
 func toCgroupLimits(l Limits, sec Security) (cgroups.Limits, error) {
@@ -460,9 +589,23 @@ func writeEtcFiles(runDir string, cfg *initConfig) error {
 // the rootfs still be mounted there, rmdir fails instead of deleting the
 // snapshot's contents.
 func removeRunDir(runDir string) {
-	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+	for _, f := range []string{"hosts", "hostname", "resolv.conf", cgroupRecord} {
 		_ = os.Remove(filepath.Join(runDir, f))
 	}
 	_ = unix.Rmdir(filepath.Join(runDir, "rootfs"))
 	_ = unix.Rmdir(runDir)
+}
+
+// CgroupMode describes the cgroup setup a sandbox would get here: the
+// hierarchy ("cgroup v2", "cgroup v1"), or "none" and why (see
+// CgroupWarning).
+func CgroupMode() string {
+	v, err := cgroups.Detect()
+	if err != nil {
+		return fmt.Sprintf("none (%v)", err)
+	}
+	if err := probeCgroup(); err != nil {
+		return fmt.Sprintf("none (%s found, but no group can be made: %v)", v, err)
+	}
+	return v.String()
 }

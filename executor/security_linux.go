@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/builderdev/builder/executor/seccomp"
 )
 
 // DefaultCapabilities are the capabilities a sandboxed command keeps: the
@@ -66,7 +68,8 @@ func lastCap() int {
 
 // restrictThread reduces the calling OS thread to the sandbox's
 // privileges: the bounding, permitted, effective and inheritable sets to
-// DefaultCapabilities, the ambient set cleared, and no_new_privs. The
+// DefaultCapabilities, the ambient set cleared, no_new_privs, and
+// Docker's default seccomp profile (package seccomp). The
 // thread must be locked and never unlocked: it cannot get its privileges
 // back, and the Go runtime must not reuse it.
 func restrictThread() error {
@@ -93,7 +96,12 @@ func restrictThread() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("setting no_new_privs: %w", err)
 	}
-	return nil
+	// Last: the filter refuses some of the calls above.
+	prog, err := seccomp.Filter()
+	if err != nil {
+		return err
+	}
+	return seccomp.Install(prog)
 }
 
 // startRestricted starts the command from a dedicated OS thread whose

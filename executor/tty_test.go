@@ -27,10 +27,18 @@ func TestTty(t *testing.T) {
 		input    string
 		wantOut  []string
 		wantCode int
+		// resize is set on the terminal after "ready" (instead of input).
+		resize *pty.Size
+		user   string
 	}{
 		{"controlling terminal", `[ -t 0 ] && [ -t 1 ] && echo stdin-is-a-tty; set -- $(cat /proc/self/stat); echo "tty_nr=$7"`,
-			"", []string{"stdin-is-a-tty"}, 0},
-		{"ctrl-c from the terminal", `echo ready; sleep 30; echo not-interrupted`, "\x03", []string{"ready"}, 130},
+			"", []string{"stdin-is-a-tty"}, 0, nil, ""},
+		{"the terminal is in the sandbox's /dev/pts", `t=$(/bin/busybox tty) && [ -c "$t" ] && echo "visible $t owner $(stat -c %u "$t")"; ls /dev/pts`,
+			"", []string{"visible /dev/pts/0 owner 0", "ptmx"}, 0, nil, ""},
+		{"owned by the command's user", `stat -c "owner %u" $(/bin/busybox tty)`, "", []string{"owner 1234"}, 0, nil, "1234"},
+		{"window size and its changes", `echo "size $(/bin/busybox stty size)"; trap 'echo "winch $(/bin/busybox stty size)"; exit 0' WINCH; echo ready; while :; do sleep 0.05; done`,
+			"", []string{"size 24 80", "winch 30 100"}, 0, &pty.Size{Rows: 30, Cols: 100}, ""},
+		{"ctrl-c from the terminal", `echo ready; sleep 30; echo not-interrupted`, "\x03", []string{"ready"}, 130, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,7 +66,7 @@ func TestTty(t *testing.T) {
 				}
 				close(copied)
 			}()
-			if tt.input != "" {
+			if tt.input != "" || tt.resize != nil {
 				go func() {
 					for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 						mu.Lock()
@@ -66,6 +74,10 @@ func TestTty(t *testing.T) {
 						mu.Unlock()
 						if ready {
 							time.Sleep(100 * time.Millisecond)
+							if tt.resize != nil {
+								pty.SetSize(int(m.Fd()), *tt.resize)
+								return
+							}
 							io.WriteString(m, tt.input)
 							return
 						}
@@ -76,7 +88,7 @@ func TestTty(t *testing.T) {
 			defer cancel()
 			_, err = e.Run(ctx, Spec{
 				Rootfs: bindRoot(root), Args: sh(tt.script), Env: []string{"PATH=/bin"},
-				Stdin: s, Stdout: s, Stderr: s, Tty: true,
+				Stdin: s, Stdout: s, Stderr: s, Tty: true, User: tt.user,
 			})
 			s.Close()
 			code := 0

@@ -86,8 +86,8 @@ func scanColon(r io.Reader, fn func([]string)) error {
 // ResolveUser resolves spec ("", name, uid, name:group, uid:gid, ...)
 // against the contents of /etc/passwd and /etc/group (either may be nil
 // when the file is missing), the way docker and runc do: numeric ids need no
-// entry, names must have one; supplementary groups are the groups that list
-// the user's name as a member.
+// entry, names must have one; supplementary groups are the primary group
+// and the groups that list the user's name as a member.
 func ResolveUser(spec string, passwd, group io.Reader) (ExecUser, error) {
 	users, err := parsePasswd(passwd)
 	if err != nil {
@@ -145,8 +145,14 @@ func ResolveUser(spec string, passwd, group io.Reader) (ExecUser, error) {
 			}
 		}
 	}
+	// The primary group comes first, then the groups that list the user
+	// (only without an explicit group), as runc and containerd set
+	// additional gids (CVE-2023-25173; BuildKit's ensureAdditionalGids):
+	// USER 1000:1000 runs with groups=1000, a uid without a passwd entry
+	// with groups=0.
+	u.Groups = []uint32{u.GID}
 	if entry != nil && !hasGroup {
-		seen := map[uint32]bool{}
+		seen := map[uint32]bool{u.GID: true}
 		for _, g := range groups {
 			for _, m := range g.members {
 				if m == entry.name && !seen[g.gid] {

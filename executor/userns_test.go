@@ -76,7 +76,7 @@ func TestLimitFlags(t *testing.T) {
 }
 
 // TestRunRefusesLimitsWithoutCgroups: an executor without cgroups (rootless
-// without delegation) names the limits it cannot honour instead of
+// without delegation, root without a cgroup mount) names the limits it cannot honour instead of
 // running without them.
 func TestRunRefusesLimitsWithoutCgroups(t *testing.T) {
 	e := &Executor{stateDir: t.TempDir(), cgroupErr: errors.New("mkdir: permission denied")}
@@ -85,7 +85,7 @@ func TestRunRefusesLimitsWithoutCgroups(t *testing.T) {
 		Args:   []string{"true"},
 		Limits: Limits{Memory: 64 << 20, PidsLimit: 5},
 	})
-	if err == nil || !strings.Contains(err.Error(), "--memory, --pids-limit needs cgroup delegation when running rootless") {
+	if err == nil || !strings.Contains(err.Error(), "--memory, --pids-limit needs "+e.cgroupNeed()) {
 		t.Fatalf("err = %v", err)
 	}
 	if e.CgroupError() == nil {

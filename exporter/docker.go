@@ -33,20 +33,90 @@ func FamiliarName(full string) string {
 // with Docker media types unless opt says otherwise (the archive itself
 // carries no manifest). The stream is deterministic.
 func WriteDocker(ctx context.Context, w io.Writer, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
-	opt = append([]Option{WithDockerMediaTypes()}, opt...)
-	b, err := build(img, opt...)
+	descs, err := WriteDockerImages(ctx, w, []NamedImage{{Image: img, Names: names}}, opt...)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	m, rawConfig := b.manifest, b.rawConfig
+	return descs[0], nil
+}
 
-	tags := []string{}
+// NamedImage is an image and the names it is saved under.
+type NamedImage struct {
+	Image *Image
+	Names []string
+}
+
+// WriteDockerImages writes several images into one docker archive, as
+// `docker save A B` does: one manifest.json entry per image, each blob
+// once. It returns the images' manifest descriptors.
+func WriteDockerImages(ctx context.Context, w io.Writer, imgs []NamedImage, opt ...Option) ([]v1.Descriptor, error) {
+	opt = append([]Option{WithDockerMediaTypes()}, opt...)
+	sink := &tarSink{tw: tar.NewWriter(w)}
+	var entries tarball.Manifest
+	var descs []v1.Descriptor
 	repos := map[string]map[string]string{}
+	done := map[string]bool{}
+	for _, ni := range imgs {
+		b, err := build(ni.Image, opt...)
+		if err != nil {
+			return nil, err
+		}
+		m, rawConfig := b.manifest, b.rawConfig
+		d, err := dockerEntry(m, ni.Names, repos)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, d)
+		descs = append(descs, b.desc)
+		if !done[d.Config] {
+			done[d.Config] = true
+			if err := sink.file(d.Config, int64(len(rawConfig)), 0o644, bytesFill(rawConfig)); err != nil {
+				return nil, err
+			}
+		}
+		for i, l := range m.Layers {
+			if done[d.Layers[i]] {
+				continue
+			}
+			done[d.Layers[i]] = true
+			be := blobEntry{digest: l.Digest, size: l.Size, layer: true}
+			img := ni.Image
+			if err := sink.file(d.Layers[i], l.Size, 0o644, func(w io.Writer) error { return copyBlob(ctx, w, img, be) }); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rawDockerManifest, err := json.Marshal(entries)
+	if err != nil {
+		return nil, err
+	}
+	if err := sink.file("manifest.json", int64(len(rawDockerManifest)), 0o644, bytesFill(rawDockerManifest)); err != nil {
+		return nil, err
+	}
+	if len(repos) > 0 {
+		raw, err := json.Marshal(repos)
+		if err != nil {
+			return nil, err
+		}
+		if err := sink.file("repositories", int64(len(raw)), 0o644, bytesFill(raw)); err != nil {
+			return nil, err
+		}
+	}
+	if err := sink.tw.Close(); err != nil {
+		return nil, fmt.Errorf("writing docker archive: %w", err)
+	}
+	return descs, nil
+}
+
+// dockerEntry is the manifest.json entry of an image with manifest m
+// saved under names; it adds the names to repos.
+func dockerEntry(m *v1.Manifest, names []string, repos map[string]map[string]string) (tarball.Descriptor, error) {
+	tags := []string{}
 	seen := map[string]bool{}
 	for _, n := range names {
 		full, err := NormalizeName(n)
 		if err != nil {
-			return v1.Descriptor{}, err
+			return tarball.Descriptor{}, err
 		}
 		short := FamiliarName(full)
 		if seen[short] {
@@ -60,47 +130,11 @@ func WriteDocker(ctx context.Context, w io.Writer, img *Image, names []string, o
 		}
 		repos[short[:i]][short[i+1:]] = m.Config.Digest.Hex
 	}
-	configName := m.Config.Digest.Hex + ".json"
-	d := tarball.Descriptor{Config: configName, RepoTags: tags}
+	d := tarball.Descriptor{Config: m.Config.Digest.Hex + ".json", RepoTags: tags}
 	for _, l := range m.Layers {
 		d.Layers = append(d.Layers, l.Digest.Hex+layerExt(l.MediaType))
 	}
-	rawDockerManifest, err := json.Marshal(tarball.Manifest{d})
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-
-	sink := &tarSink{tw: tar.NewWriter(w)}
-	if err := sink.file(configName, int64(len(rawConfig)), 0o644, bytesFill(rawConfig)); err != nil {
-		return v1.Descriptor{}, err
-	}
-	done := map[v1.Hash]bool{}
-	for i, l := range m.Layers {
-		if done[l.Digest] {
-			continue
-		}
-		done[l.Digest] = true
-		b := blobEntry{digest: l.Digest, size: l.Size, layer: true}
-		if err := sink.file(d.Layers[i], l.Size, 0o644, func(w io.Writer) error { return copyBlob(ctx, w, img, b) }); err != nil {
-			return v1.Descriptor{}, err
-		}
-	}
-	if err := sink.file("manifest.json", int64(len(rawDockerManifest)), 0o644, bytesFill(rawDockerManifest)); err != nil {
-		return v1.Descriptor{}, err
-	}
-	if len(repos) > 0 {
-		raw, err := json.Marshal(repos)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		if err := sink.file("repositories", int64(len(raw)), 0o644, bytesFill(raw)); err != nil {
-			return v1.Descriptor{}, err
-		}
-	}
-	if err := sink.tw.Close(); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("writing docker archive: %w", err)
-	}
-	return b.desc, nil
+	return d, nil
 }
 
 // layerExt is the file extension tools expect for a layer's compression.

@@ -577,3 +577,55 @@ func TestWriteOCICanceled(t *testing.T) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
 }
+
+func TestValidateReference(t *testing.T) {
+	tests := []struct {
+		in      string
+		wantErr string // "" = valid
+	}{
+		{"x", ""},
+		{"x:1.0-rc_1", ""},
+		{"library/x", ""},
+		{"my-org/my__app.v2/a-b", ""},
+		{"localhost/x", ""},
+		{"localhost:5000/a/b:c", ""},
+		{"registry.example.com:443/team/app:v1", ""},
+		{"[::1]:5000/x", ""},
+		{"UPPERHOST/x", ""}, // an upper-case first component is a registry
+		{"x@sha256:" + strings.Repeat("a", 64), ""},
+		{"../x", "invalid reference format"},
+		{"../../y", "invalid reference format"},
+		{"./x", "invalid reference format"},
+		{"x/../y", "invalid reference format"},
+		{"-x", "invalid reference format"},
+		{"x-", "invalid reference format"},
+		{"a//b", "invalid reference format"},
+		{"x:", "invalid reference format"},
+		{"x:-tag", "invalid reference format"},
+		{":tag", "invalid reference format"},
+		{"x y", "invalid reference format"},
+		{"", "empty name"},
+		{"Upper", "repository name (Upper) must be lowercase"},
+		{"localhost:5000/Team/x", "repository name (Team/x) must be lowercase"},
+		{strings.Repeat("a", 64), "64-byte hexadecimal"},
+		{strings.Repeat("a", 256), "not be more than 255"},
+		{"x:" + strings.Repeat("t", 129), "invalid reference format"},
+	}
+	for _, tt := range tests {
+		err := ValidateReference(tt.in)
+		if tt.wantErr == "" {
+			if err != nil {
+				t.Errorf("ValidateReference(%q) = %v, want nil", tt.in, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidReference) {
+			t.Errorf("ValidateReference(%q) = %v, want an error with %q", tt.in, err, tt.wantErr)
+		}
+	}
+	for _, bad := range []string{"../x", "a//b"} {
+		if got, err := NormalizeName(bad); err == nil {
+			t.Errorf("NormalizeName(%q) = %q, want an error", bad, got)
+		}
+	}
+}

@@ -26,6 +26,16 @@ type Image struct {
 	// Docker's "StartInterval" (nanoseconds), which v1.HealthConfig lacks;
 	// 0 or a config without Healthcheck writes nothing.
 	HealthcheckStartInterval time.Duration
+	// Extra are top-level fields added to the config JSON after the
+	// standard ones, in order (e.g. an inline build cache); their names
+	// must not be the config's own.
+	Extra []ConfigField
+}
+
+// ConfigField is a top-level field of an image config JSON.
+type ConfigField struct {
+	Name  string
+	Value json.RawMessage
 }
 
 // Option changes how an image is exported.
@@ -79,6 +89,17 @@ func (img *Image) ConfigJSON() ([]byte, error) {
 		if b, err = withStartInterval(b, cfg.Config.Healthcheck, img.HealthcheckStartInterval); err != nil {
 			return nil, fmt.Errorf("image config: %w", err)
 		}
+	}
+	for _, f := range img.Extra {
+		name, err := json.Marshal(f.Name)
+		if err != nil || !json.Valid(f.Value) || len(b) < 2 || b[len(b)-1] != '}' {
+			return nil, fmt.Errorf("image config: field %q is not valid JSON", f.Name)
+		}
+		head := b[: len(b)-1 : len(b)-1]
+		if len(head) > 1 {
+			head = append(head, ',')
+		}
+		b = append(append(append(append(head, name...), ':'), f.Value...), '}')
 	}
 	return b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,10 +34,11 @@ var tarEpoch = time.Unix(0, 0).UTC()
 
 // NormalizeName returns name the way Docker and BuildKit spell it in full:
 // "x" -> "docker.io/library/x:latest", "localhost:5000/y" ->
-// "localhost:5000/y:latest". Names with a digest are refused.
+// "localhost:5000/y:latest". Names with a digest, and names outside
+// Docker's grammar (ValidateReference), are refused.
 func NormalizeName(n string) (string, error) {
-	if strings.Contains(n, "@") {
-		return "", fmt.Errorf("image name %q: a name to export to cannot have a digest", n)
+	if err := ValidateName(n); err != nil {
+		return "", fmt.Errorf("image name %q: %w", n, err)
 	}
 	t, err := name.NewTag(n)
 	if err != nil {
@@ -116,58 +118,90 @@ func build(img *Image, opt ...Option) (*built, error) {
 }
 
 func writeLayout(ctx context.Context, sink layoutSink, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
-	b, err := build(img, opt...)
+	descs, err := writeLayoutImages(ctx, sink, []NamedImage{{Image: img, Names: names}}, opt...)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	m, desc, md := b.manifest, b.desc, b.desc.Digest
+	return descs[0], nil
+}
 
+// writeLayoutImages writes an OCI layout of several images (their blobs
+// from the first image's blob store, which they share): index.json lists
+// each image under each of its names (once without a name when it has
+// none).
+func writeLayoutImages(ctx context.Context, sink layoutSink, imgs []NamedImage, opt ...Option) ([]v1.Descriptor, error) {
 	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
-	if len(names) == 0 {
-		index.Manifests = append(index.Manifests, desc)
-	}
+	blobs := map[v1.Hash]blobEntry{}
+	var descs []v1.Descriptor
 	seen := map[string]bool{}
-	for _, n := range names {
-		full, err := NormalizeName(n)
+	for _, ni := range imgs {
+		b, err := build(ni.Image, opt...)
 		if err != nil {
-			return v1.Descriptor{}, err
+			return nil, err
 		}
-		if seen[full] {
-			continue
+		m, desc, md := b.manifest, b.desc, b.desc.Digest
+		descs = append(descs, desc)
+		if len(ni.Names) == 0 {
+			index.Manifests = append(index.Manifests, desc)
 		}
-		seen[full] = true
-		d := desc
-		d.Annotations = map[string]string{
-			AnnotationImageName: full,
-			AnnotationRefName:   full[strings.LastIndex(full, ":")+1:],
+		for _, n := range ni.Names {
+			full, err := NormalizeName(n)
+			if err != nil {
+				return nil, err
+			}
+			if seen[full] {
+				continue
+			}
+			seen[full] = true
+			d := desc
+			d.Annotations = map[string]string{
+				AnnotationImageName: full,
+				AnnotationRefName:   full[strings.LastIndex(full, ":")+1:],
+			}
+			index.Manifests = append(index.Manifests, d)
 		}
-		index.Manifests = append(index.Manifests, d)
+		blobs[md] = blobEntry{digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest}
+		blobs[m.Config.Digest] = blobEntry{digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig}
+		for _, l := range m.Layers {
+			blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true}
+		}
 	}
 	rawIndex, err := json.Marshal(index)
 	if err != nil {
-		return v1.Descriptor{}, err
-	}
-
-	blobs := map[v1.Hash]blobEntry{
-		md:              {digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest},
-		m.Config.Digest: {digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig},
-	}
-	for _, l := range m.Layers {
-		blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true}
+		return nil, err
 	}
 	sorted := make([]blobEntry, 0, len(blobs))
 	for _, e := range blobs {
 		if e.digest.Algorithm != "sha256" {
-			return v1.Descriptor{}, fmt.Errorf("blob %s: only sha256 blobs are supported", e.digest)
+			return nil, fmt.Errorf("blob %s: only sha256 blobs are supported", e.digest)
 		}
 		sorted = append(sorted, e)
 	}
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].digest.Hex < sorted[j].digest.Hex })
 
-	if err := writeLayoutEntries(ctx, sink, img, sorted, rawIndex); err != nil {
-		return v1.Descriptor{}, err
+	if err := writeLayoutEntries(ctx, sink, imgs[0].Image, sorted, rawIndex); err != nil {
+		return nil, err
 	}
-	return desc, nil
+	return descs, nil
+}
+
+// WriteOCIImages writes several images into one OCI image layout tar
+// stream (see WriteOCI); they must share one blob store.
+func WriteOCIImages(ctx context.Context, w io.Writer, imgs []NamedImage, opt ...Option) ([]v1.Descriptor, error) {
+	if len(imgs) == 0 {
+		return nil, errors.New("oci layout: no image")
+	}
+	for _, ni := range imgs[1:] {
+		if ni.Image.Blobs != imgs[0].Image.Blobs {
+			return nil, errors.New("oci layout: the images do not share a blob store")
+		}
+	}
+	tw := &tarSink{tw: tar.NewWriter(w)}
+	descs, err := writeLayoutImages(ctx, tw, imgs, opt...)
+	if err != nil {
+		return descs, err
+	}
+	return descs, tw.tw.Close()
 }
 
 // copyBlob streams layer b from the store into tw, checking size and
@@ -187,7 +221,10 @@ func copyBlob(ctx context.Context, tw io.Writer, img *Image, b blobEntry) error 
 		return fmt.Errorf("layer %s: stored blob has %d bytes, the image says %d", d, fi.Size(), b.size)
 	}
 	v := d.Verifier()
-	if _, err := io.Copy(io.MultiWriter(tw, v), cache.ContextReader(ctx, f)); err != nil {
+	// A large buffer: a layer of 160 MB takes 160 reads and writes, not
+	// 5,000.
+	buf := make([]byte, min(b.size+1, 1<<20))
+	if _, err := io.CopyBuffer(io.MultiWriter(tw, v), cache.ContextReader(ctx, f), buf); err != nil {
 		return fmt.Errorf("layer %s: %w", d, err)
 	}
 	if !v.Verified() {

@@ -17,6 +17,7 @@ var forbidden = map[string][]string{
 	"frontend":            {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
 	"solver/ops":          {"cmd", "frontend", "exporter", "state", "build"},
 	"solver":              {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"solver/remotecache":  {"cmd", "frontend", "executor", "exporter", "state", "build"},
 	"cache":               {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state", "build"},
 	"snapshot":            {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
 	"executor":            {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state", "build"},
@@ -25,8 +26,10 @@ var forbidden = map[string][]string{
 	"frontend/dockerfile": {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
 	// state owns the root: it opens the stores below it and knows nothing
 	// of builds, Dockerfiles or registries.
-	"state":            {"cmd", "frontend", "llb", "solver", "registry"},
+	"state":            {"cmd", "frontend", "llb", "solver", "registry", "build"},
 	"state/containers": {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
+	// build is the library entry point: everything but the CLI is below it.
+	"build": {"cmd"},
 }
 
 // leaf is the package of filesystem helpers every layer may use: it

@@ -223,6 +223,9 @@ type Mkdir struct {
 	Mode        os.FileMode `json:"mode"`
 	MakeParents bool        `json:"makeParents,omitempty"`
 	Chown       *Chown      `json:"chown,omitempty"`
+	// Timestamp (Unix seconds), when set, is the mtime and atime of the
+	// directories the action creates (WORKDIR under SOURCE_DATE_EPOCH).
+	Timestamp *int64 `json:"timestamp,omitempty"`
 }
 
 // Mkfile creates or replaces a file.

@@ -85,22 +85,37 @@ const encodingVersion = 1
 
 // Digest returns the vertex's stable digest.
 func (v *Vertex) Digest() digest.Digest {
-	v.once.Do(func() {
-		e := encoded{Version: encodingVersion, Kind: v.op.Kind(), Op: v.op, Inputs: make([]digest.Digest, len(v.inputs))}
-		for i, in := range v.inputs {
-			if in == nil {
-				e.Inputs[i] = scratchDigest
-			} else {
-				e.Inputs[i] = in.Digest()
-			}
-		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			panic(fmt.Sprintf("llb: encoding %T: %v", v.op, err))
-		}
-		v.digest = digest.FromBytes(b)
-	})
+	v.once.Do(func() { v.digest = v.encode(nil) })
 	return v.digest
+}
+
+// contentDigest stands in for an input masked by DigestMasking.
+const contentDigest = digest.Digest("content")
+
+// DigestMasking is the digest of v with the inputs i for which masked(i)
+// is true left out (a placeholder in their place): the op's own part of a
+// cache key when those inputs count by their content instead.
+func (v *Vertex) DigestMasking(masked func(i int) bool) digest.Digest {
+	return v.encode(masked)
+}
+
+func (v *Vertex) encode(masked func(i int) bool) digest.Digest {
+	e := encoded{Version: encodingVersion, Kind: v.op.Kind(), Op: v.op, Inputs: make([]digest.Digest, len(v.inputs))}
+	for i, in := range v.inputs {
+		switch {
+		case masked != nil && masked(i):
+			e.Inputs[i] = contentDigest
+		case in == nil:
+			e.Inputs[i] = scratchDigest
+		default:
+			e.Inputs[i] = in.Digest()
+		}
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		panic(fmt.Sprintf("llb: encoding %T: %v", v.op, err))
+	}
+	return digest.FromBytes(b)
 }
 
 // Walk calls fn for v and every vertex it depends on, each once, inputs

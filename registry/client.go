@@ -63,6 +63,10 @@ type Options struct {
 	CAFiles []string
 	// Retry is the backoff of retried requests; zero means DefaultRetry.
 	Retry remote.Backoff
+	// Timeouts bound connecting, the TLS handshake and stalled
+	// connections; zero fields mean the environment's (TimeoutsFromEnv)
+	// or DefaultTimeouts'.
+	Timeouts Timeouts
 	// StateDir, when set, keeps the digest each tag last resolved to, so a
 	// tag still resolves when its registry cannot be reached (see Pull).
 	StateDir string
@@ -82,14 +86,19 @@ type Client struct {
 	flight   singleflight.Group
 	// remote are the options of every go-containerregistry call.
 	remote []remote.Option
-	// transport is the guarded base transport (no auth, no retries).
+	// transport is the guarded base transport with request retries (no
+	// auth).
 	transport http.RoundTripper
 	stateDir  string
 	forcePull bool
+	backoff   remote.Backoff
+	stalls    *stallLog
 	// sources maps blob digests to a repository known to hold them, for
 	// cross-repository mounts on push.
 	srcMu   sync.Mutex
 	sources map[digest.Digest]name.Repository
+	// traffic counts the bytes moved (Traffic).
+	traffic traffic
 }
 
 // New returns a client.
@@ -106,7 +115,19 @@ func New(o Options) *Client {
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	base, err := baseTransport(o)
+	env, err := TimeoutsFromEnv()
+	if err != nil {
+		c.err = err
+		return c
+	}
+	if o.Timeouts.Connect <= 0 {
+		o.Timeouts.Connect = env.Connect
+	}
+	if o.Timeouts.Stall <= 0 {
+		o.Timeouts.Stall = env.Stall
+	}
+	c.stalls = &stallLog{}
+	base, err := baseTransport(o, c.stalls)
 	if err != nil {
 		c.err = err
 		return c
@@ -115,14 +136,16 @@ func New(o Options) *Client {
 	if backoff.Steps == 0 {
 		backoff = DefaultRetry
 	}
-	c.transport = &guardTransport{base: base, allowHTTP: c.allowHTTP}
+	c.backoff = backoff
+	// Traffic counts what crosses the network, retries included.
+	c.transport = &retryTransport{base: &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls}
 	c.remote = []remote.Option{
 		remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(c.transport),
 		remote.WithUserAgent("builder"),
 		remote.WithRetryBackoff(backoff),
 		remote.WithRetryStatusCodes(retryStatusCodes...),
-		remote.WithRetryPredicate(retryable),
+		remote.WithRetryPredicate(neverRetry),
 		remote.WithJobs(c.jobs),
 	}
 	c.puller, c.err = remote.NewPuller(c.remote...)
@@ -329,14 +352,22 @@ func (c *Client) ResolveImageConfig(ctx context.Context, ref string, p llb.Platf
 // manifestByTag asks the registry which manifest tag names (HEAD) and
 // fetches it unless it is stored.
 func (c *Client) manifestByTag(ctx context.Context, tag name.Tag) ([]byte, digest.Digest, error) {
-	desc, err := c.puller.Head(ctx, tag)
+	var desc *v1.Descriptor
+	err := c.retryOp(ctx, tag.RegistryStr(), "resolving "+tag.Name(), func() (err error) {
+		desc, err = c.puller.Head(ctx, tag)
+		return err
+	})
 	if err != nil {
-		if errors.Is(err, ErrInsecure) || ctx.Err() != nil {
+		if errors.Is(err, ErrInsecure) || isOpStalled(err) || ctx.Err() != nil {
 			return nil, "", err
 		}
 		// Some registries do not answer HEAD properly, and HEAD errors have
 		// no body to explain them: GET the tag.
-		got, gerr := c.puller.Get(ctx, tag)
+		var got *remote.Descriptor
+		gerr := c.retryOp(ctx, tag.RegistryStr(), "fetching the manifest of "+tag.Name(), func() (err error) {
+			got, err = c.puller.Get(ctx, tag)
+			return err
+		})
 		if gerr != nil {
 			return nil, "", simplify(gerr)
 		}
@@ -360,7 +391,11 @@ func (c *Client) manifest(ctx context.Context, repo name.Repository, d digest.Di
 	if raw, err := c.storedManifest(d); !errors.Is(err, cache.ErrNotFound) {
 		return raw, err
 	}
-	got, err := c.puller.Get(ctx, repo.Digest(d.String()))
+	var got *remote.Descriptor
+	err := c.retryOp(ctx, repo.RegistryStr(), "fetching manifest "+d.String()+" of "+repo.Name(), func() (err error) {
+		got, err = c.puller.Get(ctx, repo.Digest(d.String()))
+		return err
+	})
 	if err != nil {
 		return nil, simplify(err)
 	}
@@ -390,21 +425,32 @@ func (c *Client) ensureBlob(ctx context.Context, repo name.Repository, d digest.
 		if _, err := c.blobs.Stat(d); err == nil {
 			return nil, nil
 		}
-		l, err := c.puller.Layer(ctx, repo.Digest(d.String()))
-		if err != nil {
-			return nil, simplify(err)
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return nil, simplify(err)
-		}
-		defer rc.Close()
-		if _, _, err := c.blobs.Put(ctx, rc, d, size); err != nil {
-			return nil, simplify(err)
-		}
-		return nil, nil
+		return nil, c.retryOp(ctx, repo.RegistryStr(), "downloading blob "+d.String()+" of "+repo.Name(), func() error {
+			return c.downloadBlob(ctx, repo, d, size)
+		})
 	})
 	return err
+}
+
+// downloadBlob fetches blob d of repo into the store once.
+func (c *Client) downloadBlob(ctx context.Context, repo name.Repository, d digest.Digest, size int64) error {
+	l, err := c.puller.Layer(ctx, repo.Digest(d.String()))
+	if err != nil {
+		return simplify(err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return simplify(err)
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if size >= 0 {
+		r = &sizedReader{r: rc, left: size}
+	}
+	if _, _, err := c.blobs.Put(ctx, r, d, size); err != nil {
+		return simplify(err)
+	}
+	return nil
 }
 
 // Pull makes sure every layer blob of r is in the blob store: missing ones

@@ -89,7 +89,8 @@ func (c *Client) pushOne(ctx context.Context, img v1.Image, t name.Tag, o PushOp
 			}
 		}
 	}()
-	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx), remote.WithProgress(updates))
+	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx), remote.WithProgress(updates),
+		remote.WithRetryPredicate(pushPredicate()))
 	err := remote.Write(t, &mountImage{Image: img, c: c, dst: t.Repository}, opts...)
 	<-done
 	return err

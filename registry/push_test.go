@@ -107,6 +107,17 @@ func TestPush(t *testing.T) {
 		if len(last) != 3 {
 			t.Errorf("progress for %d references, want 3 (duplicates pushed once): %v", len(last), last)
 		}
+		// Traffic counts at least every layer once (the first push
+		// uploads them) and the manifests.
+		var layerBytes int64
+		ls, _ := img.Layers()
+		for _, l := range ls {
+			n, _ := l.Size()
+			layerBytes += n
+		}
+		if _, sent := c.Traffic(); sent < layerBytes {
+			t.Errorf("Traffic sent %d bytes, want at least the layers' %d", sent, layerBytes)
+		}
 	})
 }
 

@@ -34,15 +34,28 @@ var retryStatusCodes = []int{
 	http.StatusGatewayTimeout,
 }
 
-// baseTransport returns the transport under the guard: o.Transport, or a
-// clone of remote.DefaultTransport trusting the system roots plus
-// o.CAFiles.
-func baseTransport(o Options) (http.RoundTripper, error) {
-	if len(o.CAFiles) == 0 {
-		if o.Transport != nil {
-			return o.Transport, nil
+// baseTransport returns the transport under the guard: o.Transport when
+// it is not an *http.Transport (tests), else a clone of it or of
+// remote.DefaultTransport with o.Timeouts (connect, TLS handshake, stalled
+// connections) and trusting the system roots plus o.CAFiles.
+func baseTransport(o Options, log *stallLog) (http.RoundTripper, error) {
+	var t *http.Transport
+	switch b := o.Transport.(type) {
+	case nil:
+		t = remote.DefaultTransport.(*http.Transport).Clone()
+	case *http.Transport:
+		t = b.Clone()
+	default:
+		if len(o.CAFiles) > 0 {
+			return nil, errors.New("registry client: CA files need an *http.Transport")
 		}
-		return remote.DefaultTransport, nil
+		return o.Transport, nil
+	}
+	to := o.Timeouts.withDefaults()
+	t.DialContext = stallDialer(to, log)
+	t.TLSHandshakeTimeout = to.TLS
+	if len(o.CAFiles) == 0 {
+		return t, nil
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
@@ -56,15 +69,6 @@ func baseTransport(o Options) (http.RoundTripper, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("CA file %s: no PEM certificates in it", f)
 		}
-	}
-	var t *http.Transport
-	switch b := o.Transport.(type) {
-	case nil:
-		t = remote.DefaultTransport.(*http.Transport).Clone()
-	case *http.Transport:
-		t = b.Clone()
-	default:
-		return nil, errors.New("registry client: CA files need an *http.Transport")
 	}
 	if t.TLSClientConfig == nil {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}

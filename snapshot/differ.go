@@ -186,7 +186,7 @@ func overlayChanges(ctx context.Context, lw *layerWriter, host, name string, bas
 		}
 		if !isDirStat(&u.st) {
 			if changed {
-				if err := lw.addFile(u.host, n); err != nil {
+				if err := lw.addFileStat(u.host, n, &u.st); err != nil {
 					return err
 				}
 			}
@@ -259,7 +259,7 @@ func walkChanges(ctx context.Context, lw *layerWriter, base baseDir, host, name 
 		}
 		if !isDirStat(&u.st) {
 			if !same {
-				if err := lw.addFile(u.host, n); err != nil {
+				if err := lw.addFileStat(u.host, n, &u.st); err != nil {
 					return err
 				}
 			}
@@ -282,7 +282,7 @@ func addTree(ctx context.Context, lw *layerWriter, host, name string, st *unix.S
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := lw.addFile(host, name); err != nil {
+	if err := lw.addFileStat(host, name, st); err != nil {
 		return err
 	}
 	if !isDirStat(st) {
@@ -367,6 +367,21 @@ func capability(host string) ([]byte, error) {
 		return nil, fmt.Errorf("reading security.capability of %s: %w", host, err)
 	}
 	return v, nil
+}
+
+// fdCapability is capability for an open descriptor of host.
+func fdCapability(fd int, host string) ([]byte, error) {
+	var buf [128]byte
+	n, err := unix.Fgetxattr(fd, "security.capability", buf[:])
+	switch {
+	case err == nil:
+		return append([]byte(nil), buf[:n]...), nil
+	case errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP):
+		return nil, nil
+	case errors.Is(err, unix.ERANGE):
+		return capability(host)
+	}
+	return nil, fmt.Errorf("reading security.capability of %s: %w", host, err)
 }
 
 func sameContent(a, b string) (bool, error) {

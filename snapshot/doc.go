@@ -20,10 +20,19 @@
 // Layout under a root:
 //
 //	driver                 "overlay" or "native", fixed at first use
-//	snapshots/<id>/meta.json
+//	lock                   flocked around every change of the snapshot set
+//	next-id                the next snapshot id (ids are never reused)
+//	leases/<lease>         one per live process (fsutil.OwnLease)
+//	snapshots/<id>/meta.json  name, kind, parent, owner lease of an active one
 //	snapshots/<id>/fs      the tree (overlay: upper dir)
 //	snapshots/<id>/work    overlay work dir
-//	trash/                 snapshots being removed
+//	trash/<lease>.<id>.*   snapshots being removed by that process
+//
+// Many processes share a root: committed snapshots are shared and
+// complete, active snapshots and views belong to the live process whose
+// lease they name, and start-up recovery removes only what belongs to no
+// live process (or whose metadata or parent is gone: a damaged snapshot is
+// absent, never an error).
 //
 // Ids are short decimal numbers so that long overlay lowerdir chains fit in
 // one page of mount data.

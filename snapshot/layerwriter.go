@@ -36,6 +36,7 @@ type layerWriter struct {
 	links   map[devIno]string // first name of inodes with several links
 	pending []pendingDir
 	flushed int
+	buf     []byte // file data chunk
 }
 
 type pendingDir struct{ host, name string }
@@ -72,13 +73,13 @@ func (lw *layerWriter) flush() error {
 	return nil
 }
 
-// addFile writes the entry for host path host as name (flushing pending
-// parents first).
-func (lw *layerWriter) addFile(host, name string) error {
+// addFileStat writes the entry for host path host, whose lstat is st, as
+// name (flushing pending parents first).
+func (lw *layerWriter) addFileStat(host, name string, st *unix.Stat_t) error {
 	if err := lw.flush(); err != nil {
 		return err
 	}
-	return lw.writeFile(host, name)
+	return lw.writeStat(host, name, st)
 }
 
 // addWhiteout writes an empty marker file: a whiteout or the opaque marker.
@@ -101,7 +102,22 @@ func (lw *layerWriter) writeFile(host, name string) error {
 	if err := unix.Lstat(host, &st); err != nil {
 		return fmt.Errorf("lstat %s: %w", host, err)
 	}
-	hdr, err := headerFor(host, name, &st)
+	return lw.writeStat(host, name, &st)
+}
+
+// writeStat writes the entry of host, whose lstat is st. A regular file is
+// opened once: its security.capability is read from the descriptor, and
+// its data is copied with a large buffer, as much as the lstat says.
+func (lw *layerWriter) writeStat(host, name string, st *unix.Stat_t) error {
+	fd := -1
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		var err error
+		if fd, err = unix.Open(host, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("opening %s: %w", host, err)
+		}
+		defer unix.Close(fd)
+	}
+	hdr, err := headerForFd(host, name, st, fd)
 	if err != nil {
 		return err
 	}
@@ -125,13 +141,24 @@ func (lw *layerWriter) writeFile(host, name string) error {
 	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
 		return nil
 	}
-	f, err := os.OpenFile(host, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
+	if lw.buf == nil {
+		lw.buf = make([]byte, 1<<20)
 	}
-	defer f.Close()
-	if _, err := io.CopyN(lw.tw, f, hdr.Size); err != nil {
-		return fmt.Errorf("writing %s to layer: %w", host, err)
+	for left := hdr.Size; left > 0; {
+		n, err := unix.Read(fd, lw.buf[:min(int64(len(lw.buf)), left)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", host, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("writing %s to layer: %w", host, io.ErrUnexpectedEOF)
+		}
+		if _, err := lw.tw.Write(lw.buf[:n]); err != nil {
+			return fmt.Errorf("writing %s to layer: %w", host, err)
+		}
+		left -= int64(n)
 	}
 	return nil
 }
@@ -141,6 +168,12 @@ func (lw *layerWriter) writeFile(host, name string) error {
 // nearest second (what archive/tar does to a header without a format),
 // numeric owners only, and of the xattrs only security.capability.
 func headerFor(host, name string, st *unix.Stat_t) (*tar.Header, error) {
+	return headerForFd(host, name, st, -1)
+}
+
+// headerForFd is headerFor reading the capability from fd when it is an
+// open descriptor of host.
+func headerForFd(host, name string, st *unix.Stat_t, fd int) (*tar.Header, error) {
 	hdr := &tar.Header{
 		Name:    name,
 		Mode:    int64(st.Mode & 0o7777),
@@ -174,12 +207,18 @@ func headerFor(host, name string, st *unix.Stat_t) (*tar.Header, error) {
 	default:
 		return nil, nil
 	}
-	capability, err := capability(host)
+	var capab []byte
+	var err error
+	if fd >= 0 {
+		capab, err = fdCapability(fd, host)
+	} else {
+		capab, err = capability(host)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(capability) > 0 {
-		hdr.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": string(capability)}
+	if len(capab) > 0 {
+		hdr.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": string(capab)}
 	}
 	return hdr, nil
 }

@@ -13,7 +13,11 @@ import (
 // hold an upper dir) and native otherwise.
 func New(root string) (Snapshotter, error) {
 	if b, err := os.ReadFile(filepath.Join(root, "driver")); err == nil {
-		return NewNamed(root, strings.TrimSpace(string(b)))
+		// A damaged file names no driver: pick one again (openStore
+		// then drops the snapshots nobody knows how to read).
+		if n := strings.TrimSpace(string(b)); n == "overlay" || n == "native" {
+			return NewNamed(root, n)
+		}
 	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -42,4 +46,38 @@ func NewNamed(root, name string) (Snapshotter, error) {
 		return openStore(abs, nativeDriver{})
 	}
 	return nil, fmt.Errorf("unknown snapshotter %q (want overlay or native)", name)
+}
+
+// Which says which snapshotter root uses ("overlay" or "native") without
+// changing it: the one fixed at its first use, or for a root not used
+// yet the one New would choose, probed in a temporary directory (removed
+// afterwards) of root's nearest existing ancestor, on the filesystem root
+// will be on. chosen is false in the second case.
+func Which(root string) (name string, chosen bool, err error) {
+	if b, err := os.ReadFile(filepath.Join(root, "driver")); err == nil {
+		return strings.TrimSpace(string(b)), true, nil
+	}
+	dir, err := filepath.Abs(root)
+	if err != nil {
+		return "", false, fmt.Errorf("snapshot root %s: %w", root, err)
+	}
+	for {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false, fmt.Errorf("snapshot root %s: no existing ancestor", root)
+		}
+		dir = parent
+	}
+	probe, err := os.MkdirTemp(dir, ".builder-probe-")
+	if err != nil {
+		return "", false, fmt.Errorf("snapshot root %s: %w", root, err)
+	}
+	defer os.RemoveAll(probe)
+	if overlaySupported(probe) == nil {
+		return "overlay", false, nil
+	}
+	return "native", false, nil
 }

@@ -42,7 +42,10 @@ func newOverlayDriver() *overlayDriver {
 
 func (d *overlayDriver) name() string { return "overlay" }
 
-func (d *overlayDriver) create(ctx context.Context, s *snap, chain []*snap) error { return nil }
+// create makes the flat directory a deep chain is mounted through.
+func (d *overlayDriver) create(ctx context.Context, s *snap, chain []*snap) error {
+	return d.ensureFlat(ctx, chain)
+}
 
 func (d *overlayDriver) mounts(s *snap, chain []*snap) []Mount {
 	bind := func(dir string, ro bool) []Mount {
@@ -52,10 +55,7 @@ func (d *overlayDriver) mounts(s *snap, chain []*snap) []Mount {
 		}
 		return []Mount{{Type: "bind", Source: dir, Options: o}}
 	}
-	lower := make([]string, len(chain))
-	for i, p := range chain {
-		lower[i] = p.fsDir()
-	}
+	lower := lowerDirs(chain)
 	if s.kind == KindView {
 		switch len(chain) {
 		case 0:

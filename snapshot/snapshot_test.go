@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/snapshot/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -457,5 +459,122 @@ func TestLookupLower(t *testing.T) {
 				t.Errorf("lookupLower = %+v, want host %s dirs %v", le, tt.wantHost, tt.wantDirs)
 			}
 		})
+	}
+}
+
+// TestStoresShareRoot opens two stores on one root, as two builder
+// processes do: neither removes what the other is making, each sees what
+// the other committed, and a name is committed once.
+func TestStoresShareRoot(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	a, err := NewNamed(root, "native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Prepare(ctx, "a-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	// A second process starting now recovers the root: a's active
+	// snapshot belongs to a live process and stays.
+	b, err := NewNamed(root, "native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := a.Mounts(ctx, "a-active"); err != nil {
+		t.Fatalf("a's active snapshot after b opened the root: %v", err)
+	}
+	if err := a.Commit(ctx, "shared", "a-active"); err != nil {
+		t.Fatal(err)
+	}
+	// b sees a's commit and can build on it.
+	if _, err := b.Stat(ctx, "shared"); err != nil {
+		t.Fatalf("b does not see a's committed snapshot: %v", err)
+	}
+	if _, err := b.Prepare(ctx, "b-child", "shared"); err != nil {
+		t.Fatalf("b building on a's snapshot: %v", err)
+	}
+	// The same name committed by both: the second one loses.
+	if _, err := b.Prepare(ctx, "b-other", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, "shared", "b-other"); !errors.Is(err, ErrAlreadyExists) {
+		t.Errorf("committing a name another store committed: %v, want ErrAlreadyExists", err)
+	}
+	// Ids are never reused, even after a removal: b's cached id of a
+	// removed snapshot can never name another one.
+	oldID := b.(*store).byName["b-other"].id
+	if err := b.Remove(ctx, "b-other"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Prepare(ctx, "a-next", ""); err != nil {
+		t.Fatal(err)
+	}
+	if id := a.(*store).byName["a-next"].id; id == oldID {
+		t.Errorf("id %s reused", id)
+	}
+}
+
+// TestRecoveryRemovesOnlyTheDead checks start-up recovery: an active
+// snapshot of a dead process (a lease nobody holds), a snapshot without
+// metadata and the children of a snapshot whose metadata is gone are
+// removed; committed snapshots stay.
+func TestRecoveryRemovesOnlyTheDead(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	sn, err := NewNamed(root, "native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(name, parent string) {
+		t.Helper()
+		if _, err := sn.Prepare(ctx, "k-"+name, parent); err != nil {
+			t.Fatal(err)
+		}
+		if err := sn.Commit(ctx, name, "k-"+name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit("base", "")
+	commit("child", "base")
+	commit("lost", "")
+	commit("orphan", "lost")
+	commit("orphan2", "orphan")
+	if _, err := sn.Prepare(ctx, "dead-active", "base"); err != nil {
+		t.Fatal(err)
+	}
+	st := sn.(*store)
+	dead := st.byName["dead-active"]
+	lost := st.byName["lost"]
+	sn.Close()
+	// The active snapshot's owner died: rewrite its lease to one nobody
+	// holds. The metadata of "lost" is deleted.
+	var m metaFile
+	b, _ := os.ReadFile(filepath.Join(dead.dir, "meta.json"))
+	b, _ = fsutil.Unseal(b)
+	json.Unmarshal(b, &m)
+	m.Owner = "p1x0123456789ab"
+	b, _ = json.Marshal(m)
+	os.WriteFile(filepath.Join(dead.dir, "meta.json"), fsutil.Seal(b), 0o600)
+	os.Remove(filepath.Join(lost.dir, "meta.json"))
+
+	sn, err = NewNamed(root, "native")
+	if err != nil {
+		t.Fatalf("reopening a damaged root: %v", err)
+	}
+	defer sn.Close()
+	var names []string
+	sn.Walk(ctx, func(in Info) error { names = append(names, in.Name); return nil })
+	if got := strings.Join(names, ","); got != "base,child" {
+		t.Errorf("after recovery: %s, want base,child", got)
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "snapshots"))
+	if len(ents) != 2 {
+		t.Errorf("%d snapshot dirs left, want 2", len(ents))
+	}
+	if tr, _ := os.ReadDir(filepath.Join(root, "trash")); len(tr) != 0 {
+		t.Errorf("trash not emptied: %d entries", len(tr))
 	}
 }

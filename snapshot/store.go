@@ -2,12 +2,15 @@ package snapshot
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/snapshot/fsutil"
+	"golang.org/x/sys/unix"
 )
 
 // driver is what differs between overlay and native; the store does the
@@ -36,6 +40,9 @@ type metaFile struct {
 	Parent  string    `json:"parent,omitempty"` // parent id
 	Kind    string    `json:"kind"`
 	Created time.Time `json:"created"`
+	// Owner is the lease of the process an active snapshot or view
+	// belongs to (committed snapshots belong to no one).
+	Owner string `json:"owner,omitempty"`
 }
 
 // snap is the in-memory record of one snapshot.
@@ -48,6 +55,7 @@ type snap struct {
 	dir     string // <root>/snapshots/<id>
 
 	ready    bool // false while being created
+	adopted  bool // an active snapshot or view found on disk, not made here
 	children int  // snapshots (any kind, ready or not) with this parent
 	users    int  // running Diff/Apply/create on this snapshot
 }
@@ -81,13 +89,26 @@ func parseKind(s string) (Kind, error) {
 }
 
 // store implements Snapshotter over a driver.
+//
+// Many processes may use one root at once. The files are the truth and
+// each process's maps a cache of them: a committed snapshot is complete and
+// shared (its meta.json is written last, atomically), an active snapshot or
+// view belongs to the process whose lease (fsutil.OwnLease in leases/) its
+// metadata names. Every change of the directory set (create, commit,
+// remove, recovery) happens under an exclusive flock on the file lock, so
+// recovery never sees a snapshot half-created, and a committed name is
+// taken once across processes. Ids come from the counter file next-id and
+// are never reused, so a cached id always means the same snapshot.
 type store struct {
-	root   string
-	drv    driver
-	mu     sync.Mutex
-	byName map[string]*snap
-	nextID int
-	closed bool
+	root     string
+	owner    string // this process's lease id
+	leaseDir string
+	lockf    *os.File // flocked around changes of the directory set
+	drv      driver
+	mu       sync.Mutex
+	byName   map[string]*snap
+	byID     map[string]*snap
+	closed   bool
 }
 
 func validName(n string) error {
@@ -100,7 +121,8 @@ func validName(n string) error {
 	return nil
 }
 
-// openStore loads (or initialises) the metadata under root for drv.
+// openStore loads (or initialises) the metadata under root for drv and
+// recovers what crashed processes left: see recoverLocked.
 func openStore(root string, drv driver) (*store, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
@@ -111,88 +133,316 @@ func openStore(root string, drv driver) (*store, error) {
 			return nil, fmt.Errorf("creating snapshot dir %s: %w", d, err)
 		}
 	}
-	// The driver of a root is fixed at first use.
+	// The driver of a root is fixed at first use. Without a readable
+	// driver file the snapshots' format is unknown: they are dropped.
 	df := filepath.Join(root, "driver")
+	reset := false
 	if b, err := os.ReadFile(df); err == nil {
-		if got := strings.TrimSpace(string(b)); got != drv.name() {
+		switch got := strings.TrimSpace(string(b)); got {
+		case drv.name():
+		case "overlay", "native":
 			return nil, fmt.Errorf("snapshot root %s was created by the %s snapshotter, not %s", root, got, drv.name())
+		default:
+			reset = true
 		}
 	} else if errors.Is(err, os.ErrNotExist) {
-		if err := fsutil.WriteFileAtomic(df, 0o600, []byte(drv.name()+"\n")); err != nil {
-			return nil, err
-		}
+		reset = true // also writes the file on first use
 	} else {
 		return nil, fmt.Errorf("reading %s: %w", df, err)
 	}
-	// Finish removals interrupted by a crash.
-	trash := filepath.Join(root, "trash")
-	if ents, err := os.ReadDir(trash); err == nil {
-		for _, e := range ents {
-			if err := os.RemoveAll(filepath.Join(trash, e.Name())); err != nil {
-				return nil, fmt.Errorf("cleaning %s: %w", trash, err)
-			}
-		}
+	leaseDir := filepath.Join(root, "leases")
+	owner, err := fsutil.OwnLease(leaseDir)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot root %s: %w", root, err)
 	}
-	st := &store{root: root, drv: drv, byName: map[string]*snap{}, nextID: 1}
-	if err := st.load(); err != nil {
+	lockf, err := os.OpenFile(filepath.Join(root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot root %s: %w", root, err)
+	}
+	st := &store{root: root, owner: owner, leaseDir: leaseDir, lockf: lockf, drv: drv,
+		byName: map[string]*snap{}, byID: map[string]*snap{}}
+	if err := st.lockFile(); err != nil {
+		lockf.Close()
 		return nil, err
 	}
+	var trash []string
+	if reset {
+		trash, err = st.resetLocked(df)
+	}
+	if err == nil {
+		var more []string
+		more, err = st.recoverLocked()
+		trash = append(trash, more...)
+	}
+	st.unlockFile()
+	if err != nil {
+		lockf.Close()
+		return nil, err
+	}
+	// Deleting trees can take long: outside the lock, on entries that are
+	// ours alone by their names.
+	for _, t := range trash {
+		os.RemoveAll(t)
+	}
+	fsutil.ReapLeases(leaseDir)
+	st.mu.Lock()
+	st.refresh()
+	st.mu.Unlock()
 	return st, nil
 }
 
-func (st *store) load() error {
+func (st *store) lockFile() error {
+	for {
+		err := unix.Flock(int(st.lockf.Fd()), unix.LOCK_EX)
+		if err == nil {
+			return nil
+		}
+		if err != unix.EINTR {
+			return fmt.Errorf("locking snapshot root %s: %w", st.root, err)
+		}
+	}
+}
+
+func (st *store) unlockFile() { unix.Flock(int(st.lockf.Fd()), unix.LOCK_UN) }
+
+// readMeta reads and checks the metadata of snapshot dir id.
+func (st *store) readMeta(id string) (*metaFile, error) {
+	p := filepath.Join(st.root, "snapshots", id, "meta.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	if b, err = fsutil.Unseal(b); err != nil {
+		return nil, fmt.Errorf("snapshot metadata %s: %w", p, err)
+	}
+	var m metaFile
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("parsing snapshot metadata %s: %w", p, err)
+	}
+	if m.ID != id || m.Name == "" {
+		return nil, fmt.Errorf("snapshot metadata %s: wrong id or no name", p)
+	}
+	if _, err := parseKind(m.Kind); err != nil {
+		return nil, fmt.Errorf("snapshot metadata %s: %w", p, err)
+	}
+	return &m, nil
+}
+
+// trashName is where a snapshot dir (or a dead process's trash entry) goes
+// to be deleted by this process.
+func (st *store) trashName(id string) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return filepath.Join(st.root, "trash", st.owner+"."+id+"."+hex.EncodeToString(b[:]))
+}
+
+// resetLocked drops every snapshot and records the driver of st in
+// driverFile (missing or damaged). The file lock is held.
+func (st *store) resetLocked(driverFile string) ([]string, error) {
+	if b, err := os.ReadFile(driverFile); err == nil && strings.TrimSpace(string(b)) == st.drv.name() {
+		return nil, nil // another process did it
+	}
 	dir := filepath.Join(st.root, "snapshots")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", dir, err)
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
 	}
-	byID := map[string]*snap{}
-	parents := map[*snap]string{}
+	var trash []string
 	for _, e := range ents {
-		if n, err := strconv.Atoi(e.Name()); err == nil && n >= st.nextID {
-			st.nextID = n + 1
+		dst := st.trashName(e.Name())
+		if err := os.Rename(filepath.Join(dir, e.Name()), dst); err == nil {
+			trash = append(trash, dst)
 		}
-		p := filepath.Join(dir, e.Name())
-		b, err := os.ReadFile(filepath.Join(p, "meta.json"))
-		if errors.Is(err, os.ErrNotExist) {
-			// Creation was interrupted before the metadata was written.
-			if err := os.RemoveAll(p); err != nil {
-				return fmt.Errorf("removing incomplete snapshot %s: %w", p, err)
+	}
+	if err := fsutil.WriteFileAtomic(driverFile, 0o600, []byte(st.drv.name()+"\n")); err != nil {
+		return trash, err
+	}
+	return trash, nil
+}
+
+// recoverLocked moves to trash what no live process owns: snapshot dirs
+// without readable metadata (a crash before creation finished, or damage),
+// active snapshots and views whose owner is dead, committed snapshots whose
+// parent chain is broken, and the trash entries of dead processes. It
+// returns the trash entries to delete. The file lock is held.
+func (st *store) recoverLocked() ([]string, error) {
+	dir := filepath.Join(st.root, "snapshots")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	var trash []string
+	toTrash := func(src, id string) {
+		dst := st.trashName(id)
+		if err := os.Rename(src, dst); err == nil {
+			trash = append(trash, dst)
+		}
+	}
+	metas := map[string]*metaFile{}
+	for _, e := range ents {
+		id := e.Name()
+		if _, err := strconv.Atoi(id); err != nil {
+			continue
+		}
+		m, err := st.readMeta(id)
+		if err != nil {
+			toTrash(filepath.Join(dir, id), id)
+			continue
+		}
+		if m.Kind != KindCommitted.String() && (m.Owner == "" || !fsutil.LeaseLive(st.leaseDir, m.Owner)) {
+			toTrash(filepath.Join(dir, id), id)
+			continue
+		}
+		metas[id] = m
+	}
+	// A snapshot whose parent is gone is unusable; so are its children.
+	for changed := true; changed; {
+		changed = false
+		for id, m := range metas {
+			if m.Parent != "" && metas[m.Parent] == nil {
+				delete(metas, id)
+				toTrash(filepath.Join(dir, id), id)
+				changed = true
+			}
+		}
+	}
+	tdir := filepath.Join(st.root, "trash")
+	tents, err := os.ReadDir(tdir)
+	if err != nil {
+		return trash, fmt.Errorf("reading %s: %w", tdir, err)
+	}
+	for _, e := range tents {
+		p := filepath.Join(tdir, e.Name())
+		if slices.Contains(trash, p) {
+			continue
+		}
+		owner, _, _ := strings.Cut(e.Name(), ".")
+		if owner == st.owner || (fsutil.ValidLeaseID(owner) && fsutil.LeaseLive(st.leaseDir, owner)) {
+			continue // being deleted by a live process
+		}
+		toTrash(p, "t")
+	}
+	return trash, nil
+}
+
+// refresh adds the committed snapshots other processes made since the last
+// look (and this process's own active ones at open), and forgets committed
+// snapshots whose directories are gone. st.mu is held.
+func (st *store) refresh() {
+	dir := filepath.Join(st.root, "snapshots")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	pending := map[string]*metaFile{}
+	for _, e := range ents {
+		id := e.Name()
+		if _, err := strconv.Atoi(id); err != nil {
+			continue
+		}
+		seen[id] = true
+		if x := st.byID[id]; x != nil {
+			if x.adopted && x.kind != KindCommitted {
+				st.readopt(x)
 			}
 			continue
 		}
+		m, err := st.readMeta(id)
 		if err != nil {
-			return fmt.Errorf("reading snapshot metadata %s: %w", p, err)
+			continue // being created, or garbage for recovery
 		}
-		var m metaFile
-		if err := json.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("parsing snapshot metadata %s: %w", p, err)
+		if m.Kind == KindCommitted.String() || m.Owner == st.owner {
+			pending[id] = m
 		}
-		k, err := parseKind(m.Kind)
-		if err != nil {
-			return fmt.Errorf("snapshot metadata %s: %w", p, err)
-		}
-		s := &snap{id: m.ID, name: m.Name, kind: k, created: m.Created, dir: p, ready: true}
-		byID[m.ID] = s
-		parents[s] = m.Parent
-		st.byName[m.Name] = s
 	}
-	for s, pid := range parents {
-		if pid == "" {
-			continue
+	for id, s := range st.byID {
+		if !seen[id] && s.ready && s.users == 0 && s.children == 0 {
+			st.forget(s)
 		}
-		p, ok := byID[pid]
-		if !ok {
-			return fmt.Errorf("snapshot %q: parent id %s: %w", s.name, pid, ErrNotFound)
-		}
-		s.parent = p
-		p.children++
 	}
-	return nil
+	// Parents first: add what has its parent until nothing changes; the
+	// rest has a broken chain and stays out.
+	for progress := true; progress && len(pending) > 0; {
+		progress = false
+		for id, m := range pending {
+			var p *snap
+			if m.Parent != "" {
+				if p = st.byID[m.Parent]; p == nil {
+					continue
+				}
+			}
+			delete(pending, id)
+			progress = true
+			if _, dup := st.byName[m.Name]; dup {
+				continue
+			}
+			k, _ := parseKind(m.Kind)
+			s := &snap{id: id, name: m.Name, kind: k, created: m.Created, dir: filepath.Join(dir, id), ready: true, parent: p, adopted: k != KindCommitted}
+			if p != nil {
+				p.children++
+			}
+			st.byID[id] = s
+			st.byName[s.name] = s
+		}
+	}
+}
+
+// readopt re-reads an adopted active snapshot: another store of this
+// process (which holds the same lease) may have committed it meanwhile.
+// st.mu is held.
+func (st *store) readopt(s *snap) {
+	m, err := st.readMeta(s.id)
+	if err != nil || m.Kind != KindCommitted.String() || s.users > 0 {
+		return
+	}
+	if st.byName[s.name] == s {
+		delete(st.byName, s.name)
+	}
+	s.name, s.kind, s.adopted = m.Name, KindCommitted, false
+	if _, dup := st.byName[s.name]; !dup {
+		st.byName[s.name] = s
+	}
+}
+
+// forget drops s from the maps. st.mu is held.
+func (st *store) forget(s *snap) {
+	delete(st.byID, s.id)
+	if st.byName[s.name] == s {
+		delete(st.byName, s.name)
+	}
+	if s.parent != nil {
+		s.parent.children--
+	}
+}
+
+// newID takes the next id from the counter file. The file lock is held.
+func (st *store) newID() (string, error) {
+	p := filepath.Join(st.root, "next-id")
+	n := 1
+	if b, err := os.ReadFile(p); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && v > 0 {
+			n = v
+		}
+	}
+	for {
+		id := strconv.Itoa(n)
+		n++
+		if _, err := os.Lstat(filepath.Join(st.root, "snapshots", id)); err == nil {
+			continue // a damaged counter: never reuse an id
+		}
+		if err := fsutil.WriteFileAtomic(p, 0o600, []byte(strconv.Itoa(n)+"\n")); err != nil {
+			return "", err
+		}
+		return id, nil
+	}
 }
 
 func (st *store) writeMeta(s *snap) error {
 	m := metaFile{ID: s.id, Name: s.name, Kind: s.kind.String(), Created: s.created}
+	if s.kind != KindCommitted {
+		m.Owner = st.owner
+	}
 	if s.parent != nil {
 		m.Parent = s.parent.id
 	}
@@ -200,7 +450,7 @@ func (st *store) writeMeta(s *snap) error {
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(s.dir, "meta.json"), 0o600, b)
+	return fsutil.WriteFileAtomic(filepath.Join(s.dir, "meta.json"), 0o600, fsutil.Seal(b))
 }
 
 func chainOf(s *snap) []*snap {
@@ -211,16 +461,33 @@ func chainOf(s *snap) []*snap {
 	return c
 }
 
-// get returns the ready snapshot key; st.mu must be held.
+// get returns the ready snapshot key, looking on disk for snapshots other
+// processes committed when it is not known; st.mu must be held.
 func (st *store) get(key string) (*snap, error) {
 	if st.closed {
 		return nil, errors.New("snapshotter is closed")
 	}
 	s, ok := st.byName[key]
+	if !ok {
+		st.refresh()
+		s, ok = st.byName[key]
+	}
 	if !ok || !s.ready {
 		return nil, fmt.Errorf("snapshot %q: %w", key, ErrNotFound)
 	}
 	return s, nil
+}
+
+// present reports whether the directories of s and its parents are still
+// there: a snapshot damaged or removed behind our back is absent, never an
+// error later in a mount. st.mu is held.
+func (st *store) present(s *snap) bool {
+	for x := s; x != nil; x = x.parent {
+		if _, err := os.Stat(filepath.Join(x.dir, "meta.json")); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (st *store) Prepare(ctx context.Context, key, parent string) ([]Mount, error) {
@@ -259,53 +526,79 @@ func (st *store) create(ctx context.Context, key, parent string, kind Kind) ([]M
 			return nil, fmt.Errorf("parent %q of %q is %s, not committed", parent, key, p.kind)
 		}
 	}
-	var dir, id string
-	for {
-		id = strconv.Itoa(st.nextID)
-		st.nextID++
-		dir = filepath.Join(st.root, "snapshots", id)
-		err := os.Mkdir(dir, 0o700)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, os.ErrExist) {
-			st.mu.Unlock()
-			return nil, fmt.Errorf("creating snapshot %q: %w", key, err)
-		}
+	if err := st.lockFile(); err != nil {
+		st.mu.Unlock()
+		return nil, err
 	}
-	s := &snap{id: id, name: key, parent: p, kind: kind, created: time.Now().UTC(), dir: dir, users: 1}
+	s, err := st.createLocked(key, p, kind)
+	st.unlockFile()
+	if err != nil {
+		st.mu.Unlock()
+		return nil, fmt.Errorf("creating snapshot %q: %w", key, err)
+	}
+	dir := s.dir
 	st.byName[key] = s
+	st.byID[s.id] = s
 	if p != nil {
 		p.children++
 	}
 	st.mu.Unlock()
 
 	chain := chainOf(s)
-	err := func() error {
-		for _, d := range []string{s.fsDir(), s.workDir()} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				return err
-			}
-		}
-		if err := st.drv.create(ctx, s, chain); err != nil {
-			return err
-		}
-		return st.writeMeta(s)
-	}()
+	err = st.drv.create(ctx, s, chain)
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	s.users--
 	if err != nil {
-		delete(st.byName, key)
-		if p != nil {
-			p.children--
-		}
-		os.RemoveAll(dir)
+		st.forget(s)
+		st.removeDir(dir, s.id)
 		return nil, fmt.Errorf("creating snapshot %q: %w", key, err)
 	}
 	s.ready = true
 	return st.drv.mounts(s, chain), nil
+}
+
+// createLocked makes the directory and metadata of a new snapshot, owned
+// by this process. The file lock is held.
+func (st *store) createLocked(key string, p *snap, kind Kind) (*snap, error) {
+	id, err := st.newID()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(st.root, "snapshots", id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	s := &snap{id: id, name: key, parent: p, kind: kind, created: time.Now().UTC(), dir: dir, users: 1}
+	err = func() error {
+		for _, d := range []string{s.fsDir(), s.workDir()} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return err
+			}
+		}
+		return st.writeMeta(s)
+	}()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// removeDir moves a snapshot dir into trash (under the file lock, so that
+// its metadata disappears at once for every process) and deletes it.
+func (st *store) removeDir(dir, id string) error {
+	if err := st.lockFile(); err != nil {
+		return err
+	}
+	trash := st.trashName(id)
+	err := os.Rename(dir, trash)
+	st.unlockFile()
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(trash)
 }
 
 func (st *store) Mounts(ctx context.Context, key string) ([]Mount, error) {
@@ -337,6 +630,13 @@ func (st *store) Commit(ctx context.Context, name, key string) error {
 	if s.users > 0 {
 		return fmt.Errorf("committing %q: snapshot is in use", key)
 	}
+	// Under the file lock, after a look at what others committed: a name
+	// is committed once across processes.
+	if err := st.lockFile(); err != nil {
+		return err
+	}
+	defer st.unlockFile()
+	st.refresh()
 	if _, ok := st.byName[name]; ok {
 		return fmt.Errorf("committing %q as %q: %w", key, name, ErrAlreadyExists)
 	}
@@ -364,18 +664,11 @@ func (st *store) Remove(ctx context.Context, key string) error {
 	if s.users > 0 {
 		return fmt.Errorf("removing %q: snapshot is in use", key)
 	}
+	st.forget(s)
 	// Renaming into trash/ removes the metadata atomically; the tree is
-	// deleted afterwards (and at the next open if we crash).
-	trash := filepath.Join(st.root, "trash", s.id)
-	if err := os.Rename(s.dir, trash); err != nil {
+	// deleted afterwards (and by the next recovery if we crash).
+	if err := st.removeDir(s.dir, s.id); err != nil {
 		return fmt.Errorf("removing %q: %w", key, err)
-	}
-	delete(st.byName, key)
-	if s.parent != nil {
-		s.parent.children--
-	}
-	if err := os.RemoveAll(trash); err != nil {
-		return fmt.Errorf("removing %q: deleting %s: %w", key, trash, err)
 	}
 	return nil
 }
@@ -395,6 +688,12 @@ func (st *store) Stat(ctx context.Context, key string) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	if s.kind == KindCommitted && !st.present(s) {
+		if s.users == 0 && s.children == 0 {
+			st.forget(s)
+		}
+		return Info{}, fmt.Errorf("snapshot %q: damaged or removed: %w", key, ErrNotFound)
+	}
 	return st.info(s), nil
 }
 
@@ -404,6 +703,7 @@ func (st *store) Walk(ctx context.Context, fn func(Info) error) error {
 		st.mu.Unlock()
 		return errors.New("snapshotter is closed")
 	}
+	st.refresh()
 	var infos []Info
 	for _, s := range st.byName {
 		if s.ready {
@@ -473,6 +773,9 @@ func (st *store) Apply(ctx context.Context, key string, r io.Reader) error {
 func (st *store) Close() error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.closed {
+		return nil
+	}
 	st.closed = true
-	return nil
+	return st.lockf.Close()
 }

@@ -90,3 +90,10 @@ func (f *flight[T]) get() (T, bool) {
 	defer f.mu.Unlock()
 	return f.val, f.done
 }
+
+// peek returns the memoized value, if the computation succeeded.
+func (f *flight[T]) peek() (T, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.val, f.done
+}

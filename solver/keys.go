@@ -1,11 +1,13 @@
 package solver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/llb"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // ErrNotFound is the sentinel a Worker wraps in LoadResult's error when a
@@ -26,6 +28,16 @@ type KeyInput = cache.KeyInput
 // can be explained.
 type KeyRecorder interface {
 	SaveKey(info KeyInfo, id string) error
+}
+
+// KeyLocker is implemented by a KeyStore shared by several processes: the
+// solver holds a key's lock while it runs the step of a key that missed,
+// and looks the key up again once it has the lock, so that a step another
+// process is running at the same time runs once and this build uses its
+// result, as an identical step does within one build.
+type KeyLocker interface {
+	// LockKey waits for the lock of key or ctx; unlock releases it.
+	LockKey(ctx context.Context, key digest.Digest) (unlock func(), err error)
 }
 
 // MissExplainer explains a cache miss: given the components of the key that

@@ -413,6 +413,22 @@ func (st *vertexState) computeResult(ctx context.Context) (Result, error) {
 		return nil, err
 	}
 
+	if locker, ok := s.keys.(KeyLocker); ok && !p.cm.Volatile && !st.v.Meta().IgnoreCache {
+		// Another process may be running this very step: wait for it and
+		// take its result.
+		unlock, err := locker.LockKey(ctx, info.Key)
+		if err != nil {
+			return nil, st.fail(ctx, fmt.Errorf("waiting for cache key %s: %w", info.Key, err))
+		}
+		defer unlock()
+		if id, ok, err := s.keys.Load(info.Key); err == nil && ok {
+			if r, err := s.w.LoadResult(ctx, id); err == nil {
+				st.hit.Store(true)
+				return r, nil
+			}
+		}
+	}
+
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():

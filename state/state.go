@@ -58,6 +58,8 @@ type Root struct {
 	images     *imagestore.Store
 	containers *containers.Store
 	hashes     *cache.FileHashCache
+
+	recoverErr error
 }
 
 // Open opens the state root dir (creating it, mode 0700, unless
@@ -84,20 +86,41 @@ func Open(dir string, opt Options) (*Root, error) {
 		}
 		r.unlock = unlock
 	}
-	if err := r.recover(); err != nil {
-		r.unlock()
-		return nil, err
+	if opt.Lock != LockNone {
+		if err := r.recover(); err != nil {
+			r.unlock()
+			return nil, err
+		}
 	}
 	return r, nil
 }
 
-// recover is the start-up recovery hook: Open calls it with the root lock
-// held, before any part is handed out. Today each part cleans up after a
-// crash itself when it is opened (the blob store empties its ingest
-// directory, the snapshotter its trash), and nothing needs the view of the
-// whole root; recovery that must know which live process owns what (the
-// leases of concurrent builds) belongs here.
-func (r *Root) recover() error { return nil }
+// recover is the start-up recovery: Open calls it with the root lock held
+// (shared by concurrent builds), before any part is handed out. It removes
+// only what provably belongs to a dead process: the objects that a process
+// makes before they are complete carry its lease (fsutil.OwnLease, an
+// flocked file the kernel unlocks when the process dies, also on kill -9).
+// Here: temporary directories (tmp/<lease>-*), half-made cache mounts
+// (cache-mounts/.new-<lease>-*) and the run directories and cgroups of
+// sandboxes (executor.Recover). The parts recover their own objects the
+// same way when they are opened: the blob store its ingest files
+// (ingest/blob-<lease>-*), the snapshotter its active snapshots, views and
+// trash (see package snapshot).
+func (r *Root) recover() error {
+	leases := r.path("leases")
+	r.recoverErr = errors.Join(
+		fsutil.RemoveDead(r.path("tmp"), "", leases),
+		fsutil.RemoveDead(r.path("cache-mounts"), ".new-", leases),
+		executor.Recover(r.path("executor")),
+	)
+	fsutil.ReapLeases(leases)
+	return nil
+}
+
+// RecoveryError is what start-up recovery could not remove of what killed
+// builder processes left (nil when it removed everything): worth a
+// warning, never a reason to stop.
+func (r *Root) RecoveryError() error { return r.recoverErr }
 
 func (r *Root) path(elem ...string) string {
 	return filepath.Join(append([]string{r.dir}, elem...)...)
@@ -210,12 +233,11 @@ func (r *Root) RegistryDir() string { return r.path("registry") }
 func (r *Root) WorkerDir() string { return r.dir }
 
 // TempDir makes a new directory under ROOT/tmp for one command's scratch
-// files (in the root's filesystem); the caller removes it.
+// files (in the root's filesystem), named "<lease>-<pattern>-*" after this
+// process's lease: the caller removes it, or recovery does once the
+// process is dead.
 func (r *Root) TempDir(pattern string) (string, error) {
-	if err := os.MkdirAll(r.path("tmp"), 0o700); err != nil {
-		return "", err
-	}
-	return os.MkdirTemp(r.path("tmp"), pattern)
+	return fsutil.LeasedTempDir(r.path("tmp"), r.path("leases"), pattern)
 }
 
 // Close saves the file-hash cache, closes every part that was opened and

@@ -2,20 +2,31 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
-	"github.com/builderdev/builder/build"
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
+	"github.com/builderdev/builder/exporter"
+	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/report"
+	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/builderdev/builder/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
 
@@ -32,8 +43,10 @@ type BuildOptions struct {
 	Target    string
 	NoCache   bool
 	Progress  string
-	Outputs   []Output
-	Root      string
+	// LogFile is --log-file: the whole plain log, not clipped.
+	LogFile string
+	Outputs []Output
+	Root    string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -54,11 +67,22 @@ type BuildOptions struct {
 	Stdin io.Reader
 	// Sandbox shapes every RUN (hostname, limits, --allow).
 	Sandbox SandboxOptions
+	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
+	// which the exporter adds to the config (set by export).
+	healthStartInterval time.Duration
+	// Report is --report: the HTML report of the build (written also
+	// when it fails).
+	Report string
 	// Push is --push (type=image,push=true); Pull is --pull (tags always
 	// resolve at the registry); Registry are --tls-ca/--insecure-registry.
 	Push     bool
 	Pull     bool
 	Registry RegistryFlags
+	// Cache are --cache-to and --cache-from.
+	Cache cacheFlags
+	// inlineCache, set for --cache-to type=inline, returns the cache to
+	// put into the config of an image with the given layers.
+	inlineCache func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
 }
 
 func newBuildCommand() *cobra.Command {
@@ -86,12 +110,18 @@ func newBuildCommand() *cobra.Command {
 				return err
 			}
 			sourceDateEpochFromEnv(o.BuildArgs)
+			if err := validateTags(o.Tags); err != nil {
+				return err
+			}
 			for _, s := range outputs {
 				out, err := parseOutput(s)
 				if err != nil {
 					return err
 				}
 				o.Outputs = append(o.Outputs, out)
+			}
+			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
+				return err
 			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
@@ -110,9 +140,11 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
 	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
+	f.StringVar(&o.Report, "report", "", "Write an HTML report of the build (timeline, critical path, resources, layers) to a file")
 	rootFlag(cmd, &o.Root)
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
@@ -122,6 +154,7 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
+	o.Cache.add(f)
 	return cmd
 }
 
@@ -143,8 +176,19 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("unable to prepare context: %w", err)
 	}
-	req, err := o.request()
+	secrets, err := parseSecrets(o.Secrets)
 	if err != nil {
+		return err
+	}
+	sshSocks, err := parseSSH(o.SSH)
+	if err != nil {
+		return err
+	}
+	bctx, err := parseBuildContexts(o.BuildContexts)
+	if err != nil {
+		return err
+	}
+	if _, _, err := o.Cache.parse(); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
@@ -152,97 +196,246 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	dfPath := o.Dockerfile
 	if dfPath == "" {
-		dfPath = filepath.Join(o.ContextDir, "Dockerfile")
+		dfPath = defaultDockerfile(o.ContextDir)
 	}
-	if err := build.ReadDockerfile(&req, dfPath); err != nil {
-		return err
+	dfBytes, err := readInDir(ctx, dfPath)
+	if err != nil {
+		return fmt.Errorf("failed to read dockerfile: %w", err)
 	}
 	if o.Call == "targets" || o.Call == "outline" {
-		if err := runCall(o, dfPath, req.Dockerfile, out); err != nil {
-			return reportError(out, dfPath, req.Dockerfile, err)
+		if err := runCall(o, dfPath, dfBytes, out); err != nil {
+			return reportError(out, dfPath, dfBytes, err)
 		}
 		return nil
 	}
-	blobs, err := root.Blobs()
+	var platform llb.Platform
+	if o.Platform != "" {
+		if strings.Contains(o.Platform, ",") {
+			return fmt.Errorf("--platform %q: building for several platforms at once is not supported", o.Platform)
+		}
+		if platform, err = dockerfile.ParsePlatform(o.Platform); err != nil {
+			return fmt.Errorf("--platform: %w", err)
+		}
+	}
+	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
 	if err != nil {
 		return err
 	}
-	regOpts := o.Registry.options(root, blobs)
+	store, err := root.Cache()
+	if err != nil {
+		return err
+	}
+	sn, err := root.Snapshots()
+	if err != nil {
+		return err
+	}
+	ex, err := root.Executor()
+	if err != nil {
+		return err
+	}
+	hasher, err := root.FileHashes()
+	if err != nil {
+		return err
+	}
+	images, err := root.Images()
+	if err != nil {
+		return err
+	}
+	regOpts := o.Registry.options(root, store.Blobs())
 	regOpts.Pull = o.Pull
-	b, err := build.New(root, registry.New(regOpts))
-	if err != nil {
-		return err
-	}
+	reg := registry.New(regOpts)
+
+	// Images in the local store come first, as docker build uses local
+	// images (see exporter/store.Source).
+	// With --pull names are always resolved at the registry.
+	storeFirst := &imagestore.Source{Store: images, Remote: reg, AlwaysPull: o.Pull}
+	// oci-layout:// build contexts are served from their directories.
+	src := newLayoutImages(storeFirst, store.Blobs())
+
 	display, err := progressui.New(out, o.Progress)
 	if err != nil {
 		return err
 	}
-	res, err := b.Build(ctx, req, display)
-	display.Close()
+	if err := root.RecoveryError(); err != nil {
+		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
+	}
+	if w := ex.CgroupWarning(); w != "" {
+		display.Warn(0, w)
+	}
+	logs, flushLogs, err := stepLogs(display, secrets, o.LogFile)
 	if err != nil {
-		return reportError(out, dfPath, req.Dockerfile, err)
+		display.Close()
+		return err
+	}
+	closeDisplay := func() { flushLogs(); display.Close() }
+	col := newCollector(logs)
+	col.traffic = reg.Traffic
+	ctx = withPusher(ctx, reg, col)
+	res, err := convert(ctx, col, dockerfile.Options{
+		Dockerfile:       dfBytes,
+		Filename:         filepath.Base(dfPath),
+		BuildArgs:        o.BuildArgs,
+		Target:           o.Target,
+		ExcludePatterns:  excludes,
+		NoCache:          o.NoCache,
+		Resolver:         src,
+		NamedContexts:    bctx.named,
+		AllowInsecure:    o.Sandbox.AllowInsecure(),
+		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
+		DefaultNetwork:   o.Sandbox.defaultNetwork(),
+		Platform:         platform,
+		RunPlatform:      dockerfile.HostPlatform(),
+		AllStages:        o.Call == "check",
+		Warn: func(w dockerfile.Warning) {
+			if o.Call != "check" {
+				display.Warn(w.Location.Line, w.Rule+": "+w.Message)
+			}
+		},
+	})
+	if err != nil {
+		closeDisplay()
+		return reportError(out, dfPath, dfBytes, err)
 	}
 	if o.Call == "check" {
-		return printCheck(o.stdout(), dfPath, req.Dockerfile, res.Warnings)
+		closeDisplay()
+		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
 	}
-	return writeResultFiles(o, res)
+	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
+
+	w := ops.New(ops.Options{
+		Snapshotter: sn,
+		Runner:      ex,
+		Images:      src,
+		Meta:        store.Metadata(),
+		Blobs:       store.Blobs(),
+		Hasher:      hasher,
+		Locals:      bctx.localsWith(o.ContextDir),
+		StateDir:    root.WorkerDir(),
+		Secrets:     secrets,
+		SSH:         sshSocks,
+		// Every RUN: --hostname, --memory & co, --cgroup-parent.
+		Hostname:     o.Sandbox.Hostname,
+		Limits:       o.Sandbox.Limits,
+		CgroupParent: o.Sandbox.CgroupParent,
+		Warn:         func(msg string) { display.Warn(0, msg) },
+	})
+	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
+	if err != nil {
+		closeDisplay()
+		return err
+	}
+	keys := rc.keyStore(store, w)
+	s := solver.New(w, keys, solver.Options{Reporter: col})
+	var result solver.Result
+	if res.State != nil {
+		if err = w.PruneNoCacheMounts(res.State); err == nil {
+			result, err = s.Solve(ctx, res.State)
+		}
+	}
+	var cacheBuild remotecache.Build
+	if err == nil && res.State != nil {
+		cacheBuild = remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w}
+		o.inlineCache = rc.inline(cacheBuild)
+	}
+	if err == nil {
+		err = export(ctx, col, w, images, result, res, o)
+	}
+	if err == nil && res.State != nil {
+		err = rc.export(ctx, col, cacheBuild)
+	}
+	closeDisplay()
+	// The report is written for failed builds too.
+	if o.Report != "" {
+		if rerr := writeReport(o.Report, col.record()); rerr != nil {
+			fmt.Fprintf(out, "WARNING: --report: %v\n", rerr)
+		}
+	}
+	if err != nil {
+		return reportError(out, dfPath, dfBytes, err)
+	}
+	return nil
 }
 
-// request is the library request of the flags (the Dockerfile is read
-// later).
-func (o BuildOptions) request() (build.Request, error) {
-	req := build.Request{
-		ContextDir: o.ContextDir,
-		Target:     o.Target,
-		BuildArgs:  o.BuildArgs,
-		Labels:     parseLabels(o.Labels),
-		Tags:       o.Tags,
-		NoCache:    o.NoCache,
-		Pull:       o.Pull,
-		Sandbox:    o.Sandbox.build(),
-		CheckOnly:  o.Call == "check",
-	}
-	var err error
-	if req.Secrets, err = parseSecrets(o.Secrets); err != nil {
-		return req, err
-	}
-	if req.SSH, err = parseSSH(o.SSH); err != nil {
-		return req, err
-	}
-	if req.Contexts, err = parseBuildContexts(o.BuildContexts); err != nil {
-		return req, err
-	}
-	if o.Platform != "" {
-		if strings.Contains(o.Platform, ",") {
-			return req, fmt.Errorf("--platform %q: building for several platforms at once is not supported", o.Platform)
-		}
-		if req.Platform, err = dockerfile.ParsePlatform(o.Platform); err != nil {
-			return req, fmt.Errorf("--platform: %w", err)
-		}
-	}
-	for _, out := range o.Outputs {
-		bo, err := out.build()
-		if err != nil {
-			return req, err
-		}
-		req.Outputs = append(req.Outputs, bo)
-	}
-	return req, nil
+// writeReport writes the HTML report of a build to path.
+func writeReport(path string, b *report.Build) error {
+	return writeFile(path, func(w io.Writer) error { return report.WriteHTML(w, b) })
 }
 
-// writeResultFiles writes --iidfile and --metadata-file.
-func writeResultFiles(o BuildOptions, res *build.Result) error {
+// validateTags checks every -t name against Docker's reference grammar
+// before any work, as docker build does ("invalid tag").
+func validateTags(tags []string) error {
+	for _, t := range tags {
+		if err := exporter.ValidateName(t); err != nil {
+			return fmt.Errorf("invalid tag %q: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// convert runs the frontend as one progress step, as BuildKit shows the
+// loading of the Dockerfile and the base images' metadata.
+func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*dockerfile.Result, error) {
+	var res *dockerfile.Result
+	err := step(r, "[internal] load build definition from "+opt.Filename, func() error {
+		var err error
+		res, err = dockerfile.Convert(ctx, opt)
+		return err
+	})
+	return res, err
+}
+
+// export writes the result to every --output.
+func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
+	cfg := res.Config
+	// The frontend leaves the times of this build's history entries and
+	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
+	// the worker fills them from the times its results were made (see
+	// ops.Worker.Image), so a cached rebuild gives the same image.
+	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
+		return err
+	} else if ok {
+		cfg.Created.Time = epoch
+		cfg.History = append([]v1.History(nil), cfg.History...)
+		for i := range cfg.History {
+			if cfg.History[i].Created.IsZero() {
+				cfg.History[i].Created = cfg.Created
+			}
+		}
+	}
+	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
+	o.healthStartInterval = res.HealthcheckStartInterval
+	// Every build lands in the local image store; then the --outputs.
+	e, err := exportImage(ctx, r, w, images, result, cfg, o)
+	if err != nil {
+		return err
+	}
+	if col, ok := r.(*collector); ok {
+		col.exported = e
+	}
 	if o.IIDFile != "" {
-		if err := writeIIDFile(o.IIDFile, res); err != nil {
+		if err := writeIIDFile(o.IIDFile, e); err != nil {
 			return fmt.Errorf("--iidfile: %w", err)
 		}
 	}
 	if o.MetadataFile != "" {
-		if err := writeJSONFile(o.MetadataFile, buildMetadata(res)); err != nil {
+		col, _ := r.(*collector)
+		if err := writeJSONFile(o.MetadataFile, buildMetadata(e, col)); err != nil {
 			return fmt.Errorf("--metadata-file: %w", err)
 		}
 	}
 	return nil
+}
+
+// step reports fn as a vertex of its own.
+func step(r solver.Reporter, name string, fn func() error) error {
+	d := digest.FromString(name + time.Now().String())
+	st := solver.Status{Digest: d, Name: name, Started: time.Now()}
+	r.Status(st)
+	err := fn()
+	st.Completed = time.Now()
+	st.Err = err
+	r.Status(st)
+	return err
 }
 
 // reportError prints err as BuildKit does: the Dockerfile lines around the
@@ -268,16 +461,51 @@ func reportError(out io.Writer, dfPath string, df []byte, err error) error {
 	return &exitError{code: 1}
 }
 
-// parseLabels reads --label KEY=VALUE values (a bare KEY is an empty
-// label, as in docker build).
-func parseLabels(flags []string) map[string]string {
+// withLabels returns labels with the --label KEY=VALUE values set over them
+// (a bare KEY is an empty label, as in docker build).
+func withLabels(labels map[string]string, flags []string) map[string]string {
 	if len(flags) == 0 {
-		return nil
+		return labels
 	}
-	out := make(map[string]string, len(flags))
+	out := make(map[string]string, len(labels)+len(flags))
+	for k, v := range labels {
+		out[k] = v
+	}
 	for _, l := range flags {
 		k, v, _ := strings.Cut(l, "=")
 		out[k] = v
 	}
+	return out
+}
+
+// defaultDockerfile is the Dockerfile of a context without -f: "Dockerfile",
+// or "dockerfile" when only that exists (as BuildKit and docker do,
+// moby/moby#10858).
+func defaultDockerfile(contextDir string) string {
+	p := filepath.Join(contextDir, "Dockerfile")
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		lower := filepath.Join(contextDir, "dockerfile")
+		if _, err := os.Lstat(lower); err == nil {
+			return lower
+		}
+	}
+	return p
+}
+
+// withDockerfileEpoch returns args with SOURCE_DATE_EPOCH set from the
+// frontend's epoch (a Dockerfile's ARG SOURCE_DATE_EPOCH=... default) when
+// no --build-arg set it, so the exporters use it as BuildKit's do.
+func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]string {
+	if epoch == nil {
+		return args
+	}
+	if _, ok := args["SOURCE_DATE_EPOCH"]; ok {
+		return args
+	}
+	out := make(map[string]string, len(args)+1)
+	for k, v := range args {
+		out[k] = v
+	}
+	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
 	return out
 }

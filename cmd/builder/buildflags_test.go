@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -42,9 +47,10 @@ RUN --network=default ` + list + ` > /default
 	}
 }
 
-func TestParseLabels(t *testing.T) {
-	got := parseLabels([]string{"b=x", "c=y=z", "d"})
-	want := map[string]string{"b": "x", "c": "y=z", "d": ""}
+func TestWithLabels(t *testing.T) {
+	base := map[string]string{"a": "1", "b": "2"}
+	got := withLabels(base, []string{"b=x", "c=y=z", "d"})
+	want := map[string]string{"a": "1", "b": "x", "c": "y=z", "d": ""}
 	if len(got) != len(want) {
 		t.Fatalf("labels %v, want %v", got, want)
 	}
@@ -53,7 +59,31 @@ func TestParseLabels(t *testing.T) {
 			t.Errorf("label %s = %q, want %q", k, got[k], v)
 		}
 	}
-	if parseLabels(nil) != nil {
+	if base["b"] != "2" {
+		t.Error("withLabels changed the Dockerfile's labels")
+	}
+	if withLabels(nil, nil) != nil {
 		t.Error("no --label must keep no labels")
+	}
+}
+
+// TestBuildInvalidTagBeforeWork checks that a bad -t is refused before
+// the build starts: nothing is created under --root.
+func TestBuildInvalidTagBeforeWork(t *testing.T) {
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM scratch\nCOPY Dockerfile /\n"})
+	for _, tag := range []string{"../x", "a//b", "Upper:1", "x:"} {
+		root := filepath.Join(t.TempDir(), "root")
+		cmd := newBuildCommand()
+		cmd.SetArgs([]string{"--root", root, "-t", "ok:1", "-t", tag, ctxDir})
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		err := cmd.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("invalid tag %q: invalid reference format", tag)) {
+			t.Errorf("-t %s: %v, want an invalid tag error", tag, err)
+		}
+		if _, err := os.Stat(root); !os.IsNotExist(err) {
+			t.Errorf("-t %s: the root was created before the tag was checked (%v)", tag, err)
+		}
 	}
 }

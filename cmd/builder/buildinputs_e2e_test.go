@@ -732,3 +732,81 @@ RUN --network=host ` + list + ` > /host
 		}
 	}
 }
+
+// TestSecretsOnTmpfs: the file a secret mount shows a RUN lives on a
+// memory filesystem (issue 12: never on a disk), and nothing of it stays
+// under the root.
+func TestSecretsOnTmpfs(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	root, ctxDir := t.TempDir(), t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": `ARG BASE
+FROM $BASE
+RUN --mount=type=secret,id=s awk '$5 == "/run/secrets/s" { for (i = 6; i <= NF; i++) if ($i == "-") print $(i+1) }' /proc/self/mountinfo > /fstype
+`})
+	secretFile := filepath.Join(t.TempDir(), "s")
+	val := canary(t, "tmpfs")
+	os.WriteFile(secretFile, []byte(val), 0o600)
+	img, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: ctxDir, Root: root, BuildArgs: env.baseArgs,
+		Secrets: []string{"id=s,src=" + secretFile}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress)
+	}
+	if got := imageFiles(t, img)["fstype"]; got != "tmpfs\n" {
+		t.Errorf("the secret file is on %q, want tmpfs", got)
+	}
+	for _, l := range leaksInTree(t, root, []string{val}) {
+		t.Errorf("secret under the root: %s", l)
+	}
+}
+
+// TestStepLogsGuarded: a RUN's output is clipped per step with one clear
+// line, secret values it prints (as they are and in base64) show as ****,
+// terminal control sequences are stripped in plain mode, and --log-file
+// has the whole log, masked too (issue 12).
+func TestStepLogsGuarded(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	root, ctxDir := t.TempDir(), t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": `ARG BASE
+FROM $BASE
+RUN --mount=type=secret,id=tok echo "token: $(cat /run/secrets/tok)"; echo "b64: $(base64 < /run/secrets/tok)"; printf '\033[31mred\033[0m \033]0;title\007done\n'
+RUN seq 1 400000 && echo never-shown-$((40+2))
+`})
+	secretFile := filepath.Join(t.TempDir(), "tok")
+	val := canary(t, "logtoken")
+	os.WriteFile(secretFile, []byte(val), 0o600)
+	t.Setenv("BUILDKIT_STEP_LOG_MAX_SIZE", "65536")
+	logFile := filepath.Join(t.TempDir(), "build.log")
+	_, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: ctxDir, Root: root, BuildArgs: env.baseArgs,
+		Secrets: []string{"id=tok,src=" + secretFile}, LogFile: logFile})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress)
+	}
+	full, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"progress": progress, "--log-file": string(full)} {
+		for _, l := range findLeaks(what, []byte(text), []string{val}) {
+			t.Errorf("secret leaked: %s", l)
+		}
+		for _, want := range []string{"token: ****", "b64: ****", "red done"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s: no %q", what, want)
+			}
+		}
+		if strings.Contains(text, "\x1b") || strings.Contains(text, "\x07") {
+			t.Errorf("%s: a terminal control sequence came through", what)
+		}
+	}
+	if !strings.Contains(progress, "[output clipped, log limit 64KiB reached]") || strings.Contains(progress, "never-shown-42") {
+		t.Errorf("the long step was not clipped:\n%s", progress[max(0, len(progress)-2000):])
+	}
+	if len(progress) > 200<<10 {
+		t.Errorf("progress is %d bytes for a 64KiB limit", len(progress))
+	}
+	if !strings.Contains(string(full), "never-shown-42") || strings.Contains(string(full), "output clipped") {
+		t.Errorf("--log-file is not the whole log (%d bytes)", len(full))
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/llb"
 )
 
 // TestCheckInvalidBaseImagePlatform: --check --platform linux/arm64 on a
@@ -44,5 +47,23 @@ func TestCheckInvalidBaseImagePlatform(t *testing.T) {
 	}
 	if out, err := check("linux/amd64"); err != nil || strings.Contains(out, "InvalidBaseImagePlatform") {
 		t.Errorf("--check on the image's platform: %v\n%s", err, out)
+	}
+}
+
+// TestSortWarnings: --check prints warnings by line, as BuildKit's lint
+// printer sorts them (issue 10 #15).
+func TestSortWarnings(t *testing.T) {
+	ws := []dockerfile.Warning{
+		{Rule: "B", Location: llb.Location{Line: 7}},
+		{Rule: "A", Location: llb.Location{Line: 3}},
+		{Rule: "Z"},
+		{Rule: "C", Location: llb.Location{Line: 3}},
+	}
+	var got []string
+	for _, w := range sortWarnings(ws) {
+		got = append(got, w.Rule)
+	}
+	if strings.Join(got, "") != "ZACB" {
+		t.Errorf("order %v, want Z A C B", got)
 	}
 }

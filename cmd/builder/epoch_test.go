@@ -1,13 +1,58 @@
 package main
 
 import (
+	"archive/tar"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/builderdev/builder/solver"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// noEpochWarning is BuildKit's warning for rewrite-timestamp=true without
-// SOURCE_DATE_EPOCH.
-const noEpochWarning = "rewrite-timestamp is specified, but no source-date-epoch was found"
+// warnRecorder is a reporter that records warnings.
+type warnRecorder struct {
+	warnings []string
+}
+
+func (w *warnRecorder) Status(solver.Status) {}
+func (w *warnRecorder) Log(solver.Log)       {}
+func (w *warnRecorder) Warn(line int, msg string) {
+	w.warnings = append(w.warnings, msg)
+}
+
+func TestWarnRewriteWithoutEpoch(t *testing.T) {
+	rewrite := Output{Type: "oci", Dest: "out.tar", Attrs: map[string]string{"rewrite-timestamp": "true"}}
+	plain := Output{Type: "oci", Dest: "out.tar", Attrs: map[string]string{}}
+	tests := []struct {
+		name    string
+		outputs []Output
+		args    map[string]string
+		want    int
+	}{
+		{"rewrite without epoch", []Output{rewrite}, nil, 1},
+		{"two outputs warn once", []Output{rewrite, rewrite}, map[string]string{"X": "1"}, 1},
+		{"rewrite with epoch", []Output{rewrite}, map[string]string{"SOURCE_DATE_EPOCH": "1700000000"}, 0},
+		{"no rewrite", []Output{plain}, nil, 0},
+		{"rewrite=false", []Output{{Type: "oci", Attrs: map[string]string{"rewrite-timestamp": "false"}}}, nil, 0},
+		{"invalid epoch fails elsewhere", []Output{rewrite}, map[string]string{"SOURCE_DATE_EPOCH": "soon"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &warnRecorder{}
+			// Through the collector, as exportImage gets it.
+			warnRewriteWithoutEpoch(newCollector(rec), tt.outputs, tt.args)
+			if len(rec.warnings) != tt.want {
+				t.Fatalf("warnings %q, want %d", rec.warnings, tt.want)
+			}
+			for _, w := range rec.warnings {
+				if w != noEpochWarning {
+					t.Errorf("warning %q, want BuildKit's %q", w, noEpochWarning)
+				}
+			}
+		})
+	}
+}
 
 // TestRewriteTimestampWithoutEpochWarns: the build succeeds and its
 // progress ends with BuildKit's warning, once.
@@ -20,5 +65,62 @@ func TestRewriteTimestampWithoutEpochWarns(t *testing.T) {
 	})
 	if !strings.Contains(progress, "\n - "+noEpochWarning+"\n") || strings.Count(progress, noEpochWarning) != 1 {
 		t.Errorf("no rewrite-timestamp warning in the progress:\n%s", progress)
+	}
+}
+
+// TestSourceDateEpochDockerfileDefault: ARG SOURCE_DATE_EPOCH=... before
+// FROM is the build's epoch (BuildKit's testSourceDateEpochDockerfileDefault):
+// the image's created time, and the mtime of the directories WORKDIR
+// creates, so two builds give the same digest.
+func TestSourceDateEpochDockerfileDefault(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	df := "ARG SOURCE_DATE_EPOCH=1445412480\nARG BASE\nFROM $BASE\nWORKDIR /a/b\n"
+	epoch := time.Unix(1445412480, 0).UTC()
+	var digests []v1.Hash
+	for i := 0; i < 2; i++ {
+		_, data := env.buildDockerfile(t, df, t.TempDir(), func(o *BuildOptions) {
+			delete(o.BuildArgs, "SOURCE_DATE_EPOCH")
+		})
+		img := ociImage(t, data)
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cf.Created.Time.Equal(epoch) {
+			t.Errorf("created %v, want %v", cf.Created.Time, epoch)
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := layers[len(layers)-1].Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(rc)
+		n := 0
+		for {
+			hdr, err := tr.Next()
+			if err != nil {
+				break
+			}
+			n++
+			if !hdr.ModTime.Equal(epoch) {
+				t.Errorf("WORKDIR layer: %s has mtime %v, want %v", hdr.Name, hdr.ModTime, epoch)
+			}
+		}
+		rc.Close()
+		if n != 2 {
+			t.Errorf("WORKDIR layer has %d entries, want a/ and a/b/", n)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, d)
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("two builds at the same SOURCE_DATE_EPOCH differ: %s, %s", digests[0], digests[1])
 	}
 }

@@ -17,11 +17,12 @@ type Output struct {
 }
 
 // parseOutput parses a buildx --output value: "type=oci,dest=out.tar", or
-// a bare path, which means type=local,dest=PATH as in buildx.
+// a bare path, which means type=local,dest=PATH as in buildx ("-" means
+// type=tar,dest=-: dest=- streams the archive to stdout).
 func parseOutput(s string) (Output, error) {
 	if !strings.Contains(s, "=") {
-		if s == "-" {
-			return Output{}, fmt.Errorf("--output %q: writing to stdout is not supported yet", s)
+		if s == "-" { // buildx: -o - is a tar of the files on stdout
+			return Output{Type: "tar", Dest: "-", Attrs: map[string]string{}}, nil
 		}
 		return Output{Type: "local", Dest: s, Attrs: map[string]string{}}, nil
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/state"
-	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
@@ -127,10 +126,22 @@ func printImages(w io.Writer, all []imagestore.Image, filter string, quiet, noTr
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	var damaged []string
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), humanAgo(now, r.im.Created), units.HumanSizeWithPrecision(float64(r.im.Size), 3))
+		created := humanAgo(now, r.im.Created)
+		if r.im.Damaged != "" {
+			created = "<damaged>"
+			damaged = append(damaged, fmt.Sprintf("WARNING: image %s:%s (%s) is damaged: %s; build or pull it again (builder prune removes it)", r.repo, r.tag, id(r.im), r.im.Damaged))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), created, humanSize(r.im.Size))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range damaged {
+		fmt.Fprintln(w, d)
+	}
+	return nil
 }
 
 // humanAgo formats the time since t as docker does ("2 weeks ago").
@@ -138,7 +149,24 @@ func humanAgo(now, t time.Time) string {
 	if t.IsZero() {
 		return "N/A"
 	}
-	return units.HumanDuration(now.Sub(t)) + " ago"
+	return humanDuration(now.Sub(t)) + " ago"
+}
+
+// humanSize formats n bytes with decimal units and 3 significant digits,
+// as docker images does ("4.26MB").
+func humanSize(n int64) string { return decimalSize(n, 3) }
+
+// decimalSize formats n bytes as docker's units.HumanSizeWithPrecision:
+// decimal units and digits significant digits.
+func decimalSize(n int64, digits int) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	f := float64(n)
+	i := 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.*g%s", digits, f, units[i])
 }
 
 func newInspectCommand() *cobra.Command {
@@ -222,6 +250,13 @@ func newTagCommand() *cobra.Command {
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Both names are checked before the store is opened.
+			if err := exporter.ValidateReference(args[0]); err != nil {
+				return fmt.Errorf("source image %q: %w", args[0], err)
+			}
+			if err := exporter.ValidateName(args[1]); err != nil {
+				return fmt.Errorf("target image %q: %w", args[1], err)
+			}
 			return withImageStore(root, func(s *imagestore.Store) error { return s.Tag(args[0], args[1]) })
 		},
 	}
@@ -264,9 +299,9 @@ func newRmiCommand() *cobra.Command {
 func newSaveCommand() *cobra.Command {
 	var root, output, format string
 	cmd := &cobra.Command{
-		Use:   "save [OPTIONS] IMAGE",
-		Short: "Save an image to a tar archive (streamed to STDOUT by default)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "docker" && format != "oci" {
 				return fmt.Errorf("--format %q: must be docker or oci", format)
@@ -278,24 +313,16 @@ func newSaveCommand() *cobra.Command {
 				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 			}
 			return withImageStore(root, func(s *imagestore.Store) error {
-				im, err := s.Get(args[0])
+				imgs, err := saveSet(s, args)
 				if err != nil {
 					return err
-				}
-				img, err := s.Load(im)
-				if err != nil {
-					return err
-				}
-				names := im.Names
-				if full, err := exporter.NormalizeName(args[0]); err == nil {
-					names = []string{full} // docker save NAME keeps only that name
 				}
 				write := func(w io.Writer) error {
 					if format == "oci" {
-						_, err := exporter.WriteOCI(cmd.Context(), w, img, names)
+						_, err := exporter.WriteOCIImages(cmd.Context(), w, imgs)
 						return err
 					}
-					_, err := exporter.WriteDocker(cmd.Context(), w, img, names)
+					_, err := exporter.WriteDockerImages(cmd.Context(), w, imgs)
 					return err
 				}
 				if toStdout {
@@ -309,4 +336,32 @@ func newSaveCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
 	cmd.Flags().StringVar(&format, "format", "docker", `Archive format: "docker" (docker save) or "oci" (OCI image layout)`)
 	return cmd
+}
+
+// saveSet resolves the images to save, once each with every name it was
+// asked by (an image asked by ID keeps all its names), in order.
+func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) {
+	var out []exporter.NamedImage
+	at := map[string]int{}
+	for _, ref := range refs {
+		im, err := s.Get(ref)
+		if err != nil {
+			return nil, err
+		}
+		names := im.Names
+		if full, err := exporter.NormalizeName(ref); err == nil {
+			names = []string{full} // docker save NAME keeps only that name
+		}
+		if i, ok := at[im.ID.String()]; ok {
+			out[i].Names = append(out[i].Names, names...)
+			continue
+		}
+		img, err := s.Load(im)
+		if err != nil {
+			return nil, err
+		}
+		at[im.ID.String()] = len(out)
+		out = append(out, exporter.NamedImage{Image: img, Names: append([]string(nil), names...)})
+	}
+	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -134,6 +135,44 @@ func TestImageStoreEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(string(tv), "two\n") || !strings.Contains(string(tv), "one\n") || strings.Contains(string(tv), "etc/group\n") {
 		t.Errorf("type=tar: %v\n%s", err, tv)
 	}
+	// Several images into one archive, as docker save A B.
+	multi := filepath.Join(dir, "multi.tar")
+	if out, err := runCLI(t, "save", "--root", root, "-o", multi, "myapp:1", "second", "myapp:1"); err != nil {
+		t.Fatalf("save of two images: %v %s", err, out)
+	}
+	for _, tag := range []string{"myapp:1", "second:latest"} {
+		ref, _ := name.NewTag(tag)
+		img, err := tarball.ImageFromPath(multi, &ref)
+		if err == nil {
+			err = validate.Image(img)
+		}
+		if err != nil {
+			t.Errorf("%s in the saved archive: %v", tag, err)
+		}
+	}
+	if m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(multi) }); err != nil || len(m) != 2 {
+		t.Errorf("saved archive manifest: %v %+v, want 2 entries", err, m)
+	}
+	multiOCI := filepath.Join(dir, "multi-oci")
+	if out, err := runCLI(t, "save", "--root", root, "--format", "oci", "-o", multiOCI+".tar", "myapp:1", "second"); err != nil {
+		t.Fatalf("save oci of two images: %v %s", err, out)
+	}
+	os.MkdirAll(multiOCI, 0o755)
+	if out, err := exec.Command("tar", "xf", multiOCI+".tar", "-C", multiOCI).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	idx, err := layout.ImageIndexFromPath(multiOCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 2 || im.Manifests[0].Annotations["io.containerd.image.name"] != "docker.io/library/myapp:1" {
+		t.Errorf("oci index of two images: %+v", im.Manifests)
+	}
+	if err := validate.Index(idx); err != nil {
+		t.Errorf("oci layout of two images: %v", err)
+	}
+
 	out, err = runCLI(t, "rmi", "--root", root, "myapp:1")
 	if err != nil || !strings.Contains(out, "Untagged: myapp:1") || !strings.Contains(out, "Deleted: "+string(idb)) {
 		t.Errorf("rmi: %v\n%s", err, out)

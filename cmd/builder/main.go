@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/builderdev/builder/executor"
@@ -18,28 +19,67 @@ func main() {
 	// Started by a non-root user: continue as root of a user namespace.
 	executor.MaybeUnshare()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, caught, stop := signalContext()
 	defer stop()
 	root := &cobra.Command{
 		Use:           "builder",
 		Short:         "Build container images from Dockerfiles, without a daemon",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       shortVersion(),
 	}
+	root.SetVersionTemplate("builder version {{.Version}}\n")
 	root.AddCommand(newBuildCommand())
 	root.AddCommand(newImagesCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand())
 	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
 	root.AddCommand(newPushCommand(), newLoginCommand(), newLogoutCommand())
-	root.AddCommand(newPruneCommand())
+	root.AddCommand(newPruneCommand(), newVersionCommand(), newReportCommand())
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		var ee *exitError
-		if errors.As(err, &ee) {
+		switch {
+		case caught() != 0:
+			// As docker: 128+signal (130 after Ctrl-C), whatever the
+			// command was doing when it was interrupted.
+			if !errors.As(err, &ee) && !errors.Is(err, context.Canceled) {
+				fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
+			}
+			os.Exit(128 + int(caught()))
+		case errors.As(err, &ee):
 			os.Exit(ee.code)
 		}
 		fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// signalContext returns a context cancelled by the first SIGINT or
+// SIGTERM, and a function that says which one came (0 for none). A
+// second signal ends the process at once with the default action, should
+// the clean shutdown hang: whatever it leaves (mounts, temp files) the
+// next start recovers, as after kill -9.
+func signalContext() (context.Context, func() syscall.Signal, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Int32
+	go func() {
+		select {
+		case s := <-ch:
+			got.Store(int32(s.(syscall.Signal)))
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		s := <-ch
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		_ = syscall.Kill(os.Getpid(), s.(syscall.Signal))
+	}()
+	stop := func() {
+		signal.Stop(ch)
+		cancel()
+	}
+	return ctx, func() syscall.Signal { return syscall.Signal(got.Load()) }, stop
 }
 
 // exitError ends the process with code after its message was printed.

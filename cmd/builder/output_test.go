@@ -1,9 +1,16 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/builderdev/builder/executor/pty"
 )
 
 func TestParseOutput(t *testing.T) {
@@ -29,6 +36,8 @@ func TestParseOutput(t *testing.T) {
 		{in: "type=local,dest=x,compression=zstd", wantErr: "unknown attribute"},
 		{in: "type=registry2,dest=x", wantErr: "not supported"},
 		{in: "dest=x", wantErr: "type is required"},
+		{in: `type=image,"name=a:1,../b"`, wantErr: `name="../b": invalid reference format`},
+		{in: "type=oci,dest=x,name=a@sha256:" + strings.Repeat("0", 64), wantErr: "cannot have a digest"},
 	}
 	for _, tt := range tests {
 		o, err := parseOutput(tt.in)
@@ -49,6 +58,14 @@ func TestParseOutput(t *testing.T) {
 			if o.Attrs[k] != v {
 				t.Errorf("%s: %s=%q, want %q", tt.in, k, o.Attrs[k], v)
 			}
+		}
+	}
+}
+
+func TestHumanSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "0B", 999: "999B", 4260000: "4.26MB", 1151254: "1.15MB", 12_300_000_000: "12.3GB"} {
+		if got := humanSize(n); got != want {
+			t.Errorf("humanSize(%d) = %s, want %s", n, got, want)
 		}
 	}
 }
@@ -80,5 +97,75 @@ func TestHumanAgo(t *testing.T) {
 	}
 	if got := humanAgo(now, time.Time{}); got != "N/A" {
 		t.Errorf("humanAgo(zero) = %q, want N/A", got)
+	}
+}
+
+// TestOutputStdout builds with -o - and type=oci|docker,dest=- and reads
+// the archives from stdout; nothing named "-" appears in the working
+// directory.
+func TestOutputStdout(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nCOPY hello /hello\n", "hello": "hi\n"})
+	wd := t.TempDir()
+	t.Chdir(wd)
+	root := t.TempDir()
+	for _, spec := range []string{"-", "type=tar,dest=-", "type=oci,dest=-", "type=docker,dest=-"} {
+		out, err := parseOutput(spec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		var stdout, progress bytes.Buffer
+		o := BuildOptions{ContextDir: ctxDir, Root: root, BuildArgs: env.baseArgs, Progress: "plain", Outputs: []Output{out}, Stdout: &stdout}
+		if err := Build(context.Background(), o, &progress); err != nil {
+			t.Fatalf("%s: %v\n%s", spec, err, progress.String())
+		}
+		files := map[string]bool{}
+		tr := tar.NewReader(&stdout)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: stdout is not a tar: %v", spec, err)
+			}
+			files[strings.TrimPrefix(h.Name, "./")] = true
+		}
+		want := map[string]string{"-": "hello", "type=tar,dest=-": "hello", "type=oci,dest=-": "index.json", "type=docker,dest=-": "manifest.json"}[spec]
+		if !files[want] {
+			t.Errorf("%s: stdout has no %s: %v", spec, want, files)
+		}
+		if !strings.Contains(progress.String(), "stdout") {
+			t.Errorf("%s: progress does not name stdout:\n%s", spec, progress.String())
+		}
+	}
+	if ents, _ := os.ReadDir(wd); len(ents) != 0 {
+		t.Errorf("the working directory has %v, want nothing", ents)
+	}
+}
+
+func TestCheckStdoutOutputs(t *testing.T) {
+	tarOut := Output{Type: "tar", Dest: "-"}
+	if err := checkStdoutOutputs([]Output{tarOut, {Type: "oci", Dest: "-"}}, io.Discard); err == nil || !strings.Contains(err.Error(), "only one") {
+		t.Errorf("two outputs to stdout: %v", err)
+	}
+	if err := checkStdoutOutputs([]Output{tarOut}, io.Discard); err != nil {
+		t.Errorf("a pipe: %v", err)
+	}
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	if err := checkStdoutOutputs([]Output{tarOut}, slave); err == nil || !strings.Contains(err.Error(), "terminal") {
+		t.Errorf("a terminal as stdout: %v", err)
+	}
+	for _, bad := range []string{"type=local,dest=-", "type=oci,dest=-,tar=false"} {
+		if _, err := parseOutput(bad); err == nil || !strings.Contains(err.Error(), "stdout") {
+			t.Errorf("%s: %v, want a stdout error", bad, err)
+		}
 	}
 }

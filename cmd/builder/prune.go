@@ -14,7 +14,6 @@ import (
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/state"
-	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -80,7 +79,7 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	}
 	var keep int64
 	if o.KeepStorage != "" {
-		if keep, err = parseSize(o.KeepStorage); err != nil {
+		if keep, err = parseBytes(o.KeepStorage); err != nil {
 			return fmt.Errorf("invalid --keep-storage %q: %w", o.KeepStorage, err)
 		}
 	}
@@ -121,6 +120,14 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Damaged records are absent for builds; prune removes them.
+	if _, err := store.Metadata().DeleteDamaged(); err != nil {
+		return fmt.Errorf("builder prune: %w", err)
+	}
+	// Prune runs alone: nobody waits on a key lock.
+	if err := store.RemoveKeyLocks(); err != nil {
+		return fmt.Errorf("builder prune: %w", err)
+	}
 	sn, err := root.Snapshots()
 	if err != nil {
 		return err
@@ -128,6 +135,14 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	images, err := root.Images()
 	if err != nil {
 		return err
+	}
+	// Damaged images go first: what they still reference is then free.
+	damaged, err := images.RemoveDamaged()
+	if err != nil {
+		return fmt.Errorf("removing damaged images: %w", err)
+	}
+	for _, im := range damaged {
+		fmt.Fprintf(out, "Removed damaged image %s (%s): %s\n", strings.Join(im.Names, ", "), im.ID.Encoded()[:12], im.Damaged)
 	}
 	keepBlobs, err := images.Referenced()
 	if err != nil {
@@ -167,6 +182,10 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Total reclaimed space: %s\n", units.HumanSize(float64(max(before-after, 0))))
+	fmt.Fprintf(out, "Total reclaimed space: %s\n", pruneSize(max(before-after, 0)))
 	return nil
 }
+
+// pruneSize formats n bytes as docker's units.HumanSize: decimal units, 4
+// significant digits ("1.2GB", "36.27MB", "0B").
+func pruneSize(n int64) string { return decimalSize(n, 4) }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
@@ -106,7 +108,7 @@ builder ps -a until builder rm removes it.`,
 				o.Entrypoint = &entrypoint
 			}
 			if memory != "" {
-				n, err := parseSize(memory)
+				n, err := parseBytes(memory)
 				if err != nil {
 					return fmt.Errorf("invalid argument %q for --memory: %w", memory, err)
 				}
@@ -148,7 +150,7 @@ builder ps -a until builder rm removes it.`,
 	f.BoolVarP(&o.Interactive, "interactive", "i", false, "Keep STDIN open")
 	f.BoolVarP(&o.Tty, "tty", "t", false, "Allocate a pseudo-TTY")
 	f.StringVar(&o.Network, "network", "host", `Network mode ("host" or "none")`)
-	f.StringVarP(&memory, "memory", "m", "", "Memory limit (e.g. 512m, 1.5g)")
+	f.StringVarP(&memory, "memory", "m", "", "Memory limit (e.g. 512m, 1g)")
 	f.StringVarP(&o.Hostname, "hostname", "h", "", "Container host name (default: a random id)")
 	f.StringArrayVarP(&env, "env", "e", nil, "Set environment variables (K=V, or K to take it from the environment)")
 	f.StringVarP(&o.Workdir, "workdir", "w", "", "Working directory inside the container")
@@ -158,6 +160,27 @@ builder ps -a until builder rm removes it.`,
 	// -h is --hostname, as in docker run.
 	f.BoolP("help", "", false, "help for run")
 	return cmd
+}
+
+// byteSize is a docker memory size: a number with an optional unit.
+var byteSize = regexp.MustCompile(`^(?i)([0-9]+)([bkmg]?)b?$`)
+
+// parseBytes parses docker's memory sizes: a number with an optional
+// b, k, m or g suffix (powers of 1024).
+func parseBytes(s string) (int64, error) {
+	m := byteSize.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, errors.New("want a number with an optional b, k, m or g suffix")
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	shift := map[string]uint{"": 0, "b": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
+	if n > (1<<62)>>shift {
+		return 0, errors.New("too large")
+	}
+	return n << shift, nil
 }
 
 // runImage is an image ready to run: its config and layers (in the blob
@@ -181,6 +204,11 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	case "", "missing", "always", "never":
 	default:
 		return 0, fmt.Errorf("--pull %q: must be always, missing or never", o.Pull)
+	}
+	if !strings.HasPrefix(o.Image, "oci:") && !strings.HasPrefix(o.Image, "oci-archive:") {
+		if err := exporter.ValidateReference(o.Image); err != nil {
+			return 0, fmt.Errorf("image %q: %w", o.Image, err)
+		}
 	}
 	if o.Name != "" && !containers.ValidName(o.Name) {
 		return 0, fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
@@ -214,6 +242,9 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	ex, err := root.Executor()
 	if err != nil {
 		return 0, err
+	}
+	if w := ex.CgroupWarning(); w != "" {
+		fmt.Fprintf(stdio.Stderr, "WARNING: %s\n", w)
 	}
 	cs, err := root.Containers()
 	if err != nil {
@@ -274,9 +305,14 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 		_, runErr = ex.Run(ctx, spec)
 	}
 	var ee *executor.ExitError
+	var se *executor.StartError
 	switch {
 	case runErr == nil:
 		code = 0
+	case errors.As(runErr, &se):
+		// docker run: 127 for a command not found, 126 not executable.
+		fmt.Fprintf(stdio.Stderr, "ERROR: %v\n", runErr)
+		code = se.Code
 	case errors.As(runErr, &ee):
 		if ee.OOMKilled {
 			fmt.Fprintf(stdio.Stderr, "%v\n", ee)
@@ -518,13 +554,21 @@ func loadStoredOrPulled(ctx context.Context, o RunOptions, root *state.Root, blo
 	regOpts := o.Registry.options(root, blobs)
 	regOpts.Pull = o.Pull == "always"
 	src := &imagestore.Source{Store: images, Remote: registry.New(regOpts), AlwaysPull: o.Pull == "always"}
+	// As docker run: first that the image is not here, then what the
+	// registry said.
+	notLocal := func(err error) error {
+		if o.Pull == "always" {
+			return err
+		}
+		return fmt.Errorf("unable to find image %q in the local image store (builder images), and pulling it failed: %w", ref, err)
+	}
 	res, err := src.Resolve(ctx, ref, llb.Platform{})
 	if err != nil {
-		return nil, err
+		return nil, notLocal(err)
 	}
 	layers, err := src.Pull(ctx, res)
 	if err != nil {
-		return nil, err
+		return nil, notLocal(err)
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(res.Config))
 	if err != nil {

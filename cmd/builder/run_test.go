@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -204,12 +206,69 @@ func TestRun(t *testing.T) {
 			{Image: "oci:" + t.TempDir()},
 			{Image: "oci-archive:" + filepath.Join(t.TempDir(), "missing.tar")},
 			{Image: "oci:" + dir, Network: "bridge"},
-			{Image: "oci:" + dir, Args: []string{"/no/such/command"}},
 		} {
 			o.Root, o.Remove = root, true
 			if _, err := Run(context.Background(), o, RunIO{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}); err == nil {
 				t.Errorf("Run %s %v --network %q succeeded", o.Image, o.Args, o.Network)
 			}
 		}
+		// A command that cannot start exits 127, as with docker run.
+		var errOut bytes.Buffer
+		code, err := Run(context.Background(), RunOptions{Image: "oci:" + dir, Args: []string{"/no/such/command"}, Root: root, Remove: true},
+			RunIO{Stdout: &bytes.Buffer{}, Stderr: &errOut})
+		if err != nil || code != 127 || !strings.Contains(errOut.String(), "/no/such/command") {
+			t.Errorf("Run /no/such/command: code %d, err %v, stderr %q; want 127 and the reason", code, err, errOut.String())
+		}
 	})
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"10": 10, "10b": 10, "4k": 4096, "512m": 512 << 20, "1G": 1 << 30, "2gb": 2 << 30} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "m", "1t", "-1", "1.5g", "99999999999999999g"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q) succeeded", in)
+		}
+	}
+}
+
+// TestRunImageNotFound: a name in neither the store nor the registry says
+// first that it is not in the local store, then what the pull said.
+func TestRunImageNotFound(t *testing.T) {
+	o := RunOptions{Image: "127.0.0.1:1/app:typo", Root: t.TempDir(), Pull: "missing"}
+	_, err := Run(context.Background(), o, RunIO{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard})
+	msg := fmt.Sprint(err)
+	i, j := strings.Index(msg, `unable to find image "127.0.0.1:1/app:typo" in the local image store`), strings.Index(msg, "127.0.0.1:1/v2")
+	if err == nil || i != 0 || j < i {
+		t.Errorf("err = %v, want the local store first, then the pull's error", err)
+	}
+}
+
+// TestRunInvalidReference: a name outside Docker's grammar is refused
+// before the root is touched.
+func TestRunInvalidReference(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	_, err := Run(context.Background(), RunOptions{Image: "../x", Root: root}, RunIO{Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), `image "../x": invalid reference format`) {
+		t.Errorf("err = %v, want an invalid reference", err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the root was created: %v", err)
+	}
+	if _, err := runCLI(t, "tag", "--root", root, "../x", "../../y"); err == nil || !strings.Contains(err.Error(), `source image "../x": invalid reference format`) {
+		t.Errorf("tag err = %v, want an invalid reference", err)
+	}
+	if _, err := runCLI(t, "tag", "--root", root, "x", "../../y"); err == nil || !strings.Contains(err.Error(), `target image "../../y": invalid reference format`) {
+		t.Errorf("tag err = %v, want an invalid reference", err)
+	}
+	err = Push(context.Background(), root, "plain", RegistryFlags{}, "x", []string{"ok", "../../y"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `push destination "../../y": invalid reference format`) {
+		t.Errorf("push err = %v, want an invalid reference", err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the root was created: %v", err)
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,7 +207,7 @@ func TestSandboxBuildFlags(t *testing.T) {
 			ctxDir := busyboxContext(t, tc.lines...)
 			limits := make(chan map[string]string, 1)
 			if tc.name == "limits in the cgroup" {
-				go func() { limits <- watchCgroup(own+"/sub", 30*time.Second) }()
+				go func() { limits <- watchCgroup(own+"/sub", cgroupWant, 30*time.Second) }()
 			}
 			start := time.Now()
 			flags := append([]string{"--no-cache"}, tc.flags...)
@@ -230,7 +231,7 @@ func TestSandboxBuildFlags(t *testing.T) {
 			}
 			if tc.name == "limits in the cgroup" {
 				got := <-limits
-				for f, want := range map[string]string{"memory/memory.limit_in_bytes": "100663296", "cpu/cpu.cfs_quota_us": "50000", "pids/pids.max": "33"} {
+				for f, want := range cgroupWant {
 					if got[f] != want {
 						t.Errorf("%s = %q, want %q (all: %v)", f, got[f], want, got)
 					}
@@ -247,13 +248,17 @@ func TestSandboxBuildFlags(t *testing.T) {
 	}
 }
 
+// cgroupWant is what the "limits in the cgroup" case's flags must write.
+var cgroupWant = map[string]string{"memory/memory.limit_in_bytes": "100663296", "cpu/cpu.cfs_quota_us": "50000", "pids/pids.max": "33"}
+
 // watchCgroup waits for a builder-* group under parent (in any v1
-// hierarchy below the caller's own groups) and returns its limit files.
-func watchCgroup(parent string, timeout time.Duration) map[string]string {
+// hierarchy below the caller's own groups) to hold the limit files of want
+// and returns what it last read of them.
+func watchCgroup(parent string, want map[string]string, timeout time.Duration) map[string]string {
 	got := map[string]string{}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		for _, f := range []string{"memory/memory.limit_in_bytes", "cpu/cpu.cfs_quota_us", "pids/pids.max"} {
+		for f := range want {
 			ctl, file, _ := strings.Cut(f, "/")
 			for _, pat := range []string{"/sys/fs/cgroup/" + ctl + "/" + parent + "/builder-*/" + file, "/sys/fs/cgroup/" + ctl + "/*/*/" + parent + "/builder-*/" + file} {
 				m, _ := filepath.Glob(pat)
@@ -264,7 +269,9 @@ func watchCgroup(parent string, timeout time.Duration) map[string]string {
 				}
 			}
 		}
-		if len(got) == 3 {
+		// The cgroup exists a moment before its limits are written: keep
+		// reading until they are there (a loaded machine shows the gap).
+		if maps.Equal(got, want) {
 			return got
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -935,3 +935,34 @@ func rmdir(d string, deadline time.Time) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Parents returns the intermediate directories New created for the parent
+// path, deepest first.
+func (c *Cgroup) Parents() []string { return append([]string(nil), c.parents...) }
+
+// Open returns the group whose directories Dirs and Parents gave (recorded
+// by a process that has since died), so that Destroy can remove it. Every
+// directory must lie under DefaultMount and the group's be named like the
+// executor's groups ("builder-..."): the record comes from disk, and
+// nothing else is ever removed through it (parents only when empty).
+func Open(dirs map[string]string, parents []string) (*Cgroup, error) {
+	v, err := Detect()
+	if err != nil {
+		return nil, err
+	}
+	if len(dirs) == 0 {
+		return nil, errors.New("cgroup record without directories")
+	}
+	for _, d := range dirs {
+		clean := filepath.Clean(d)
+		if clean != d || !strings.HasPrefix(d, DefaultMount+"/") || !strings.HasPrefix(filepath.Base(d), "builder-") {
+			return nil, fmt.Errorf("cgroup record names %q: not a builder cgroup", d)
+		}
+	}
+	for _, p := range parents {
+		if filepath.Clean(p) != p || !strings.HasPrefix(p, DefaultMount+"/") {
+			return nil, fmt.Errorf("cgroup record names parent %q: not under %s", p, DefaultMount)
+		}
+	}
+	return &Cgroup{version: v, dirs: dirs, parents: parents}, nil
+}

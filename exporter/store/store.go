@@ -49,6 +49,12 @@ type Image struct {
 	// Size is the size of the config and the layers as stored
 	// (compressed).
 	Size int64
+	// Damaged says why the image cannot be used ("" when it can): a
+	// blob of it is missing or corrupt. A damaged image is listed (with
+	// the manifest digest as ID when the manifest itself is damaged),
+	// never blocks other images, is not found by Get, and prune removes
+	// it (RemoveDamaged).
+	Damaged string
 }
 
 // Open opens (creating) the image store in dir, keeping blobs in blobs.
@@ -88,7 +94,10 @@ func (s *Store) readIndex() (*v1.IndexManifest, error) {
 	}
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("image store %s: %w", s.indexPath(), err)
+		// Damaged (it is only ever replaced whole): its names are lost,
+		// and the store goes on without them rather than failing every
+		// build and command.
+		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
 	}
 	return idx, nil
 }
@@ -263,10 +272,15 @@ func (s *Store) Put(ctx context.Context, img *exporter.Image, names []string, op
 }
 
 // checkLayers returns an error naming the first of layers that the blob
-// store does not hold whole.
+// store does not hold whole. A layer the blob store can fetch (one
+// imported lazily from a remote cache) is accepted: it is downloaded when
+// something reads it.
 func (s *Store) checkLayers(layers []cache.Layer) error {
 	for i, l := range layers {
 		n, err := s.blobs.Stat(l.Digest)
+		if errors.Is(err, cache.ErrNotFound) && s.blobs.Available(l.Digest) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("layer %d (%s) is not in the blob store: %w", i, l.Digest, err)
 		}
@@ -293,9 +307,13 @@ func (s *Store) List() ([]Image, error) {
 		return nil, err
 	}
 	for i := range out {
+		if out[i].Damaged != "" && out[i].ID == digest.Digest(out[i].Manifest.Digest.String()) {
+			continue // no manifest: no config to read
+		}
 		cfg, err := s.configByID(out[i].ID)
 		if err != nil {
-			return nil, err
+			out[i].Damaged = err.Error()
+			continue
 		}
 		out[i].Created = cfg.Created.Time
 	}
@@ -381,7 +399,43 @@ func (s *Store) Get(ref string) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
+	if im.Damaged != "" {
+		return Image{}, fmt.Errorf("%s: the stored image is damaged (%s; build or pull it again): %w", ref, im.Damaged, ErrNotFound)
+	}
 	return *im, nil
+}
+
+// RemoveDamaged removes the damaged images (see Image.Damaged) from the
+// store and returns them.
+func (s *Store) RemoveDamaged() ([]Image, error) {
+	var gone []Image
+	err := s.update(func(idx *v1.IndexManifest) error {
+		all, err := s.listFrom(idx)
+		if err != nil {
+			return err
+		}
+		bad := map[v1.Hash]bool{}
+		for _, im := range all {
+			if im.Damaged == "" && im.ID != digest.Digest(im.Manifest.Digest.String()) {
+				if _, err := s.configByID(im.ID); err != nil {
+					im.Damaged = err.Error()
+				}
+			}
+			if im.Damaged != "" {
+				bad[im.Manifest.Digest] = true
+				gone = append(gone, im)
+			}
+		}
+		var keep []v1.Descriptor
+		for _, d := range idx.Manifests {
+			if !bad[d.Digest] {
+				keep = append(keep, d)
+			}
+		}
+		idx.Manifests = keep
+		return nil
+	})
+	return gone, err
 }
 
 func find(all []Image, ref string) (*Image, error) {
@@ -459,11 +513,15 @@ func (s *Store) Raw(im Image) (manifest, config []byte, err error) {
 	return rawManifest, rawConfig, nil
 }
 
-// Tag adds the name dst to the image src names (docker tag).
+// Tag adds the name dst to the image src names (docker tag). Both must
+// be references in Docker's grammar (src may also be an image ID).
 func (s *Store) Tag(src, dst string) error {
+	if err := exporter.ValidateReference(src); err != nil {
+		return fmt.Errorf("source image %q: %w", src, err)
+	}
 	full, err := exporter.NormalizeName(dst)
 	if err != nil {
-		return err
+		return fmt.Errorf("target image: %w", err)
 	}
 	return s.update(func(idx *v1.IndexManifest) error {
 		all, err := s.listFrom(idx)
@@ -492,13 +550,17 @@ func (s *Store) listFrom(idx *v1.IndexManifest) ([]Image, error) {
 			x.Annotations = nil
 			m, _, err := s.manifest(d.Digest)
 			if err != nil {
-				return nil, err
+				out = append(out, Image{Manifest: x, ID: digest.Digest(d.Digest.String()), Damaged: err.Error()})
+			} else {
+				im := Image{Manifest: x, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
+				for i, l := range m.Layers {
+					im.Size += l.Size
+					if n, err := s.blobs.Stat(digest.Digest(l.Digest.String())); err != nil || n != l.Size {
+						im.Damaged = fmt.Sprintf("layer %d (%s) is missing or damaged", i+1, l.Digest)
+					}
+				}
+				out = append(out, im)
 			}
-			im := Image{Manifest: x, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
-			for _, l := range m.Layers {
-				im.Size += l.Size
-			}
-			out = append(out, im)
 			i = len(out) - 1
 			pos[d.Digest] = i
 		}
@@ -589,7 +651,7 @@ func (s *Store) Referenced() (map[digest.Digest]bool, error) {
 		keep[md] = true
 		m, _, err := s.manifest(d.Digest)
 		if err != nil {
-			return nil, err
+			continue // damaged: what it would name is unknown
 		}
 		keep[digest.Digest(m.Config.Digest.String())] = true
 		for _, l := range m.Layers {

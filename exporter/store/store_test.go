@@ -128,6 +128,15 @@ func TestPutTagRemove(t *testing.T) {
 			t.Fatalf("%s: names %v, want %v", tt.name, got, tt.want)
 		}
 	}
+	before := names(t, s)
+	for _, bad := range [][2]string{{"../x", "../../y"}, {"app:1", "../y"}, {"app:1", "a//b"}, {"Upper", "y"}} {
+		if err := s.Tag(bad[0], bad[1]); !errors.Is(err, exporter.ErrInvalidReference) {
+			t.Errorf("tag %s %s: %v, want an invalid reference", bad[0], bad[1], err)
+		}
+	}
+	if got := names(t, s); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("an invalid tag changed the names: %v, want %v", got, before)
+	}
 	s.Tag("app:1", "other")
 	if _, err := s.Remove(b.ID.String(), false); !errors.Is(err, ErrConflict) {
 		t.Errorf("rmi of an id with two names: %v", err)

@@ -78,6 +78,10 @@ type Result struct {
 	// v1.HealthConfig cannot hold: the exporter writes it into the config
 	// JSON's Healthcheck as "StartInterval" (0 = none).
 	HealthcheckStartInterval time.Duration
+	// SourceDateEpoch is SOURCE_DATE_EPOCH of the build (--build-arg or the
+	// Dockerfile's global ARG default), nil when unset: the image's
+	// creation time, and the time rewrite-timestamp clamps to.
+	SourceDateEpoch *time.Time
 }
 
 // Error is a conversion error at a place in the Dockerfile.
@@ -141,6 +145,10 @@ type stage struct {
 	cmdSet      bool
 	// startInterval is the Healthcheck's StartInterval (see healthcheck.go).
 	startInterval time.Duration
+	// build-check state: a WORKDIR was set (here or in a parent stage),
+	// and the last CMD, ENTRYPOINT and HEALTHCHECK.
+	workdirSet                            bool
+	cmdUse, entrypointUse, healthcheckUse useTracker
 }
 
 type command struct {
@@ -164,6 +172,11 @@ type converter struct {
 	lint     *linter.Linter
 	warnings []Warning
 	defaults envList // the automatic global args, before the meta ARGs
+	// metaArgKeys are the names the ARGs before the first FROM declare.
+	metaArgKeys []string
+	// epoch is SOURCE_DATE_EPOCH (--build-arg, or the default of a global
+	// ARG), nil when unset.
+	epoch *time.Time
 }
 
 // Convert parses opt.Dockerfile and converts the target stage (and the stages
@@ -259,7 +272,7 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	c.lintStatic(ast, stages)
 	for _, cmd := range metaArgs {
 		for _, a := range cmd.Args {
-			c.lintSecretKey("ARG", a.Key, cmd.Location())
+			c.metaArgKeys = append(c.metaArgKeys, a.Key)
 		}
 	}
 
@@ -273,6 +286,9 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 		targetName = stages[len(stages)-1].Name
 	}
 	if err := c.buildGlobalArgs(metaArgs, targetName); err != nil {
+		return nil, err
+	}
+	if c.epoch, err = c.sourceDateEpoch(); err != nil {
 		return nil, err
 	}
 	c.lintDefaultFromArgs(stages, metaArgs, c.defaults)
@@ -310,7 +326,26 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	}
 	res := c.finalize(target)
 	res.Warnings = c.warnings
+	res.SourceDateEpoch = c.epoch
 	return res, nil
+}
+
+// sourceDateEpoch is SOURCE_DATE_EPOCH from --build-arg or, as in BuildKit,
+// from the default of a global ARG (ARG SOURCE_DATE_EPOCH=... before FROM).
+func (c *converter) sourceDateEpoch() (*time.Time, error) {
+	v, ok := c.opt.BuildArgs["SOURCE_DATE_EPOCH"]
+	if !ok {
+		v, _ = c.global.Get("SOURCE_DATE_EPOCH")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH: %s (want seconds since 1970-01-01 UTC)", v)
+	}
+	tm := time.Unix(n, 0).UTC()
+	return &tm, nil
 }
 
 // buildGlobalArgs computes the args visible to FROM: the automatic platform
@@ -810,6 +845,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		s.buildArgs = append(s.buildArgs, b.buildArgs...)
 		s.baseLayers = b.baseLayers
 		s.startInterval = b.startInterval
+		s.workdirSet = b.workdirSet
 		for _, cmd := range b.cmds {
 			if ob, ok := cmd.Command.(*instructions.OnbuildCommand); ok {
 				onbuild = append(onbuild, ob.Expression)

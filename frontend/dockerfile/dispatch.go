@@ -24,6 +24,13 @@ func (s *stage) commit(msg string, layer bool) {
 
 // dispatchCommand applies one instruction to the stage.
 func (c *converter) dispatchCommand(s *stage, cmd command) error {
+	// A `# check=skip=RULE` comment right above the instruction applies
+	// to it only, as in BuildKit.
+	if c.lint != nil {
+		saved := c.lint
+		c.lint = c.lint.WithMergedConfigFromComments(cmd.Comments())
+		defer func() { c.lint = saved }()
+	}
 	_, isArg := cmd.Command.(*instructions.ArgCommand)
 	if ex, ok := cmd.Command.(instructions.SupportsSingleWordExpansion); ok && !isArg {
 		unmatched := map[string]struct{}{}
@@ -50,6 +57,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 			return err
 		}
 	}
+	c.lintCommand(s, cmd.Command)
 
 	switch x := cmd.Command.(type) {
 	case *instructions.MaintainerCommand:
@@ -417,6 +425,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		Env:      s.env.slice(),
 		Cwd:      s.dir,
 		User:     s.user,
+		Hostname: c.opt.BuildArgs["BUILDKIT_SANDBOX_HOSTNAME"],
 		Network:  network,
 		Mounts:   mounts,
 		Security: security,
@@ -578,11 +587,20 @@ func (c *converter) dispatchWorkdir(s *stage, x *instructions.WorkdirCommand) er
 	createdBy := "WORKDIR " + wd
 	in, base := rootInput(s.state)
 	op := llb.FileOp{Base: base, Actions: []llb.FileAction{{Mkdir: &llb.Mkdir{
-		Path: wd, Mode: 0o755, MakeParents: true, Chown: parseChown(s.img.Config.User),
+		Path: wd, Mode: 0o755, MakeParents: true, Chown: parseChown(s.img.Config.User), Timestamp: c.epochUnix(),
 	}}}}
 	s.state = llb.NewVertex(op, in, c.meta(display, x.Location(), createdBy))
 	s.commit(createdBy, true)
 	return nil
+}
+
+// epochUnix is SOURCE_DATE_EPOCH in Unix seconds, nil when unset.
+func (c *converter) epochUnix() *int64 {
+	if c.epoch == nil {
+		return nil
+	}
+	n := c.epoch.Unix()
+	return &n
 }
 
 type copyConfig struct {

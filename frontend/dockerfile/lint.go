@@ -198,57 +198,65 @@ func (c *converter) lintStatic(ast *parser.Result, stages []instructions.Stage) 
 			check(cmd.Name(), cmd.Location())
 		}
 	}
+}
 
-	// Per-stage rules that do not depend on the environment.
-	for _, st := range stages {
-		var cmdLoc, entLoc, hcLoc []parser.Range
-		once := func(cmd instructions.Command, prev *[]parser.Range) {
-			if *prev != nil {
-				c.lint.Run(&linter.RuleMultipleInstructionsDisallowed, *prev, linter.RuleMultipleInstructionsDisallowed.Format(cmd.Name()))
-			}
-			*prev = cmd.Location()
+// useTracker remembers the last CMD, ENTRYPOINT or HEALTHCHECK of a stage,
+// for MultipleInstructionsDisallowed.
+type useTracker struct {
+	set bool
+	loc []parser.Range
+}
+
+// usedOnce reports the previous use of an instruction that only counts
+// once per stage (BuildKit's validateUsedOnce).
+func (c *converter) usedOnce(cmd instructions.Command, t *useTracker) {
+	if t.set {
+		c.lint.Run(&linter.RuleMultipleInstructionsDisallowed, t.loc, linter.RuleMultipleInstructionsDisallowed.Format(cmd.Name()))
+	}
+	t.set, t.loc = true, cmd.Location()
+}
+
+// lintCommand runs the rules BuildKit checks while it dispatches cmd: only
+// in the stages a build converts (every stage with --check), after the
+// command's variables are expanded.
+func (c *converter) lintCommand(s *stage, cmd instructions.Command) {
+	switch x := cmd.(type) {
+	case *instructions.CmdCommand:
+		c.usedOnce(x, &s.cmdUse)
+		if x.PrependShell && len(s.img.Config.Shell) == 0 {
+			c.lint.Run(&linter.RuleJSONArgsRecommended, x.Location(), linter.RuleJSONArgsRecommended.Format(x.Name()))
 		}
-		shellSet, workdirSet := false, false
-		for _, cmd := range st.Commands {
-			switch x := cmd.(type) {
-			case *instructions.ShellCommand:
-				shellSet = true
-			case *instructions.CmdCommand:
-				once(x, &cmdLoc)
-				if x.PrependShell && !shellSet {
-					c.lint.Run(&linter.RuleJSONArgsRecommended, x.Location(), linter.RuleJSONArgsRecommended.Format(x.Name()))
-				}
-			case *instructions.EntrypointCommand:
-				once(x, &entLoc)
-				if x.PrependShell && !shellSet {
-					c.lint.Run(&linter.RuleJSONArgsRecommended, x.Location(), linter.RuleJSONArgsRecommended.Format(x.Name()))
-				}
-			case *instructions.HealthCheckCommand:
-				once(x, &hcLoc)
-			case *instructions.EnvCommand:
-				for _, e := range x.Env {
-					if e.NoDelim {
-						c.lint.Run(&linter.RuleLegacyKeyValueFormat, x.Location(), linter.RuleLegacyKeyValueFormat.Format(x.Name()))
-					}
-					c.lintSecretKey("ENV", e.Key, x.Location())
-				}
-			case *instructions.LabelCommand:
-				for _, l := range x.Labels {
-					if l.NoDelim {
-						c.lint.Run(&linter.RuleLegacyKeyValueFormat, x.Location(), linter.RuleLegacyKeyValueFormat.Format(x.Name()))
-					}
-				}
-			case *instructions.ArgCommand:
-				for _, a := range x.Args {
-					c.lintSecretKey("ARG", a.Key, x.Location())
-				}
-			case *instructions.WorkdirCommand:
-				if !workdirSet && !strings.HasPrefix(x.Path, "/") && !strings.HasPrefix(x.Path, "$") {
-					c.lint.Run(&linter.RuleWorkdirRelativePath, x.Location(), linter.RuleWorkdirRelativePath.Format(x.Path))
-				}
-				workdirSet = true
+	case *instructions.EntrypointCommand:
+		c.usedOnce(x, &s.entrypointUse)
+		if x.PrependShell && len(s.img.Config.Shell) == 0 {
+			c.lint.Run(&linter.RuleJSONArgsRecommended, x.Location(), linter.RuleJSONArgsRecommended.Format(x.Name()))
+		}
+	case *instructions.HealthCheckCommand:
+		c.usedOnce(x, &s.healthcheckUse)
+	case *instructions.EnvCommand:
+		for _, e := range x.Env {
+			if e.NoDelim {
+				c.lint.Run(&linter.RuleLegacyKeyValueFormat, x.Location(), linter.RuleLegacyKeyValueFormat.Format(x.Name()))
+			}
+			c.lintSecretKey("ENV", e.Key, x.Location())
+		}
+	case *instructions.LabelCommand:
+		for _, l := range x.Labels {
+			if l.NoDelim {
+				c.lint.Run(&linter.RuleLegacyKeyValueFormat, x.Location(), linter.RuleLegacyKeyValueFormat.Format(x.Name()))
 			}
 		}
+	case *instructions.ArgCommand:
+		for _, a := range x.Args {
+			c.lintSecretKey("ARG", a.Key, x.Location())
+		}
+	case *instructions.WorkdirCommand:
+		// Only the first WORKDIR of the stage chain counts: fixing it
+		// fixes the later relative ones (a parent stage's counts too).
+		if !s.workdirSet && !strings.HasPrefix(x.Path, "/") {
+			c.lint.Run(&linter.RuleWorkdirRelativePath, x.Location(), linter.RuleWorkdirRelativePath.Format(x.Path))
+		}
+		s.workdirSet = true
 	}
 }
 
@@ -267,8 +275,18 @@ func (c *converter) lintSecretKey(instruction, key string, loc []parser.Range) {
 // lintFrom runs the FROM rules: undefined args in the base name or
 // platform, a platform that is just $TARGETPLATFORM, a constant platform.
 func (c *converter) lintFrom(st instructions.Stage, nameRes shell.ProcessWordResult, platRes *shell.ProcessWordResult) {
+	if c.lint != nil {
+		saved := c.lint
+		c.lint = c.lint.WithMergedConfigFromComments(st.Comments)
+		defer func() { c.lint = saved }()
+	}
 	declared := map[string]struct{}{}
 	for _, k := range c.global.Keys() {
+		declared[k] = struct{}{}
+	}
+	// An ARG before FROM declares its name even without a value
+	// (FROM scra${DEBUG:-tch} with ARG DEBUG).
+	for _, k := range c.metaArgKeys {
 		declared[k] = struct{}{}
 	}
 	report := func(unmatched map[string]struct{}) {
@@ -280,7 +298,7 @@ func (c *converter) lintFrom(st instructions.Stage, nameRes shell.ProcessWordRes
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			c.lint.Run(&linter.RuleUndefinedArgInFrom, st.Location, linter.RuleUndefinedArgInFrom.Format(k, nearestArg(k, c.global.Keys())))
+			c.lint.Run(&linter.RuleUndefinedArgInFrom, st.Location, linter.RuleUndefinedArgInFrom.Format(k, nearestArg(k, keysOf(declared))))
 		}
 	}
 	report(nameRes.Unmatched)
@@ -303,14 +321,20 @@ func (c *converter) lintFrom(st instructions.Stage, nameRes shell.ProcessWordRes
 	}
 }
 
-// nearestArg suggests a declared arg for a misspelt one (case-sensitive,
-// as BuildKit).
+// nearestArg suggests a declared name for a misspelt one as BuildKit's
+// suggest.Search does (case-sensitive): the first of the closest names at an
+// edit distance below 3, none when s itself is declared.
 func nearestArg(s string, keys []string) string {
-	best, bestD := closest(s, keys)
-	if bestD < 0 || bestD > max(1, len(s)/3) {
-		return ""
+	match, best := "", 3
+	for _, k := range keys {
+		if k == s {
+			return ""
+		}
+		if d := editDistance(s, k); d < best {
+			match, best = k, d
+		}
 	}
-	return best
+	return match
 }
 
 // lintDefaultFromArgs checks that every FROM is a valid reference with
@@ -366,6 +390,16 @@ func (c *converter) lintUndefined(s *stage, cmd instructions.Command, unmatched 
 	for _, k := range keys {
 		c.lint.Run(&linter.RuleUndefinedVar, cmd.Location(), linter.RuleUndefinedVar.Format(k, nearestArg(k, s.env.Keys())))
 	}
+}
+
+// keysOf returns the keys of m, sorted.
+func keysOf(m map[string]struct{}) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // lintError is the error of a build whose `# check=error=true` turns

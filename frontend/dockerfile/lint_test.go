@@ -3,6 +3,7 @@ package dockerfile
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -132,5 +133,72 @@ func TestUnknownInstructionHint(t *testing.T) {
 		if err == nil || err.Error() != want {
 			t.Errorf("%q: err = %v, want %q", df, err, want)
 		}
+	}
+}
+
+// TestLintBuildKitFidelity covers the build-check differences of issue 10
+// #15, each as BuildKit's dockerfile_check_test.go has it.
+func TestLintBuildKitFidelity(t *testing.T) {
+	secrets := `# check=skip=InvalidDefinitionDescription
+
+FROM scratch
+ARG SECRET_PASSPHRASE
+ENV SUPER_Secret=foo
+ENV password=bar secret=baz
+ARG super_duper_secret_token=foo auth=bar
+ENV apikey=bar sunflower=foo
+ENV git_key=
+ENV PUBLIC_KEY=
+ARG public_token
+ARG SECRET_PASSPHRASE_FILE
+ENV password_file=bar secret_File=baz
+ARG AUTH_MODULE_VERSION
+# check=skip=SecretsUsedInArgOrEnv // allow secret in environment
+ENV password=bar
+# check=skip=SecretsUsedInArgOrEnv // allow secret in arg
+ARG password
+# check=skip=all // is local to only this instruction
+ENV alternate_password=bar
+# check=skip=all // is local to only this instruction
+ARG alternate_password
+`
+	tests := []struct {
+		name, df string
+		all      bool
+		want     []string // "Rule:line" sorted
+	}{
+		{"testSecretsUsedInArgOrEnv", secrets, false, []string{
+			"SecretsUsedInArgOrEnv:4", "SecretsUsedInArgOrEnv:5", "SecretsUsedInArgOrEnv:6", "SecretsUsedInArgOrEnv:6",
+			"SecretsUsedInArgOrEnv:7", "SecretsUsedInArgOrEnv:7", "SecretsUsedInArgOrEnv:8", "SecretsUsedInArgOrEnv:9"}},
+		{"legacy key value skipped per instruction", "FROM scratch\n# check=skip=LegacyKeyValueFormat\nENV A b\nLABEL x y\n", false,
+			[]string{"LegacyKeyValueFormat:4"}},
+		{"unbuilt stage not linted", "FROM busybox AS unused\nCMD echo hi\nENV A b\nWORKDIR rel\nFROM busybox\nCMD [\"a\"]\n", false, nil},
+		{"unbuilt stage linted with --check", "FROM busybox AS unused\nCMD echo hi\nENV A b\nWORKDIR rel\nFROM busybox\nCMD [\"a\"]\n", true,
+			[]string{"JSONArgsRecommended:2", "LegacyKeyValueFormat:3", "WorkdirRelativePath:4"}},
+		{"UndefinedArgInFrom with a declared ARG without value", "ARG DEBUG\nFROM scra${DEBUG:-tch}\n", false, nil},
+		{"WorkdirRelativePath after a parent stage's WORKDIR", "FROM busybox AS base\nWORKDIR /app\nFROM base\nWORKDIR sub\n", false, nil},
+		{"JSONArgsRecommended not with a base SHELL", "FROM busybox AS base\nSHELL [\"/bin/bash\", \"-c\"]\nFROM base\nCMD echo hi\n", false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := mustConvert(t, tt.df, func(o *Options) { o.AllStages = tt.all })
+			var got []string
+			for _, w := range res.Warnings {
+				got = append(got, fmt.Sprintf("%s:%d", w.Rule, w.Location.Line))
+			}
+			sort.Strings(got)
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("warnings %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUndefinedVarSuggestion: "did you mean $PATH?" as BuildKit's
+// suggest.Search (distance below 3).
+func TestUndefinedVarSuggestion(t *testing.T) {
+	res := mustConvert(t, "FROM busybox\nENV A=$PAHT\n", nil)
+	if len(res.Warnings) != 1 || res.Warnings[0].Message != "Usage of undefined variable '$PAHT' (did you mean $PATH?)" {
+		t.Fatalf("warnings %+v", res.Warnings)
 	}
 }

@@ -3,11 +3,13 @@ package registrytest
 import (
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +27,9 @@ const (
 	TooMany
 	// Drop closes the connection without an answer.
 	Drop
+	// CutBody forwards the request and cuts the connection half-way
+	// through the response body (responses without a body pass whole).
+	CutBody
 )
 
 // FaultProxy is a reverse proxy on loopback in front of a registry that
@@ -38,6 +43,7 @@ type FaultProxy struct {
 	policy func(n int, r *http.Request) Fault
 	counts map[string]int
 	faults int
+	cuts   int
 	closed bool
 }
 
@@ -77,6 +83,9 @@ func NewFaultProxy(t testing.TB, target string, policy func(n int, r *http.Reque
 			panic(http.ErrAbortHandler)
 		}
 		p.count(r)
+		if f == CutBody {
+			w = &cutWriter{ResponseWriter: w, p: p}
+		}
 		// The Host header stays the proxy's, so the registry's Location
 		// headers point at the proxy; the rewriter catches registries that
 		// use their own address.
@@ -133,11 +142,18 @@ func (p *FaultProxy) Faults() int {
 	return p.faults
 }
 
+// Cuts returns how many response bodies CutBody cut off.
+func (p *FaultProxy) Cuts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cuts
+}
+
 // Reset clears the counters and the sequence number.
 func (p *FaultProxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.n, p.faults = 0, 0
+	p.n, p.faults, p.cuts = 0, 0, 0
 	p.counts = map[string]int{}
 }
 
@@ -161,6 +177,70 @@ func EveryNth(nth, max int, f Fault) func(int, *http.Request) Fault {
 			return f
 		}
 		return Pass
+	}
+}
+
+// Random returns a policy that injects one of faults, chosen at random,
+// into a request with probability 1/oneIn; the sequence is the same for
+// a given seed.
+func Random(seed uint64, oneIn int, faults ...Fault) func(int, *http.Request) Fault {
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	return func(int, *http.Request) Fault {
+		mu.Lock()
+		defer mu.Unlock()
+		if rng.IntN(oneIn) != 0 {
+			return Pass
+		}
+		return faults[rng.IntN(len(faults))]
+	}
+}
+
+// cutWriter passes the first half of a response body (by its
+// Content-Length, or 1 KiB without one) and then aborts the connection.
+type cutWriter struct {
+	http.ResponseWriter
+	p       *FaultProxy
+	limit   int64
+	written int64
+	started bool
+}
+
+func (c *cutWriter) WriteHeader(code int) {
+	if !c.started {
+		c.started = true
+		c.limit = 1 << 10
+		if n, err := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64); err == nil {
+			c.limit = n / 2
+		}
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *cutWriter) Write(b []byte) (int, error) {
+	if !c.started {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.written+int64(len(b)) <= c.limit {
+		n, err := c.ResponseWriter.Write(b)
+		c.written += int64(n)
+		return n, err
+	}
+	n, _ := c.ResponseWriter.Write(b[:c.limit-c.written])
+	c.written += int64(n)
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	c.p.mu.Lock()
+	c.p.cuts++
+	c.p.mu.Unlock()
+	// net/http closes the connection without finishing the response.
+	panic(http.ErrAbortHandler)
+}
+
+func (c *cutWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 

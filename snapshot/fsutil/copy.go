@@ -178,8 +178,17 @@ type Owner struct {
 // anything outside root. Created directories get mode (exactly, regardless
 // of the umask) and, when owner is not nil, that owner. An existing
 // component that is not a directory (after symlink resolution) is an error.
-// It returns the host path of the directory.
+// It returns the host path of the directory. A dangling symlink on the way
+// gets its target created, parents included (as BuildKit's copy does for
+// COPY foo /symlink/).
 func MkdirAllInRoot(root, unsafePath string, mode os.FileMode, owner *Owner) (string, error) {
+	return mkdirAllInRoot(root, unsafePath, mode, owner, 0)
+}
+
+// maxLinkDepth bounds the dangling symlinks mkdirAllInRoot follows.
+const maxLinkDepth = 40
+
+func mkdirAllInRoot(root, unsafePath string, mode os.FileMode, owner *Owner, depth int) (string, error) {
 	comps := strings.Split(filepath.ToSlash(filepath.Clean("/"+unsafePath)), "/")
 	cur := "/"
 	host := filepath.Clean(root)
@@ -199,7 +208,20 @@ func MkdirAllInRoot(root, unsafePath string, mode os.FileMode, owner *Owner) (st
 				return "", &os.PathError{Op: "mkdir", Path: cur, Err: syscall.ENOTDIR}
 			}
 		case errors.Is(err, os.ErrNotExist):
-			if err := os.Mkdir(p, mode.Perm()); err != nil {
+			err := os.Mkdir(p, mode.Perm())
+			if errors.Is(err, os.ErrNotExist) && depth < maxLinkDepth {
+				// cur resolved through a dangling symlink to a path
+				// whose parent is missing: create that parent in root.
+				rel, rerr := filepath.Rel(filepath.Clean(root), filepath.Dir(p))
+				if rerr != nil || !filepath.IsLocal(rel) && rel != "." {
+					return "", err
+				}
+				if _, err := mkdirAllInRoot(root, "/"+rel, mode, owner, depth+1); err != nil {
+					return "", err
+				}
+				err = os.Mkdir(p, mode.Perm())
+			}
+			if err != nil {
 				return "", err
 			}
 			if err := os.Chmod(p, mode); err != nil {

@@ -139,7 +139,16 @@ func TestMkdirAllInRootConfined(t *testing.T) {
 	if err := os.Symlink("/", filepath.Join(root, "abs")); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"../../sentinel/x", "rel/y", "abs/z/w"} {
+	// Dangling symlinks whose target's parent is missing: the target is
+	// created with its parents, inside root (BuildKit's
+	// testSymlinkDestination).
+	if err := os.Symlink("../tmp/target", filepath.Join(root, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/../../sentinel/a/b", filepath.Join(root, "dangling-out")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"../../sentinel/x", "rel/y", "abs/z/w", "dangling", "dangling-out/c"} {
 		h, err := MkdirAllInRoot(root, p, 0o750, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
@@ -154,6 +163,11 @@ func TestMkdirAllInRootConfined(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(sentinel); len(ents) != 0 {
 		t.Errorf("sentinel touched: %v", ents)
+	}
+	for _, p := range []string{"tmp/target", "sentinel/a/b/c"} {
+		if fi, err := os.Stat(filepath.Join(root, p)); err != nil || !fi.IsDir() {
+			t.Errorf("%s not created in root: %v", p, err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(root, "file"), nil, 0o644); err != nil {
 		t.Fatal(err)

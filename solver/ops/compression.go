@@ -8,6 +8,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/solver/ops/pgzip"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
@@ -146,6 +147,18 @@ func layerCompression(mt string) string {
 	}
 }
 
+// ConvertLayer returns l in the compression lo asks for (gzip when
+// unset), converting it at most once (see convertLayer).
+func (w *Worker) ConvertLayer(ctx context.Context, l cache.Layer, lo LayerOptions) (cache.Layer, error) {
+	if err := lo.Validate(); err != nil {
+		return l, err
+	}
+	if lo.Compression == "" {
+		lo.Compression = Gzip
+	}
+	return w.convertLayer(ctx, l, lo)
+}
+
 // convRecord is the cached conversion of a layer.
 type convRecord struct {
 	Layer cache.Layer `json:"layer"`
@@ -228,7 +241,7 @@ func compressor(w io.Writer, lo LayerOptions) (io.WriteCloser, types.MediaType, 
 		if level == 0 {
 			level = gzip.DefaultCompression
 		}
-		zw, err := gzip.NewWriterLevel(w, level)
+		zw, err := pgzip.NewWriterLevel(w, level)
 		return zw, types.OCILayer, err
 	case Zstd:
 		var eo []zstd.EOption

@@ -13,6 +13,7 @@ import (
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
+	digest "github.com/opencontainers/go-digest"
 )
 
 type execOp struct {
@@ -21,8 +22,31 @@ type execOp struct {
 	op llb.ExecOp
 }
 
+// CacheMap keys an exec by its op and its inputs' cache keys, except an
+// input that only non-root mounts read through a selector (RUN
+// --mount=from=stage,source=out): it counts by the content of exactly the
+// selected directories, as in BuildKit, so an unrelated change in that
+// stage does not re-run the step (see mountSelectors).
 func (o *execOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
-	return &solver.CacheMap{Digest: o.v.Digest()}, nil
+	cm := &solver.CacheMap{Digest: o.v.Digest()}
+	sels := mountSelectors(o.op, len(o.v.Inputs()))
+	if len(sels) == 0 {
+		return cm, nil
+	}
+	// The op's part leaves those inputs out: their vertex digests change
+	// with every change in their stage.
+	cm.Digest = o.v.DigestMasking(func(i int) bool { _, ok := sels[i]; return ok })
+	cm.Deps = make([]solver.CacheDep, len(o.v.Inputs()))
+	for i, ss := range sels {
+		cm.Deps[i].ContentFunc = func(ctx context.Context, r solver.Result) (digest.Digest, error) {
+			d, err := o.w.selectedDigest(ctx, r, ss)
+			if err != nil {
+				return "", withLocation(o.v, err)
+			}
+			return d, nil
+		}
+	}
+	return cm, nil
 }
 
 // tailLines is how much of a failing step's output its error shows.
@@ -36,6 +60,10 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	var base solver.Result
 	if root.Input >= 0 {
 		base = inputs[root.Input]
+	}
+	// Results imported lazily from a remote cache are unpacked now.
+	if err := o.w.materializeInputs(ctx, inputs); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.v.Name(), err)
 	}
 	parent, err := snapshotName(base)
 	if err != nil {
@@ -58,6 +86,7 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	// Proxy variables are not part of the digest: a declared ARG of the
 	// same name (already in Env) wins.
 	env := addEnv(o.op.Env, o.op.ProxyEnv)
+	var secretEnv []string
 	for _, m := range o.op.Mounts[1:] {
 		ms, cleanup, err := o.mount(ctx, m, inputs)
 		if cleanup != nil {
@@ -68,9 +97,16 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		}
 		extra = append(extra, ms.mounts...)
 		env = addEnv(env, ms.env)
+		secretEnv = append(secretEnv, ms.secretEnv...)
 	}
+	env = replaceEnv(env, secretEnv)
 
 	tail := &tailBuffer{max: tailLines}
+	// One writer for stdout and stderr: exec.Cmd then gives the process
+	// one pipe for both, so the log keeps the order the process wrote
+	// (two pipes drained by two goroutines reorder them), as a terminal
+	// would show it. The log records it all as stream 1.
+	output := io.MultiWriter(solver.LogWriter(ctx, 1), tail)
 	spec := executor.Spec{
 		Rootfs:       toExecMounts(rootMounts, "/"),
 		Mounts:       extra,
@@ -80,8 +116,8 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		User:         o.op.User,
 		Hostname:     o.op.Hostname,
 		Network:      executor.NetworkHost,
-		Stdout:       io.MultiWriter(solver.LogWriter(ctx, 1), tail),
-		Stderr:       io.MultiWriter(solver.LogWriter(ctx, 2), tail),
+		Stdout:       output,
+		Stderr:       output,
 		Limits:       o.w.opt.Limits,
 		CgroupParent: o.w.opt.CgroupParent,
 		Security:     executor.Security(o.op.Security),

@@ -64,6 +64,10 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 		}
 		base = inputs[o.op.Base]
 	}
+	// Results imported lazily from a remote cache are unpacked now.
+	if err := o.w.materializeInputs(ctx, inputs); err != nil {
+		return nil, fmt.Errorf("%s: %w", o.v.Name(), err)
+	}
 	parent, err := snapshotName(base)
 	if err != nil {
 		return nil, err
@@ -75,6 +79,15 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	}
 	defer st.discard(ctx)
 	destMounts := st.mounts
+	var reuse *fileop.Reuse
+	canReuse := o.reusableOp(inputs)
+	if canReuse {
+		var release func()
+		if reuse, release, err = o.cloneForReuse(ctx, st, parent); err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 
 	// Mount sets: [0] is the destination, then one per snapshot input.
 	sets := [][]snapshot.Mount{destMounts}
@@ -102,16 +115,29 @@ func (o *fileOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 			return nil, fmt.Errorf("%s: unexpected input %T", o.v.Name(), r)
 		}
 	}
+	reusable := false
 	err = snapshot.WithMounts(ctx, sets, func(roots []string) error {
 		for i := range fin {
 			if setOf[i] >= 0 {
 				fin[i] = fileop.Input{Root: roots[setOf[i]]}
 			}
 		}
-		return fileop.Apply(ctx, roots[0], fin, o.op)
+		if !canReuse {
+			return fileop.Apply(ctx, roots[0], fin, o.op)
+		}
+		var err error
+		reusable, err = fileop.ApplyReuse(ctx, roots[0], fin, o.op, reuse)
+		return err
 	})
 	if err != nil {
 		return nil, withLocation(o.v, err)
 	}
-	return st.commit(ctx, &record{Parent: recordID(base)})
+	ref, err := st.commit(ctx, &record{Parent: recordID(base)})
+	if err != nil || !reusable {
+		return ref, err
+	}
+	// Only a cache, like the hash cache: a failure to save it costs the
+	// next run a full copy, not this result.
+	_ = o.saveReuse(parent, ref)
+	return ref, nil
 }

@@ -162,11 +162,7 @@ func (o *gitOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, err
 			return nil, err
 		}
 	}
-	tmpRoot := filepath.Join(o.w.stateDir(), "tmp")
-	if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
-		return nil, fmt.Errorf("git source %s: %w", redactURL(o.op.Remote), err)
-	}
-	tmp, err := os.MkdirTemp(tmpRoot, "git-")
+	tmp, err := StateTempDir(o.w.stateDir(), "git")
 	if err != nil {
 		return nil, fmt.Errorf("git source %s: %w", redactURL(o.op.Remote), err)
 	}
@@ -217,8 +213,13 @@ func (o *gitOp) checkout(ctx context.Context, r *gitResolved, work, gitDir strin
 	if r.Ref != "" {
 		// A branch or tag: a shallow fetch of exactly that ref, as
 		// servers always allow fetching advertised refs.
-		if err := g("fetch", "-q", "-u", "--depth=1", "--no-tags", "origin", "+"+r.Ref+":"+r.Ref); err != nil {
-			return err
+		refspec := "+" + r.Ref + ":" + r.Ref
+		if err := g("fetch", "-q", "-u", "--depth=1", "--no-tags", "origin", refspec); err != nil {
+			// A transport without shallow fetches ("dumb" HTTP, a
+			// static file server): the ref with its history.
+			if err := g("fetch", "-q", "-u", "--no-tags", "origin", refspec); err != nil {
+				return err
+			}
 		}
 		got, err := o.git(ctx, work, "--git-dir="+gitDir, "rev-parse", r.Ref)
 		if err != nil {
@@ -245,7 +246,9 @@ func (o *gitOp) checkout(ctx context.Context, r *gitResolved, work, gitDir strin
 	if !o.op.SkipSubmodules {
 		if _, err := os.Stat(filepath.Join(work, ".gitmodules")); err == nil {
 			if err := g("submodule", "update", "-q", "--init", "--recursive", "--depth=1"); err != nil {
-				return err
+				if err := g("submodule", "update", "-q", "--init", "--recursive"); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -281,20 +284,38 @@ func (o *gitOp) git(ctx context.Context, dir string, args ...string) (string, er
 		if errors.Is(err, exec.ErrNotFound) {
 			return "", fmt.Errorf("git is not installed: %w", err)
 		}
+		// The message names the git command, not its whole command line:
+		// that holds temporary paths of the build.
 		if msg != "" {
-			return "", fmt.Errorf("git %s: %w: %s", redactArgs(args), err, msg)
+			return "", fmt.Errorf("git %s failed: %s", gitVerb(args), redactURL(lastLines(msg, 5)))
 		}
-		return "", fmt.Errorf("git %s: %w", redactArgs(args), err)
+		return "", fmt.Errorf("git %s failed: %w", gitVerb(args), err)
 	}
 	return stdout.String(), nil
 }
 
-func redactArgs(args []string) string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = redactURL(a)
+// gitVerb is the git subcommand of args ("fetch", "ls-remote"): the first
+// argument that is not an option, skipping the values of -c and -C.
+func gitVerb(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-c" || a == "-C":
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			return a
+		}
 	}
-	return strings.Join(out, " ")
+	return "command"
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	ls := strings.Split(s, "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
 }
 
 // treeSnapshot commits a new snapshot holding the tree below dir/src (the

@@ -56,6 +56,10 @@ func (o *mergeOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resu
 	}
 	parent := ""
 	if recs[0] != nil {
+		// The other inputs only give layer blobs.
+		if err := o.w.materializeInputs(ctx, inputs[:1]); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.v.Name(), err)
+		}
 		parent = recs[0].Snapshot
 	}
 	st, err := o.w.newStep(ctx, "merge-", parent)

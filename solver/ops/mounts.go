@@ -74,7 +74,11 @@ func (s *mountState) claim(name string) (string, func()) {
 // mountSetup is what one llb mount adds to a sandbox.
 type mountSetup struct {
 	mounts []executor.Mount
-	env    []string
+	// env is added where the step does not set the key (SSH_AUTH_SOCK).
+	env []string
+	// secretEnv replaces the step's value of the key: a secret delivered
+	// as an env var wins over an ENV of the same name, as in BuildKit.
+	secretEnv []string
 }
 
 // mount turns a non-root llb mount into sandbox mounts and environment
@@ -102,6 +106,9 @@ func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result)
 		if err != nil {
 			return mountSetup{}, cleanup, err
 		}
+		if dir, err = cacheSubdir(dir, m); err != nil {
+			return mountSetup{}, cleanup, err
+		}
 		opts := []string{"rbind"}
 		if m.Readonly {
 			opts = append(opts, "ro")
@@ -114,6 +121,29 @@ func (o *execOp) mount(ctx context.Context, m llb.Mount, inputs []solver.Result)
 	default:
 		return mountSetup{}, nil, fmt.Errorf("mount %s: unknown mount type %q", m.Dest, m.Type)
 	}
+}
+
+// cacheSubdir is the directory of a cache mount's source= inside the cache
+// dir, resolved inside it: a symlink in the cache never leads out of it
+// (BuildKit's testCacheMountSourceEscape). As in BuildKit, the source must
+// exist in the cache.
+func cacheSubdir(dir string, m llb.Mount) (string, error) {
+	sel := selectorPath(m.Selector)
+	if sel == "/" {
+		return dir, nil
+	}
+	p, err := fsutil.ResolveInRoot(dir, sel)
+	if err != nil {
+		return "", fmt.Errorf("cache mount %s: source %s: %w", m.Dest, sel, err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("cache mount %s: source %s does not exist in the cache", m.Dest, sel)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("cache mount %s: source %s in the cache is not a directory", m.Dest, sel)
+	}
+	return p, nil
 }
 
 // selectorPath is the cleaned selector, "/" for the whole tree.
@@ -183,16 +213,13 @@ func (w *Worker) bindMount(ctx context.Context, m llb.Mount, in solver.Result) (
 	return []executor.Mount{{Type: "bind", Source: dst, Target: m.Dest, Options: opts}}, cleanup, nil
 }
 
-// tempDir makes a private temporary directory under the worker's state.
+// tempDir makes a private temporary directory under the worker's state
+// (see StateTempDir).
 func (w *Worker) tempDir(prefix string) (string, error) {
-	base := os.TempDir()
-	if w.opt.StateDir != "" {
-		base = filepath.Join(w.opt.StateDir, "tmp")
-		if err := os.MkdirAll(base, 0o700); err != nil {
-			return "", fmt.Errorf("temp dir %s: %w", base, err)
-		}
+	if w.opt.StateDir == "" {
+		return os.MkdirTemp("", prefix)
 	}
-	return os.MkdirTemp(base, prefix)
+	return StateTempDir(w.opt.StateDir, prefix)
 }
 
 // copySubtree copies the path sel of the tree in (a local context, with
@@ -279,7 +306,7 @@ func (w *Worker) cacheMountDir(m llb.Mount) (string, error) {
 
 // acquireCache returns the persistent directory of cache mount m under
 // StateDir/cache-mounts, created (owned by m.UID:m.GID with m.Mode, seeded
-// from the subtree m.Selector of in when the mount has a source) the first
+// from the tree in when the mount has a from=) the first
 // time the id is used. The release function ends this step's use: for
 // sharing=locked it lets the next step with the id run, for
 // sharing=private it frees the directory for reuse.
@@ -299,15 +326,66 @@ func (w *Worker) acquireCache(ctx context.Context, m llb.Mount, in solver.Result
 		if err != nil {
 			return "", nil, fmt.Errorf("waiting for cache mount %q: %w", id, err)
 		}
-		release = unlock
+		// Other processes on the root take the same lock.
+		if err := os.MkdirAll(filepath.Dir(w.cacheLockFile(name)), 0o700); err != nil {
+			unlock()
+			return "", nil, fmt.Errorf("cache mount %q: %w", id, err)
+		}
+		funlock, err := fsutil.LockContext(ctx, w.cacheLockFile(name))
+		if err != nil {
+			unlock()
+			return "", nil, fmt.Errorf("waiting for cache mount %q: %w", id, err)
+		}
+		release = func() { funlock(); unlock() }
 	case llb.SharingPrivate:
-		name, release = w.mounts.claim(name)
+		var err error
+		if name, release, err = w.claimPrivate(name); err != nil {
+			return "", nil, fmt.Errorf("cache mount %q: %w", id, err)
+		}
 	}
 	dir, err := w.createCacheDir(ctx, name, m, in)
 	if err != nil {
 		return "", release, fmt.Errorf("cache mount %q: %w", id, err)
 	}
-	return dir, release, nil
+	// Other processes on the root export the mount only while no step
+	// uses it (see WithCacheMount).
+	unlockShared, err := w.shareCacheMount(ctx, name)
+	if err != nil {
+		return "", release, fmt.Errorf("cache mount %q: %w", id, err)
+	}
+	w.noteCacheMount(id)
+	return dir, chainRelease(unlockShared, release), nil
+}
+
+// cacheLockFile is the file the users of cache dir name flock, across
+// processes.
+func (w *Worker) cacheLockFile(name string) string {
+	return filepath.Join(w.opt.StateDir, "cache-mounts", ".locks", name)
+}
+
+// claimPrivate returns the first of name, name-1, name-2, ... that no step
+// of this process and no other process uses, and holds it until release.
+func (w *Worker) claimPrivate(name string) (string, func(), error) {
+	if err := os.MkdirAll(filepath.Dir(w.cacheLockFile(name)), 0o700); err != nil {
+		return "", nil, err
+	}
+	for i := 0; ; i++ {
+		n, release := w.mounts.claim(name)
+		unlock, ok, err := fsutil.TryLock(w.cacheLockFile(n))
+		if err != nil {
+			release()
+			return "", nil, err
+		}
+		if ok {
+			return n, func() { unlock(); release() }, nil
+		}
+		// Used by another process: keep n claimed here while looking
+		// further, so claim moves on.
+		defer release()
+		if i > 1000 {
+			return "", nil, errors.New("more than 1000 private copies in use")
+		}
+	}
 }
 
 // createCacheDir makes cache-mounts/name once, atomically: it is prepared
@@ -323,18 +401,28 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(base, ".new-")
+	owner, err := stateLease(w.opt.StateDir)
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(base, ".new-"+owner+"-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
 	stage := filepath.Join(tmp, "dir")
 	if m.Input >= 0 {
-		if err := w.copySubtree(ctx, in, selectorPath(m.Selector), stage); err != nil {
-			return "", fmt.Errorf("seeding from source %s: %w", selectorPath(m.Selector), err)
+		// As in BuildKit, the cache starts as a copy of the whole from=
+		// tree; source= selects the directory mounted (cacheSubdir).
+		if err := w.copySubtree(ctx, in, "/", stage); err != nil {
+			return "", fmt.Errorf("seeding from the mount's from= stage: %w", err)
 		}
-	} else if err := os.Mkdir(stage, 0o755); err != nil {
+	} else if restored, err := w.restoreCacheMount(ctx, m, stage); err != nil {
 		return "", err
+	} else if !restored {
+		if err := os.Mkdir(stage, 0o755); err != nil {
+			return "", err
+		}
 	}
 	mode := os.FileMode(0o755)
 	if m.Mode != nil {
@@ -355,9 +443,33 @@ func (w *Worker) createCacheDir(ctx context.Context, name string, m llb.Mount, i
 		return "", err
 	}
 	if err := os.Rename(stage, dir); err != nil {
+		// Another process made it first: theirs is as good.
+		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+			return dir, nil
+		}
 		return "", err
 	}
 	return dir, nil
+}
+
+// replaceEnv returns env with the KEY=VALUE pairs of extra set, replacing
+// any value env has for the key.
+func replaceEnv(env, extra []string) []string {
+	if len(extra) == 0 {
+		return env
+	}
+	set := map[string]bool{}
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	out := make([]string, 0, len(env)+len(extra))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); !set[k] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
 }
 
 // addEnv returns env with the KEY=VALUE pairs of extra added. A key the
@@ -382,4 +494,58 @@ func addEnv(env, extra []string) []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// PruneNoCacheMounts empties, before a build, the cache mounts of the exec
+// ops of v that ignore the cache (--no-cache), so they start empty, as
+// BuildKit prunes them when it loads such a definition (moby/buildkit#5305).
+// Later steps of the same build then share what the first one writes.
+func (w *Worker) PruneNoCacheMounts(v *llb.Vertex) error {
+	if w.opt.StateDir == "" || v == nil {
+		return nil
+	}
+	ids := map[string]bool{}
+	_ = llb.Walk(v, func(x *llb.Vertex) error {
+		op, ok := x.Op().(llb.ExecOp)
+		if !ok || !x.Meta().IgnoreCache {
+			return nil
+		}
+		for _, m := range op.Mounts {
+			if m.Type == llb.MountCache {
+				id := m.CacheID
+				if id == "" {
+					id = m.Dest
+				}
+				ids[id] = true
+			}
+		}
+		return nil
+	})
+	base := filepath.Join(w.opt.StateDir, "cache-mounts")
+	w.mounts.mu.Lock()
+	defer w.mounts.mu.Unlock()
+	for id := range ids {
+		name := cacheDirName(id)
+		// name, and name-N of private mounts.
+		matches, _ := filepath.Glob(filepath.Join(base, name+"*"))
+		for _, dir := range matches {
+			if b := filepath.Base(dir); b != name && !strings.HasPrefix(b, name+"-") {
+				continue
+			}
+			// Renamed first: a build using the directory keeps its
+			// mount, and no half-removed cache is ever reused.
+			old, err := os.MkdirTemp(base, ".old-")
+			if err != nil {
+				return fmt.Errorf("emptying cache mount %q: %w", id, err)
+			}
+			if err := os.Rename(dir, filepath.Join(old, "dir")); err != nil {
+				os.RemoveAll(old)
+				return fmt.Errorf("emptying cache mount %q: %w", id, err)
+			}
+			if err := os.RemoveAll(old); err != nil {
+				return fmt.Errorf("emptying cache mount %q: %w", id, err)
+			}
+		}
+	}
+	return nil
 }

@@ -56,8 +56,20 @@ func TestCacheSharingModes(t *testing.T) {
 		if a != b {
 			t.Errorf("shared users got %s and %s, want one dir", a, b)
 		}
-		if ra != nil || rb != nil {
-			t.Error("shared cache mounts need no release")
+		// A step holds the mount's shared lock until it releases it: an
+		// export of the mount waits for it.
+		err = w.WithCacheMount(ctx, "s", 200*time.Millisecond, func(string) error { return nil })
+		if !errors.Is(err, ErrCacheMountBusy) {
+			t.Errorf("WithCacheMount while steps use the mount: %v, want ErrCacheMountBusy", err)
+		}
+		ra()
+		rb()
+		var got string
+		if err := w.WithCacheMount(ctx, "s", time.Second, func(dir string) error { got = dir; return nil }); err != nil || got != a {
+			t.Errorf("WithCacheMount after the steps: dir %q, %v; want %s", got, err, a)
+		}
+		if ids := w.UsedCacheMounts(); len(ids) != 1 || ids[0] != "s" {
+			t.Errorf("UsedCacheMounts = %v, want [s]", ids)
 		}
 	})
 	t.Run("private", func(t *testing.T) {
@@ -148,9 +160,18 @@ func TestCacheSharingModes(t *testing.T) {
 		os.WriteFile(filepath.Join(src, "sub", "seed.txt"), []byte("seed"), 0o644)
 		in := &localResult{in: fileop.Input{Root: src, Local: true}}
 		m := llb.Mount{Input: 0, Selector: "/sub", CacheID: "seeded", Dest: "/c"}
-		dir, _, err := w.acquireCache(ctx, m, in)
+		root, _, err := w.acquireCache(ctx, m, in)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The cache is a copy of the whole tree; source= is the mounted
+		// directory in it.
+		dir, err := cacheSubdir(root, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dir != filepath.Join(root, "sub") {
+			t.Errorf("mounted %s, want %s/sub", dir, root)
 		}
 		if data, err := os.ReadFile(filepath.Join(dir, "seed.txt")); string(data) != "seed" {
 			t.Errorf("seeded cache: %q, %v", data, err)
@@ -164,6 +185,39 @@ func TestCacheSharingModes(t *testing.T) {
 			t.Errorf("an existing cache was reseeded: %q", data)
 		}
 	})
+}
+
+// TestCacheSubdirStaysInCache: source= of a cache mount is resolved inside
+// the cache; a symlink pointing out of it, or a missing source, is an error
+// (BuildKit's testCacheMountSourceEscape).
+func TestCacheSubdirStaysInCache(t *testing.T) {
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "ok", "deep"), 0o755))
+	must(t, os.Symlink("/etc", filepath.Join(root, "sel")))
+	must(t, os.Symlink("../../../../..", filepath.Join(root, "up")))
+	must(t, os.WriteFile(filepath.Join(root, "file"), nil, 0o644))
+	for _, tc := range []struct {
+		sel, want string
+	}{
+		{"/", root},
+		{"ok", filepath.Join(root, "ok")},
+		{"ok/deep", filepath.Join(root, "ok", "deep")},
+		{"sel", ""},
+		{"up", root},
+		{"missing", ""},
+		{"file", ""},
+	} {
+		got, err := cacheSubdir(root, llb.Mount{Selector: tc.sel, Dest: "/c"})
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("source %s: mounted %s, want an error", tc.sel, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("source %s: %s, %v; want %s", tc.sel, got, err, tc.want)
+		}
+	}
 }
 
 func TestCopySubtreeStaysInSource(t *testing.T) {
@@ -262,8 +316,8 @@ func TestSecretMount(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Join(setup.env, ",") != strings.Join(c.wantEnv, ",") {
-				t.Errorf("env %v, want %v", setup.env, c.wantEnv)
+			if len(setup.env) != 0 || strings.Join(setup.secretEnv, ",") != strings.Join(c.wantEnv, ",") {
+				t.Errorf("env %v, secret env %v; want secret env %v", setup.env, setup.secretEnv, c.wantEnv)
 			}
 			if !c.wantFile {
 				if len(setup.mounts) != 0 {
@@ -401,4 +455,16 @@ func ownerOf(t *testing.T, p string) (int, int) {
 		t.Fatal(err)
 	}
 	return int(st.Uid), int(st.Gid)
+}
+
+// TestReplaceEnv: a secret env var replaces the step's own value (issue 10
+// #2); addEnv keeps it.
+func TestReplaceEnv(t *testing.T) {
+	env := []string{"PATH=/bin", "TOKEN=public"}
+	if got := strings.Join(replaceEnv(env, []string{"TOKEN=secret"}), ","); got != "PATH=/bin,TOKEN=secret" {
+		t.Errorf("replaceEnv = %s", got)
+	}
+	if got := strings.Join(addEnv(env, []string{"TOKEN=secret"}), ","); got != "PATH=/bin,TOKEN=public" {
+		t.Errorf("addEnv = %s", got)
+	}
 }

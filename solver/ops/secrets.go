@@ -47,9 +47,11 @@ func (w *Worker) getSecret(ctx context.Context, id string) ([]byte, error) {
 
 // secretMount exposes a secret as a read-only file at m.Dest and/or as the
 // environment variable m.SecretEnv. The file lives in a private directory
-// (0700) under the worker's state directory for the duration of the step
-// only, bind-mounted read-only, nosuid, nodev, noexec; the file never enters
-// the step's snapshot (the sandbox removes the empty mount point it made).
+// (0700) on a memory filesystem (secretTempDir: never on a disk, and a
+// killed builder's leftovers go at the next start) for the duration of
+// the step only, bind-mounted read-only, nosuid, nodev, noexec; the file
+// never enters the step's snapshot (the sandbox removes the empty mount
+// point it made).
 // A missing secret that is not required leaves the mount out, as BuildKit
 // does.
 func (w *Worker) secretMount(ctx context.Context, m llb.Mount) (mountSetup, func(), error) {
@@ -62,12 +64,12 @@ func (w *Worker) secretMount(ctx context.Context, m llb.Mount) (mountSetup, func
 	}
 	var setup mountSetup
 	if m.SecretEnv != "" {
-		setup.env = append(setup.env, m.SecretEnv+"="+string(data))
+		setup.secretEnv = append(setup.secretEnv, m.SecretEnv+"="+string(data))
 	}
 	if m.Dest == "" {
 		return setup, nil, nil
 	}
-	dir, err := w.tempDir("secret-")
+	dir, err := secretTempDir()
 	if err != nil {
 		return mountSetup{}, nil, fmt.Errorf("secret mount %s: %w", m.Dest, err)
 	}

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"time"
 
 	"github.com/builderdev/builder/snapshot"
 )
@@ -46,6 +47,9 @@ func (s *step) commit(ctx context.Context, rec *record) (*Ref, error) {
 	}
 	s.committed = true
 	rec.ID, rec.Snapshot = s.id, s.id
+	if rec.Created.IsZero() {
+		rec.Created = time.Now().UTC()
+	}
 	if err := s.w.saveRecord(rec); err != nil {
 		return nil, err
 	}

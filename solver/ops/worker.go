@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
@@ -64,6 +65,10 @@ type Options struct {
 	// SSH maps ssh ids ("default") to agent sockets for RUN
 	// --mount=type=ssh.
 	SSH map[string]string
+	// Warn, when set, is told about damage found in the root (a corrupt
+	// or missing blob) that the worker works around by rebuilding or
+	// fetching again.
+	Warn func(msg string)
 }
 
 // Worker implements solver.Worker.
@@ -74,6 +79,10 @@ type Worker struct {
 	records map[string]*record // loaded records by id
 	layerMu keyedMutex         // serialises layer computation per record
 	mounts  mountState         // cache mount sharing
+	// restorer fills new cache mounts; usedMounts are the cache mount ids
+	// this build used (both under mu).
+	restorer   CacheMountRestorer
+	usedMounts map[string]bool
 }
 
 // New returns a worker.
@@ -109,7 +118,7 @@ func (w *Worker) LoadResult(ctx context.Context, id string) (solver.Result, erro
 	if err != nil {
 		return nil, err
 	}
-	if rec.Snapshot != "" {
+	if rec.Snapshot != "" && !rec.Lazy {
 		if _, err := w.opt.Snapshotter.Stat(ctx, rec.Snapshot); err != nil {
 			if errors.Is(err, snapshot.ErrNotFound) {
 				return nil, fmt.Errorf("result %s: snapshot %s: %w", id, rec.Snapshot, solver.ErrNotFound)
@@ -117,7 +126,45 @@ func (w *Worker) LoadResult(ctx context.Context, id string) (solver.Result, erro
 			return nil, err
 		}
 	}
+	if err := w.checkImageLayers(rec); err != nil {
+		return nil, fmt.Errorf("result %s: %w", id, err)
+	}
 	return &Ref{w: w, rec: rec}, nil
+}
+
+// checkImageLayers verifies the pulled layers a result is built on (see
+// cache.BlobStore.Verify: hashed once, then checked by a stamp). A record
+// of the chain or a layer blob that is missing or corrupt makes the result
+// absent (solver.ErrNotFound), so the image is pulled and the steps are run
+// again; the layers of steps are checked when they are exported, where a
+// damaged one is diffed again from its snapshot.
+func (w *Worker) checkImageLayers(rec *record) error {
+	if w.opt.Blobs == nil {
+		return nil
+	}
+	items, err := w.layerItems(rec)
+	if err != nil {
+		if errors.Is(err, solver.ErrNotFound) {
+			return err
+		}
+		return fmt.Errorf("%v: %w", err, solver.ErrNotFound)
+	}
+	for _, it := range items {
+		if it.image == nil {
+			continue
+		}
+		if err := w.opt.Blobs.Verify(it.image.Digest, it.image.Size); err != nil {
+			w.warn(fmt.Sprintf("base image layer %s is missing or damaged: pulling it again (%v)", it.image.Digest, err))
+			return fmt.Errorf("layer %s: %v: %w", it.image.Digest, err, solver.ErrNotFound)
+		}
+	}
+	return nil
+}
+
+func (w *Worker) warn(msg string) {
+	if w.opt.Warn != nil {
+		w.opt.Warn(msg)
+	}
 }
 
 func (w *Worker) loadRecord(id string) (*record, error) {
@@ -164,10 +211,20 @@ type record struct {
 	// Merge results: the records of the merged inputs in order ("" =
 	// scratch); the result's layers are theirs, and it has none of its own.
 	Merge []string `json:"merge,omitempty"`
-	// Empty is true when the step changed nothing (no layer).
+	// Empty is true when the step changed nothing: its layer is then the
+	// empty layer (emptyLayerGzip).
 	Empty bool `json:"empty,omitempty"`
-	// Computed is true once Layer/Empty are known.
+	// Computed is true once Layer is known.
 	Computed bool `json:"computed,omitempty"`
+	// Created is when the step's result was made (step and merge results):
+	// the history time of its layer in every image built on it, so that a
+	// cached rebuild reproduces the image of the build that made it, as
+	// BuildKit keeps a layer's creation time with its cache record.
+	Created time.Time `json:"created,omitempty"`
+	// Lazy is set for a result imported from a remote cache (see
+	// ImportChain): its layers may be neither downloaded nor unpacked yet,
+	// and Snapshot, once set, can be made again from them.
+	Lazy bool `json:"lazy,omitempty"`
 }
 
 // Ref is a result backed by a record.

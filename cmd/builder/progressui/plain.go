@@ -68,6 +68,7 @@ func (d *Display) switchTo(v *vertex) {
 
 func (d *Display) printPending(v *vertex) {
 	for _, l := range v.pending {
+		l.text = stripControl(l.text)
 		d.printf("#%d %s\n", v.index, v.format(l))
 	}
 	v.pending = v.pending[:0]

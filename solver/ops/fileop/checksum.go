@@ -151,6 +151,9 @@ func (w *treeHasher) walk(host, rel, comp string, fi os.FileInfo, self bool) err
 	})
 }
 
+// emptyDigest is the content digest of an empty file.
+const emptyDigest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 // record writes one entry: name, type, mode bits, owner, and the symlink
 // target, device numbers, hard link or content digest.
 func (w *treeHasher) record(name, host string, fi os.FileInfo) error {
@@ -193,8 +196,11 @@ func (w *treeHasher) record(name, host string, fi os.FileInfo) error {
 		if st != nil {
 			extra = strconv.FormatUint(st.Rdev, 10)
 		}
+	case m&os.ModeSocket != 0 && w.s.local:
+		// Copied as an empty regular file (see copier.copy).
+		typ, extra = "file", emptyDigest
 	default:
-		return nil // sockets are not copied
+		return nil // sockets of a stage are not copied
 	}
 	owner := "-"
 	if !w.s.local && st != nil {

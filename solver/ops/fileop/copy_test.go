@@ -3,6 +3,7 @@ package fileop
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,10 +125,18 @@ func TestCopy(t *testing.T) {
 			wantErr: "When using COPY with more than one source file, the destination must be a directory and end with a /",
 		},
 		{
-			name:    "wildcard with several matches needs a dir",
-			src:     []string{"a1", "a2"},
-			copy:    dockerCopy("/out", "a*"),
-			wantErr: "the destination must be a directory",
+			// BuildKit copies each match in turn: the last file wins.
+			name: "wildcard with several file matches to a file",
+			src:  []string{"a1", "a2"},
+			copy: dockerCopy("/out", "a*"),
+			want: []string{"out f 0644 a2"},
+		},
+		{
+			// ... and merges directories (issue 10 #6).
+			name: "wildcard with several dir matches merges them",
+			src:  []string{"dir1/a", "dir2/b", "dir2/sub/c"},
+			copy: dockerCopy("/out", "dir*"),
+			want: []string{"out d 0755", "out/a f 0644 dir1/a", "out/b f 0644 dir2/b", "out/sub d 0755", "out/sub/c f 0644 dir2/sub/c"},
 		},
 		{
 			name: "several sources into existing dir",
@@ -282,10 +291,30 @@ func TestCopy(t *testing.T) {
 			want: []string{"out d 0755", "out/y d 0755", "out/y/a.go f 0644 x/y/a.go", "out/y/d d 0755", "out/y/d/b f 0644 x/y/d/b"},
 		},
 		{
+			// The destination dir the copy creates takes the mode too
+			// (BuildKit's testCopyChmod, issue 10 #7).
 			name: "octal chmod applies to files and dirs",
 			src:  []string{"d/a 0600", "d/s/"},
 			copy: with(dockerCopy("/out/", "d"), func(c *llb.Copy) { c.Chmod = "0751" }),
-			want: []string{"out d 0755", "out/a f 0751 d/a", "out/s d 0751"},
+			want: []string{"out d 0751", "out/a f 0751 d/a", "out/s d 0751"},
+		},
+		{
+			name: "chmod applies to created parents",
+			src:  []string{"foo 0600"},
+			copy: with(dockerCopy("/parent/sub/foo", "foo"), func(c *llb.Copy) { c.Chmod = "777" }),
+			want: []string{"parent d 0777", "parent/sub d 0777", "parent/sub/foo f 0777 foo"},
+		},
+		{
+			name: "a copied dir's new destination takes --chmod, not the source mode",
+			src:  []string{"tree/ 0700", "tree/f 0600"},
+			copy: with(dockerCopy("/tree", "tree"), func(c *llb.Copy) { c.Chmod = "640" }),
+			want: []string{"tree d 0640", "tree/f f 0640 tree/f"},
+		},
+		{
+			name: "a copied dir's new destination is 0755, not the source mode",
+			src:  []string{"tree/ 0700", "tree/f 0600"},
+			copy: dockerCopy("/tree", "tree"),
+			want: []string{"tree d 0755", "tree/f f 0600 tree/f"},
 		},
 		{
 			name: "symbolic chmod",
@@ -435,5 +464,38 @@ func TestChownPasswdConfined(t *testing.T) {
 	_, err := resolveChown(dst, &llb.Chown{User: "evil"})
 	if err == nil {
 		t.Fatal("user resolved through an escaping /etc symlink")
+	}
+}
+
+// TestCopySocket is BuildKit's testCopySocket (issue 10 #13): a unix
+// socket in the build context is copied as an empty regular file, and it
+// counts in the checksum.
+func TestCopySocket(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	mkTree(t, src, "a=a")
+	l, err := net.Listen("unix", filepath.Join(src, "socket.sock"))
+	if err != nil {
+		t.Skipf("cannot create a unix socket: %v", err)
+	}
+	defer l.Close()
+	must(t, os.Chmod(filepath.Join(src, "socket.sock"), 0o640))
+	in := Input{Root: src, Local: true}
+	c := dockerCopy("/", ".")
+	must(t, Apply(context.Background(), dst, []Input{in}, llb.FileOp{Actions: []llb.FileAction{{Copy: &c}}}))
+	fi, err := os.Lstat(filepath.Join(dst, "socket.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != 0 || fi.Mode().Perm() != 0o640 {
+		t.Errorf("socket copied as %v (%d bytes), want an empty regular file 0640", fi.Mode(), fi.Size())
+	}
+	with, err := Checksum(context.Background(), in, &c, NewMemHasher())
+	must(t, err)
+	l.Close()
+	os.Remove(filepath.Join(src, "socket.sock"))
+	without, err := Checksum(context.Background(), in, &c, NewMemHasher())
+	must(t, err)
+	if with == without {
+		t.Error("the socket does not count in the checksum")
 	}
 }

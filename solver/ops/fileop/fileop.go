@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/snapshot/fsutil"
@@ -46,6 +47,28 @@ func Apply(ctx context.Context, dest string, inputs []Input, op llb.FileOp) erro
 	return nil
 }
 
+// ApplyReuse is Apply for an op that may start from a clone of a previous
+// result (reuse, see Reuse; nil for none). Only an op of a single Copy
+// uses it. reusable reports that this result may be the clone of a later
+// run of the same op on the same parent: a single copy of a local
+// directory's contents onto a destination the parent does not have.
+func ApplyReuse(ctx context.Context, dest string, inputs []Input, op llb.FileOp, reuse *Reuse) (reusable bool, err error) {
+	if len(op.Actions) != 1 || op.Actions[0].Copy == nil {
+		if reuse != nil {
+			return false, errors.New("file op: a clone of a previous result is only for a single copy")
+		}
+		return false, Apply(ctx, dest, inputs, op)
+	}
+	if dest == "" {
+		return false, errors.New("file op: empty destination root")
+	}
+	reusable, err = doCopyReuse(ctx, filepath.Clean(dest), inputs, op.Actions[0].Copy, reuse)
+	if err != nil {
+		return false, fmt.Errorf("file op action 0: %w", err)
+	}
+	return reusable, nil
+}
+
 // cleanDest cleans p to an absolute path, keeping a trailing "/" or "/."
 // that marks a directory.
 func cleanDest(p string) (clean string, dirish bool) {
@@ -63,10 +86,14 @@ func doMkdir(root string, m *llb.Mkdir) error {
 	}
 	mode := fsutil.GoMode(fsutil.UnixMode(m.Mode))
 	if m.MakeParents {
-		if _, err := fsutil.MkdirAllInRoot(root, p, mode, owner); err != nil {
+		created, err := missingDirs(root, p)
+		if err != nil {
 			return fmt.Errorf("mkdir -p %s: %w", p, err)
 		}
-		return nil
+		if _, err := fsutil.MkdirAllInRoot(root, p, mode, owner); err != nil {
+			return fmt.Errorf("mkdir -p %s: %w", p, unwrapPath(err))
+		}
+		return setDirTimes(root, created, m.Timestamp)
 	}
 	h, err := fsutil.ResolveInRoot(root, p)
 	if err != nil {
@@ -84,6 +111,44 @@ func doMkdir(root string, m *llb.Mkdir) error {
 	if owner != nil {
 		if err := os.Lchown(h, owner.UID, owner.GID); err != nil {
 			return fmt.Errorf("mkdir %s: %w", p, unwrapPath(err))
+		}
+	}
+	return setDirTimes(root, []string{p}, m.Timestamp)
+}
+
+// missingDirs lists p and its parents that do not exist yet under root,
+// outermost first (what mkdir -p p will create).
+func missingDirs(root, p string) ([]string, error) {
+	var out []string
+	for cur := p; cur != "/"; cur = path.Dir(cur) {
+		h, err := fsutil.ResolveInRoot(root, cur)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Lstat(h); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, unwrapPath(err)
+		}
+		out = append([]string{cur}, out...)
+	}
+	return out, nil
+}
+
+// setDirTimes sets the times of the directories dirs (paths in root) to
+// ts, as BuildKit's mkdir does with a created time; nil ts does nothing.
+func setDirTimes(root string, dirs []string, ts *int64) error {
+	if ts == nil {
+		return nil
+	}
+	tm := time.Unix(*ts, 0)
+	for _, d := range dirs {
+		h, err := fsutil.ResolveInRoot(root, d)
+		if err != nil {
+			return fmt.Errorf("mkdir %s: %w", d, err)
+		}
+		if err := os.Chtimes(h, tm, tm); err != nil {
+			return fmt.Errorf("mkdir %s: setting times: %w", d, unwrapPath(err))
 		}
 	}
 	return nil
@@ -155,7 +220,7 @@ func doRm(root string, r *llb.Rm) error {
 	p, _ := cleanDest(r.Path)
 	if r.AllowWildcard && containsWildcards(p) {
 		s := &source{root: root, visibleDirs: map[string]bool{}}
-		matches, err := s.glob(p, false)
+		matches, err := s.glob(p, false, false)
 		if err != nil {
 			return fmt.Errorf("rm %s: %w", p, err)
 		}

@@ -175,7 +175,10 @@ func splitWildcards(p string) (literal, pattern []string) {
 // following symlinks when follow is set; the matched paths are returned
 // under that resolved prefix, unresolved themselves. Matching is per
 // component with filepath.Match, as docker does.
-func (s *source) glob(p string, follow bool) ([]string, error) {
+//
+// With anyDirs (COPY --parents, as BuildKit's include patterns) a "**"
+// component matches zero or more directories; otherwise it is "*".
+func (s *source) glob(p string, follow, anyDirs bool) ([]string, error) {
 	if s.root == "" {
 		return nil, nil
 	}
@@ -193,8 +196,17 @@ func (s *source) glob(p string, follow bool) ([]string, error) {
 		}
 	}
 	var out []string
+	seen := map[string]bool{}
 	var rec func(dir string, i int) error
 	rec = func(dir string, i int) error {
+		if pat[i] == "**" && anyDirs {
+			return s.globAny(dir, pat, i, rec, func(p string) {
+				if !seen[p] {
+					seen[p] = true
+					out = append(out, p)
+				}
+			})
+		}
 		names, err := fsutil.ReadDirNames(s.hostPath(dir))
 		if err != nil {
 			return err
@@ -209,7 +221,10 @@ func (s *source) glob(p string, follow bool) ([]string, error) {
 				continue
 			}
 			if i == len(pat)-1 {
-				out = append(out, rel)
+				if !seen[rel] {
+					seen[rel] = true
+					out = append(out, rel)
+				}
 			} else if fi.IsDir() {
 				if err := rec(rel, i+1); err != nil {
 					return err
@@ -222,4 +237,36 @@ func (s *source) glob(p string, follow bool) ([]string, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// globAny matches the "**" component pat[i] at dir: zero or more
+// directories (as in BuildKit's --parents patterns, src/**/*.go). A
+// trailing "**" matches dir itself (copying it copies everything below).
+func (s *source) globAny(dir string, pat []string, i int, rec func(string, int) error, add func(string)) error {
+	if i == len(pat)-1 {
+		if dir != "" {
+			add(dir)
+		}
+		return nil
+	}
+	// Zero directories: the rest of the pattern at dir.
+	if err := rec(dir, i+1); err != nil {
+		return err
+	}
+	names, err := fsutil.ReadDirNames(s.hostPath(dir))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		rel := path.Join(dir, n)
+		fi, _, err := s.lstat(rel)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		// One more directory, same "**".
+		if err := s.globAny(rel, pat, i, rec, add); err != nil {
+			return err
+		}
+	}
+	return nil
 }

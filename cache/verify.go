@@ -1,0 +1,114 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/builderdev/builder/snapshot/fsutil"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// ErrCorrupt is returned (wrapped) for a blob whose content does not match
+// its digest.
+var ErrCorrupt = errors.New("content does not match its digest")
+
+// Verify checks that blob d is present, has size (when size >= 0) and
+// hashes to d. A corrupt blob is deleted (it is absent from then on, to be
+// fetched or rebuilt again) and reported with ErrCorrupt; a missing one
+// with ErrNotFound, unless the store's fetcher can fetch it (a lazily
+// imported blob is not damaged: it is verified when fetched).
+//
+// Hashing a large blob on every build would cost as much as reading it, so
+// a blob that hashed right is stamped (verified/<hex> records its size,
+// inode and mtime) and hashed again only when the stamp no longer matches:
+// any rewrite of the file changes its mtime or inode. VerifyAll ignores the
+// stamps.
+func (s *BlobStore) Verify(d digest.Digest, size int64) error {
+	return s.verify(d, size, false)
+}
+
+func (s *BlobStore) verify(d digest.Digest, size int64, force bool) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	fi, err := os.Stat(s.Path(d))
+	if errors.Is(err, os.ErrNotExist) {
+		if b := s.fetcher.Load(); b != nil && b.f.CanFetch(d) {
+			return nil // imported lazily: fetched (and verified) when read
+		}
+		return fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", d, err)
+	}
+	wrongSize := size >= 0 && fi.Size() != size
+	st := stamp(fi)
+	sp := s.stampPath(d)
+	if !force && !wrongSize {
+		if b, err := os.ReadFile(sp); err == nil && string(b) == st {
+			return nil
+		}
+	}
+	f, err := os.Open(s.Path(d))
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", d, err)
+	}
+	defer f.Close()
+	v := d.Algorithm().Digester()
+	if _, err := io.Copy(v.Hash(), f); err != nil {
+		return fmt.Errorf("blob %s: reading: %w", d, err)
+	}
+	if v.Digest() != d {
+		s.Delete(d)
+		return fmt.Errorf("blob %s: %w (it hashes to %s): removed", d, ErrCorrupt, v.Digest())
+	}
+	if wrongSize {
+		// The blob is right: whoever expected another size is not.
+		return fmt.Errorf("blob %s: %d bytes, expected %d", d, fi.Size(), size)
+	}
+	// Stamped after the hash: a rewrite during it changes the stamp.
+	if err := os.MkdirAll(filepath.Dir(sp), 0o700); err == nil {
+		fsutil.WriteFileAtomic(sp, 0o600, []byte(st))
+	}
+	return nil
+}
+
+// VerifyAll re-hashes every blob (ignoring stamps) and returns the digests
+// of the corrupt ones, which it removes. progress, when not nil, is called
+// for every blob checked.
+func (s *BlobStore) VerifyAll(progress func(d digest.Digest, size int64, err error)) ([]digest.Digest, error) {
+	var bad []digest.Digest
+	err := s.Walk(func(d digest.Digest, size int64) error {
+		err := s.verify(d, -1, true)
+		if errors.Is(err, ErrNotFound) {
+			return nil // removed meanwhile
+		}
+		if err != nil && errors.Is(err, ErrCorrupt) {
+			bad = append(bad, d)
+		} else if err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(d, size, err)
+		}
+		return nil
+	})
+	return bad, err
+}
+
+func (s *BlobStore) stampPath(d digest.Digest) string {
+	return filepath.Join(s.root, "verified", d.Algorithm().String(), d.Encoded())
+}
+
+// stamp identifies one version of a file's content.
+func stamp(fi os.FileInfo) string {
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return fmt.Sprintf("%d %d %d", fi.Size(), ino, fi.ModTime().UnixNano())
+}
