@@ -2,7 +2,9 @@ package build
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/builderdev/builder/cache"
@@ -12,6 +14,7 @@ import (
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -45,14 +48,14 @@ type parts struct {
 	worker *ops.Worker
 	src    imageBackend
 	cache  *cache.Store
-	// runErr is why RUN cannot execute (no privileges for sandboxes); a
-	// build without RUN still works.
-	runErr error
 	runner ops.Runner
+	// warning is why RUN steps have no limits (rootless without cgroup
+	// delegation), "" when they have.
+	warning string
 }
 
 // open gets the root's parts for req.
-func (b *Builder) open(req Request, locals map[string]ops.LocalDir) (*parts, error) {
+func (b *Builder) open(req Request, locals map[string]ops.LocalDir, r Reporter) (*parts, error) {
 	store, err := b.root.Cache()
 	if err != nil {
 		return nil, err
@@ -71,12 +74,12 @@ func (b *Builder) open(req Request, locals map[string]ops.LocalDir) (*parts, err
 		}
 	}
 	p := &parts{cache: store}
-	ex, err := b.root.Executor()
-	if err != nil {
-		p.runErr, p.runner = err, failedRunner{err}
+	if ex, err := b.root.Executor(); err != nil {
+		// Without the privileges for sandboxes a build without RUN still
+		// works; a RUN fails with why.
+		p.runner = failedRunner{err}
 	} else {
-		p.runner = ex
-		p.runErr = ex.CgroupError()
+		p.runner, p.warning = ex, ex.CgroupWarning()
 	}
 	// Images in the local store come first, as docker build uses local
 	// images (see exporter/store.Source); with Pull names are always
@@ -97,6 +100,7 @@ func (b *Builder) open(req Request, locals map[string]ops.LocalDir) (*parts, err
 		Hostname:     sandboxHostname(req.Sandbox.Hostname),
 		Limits:       req.Sandbox.Limits,
 		CgroupParent: req.Sandbox.CgroupParent,
+		Warn:         func(msg string) { r.Warn(0, msg) },
 	})
 	return p, nil
 }
@@ -117,9 +121,10 @@ func (f failedRunner) Run(context.Context, executor.Spec) (executor.Stats, error
 }
 
 // Build runs req: it converts the Dockerfile, solves the target stage,
-// stores the image in the local store and writes every output. Progress
-// goes to r. Errors at a Dockerfile instruction wrap a *dockerfile.Error or
-// an *ops.StepError, which carry its location.
+// stores the image in the local store, writes every output and remote
+// cache. Progress goes to r. Errors at a Dockerfile instruction wrap a
+// *dockerfile.Error or an *ops.StepError, which carry its location. A
+// failed build returns its result too when steps ran, for its Record.
 func (b *Builder) Build(ctx context.Context, req Request, r Reporter) (*Result, error) {
 	for _, out := range req.Outputs {
 		if err := out.validate(); err != nil {
@@ -130,26 +135,49 @@ func (b *Builder) Build(ctx context.Context, req Request, r Reporter) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.open(req, nc.locals)
+	col := newCollector(r)
+	col.traffic = b.registry.Traffic
+	p, err := b.open(req, nc.locals, col)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := p.runner.(failedRunner); !ok && p.runErr != nil {
-		r.Warn(0, fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v)", p.runErr))
+	if err := b.root.RecoveryError(); err != nil {
+		col.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
 	}
-	col := newCollector(r)
+	if p.warning != "" {
+		col.Warn(0, p.warning)
+	}
+	res, err := convert(ctx, col, frontendOptions(req, nc, p.src, col))
+	if err != nil {
+		return &Result{Record: col.record()}, err
+	}
+	if req.CheckOnly {
+		return &Result{Warnings: res.Warnings, Record: col.record()}, nil
+	}
+	req.BuildArgs = withDockerfileEpoch(req.BuildArgs, res.SourceDateEpoch)
+	out, err := b.solveAndExport(ctx, req, p, res, col)
+	if out == nil {
+		out = &Result{}
+	}
+	out.Warnings = res.Warnings
+	out.Record = col.record()
+	return out, err
+}
+
+// frontendOptions are the frontend's options of req.
+func frontendOptions(req Request, nc *contexts, src imageBackend, col *collector) dockerfile.Options {
 	name := req.DockerfileName
 	if name == "" {
 		name = "Dockerfile"
 	}
-	res, err := convert(ctx, col, dockerfile.Options{
+	return dockerfile.Options{
 		Dockerfile:       req.Dockerfile,
 		Filename:         name,
 		BuildArgs:        req.BuildArgs,
 		Target:           req.Target,
 		ExcludePatterns:  req.Excludes,
 		NoCache:          req.NoCache,
-		Resolver:         p.src,
+		Resolver:         src,
 		NamedContexts:    nc.named,
 		AllowInsecure:    req.Sandbox.AllowInsecure,
 		AllowNetworkHost: req.Sandbox.AllowNetworkHost,
@@ -162,49 +190,81 @@ func (b *Builder) Build(ctx context.Context, req Request, r Reporter) (*Result, 
 				col.Warn(w.Location.Line, w.Rule+": "+w.Message)
 			}
 		},
-	})
-	if err != nil {
-		return nil, err
 	}
-	if req.CheckOnly {
-		return &Result{Warnings: res.Warnings}, nil
-	}
-	s := solver.New(p.worker, p.cache, solver.Options{Reporter: col})
+}
+
+// solveAndExport solves the converted target, exports the image and
+// writes the remote caches.
+func (b *Builder) solveAndExport(ctx context.Context, req Request, p *parts, res *dockerfile.Result, col *collector) (*Result, error) {
+	warn := func(msg string) { col.Warn(0, msg) }
+	rc := openRemoteCache(ctx, col, warn, req.CacheExports, req.CacheImports, b.registry, p.cache.Blobs())
+	keys := rc.keyStore(p.cache, p.worker)
+	s := solver.New(p.worker, keys, solver.Options{Reporter: col})
 	var result solver.Result
+	var cacheBuild remotecache.Build
+	var inline func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
 	if res.State != nil {
+		if err := p.worker.PruneNoCacheMounts(res.State); err != nil {
+			return nil, err
+		}
+		var err error
 		if result, err = s.Solve(ctx, res.State); err != nil {
 			return nil, err
 		}
+		cacheBuild = remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: p.worker}
+		inline = rc.inline(cacheBuild)
 	}
 	cfg, err := imageConfig(res.Config, req)
 	if err != nil {
 		return nil, err
 	}
-	job := &exportJob{b: b, r: col, w: p.worker, result: result, cfg: cfg, req: req, healthStartInterval: res.HealthcheckStartInterval}
+	job := &exportJob{b: b, r: col, w: p.worker, result: result, cfg: cfg, req: req,
+		healthStartInterval: res.HealthcheckStartInterval, inlineCache: inline}
 	out, err := job.export(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out.Warnings = res.Warnings
-	out.Steps, out.Summary = col.steps()
+	if res.State != nil {
+		if err := rc.export(ctx, col, cacheBuild); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
-// imageConfig is the frontend's config with the build's time (the
-// SOURCE_DATE_EPOCH, or now) and the request's labels.
+// withDockerfileEpoch returns args with SOURCE_DATE_EPOCH set from the
+// frontend's epoch (a Dockerfile's ARG SOURCE_DATE_EPOCH=... default) when
+// the request does not set it, so the exporters use it as BuildKit's do.
+func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]string {
+	if epoch == nil {
+		return args
+	}
+	if _, ok := args["SOURCE_DATE_EPOCH"]; ok {
+		return args
+	}
+	out := make(map[string]string, len(args)+1)
+	for k, v := range args {
+		out[k] = v
+	}
+	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
+	return out
+}
+
+// imageConfig is the frontend's config with the request's labels and,
+// with SOURCE_DATE_EPOCH, the epoch as the created time of the config and
+// of this build's history entries. Without it the frontend leaves those
+// times unset and the worker fills them from the times its results were
+// made (see ops.Worker.Image), so a cached rebuild gives the same image.
 func imageConfig(cfg v1.ConfigFile, req Request) (v1.ConfigFile, error) {
-	cfg.Created.Time = time.Now().UTC()
 	if epoch, ok, err := SourceDateEpoch(req.BuildArgs); err != nil {
 		return cfg, err
 	} else if ok {
 		cfg.Created.Time = epoch
-	}
-	// The frontend leaves the times of this build's history entries unset:
-	// they are the build's time, as in BuildKit.
-	cfg.History = append([]v1.History(nil), cfg.History...)
-	for i := range cfg.History {
-		if cfg.History[i].Created.IsZero() {
-			cfg.History[i].Created = cfg.Created
+		cfg.History = append([]v1.History(nil), cfg.History...)
+		for i := range cfg.History {
+			if cfg.History[i].Created.IsZero() {
+				cfg.History[i].Created = cfg.Created
+			}
 		}
 	}
 	cfg.Config.Labels = withLabels(cfg.Config.Labels, req.Labels)

@@ -1,10 +1,10 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver/ops"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -51,8 +52,8 @@ func namedContexts(req Request) (*contexts, error) {
 			if err != nil || !fi.IsDir() {
 				return nil, fmt.Errorf("build context %q: %s is not a directory", name, nc.Dir)
 			}
-			excludes, err := readIgnoreFile(filepath.Join(nc.Dir, ".dockerignore"))
-			if err != nil {
+			excludes, err := readIgnoreFile(context.Background(), filepath.Join(nc.Dir, ".dockerignore"))
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, err
 			}
 			local := "context:" + name
@@ -252,51 +253,65 @@ func (l *layoutImages) Pull(ctx context.Context, r *registry.Resolved) ([]cache.
 
 // readIgnoreFor picks the ignore file of a build: DOCKERFILE.dockerignore
 // next to the Dockerfile wins over CONTEXT/.dockerignore, as in BuildKit.
-func readIgnoreFor(dfPath, contextDir string) ([]string, error) {
+// Both are read as readInDir reads them.
+func readIgnoreFor(ctx context.Context, dfPath, contextDir string) ([]string, error) {
 	if dfPath != "" {
-		p := dfPath + ".dockerignore"
-		if _, err := os.Stat(p); err == nil {
-			return readIgnoreFile(p)
+		pats, err := readIgnoreFile(ctx, dfPath+".dockerignore")
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			return pats, err
 		}
 	}
-	return readIgnoreFile(filepath.Join(contextDir, ".dockerignore"))
-}
-
-func readIgnoreFile(p string) ([]string, error) {
-	f, err := os.Open(p)
+	pats, err := readIgnoreFile(ctx, filepath.Join(contextDir, ".dockerignore"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
+	return pats, err
+}
+
+// readIgnoreFile parses the ignore file p; a missing one is an error
+// satisfying errors.Is(err, os.ErrNotExist).
+func readIgnoreFile(ctx context.Context, p string) ([]string, error) {
+	data, err := readInDir(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	pats, err := dockerfile.ParseIgnore(f)
+	pats, err := dockerfile.ParseIgnore(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
 	return pats, nil
 }
 
-// ReadDockerfile reads the Dockerfile at path (at most MaxDockerfileSize
-// bytes) and the ignore patterns of contextDir for it:
-// DOCKERFILE.dockerignore next to the Dockerfile wins over
-// CONTEXT/.dockerignore, as in BuildKit. It fills the request's
-// Dockerfile, DockerfileName and Excludes.
-func ReadDockerfile(req *Request, path string) error {
-	f, err := os.Open(path)
+// readInDir reads the file p (a Dockerfile or an ignore file of a
+// hostile context) confined to its directory, as BuildKit reads them
+// from a local source of that directory: a symlink is resolved inside the
+// directory (Dockerfile -> /etc/shadow names DIR/etc/shadow), only a
+// regular file of at most MaxDockerfileSize bytes is read, and the read
+// stops when ctx is cancelled.
+func readInDir(ctx context.Context, p string) ([]byte, error) {
+	data, err := fsutil.ReadFileInRoot(ctx, filepath.Dir(p), filepath.Base(p), MaxDockerfileSize)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			// Name the path as the user gave it, not the resolved one.
+			return nil, &os.PathError{Op: pe.Op, Path: p, Err: pe.Err}
+		}
+		return nil, err
+	}
+	return data, nil
+}
+
+// ReadDockerfile reads the Dockerfile at path and the ignore patterns of
+// the context for it, as readInDir reads them (confined to their
+// directory, at most MaxDockerfileSize bytes): DOCKERFILE.dockerignore
+// next to the Dockerfile wins over CONTEXT/.dockerignore, as in BuildKit.
+// It fills the request's Dockerfile, DockerfileName and Excludes.
+func ReadDockerfile(ctx context.Context, req *Request, path string) error {
+	df, err := readInDir(ctx, path)
 	if err != nil {
 		return fmt.Errorf("failed to read dockerfile: %w", err)
 	}
-	defer f.Close()
-	df, err := io.ReadAll(io.LimitReader(f, MaxDockerfileSize+1))
-	if err != nil {
-		return fmt.Errorf("failed to read dockerfile: %w", err)
-	}
-	if len(df) > MaxDockerfileSize {
-		return fmt.Errorf("failed to read dockerfile: %s is larger than %d bytes", path, MaxDockerfileSize)
-	}
-	excludes, err := readIgnoreFor(path, req.ContextDir)
+	excludes, err := readIgnoreFor(ctx, path, req.ContextDir)
 	if err != nil {
 		return err
 	}

@@ -54,20 +54,20 @@ func TestReadIgnoreFor(t *testing.T) {
 		}
 	}
 	write(filepath.Join(ctxDir, ".dockerignore"), "from-context\n")
-	got, err := readIgnoreFor(df, ctxDir)
+	got, err := readIgnoreFor(context.Background(), df, ctxDir)
 	if err != nil || strings.Join(got, "|") != "from-context" {
 		t.Errorf("without app.Dockerfile.dockerignore: %q, %v; want the context's", got, err)
 	}
 	write(df+".dockerignore", "from-dockerfile\n*.tmp\n")
-	got, err = readIgnoreFor(df, ctxDir)
+	got, err = readIgnoreFor(context.Background(), df, ctxDir)
 	if err != nil || strings.Join(got, "|") != "from-dockerfile|*.tmp" {
 		t.Errorf("with app.Dockerfile.dockerignore: %q, %v; want it to win", got, err)
 	}
-	got, err = readIgnoreFor("", ctxDir)
+	got, err = readIgnoreFor(context.Background(), "", ctxDir)
 	if err != nil || strings.Join(got, "|") != "from-context" {
 		t.Errorf("no Dockerfile path: %q, %v", got, err)
 	}
-	got, err = readIgnoreFor(filepath.Join(dfDir, "Dockerfile"), t.TempDir())
+	got, err = readIgnoreFor(context.Background(), filepath.Join(dfDir, "Dockerfile"), t.TempDir())
 	if err != nil || len(got) != 0 {
 		t.Errorf("no ignore file at all: %q, %v", got, err)
 	}
@@ -281,7 +281,7 @@ func TestReadDockerfile(t *testing.T) {
 	os.WriteFile(df, []byte("FROM scratch\n"), 0o644)
 	os.WriteFile(filepath.Join(ctxDir, ".dockerignore"), []byte("*.tmp\n"), 0o644)
 	req := Request{ContextDir: ctxDir}
-	if err := ReadDockerfile(&req, df); err != nil {
+	if err := ReadDockerfile(context.Background(), &req, df); err != nil {
 		t.Fatal(err)
 	}
 	if string(req.Dockerfile) != "FROM scratch\n" || req.DockerfileName != "app.Dockerfile" || strings.Join(req.Excludes, "|") != "*.tmp" {
@@ -289,10 +289,10 @@ func TestReadDockerfile(t *testing.T) {
 	}
 	big := filepath.Join(ctxDir, "big")
 	os.WriteFile(big, make([]byte, MaxDockerfileSize+1), 0o644)
-	if err := ReadDockerfile(&req, big); err == nil || !strings.Contains(err.Error(), "larger than") {
+	if err := ReadDockerfile(context.Background(), &req, big); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Errorf("an oversized Dockerfile: %v", err)
 	}
-	if err := ReadDockerfile(&req, filepath.Join(ctxDir, "missing")); err == nil || !strings.Contains(err.Error(), "failed to read dockerfile") {
+	if err := ReadDockerfile(context.Background(), &req, filepath.Join(ctxDir, "missing")); err == nil || !strings.Contains(err.Error(), "failed to read dockerfile") {
 		t.Errorf("a missing Dockerfile: %v", err)
 	}
 }

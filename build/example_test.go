@@ -49,7 +49,7 @@ func Example() {
 		BuildArgs:  map[string]string{"SOURCE_DATE_EPOCH": "0"},
 		Outputs:    []build.Output{{Type: build.Local, Dest: out}},
 	}
-	if err := build.ReadDockerfile(&req, filepath.Join(ctxDir, "Dockerfile")); err != nil {
+	if err := build.ReadDockerfile(context.Background(), &req, filepath.Join(ctxDir, "Dockerfile")); err != nil {
 		log.Fatal(err)
 	}
 	res, err := b.Build(context.Background(), req, quiet{})

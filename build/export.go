@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -9,18 +10,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // exportJob is what exporting one build needs.
 type exportJob struct {
 	b      *Builder
-	r      Reporter
+	r      *collector
 	w      *ops.Worker
 	result solver.Result
 	cfg    v1.ConfigFile
@@ -28,6 +31,9 @@ type exportJob struct {
 	// healthStartInterval is HEALTHCHECK --start-interval, which the
 	// exporter adds to the config.
 	healthStartInterval time.Duration
+	// inlineCache, for a --cache-to type=inline, returns the cache to put
+	// into the config of an image with the given layers.
+	inlineCache func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
 }
 
 // exportOptions are the exporter options of an output.
@@ -65,6 +71,13 @@ func (j *exportJob) image(ctx context.Context, out Output) (*exporter.Image, err
 	err = step(j.r, "exporting layers", func() error {
 		c, layers, err := j.w.ImageWith(ctx, j.result, j.cfg, lo)
 		img = &exporter.Image{Config: c, Layers: layers, Blobs: j.b.images.Blobs(), HealthcheckStartInterval: j.healthStartInterval}
+		if err == nil && j.inlineCache != nil {
+			// --cache-to type=inline: the cache rides in the config.
+			var raw []byte
+			if raw, err = j.inlineCache(ctx, layers); err == nil {
+				img.Extra = []exporter.ConfigField{{Name: remotecache.InlineKey, Value: raw}}
+			}
+		}
 		return err
 	})
 	return img, err
@@ -120,6 +133,7 @@ func (j *exportJob) export(ctx context.Context) (*Result, error) {
 	if first != nil {
 		res.Descriptor = *first
 	}
+	j.r.setImage(res, imageLayers(img.Layers, img.Config.History))
 	return res, nil
 }
 
@@ -143,21 +157,26 @@ func (j *exportJob) write(ctx context.Context, out Output, img *exporter.Image, 
 			})
 			break
 		}
-		err = step(j.r, "exporting to oci image format "+out.Dest, func() error {
-			return writeFile(out.Dest, func(f io.Writer) error { return set(exporter.WriteOCI(ctx, f, img, names, opts...)) })
+		err = step(j.r, "exporting to oci image format "+describeDest(out), func() error {
+			return writeOutput(out, func(f io.Writer) error { return set(exporter.WriteOCI(ctx, f, img, names, opts...)) })
 		})
 	case Docker:
-		err = step(j.r, "exporting to docker image format "+out.Dest, func() error {
-			return writeFile(out.Dest, func(f io.Writer) error {
+		err = step(j.r, "exporting to docker image format "+describeDest(out), func() error {
+			return writeOutput(out, func(f io.Writer) error {
 				return set(exporter.WriteDocker(ctx, f, img, out.names(j.req.Tags), opts...))
 			})
 		})
 	case Local:
 		err = step(j.r, "copying files to "+out.Dest, func() error { return exporter.WriteLocal(ctx, out.Dest, img) })
 	case Tar:
-		err = step(j.r, "sending tarball to "+out.Dest, func() error {
-			return writeFile(out.Dest, func(f io.Writer) error {
-				return exporter.WriteRootfsTar(ctx, f, img, filepath.Dir(out.Dest))
+		err = step(j.r, "sending tarball to "+describeDest(out), func() error {
+			return writeOutput(out, func(f io.Writer) error {
+				// Scratch space next to the file, or in the root for a stream.
+				scratch := filepath.Dir(out.Dest)
+				if out.Writer != nil {
+					scratch = j.b.root.WorkerDir()
+				}
+				return exporter.WriteRootfsTar(ctx, f, img, scratch)
 			})
 		})
 	case Image:
@@ -173,13 +192,11 @@ func (j *exportJob) write(ctx context.Context, out Output, img *exporter.Image, 
 			if len(names) == 0 {
 				return nil, errors.New("--output type=image,push=true needs a name (-t or name=)")
 			}
-			err = step(j.r, "pushing "+describeNames(names), func() error {
-				vimg, err := img.V1(opts...)
-				if err != nil {
-					return err
-				}
-				return set(Push(ctx, j.b.registry, j.r, vimg, names))
-			})
+			// Push shows one step per name.
+			var vimg v1.Image
+			if vimg, err = img.V1(opts...); err == nil {
+				err = set(Push(ctx, j.b.registry, j.r, vimg, names))
+			}
 		}
 	}
 	return desc, err
@@ -190,6 +207,23 @@ func describeNames(names []string) string {
 		return "local image store"
 	}
 	return strings.Join(names, ", ")
+}
+
+// describeDest names out's destination in a progress step.
+func describeDest(out Output) string {
+	if out.Writer != nil {
+		return "stdout"
+	}
+	return out.Dest
+}
+
+// writeOutput writes an output archive: streamed to out.Writer when set,
+// else atomically to out.Dest (see writeFile).
+func writeOutput(out Output, fn func(io.Writer) error) error {
+	if out.Writer != nil {
+		return fn(out.Writer)
+	}
+	return writeFile(out.Dest, fn)
 }
 
 // writeFile writes an output file through fsutil.WriteFileAtomicFunc, so a

@@ -3,12 +3,15 @@ package build
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -47,6 +50,10 @@ type Request struct {
 	Contexts map[string]NamedContext
 	// Outputs are where the image goes besides the local store.
 	Outputs []Output
+	// CacheExports and CacheImports are the remote caches (--cache-to,
+	// --cache-from) the build writes and reads.
+	CacheExports []remotecache.Export
+	CacheImports []remotecache.Import
 	// Sandbox shapes every RUN.
 	Sandbox Sandbox
 	// CheckOnly runs the build checks of every stage and builds nothing
@@ -87,7 +94,10 @@ const (
 // Output is one destination of the image.
 type Output struct {
 	Type OutputType
-	Dest string
+	// Dest is the file or directory written; an OCI, Docker or Tar output
+	// with a Writer streams there instead (docker build -o -).
+	Dest   string
+	Writer io.Writer
 	// Names are the output's names besides the request's Tags (image:
 	// only these are stored and pushed as extra names).
 	Names []string
@@ -104,7 +114,11 @@ type Output struct {
 // validate checks the output's type and destination.
 func (o Output) validate() error {
 	switch o.Type {
-	case OCI, Docker, Tar, Local:
+	case OCI, Docker, Tar:
+		if o.Dest == "" && o.Writer == nil {
+			return fmt.Errorf("type=%s needs a destination", o.Type)
+		}
+	case Local:
 		if o.Dest == "" {
 			return fmt.Errorf("type=%s needs a destination", o.Type)
 		}
@@ -156,39 +170,11 @@ type Result struct {
 	Descriptor v1.Descriptor
 	// Names are the image's names in the local store.
 	Names []string
-	// Steps are the finished steps in the order they started; Summary
-	// their totals.
-	Steps   []Step
-	Summary Summary
+	// Record is the build's record: every finished step with its
+	// timing, cache miss and resource use, the totals, the image's layers
+	// and the registry traffic (--metadata-file's builder.* keys and the
+	// HTML report). A failed build returns it too, with the steps that ran.
+	Record *report.Build
 	// Warnings are the build-check findings.
 	Warnings []dockerfile.Warning
-}
-
-// StepStats is a step's resource use.
-type StepStats struct {
-	CPUUserSeconds   float64 `json:"cpuUserSeconds"`
-	CPUSystemSeconds float64 `json:"cpuSystemSeconds"`
-	MemoryPeakBytes  uint64  `json:"memoryPeakBytes"`
-	IOReadBytes      uint64  `json:"ioReadBytes"`
-	IOWriteBytes     uint64  `json:"ioWriteBytes"`
-	PidsPeak         uint64  `json:"pidsPeak"`
-}
-
-// Step is one finished step (its JSON is --metadata-file's
-// builder.steps entry).
-type Step struct {
-	Name            string     `json:"name"`
-	Digest          string     `json:"digest"`
-	Cached          bool       `json:"cached"`
-	DurationSeconds float64    `json:"durationSeconds"`
-	Error           string     `json:"error,omitempty"`
-	Stats           *StepStats `json:"stats,omitempty"`
-}
-
-// Summary totals the steps (peaks are maxima).
-type Summary struct {
-	Steps           int     `json:"steps"`
-	Cached          int     `json:"cached"`
-	DurationSeconds float64 `json:"durationSeconds"`
-	StepStats
 }

@@ -538,6 +538,8 @@ func LayerDigests(t *testing.T, img v1.Image) []string {
 //	${GIT_SERVER}   the case's repo/ directory as a git repository over
 //	                smart HTTP (git http-backend): one commit on main, with
 //	                the annotated tag v1; the URL ends in .git
+//	${GIT_DUMB_SERVER} the same repository over "dumb" HTTP (a static
+//	                file server, as BuildKit's own tests use)
 //
 // The expected config.json holds the placeholders where the history
 // names a server.
@@ -548,6 +550,7 @@ type RemoteServers struct {
 	mu      sync.Mutex
 	gitRoot string
 	gitURL  string
+	dumbURL string
 	repos   map[string]string // case name -> repository URL
 }
 
@@ -568,6 +571,10 @@ func (r *RemoteServers) Expand(t *testing.T, c Case, v string) string {
 	if strings.Contains(v, "${GIT_SERVER}") {
 		v = strings.ReplaceAll(v, "${GIT_SERVER}", r.repo(t, c))
 	}
+	if strings.Contains(v, "${GIT_DUMB_SERVER}") {
+		r.repo(t, c)
+		v = strings.ReplaceAll(v, "${GIT_DUMB_SERVER}", r.dumbURL+"/"+c.Name+"/.git")
+	}
 	return v
 }
 
@@ -575,8 +582,9 @@ func (r *RemoteServers) Expand(t *testing.T, c Case, v string) string {
 func (r *RemoteServers) Unexpand(s string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, u := range r.repos {
+	for name, u := range r.repos {
 		s = strings.ReplaceAll(s, u, "${GIT_SERVER}")
+		s = strings.ReplaceAll(s, r.dumbURL+"/"+name+"/.git", "${GIT_DUMB_SERVER}")
 	}
 	return strings.ReplaceAll(s, r.httpURL, "${HTTP_SERVER}")
 }
@@ -603,6 +611,9 @@ func (r *RemoteServers) repo(t *testing.T, c Case) string {
 		})
 		r.t.Cleanup(srv.Close)
 		r.gitURL = srv.URL
+		dumb := httptest.NewServer(http.FileServer(http.Dir(r.gitRoot)))
+		r.t.Cleanup(dumb.Close)
+		r.dumbURL = dumb.URL
 	}
 	dir := filepath.Join(r.gitRoot, c.Name)
 	CopyContext(t, filepath.Join(c.Dir, "repo"), dir)
@@ -610,6 +621,7 @@ func (r *RemoteServers) repo(t *testing.T, c Case) string {
 	runGit(t, dir, "add", "-A")
 	runGit(t, dir, "commit", "-q", "-m", "first")
 	runGit(t, dir, "tag", "-a", "v1", "-m", "v1")
+	runGit(t, dir, "update-server-info")
 	u := r.gitURL + "/" + c.Name + "/.git"
 	r.repos[c.Name] = u
 	return u
@@ -624,6 +636,7 @@ func (r *RemoteServers) Commit(t *testing.T, c Case, file, data string) {
 	}
 	runGit(t, dir, "add", "-A")
 	runGit(t, dir, "commit", "-q", "-m", "change "+file)
+	runGit(t, dir, "update-server-info")
 }
 
 func runGit(t *testing.T, dir string, args ...string) {
@@ -636,4 +649,14 @@ func runGit(t *testing.T, dir string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
 	}
+}
+
+// ImageDigest is the manifest digest of img.
+func ImageDigest(t *testing.T, img v1.Image) string {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }

@@ -2,31 +2,24 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
-	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
-	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/builderdev/builder/state"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
 
@@ -67,9 +60,6 @@ type BuildOptions struct {
 	Stdin io.Reader
 	// Sandbox shapes every RUN (hostname, limits, --allow).
 	Sandbox SandboxOptions
-	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
-	// which the exporter adds to the config (set by export).
-	healthStartInterval time.Duration
 	// Report is --report: the HTML report of the build (written also
 	// when it fails).
 	Report string
@@ -80,9 +70,6 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
-	// inlineCache, set for --cache-to type=inline, returns the cache to
-	// put into the config of an image with the given layers.
-	inlineCache func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
 }
 
 func newBuildCommand() *cobra.Command {
@@ -176,19 +163,8 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("unable to prepare context: %w", err)
 	}
-	secrets, err := parseSecrets(o.Secrets)
+	req, err := o.request()
 	if err != nil {
-		return err
-	}
-	sshSocks, err := parseSSH(o.SSH)
-	if err != nil {
-		return err
-	}
-	bctx, err := parseBuildContexts(o.BuildContexts)
-	if err != nil {
-		return err
-	}
-	if _, _, err := o.Cache.parse(); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
@@ -198,160 +174,125 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if dfPath == "" {
 		dfPath = defaultDockerfile(o.ContextDir)
 	}
-	dfBytes, err := readInDir(ctx, dfPath)
-	if err != nil {
-		return fmt.Errorf("failed to read dockerfile: %w", err)
+	if err := build.ReadDockerfile(ctx, &req, dfPath); err != nil {
+		return err
 	}
 	if o.Call == "targets" || o.Call == "outline" {
-		if err := runCall(o, dfPath, dfBytes, out); err != nil {
-			return reportError(out, dfPath, dfBytes, err)
+		if err := runCall(o, dfPath, req.Dockerfile, out); err != nil {
+			return reportError(out, dfPath, req.Dockerfile, err)
 		}
 		return nil
 	}
-	var platform llb.Platform
-	if o.Platform != "" {
-		if strings.Contains(o.Platform, ",") {
-			return fmt.Errorf("--platform %q: building for several platforms at once is not supported", o.Platform)
-		}
-		if platform, err = dockerfile.ParsePlatform(o.Platform); err != nil {
-			return fmt.Errorf("--platform: %w", err)
-		}
-	}
-	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
-	if err != nil {
-		return err
-	}
-	store, err := root.Cache()
-	if err != nil {
-		return err
-	}
-	sn, err := root.Snapshots()
-	if err != nil {
-		return err
-	}
-	ex, err := root.Executor()
-	if err != nil {
-		return err
-	}
-	hasher, err := root.FileHashes()
-	if err != nil {
-		return err
-	}
-	images, err := root.Images()
-	if err != nil {
-		return err
-	}
-	regOpts := o.Registry.options(root, store.Blobs())
-	regOpts.Pull = o.Pull
-	reg := registry.New(regOpts)
-
-	// Images in the local store come first, as docker build uses local
-	// images (see exporter/store.Source).
-	// With --pull names are always resolved at the registry.
-	storeFirst := &imagestore.Source{Store: images, Remote: reg, AlwaysPull: o.Pull}
-	// oci-layout:// build contexts are served from their directories.
-	src := newLayoutImages(storeFirst, store.Blobs())
-
-	display, err := progressui.New(out, o.Progress)
-	if err != nil {
-		return err
-	}
-	if err := root.RecoveryError(); err != nil {
-		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
-	}
-	if w := ex.CgroupWarning(); w != "" {
-		display.Warn(0, w)
-	}
-	logs, flushLogs, err := stepLogs(display, secrets, o.LogFile)
-	if err != nil {
-		display.Close()
-		return err
-	}
-	closeDisplay := func() { flushLogs(); display.Close() }
-	col := newCollector(logs)
-	col.traffic = reg.Traffic
-	ctx = withPusher(ctx, reg, col)
-	res, err := convert(ctx, col, dockerfile.Options{
-		Dockerfile:       dfBytes,
-		Filename:         filepath.Base(dfPath),
-		BuildArgs:        o.BuildArgs,
-		Target:           o.Target,
-		ExcludePatterns:  excludes,
-		NoCache:          o.NoCache,
-		Resolver:         src,
-		NamedContexts:    bctx.named,
-		AllowInsecure:    o.Sandbox.AllowInsecure(),
-		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
-		DefaultNetwork:   o.Sandbox.defaultNetwork(),
-		Platform:         platform,
-		RunPlatform:      dockerfile.HostPlatform(),
-		AllStages:        o.Call == "check",
-		Warn: func(w dockerfile.Warning) {
-			if o.Call != "check" {
-				display.Warn(w.Location.Line, w.Rule+": "+w.Message)
-			}
-		},
-	})
-	if err != nil {
-		closeDisplay()
-		return reportError(out, dfPath, dfBytes, err)
-	}
-	if o.Call == "check" {
-		closeDisplay()
-		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
-	}
-	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
-
-	w := ops.New(ops.Options{
-		Snapshotter: sn,
-		Runner:      ex,
-		Images:      src,
-		Meta:        store.Metadata(),
-		Blobs:       store.Blobs(),
-		Hasher:      hasher,
-		Locals:      bctx.localsWith(o.ContextDir),
-		StateDir:    root.WorkerDir(),
-		Secrets:     secrets,
-		SSH:         sshSocks,
-		// Every RUN: --hostname, --memory & co, --cgroup-parent.
-		Hostname:     o.Sandbox.Hostname,
-		Limits:       o.Sandbox.Limits,
-		CgroupParent: o.Sandbox.CgroupParent,
-		Warn:         func(msg string) { display.Warn(0, msg) },
-	})
-	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
-	if err != nil {
-		closeDisplay()
-		return err
-	}
-	keys := rc.keyStore(store, w)
-	s := solver.New(w, keys, solver.Options{Reporter: col})
-	var result solver.Result
-	if res.State != nil {
-		if err = w.PruneNoCacheMounts(res.State); err == nil {
-			result, err = s.Solve(ctx, res.State)
-		}
-	}
-	var cacheBuild remotecache.Build
-	if err == nil && res.State != nil {
-		cacheBuild = remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: w}
-		o.inlineCache = rc.inline(cacheBuild)
-	}
-	if err == nil {
-		err = export(ctx, col, w, images, result, res, o)
-	}
-	if err == nil && res.State != nil {
-		err = rc.export(ctx, col, cacheBuild)
-	}
-	closeDisplay()
+	res, err := buildWithProgress(ctx, o, root, req, out)
 	// The report is written for failed builds too.
-	if o.Report != "" {
-		if rerr := writeReport(o.Report, col.record()); rerr != nil {
+	if o.Report != "" && res != nil && res.Record != nil {
+		if rerr := writeReport(o.Report, res.Record); rerr != nil {
 			fmt.Fprintf(out, "WARNING: --report: %v\n", rerr)
 		}
 	}
 	if err != nil {
-		return reportError(out, dfPath, dfBytes, err)
+		return reportError(out, dfPath, req.Dockerfile, err)
+	}
+	if o.Call == "check" {
+		return printCheck(o.stdout(), dfPath, req.Dockerfile, res.Warnings)
+	}
+	return writeResultFiles(o, res)
+}
+
+// buildWithProgress runs req through the library with the progress display on out
+// (secrets masked, long step logs clipped, --log-file).
+func buildWithProgress(ctx context.Context, o BuildOptions, root *state.Root, req build.Request, out io.Writer) (*build.Result, error) {
+	blobs, err := root.Blobs()
+	if err != nil {
+		return nil, err
+	}
+	regOpts := o.Registry.options(root, blobs)
+	regOpts.Pull = o.Pull
+	b, err := build.New(root, registry.New(regOpts))
+	if err != nil {
+		return nil, err
+	}
+	display, err := progressui.New(out, o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	logs, flushLogs, err := stepLogs(display, req.Secrets, o.LogFile)
+	if err != nil {
+		display.Close()
+		return nil, err
+	}
+	res, err := b.Build(ctx, req, progress{Reporter: logs, warn: display.Warn})
+	flushLogs()
+	display.Close()
+	return res, err
+}
+
+// progress is the build's reporter: statuses and logs through the log
+// filters, warnings straight to the display.
+type progress struct {
+	solver.Reporter
+	warn func(line int, msg string)
+}
+
+// Warn implements build.Reporter.
+func (p progress) Warn(line int, msg string) { p.warn(line, msg) }
+
+// request is the library request of the flags (the Dockerfile is read
+// later).
+func (o BuildOptions) request() (build.Request, error) {
+	req := build.Request{
+		ContextDir: o.ContextDir,
+		Target:     o.Target,
+		BuildArgs:  o.BuildArgs,
+		Labels:     parseLabels(o.Labels),
+		Tags:       o.Tags,
+		NoCache:    o.NoCache,
+		Pull:       o.Pull,
+		Sandbox:    o.Sandbox.build(),
+		CheckOnly:  o.Call == "check",
+	}
+	var err error
+	if req.Secrets, err = parseSecrets(o.Secrets); err != nil {
+		return req, err
+	}
+	if req.SSH, err = parseSSH(o.SSH); err != nil {
+		return req, err
+	}
+	if req.Contexts, err = parseBuildContexts(o.BuildContexts); err != nil {
+		return req, err
+	}
+	if req.CacheExports, req.CacheImports, err = o.Cache.parse(); err != nil {
+		return req, err
+	}
+	if o.Platform != "" {
+		if strings.Contains(o.Platform, ",") {
+			return req, fmt.Errorf("--platform %q: building for several platforms at once is not supported", o.Platform)
+		}
+		if req.Platform, err = dockerfile.ParsePlatform(o.Platform); err != nil {
+			return req, fmt.Errorf("--platform: %w", err)
+		}
+	}
+	for _, out := range o.Outputs {
+		bo, err := out.build(o.stdout())
+		if err != nil {
+			return req, err
+		}
+		req.Outputs = append(req.Outputs, bo)
+	}
+	return req, nil
+}
+
+// writeResultFiles writes --iidfile and --metadata-file.
+func writeResultFiles(o BuildOptions, res *build.Result) error {
+	if o.IIDFile != "" {
+		if err := writeIIDFile(o.IIDFile, res); err != nil {
+			return fmt.Errorf("--iidfile: %w", err)
+		}
+	}
+	if o.MetadataFile != "" {
+		if err := writeJSONFile(o.MetadataFile, buildMetadata(res)); err != nil {
+			return fmt.Errorf("--metadata-file: %w", err)
+		}
 	}
 	return nil
 }
@@ -370,72 +311,6 @@ func validateTags(tags []string) error {
 		}
 	}
 	return nil
-}
-
-// convert runs the frontend as one progress step, as BuildKit shows the
-// loading of the Dockerfile and the base images' metadata.
-func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*dockerfile.Result, error) {
-	var res *dockerfile.Result
-	err := step(r, "[internal] load build definition from "+opt.Filename, func() error {
-		var err error
-		res, err = dockerfile.Convert(ctx, opt)
-		return err
-	})
-	return res, err
-}
-
-// export writes the result to every --output.
-func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
-	cfg := res.Config
-	// The frontend leaves the times of this build's history entries and
-	// the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
-	// the worker fills them from the times its results were made (see
-	// ops.Worker.Image), so a cached rebuild gives the same image.
-	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
-		return err
-	} else if ok {
-		cfg.Created.Time = epoch
-		cfg.History = append([]v1.History(nil), cfg.History...)
-		for i := range cfg.History {
-			if cfg.History[i].Created.IsZero() {
-				cfg.History[i].Created = cfg.Created
-			}
-		}
-	}
-	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
-	o.healthStartInterval = res.HealthcheckStartInterval
-	// Every build lands in the local image store; then the --outputs.
-	e, err := exportImage(ctx, r, w, images, result, cfg, o)
-	if err != nil {
-		return err
-	}
-	if col, ok := r.(*collector); ok {
-		col.exported = e
-	}
-	if o.IIDFile != "" {
-		if err := writeIIDFile(o.IIDFile, e); err != nil {
-			return fmt.Errorf("--iidfile: %w", err)
-		}
-	}
-	if o.MetadataFile != "" {
-		col, _ := r.(*collector)
-		if err := writeJSONFile(o.MetadataFile, buildMetadata(e, col)); err != nil {
-			return fmt.Errorf("--metadata-file: %w", err)
-		}
-	}
-	return nil
-}
-
-// step reports fn as a vertex of its own.
-func step(r solver.Reporter, name string, fn func() error) error {
-	d := digest.FromString(name + time.Now().String())
-	st := solver.Status{Digest: d, Name: name, Started: time.Now()}
-	r.Status(st)
-	err := fn()
-	st.Completed = time.Now()
-	st.Err = err
-	r.Status(st)
-	return err
 }
 
 // reportError prints err as BuildKit does: the Dockerfile lines around the
@@ -461,16 +336,13 @@ func reportError(out io.Writer, dfPath string, df []byte, err error) error {
 	return &exitError{code: 1}
 }
 
-// withLabels returns labels with the --label KEY=VALUE values set over them
-// (a bare KEY is an empty label, as in docker build).
-func withLabels(labels map[string]string, flags []string) map[string]string {
+// parseLabels reads --label KEY=VALUE values (a bare KEY is an empty
+// label, as in docker build).
+func parseLabels(flags []string) map[string]string {
 	if len(flags) == 0 {
-		return labels
+		return nil
 	}
-	out := make(map[string]string, len(labels)+len(flags))
-	for k, v := range labels {
-		out[k] = v
-	}
+	out := make(map[string]string, len(flags))
 	for _, l := range flags {
 		k, v, _ := strings.Cut(l, "=")
 		out[k] = v
@@ -490,22 +362,4 @@ func defaultDockerfile(contextDir string) string {
 		}
 	}
 	return p
-}
-
-// withDockerfileEpoch returns args with SOURCE_DATE_EPOCH set from the
-// frontend's epoch (a Dockerfile's ARG SOURCE_DATE_EPOCH=... default) when
-// no --build-arg set it, so the exporters use it as BuildKit's do.
-func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]string {
-	if epoch == nil {
-		return args
-	}
-	if _, ok := args["SOURCE_DATE_EPOCH"]; ok {
-		return args
-	}
-	out := make(map[string]string, len(args)+1)
-	for k, v := range args {
-		out[k] = v
-	}
-	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
-	return out
 }

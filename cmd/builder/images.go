@@ -14,6 +14,7 @@ import (
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/state"
+	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
@@ -133,7 +134,7 @@ func printImages(w io.Writer, all []imagestore.Image, filter string, quiet, noTr
 			created = "<damaged>"
 			damaged = append(damaged, fmt.Sprintf("WARNING: image %s:%s (%s) is damaged: %s; build or pull it again (builder prune removes it)", r.repo, r.tag, id(r.im), r.im.Damaged))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), created, humanSize(r.im.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), created, units.HumanSizeWithPrecision(float64(r.im.Size), 3))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -149,24 +150,7 @@ func humanAgo(now, t time.Time) string {
 	if t.IsZero() {
 		return "N/A"
 	}
-	return humanDuration(now.Sub(t)) + " ago"
-}
-
-// humanSize formats n bytes with decimal units and 3 significant digits,
-// as docker images does ("4.26MB").
-func humanSize(n int64) string { return decimalSize(n, 3) }
-
-// decimalSize formats n bytes as docker's units.HumanSizeWithPrecision:
-// decimal units and digits significant digits.
-func decimalSize(n int64, digits int) string {
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.*g%s", digits, f, units[i])
+	return units.HumanDuration(now.Sub(t)) + " ago"
 }
 
 func newInspectCommand() *cobra.Command {

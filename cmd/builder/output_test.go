@@ -62,14 +62,6 @@ func TestParseOutput(t *testing.T) {
 	}
 }
 
-func TestHumanSize(t *testing.T) {
-	for n, want := range map[int64]string{0: "0B", 999: "999B", 4260000: "4.26MB", 1151254: "1.15MB", 12_300_000_000: "12.3GB"} {
-		if got := humanSize(n); got != want {
-			t.Errorf("humanSize(%d) = %s, want %s", n, got, want)
-		}
-	}
-}
-
 // TestHumanAgo: docker's units.HumanDuration plus " ago", hours rounded
 // (1h45m is "2 hours", as docker images and docker ps show it).
 func TestHumanAgo(t *testing.T) {

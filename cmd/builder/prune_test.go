@@ -50,14 +50,6 @@ func TestParsePruneFilters(t *testing.T) {
 	}
 }
 
-func TestPruneSize(t *testing.T) {
-	for n, want := range map[int64]string{0: "0B", 999: "999B", 1200: "1.2kB", 36270000: "36.27MB", 1200000000: "1.2GB"} {
-		if got := pruneSize(n); got != want {
-			t.Errorf("pruneSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestPruneRefusesWithoutTerminal(t *testing.T) {
 	root := t.TempDir()
 	var out bytes.Buffer

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -108,7 +107,7 @@ builder ps -a until builder rm removes it.`,
 				o.Entrypoint = &entrypoint
 			}
 			if memory != "" {
-				n, err := parseBytes(memory)
+				n, err := parseSize(memory)
 				if err != nil {
 					return fmt.Errorf("invalid argument %q for --memory: %w", memory, err)
 				}
@@ -150,7 +149,7 @@ builder ps -a until builder rm removes it.`,
 	f.BoolVarP(&o.Interactive, "interactive", "i", false, "Keep STDIN open")
 	f.BoolVarP(&o.Tty, "tty", "t", false, "Allocate a pseudo-TTY")
 	f.StringVar(&o.Network, "network", "host", `Network mode ("host" or "none")`)
-	f.StringVarP(&memory, "memory", "m", "", "Memory limit (e.g. 512m, 1g)")
+	f.StringVarP(&memory, "memory", "m", "", "Memory limit (e.g. 512m, 1.5g)")
 	f.StringVarP(&o.Hostname, "hostname", "h", "", "Container host name (default: a random id)")
 	f.StringArrayVarP(&env, "env", "e", nil, "Set environment variables (K=V, or K to take it from the environment)")
 	f.StringVarP(&o.Workdir, "workdir", "w", "", "Working directory inside the container")
@@ -160,27 +159,6 @@ builder ps -a until builder rm removes it.`,
 	// -h is --hostname, as in docker run.
 	f.BoolP("help", "", false, "help for run")
 	return cmd
-}
-
-// byteSize is a docker memory size: a number with an optional unit.
-var byteSize = regexp.MustCompile(`^(?i)([0-9]+)([bkmg]?)b?$`)
-
-// parseBytes parses docker's memory sizes: a number with an optional
-// b, k, m or g suffix (powers of 1024).
-func parseBytes(s string) (int64, error) {
-	m := byteSize.FindStringSubmatch(strings.TrimSpace(s))
-	if m == nil {
-		return 0, errors.New("want a number with an optional b, k, m or g suffix")
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	shift := map[string]uint{"": 0, "b": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
-	if n > (1<<62)>>shift {
-		return 0, errors.New("too large")
-	}
-	return n << shift, nil
 }
 
 // runImage is an image ready to run: its config and layers (in the blob
