@@ -10,8 +10,11 @@ EXAMPLE_APT_PACKAGES=(docker-registry busybox-static skopeo umoci runc make)
 # The packages .ci/run needs besides: htpasswd (apache2-utils) for the
 # registries with auth of the push tests, podman for the acceptance test's
 # podman load, uidmap (newuidmap/newgidmap) for the rootless build test,
-# and chromium, the headless browser the build report's test renders in.
-BUILDER_APT_PACKAGES=("${EXAMPLE_APT_PACKAGES[@]}" apache2-utils podman uidmap chromium)
+# chromium, the headless browser the build report's test renders in, and
+# qemu-user-static and binfmt-support for the arm64 RUN steps of the
+# multi-platform tests (binfmt_misc handlers with the F flag) and the seccomp
+# test of a foreign-architecture program.
+BUILDER_APT_PACKAGES=("${EXAMPLE_APT_PACKAGES[@]}" apache2-utils podman uidmap chromium qemu-user-static binfmt-support)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -138,4 +141,42 @@ seed_busybox() {
 	local addr=$1 ref=$2
 	log "seeding $ref"
 	go run ./registry/registrytest/cmd/seed -registry "$addr" -ref "$ref" >/dev/null
+}
+
+# BUSYBOX_ARM64 is where ensure_busybox_arm64 puts Debian's arm64 static
+# busybox, for the two-platform test base image (registrytest.BusyboxIndex).
+BUSYBOX_ARM64=/usr/local/lib/builder-test/arm64/bin/busybox
+
+# ensure_busybox_arm64 extracts busybox-static:arm64 to $BUSYBOX_ARM64
+# (adding the arm64 architecture to dpkg to download it). On a failure the
+# multi-platform tests skip themselves, saying why.
+ensure_busybox_arm64() {
+	[[ -x $BUSYBOX_ARM64 ]] && return 0
+	local tmp
+	tmp=$(mktemp -d)
+	log "downloading busybox-static:arm64"
+	if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+		dpkg --add-architecture arm64
+	fi
+	if (cd "$tmp" && apt-get update -qq && apt-get download -qq busybox-static:arm64) >/dev/null 2>&1 &&
+		dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$tmp/root"; then
+		install -D -m 0755 "$tmp/root/bin/busybox" "$BUSYBOX_ARM64"
+	else
+		log "busybox-static:arm64 unavailable: the multi-platform tests will skip"
+	fi
+	rm -rf "$tmp"
+}
+
+# ensure_binfmt mounts binfmt_misc when it is not, and enables QEMU's
+# aarch64 handler (Debian's qemu-user-static registers it with the F flag,
+# so the emulator works inside build sandboxes). On a kernel or container
+# that refuses, the tests that need emulation skip themselves, saying why.
+ensure_binfmt() {
+	local dir=/proc/sys/fs/binfmt_misc
+	if [[ ! -e $dir/status ]]; then
+		mount -t binfmt_misc binfmt_misc "$dir" 2>/dev/null || log "cannot mount binfmt_misc: emulated RUN tests will skip"
+	fi
+	if [[ -e $dir/status && ! -e $dir/qemu-aarch64 ]]; then
+		update-binfmts --enable qemu-aarch64 2>/dev/null || log "cannot enable qemu-aarch64: emulated RUN tests will skip"
+	fi
 }

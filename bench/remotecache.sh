@@ -11,6 +11,12 @@
 #   N=10 sudo bench/remotecache.sh
 #   REGISTRY=127.0.0.1:5114 sudo bench/remotecache.sh
 #   BUILDER=/path/to/builder sudo bench/remotecache.sh
+#   BUILDKIT=/path/to/bin sudo bench/remotecache.sh  # also BuildKit, alternating
+#
+# With BUILDKIT, buildkitd (OCI worker, runc, private state and socket in
+# the temp dir) does the same: machine A exports its registry cache with
+# mode=max, machine B is the same daemon after "buildctl prune --all",
+# importing it.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +31,12 @@ require_root
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number, got $N"
 work=$(mktemp -d /tmp/builder-bench-rc.XXXXXX)
 proxypid=
+bkpid=
 cleanup() {
+	if [[ -n $bkpid ]]; then
+		kill "$bkpid" 2>/dev/null || true
+		wait "$bkpid" 2>/dev/null || true
+	fi
 	if [[ -n $proxypid ]]; then
 		kill "$proxypid" 2>/dev/null || true
 		wait "$proxypid" 2>/dev/null || true
@@ -84,13 +95,35 @@ build "$work/rootA" --cache-to "type=registry,ref=$CACHE,mode=max" >"$work/A.log
 	die "machine A failed"
 }
 
+bksock="unix://$work/buildkitd.sock"
+bkbuild() { # EXTRA-ARGS...
+	"$BUILDKIT/buildctl" --addr "$bksock" build --progress=plain --frontend dockerfile.v0 \
+		--local context="$work/ctx" --local dockerfile="$work/ctx" --opt build-arg:BASE="$BASE" "$@"
+}
+if [[ -n ${BUILDKIT:-} ]]; then
+	[[ -x $BUILDKIT/buildkitd && -x $BUILDKIT/buildctl ]] || die "BUILDKIT=$BUILDKIT must hold buildkitd and buildctl"
+	printf '[registry."%s"]\n  http = true\n  insecure = true\n' "$PROXY" >"$work/buildkitd.toml"
+	"$BUILDKIT/buildkitd" --config "$work/buildkitd.toml" --root "$work/buildkit" --addr "$bksock" \
+		--oci-worker=true --containerd-worker=false --oci-worker-binary=runc >"$work/buildkitd.log" 2>&1 &
+	bkpid=$!
+	for _ in $(seq 1 100); do
+		"$BUILDKIT/buildctl" --addr "$bksock" debug workers >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	log "BuildKit machine A: build and push its cache (mode=max)"
+	bkbuild --export-cache "type=registry,ref=$PROXY/bench-bkcache:runs,mode=max" >"$work/bkA.log" 2>&1 || {
+		tail -n 30 "$work/bkA.log" >&2
+		die "BuildKit machine A failed"
+	}
+fi
+
 median() { sort -n | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2f", m }'; }
 
 results=()
 # bench NAME CHANGE OUTPUT: N runs of machine B, each on an empty root.
 bench() {
 	local name=$1 change=$2 output=$3 i lines t dl blobs cached
-	local times=() bytes=() nblobs=()
+	local times=() bytes=() nblobs=() bktimes=() bkbytes=() bkcached=-
 	log "$name: $N runs"
 	for ((i = 0; i < N; i++)); do
 		if [[ $change == 1 ]]; then echo "version 2 run $i $(date +%s%N)" >"$work/ctx/app.txt"; else echo "version 1" >"$work/ctx/app.txt"; fi
@@ -114,9 +147,30 @@ bench() {
 		bytes+=("$dl")
 		nblobs+=("$blobs")
 		rm -rf "$root"
+		if [[ -n ${BUILDKIT:-} ]]; then
+			"$BUILDKIT/buildctl" --addr "$bksock" prune --all >/dev/null
+			case $output in
+			oci) out=(--output "type=oci,dest=$work/out-bk.tar") ;;
+			push) out=(--output "type=image,name=$PROXY/bench-bkapp-$RANDOM$i:latest,push=true") ;;
+			esac
+			lines=$(wc -l <"$work/requests.log")
+			/usr/bin/time -f '%e' -o "$work/t" "$BUILDKIT/buildctl" --addr "$bksock" build --progress=plain --frontend dockerfile.v0 \
+				--local context="$work/ctx" --local dockerfile="$work/ctx" --opt build-arg:BASE="$BASE" \
+				--import-cache "type=registry,ref=$PROXY/bench-bkcache:runs" "${out[@]}" >"$work/bkB.log" 2>&1 || {
+				tail -n 30 "$work/bkB.log" >&2
+				die "$name: BuildKit machine B failed"
+			}
+			bktimes+=("$(tail -n 1 "$work/t")")
+			bkbytes+=("$(tail -n +"$((lines + 1))" "$work/requests.log" | awk '$1 == "GET" && $2 ~ /\/blobs\/sha256:/ { s += $4 } END { print s + 0 }')")
+			bkcached=$(grep -c ' CACHED$' "$work/bkB.log" || true)
+		fi
 	done
-	results+=("$(printf '| %-40s | %6ss | %9s B | %5s | %6s | %s |' "$name" "$(printf '%s\n' "${times[@]}" | median)" \
-		"$(printf '%s\n' "${bytes[@]}" | median)" "$(printf '%s\n' "${nblobs[@]}" | median)" "$cached" "${times[*]}")")
+	local bk="-"
+	if [[ -n ${BUILDKIT:-} ]]; then
+		bk="$(printf '%s\n' "${bktimes[@]}" | median)s, $(printf '%s\n' "${bkbytes[@]}" | median | cut -d. -f1) B, $bkcached CACHED"
+	fi
+	results+=("$(printf '| %-40s | %6ss | %9s B | %5s | %6s | %-32s | %s |' "$name" "$(printf '%s\n' "${times[@]}" | median)" \
+		"$(printf '%s\n' "${bytes[@]}" | median | cut -d. -f1)" "$(printf '%s\n' "${nblobs[@]}" | median | cut -d. -f1)" "$cached" "$bk" "${times[*]} / ${bktimes[*]:-}")")
 }
 
 bench "nothing changed, --output type=oci" 0 oci
@@ -126,6 +180,6 @@ bench "one file changed, --push (same registry)" 1 push
 
 printf '\nbuilder %s, machine B with an empty --root, %s runs each, %s, %s\n\n' \
 	"$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$N" "$(nproc) cores" "$(date -u +%Y-%m-%d)"
-printf '| %-40s | %7s | %11s | %5s | %6s | %s |\n' "case (machine B)" "median" "downloaded" "blobs" "CACHED" "runs (s)"
-printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "---------" "-------------" "-------" "--------" "------"
+printf '| %-40s | %7s | %11s | %5s | %6s | %-32s | %s |\n' "case (machine B)" "median" "downloaded" "blobs" "CACHED" "BuildKit (median, downloaded)" "runs (s, builder / BuildKit)"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "---------" "-------------" "-------" "--------" "$(printf -- '-%.0s' {1..34})" "------"
 printf '%s\n' "${results[@]}"

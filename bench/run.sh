@@ -26,7 +26,9 @@ source .ci/lib.sh
 N=${N:-5}
 REGISTRY=${REGISTRY:-127.0.0.1:5000}
 BASE="$REGISTRY/busybox:latest"
-CASES=${CASES:-"concurrent runs-cold runs-cached bigctx-cold bigctx-cached bigctx-1"}
+CASES=${CASES:-"concurrent runs-cold runs-cached bigctx-cold bigctx-cached bigctx-1 multi"}
+# PLATFORMS, when set, is the --platform of the case being timed (multi).
+PLATFORMS=
 
 require_root
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number, got $N"
@@ -48,6 +50,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 ensure_packages docker-registry busybox-static runc pigz
+# The two-platform case needs an arm64 busybox for its base image and QEMU
+# through binfmt_misc for its arm64 RUN steps; it is skipped without them.
+ensure_busybox_arm64
 ensure_go
 if [[ -z ${BUILDER:-} ]]; then
 	log "building builder"
@@ -56,6 +61,12 @@ if [[ -z ${BUILDER:-} ]]; then
 fi
 start_registry "$REGISTRY" "$work/registry"
 seed_busybox "$REGISTRY" "$BASE"
+MULTIBASE="$REGISTRY/busybox:multi"
+multi=
+if [[ -x $BUSYBOX_ARM64 ]] && grep -qs '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 &&
+	go run ./registry/registrytest/cmd/seed -registry "$REGISTRY" -ref "$MULTIBASE" -multiarch >/dev/null; then
+	multi=1
+fi
 
 # ---- BuildKit --------------------------------------------------------------
 
@@ -115,6 +126,22 @@ for d in $(seq -w 0 99); do
 done
 changed="$work/bigctx/d00/f000"
 
+# multi: linux/amd64 + linux/arm64 in one build: a $BUILDPLATFORM stage per
+# target (native), then a COPY and three RUNs per platform (arm64's under
+# QEMU).
+mkdir -p "$work/multi"
+cat >"$work/multi/Dockerfile" <<'DOCKERFILE'
+ARG BASE
+FROM --platform=$BUILDPLATFORM ${BASE} AS build
+ARG TARGETARCH
+RUN echo "built for $TARGETARCH" > /out
+FROM ${BASE}
+COPY --from=build /out /out
+RUN uname -m > /arch
+RUN echo a > /a && ls /bin > /list
+RUN sh -c 'i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; echo $i > /count'
+DOCKERFILE
+
 # ---- timing ----------------------------------------------------------------
 
 # Old cold roots are moved aside and deleted at the end, not before the
@@ -131,10 +158,20 @@ fresh_buildkit() { "$BUILDKIT/buildctl" --addr "$bksock" prune --all >/dev/null;
 touch_changed() { date +%s%N >"$changed"; }
 
 builder_cmd() { # CONTEXT ROOT
+	if [[ -n $PLATFORMS ]]; then
+		printf '%q build --progress=plain --root %q --platform %q --build-arg BASE=%q --output type=oci,dest=%q %q' \
+			"$BUILDER" "$2" "$PLATFORMS" "$MULTIBASE" "$work/out.tar" "$1"
+		return
+	fi
 	printf '%q build --progress=plain --root %q --build-arg BASE=%q --output type=oci,dest=%q %q' \
 		"$BUILDER" "$2" "$BASE" "$work/out.tar" "$1"
 }
 buildkit_cmd() { # CONTEXT
+	if [[ -n $PLATFORMS ]]; then
+		printf '%q --addr %q build --progress=plain --frontend dockerfile.v0 --local context=%q --local dockerfile=%q --opt platform=%q --opt build-arg:BASE=%q --output type=oci,dest=%q' \
+			"$BUILDKIT/buildctl" "$bksock" "$1" "$1" "$PLATFORMS" "$MULTIBASE" "$work/out-bk.tar"
+		return
+	fi
 	printf '%q --addr %q build --progress=plain --frontend dockerfile.v0 --local context=%q --local dockerfile=%q --opt build-arg:BASE=%q --output type=oci,dest=%q' \
 		"$BUILDKIT/buildctl" "$bksock" "$1" "$1" "$BASE" "$work/out-bk.tar"
 }
@@ -200,6 +237,15 @@ for c in $CASES; do
 	bigctx-cold) bench "160 MB context, cold" "$work/bigctx" fresh_builder fresh_buildkit 0 "$cold" ;;
 	bigctx-cached) bench "160 MB context, cached" "$work/bigctx" : : 1 "$warm" ;;
 	bigctx-1) bench "160 MB context, 1 file changed" "$work/bigctx" touch_changed touch_changed 1 "$warm" ;;
+	multi)
+		if [[ -z $multi ]]; then
+			log "no arm64 busybox or qemu-aarch64 binfmt handler (.ci/lib.sh ensure_busybox_arm64, ensure_binfmt): skipping the two-platform case"
+			continue
+		fi
+		PLATFORMS=linux/amd64,linux/arm64
+		bench "2 platforms (amd64+arm64), cold" "$work/multi" fresh_builder fresh_buildkit 0 "$cold"
+		PLATFORMS=
+		;;
 	*) die "unknown case $c" ;;
 	esac
 done

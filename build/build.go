@@ -11,6 +11,7 @@ import (
 	"github.com/builderdev/builder/executor"
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
@@ -18,6 +19,7 @@ import (
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // Builder runs builds on one state root.
@@ -97,19 +99,12 @@ func (b *Builder) open(req Request, locals map[string]ops.LocalDir, r Reporter) 
 		StateDir:     b.root.WorkerDir(),
 		Secrets:      ops.SecretMap(req.Secrets),
 		SSH:          req.SSH,
-		Hostname:     sandboxHostname(req.Sandbox.Hostname),
+		Hostname:     req.Sandbox.Hostname,
 		Limits:       req.Sandbox.Limits,
 		CgroupParent: req.Sandbox.CgroupParent,
 		Warn:         func(msg string) { r.Warn(0, msg) },
 	})
 	return p, nil
-}
-
-func sandboxHostname(h string) string {
-	if h == "" {
-		return executor.DefaultHostname
-	}
-	return h
 }
 
 // failedRunner is the runner of a builder without sandboxes: every RUN
@@ -126,10 +121,8 @@ func (f failedRunner) Run(context.Context, executor.Spec) (executor.Stats, error
 // *dockerfile.Error or an *ops.StepError, which carry its location. A
 // failed build returns its result too when steps ran, for its Record.
 func (b *Builder) Build(ctx context.Context, req Request, r Reporter) (*Result, error) {
-	for _, out := range req.Outputs {
-		if err := out.validate(); err != nil {
-			return nil, fmt.Errorf("output %s: %w", out.Type, err)
-		}
+	if err := req.validate(); err != nil {
+		return nil, err
 	}
 	nc, err := namedContexts(req)
 	if err != nil {
@@ -147,21 +140,46 @@ func (b *Builder) Build(ctx context.Context, req Request, r Reporter) (*Result, 
 	if p.warning != "" {
 		col.Warn(0, p.warning)
 	}
-	res, err := convert(ctx, col, frontendOptions(req, nc, p.src, col))
+	platforms := req.Platforms
+	if len(platforms) == 0 {
+		platforms = []llb.Platform{{}} // the frontend's default, the host's
+	}
+	results, err := convertAll(ctx, col, platforms, frontendOptions(req, nc, p.src, col))
+	if err == nil && !req.CheckOnly {
+		err = checkPlatforms(results)
+	}
 	if err != nil {
 		return &Result{Record: col.record()}, err
 	}
+	res := results[0]
 	if req.CheckOnly {
 		return &Result{Warnings: res.Warnings, Record: col.record()}, nil
 	}
+	if len(res.UnusedBuildArgs) > 0 { // BuildKit's warning
+		col.Warn(0, fmt.Sprintf("One or more build-args %v were not consumed", res.UnusedBuildArgs))
+	}
 	req.BuildArgs = withDockerfileEpoch(req.BuildArgs, res.SourceDateEpoch)
-	out, err := b.solveAndExport(ctx, req, p, res, col)
+	out, err := b.solveAndExport(ctx, req, p, results, col)
 	if out == nil {
 		out = &Result{}
 	}
 	out.Warnings = res.Warnings
 	out.Record = col.record()
 	return out, err
+}
+
+// validate checks the outputs before anything runs, and that several
+// platforms go only to outputs that can hold an index.
+func (req Request) validate() error {
+	for _, out := range req.Outputs {
+		if err := out.validate(); err != nil {
+			return fmt.Errorf("output %s: %w", out.Type, err)
+		}
+		if out.Type == Docker && len(req.Platforms) > 1 {
+			return fmt.Errorf("output type=docker: docker exporter does not support exporting manifest lists, use the oci exporter instead (%d platforms)", len(req.Platforms))
+		}
+	}
+	return nil
 }
 
 // frontendOptions are the frontend's options of req.
@@ -182,8 +200,6 @@ func frontendOptions(req Request, nc *contexts, src imageBackend, col *collector
 		AllowInsecure:    req.Sandbox.AllowInsecure,
 		AllowNetworkHost: req.Sandbox.AllowNetworkHost,
 		DefaultNetwork:   req.Sandbox.Network,
-		Platform:         req.Platform,
-		RunPlatform:      dockerfile.HostPlatform(),
 		AllStages:        req.CheckOnly,
 		Warn: func(w dockerfile.Warning) {
 			if !req.CheckOnly {
@@ -193,38 +209,37 @@ func frontendOptions(req Request, nc *contexts, src imageBackend, col *collector
 	}
 }
 
-// solveAndExport solves the converted target, exports the image and
-// writes the remote caches.
-func (b *Builder) solveAndExport(ctx context.Context, req Request, p *parts, res *dockerfile.Result, col *collector) (*Result, error) {
+// solveAndExport solves the converted targets (one per platform) with
+// one solver, exports the image and writes the remote caches.
+func (b *Builder) solveAndExport(ctx context.Context, req Request, p *parts, results []*dockerfile.Result, col *collector) (*Result, error) {
 	warn := func(msg string) { col.Warn(0, msg) }
 	rc := openRemoteCache(ctx, col, warn, req.CacheExports, req.CacheImports, b.registry, p.cache.Blobs())
 	keys := rc.keyStore(p.cache, p.worker)
 	s := solver.New(p.worker, keys, solver.Options{Reporter: col})
-	var result solver.Result
+	solved, err := solveAll(ctx, s, p.worker, results)
+	if err != nil {
+		return nil, err
+	}
 	var cacheBuild remotecache.Build
-	var inline func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
-	if res.State != nil {
-		if err := p.worker.PruneNoCacheMounts(res.State); err != nil {
-			return nil, err
-		}
-		var err error
-		if result, err = s.Solve(ctx, res.State); err != nil {
-			return nil, err
-		}
-		cacheBuild = remotecache.Build{Keys: s.Keys(res.State), Final: result, KeyStore: keys, Worker: p.worker}
-		inline = rc.inline(cacheBuild)
+	if results[0].State != nil {
+		cacheBuild = cacheExportOf(s, results, solved, keys, p.worker)
 	}
-	cfg, err := imageConfig(res.Config, req)
+	job := &exportJob{b: b, r: col, w: p.worker, req: req}
+	var out *Result
+	if len(results) == 1 {
+		job.inline = func(int) inlineCacheFunc { return rc.inline(cacheBuild) }
+		out, err = job.export(ctx, solved[0], results[0])
+	} else {
+		// --cache-to type=inline: each platform's image carries its own.
+		job.inline = func(i int) inlineCacheFunc {
+			return rc.inline(cacheExportOf(s, results[i:i+1], solved[i:i+1], keys, p.worker))
+		}
+		out, err = job.exportPlatforms(ctx, solved, results)
+	}
 	if err != nil {
 		return nil, err
 	}
-	job := &exportJob{b: b, r: col, w: p.worker, result: result, cfg: cfg, req: req,
-		healthStartInterval: res.HealthcheckStartInterval, inlineCache: inline}
-	out, err := job.export(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if res.State != nil {
+	if results[0].State != nil {
 		if err := rc.export(ctx, col, cacheBuild); err != nil {
 			return out, err
 		}
@@ -286,16 +301,92 @@ func withLabels(labels, extra map[string]string) map[string]string {
 	return out
 }
 
-// convert runs the frontend as one progress step, as BuildKit shows the
-// loading of the Dockerfile and the base images' metadata.
-func convert(ctx context.Context, r solver.Reporter, opt dockerfile.Options) (*dockerfile.Result, error) {
-	var res *dockerfile.Result
+// convertAll runs the frontend once per platform, as one progress step
+// ("[internal] load build definition"): each platform's graph shares the
+// vertices that do not depend on it (a FROM --platform=$BUILDPLATFORM
+// stage without TARGET* args is the same vertex in each), which the solver
+// then runs once. Warnings are reported once, from the first platform.
+func convertAll(ctx context.Context, r solver.Reporter, platforms []llb.Platform, opt dockerfile.Options) ([]*dockerfile.Result, error) {
+	out := make([]*dockerfile.Result, len(platforms))
 	err := step(r, "[internal] load build definition from "+opt.Filename, func() error {
-		var err error
-		res, err = dockerfile.Convert(ctx, opt)
-		return err
+		for i, p := range platforms {
+			o := opt
+			o.Platform = p
+			o.ShowPlatform = len(platforms) > 1
+			if i > 0 {
+				o.Warn = nil
+			}
+			res, err := dockerfile.Convert(ctx, o)
+			if err != nil {
+				return err
+			}
+			out[i] = res
+		}
+		return nil
 	})
-	return res, err
+	return out, err
+}
+
+// checkPlatforms fails before the build when a RUN is for a platform this
+// machine cannot execute (see ops.CheckPlatforms).
+func checkPlatforms(results []*dockerfile.Result) error {
+	var roots []*llb.Vertex
+	for _, r := range results {
+		roots = append(roots, r.State)
+	}
+	return ops.CheckPlatforms(roots...)
+}
+
+// solveAll solves every platform's graph at once with one solver, so an
+// identical vertex runs once for all (--no-cache's cache mounts emptied
+// first).
+func solveAll(ctx context.Context, s *solver.Solver, w *ops.Worker, results []*dockerfile.Result) ([]solver.Result, error) {
+	out := make([]solver.Result, len(results))
+	for _, res := range results {
+		if res.State != nil {
+			if err := w.PruneNoCacheMounts(res.State); err != nil {
+				return nil, err
+			}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for i, res := range results {
+		if res.State == nil {
+			continue
+		}
+		g.Go(func() error {
+			r, err := s.Solve(gctx, res.State)
+			out[i] = r
+			return err
+		})
+	}
+	return out, g.Wait()
+}
+
+// inlineCacheFunc returns the inline cache (--cache-to type=inline) of an
+// image with the given layers, for its config; nil when none is asked.
+type inlineCacheFunc func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
+
+// cacheExportOf is what the cache exports write: the keyed vertices of
+// every platform's graph (each once) and every platform's target result.
+func cacheExportOf(s *solver.Solver, results []*dockerfile.Result, solved []solver.Result, keys solver.KeyStore, w *ops.Worker) remotecache.Build {
+	b := remotecache.Build{Final: solved[0], KeyStore: keys, Worker: w}
+	seen := map[digest.Digest]bool{}
+	for i, res := range results {
+		if res.State == nil {
+			continue
+		}
+		for _, kv := range s.Keys(res.State) {
+			if !seen[kv.Vertex.Digest()] {
+				seen[kv.Vertex.Digest()] = true
+				b.Keys = append(b.Keys, kv)
+			}
+		}
+		if i > 0 {
+			b.Finals = append(b.Finals, solved[i])
+		}
+	}
+	return b
 }
 
 // step reports fn as a vertex of its own.

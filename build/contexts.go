@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -144,13 +145,17 @@ func pickLayoutImage(idx v1.ImageIndex, tag string, want digest.Digest, p llb.Pl
 		case tag != "" && d.Annotations["org.opencontainers.image.ref.name"] != tag:
 			continue
 		}
-		if d.Platform != nil && p.OS != "" && (d.Platform.OS != p.OS || d.Platform.Architecture != p.Architecture) {
-			continue
-		}
 		cands = append(cands, d)
 	}
 	if len(cands) == 0 {
-		return nil, v1.Hash{}, fmt.Errorf("no image for tag %q digest %q platform %s", tag, want, p)
+		return nil, v1.Hash{}, fmt.Errorf("no image for tag %q digest %q", tag, want)
+	}
+	if slices.ContainsFunc(cands, func(d v1.Descriptor) bool { return d.Platform != nil }) {
+		d, err := registry.SelectManifest(cands, p)
+		if err != nil {
+			return nil, v1.Hash{}, err
+		}
+		cands = []v1.Descriptor{d}
 	}
 	d := cands[0]
 	if d.MediaType.IsIndex() {

@@ -21,6 +21,7 @@ import (
 )
 
 func TestSplitLayoutRef(t *testing.T) {
+	t.Parallel()
 	d := "sha256:" + strings.Repeat("b", 64)
 	tests := []struct {
 		ref, dir, tag string
@@ -45,6 +46,7 @@ func TestSplitLayoutRef(t *testing.T) {
 // TestReadIgnoreFor checks that DOCKERFILE.dockerignore wins over the
 // context's .dockerignore, as in BuildKit.
 func TestReadIgnoreFor(t *testing.T) {
+	t.Parallel()
 	ctxDir, dfDir := t.TempDir(), t.TempDir()
 	df := filepath.Join(dfDir, "app.Dockerfile")
 	write := func(p, s string) {
@@ -97,6 +99,7 @@ func (f *fakeBackend) ResolveImageConfig(_ context.Context, ref string, _ llb.Pl
 // TestLayoutImages resolves and pulls images of an OCI layout by tag and
 // by digest, and passes other references on.
 func TestLayoutImages(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	img1, err := random.Image(512, 2)
 	if err != nil {

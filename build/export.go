@@ -2,17 +2,15 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
@@ -22,18 +20,13 @@ import (
 
 // exportJob is what exporting one build needs.
 type exportJob struct {
-	b      *Builder
-	r      *collector
-	w      *ops.Worker
-	result solver.Result
-	cfg    v1.ConfigFile
-	req    Request
-	// healthStartInterval is HEALTHCHECK --start-interval, which the
-	// exporter adds to the config.
-	healthStartInterval time.Duration
-	// inlineCache, for a --cache-to type=inline, returns the cache to put
-	// into the config of an image with the given layers.
-	inlineCache func(ctx context.Context, layers []cache.Layer) (json.RawMessage, error)
+	b   *Builder
+	r   *collector
+	w   *ops.Worker
+	req Request
+	// inline returns the inline cache maker of platform i (nil when no
+	// --cache-to type=inline was asked for).
+	inline func(i int) inlineCacheFunc
 }
 
 // exportOptions are the exporter options of an output.
@@ -61,38 +54,14 @@ func sameLayers(a, b Output) bool {
 	return la == lb && a.DockerMediaTypes == b.DockerMediaTypes
 }
 
-// image computes the image's layers as out asks.
-func (j *exportJob) image(ctx context.Context, out Output) (*exporter.Image, error) {
-	lo, err := withEpoch(out.Layers, j.req.BuildArgs)
-	if err != nil {
-		return nil, err
-	}
-	var img *exporter.Image
-	err = step(j.r, "exporting layers", func() error {
-		c, layers, err := j.w.ImageWith(ctx, j.result, j.cfg, lo)
-		img = &exporter.Image{Config: c, Layers: layers, Blobs: j.b.images.Blobs(), HealthcheckStartInterval: j.healthStartInterval}
-		if err == nil && j.inlineCache != nil {
-			// --cache-to type=inline: the cache rides in the config.
-			var raw []byte
-			if raw, err = j.inlineCache(ctx, layers); err == nil {
-				img.Extra = []exporter.ConfigField{{Name: remotecache.InlineKey, Value: raw}}
-			}
-		}
-		return err
-	})
-	return img, err
-}
-
-// export writes the image to the local store (always: under the tags and
-// the names of Image outputs, or by ID only) and to every output.
-func (j *exportJob) export(ctx context.Context) (*Result, error) {
-	warnRewriteWithoutEpoch(j.r, j.req.Outputs, j.req.BuildArgs)
-	// The store gets the image as the first Image output asks, or gzip
-	// with OCI media types.
+// storeOutput is how the local store gets the image: as the first Image
+// output asks, or gzip with OCI media types; under the tags and the names
+// of every Image output.
+func storeOutput(req Request) (Output, []string) {
 	storeOut := Output{Type: Image}
-	storeNames := append([]string(nil), j.req.Tags...)
+	storeNames := append([]string(nil), req.Tags...)
 	found := false
-	for _, out := range j.req.Outputs {
+	for _, out := range req.Outputs {
 		if out.Type == Image {
 			if !found {
 				storeOut, found = out, true
@@ -100,10 +69,55 @@ func (j *exportJob) export(ctx context.Context) (*Result, error) {
 			storeNames = append(storeNames, out.Names...)
 		}
 	}
-	img, err := j.image(ctx, storeOut)
+	return storeOut, storeNames
+}
+
+// images computes the image of every platform with its layers as out
+// asks, as one progress step.
+func (j *exportJob) images(ctx context.Context, out Output, solved []solver.Result, results []*dockerfile.Result) ([]*exporter.Image, error) {
+	lo, err := withEpoch(out.Layers, j.req.BuildArgs)
 	if err != nil {
 		return nil, err
 	}
+	imgs := make([]*exporter.Image, len(results))
+	err = step(j.r, "exporting layers", func() error {
+		for i, res := range results {
+			cfg, err := imageConfig(res.Config, j.req)
+			if err != nil {
+				return err
+			}
+			c, layers, err := j.w.ImageWith(ctx, solved[i], cfg, lo)
+			if err != nil {
+				return err
+			}
+			imgs[i] = &exporter.Image{Config: c, Layers: layers, Blobs: j.b.images.Blobs(), HealthcheckStartInterval: res.HealthcheckStartInterval}
+			if f := j.inline(i); f != nil {
+				// --cache-to type=inline: the cache rides in the config.
+				raw, err := f(ctx, layers)
+				if err != nil {
+					return err
+				}
+				imgs[i].Extra = []exporter.ConfigField{{Name: remotecache.InlineKey, Value: raw}}
+			}
+		}
+		return nil
+	})
+	return imgs, err
+}
+
+// export writes the image of a one-platform build to the local store
+// (always: under the tags and the names of Image outputs, or by ID only)
+// and to every output.
+func (j *exportJob) export(ctx context.Context, solved solver.Result, res *dockerfile.Result) (*Result, error) {
+	warnRewriteWithoutEpoch(j.r, j.req.Outputs, j.req.BuildArgs)
+	storeOut, storeNames := storeOutput(j.req)
+	one := []solver.Result{solved}
+	results := []*dockerfile.Result{res}
+	imgs, err := j.images(ctx, storeOut, one, results)
+	if err != nil {
+		return nil, err
+	}
+	img := imgs[0]
 	var stored imagestore.Image
 	if err := step(j.r, "naming to "+describeNames(storeNames), func() error {
 		var err error
@@ -112,16 +126,18 @@ func (j *exportJob) export(ctx context.Context) (*Result, error) {
 	}); err != nil {
 		return nil, err
 	}
-	res := &Result{ImageID: stored.ID, Names: stored.Names}
+	out := &Result{ImageID: stored.ID, Names: stored.Names}
 	var first *v1.Descriptor
-	for _, out := range j.req.Outputs {
+	for _, o := range j.req.Outputs {
 		oimg := img
-		if out.Type != Local && out.Type != Tar && !sameLayers(out, storeOut) {
-			if oimg, err = j.image(ctx, out); err != nil {
+		if o.Type != Local && o.Type != Tar && !sameLayers(o, storeOut) {
+			oimgs, err := j.images(ctx, o, one, results)
+			if err != nil {
 				return nil, err
 			}
+			oimg = oimgs[0]
 		}
-		desc, err := j.write(ctx, out, oimg, stored.Manifest, sameLayers(out, storeOut))
+		desc, err := j.write(ctx, o, oimg, stored.Manifest, sameLayers(o, storeOut))
 		if err != nil {
 			return nil, err
 		}
@@ -129,12 +145,12 @@ func (j *exportJob) export(ctx context.Context) (*Result, error) {
 			first = desc
 		}
 	}
-	res.Descriptor = stored.Manifest
+	out.Descriptor = stored.Manifest
 	if first != nil {
-		res.Descriptor = *first
+		out.Descriptor = *first
 	}
-	j.r.setImage(res, imageLayers(img.Layers, img.Config.History))
-	return res, nil
+	j.r.setImage(out, imageLayers(img.Layers, img.Config.History))
+	return out, nil
 }
 
 // write writes img to one output and returns the descriptor of the

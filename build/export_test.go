@@ -1,8 +1,10 @@
 package build
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
 )
@@ -89,5 +91,20 @@ func TestOutputValidate(t *testing.T) {
 		if err := tt.out.validate(); (err == nil) != tt.ok {
 			t.Errorf("validate(%+v) = %v", tt.out, err)
 		}
+	}
+}
+
+func TestValidateRequest(t *testing.T) {
+	t.Parallel()
+	two := []llb.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
+	docker := []Output{{Type: Docker, Dest: "x.tar"}}
+	if err := (Request{Platforms: two, Outputs: docker}).validate(); err == nil || !strings.Contains(err.Error(), "docker exporter does not support exporting manifest lists") {
+		t.Errorf("two platforms to type=docker: %v", err)
+	}
+	if err := (Request{Platforms: two[:1], Outputs: docker}).validate(); err != nil {
+		t.Errorf("one platform to type=docker: %v", err)
+	}
+	if err := (Request{Platforms: two, Outputs: []Output{{Type: OCI, Dest: "x.tar"}}}).validate(); err != nil {
+		t.Errorf("two platforms to type=oci: %v", err)
 	}
 }

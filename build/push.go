@@ -10,13 +10,21 @@ import (
 	"github.com/builderdev/builder/solver"
 	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 )
+
+// Manifester is what Push pushes: a v1.Image, or a v1.ImageIndex (a
+// multi-platform image).
+type Manifester interface {
+	RawManifest() ([]byte, error)
+	MediaType() (types.MediaType, error)
+}
 
 // Push uploads img to every name with reg, reporting one status per name
 // to r with the bytes pushed in its log, and returns the manifest's
 // descriptor.
-func Push(ctx context.Context, reg *registry.Client, r solver.Reporter, img v1.Image, names []string) (v1.Descriptor, error) {
+func Push(ctx context.Context, reg *registry.Client, r solver.Reporter, img Manifester, names []string) (v1.Descriptor, error) {
 	raw, err := img.RawManifest()
 	if err != nil {
 		return v1.Descriptor{}, err
@@ -35,7 +43,7 @@ func Push(ctx context.Context, reg *registry.Client, r solver.Reporter, img v1.I
 	return desc, nil
 }
 
-func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img v1.Image, name string, d digest.Digest) error {
+func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img Manifester, name string, d digest.Digest) error {
 	st := solver.Status{Digest: digest.FromString("push " + name + time.Now().String()), Name: "pushing layers and manifest to " + name, Started: time.Now()}
 	r.Status(st)
 	var mu sync.Mutex
@@ -44,7 +52,7 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img v
 	logf := func(format string, a ...any) {
 		r.Log(solver.Log{Digest: st.Digest, Stream: 1, Data: fmt.Appendf(nil, format, a...), Timestamp: time.Now()})
 	}
-	_, err := reg.Push(ctx, img, []string{name}, registry.PushOptions{Progress: func(_ string, done, total int64) {
+	po := registry.PushOptions{Progress: func(_ string, done, total int64) {
 		mu.Lock()
 		defer mu.Unlock()
 		if done == lastDone || (done < total && time.Since(last) < 500*time.Millisecond) {
@@ -52,7 +60,16 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img v
 		}
 		last, lastDone = time.Now(), done
 		logf("%s / %s\n", units.HumanSize(float64(done)), units.HumanSize(float64(total)))
-	}})
+	}}
+	var err error
+	switch x := img.(type) {
+	case v1.ImageIndex:
+		_, err = reg.PushIndex(ctx, x, []string{name}, po)
+	case v1.Image:
+		_, err = reg.Push(ctx, x, []string{name}, po)
+	default:
+		err = fmt.Errorf("push %s: cannot push %T", name, img)
+	}
 	if err == nil {
 		logf("pushed %s@%s\n", name, d)
 	}

@@ -40,8 +40,10 @@ type Request struct {
 	// registry, not from the local store.
 	NoCache bool
 	Pull    bool
-	// Platform is the target platform (zero = the host's).
-	Platform llb.Platform
+	// Platforms are the target platforms (none = the host's). With more
+	// than one the image is an index of one image per platform, as buildx
+	// builds it; identical steps run once for all.
+	Platforms []llb.Platform
 	// Secrets are the values of RUN --mount=type=secret, by id; SSH the
 	// agent sockets of RUN --mount=type=ssh, by id.
 	Secrets map[string][]byte
@@ -163,7 +165,8 @@ type Reporter interface {
 
 // Result is what a build produced.
 type Result struct {
-	// ImageID is the image's config digest (docker build --iidfile).
+	// ImageID is the image's config digest (docker build --iidfile); for
+	// several platforms the index's digest, as buildx reports it.
 	ImageID digest.Digest
 	// Descriptor is the image manifest's: the first output's that has one,
 	// else the local store's.

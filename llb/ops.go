@@ -136,6 +136,11 @@ type ExecOp struct {
 	// Security is the sandbox mode; "" is the default sandbox (RUN
 	// --security=sandbox), SecurityInsecure needs the build to allow it.
 	Security SecurityMode `json:"security,omitempty"`
+	// Platform is the platform the process is built for: the stage's. It
+	// is part of the digest, so the same command for two platforms is two
+	// cache entries; a platform the host does not run natively executes
+	// under binfmt_misc emulation.
+	Platform Platform `json:"platform"`
 	// ProxyEnv are HTTP_PROXY-style KEY=VALUE pairs (the proxy build args
 	// BuildKit passes to every RUN, see llb.WithProxy) appended to Env when
 	// the process runs. They are deliberately NOT part of the digest (json

@@ -145,9 +145,20 @@ func TestResolveAndPull(t *testing.T) {
 				}
 
 				cnt.reset()
-				layers, err := c.Pull(ctx, r)
+				var mu sync.Mutex
+				var progress []string
+				pctx := WithPullProgress(ctx, func(d digest.Digest, done, total int64, finished bool) {
+					mu.Lock()
+					defer mu.Unlock()
+					progress = append(progress, fmt.Sprintf("%s %d/%d %v", d, done, total, finished))
+				})
+				layers, err := c.Pull(pctx, r)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if len(progress) < 2 || !strings.HasPrefix(progress[0], layers[0].Digest.String()+" 0/") ||
+					progress[len(progress)-1] != fmt.Sprintf("%s %d/%d true", layers[0].Digest, layers[0].Size, layers[0].Size) {
+					t.Errorf("pull progress %v", progress)
 				}
 				if n := cnt.count("GET blobs"); n != 1 {
 					t.Errorf("first pull: %d blob GETs, want 1 (%v)", n, cnt.reqs)

@@ -46,24 +46,9 @@ func (c *Client) Push(ctx context.Context, img v1.Image, refs []string, o PushOp
 		return "", fmt.Errorf("push: image digest: %w", err)
 	}
 	d := digest.Digest(h.String())
-	tags := make([]name.Tag, 0, len(refs))
-	seen := map[string]bool{}
-	for _, s := range refs {
-		r, err := c.parse(s)
-		if err != nil {
-			return "", fmt.Errorf("pushing %s: %w", s, err)
-		}
-		if r.tag == "" {
-			return "", fmt.Errorf("pushing %s: a push needs a tag, not a digest", s)
-		}
-		if r.digest != "" && r.digest != d {
-			return "", fmt.Errorf("pushing %s: the image's digest is %s", s, d)
-		}
-		t := r.repo.Tag(r.tag)
-		if !seen[t.Name()] {
-			seen[t.Name()] = true
-			tags = append(tags, t)
-		}
+	tags, err := c.pushTags(refs, d)
+	if err != nil {
+		return "", err
 	}
 	blobs, err := imageBlobs(img)
 	if err != nil {
@@ -78,22 +63,107 @@ func (c *Client) Push(ctx context.Context, img v1.Image, refs []string, o PushOp
 	return d, nil
 }
 
-func (c *Client) pushOne(ctx context.Context, img v1.Image, t name.Tag, o PushOptions) error {
+// pushTags parses refs into the tags a push of the manifest digest d
+// writes, each once.
+func (c *Client) pushTags(refs []string, d digest.Digest) ([]name.Tag, error) {
+	tags := make([]name.Tag, 0, len(refs))
+	seen := map[string]bool{}
+	for _, s := range refs {
+		r, err := c.parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("pushing %s: %w", s, err)
+		}
+		if r.tag == "" {
+			return nil, fmt.Errorf("pushing %s: a push needs a tag, not a digest", s)
+		}
+		if r.digest != "" && r.digest != d {
+			return nil, fmt.Errorf("pushing %s: the image's digest is %s", s, d)
+		}
+		t := r.repo.Tag(r.tag)
+		if !seen[t.Name()] {
+			seen[t.Name()] = true
+			tags = append(tags, t)
+		}
+	}
+	return tags, nil
+}
+
+// PushIndex is Push for a multi-platform image: every image of idx is
+// pushed as Push pushes one (blobs first, mounted where known), then the
+// index itself, under each reference of refs. It returns the index digest.
+func (c *Client) PushIndex(ctx context.Context, idx v1.ImageIndex, refs []string, o PushOptions) (digest.Digest, error) {
+	if c.err != nil {
+		return "", c.err
+	}
+	if len(refs) == 0 {
+		return "", errors.New("push: no reference to push to")
+	}
+	h, err := idx.Digest()
+	if err != nil {
+		return "", fmt.Errorf("push: index digest: %w", err)
+	}
+	d := digest.Digest(h.String())
+	tags, err := c.pushTags(refs, d)
+	if err != nil {
+		return "", err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return "", fmt.Errorf("push: index: %w", err)
+	}
+	for _, t := range tags {
+		for _, m := range im.Manifests {
+			img, err := idx.Image(m.Digest)
+			if err != nil {
+				return "", fmt.Errorf("push: index entry %s: %w", m.Digest, err)
+			}
+			blobs, err := imageBlobs(img)
+			if err != nil {
+				return "", fmt.Errorf("push: %w", err)
+			}
+			if err := c.pushManifest(ctx, &mountImage{Image: img, c: c, dst: t.Repository}, t.Repository.Digest(m.Digest.String()), t.Name(), o); err != nil {
+				return "", fmt.Errorf("pushing %s (%s): %w", t.Name(), PlatformOf(m.Platform), simplify(err))
+			}
+			c.recordBlobSources(t.Repository, blobs)
+		}
+		if err := c.pushManifest(ctx, idx, t, t.Name(), o); err != nil {
+			return "", fmt.Errorf("pushing %s: %w", t.Name(), simplify(err))
+		}
+	}
+	return d, nil
+}
+
+// pushManifest writes x (an image with its blobs, or an index whose
+// images are there) to ref, reporting progress under name.
+func (c *Client) pushManifest(ctx context.Context, x remote.Taggable, ref name.Reference, display string, o PushOptions) error {
 	updates := make(chan v1.Update, 64)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for u := range updates {
 			if u.Error == nil && o.Progress != nil {
-				o.Progress(t.Name(), u.Complete, u.Total)
+				o.Progress(display, u.Complete, u.Total)
 			}
 		}
 	}()
 	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx), remote.WithProgress(updates),
 		remote.WithRetryPredicate(pushPredicate()))
-	err := remote.Write(t, &mountImage{Image: img, c: c, dst: t.Repository}, opts...)
+	var err error
+	switch v := x.(type) {
+	case v1.Image:
+		err = remote.Write(ref, v, opts...)
+	case v1.ImageIndex:
+		err = remote.WriteIndex(ref, v, opts...)
+	default:
+		close(updates)
+		err = fmt.Errorf("cannot push %T", x)
+	}
 	<-done
 	return err
+}
+
+func (c *Client) pushOne(ctx context.Context, img v1.Image, t name.Tag, o PushOptions) error {
+	return c.pushManifest(ctx, &mountImage{Image: img, c: c, dst: t.Repository}, t, t.Name(), o)
 }
 
 // imageBlobs lists the digests of img's config and layers.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/builderdev/builder/build"
@@ -60,6 +61,8 @@ type BuildOptions struct {
 	Stdin io.Reader
 	// Sandbox shapes every RUN (hostname, limits, --allow).
 	Sandbox SandboxOptions
+	// Quiet is -q: no progress, the image ID on stdout on success.
+	Quiet bool
 	// Report is --report: the HTML report of the build (written also
 	// when it fails).
 	Report string
@@ -110,6 +113,14 @@ func newBuildCommand() *cobra.Command {
 			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
 				return err
 			}
+			if o.Quiet {
+				for _, out := range o.Outputs {
+					if out.Dest == stdoutDest {
+						return errors.New("--quiet prints the image ID on stdout: it cannot be used with an output to stdout (dest=-)")
+					}
+				}
+				o.Progress = progressui.ModeQuiet
+			}
 			if o.Push {
 				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
 			}
@@ -126,7 +137,8 @@ func newBuildCommand() *cobra.Command {
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "Set build-time variables")
 	f.StringVar(&o.Target, "target", "", "Set the target build stage to build")
 	f.BoolVar(&o.NoCache, "no-cache", false, "Do not use cache when building the image")
-	f.StringVar(&o.Progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&o.Progress, "progress", defaultProgress(), progressHelp)
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
 	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
@@ -136,7 +148,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Call, "call", "build", `Set method for evaluating build ("check", "outline", "targets")`)
 	f.StringVar(&o.Call, "print", "build", `Alias of --call`)
 	f.BoolVar(&check, "check", false, `Shorthand for "--call=check"`)
-	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (only the host's platform can RUN)`)
+	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (comma-separated for several: "linux/amd64,linux/arm64")`)
 	sandbox = addSandboxFlags(cmd, &o.Sandbox)
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
@@ -147,10 +159,8 @@ func newBuildCommand() *cobra.Command {
 
 // Build runs one build and prints its progress to out.
 func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
-	switch o.Progress {
-	case "auto", "plain", "tty":
-	default:
-		return fmt.Errorf("--progress %q: must be auto, plain or tty", o.Progress)
+	if !slices.Contains(progressui.Modes, o.Progress) {
+		return fmt.Errorf("--progress %q: must be one of %s", o.Progress, strings.Join(progressui.Modes, ", "))
 	}
 	// builder prune waits for no build.
 	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
@@ -265,10 +275,7 @@ func (o BuildOptions) request() (build.Request, error) {
 		return req, err
 	}
 	if o.Platform != "" {
-		if strings.Contains(o.Platform, ",") {
-			return req, fmt.Errorf("--platform %q: building for several platforms at once is not supported", o.Platform)
-		}
-		if req.Platform, err = dockerfile.ParsePlatform(o.Platform); err != nil {
+		if req.Platforms, err = llb.ParsePlatforms(o.Platform); err != nil {
 			return req, fmt.Errorf("--platform: %w", err)
 		}
 	}
@@ -282,8 +289,12 @@ func (o BuildOptions) request() (build.Request, error) {
 	return req, nil
 }
 
-// writeResultFiles writes --iidfile and --metadata-file.
+// writeResultFiles prints the image ID with -q and writes --iidfile and
+// --metadata-file.
 func writeResultFiles(o BuildOptions, res *build.Result) error {
+	if o.Quiet { // docker build -q
+		fmt.Fprintln(o.stdout(), res.ImageID)
+	}
 	if o.IIDFile != "" {
 		if err := writeIIDFile(o.IIDFile, res); err != nil {
 			return fmt.Errorf("--iidfile: %w", err)

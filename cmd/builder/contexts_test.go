@@ -26,6 +26,7 @@ import (
 // oci-layout://PATH[:TAG|@DIGEST], names folded to lower case, and the
 // errors.
 func TestParseBuildContexts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\n!keep.log\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -116,6 +117,7 @@ func makeTar(t *testing.T, entries []tarEntry) []byte {
 // resolved inside it, symlinks pointing out are kept as links but never
 // written through, and hard links must name an earlier file inside it.
 func TestExtractContextTar(t *testing.T) {
+	t.Parallel()
 	outside := t.TempDir()
 	victim := filepath.Join(outside, "victim")
 	if err := os.WriteFile(victim, []byte("untouched"), 0o644); err != nil {

@@ -1,21 +1,27 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"strconv"
 	"strings"
-	"text/tabwriter"
+	"text/template"
 	"time"
 
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 )
 
@@ -39,30 +45,113 @@ func rootFlag(cmd *cobra.Command, root *string) {
 }
 
 func newImagesCommand() *cobra.Command {
-	var root string
-	var quiet, noTrunc bool
+	var root, format string
+	var quiet, noTrunc, all bool
+	var filters []string
 	cmd := &cobra.Command{
 		Use:   "images [OPTIONS] [REPOSITORY[:TAG]]",
 		Short: "List images in the local image store",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := parseImageFilters(filters)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				f.arg = args[0]
+			}
+			lf, err := parseListFormat(format, imagesTable)
+			if err != nil {
+				return err
+			}
 			return withImageStore(root, func(s *imagestore.Store) error {
 				all, err := s.List()
 				if err != nil {
 					return err
 				}
-				filter := ""
-				if len(args) == 1 {
-					filter = args[0]
-				}
-				return printImages(cmd.OutOrStdout(), all, filter, quiet, noTrunc, time.Now())
+				return printImages(cmd.OutOrStdout(), s, all, f, quiet, noTrunc, lf, time.Now())
 			})
 		},
 	}
 	rootFlag(cmd, &root)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
+	// The store keeps no intermediate images (a build's steps live in the
+	// cache, not as images): -a lists what the default lists.
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "Show all images (the store has no intermediate images to hide)")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, `Filter output based on conditions provided ("dangling=true|false", "reference=PATTERN")`)
+	cmd.Flags().StringVar(&format, "format", "", `Format output using a custom template: "table", "table TEMPLATE", "json" or a Go template (fields: .Repository .Tag .ID .Digest .CreatedSince .CreatedAt .Size .CompressedSize)`)
 	return cmd
+}
+
+const imagesTable = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+
+// imageHeaders are the column titles of builder images' fields.
+var imageHeaders = map[string]string{"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
+	"CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "CompressedSize": "COMPRESSED SIZE"}
+
+// imageSummary is one line of builder images, as docker names its
+// --format fields; Size is unpacked as in docker, CompressedSize as stored.
+type imageSummary struct {
+	Repository, Tag, ID, Digest, CreatedSince, CreatedAt, Size, CompressedSize string
+}
+
+// imageFilters are builder images' REPOSITORY[:TAG] argument and
+// --filter conditions.
+type imageFilters struct {
+	arg        string
+	dangling   *bool
+	references []string
+}
+
+func parseImageFilters(fs []string) (imageFilters, error) {
+	var f imageFilters
+	for _, x := range fs {
+		k, v, ok := strings.Cut(x, "=")
+		switch {
+		case !ok:
+			return f, fmt.Errorf("bad format of filter (expected name=value): %s", x)
+		case k == "dangling":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return f, fmt.Errorf("invalid filter 'dangling=%s': want true or false", v)
+			}
+			f.dangling = &b
+		case k == "reference":
+			if _, err := path.Match(v, ""); err != nil {
+				return f, fmt.Errorf("invalid filter 'reference=%s': %w", v, err)
+			}
+			f.references = append(f.references, v)
+		default:
+			return f, fmt.Errorf("invalid filter '%s' (supported: dangling, reference)", k)
+		}
+	}
+	return f, nil
+}
+
+// keep says whether a row passes the filters.
+func (f imageFilters) keep(r imageRow) bool {
+	dangling := r.repo == "<none>"
+	if f.dangling != nil && *f.dangling != dangling {
+		return false
+	}
+	if len(f.references) == 0 {
+		return true
+	}
+	if dangling {
+		return false
+	}
+	for _, p := range f.references {
+		// As docker: the pattern matches the familiar name, with or
+		// without the tag.
+		if ok, _ := path.Match(p, r.repo); ok {
+			return true
+		}
+		if ok, _ := path.Match(p, r.repo+":"+r.tag); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // imageRow is one line of `builder images`.
@@ -107,14 +196,19 @@ func rows(all []imagestore.Image, filter string) []imageRow {
 	return out
 }
 
-func printImages(w io.Writer, all []imagestore.Image, filter string, quiet, noTrunc bool, now time.Time) error {
+func printImages(w io.Writer, s *imagestore.Store, all []imagestore.Image, f imageFilters, quiet, noTrunc bool, lf *listFormat, now time.Time) error {
 	id := func(im imagestore.Image) string {
 		if noTrunc {
 			return im.ID.String()
 		}
 		return im.ID.Encoded()[:12]
 	}
-	rs := rows(all, filter)
+	var rs []imageRow
+	for _, r := range rows(all, f.arg) {
+		if f.keep(r) {
+			rs = append(rs, r)
+		}
+	}
 	if quiet {
 		seen := map[string]bool{}
 		for _, r := range rs {
@@ -125,22 +219,41 @@ func printImages(w io.Writer, all []imagestore.Image, filter string, quiet, noTr
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	items := make([]any, 0, len(rs))
+	sizes := map[string]string{}
 	var damaged []string
 	for _, r := range rs {
-		created := humanAgo(now, r.im.Created)
+		size, ok := sizes[r.im.ID.String()]
+		if !ok {
+			// A layer that cannot be read never blocks the listing.
+			size = "N/A"
+			if r.im.Damaged == "" {
+				if n, err := s.UnpackedSize(r.im); err == nil {
+					size = humanSize(n)
+				}
+			}
+			sizes[r.im.ID.String()] = size
+		}
+		created, since := "N/A", humanAgo(now, r.im.Created)
+		if !r.im.Created.IsZero() {
+			created = r.im.Created.Local().Format("2006-01-02 15:04:05 -0700 MST")
+		}
 		if r.im.Damaged != "" {
-			created = "<damaged>"
+			since = "<damaged>"
 			damaged = append(damaged, fmt.Sprintf("WARNING: image %s:%s (%s) is damaged: %s; build or pull it again (builder prune removes it)", r.repo, r.tag, id(r.im), r.im.Damaged))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, id(r.im), created, units.HumanSizeWithPrecision(float64(r.im.Size), 3))
+		items = append(items, imageSummary{Repository: r.repo, Tag: r.tag, ID: id(r.im), Digest: r.im.Manifest.Digest.String(),
+			CreatedSince: since, CreatedAt: created, Size: size, CompressedSize: humanSize(r.im.Size)})
 	}
-	if err := tw.Flush(); err != nil {
+	if err := lf.write(w, items, imageHeaders); err != nil {
 		return err
 	}
-	for _, d := range damaged {
-		fmt.Fprintln(w, d)
+	// The warnings follow a table only: a json or template output stays
+	// parseable.
+	if lf.table {
+		for _, d := range damaged {
+			fmt.Fprintln(w, d)
+		}
 	}
 	return nil
 }
@@ -154,13 +267,23 @@ func humanAgo(now, t time.Time) string {
 }
 
 func newInspectCommand() *cobra.Command {
-	var root string
+	var root, format string
 	cmd := &cobra.Command{
-		Use:   "inspect NAME|ID [NAME|ID...]",
+		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
 		Short: "Show the config and manifest of stored images as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var tmpl *template.Template
+			if format != "" && format != "json" {
+				var err error
+				if tmpl, err = template.New("format").Funcs(templateFuncs).Parse(format); err != nil {
+					return fmt.Errorf("--format: %w", err)
+				}
+			}
 			return withImageStore(root, func(s *imagestore.Store) error {
+				if tmpl != nil {
+					return inspectFormat(cmd.OutOrStdout(), s, args, tmpl)
+				}
 				out := []any{}
 				var errs []error
 				for _, a := range args {
@@ -181,7 +304,39 @@ func newInspectCommand() *cobra.Command {
 		},
 	}
 	rootFlag(cmd, &root)
+	cmd.Flags().StringVarP(&format, "format", "f", "", `Format output using a Go template, as docker inspect (fields as in the JSON: {{.Id}}, {{.Config.Env}}, {{json .RootFS}})`)
 	return cmd
+}
+
+// inspectFormat prints each image through tmpl, one per line. As docker,
+// the template sees the JSON document (fields named as in the JSON:
+// .Id, .RepoTags, .Config.Cmd).
+func inspectFormat(w io.Writer, s *imagestore.Store, refs []string, tmpl *template.Template) error {
+	var errs []error
+	for _, ref := range refs {
+		x, err := inspectImage(s, ref)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		raw, err := json.Marshal(x)
+		if err != nil {
+			return err
+		}
+		// Numbers stay as written (Size 1234567, not 1.234567e+06).
+		var doc any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&doc); err != nil {
+			return err
+		}
+		var b strings.Builder
+		if err := tmpl.Execute(&b, doc); err != nil {
+			return fmt.Errorf("--format: image %s: %w", ref, err)
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	return errors.Join(errs...)
 }
 
 // imageInspect is one element of `builder inspect`'s output: Docker's
@@ -200,12 +355,31 @@ type imageInspect struct {
 	History      []v1.History    `json:"History,omitempty"`
 	Descriptor   v1.Descriptor   `json:"Descriptor"`
 	Manifest     json.RawMessage `json:"Manifest"`
+	// Platforms are the images of a multi-platform image (Descriptor and
+	// Manifest are then its index; the other fields describe the image
+	// builder run would pick: the host's platform, else the first).
+	Platforms []platformInspect `json:"Platforms,omitempty"`
+}
+
+// platformInspect is one platform of a multi-platform image.
+type platformInspect struct {
+	Platform   v1.Platform   `json:"Platform"`
+	ID         string        `json:"Id"`
+	Created    time.Time     `json:"Created"`
+	Size       int64         `json:"Size"`
+	Descriptor v1.Descriptor `json:"Descriptor"`
 }
 
 func inspectImage(s *imagestore.Store, ref string) (*imageInspect, error) {
-	im, err := s.Get(ref)
+	top, err := s.Get(ref)
 	if err != nil {
 		return nil, err
+	}
+	im := top
+	if top.Platforms != nil {
+		if im, err = imagestore.Select(top, llb.Platform{}); err != nil {
+			im = top.Platforms[0]
+		}
 	}
 	rawManifest, rawConfig, err := s.Raw(im)
 	if err != nil {
@@ -221,8 +395,17 @@ func inspectImage(s *imagestore.Store, ref string) (*imageInspect, error) {
 		Author: cfg.Author, Config: cfg.Config, RootFS: cfg.RootFS, History: cfg.History,
 		Descriptor: im.Manifest, Manifest: rawManifest,
 	}
-	for _, n := range im.Names {
+	for _, n := range top.Names {
 		x.RepoTags = append(x.RepoTags, exporter.FamiliarName(n))
+	}
+	if top.Platforms != nil {
+		if x.Manifest, err = s.RawIndex(top); err != nil {
+			return nil, err
+		}
+		x.ID, x.Size, x.Descriptor = top.ID.String(), top.Size, top.Manifest
+		for _, c := range top.Platforms {
+			x.Platforms = append(x.Platforms, platformInspect{Platform: *c.Platform, ID: c.ID.String(), Created: c.Created, Size: c.Size, Descriptor: c.Manifest})
+		}
 	}
 	return x, nil
 }
@@ -297,6 +480,11 @@ func newSaveCommand() *cobra.Command {
 				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 			}
 			return withImageStore(root, func(s *imagestore.Store) error {
+				if format == "oci" && len(args) == 1 {
+					if im, err := s.Get(args[0]); err == nil && im.Platforms != nil {
+						return saveIndex(cmd.Context(), s, im, args[0], toStdout, cmd.OutOrStdout(), output)
+					}
+				}
 				imgs, err := saveSet(s, args)
 				if err != nil {
 					return err
@@ -324,6 +512,31 @@ func newSaveCommand() *cobra.Command {
 
 // saveSet resolves the images to save, once each with every name it was
 // asked by (an image asked by ID keeps all its names), in order.
+// saveIndex writes the multi-platform image im as an OCI layout whose
+// index.json names its index (as stored: a Docker manifest list stays one).
+func saveIndex(ctx context.Context, s *imagestore.Store, im imagestore.Image, ref string, toStdout bool, stdout io.Writer, output string) error {
+	imgs, err := s.LoadAll(im)
+	if err != nil {
+		return err
+	}
+	names := im.Names
+	if full, err := exporter.NormalizeName(ref); err == nil {
+		names = []string{full} // docker save NAME keeps only that name
+	}
+	var opt []exporter.Option
+	if im.Manifest.MediaType == types.DockerManifestList {
+		opt = append(opt, exporter.WithDockerMediaTypes())
+	}
+	write := func(w io.Writer) error {
+		_, err := exporter.WriteOCIIndex(ctx, w, imgs, names, opt...)
+		return err
+	}
+	if toStdout {
+		return write(stdout)
+	}
+	return writeFile(output, write)
+}
+
 func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) {
 	var out []exporter.NamedImage
 	at := map[string]int{}
@@ -340,6 +553,9 @@ func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) 
 			out[i].Names = append(out[i].Names, names...)
 			continue
 		}
+		if im.Platforms != nil {
+			return nil, fmt.Errorf("%s is a multi-platform image: a docker archive holds one platform; save it alone with --format oci", ref)
+		}
 		img, err := s.Load(im)
 		if err != nil {
 			return nil, err
@@ -349,3 +565,6 @@ func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) 
 	}
 	return out, nil
 }
+
+// humanSize is docker images' SIZE: decimal units, 3 significant digits.
+func humanSize(n int64) string { return units.HumanSizeWithPrecision(float64(n), 3) }

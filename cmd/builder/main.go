@@ -21,19 +21,7 @@ func main() {
 
 	ctx, caught, stop := signalContext()
 	defer stop()
-	root := &cobra.Command{
-		Use:           "builder",
-		Short:         "Build container images from Dockerfiles, without a daemon",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       shortVersion(),
-	}
-	root.SetVersionTemplate("builder version {{.Version}}\n")
-	root.AddCommand(newBuildCommand())
-	root.AddCommand(newImagesCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand())
-	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
-	root.AddCommand(newPushCommand(), newLoginCommand(), newLogoutCommand())
-	root.AddCommand(newPruneCommand(), newVersionCommand(), newReportCommand())
+	root := newRootCommand()
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		var ee *exitError
@@ -80,6 +68,25 @@ func signalContext() (context.Context, func() syscall.Signal, func()) {
 		cancel()
 	}
 	return ctx, func() syscall.Signal { return syscall.Signal(got.Load()) }, stop
+}
+
+// newRootCommand is builder with every subcommand and its completions.
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "builder",
+		Short:         "Build container images from Dockerfiles, without a daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       shortVersion(),
+	}
+	root.SetVersionTemplate("builder version {{.Version}}\n")
+	root.AddCommand(newBuildCommand())
+	root.AddCommand(newImagesCommand(), newHistoryCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand(), newImageCommand())
+	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
+	root.AddCommand(newPushCommand(), newLoginCommand(), newLogoutCommand())
+	root.AddCommand(newPruneCommand(), newVersionCommand(), newReportCommand())
+	addCompletions(root)
+	return root
 }
 
 // exitError ends the process with code after its message was printed.

@@ -13,9 +13,11 @@ import (
 func buildMetadata(res *build.Result) map[string]any {
 	d := res.Descriptor
 	m := map[string]any{
-		"containerimage.config.digest": res.ImageID.String(),
-		"containerimage.digest":        d.Digest.String(),
-		"containerimage.descriptor":    v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size},
+		"containerimage.digest":     d.Digest.String(),
+		"containerimage.descriptor": v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size},
+	}
+	if !d.MediaType.IsIndex() { // none for a multi-platform image
+		m["containerimage.config.digest"] = res.ImageID.String()
 	}
 	if len(res.Names) > 0 {
 		m["image.name"] = strings.Join(res.Names, ",")

@@ -14,6 +14,7 @@ import (
 )
 
 func TestParseOutput(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		typ     string

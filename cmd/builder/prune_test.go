@@ -24,6 +24,7 @@ import (
 )
 
 func TestParsePruneFilters(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      []string
 		want    time.Duration
@@ -51,6 +52,7 @@ func TestParsePruneFilters(t *testing.T) {
 }
 
 func TestPruneRefusesWithoutTerminal(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	var out bytes.Buffer
 	err := Prune(context.Background(), PruneOptions{Root: root}, strings.NewReader("y\n"), &out)
@@ -60,6 +62,7 @@ func TestPruneRefusesWithoutTerminal(t *testing.T) {
 }
 
 func TestPruneRefusesWhileRootInUse(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	build, err := state.Open(root, state.Options{Lock: state.LockShared}) // as a running build
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/state"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -67,7 +68,7 @@ func newPushCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	rootFlag(cmd, &root)
-	f.StringVar(&progress, "progress", "auto", `Set type of progress output ("auto", "plain", "tty")`)
+	f.StringVar(&progress, "progress", defaultProgress(), progressHelp)
 	flags.add(f)
 	return cmd
 }
@@ -105,16 +106,22 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 		}
 		dests = []string{full}
 	}
-	eimg, err := images.Load(im)
+	eimgs, err := images.LoadAll(im)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", src, err)
 	}
 	// Push the stored manifest as it is (its media types included).
 	var opt []exporter.Option
-	if im.Manifest.MediaType == "application/vnd.docker.distribution.manifest.v2+json" {
+	switch im.Manifest.MediaType {
+	case types.DockerManifestSchema2, types.DockerManifestList:
 		opt = append(opt, exporter.WithDockerMediaTypes())
 	}
-	vimg, err := eimg.V1(opt...)
+	var vimg build.Manifester
+	if im.Platforms != nil {
+		vimg, err = exporter.IndexV1(eimgs, opt...)
+	} else {
+		vimg, err = eimgs[0].V1(opt...)
+	}
 	if err != nil {
 		return fmt.Errorf("push %s: %w", src, err)
 	}

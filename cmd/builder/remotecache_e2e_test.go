@@ -253,7 +253,14 @@ func TestRemoteCacheRegistry(t *testing.T) {
 
 			// One file changed on a fresh machine C: the steps before it
 			// come from the cache, the COPY says why it runs.
-			c := mustBuild(t, "machine C", env.build(t, writeContext(t, "changed\n"), filepath.Join(t.TempDir(), "rootC"), cacheFlags{from: []string{ref}}, ""))
+			rootC := filepath.Join(t.TempDir(), "rootC")
+			c := mustBuild(t, "machine C", env.build(t, writeContext(t, "changed\n"), rootC, cacheFlags{from: []string{ref}}, ""))
+			// The steps C ran are kept with the imported results they
+			// were built on: C rebuilds without the remote cache.
+			c2 := mustBuild(t, "machine C again, no --cache-from", env.build(t, writeContext(t, "changed\n"), rootC, cacheFlags{}, ""))
+			if nc := stepsNotCached(c2.progress); len(nc) > 0 || c2.digest != c.digest {
+				t.Errorf("machine C rebuild: not cached %v, digest %s want %s\n%s", nc, c2.digest, c.digest, c2.progress)
+			}
 			states := stepStates(c.progress)
 			for n, st := range states {
 				want := "CACHED"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -24,11 +25,24 @@ func TestBuildReport(t *testing.T) {
 		"fail.Dockerfile": "ARG BASE\nFROM $BASE\nRUN exit 3\n"})
 	dir := t.TempDir()
 	page, meta := filepath.Join(dir, "r.html"), filepath.Join(dir, "meta.json")
-	o := BuildOptions{ContextDir: ctxDir, Root: t.TempDir(), BuildArgs: env.baseArgs, Progress: "plain", Tags: []string{"app:1"},
+	args := map[string]string{"TYPO": "1"}
+	for k, v := range env.baseArgs {
+		args[k] = v
+	}
+	o := BuildOptions{ContextDir: ctxDir, Root: t.TempDir(), BuildArgs: args, Progress: "plain", Tags: []string{"app:1"},
 		Report: page, MetadataFile: meta}
 	var progress bytes.Buffer
 	if err := Build(context.Background(), o, &progress); err != nil {
 		t.Fatalf("build: %v\n%s", err, progress.String())
+	}
+	// BASE_DIGEST is not declared either.
+	if !strings.Contains(progress.String(), "One or more build-args [BASE_DIGEST TYPO] were not consumed") {
+		t.Errorf("no warning about the unused build args:\n%s", progress.String())
+	}
+	// The pull shows each layer's bytes and its extraction.
+	if !regexp.MustCompile(`(?m)^#\d+ [0-9.]+ sha256:[0-9a-f]{64} [0-9.]+[kMG]?B / [0-9.]+[kMG]?B [0-9.]+s done$`).MatchString(progress.String()) ||
+		!regexp.MustCompile(`(?m)^#\d+ [0-9.]+ extracting sha256:[0-9a-f]{64} [0-9.]+s done$`).MatchString(progress.String()) {
+		t.Errorf("no pull progress:\n%s", progress.String())
 	}
 	html, err := os.ReadFile(page)
 	if err != nil {

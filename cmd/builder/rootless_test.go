@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/builderdev/builder/registry/registrytest"
 	"golang.org/x/sys/unix"
 )
 
@@ -340,5 +342,87 @@ func TestRootlessBuild(t *testing.T) {
 				t.Errorf("left behind: %v", left)
 			}
 		})
+	}
+}
+
+// TestRootlessEmulation builds an arm64 RUN as a non-root user with
+// BUILDER_BINFMT=private: the builder registers QEMU with binfmt_misc in
+// its own user namespace (Linux 6.7 and later), the RUN runs emulated, and
+// the host's binfmt_misc handlers do not change.
+func TestRootlessEmulation(t *testing.T) {
+	requireRootE2E(t)
+	if runtime.GOARCH != "amd64" {
+		t.Skip("emulates arm64 on amd64")
+	}
+	armBusybox := os.Getenv("BUILDER_TEST_BUSYBOX_ARM64")
+	if armBusybox == "" {
+		armBusybox = registrytest.BusyboxArm64Path
+	}
+	bb, err := os.ReadFile(armBusybox)
+	if err != nil {
+		t.Skipf("needs Debian's arm64 busybox-static (.ci/lib.sh ensure_busybox_arm64): %v", err)
+	}
+	if _, err := os.Stat("/usr/bin/qemu-aarch64-static"); err != nil {
+		t.Skipf("needs qemu-user-static: %v", err)
+	}
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &major, &minor)
+	if major < 6 || major == 6 && minor < 7 {
+		t.Skipf("binfmt_misc per user namespace needs Linux 6.7, this is %d.%d", major, minor)
+	}
+	hostBefore, _ := os.ReadDir("/proc/sys/fs/binfmt_misc")
+	bin := builderBinary(t)
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	home := filepath.Join(dir, "home")
+	uid := rootlessUser(t, home, true)
+	ctxDir := filepath.Join(dir, "ctx")
+	if err := os.MkdirAll(ctxDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox uname -m > /arch\"]\n"
+	for name, data := range map[string][]byte{"busybox": bb, "Dockerfile": []byte(df)} {
+		if err := os.WriteFile(filepath.Join(ctxDir, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ubin := filepath.Join(dir, "builder")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ubin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(home, "out")
+	cmd := asUser(ubin, home, "build", "--progress=plain", "--platform", "linux/arm64", "--output", "type=local,dest="+dest, ctxDir)
+	cmd.Env = append(cmd.Env, "BUILDER_BINFMT=private")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("rootless arm64 build: %v\n%s", err, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(dest, "arch")); err != nil || string(got) != "aarch64\n" {
+		t.Errorf("/arch = %q, %v; want aarch64\n%s", got, err, out)
+	}
+	hostAfter, _ := os.ReadDir("/proc/sys/fs/binfmt_misc")
+	for _, e := range hostAfter {
+		if strings.HasPrefix(e.Name(), "builder-") {
+			t.Errorf("the host's binfmt_misc got %s", e.Name())
+		}
+	}
+	if len(hostAfter) > len(hostBefore) {
+		t.Logf("host binfmt_misc entries %d -> %d (another process may have registered one)", len(hostBefore), len(hostAfter))
+	}
+	if left := userProcesses(uid); len(left) > 0 {
+		t.Errorf("processes left behind: %v", left)
+	}
+	if left := hostLeftovers(t, dir, "\x00never\x00", ""); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +49,9 @@ type RunOptions struct {
 	Pull string
 	// Registry are the --tls-ca/--insecure-registry flags.
 	Registry RegistryFlags
+	// Platform is --platform: which image of a multi-platform image runs
+	// ("" = the host's, else the only one).
+	Platform string
 	// Args replace the image's Cmd (and follow the entrypoint).
 	Args []string
 	// Entrypoint, when set (Entrypoint != nil), replaces the image's
@@ -145,6 +147,7 @@ builder ps -a until builder rm removes it.`,
 	f.BoolVar(&o.Remove, "rm", false, "Automatically remove the container and its filesystem when it exits")
 	f.StringVar(&o.Name, "name", "", "Assign a name to the container")
 	f.StringVar(&o.Pull, "pull", "missing", `Pull image before running ("always", "missing", "never")`)
+	f.StringVar(&o.Platform, "platform", "", `Set platform if server is multi-platform capable`)
 	o.Registry.add(f)
 	f.BoolVarP(&o.Interactive, "interactive", "i", false, "Keep STDIN open")
 	f.BoolVarP(&o.Tty, "tty", "t", false, "Allocate a pseudo-TTY")
@@ -204,6 +207,11 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	img, err := loadRunImage(ctx, o, root, store.Blobs())
 	if err != nil {
 		return 0, err
+	}
+	if arch := img.config.Architecture; arch != "" {
+		if err := executor.CheckEmulation(llb.Platform{Architecture: arch}.Normalize().Architecture); err != nil {
+			return 0, fmt.Errorf("running %s: %w", o.Image, err)
+		}
 	}
 	sn, err := root.Snapshots()
 	if err != nil {
@@ -459,6 +467,13 @@ func runWithTty(ctx context.Context, ex *executor.Executor, spec executor.Spec, 
 // are in blobs.
 func loadRunImage(ctx context.Context, o RunOptions, root *state.Root, blobs *cache.BlobStore) (*runImage, error) {
 	ref := o.Image
+	var p llb.Platform
+	if o.Platform != "" {
+		var err error
+		if p, err = llb.ParsePlatform(o.Platform); err != nil {
+			return nil, fmt.Errorf("--platform: %w", err)
+		}
+	}
 	switch {
 	case strings.HasPrefix(ref, "oci-archive:"):
 		file := strings.TrimPrefix(ref, "oci-archive:")
@@ -471,7 +486,7 @@ func loadRunImage(ctx context.Context, o RunOptions, root *state.Root, blobs *ca
 				return fmt.Errorf("blob %s is not in the archive: %w", d, err)
 			}
 			return nil
-		}, blobs)
+		}, blobs, p)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", ref, err)
 		}
@@ -493,13 +508,13 @@ func loadRunImage(ctx context.Context, o RunOptions, root *state.Root, blobs *ca
 			defer f.Close()
 			_, _, err = blobs.Put(ctx, f, d, size)
 			return err
-		}, blobs)
+		}, blobs, p)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", ref, err)
 		}
 		return img, nil
 	default:
-		return loadStoredOrPulled(ctx, o, root, blobs)
+		return loadStoredOrPulled(ctx, o, root, blobs, p)
 	}
 }
 
@@ -507,7 +522,7 @@ func loadRunImage(ctx context.Context, o RunOptions, root *state.Root, blobs *ca
 // digest of the local image store first (unless --pull=always), then the
 // registry (unless --pull=never), through the store's Source so that the
 // pulled layers land in the blob store for the next run.
-func loadStoredOrPulled(ctx context.Context, o RunOptions, root *state.Root, blobs *cache.BlobStore) (*runImage, error) {
+func loadStoredOrPulled(ctx context.Context, o RunOptions, root *state.Root, blobs *cache.BlobStore, p llb.Platform) (*runImage, error) {
 	ref := o.Image
 	images, err := root.Images()
 	if err != nil {
@@ -516,9 +531,16 @@ func loadStoredOrPulled(ctx context.Context, o RunOptions, root *state.Root, blo
 	if o.Pull != "always" {
 		im, err := images.Get(ref)
 		if err == nil {
+			im, err = imagestore.Select(im, p)
+		}
+		if err == nil {
 			img, err := images.Load(im)
 			if err != nil {
 				return nil, fmt.Errorf("local image %s: %w", ref, err)
+			}
+			have := llb.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+			if !p.IsZero() && p.Match(have) == 0 {
+				return nil, fmt.Errorf("image with reference %s was found but does not match the specified platform: wanted %s, actual: %s", ref, p, have.Normalize())
 			}
 			return &runImage{config: &img.Config, layers: img.Layers, id: im.ID}, nil
 		}
@@ -540,7 +562,7 @@ func loadStoredOrPulled(ctx context.Context, o RunOptions, root *state.Root, blo
 		}
 		return fmt.Errorf("unable to find image %q in the local image store (builder images), and pulling it failed: %w", ref, err)
 	}
-	res, err := src.Resolve(ctx, ref, llb.Platform{})
+	res, err := src.Resolve(ctx, ref, p)
 	if err != nil {
 		return nil, notLocal(err)
 	}
@@ -623,7 +645,7 @@ func ingestLayoutTar(ctx context.Context, file string, blobs *cache.BlobStore) (
 
 // imageFromLayout picks the image for this platform from an OCI layout's
 // index (following nested indexes); ensure puts a blob in blobs.
-func imageFromLayout(index []byte, ensure func(d digest.Digest, size int64) error, blobs *cache.BlobStore) (*runImage, error) {
+func imageFromLayout(index []byte, ensure func(d digest.Digest, size int64) error, blobs *cache.BlobStore, p llb.Platform) (*runImage, error) {
 	read := func(desc v1.Descriptor) ([]byte, error) {
 		if desc.Size > maxIndexSize {
 			return nil, fmt.Errorf("%s %s: %d bytes, larger than %d", desc.MediaType, desc.Digest, desc.Size, maxIndexSize)
@@ -642,7 +664,7 @@ func imageFromLayout(index []byte, ensure func(d digest.Digest, size int64) erro
 		if err := json.Unmarshal(index, &idx); err != nil {
 			return nil, fmt.Errorf("index: %w", err)
 		}
-		desc, err := pickManifest(idx.Manifests)
+		desc, err := pickManifest(idx.Manifests, p)
 		if err != nil {
 			return nil, err
 		}
@@ -685,18 +707,14 @@ func imageFromLayout(index []byte, ensure func(d digest.Digest, size int64) erro
 	return nil, errors.New("indexes nested too deeply")
 }
 
-// pickManifest chooses the manifest of linux/GOARCH, or the only one.
-func pickManifest(ms []v1.Descriptor) (v1.Descriptor, error) {
+// pickManifest chooses the manifest for p (unset: the host's platform) with
+// the registry's platform matcher, or the only one when p is unset.
+func pickManifest(ms []v1.Descriptor, p llb.Platform) (v1.Descriptor, error) {
 	if len(ms) == 0 {
 		return v1.Descriptor{}, errors.New("the index lists no image")
 	}
-	if len(ms) == 1 {
+	if len(ms) == 1 && p.IsZero() {
 		return ms[0], nil
 	}
-	for _, m := range ms {
-		if m.Platform != nil && m.Platform.OS == "linux" && m.Platform.Architecture == runtime.GOARCH {
-			return m, nil
-		}
-	}
-	return v1.Descriptor{}, fmt.Errorf("the index lists %d images and none for linux/%s", len(ms), runtime.GOARCH)
+	return registry.SelectManifest(ms, p)
 }

@@ -7,7 +7,7 @@
 // EPERM those that reach the kernel's shared state or widen the attack
 // surface: new namespaces (clone and unshare with namespace flags, setns),
 // mount and the new mount API, the keyring (add_key, keyctl,
-// request_key), bpf, perf_event_open, kexec, module loading, ptrace of
+// request_key), bpf, perf_event_open, io_uring, kexec, module loading, ptrace of
 // other tasks' memory beyond what the default profile allows, reboot,
 // clock setting, userfaultfd, and every syscall the profile does not know
 // (new ones are refused until they are reviewed, as Docker does). clone3

@@ -102,6 +102,8 @@ func TestFilterDecisions(t *testing.T) {
 		{"finit_module", nil, retEPERM},
 		{"reboot", nil, retEPERM},
 		{"userfaultfd", nil, retEPERM},
+		{"io_uring_setup", nil, retEPERM},
+		{"io_uring_enter", nil, retEPERM},
 		{"settimeofday", nil, retEPERM},
 		{"swapon", nil, retEPERM},
 		{"sethostname", nil, retEPERM},

@@ -77,6 +77,13 @@ func (s *Source) lookup(ref string, p llb.Platform) (*registry.Resolved, error) 
 		}
 		im, pin = all[i], full
 	}
+	if im.Platforms != nil {
+		c, err := Select(im, p)
+		if err != nil {
+			return nil, nil // none for p: as a single image of another platform
+		}
+		im = c
+	}
 	m, _, err := s.Store.manifest(im.Manifest.Digest)
 	if err != nil {
 		return nil, err
@@ -85,7 +92,7 @@ func (s *Source) lookup(ref string, p llb.Platform) (*registry.Resolved, error) 
 	if err != nil {
 		return nil, err
 	}
-	if (p.OS != "" && p.OS != cfg.OS) || (p.Architecture != "" && p.Architecture != cfg.Architecture) || (p.Variant != "" && p.Variant != cfg.Variant) {
+	if p.Match(llb.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}) == 0 {
 		return nil, nil
 	}
 	md := digest.Digest(im.Manifest.Digest.String())

@@ -47,13 +47,20 @@ type Image struct {
 	// Created is the config's creation time.
 	Created time.Time
 	// Size is the size of the config and the layers as stored
-	// (compressed).
+	// (compressed); of every platform's for a multi-platform image.
 	Size int64
+	// Platform is the platform of an image of a multi-platform image (an
+	// entry of Platforms); nil otherwise.
+	Platform *v1.Platform
+	// Platforms are the images of a multi-platform image (Manifest is
+	// then an index and ID its digest, as Docker's containerd store names
+	// such an image), in index order; nil for a single image.
+	Platforms []Image
 	// Damaged says why the image cannot be used ("" when it can): a
-	// blob of it is missing or corrupt. A damaged image is listed (with
-	// the manifest digest as ID when the manifest itself is damaged),
-	// never blocks other images, is not found by Get, and prune removes
-	// it (RemoveDamaged).
+	// blob of it (of any of its platforms) is missing or corrupt. A
+	// damaged image is listed (with the manifest digest as ID when the
+	// manifest itself is damaged), never blocks other images, is not
+	// found by Get, and prune removes it (RemoveDamaged).
 	Damaged string
 }
 
@@ -224,6 +231,24 @@ func (s *Store) Put(ctx context.Context, img *exporter.Image, names []string, op
 	if err != nil {
 		return Image{}, err
 	}
+	out, err := s.putImage(ctx, img, opt...)
+	if err != nil {
+		return Image{}, err
+	}
+	if err := s.update(func(idx *v1.IndexManifest) error {
+		setNames(idx, out.Manifest, full)
+		return nil
+	}); err != nil {
+		return Image{}, err
+	}
+	out.Names = append([]string(nil), full...)
+	sort.Strings(out.Names)
+	return out, nil
+}
+
+// putImage writes img's manifest and config into the blob store (its
+// layers must be there) and returns it as an unnamed Image.
+func (s *Store) putImage(ctx context.Context, img *exporter.Image, opt ...exporter.Option) (Image, error) {
 	v, err := img.V1(opt...)
 	if err != nil {
 		return Image{}, err
@@ -256,15 +281,7 @@ func (s *Store) Put(ctx context.Context, img *exporter.Image, names []string, op
 		return Image{}, err
 	}
 	desc := v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(rawManifest))}
-	if err := s.update(func(idx *v1.IndexManifest) error {
-		setNames(idx, desc, full)
-		return nil
-	}); err != nil {
-		return Image{}, err
-	}
-	out := Image{Names: append([]string(nil), full...), Manifest: desc, ID: cd, Created: img.Config.Created.Time}
-	sort.Strings(out.Names)
-	out.Size = int64(len(rawConfig))
+	out := Image{Manifest: desc, ID: cd, Created: img.Config.Created.Time, Size: int64(len(rawConfig))}
 	for _, l := range img.Layers {
 		out.Size += l.Size
 	}
@@ -305,17 +322,6 @@ func (s *Store) List() ([]Image, error) {
 	out, err := s.listFrom(idx)
 	if err != nil {
 		return nil, err
-	}
-	for i := range out {
-		if out[i].Damaged != "" && out[i].ID == digest.Digest(out[i].Manifest.Digest.String()) {
-			continue // no manifest: no config to read
-		}
-		cfg, err := s.configByID(out[i].ID)
-		if err != nil {
-			out[i].Damaged = err.Error()
-			continue
-		}
-		out[i].Created = cfg.Created.Time
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Created.Equal(out[j].Created) {
@@ -444,6 +450,11 @@ func find(all []Image, ref string) (*Image, error) {
 			if all[i].Manifest.Digest.String() == dg {
 				return &all[i], nil
 			}
+			for j := range all[i].Platforms {
+				if all[i].Platforms[j].Manifest.Digest.String() == dg {
+					return &all[i].Platforms[j], nil
+				}
+			}
 		}
 		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
 	}
@@ -477,6 +488,9 @@ func find(all []Image, ref string) (*Image, error) {
 // Load returns a stored image as an exporter.Image, for saving and
 // pushing, and its raw config.
 func (s *Store) Load(im Image) (*exporter.Image, error) {
+	if err := singleImage(im); err != nil {
+		return nil, err
+	}
 	m, _, err := s.manifest(im.Manifest.Digest)
 	if err != nil {
 		return nil, err
@@ -502,6 +516,9 @@ func (s *Store) Load(im Image) (*exporter.Image, error) {
 
 // Raw returns the raw manifest and config of a stored image.
 func (s *Store) Raw(im Image) (manifest, config []byte, err error) {
+	if err := singleImage(im); err != nil {
+		return nil, nil, err
+	}
 	m, rawManifest, err := s.manifest(im.Manifest.Digest)
 	if err != nil {
 		return nil, nil, err
@@ -539,28 +556,14 @@ func (s *Store) Tag(src, dst string) error {
 }
 
 // listFrom groups the descriptors of idx (read under the lock) into
-// images with their sorted names, ID and size; Created is left for List.
+// images with their sorted names, ID, size and creation time.
 func (s *Store) listFrom(idx *v1.IndexManifest) ([]Image, error) {
 	var out []Image
 	pos := map[v1.Hash]int{}
 	for _, d := range idx.Manifests {
 		i, ok := pos[d.Digest]
 		if !ok {
-			x := d
-			x.Annotations = nil
-			m, _, err := s.manifest(d.Digest)
-			if err != nil {
-				out = append(out, Image{Manifest: x, ID: digest.Digest(d.Digest.String()), Damaged: err.Error()})
-			} else {
-				im := Image{Manifest: x, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
-				for i, l := range m.Layers {
-					im.Size += l.Size
-					if n, err := s.blobs.Stat(digest.Digest(l.Digest.String())); err != nil || n != l.Size {
-						im.Damaged = fmt.Sprintf("layer %d (%s) is missing or damaged", i+1, l.Digest)
-					}
-				}
-				out = append(out, im)
-			}
+			out = append(out, s.describe(d))
 			i = len(out) - 1
 			pos[d.Digest] = i
 		}
@@ -649,14 +652,46 @@ func (s *Store) Referenced() (map[digest.Digest]bool, error) {
 			continue
 		}
 		keep[md] = true
-		m, _, err := s.manifest(d.Digest)
-		if err != nil {
-			continue // damaged: what it would name is unknown
-		}
-		keep[digest.Digest(m.Config.Digest.String())] = true
-		for _, l := range m.Layers {
-			keep[digest.Digest(l.Digest.String())] = true
+		im := s.describe(d)
+		for _, c := range append([]Image{im}, im.Platforms...) {
+			if c.Platforms != nil {
+				continue // the index: its manifest is kept above
+			}
+			keep[digest.Digest(c.Manifest.Digest.String())] = true
+			m, _, err := s.manifest(c.Manifest.Digest)
+			if err != nil {
+				continue // damaged: what it would name is unknown
+			}
+			keep[digest.Digest(m.Config.Digest.String())] = true
+			for _, l := range m.Layers {
+				keep[digest.Digest(l.Digest.String())] = true
+			}
 		}
 	}
 	return keep, nil
+}
+
+// Prune removes dangling images (stored by ID only), as docker image
+// prune; with all, every image whose ID is not in inUse (the images of
+// containers), whatever its names. It returns what it removed.
+func (s *Store) Prune(all bool, inUse map[digest.Digest]bool) ([]Removed, error) {
+	list, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []Removed
+	for _, im := range list {
+		if inUse[im.ID] || (!all && len(im.Names) > 0) {
+			continue
+		}
+		r, err := s.Remove(im.ID.String(), true)
+		if errors.Is(err, ErrNotFound) { // removed meanwhile
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

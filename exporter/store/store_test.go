@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -333,5 +335,35 @@ func TestPutMissingLayer(t *testing.T) {
 				t.Errorf("stored %+v", all)
 			}
 		})
+	}
+}
+
+func TestLayersUnpackedSize(t *testing.T) {
+	ctx := context.Background()
+	s, blobs, dir := open(t)
+	im, err := s.Put(ctx, testImage(t, blobs, strings.Repeat("z", 5000), time.Now()), []string{"sized"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := s.Layers(im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One uncompressed tar layer: a 512-byte header, 5000 bytes padded
+	// to 5120, and the 1024-byte end.
+	if len(ls) != 1 || ls[0].Unpacked != 512+5120+1024 || ls[0].Size != ls[0].Unpacked {
+		t.Fatalf("layers %+v", ls)
+	}
+	if n, err := s.UnpackedSize(im); err != nil || n != ls[0].Unpacked {
+		t.Errorf("UnpackedSize = %d, %v", n, err)
+	}
+	// The size is kept: a garbled record is measured again.
+	p := filepath.Join(dir, "sizes", ls[0].Digest.Encoded())
+	if b, err := os.ReadFile(p); err != nil || string(b) != "6656" {
+		t.Errorf("size record %q %v", b, err)
+	}
+	os.WriteFile(p, []byte("garbage"), 0o600)
+	if n, err := s.UnpackedSize(im); err != nil || n != 6656 {
+		t.Errorf("after a garbled record: %d, %v", n, err)
 	}
 }

@@ -60,9 +60,10 @@ type Options struct {
 	// AllStages converts every stage, not only those the target needs
 	// (what `build --check` checks).
 	AllStages bool
-	// RunPlatform is the only platform RUN can execute on (the host's);
-	// zero = not checked. A RUN in a stage of another platform is an error.
-	RunPlatform llb.Platform
+	// ShowPlatform puts each stage's platform in its steps' progress names
+	// ("[linux/arm64 build 2/3] RUN ..."), as buildx does when several
+	// platforms are built at once.
+	ShowPlatform bool
 }
 
 // Result is the converted target stage.
@@ -74,6 +75,9 @@ type Result struct {
 	Config v1.ConfigFile
 	// Warnings are the build-check findings, in the order found.
 	Warnings []Warning
+	// UnusedBuildArgs are the --build-arg names no ARG of the build
+	// declared (BuildKit warns that they "were not consumed").
+	UnusedBuildArgs []string
 	// HealthcheckStartInterval is HEALTHCHECK --start-interval, which
 	// v1.HealthConfig cannot hold: the exporter writes it into the config
 	// JSON's Healthcheck as "StartInterval" (0 = none).
@@ -140,6 +144,7 @@ type stage struct {
 	plat        llb.Platform
 	buildArgs   []instructions.KeyValuePairOptional
 	cmdTotal    int
+	showPlat    bool // prefix names the platform (Options.ShowPlatform)
 	cmdIndex    int
 	cmdOnBuild  bool
 	cmdSet      bool
@@ -177,6 +182,8 @@ type converter struct {
 	// epoch is SOURCE_DATE_EPOCH (--build-arg, or the default of a global
 	// ARG), nil when unset.
 	epoch *time.Time
+	// consumed are the build args an ARG of the build declared.
+	consumed map[string]bool
 }
 
 // Convert parses opt.Dockerfile and converts the target stage (and the stages
@@ -327,6 +334,7 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	res := c.finalize(target)
 	res.Warnings = c.warnings
 	res.SourceDateEpoch = c.epoch
+	res.UnusedBuildArgs = c.unusedBuildArgs()
 	return res, nil
 }
 
@@ -379,6 +387,7 @@ func (c *converter) buildGlobalArgs(metaArgs []instructions.ArgCommand, target s
 	c.defaults = env
 	for _, cmd := range metaArgs {
 		for _, kp := range cmd.Args {
+			c.consume(kp.Key)
 			if v, ok := c.opt.BuildArgs[kp.Key]; ok {
 				env = env.set(kp.Key, v)
 				continue
@@ -784,12 +793,54 @@ func cloneSet(m map[string]struct{}) map[string]struct{} {
 	return out
 }
 
+// targetSuffix is what BuildKit appends to a stage's platform in a
+// progress name when the stage declared TARGET* args that name another
+// platform: "->arm64" (a cross-compiling $BUILDPLATFORM stage) or
+// "->os/arch" for another OS.
+func targetSuffix(base llb.Platform, env envList) string {
+	var t llb.Platform
+	set := false
+	if v, ok := env.Get("TARGETPLATFORM"); ok {
+		if p, err := parsePlatform(v); err == nil {
+			t, set = p, true
+		}
+	}
+	for k, f := range map[string]*string{"TARGETOS": &t.OS, "TARGETARCH": &t.Architecture, "TARGETVARIANT": &t.Variant} {
+		if v, ok := env.Get(k); ok {
+			*f, set = v, true
+		}
+	}
+	if !set {
+		return ""
+	}
+	if t.OS == "" {
+		t.OS = base.OS
+	}
+	if t.Architecture == "" {
+		t.Architecture = base.Architecture
+	}
+	t = t.Normalize()
+	switch {
+	case t.OS != base.OS:
+		return "->" + t.String()
+	case t.Architecture != base.Architecture:
+		if t.Variant != "" {
+			return "->" + t.Architecture + "/" + t.Variant
+		}
+		return "->" + t.Architecture
+	}
+	return ""
+}
+
 // prefix formats a progress name like BuildKit: "[stage 2/4] RUN ...".
 func (s *stage) prefix(str string) string {
 	if s.cmdTotal == 0 {
 		return str
 	}
 	out := "["
+	if s.showPlat {
+		out += s.plat.String() + targetSuffix(s.plat, s.env) + " "
+	}
 	if s.display != "" {
 		out += s.display + " "
 	}
@@ -837,6 +888,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		b := s.base
 		s.state = b.state
 		s.plat = b.plat
+		s.showPlat = c.opt.ShowPlatform
 		s.img = cloneConfig(b.img)
 		s.img.Config.OnBuild = nil
 		s.env = b.env
@@ -853,6 +905,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 		}
 	} else {
 		s.plat = c.stagePlatform(s)
+		s.showPlat = c.opt.ShowPlatform
 		if s.baseName == emptyImageName {
 			s.img = emptyImage(s.plat)
 		} else {

@@ -191,6 +191,7 @@ func (c *converter) dispatchCommand(s *stage, cmd command) error {
 func (c *converter) dispatchArg(s *stage, x *instructions.ArgCommand) error {
 	parts := make([]string, 0, len(x.Args))
 	for _, arg := range x.Args {
+		c.consume(arg.Key)
 		bv, hasValue := c.opt.BuildArgs[arg.Key]
 		hasDefault := arg.Value != nil
 		if !hasDefault && !hasValue {
@@ -332,10 +333,6 @@ func (c *converter) inlineDocument(p string, mode os.FileMode, data string, loc 
 }
 
 func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd command) error {
-	if rp := c.opt.RunPlatform; rp != (llb.Platform{}) && (s.plat.OS != rp.OS || s.plat.Architecture != rp.Architecture) {
-		return fmt.Errorf("RUN cannot execute for platform %s: this machine runs only %s and builder does not emulate other platforms (build for %s, or drop the RUN steps from stages of other platforms)",
-			s.plat, rp, rp)
-	}
 	name := x.String()
 	args := x.CmdLine
 	ins := &inputs{}
@@ -430,6 +427,7 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		Mounts:   mounts,
 		Security: security,
 		ProxyEnv: proxyEnv(c.opt.BuildArgs),
+		Platform: s.plat,
 	}
 	s.state = llb.NewVertex(op, ins.list, c.meta(display, x.Location(), createdBy))
 	s.commit(createdBy, true)

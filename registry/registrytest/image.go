@@ -63,8 +63,13 @@ func BusyboxImage() (v1.Image, error) {
 }
 
 // BusyboxEntries lists the files of the busybox layer, sorted.
-func BusyboxEntries() ([]BusyboxEntry, error) {
-	bin, err := os.ReadFile(BusyboxPath)
+func BusyboxEntries() ([]BusyboxEntry, error) { return busyboxEntries(BusyboxPath) }
+
+// busyboxEntries lists the files of a busybox layer with the busybox
+// binary at bin; the applets are those of the host's busybox (the same
+// Debian package for another architecture has the same applets).
+func busyboxEntries(binPath string) ([]BusyboxEntry, error) {
+	bin, err := os.ReadFile(binPath)
 	if err != nil {
 		return nil, fmt.Errorf("reading busybox: %w", err)
 	}
@@ -123,8 +128,10 @@ func BusyboxEntries() ([]BusyboxEntry, error) {
 }
 
 // BusyboxLayerTar returns the uncompressed tar of the busybox layer.
-func BusyboxLayerTar() ([]byte, error) {
-	entries, err := BusyboxEntries()
+func BusyboxLayerTar() ([]byte, error) { return busyboxLayerTar(BusyboxPath) }
+
+func busyboxLayerTar(binPath string) ([]byte, error) {
+	entries, err := busyboxEntries(binPath)
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +166,12 @@ func BusyboxLayerTar() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func buildBusybox() (v1.Image, error) {
-	data, err := BusyboxLayerTar()
+func buildBusybox() (v1.Image, error) { return buildBusyboxFor(BusyboxPath, runtime.GOARCH) }
+
+// buildBusyboxFor builds the busybox image of architecture arch from the
+// busybox binary at binPath.
+func buildBusyboxFor(binPath, arch string) (v1.Image, error) {
+	data, err := busyboxLayerTar(binPath)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +201,7 @@ func buildBusybox() (v1.Image, error) {
 		return nil, fmt.Errorf("busybox image: %w", err)
 	}
 	cf = cf.DeepCopy()
-	cf.Architecture = runtime.GOARCH
+	cf.Architecture = arch
 	cf.OS = "linux"
 	cf.Created = v1.Time{Time: Epoch}
 	cf.Config.Env = []string{"PATH=" + DefaultPath}

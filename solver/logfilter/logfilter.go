@@ -251,3 +251,29 @@ func (t Tee) Log(l solver.Log) {
 		r.Log(l)
 	}
 }
+
+// warner is a reporter that also shows build warnings (the progress
+// display); the filters pass warnings on to it.
+type warner interface {
+	Warn(line int, msg string)
+}
+
+// warn passes a warning on to r when r shows warnings.
+func warn(r solver.Reporter, line int, msg string) {
+	if w, ok := r.(warner); ok {
+		w.Warn(line, msg)
+	}
+}
+
+// Warn passes a build warning on, its secrets masked.
+func (r *Redactor) Warn(line int, msg string) { warn(r.next, line, string(r.mask([]byte(msg)))) }
+
+// Warn passes a build warning on.
+func (c *Clipper) Warn(line int, msg string) { warn(c.next, line, msg) }
+
+// Warn passes a build warning on to each reporter.
+func (t Tee) Warn(line int, msg string) {
+	for _, r := range t {
+		warn(r, line, msg)
+	}
+}

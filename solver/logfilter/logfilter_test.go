@@ -135,3 +135,23 @@ func TestMaxStepBytesFromEnv(t *testing.T) {
 		}
 	}
 }
+
+type warnRecorder struct {
+	recorder
+	warnings []string
+}
+
+func (w *warnRecorder) Warn(line int, msg string) { w.warnings = append(w.warnings, msg) }
+
+// TestWarningsPassThrough: build warnings reach the display through the
+// whole chain, masked.
+func TestWarningsPassThrough(t *testing.T) {
+	a, b := &warnRecorder{}, &warnRecorder{}
+	r := NewRedactor(Tee{NewClipper(a, 10), b}, [][]byte{[]byte("s3cr3t")})
+	r.Warn(3, "careful with s3cr3t")
+	for _, w := range []*warnRecorder{a, b} {
+		if len(w.warnings) != 1 || w.warnings[0] != "careful with ****" {
+			t.Errorf("warnings %q", w.warnings)
+		}
+	}
+}

@@ -164,14 +164,21 @@ func chainID(prefix, parent string, layers ...cache.Layer) string {
 	return prefix + hex.EncodeToString(h.Sum(nil))
 }
 
-// ensureRecord saves rec unless a record of its ID exists.
+// ensureRecord keeps rec in memory (pending, see record.pending) unless a
+// record of its ID exists.
 func (w *Worker) ensureRecord(rec *record) error {
 	if _, err := w.loadRecord(rec.ID); err == nil {
 		return nil
 	} else if !errors.Is(err, solver.ErrNotFound) {
 		return err
 	}
-	return w.saveRecord(rec)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.records[rec.ID]; !ok {
+		rec.pending = true
+		w.records[rec.ID] = rec
+	}
+	return nil
 }
 
 // materializeInputs unpacks the lazy results among inputs (see
@@ -223,7 +230,7 @@ func (w *Worker) materializeLazy(ctx context.Context, rec *record) error {
 	}
 	w.mu.Lock()
 	rec.Snapshot = name
-	err = w.opt.Meta.Put(rec.ID, rec)
+	err = w.putRecordLocked(rec)
 	w.mu.Unlock()
 	return err
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -37,14 +38,22 @@ func (o *imageOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, e
 	if err != nil {
 		return nil, err
 	}
-	layers, err := o.w.opt.Images.Pull(ctx, res)
+	// The step's log shows the bytes of each layer and its extraction.
+	plog := newPullLog(solver.LogWriter(ctx, 1))
+	layers, err := o.w.opt.Images.Pull(registry.WithPullProgress(ctx, plog.progress), res)
 	if err != nil {
 		return nil, err
 	}
 	parent := ""
 	for i, l := range layers {
 		name := ChainName(layers[:i+1])
-		if err := o.w.unpack(ctx, name, parent, l); err != nil {
+		unpack := func() error { return o.w.unpack(ctx, name, parent, l) }
+		if _, err := o.w.opt.Snapshotter.Stat(ctx, name); err != nil {
+			err = plog.extracting(l.Digest, unpack)
+		} else {
+			err = unpack()
+		}
+		if err != nil {
 			return nil, fmt.Errorf("unpacking layer %s of %s: %w", l.Digest, o.op.Ref, err)
 		}
 		parent = name

@@ -188,9 +188,24 @@ func (w *Worker) loadRecord(id string) (*record, error) {
 func (w *Worker) saveRecord(r *record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.putRecordLocked(r)
+}
+
+// putRecordLocked stores r, after the imported records it is built on that
+// were kept in memory only (see ImportChain): a stored record never names
+// one that is not stored. w.mu is held.
+func (w *Worker) putRecordLocked(r *record) error {
+	for _, id := range append([]string{r.Parent}, r.Merge...) {
+		if dep, ok := w.records[id]; ok && id != "" && dep.pending {
+			if err := w.putRecordLocked(dep); err != nil {
+				return err
+			}
+		}
+	}
 	if err := w.opt.Meta.Put(r.ID, r); err != nil {
 		return err
 	}
+	r.pending = false
 	w.records[r.ID] = r
 	return nil
 }
@@ -225,6 +240,10 @@ type record struct {
 	// ImportChain): its layers may be neither downloaded nor unpacked yet,
 	// and Snapshot, once set, can be made again from them.
 	Lazy bool `json:"lazy,omitempty"`
+	// pending is set on an imported record not stored yet: it is stored
+	// when a stored record is built on it or it is unpacked, so a build
+	// that only reuses remote results writes none.
+	pending bool
 }
 
 // Ref is a result backed by a record.

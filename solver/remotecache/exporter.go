@@ -18,6 +18,10 @@ type Build struct {
 	Keys []solver.KeyedVertex
 	// Final is the result of the build's target.
 	Final solver.Result
+	// Finals are the target results of a multi-platform build's other
+	// platforms (Final is the first's): mode=min keeps what any of them is
+	// made of.
+	Finals []solver.Result
 	// KeyStore maps the keys to results (the store the build used).
 	KeyStore solver.KeyStore
 	// Worker describes results as layers.
@@ -43,7 +47,6 @@ type MountReport struct {
 	ID   string
 	Size int64
 }
-
 
 // Write exports the cache of b as e says.
 func Write(ctx context.Context, e Export, b Build, opt Options) (*Report, error) {
@@ -136,6 +139,15 @@ func collect(ctx context.Context, e Export, b Build) (*builder, error) {
 		var err error
 		if lineage, err = b.Worker.Lineage(b.Final); err != nil {
 			return nil, err
+		}
+		for _, f := range b.Finals {
+			more, err := b.Worker.Lineage(f)
+			if err != nil {
+				return nil, err
+			}
+			for id := range more {
+				lineage[id] = true
+			}
 		}
 	}
 	lo := ops.LayerOptions{Compression: e.Compression, Level: e.Level}

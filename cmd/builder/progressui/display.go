@@ -21,7 +21,15 @@ const (
 	ModeAuto  = "auto"
 	ModePlain = "plain"
 	ModeTTY   = "tty"
+	// ModeQuiet shows nothing (the caller prints the result).
+	ModeQuiet = "quiet"
+	// ModeRawJSON writes one JSON object per event, BuildKit's
+	// SolveStatus (see rawjson.go).
+	ModeRawJSON = "rawjson"
 )
+
+// Modes are the modes New accepts, for flags and completion.
+var Modes = []string{ModeAuto, ModePlain, ModeTTY, ModeQuiet, ModeRawJSON}
 
 const (
 	// maxPartial is how much of an unterminated output line is held back
@@ -65,6 +73,9 @@ type Display struct {
 
 	plain plainState
 	live  liveState
+	// quiet and raw are ModeQuiet and ModeRawJSON.
+	quiet bool
+	raw   *rawJSON
 }
 
 var _ solver.Reporter = (*Display)(nil)
@@ -139,8 +150,12 @@ func New(w io.Writer, mode string, opts ...Option) (*Display, error) {
 		d.tty = true
 	case ModeAuto, "":
 		d.tty = isTerminal(w)
+	case ModeQuiet:
+		d.quiet = true
+	case ModeRawJSON:
+		d.raw = newRawJSON(w)
 	default:
-		return nil, fmt.Errorf("progress mode %q: want auto, plain or tty", mode)
+		return nil, fmt.Errorf("progress mode %q: want auto, plain, tty, quiet or rawjson", mode)
 	}
 	d.start = d.now()
 	if d.tty {
@@ -190,7 +205,11 @@ func shortName(dgst digest.Digest) string {
 func (d *Display) Status(s solver.Status) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
+	if d.closed || d.quiet {
+		return
+	}
+	if d.raw != nil {
+		d.raw.status(s)
 		return
 	}
 	v := d.get(s.Digest)
@@ -232,7 +251,11 @@ func (d *Display) Status(s solver.Status) {
 func (d *Display) Log(l solver.Log) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
+	if d.closed || d.quiet {
+		return
+	}
+	if d.raw != nil {
+		d.raw.log(l)
 		return
 	}
 	v := d.get(l.Digest)
@@ -294,6 +317,10 @@ func (d *Display) flushPartial(v *vertex) {
 func (d *Display) Warn(line int, msg string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.raw != nil && !d.closed {
+		d.raw.warn(line, msg)
+		return
+	}
 	d.warnings = append(d.warnings, warning{line: line, msg: msg})
 }
 
@@ -310,6 +337,12 @@ func (d *Display) Close() error {
 		return d.err
 	}
 	d.closed = true
+	if d.quiet {
+		return nil
+	}
+	if d.raw != nil {
+		return d.raw.err
+	}
 	for _, v := range d.order {
 		d.flushPartial(v)
 	}

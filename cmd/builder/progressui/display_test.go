@@ -3,6 +3,8 @@ package progressui
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -503,5 +505,66 @@ func TestCloseReportsWriteError(t *testing.T) {
 	done(ctxName, 0, 10)(d)
 	if err := d.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("Close() = %v, want the write error", err)
+	}
+}
+
+func TestQuietAndRawJSON(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d1, d2 := digest.FromString("one"), digest.FromString("two")
+	feed := func(d *Display) {
+		d.Status(solver.Status{Digest: d1, Name: "[1/2] FROM x", Started: t0})
+		d.Status(solver.Status{Digest: d1, Name: "[1/2] FROM x", Started: t0, Completed: t0.Add(time.Second), Cached: true})
+		d.Status(solver.Status{Digest: d2, Name: "[2/2] RUN make", Inputs: []digest.Digest{d1}, Started: t0, CacheMiss: "cache miss: new"})
+		d.Log(solver.Log{Digest: d2, Stream: 2, Data: []byte("oops\n"), Timestamp: t0})
+		d.Status(solver.Status{Digest: d2, Name: "[2/2] RUN make", Inputs: []digest.Digest{d1}, Started: t0, Completed: t0.Add(2 * time.Second),
+			Err: errors.New("exit code: 2"), Stats: &solver.Stats{CPUUser: time.Second, PidsPeak: 3}})
+		d.Warn(3, "JSONArgsRecommended: use JSON")
+		d.Close()
+	}
+	var quiet bytes.Buffer
+	d, err := New(&quiet, ModeQuiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(d)
+	if quiet.Len() != 0 {
+		t.Errorf("quiet printed %q", quiet.String())
+	}
+
+	var raw bytes.Buffer
+	if d, err = New(&raw, ModeRawJSON); err != nil {
+		t.Fatal(err)
+	}
+	feed(d)
+	lines := strings.Split(strings.TrimSpace(raw.String()), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("rawjson: %d lines, want one per event:\n%s", len(lines), raw.String())
+	}
+	var events []map[string]any
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		events = append(events, m)
+	}
+	v := events[1]["vertexes"].([]any)[0].(map[string]any)
+	if v["digest"] != d1.String() || v["cached"] != true || v["completed"] != "2026-01-01T00:00:01Z" || v["name"] != "[1/2] FROM x" {
+		t.Errorf("cached vertex %v", v)
+	}
+	lg := events[3]["logs"].([]any)[0].(map[string]any)
+	if lg["vertex"] != d2.String() || lg["stream"] != float64(2) || lg["data"] != base64.StdEncoding.EncodeToString([]byte("oops\n")) {
+		t.Errorf("log %v", lg)
+	}
+	if v := events[2]["vertexes"].([]any)[0].(map[string]any); v["cacheMiss"] != "cache miss: new" {
+		t.Errorf("running vertex %v", v)
+	}
+	v = events[4]["vertexes"].([]any)[0].(map[string]any)
+	if v["error"] != "exit code: 2" || v["inputs"].([]any)[0] != d1.String() || v["stats"].(map[string]any)["pidsPeak"] != float64(3) {
+		t.Errorf("failed vertex %v", v)
+	}
+	w := events[5]["warnings"].([]any)[0].(map[string]any)
+	if w["short"] != base64.StdEncoding.EncodeToString([]byte("JSONArgsRecommended: use JSON")) || w["range"].([]any)[0].(map[string]any)["start"].(map[string]any)["line"] != float64(3) {
+		t.Errorf("warning %v", w)
 	}
 }

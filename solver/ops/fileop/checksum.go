@@ -71,7 +71,7 @@ func Checksum(ctx context.Context, in Input, c *llb.Copy, hc Hasher) (digest.Dig
 			return "", err
 		}
 	}
-	return w.sum(), nil
+	return w.sum()
 }
 
 // TreeDigest is the digest of a whole input (a local source used without a
@@ -85,7 +85,7 @@ func TreeDigest(ctx context.Context, in Input, hc Hasher) (digest.Digest, error)
 	w := newTreeHasher(ctx, s, nil, hc)
 	w.header("tree")
 	if s.root == "" {
-		return w.sum(), nil
+		return w.sum()
 	}
 	fi, err := os.Lstat(s.root)
 	if err != nil {
@@ -97,12 +97,15 @@ func TreeDigest(ctx context.Context, in Input, hc Hasher) (digest.Digest, error)
 	if err := w.walk(s.root, "", "", fi, false); err != nil {
 		return "", err
 	}
-	return w.sum(), nil
+	return w.sum()
 }
 
 func splitSlash(p string) []string { return strings.Split(p, "/") }
 
-// treeHasher writes the canonical records of a tree into a sha256.
+// treeHasher writes the canonical records of a tree into a sha256. The
+// contents of files are hashed on a few goroutines while the walk goes
+// on; the records still go into the sha256 in walk order (lines is the
+// window of records not written yet).
 type treeHasher struct {
 	ctx    context.Context
 	s      *source
@@ -110,25 +113,84 @@ type treeHasher struct {
 	hc     Hasher
 	h      hash.Hash
 	inodes map[inodeKey]string
+	lines  []*hashLine
+	sem    chan struct{}
+	err    error
 }
+
+// hashLine is one record; done (when not nil) closes once its content
+// digest (the last field) is known.
+type hashLine struct {
+	fields []string
+	done   chan struct{}
+	err    error
+}
+
+// hashWindow bounds the records waiting for their content digests.
+const hashWindow = 256
 
 func newTreeHasher(ctx context.Context, s *source, excl *fsutil.PatternMatcher, hc Hasher) *treeHasher {
 	if hc == nil {
 		hc = NewMemHasher()
 	}
-	return &treeHasher{ctx: ctx, s: s, excl: excl, hc: hc, h: sha256.New(), inodes: map[inodeKey]string{}}
+	return &treeHasher{
+		ctx: ctx, s: s, excl: excl, hc: hc, h: sha256.New(), inodes: map[inodeKey]string{},
+		sem: make(chan struct{}, poolWorkers()),
+	}
 }
 
-func (w *treeHasher) header(fields ...string) {
-	for _, f := range fields {
+func (w *treeHasher) header(fields ...string) { w.push(&hashLine{fields: fields}) }
+
+// hashFile queues the record fields (the last one left for the digest)
+// of the regular file host and hashes it on another goroutine.
+func (w *treeHasher) hashFile(name, host string, fi os.FileInfo, fields []string) error {
+	l := &hashLine{fields: fields, done: make(chan struct{})}
+	w.sem <- struct{}{}
+	go func() {
+		defer func() { <-w.sem; close(l.done) }()
+		d, err := w.hc.Sum(host, fi)
+		if err != nil {
+			l.err = fmt.Errorf("hashing %s: %w", name, err)
+			return
+		}
+		l.fields[len(l.fields)-1] = d.String()
+	}()
+	w.push(l)
+	return w.err
+}
+
+func (w *treeHasher) push(l *hashLine) {
+	w.lines = append(w.lines, l)
+	for len(w.lines) > hashWindow {
+		w.writeLine()
+	}
+}
+
+// writeLine writes the oldest record, once its digest is known.
+func (w *treeHasher) writeLine() {
+	l := w.lines[0]
+	w.lines = w.lines[1:]
+	if l.done != nil {
+		<-l.done
+	}
+	if l.err != nil && w.err == nil {
+		w.err = l.err
+	}
+	for _, f := range l.fields {
 		io.WriteString(w.h, strconv.Quote(f))
 		io.WriteString(w.h, " ")
 	}
 	io.WriteString(w.h, "\n")
 }
 
-func (w *treeHasher) sum() digest.Digest {
-	return digest.NewDigest(digest.SHA256, w.h)
+func (w *treeHasher) sum() (digest.Digest, error) {
+	for len(w.lines) > 0 {
+		w.writeLine()
+	}
+	if w.err != nil {
+		return "", w.err
+	}
+	return digest.NewDigest(digest.SHA256, w.h), nil
 }
 
 // walk records the entry at host (root-relative rel, comp relative to the
@@ -174,11 +236,7 @@ func (w *treeHasher) record(name, host string, fi os.FileInfo) error {
 			}
 			w.inodes[k] = name
 		}
-		d, err := w.hc.Sum(host, fi)
-		if err != nil {
-			return fmt.Errorf("hashing %s: %w", name, err)
-		}
-		extra = d.String()
+		return w.hashFile(name, host, fi, []string{name, typ, strconv.FormatUint(uint64(perm), 8), w.owner(st), ""})
 	case m&os.ModeSymlink != 0:
 		typ, perm = "symlink", 0
 		t, err := os.Readlink(host)
@@ -202,12 +260,17 @@ func (w *treeHasher) record(name, host string, fi os.FileInfo) error {
 	default:
 		return nil // sockets of a stage are not copied
 	}
-	owner := "-"
-	if !w.s.local && st != nil {
-		owner = strconv.FormatUint(uint64(st.Uid), 10) + ":" + strconv.FormatUint(uint64(st.Gid), 10)
+	w.header(name, typ, strconv.FormatUint(uint64(perm), 8), w.owner(st), extra)
+	return w.err
+}
+
+// owner is the owner field of a record: "-" for a local context, whose
+// copies are owned by 0:0 or the chown user anyway.
+func (w *treeHasher) owner(st *syscall.Stat_t) string {
+	if w.s.local || st == nil {
+		return "-"
 	}
-	w.header(name, typ, strconv.FormatUint(uint64(perm), 8), owner, extra)
-	return nil
+	return strconv.FormatUint(uint64(st.Uid), 10) + ":" + strconv.FormatUint(uint64(st.Gid), 10)
 }
 
 // MemHasher is an in-memory Hasher: it remembers the digest of each path

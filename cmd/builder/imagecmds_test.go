@@ -1,0 +1,177 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/state"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/spf13/cobra"
+)
+
+// seedImages stores, without building, "app:1" (a base layer, an ENV
+// and a RUN layer) and a dangling image in a new root.
+func seedImages(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	root, err := state.Open(dir, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	images, err := root.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := images.Blobs()
+	layer := func(name string, size int) cache.Layer {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg})
+		tw.Write(bytes.Repeat([]byte("x"), size))
+		tw.Close()
+		d, n, err := blobs.Put(context.Background(), bytes.NewReader(b.Bytes()), "", -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cache.Layer{MediaType: string(types.OCIUncompressedLayer), Digest: d, Size: n, DiffID: d}
+	}
+	t0 := time.Now().Add(-2 * time.Hour).UTC()
+	app := &exporter.Image{Blobs: blobs, Layers: []cache.Layer{layer("base", 3000), layer("run", 100)},
+		Config: v1.ConfigFile{OS: "linux", Architecture: "amd64", Created: v1.Time{Time: t0},
+			Config: v1.Config{Env: []string{"A=1"}, Cmd: []string{"sh"}},
+			History: []v1.History{
+				{Created: v1.Time{Time: t0}, CreatedBy: "ADD rootfs.tar / # a base image made for this test, with a long line"},
+				{Created: v1.Time{Time: t0}, CreatedBy: "ENV A=1", Comment: "buildkit.dockerfile.v0", EmptyLayer: true},
+				{Created: v1.Time{Time: t0}, CreatedBy: "RUN /bin/sh -c make # buildkit", Comment: "buildkit.dockerfile.v0"},
+			}}}
+	if _, err := images.Put(context.Background(), app, []string{"app:1", "registry.example.com/team/app:2"}); err != nil {
+		t.Fatal(err)
+	}
+	dangling := &exporter.Image{Blobs: blobs, Layers: []cache.Layer{layer("other", 10)},
+		Config: v1.ConfigFile{OS: "linux", Architecture: "amd64", Created: v1.Time{Time: t0.Add(time.Hour)}}}
+	if _, err := images.Put(context.Background(), dangling, nil); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func cliOut(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestImagesFormatAndFilters(t *testing.T) {
+	root := seedImages(t)
+	tests := []struct {
+		args    []string
+		want    []string // lines, trailing spaces trimmed
+		wantErr string
+	}{
+		{args: []string{"--format", "{{.Repository}}:{{.Tag}} {{.Size}} {{.CompressedSize}}"},
+			want: []string{"<none>:<none> 2.05kB 2.36kB", "app:1 6.66kB 7.35kB", "registry.example.com/team/app:2 6.66kB 7.35kB"}},
+		{args: []string{"--filter", "dangling=true", "--format", "{{.Repository}} {{.CreatedSince}}"}, want: []string{"<none> About an hour ago"}},
+		{args: []string{"-f", "dangling=false", "-f", "reference=app", "--format", "{{.Repository}}:{{.Tag}}"}, want: []string{"app:1"}},
+		{args: []string{"--filter", "reference=*/*/app:2", "--format", "{{.Repository}}"}, want: []string{"registry.example.com/team/app"}},
+		{args: []string{"-a", "--filter", "reference=nothing*"}, want: []string{"REPOSITORY   TAG   IMAGE ID   CREATED   SIZE"}},
+		{args: []string{"--format", "table {{.Repository}}\t{{.Size}}", "app"}, want: []string{"REPOSITORY   SIZE", "app          6.66kB"}},
+		{args: []string{"--filter", "label=x"}, wantErr: "invalid filter 'label'"},
+		{args: []string{"--filter", "dangling=maybe"}, wantErr: "want true or false"},
+		{args: []string{"--format", "{{.Nope}}"}, wantErr: "Nope"},
+	}
+	for _, tt := range tests {
+		out, err := cliOut(t, newImagesCommand(), append([]string{"--root", root}, tt.args...)...)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("images %v: err %v, want %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		var got []string
+		for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+			got = append(got, strings.TrimRight(l, " "))
+		}
+		if err != nil || strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+			t.Errorf("images %v: %v\n%s\nwant\n%s", tt.args, err, strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+		}
+	}
+	out, err := cliOut(t, newImagesCommand(), "--root", root, "--format", "json", "app:1")
+	var row map[string]string
+	if err != nil || json.Unmarshal([]byte(out), &row) != nil || row["Repository"] != "app" || row["Size"] != "6.66kB" || !strings.HasPrefix(row["Digest"], "sha256:") {
+		t.Errorf("images --format json: %v %s", err, out)
+	}
+}
+
+func TestInspectFormat(t *testing.T) {
+	root := seedImages(t)
+	out, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "{{.Id}} {{join .Config.Env \",\"}} {{json .Config.Cmd}} {{.Size}} {{index .RepoTags 0}}", "app:1")
+	f := strings.Fields(out)
+	if err != nil || len(f) != 5 || !strings.HasPrefix(f[0], "sha256:") || f[1] != "A=1" || f[2] != `["sh"]` || f[4] != "app:1" || strings.ContainsAny(f[3], "e.") {
+		t.Errorf("inspect --format: %v %q", err, out)
+	}
+	if _, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "{{.Id", "app:1"); err == nil {
+		t.Error("a bad template was accepted")
+	}
+}
+
+func TestHistory(t *testing.T) {
+	root := seedImages(t)
+	out, err := cliOut(t, newHistoryCommand(), "--root", root, "app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "IMAGE          CREATED") {
+		t.Fatalf("history:\n%s", out)
+	}
+	for i, want := range []string{"RUN /bin/sh -c make # buildkit", "ENV A=1", "ADD rootfs.tar / # a base image made for thi…"} {
+		if !strings.Contains(lines[i+1], want) {
+			t.Errorf("history line %d %q lacks %q", i+1, lines[i+1], want)
+		}
+	}
+	if !strings.HasPrefix(lines[2], "<missing>") || strings.HasPrefix(lines[1], "<missing>") || !strings.Contains(lines[1], "2.05kB") ||
+		!strings.Contains(lines[2], "0B") || !strings.Contains(lines[1], "buildkit.dockerfile.v0") {
+		t.Errorf("history:\n%s", out)
+	}
+	out, err = cliOut(t, newHistoryCommand(), "--root", root, "--no-trunc", "--format", "{{.CreatedBy}}|{{.Size}}", "app:1")
+	if err != nil || !strings.Contains(out, "with a long line|4.61kB") {
+		t.Errorf("history --no-trunc --format: %v\n%s", err, out)
+	}
+	if _, err := cliOut(t, newHistoryCommand(), "--root", root, "nosuch"); err == nil {
+		t.Error("history of a missing image succeeded")
+	}
+}
+
+func TestImagePrune(t *testing.T) {
+	root := seedImages(t)
+	out, err := cliOut(t, newImageCommand(), "prune", "--root", root, "-f")
+	if err != nil || !strings.Contains(out, "Deleted Images:\ndeleted: sha256:") || strings.Contains(out, "untagged") {
+		t.Errorf("image prune: %v\n%s", err, out)
+	}
+	if out, _ := cliOut(t, newImagesCommand(), "--root", root, "-q"); len(strings.Fields(out)) != 1 {
+		t.Errorf("after prune: %s", out)
+	}
+	if _, err := cliOut(t, newImageCommand(), "prune", "--root", root); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("prune without a terminal or -f: %v", err)
+	}
+	out, err = cliOut(t, newImageCommand(), "prune", "--root", root, "-a", "-f")
+	if err != nil || !strings.Contains(out, "untagged: app:1") || !strings.Contains(out, "untagged: registry.example.com/team/app:2") {
+		t.Errorf("image prune -a: %v\n%s", err, out)
+	}
+	if out, _ := cliOut(t, newImagesCommand(), "--root", root, "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("after prune -a: %s", out)
+	}
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/state"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+)
+
+// newImageCommand is `builder image`, docker's management command: for
+// now its prune (the other image commands are top-level).
+func newImageCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Short: "Manage images"}
+	var root string
+	var all, force bool
+	prune := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused images",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return pruneImages(root, all, force, os.Stdin, cmd.OutOrStdout())
+		},
+	}
+	rootFlag(prune, &root)
+	prune.Flags().BoolVarP(&all, "all", "a", false, "Remove all images not used by a container, not just dangling ones")
+	prune.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.AddCommand(prune)
+	return cmd
+}
+
+// pruneImages is builder image prune: it asks first unless force, as
+// docker, and prints what it removed.
+func pruneImages(dir string, all, force bool, in io.Reader, out io.Writer) error {
+	if !force {
+		warning := "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "
+		if all {
+			warning = "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "
+		}
+		f, ok := in.(*os.File)
+		if !ok || !pty.IsTerminal(int(f.Fd())) {
+			return errors.New("builder image prune: not a terminal to confirm on: use --force (-f) to remove images without a prompt")
+		}
+		fmt.Fprint(out, warning)
+		answer, _ := bufio.NewReader(in).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return nil
+		}
+	}
+	root, err := state.Open(dir, state.Options{})
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	images, err := root.Images()
+	if err != nil {
+		return err
+	}
+	ctrs, err := root.Containers()
+	if err != nil {
+		return err
+	}
+	list, err := ctrs.List()
+	if err != nil {
+		return err
+	}
+	inUse := map[digest.Digest]bool{}
+	for _, c := range list {
+		if d, err := digest.Parse(c.ImageID); err == nil {
+			inUse[d] = true
+		}
+	}
+	removed, err := images.Prune(all, inUse)
+	if len(removed) > 0 {
+		fmt.Fprintln(out, "Deleted Images:")
+		for _, r := range removed {
+			for _, n := range r.Untagged {
+				fmt.Fprintf(out, "untagged: %s\n", exporter.FamiliarName(n))
+			}
+			if r.Deleted != "" {
+				fmt.Fprintf(out, "deleted: %s\n", r.Deleted)
+			}
+		}
+		fmt.Fprintln(out)
+	}
+	if err != nil {
+		return err
+	}
+	// The layers are blobs the build cache shares: they leave the disk
+	// with builder prune, when no cache record needs them either.
+	fmt.Fprintln(out, "Total reclaimed space: 0B (the layers stay in the build cache until builder prune)")
+	return nil
+}

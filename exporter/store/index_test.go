@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/llb"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// TestPutIndex stores a two-platform image: one entry for images, tag and
+// rmi, both platforms for inspect and save, one picked by platform for
+// run and FROM, every blob kept from the garbage collector.
+func TestPutIndex(t *testing.T) {
+	ctx := context.Background()
+	s, blobs, _ := open(t)
+	amd := testImage(t, blobs, "amd64", time.Unix(10, 0))
+	arm := testImage(t, blobs, "arm64", time.Unix(20, 0))
+	arm.Config.Architecture = "arm64"
+	st, err := s.PutIndex(ctx, []*exporter.Image{amd, arm}, []string{"app:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Manifest.MediaType.IsIndex() || st.ID.String() != st.Manifest.Digest.String() || len(st.Platforms) != 2 {
+		t.Fatalf("stored %+v, want an index whose ID is its digest", st)
+	}
+	all, err := s.List()
+	if err != nil || len(all) != 1 || all[0].ID != st.ID || !all[0].Created.Equal(time.Unix(20, 0)) {
+		t.Fatalf("List: %v %+v, want the index once, created as its newest image", err, all)
+	}
+	if err := s.Tag("app:1", "app:2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, s); got["docker.io/library/app:2"] != st.ID || len(got) != 2 {
+		t.Errorf("after tag: %v", got)
+	}
+	im, err := s.Get("app:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		p    llb.Platform
+		arch string
+		err  string
+	}{
+		{llb.Platform{OS: "linux", Architecture: "arm64"}, "arm64", ""},
+		{llb.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, "arm64", ""},
+		{llb.Platform{}, "amd64", ""}, // the host's (the test runs on amd64 or skips below)
+		{llb.Platform{OS: "linux", Architecture: "s390x"}, "", "no image for platform linux/s390x (available: linux/amd64, linux/arm64)"},
+	} {
+		if tt.p.IsZero() && llb.HostPlatform().Architecture != "amd64" {
+			continue
+		}
+		c, err := Select(im, tt.p)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("Select(%s): %v, want %q", tt.p, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || c.Platform == nil || c.Platform.Architecture != tt.arch {
+			t.Errorf("Select(%s): %+v %v, want %s", tt.p, c.Platform, err, tt.arch)
+			continue
+		}
+		img, err := s.Load(c)
+		if err != nil || img.Config.Architecture != tt.arch {
+			t.Errorf("Load(%s): %v", tt.p, err)
+		}
+	}
+	if _, err := s.Load(im); err == nil || !strings.Contains(err.Error(), "multi-platform image (linux/amd64, linux/arm64)") {
+		t.Errorf("Load of the index: %v", err)
+	}
+	imgs, err := s.LoadAll(im)
+	if err != nil || len(imgs) != 2 {
+		t.Errorf("LoadAll: %d, %v", len(imgs), err)
+	}
+
+	// FROM app:1 for arm64 serves the arm64 image, pinned by its manifest.
+	src := &Source{Store: s, Remote: &fakeRemote{}}
+	pinned, _, err := src.ResolveImageConfig(ctx, "app:1", llb.Platform{OS: "linux", Architecture: "arm64"})
+	if err != nil || !strings.HasSuffix(pinned, "@"+st.Platforms[1].Manifest.Digest.String()) {
+		t.Errorf("FROM app:1 for arm64: %s %v", pinned, err)
+	}
+	if r, err := src.Resolve(ctx, pinned, llb.Platform{OS: "linux", Architecture: "arm64"}); err != nil || r.ManifestDigest.String() != st.Platforms[1].Manifest.Digest.String() {
+		t.Errorf("pinned arm64 manifest: %v", err)
+	}
+
+	keep, err := s.Referenced()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []digest.Digest{digest.Digest(st.Manifest.Digest.String()), amd.Layers[0].Digest, arm.Layers[0].Digest,
+		digest.Digest(st.Platforms[0].Manifest.Digest.String()), st.Platforms[1].ID} {
+		if !keep[d] {
+			t.Errorf("Referenced lacks %s", d)
+		}
+	}
+	if _, err := s.Remove("app:1", false); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Remove("app:2", false)
+	if err != nil || r.Deleted != st.ID {
+		t.Errorf("rmi of the last name: %+v %v", r, err)
+	}
+}
