@@ -262,8 +262,8 @@ phys() {
 }
 physical=()
 if [[ " $CASES " == *" bigctx-cold "* ]]; then
-	physical+=("$(phys "tar | gzip -1" "tar -C $(printf %q "$work/bigctx") -cf - . | gzip -1 >$(printf %q "$work/phys.tgz")")")
-	physical+=("$(phys "tar | pigz" "tar -C $(printf %q "$work/bigctx") -cf - . | pigz >$(printf %q "$work/phys.tgz")")")
+	physical+=("$(phys "tar \\| gzip -1" "tar -C $(printf %q "$work/bigctx") -cf - . | gzip -1 >$(printf %q "$work/phys.tgz")")")
+	physical+=("$(phys "tar \\| pigz" "tar -C $(printf %q "$work/bigctx") -cf - . | pigz >$(printf %q "$work/phys.tgz")")")
 fi
 
 printf '\nbuilder %s, %s runs each (builder and BuildKit alternating), %s, %s\n\n' \

@@ -195,11 +195,15 @@ func frontendOptions(req Request, nc *contexts, src imageBackend, col *collector
 		Target:           req.Target,
 		ExcludePatterns:  req.Excludes,
 		NoCache:          req.NoCache,
+		NoCacheStages:    req.NoCacheStages,
 		Resolver:         src,
 		NamedContexts:    nc.named,
 		AllowInsecure:    req.Sandbox.AllowInsecure,
 		AllowNetworkHost: req.Sandbox.AllowNetworkHost,
 		DefaultNetwork:   req.Sandbox.Network,
+		ExtraHosts:       req.Sandbox.ExtraHosts,
+		ShmSize:          req.Sandbox.ShmSize,
+		Ulimits:          req.Sandbox.Ulimits,
 		AllStages:        req.CheckOnly,
 		Warn: func(w dockerfile.Warning) {
 			if !req.CheckOnly {
@@ -240,6 +244,10 @@ func (b *Builder) solveAndExport(ctx context.Context, req Request, p *parts, res
 		return nil, err
 	}
 	if results[0].State != nil {
+		// Last-use times for prune --filter until= and the GC's LRU order.
+		if err := p.cache.Touch(solver.KeyDigests(cacheBuild.Keys)); err != nil {
+			col.Warn(0, fmt.Sprintf("recording the use of cache keys: %v", err))
+		}
 		if err := rc.export(ctx, col, cacheBuild); err != nil {
 			return out, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,9 @@ func exportOptions(o Output) []exporter.Option {
 	if o.DockerMediaTypes {
 		return []exporter.Option{exporter.WithDockerMediaTypes()}
 	}
+	if len(o.Annotations) > 0 {
+		return []exporter.Option{exporter.WithAnnotations(o.Annotations)}
+	}
 	return nil
 }
 
@@ -51,14 +55,14 @@ func sameLayers(a, b Output) bool {
 	if lb.Compression == "" {
 		lb.Compression = ops.Gzip
 	}
-	return la == lb && a.DockerMediaTypes == b.DockerMediaTypes
+	return la == lb && a.DockerMediaTypes == b.DockerMediaTypes && maps.Equal(a.Annotations, b.Annotations)
 }
 
 // storeOutput is how the local store gets the image: as the first Image
 // output asks, or gzip with OCI media types; under the tags and the names
 // of every Image output.
 func storeOutput(req Request) (Output, []string) {
-	storeOut := Output{Type: Image}
+	storeOut := Output{Type: Image, Annotations: req.Annotations}
 	storeNames := append([]string(nil), req.Tags...)
 	found := false
 	for _, out := range req.Outputs {

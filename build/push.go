@@ -60,6 +60,8 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img M
 		}
 		last, lastDone = time.Now(), done
 		logf("%s / %s\n", units.HumanSize(float64(done)), units.HumanSize(float64(total)))
+	}, Blobs: func(_ string, uploaded, reused int) {
+		logf("blobs: %d uploaded, %d mounted or already there (not downloaded)\n", uploaded, reused)
 	}}
 	var err error
 	switch x := img.(type) {

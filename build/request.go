@@ -40,6 +40,9 @@ type Request struct {
 	// registry, not from the local store.
 	NoCache bool
 	Pull    bool
+	// NoCacheStages are stages (AS names) whose steps run again
+	// (--no-cache-filter).
+	NoCacheStages []string
 	// Platforms are the target platforms (none = the host's). With more
 	// than one the image is an index of one image per platform, as buildx
 	// builds it; identical steps run once for all.
@@ -52,6 +55,9 @@ type Request struct {
 	Contexts map[string]NamedContext
 	// Outputs are where the image goes besides the local store.
 	Outputs []Output
+	// Annotations are set on the manifest of the image in the local store
+	// (each Output carries its own).
+	Annotations map[string]string
 	// CacheExports and CacheImports are the remote caches (--cache-to,
 	// --cache-from) the build writes and reads.
 	CacheExports []remotecache.Export
@@ -111,6 +117,8 @@ type Output struct {
 	Layers ops.LayerOptions
 	// DockerMediaTypes writes Docker media types instead of OCI ones.
 	DockerMediaTypes bool
+	// Annotations are set on the image manifest (OCI media types only).
+	Annotations map[string]string
 }
 
 // validate checks the output's type and destination.
@@ -134,6 +142,9 @@ func (o Output) validate() error {
 	if o.Push && o.Type != Image {
 		return fmt.Errorf("type=%s cannot push", o.Type)
 	}
+	if len(o.Annotations) > 0 && o.DockerMediaTypes && o.Type != Local && o.Type != Tar {
+		return fmt.Errorf("type=%s uses Docker media types, whose manifests have no annotations (set oci-mediatypes=true)", o.Type)
+	}
 	return o.Layers.Validate()
 }
 
@@ -153,6 +164,11 @@ type Sandbox struct {
 	// Network is the network of a RUN that asks for none (llb.NetHost, the
 	// host's, by default).
 	Network llb.NetMode
+	// ExtraHosts, ShmSize and Ulimits are --add-host, --shm-size and
+	// --ulimit of every RUN (part of its cache key).
+	ExtraHosts []llb.HostIP
+	ShmSize    int64
+	Ulimits    []llb.Ulimit
 }
 
 // Reporter receives a build's progress: vertex statuses and logs from the

@@ -220,17 +220,16 @@ func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, error) {
 	}
 	w.done = true
 	dst := w.s.Path(d)
-	if fi, err := os.Stat(dst); err == nil && fi.Size() == w.n {
-		os.Remove(w.f.Name())
-		return d, nil
-	}
-	// Missing, or damaged (a wrong size): the verified copy replaces it.
+	// The verified copy replaces what is there, which may be damaged
+	// (readers that have it open keep the old file), and is stamped as
+	// verified.
 	if err := os.Chmod(w.f.Name(), 0o444); err != nil {
 		return "", err
 	}
 	if err := os.Rename(w.f.Name(), dst); err != nil {
 		return "", err
 	}
+	w.s.stampVerified(d)
 	return d, nil
 }
 

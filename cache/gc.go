@@ -72,6 +72,17 @@ type KeyEntry struct {
 	Info *KeyInfo
 	// Time is when the key was last saved (zero for old log lines).
 	Time time.Time
+	// Used is when the key was last used by a build (see Store.Touch);
+	// zero when it never was after being saved.
+	Used time.Time
+}
+
+// LastUsed is the later of e.Time and e.Used.
+func (e KeyEntry) LastUsed() time.Time {
+	if e.Used.After(e.Time) {
+		return e.Used
+	}
+	return e.Time
 }
 
 // Entries returns every stored key, in no order.
@@ -86,6 +97,9 @@ func (s *Store) Entries() ([]KeyEntry, error) {
 		ke := KeyEntry{Key: k, ID: e.id, Info: e.info}
 		if e.time != 0 {
 			ke.Time = time.Unix(0, e.time)
+		}
+		if e.used != 0 {
+			ke.Used = time.Unix(0, e.used)
 		}
 		out = append(out, ke)
 	}

@@ -26,12 +26,18 @@ type keyRecord struct {
 	Del  bool          `json:"del,omitempty"`
 	Info *KeyInfo      `json:"info,omitempty"`
 	Time int64         `json:"t,omitempty"` // unix nanoseconds
+	// Use marks a line that only records a use of Key at Time (a cache
+	// hit), for the garbage collector's last-use times.
+	Use bool `json:"use,omitempty"`
+	// Used is the last use kept through compaction.
+	Used int64 `json:"u,omitempty"`
 }
 
 type keyEntry struct {
 	id   string
 	info *KeyInfo
 	time int64
+	used int64 // last use (unix nanoseconds), 0 = only saved
 }
 
 // keyStore is the key log: an append-only file of JSON lines, each a
@@ -143,7 +149,13 @@ func (k *keyStore) apply(r keyRecord) {
 		delete(k.entries, r.Key)
 		return
 	}
-	k.entries[r.Key] = &keyEntry{id: r.ID, info: r.Info, time: r.Time}
+	if r.Use {
+		if e := k.entries[r.Key]; e != nil && r.Time > e.used {
+			e.used = r.Time
+		}
+		return
+	}
+	k.entries[r.Key] = &keyEntry{id: r.ID, info: r.Info, time: r.Time, used: r.Used}
 }
 
 func (k *keyStore) load(key digest.Digest) (string, bool, error) {
@@ -263,7 +275,7 @@ func (k *keyStore) compact(drop func(key digest.Digest, id string) bool) (int, e
 					removed++
 					continue
 				}
-				b, err := json.Marshal(keyRecord{Key: key, ID: e.id, Info: e.info, Time: e.time})
+				b, err := json.Marshal(keyRecord{Key: key, ID: e.id, Info: e.info, Time: e.time, Used: e.used})
 				if err != nil {
 					return err
 				}

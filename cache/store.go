@@ -94,6 +94,23 @@ func (s *Store) RemoveKeyLocks() error {
 	return os.RemoveAll(filepath.Join(s.dir, "keys", "locks"))
 }
 
+// Touch records that keys were used now (the steps of a build, cached or
+// not), in one append: the garbage collector removes the least recently
+// used first, and prune --filter until= counts from the last use.
+func (s *Store) Touch(keys []digest.Digest) error {
+	t := now()
+	recs := make([]keyRecord, 0, len(keys))
+	for _, k := range keys {
+		if k.Validate() == nil {
+			recs = append(recs, keyRecord{Key: k, Use: true, Time: t})
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return s.keys.append(recs...)
+}
+
 // Delete removes the record of key; a missing key is not an error.
 func (s *Store) Delete(key digest.Digest) error {
 	return s.keys.append(keyRecord{Key: key, Del: true, Time: now()})

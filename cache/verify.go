@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -28,16 +27,23 @@ var ErrCorrupt = errors.New("content does not match its digest")
 // any rewrite of the file changes its mtime or inode. VerifyAll ignores the
 // stamps.
 func (s *BlobStore) Verify(d digest.Digest, size int64) error {
-	return s.verify(d, size, false)
+	return s.verify(d, size, false, true)
 }
 
-func (s *BlobStore) verify(d digest.Digest, size int64, force bool) error {
+// VerifyStored is Verify for a blob that must be stored now: a missing
+// blob is ErrNotFound even when the fetcher could fetch it (for the code
+// that fetches).
+func (s *BlobStore) VerifyStored(d digest.Digest, size int64) error {
+	return s.verify(d, size, false, false)
+}
+
+func (s *BlobStore) verify(d digest.Digest, size int64, force, lazyOK bool) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
 	fi, err := os.Stat(s.Path(d))
 	if errors.Is(err, os.ErrNotExist) {
-		if b := s.fetcher.Load(); b != nil && b.f.CanFetch(d) {
+		if b := s.fetcher.Load(); lazyOK && b != nil && b.f.CanFetch(d) {
 			return nil // imported lazily: fetched (and verified) when read
 		}
 		return fmt.Errorf("blob %s: %w", d, ErrNotFound)
@@ -72,7 +78,7 @@ func (s *BlobStore) verify(d digest.Digest, size int64, force bool) error {
 	}
 	// Stamped after the hash: a rewrite during it changes the stamp.
 	if err := os.MkdirAll(filepath.Dir(sp), 0o700); err == nil {
-		fsutil.WriteFileAtomic(sp, 0o600, []byte(st))
+		os.WriteFile(sp, []byte(st), 0o600) // a torn stamp only costs a re-hash
 	}
 	return nil
 }
@@ -83,7 +89,7 @@ func (s *BlobStore) verify(d digest.Digest, size int64, force bool) error {
 func (s *BlobStore) VerifyAll(progress func(d digest.Digest, size int64, err error)) ([]digest.Digest, error) {
 	var bad []digest.Digest
 	err := s.Walk(func(d digest.Digest, size int64) error {
-		err := s.verify(d, -1, true)
+		err := s.verify(d, -1, true, false)
 		if errors.Is(err, ErrNotFound) {
 			return nil // removed meanwhile
 		}
@@ -98,6 +104,19 @@ func (s *BlobStore) VerifyAll(progress func(d digest.Digest, size int64, err err
 		return nil
 	})
 	return bad, err
+}
+
+// stampVerified stamps blob d, which was just stored from bytes that hashed
+// to d.
+func (s *BlobStore) stampVerified(d digest.Digest) {
+	fi, err := os.Stat(s.Path(d))
+	if err != nil {
+		return
+	}
+	sp := s.stampPath(d)
+	if err := os.MkdirAll(filepath.Dir(sp), 0o700); err == nil {
+		os.WriteFile(sp, []byte(stamp(fi)), 0o600)
+	}
 }
 
 func (s *BlobStore) stampPath(d digest.Digest) string {

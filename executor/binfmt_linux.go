@@ -123,8 +123,8 @@ func Native(arch string) bool {
 // MaybeUnshare) and the kernel has binfmt_misc per user namespace (Linux
 // 6.7 and later), a missing handler is registered for that namespace only
 // (registerPrivate): no host-wide set-up is needed. BUILDER_BINFMT=host
-// never does that; BUILDER_BINFMT=private always does (in a user
-// namespace), even when the host has a handler.
+// never does that; BUILDER_BINFMT=private always does (rootless only),
+// even when the host has a handler.
 func CheckEmulation(arch string) error {
 	if Native(arch) {
 		return nil
@@ -136,9 +136,9 @@ func CheckEmulation(arch string) error {
 			return err
 		}
 	}
-	if !inUserNamespace() {
-		if err == nil { // BUILDER_BINFMT=private as real root
-			err = errors.New("BUILDER_BINFMT=private needs builder to run in a user namespace (rootless): as root it would register host-wide")
+	if !ownUserNS {
+		if err == nil { // BUILDER_BINFMT=private as root
+			err = errors.New("BUILDER_BINFMT=private needs builder to run rootless, in the user namespace it makes: as root it would register for every process of the machine (or of its container)")
 		}
 		return err
 	}
@@ -208,15 +208,11 @@ func qemuName(arch string) string {
 	return arch
 }
 
-// inUserNamespace says whether this process runs in a user namespace
-// other than the initial one (whose uid_map maps every id).
-func inUserNamespace() bool {
-	data, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return false
-	}
-	return strings.Join(strings.Fields(string(data)), " ") != "0 0 4294967295"
-}
+// ownUserNS is set by MaybeUnshare in the user (and mount) namespace it
+// made for a rootless builder: the only place where registerPrivate may
+// register, since nothing else lives in that namespace. (Root in a
+// container's user namespace shares it with the container.)
+var ownUserNS bool
 
 var private struct {
 	sync.Mutex

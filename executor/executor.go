@@ -88,6 +88,12 @@ type Spec struct {
 	Tty bool
 
 	Limits Limits
+	// ExtraHosts are added to /etc/hosts (docker --add-host), ShmSize is
+	// the size of /dev/shm in bytes (0 = 64 MiB, docker's default) and
+	// Ulimits the process's resource limits (docker --ulimit).
+	ExtraHosts []HostIP
+	ShmSize    int64
+	Ulimits    []Ulimit
 	// Security is the privilege mode; the zero value is the sandbox.
 	Security Security
 	// CgroupParent is where the step's cgroup is created, relative to the

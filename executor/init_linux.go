@@ -46,6 +46,12 @@ type initConfig struct {
 	ResolvConf   string // host files bind-mounted read-only
 	Hosts        string
 	HostnameFile string
+	// ShmSize is the size of /dev/shm in bytes (0: 64 MiB); Ulimits are
+	// set on the init before it starts the command.
+	ShmSize int64    `json:",omitempty"`
+	Ulimits []Ulimit `json:",omitempty"`
+	// ExtraHosts are written into Hosts by the executor.
+	ExtraHosts []HostIP `json:"-"`
 }
 
 // initStatus is what the init reports back: either a setup error or how
@@ -244,6 +250,9 @@ func startCommand(cfg *initConfig, r *rootfs) (int, error) {
 	defer cancelMu.Unlock()
 	if cancelled {
 		return 0, errors.New("cancelled")
+	}
+	if err := setUlimits(cfg.Ulimits); err != nil {
+		return 0, err
 	}
 	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	if cfg.Tty {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,8 +191,9 @@ var devNodes = []devNode{
 	{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
 }
 
-// setupDev fills the tmpfs mounted at the host path dev.
-func setupDev(dev string) error {
+// setupDev fills the tmpfs mounted at the host path dev; /dev/shm gets
+// shmSize bytes (0: 64 MiB, docker's default).
+func setupDev(dev string, shmSize int64) error {
 	for _, d := range devNodes {
 		p := filepath.Join(dev, d.name)
 		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
@@ -224,7 +226,11 @@ func setupDev(dev string) error {
 	if err := os.Mkdir(shm, 0o1777); err != nil {
 		return fmt.Errorf("creating /dev/shm: %w", err)
 	}
-	if err := unix.Mount("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+	size := "65536k" // docker's default
+	if shmSize > 0 {
+		size = strconv.FormatInt(shmSize, 10)
+	}
+	if err := unix.Mount("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size="+size); err != nil {
 		return fmt.Errorf("mounting tmpfs on /dev/shm: %w", err)
 	}
 	links := [][2]string{
@@ -277,7 +283,7 @@ func (r *rootfs) setup(cfg *initConfig) error {
 	if err := r.mount(Mount{Type: "tmpfs", Source: "tmpfs", Target: "/dev", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}); err != nil {
 		return err
 	}
-	if err := setupDev(filepath.Join(r.root, "dev")); err != nil {
+	if err := setupDev(filepath.Join(r.root, "dev"), cfg.ShmSize); err != nil {
 		return err
 	}
 	if !cfg.Insecure {

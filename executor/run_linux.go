@@ -194,6 +194,9 @@ func (e *Executor) run(ctx context.Context, spec Spec) (Stats, error) {
 		NetworkNone: netNone,
 		Insecure:    spec.Security == SecurityInsecure,
 		Tty:         spec.Tty,
+		ShmSize:     spec.ShmSize,
+		Ulimits:     spec.Ulimits,
+		ExtraHosts:  spec.ExtraHosts,
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = DefaultHostname
@@ -364,11 +367,11 @@ func (e *Executor) placeInCgroup(sb *sandbox, spec Spec, limits cgroups.Limits, 
 		return err
 	}
 	sb.cg = cg
-	if err := recordCgroup(runDir, cg); err != nil {
-		return err
-	}
 	if err := cg.Set(limits); err != nil {
 		return fmt.Errorf("setting limits: %w", err)
+	}
+	if err := recordCgroup(runDir, cg); err != nil {
+		return err
 	}
 	return cg.Apply(sb.cmd.Process.Pid)
 }
@@ -564,6 +567,9 @@ func writeEtcFiles(runDir string, cfg *initConfig) error {
 		hosts = append(hosts, '\n')
 	}
 	hosts = append(hosts, fmt.Sprintf("127.0.1.1\t%s\n", cfg.Hostname)...)
+	for _, h := range cfg.ExtraHosts { // --add-host, as docker appends them
+		hosts = append(hosts, fmt.Sprintf("%s\t%s\n", h.IP, h.Host)...)
+	}
 	files := map[string][]byte{
 		"hosts":    hosts,
 		"hostname": []byte(cfg.Hostname + "\n"),

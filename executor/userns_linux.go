@@ -53,6 +53,7 @@ func MaybeUnshare() {
 		os.Exit(usernsStage1())
 	case "2":
 		os.Unsetenv(usernsStageEnv)
+		ownUserNS = true
 		parent := os.Getenv(usernsParentEnv)
 		os.Unsetenv(usernsParentEnv)
 		// The execve that made this process root of the namespace

@@ -44,6 +44,17 @@ func WriteDocker(ctx context.Context, w io.Writer, img *Image, names []string, o
 type NamedImage struct {
 	Image *Image
 	Names []string
+	// Platforms, when set, make a multi-platform image: one image per
+	// platform, joined by an index (OCI layouts only; Image is unused).
+	Platforms []*Image
+}
+
+// first is the image whose blob store holds ni's blobs.
+func (ni NamedImage) first() *Image {
+	if len(ni.Platforms) > 0 {
+		return ni.Platforms[0]
+	}
+	return ni.Image
 }
 
 // WriteDockerImages writes several images into one docker archive, as
@@ -57,6 +68,9 @@ func WriteDockerImages(ctx context.Context, w io.Writer, imgs []NamedImage, opt 
 	repos := map[string]map[string]string{}
 	done := map[string]bool{}
 	for _, ni := range imgs {
+		if len(ni.Platforms) > 0 {
+			return nil, fmt.Errorf("%s: a docker archive holds one platform of a multi-platform image (use an OCI layout)", strings.Join(ni.Names, ", "))
+		}
 		b, err := build(ni.Image, opt...)
 		if err != nil {
 			return nil, err

@@ -5,13 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -119,71 +116,18 @@ func (x *index) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 
 // writeIndexLayout writes the OCI layout of a multi-platform image:
 // index.json names (under each of names, or once unnamed) the image index
-// of imgs, and blobs/ holds the index, each image's manifest and config,
-// and the layers, streamed from the blob store the images share.
+// of imgs; blobs/ holds the index, each image's manifest and config, and
+// the layers, streamed from the blob store the images share.
 func writeIndexLayout(ctx context.Context, sink layoutSink, imgs []*Image, names []string, opt ...Option) (v1.Descriptor, error) {
-	if len(imgs) == 0 {
-		return v1.Descriptor{}, errors.New("oci layout: no image")
+	ni := []NamedImage{{Platforms: imgs, Names: names}}
+	if err := sameBlobStore(ni); err != nil {
+		return v1.Descriptor{}, err
 	}
-	blobs := map[v1.Hash]blobEntry{}
-	for _, img := range imgs {
-		if img.Blobs != imgs[0].Blobs {
-			return v1.Descriptor{}, errors.New("oci layout: the images do not share a blob store")
-		}
-		b, err := build(img, opt...)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		m, md := b.manifest, b.desc.Digest
-		blobs[md] = blobEntry{digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest}
-		blobs[m.Config.Digest] = blobEntry{digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig}
-		for _, l := range m.Layers {
-			blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true}
-		}
-	}
-	raw, desc, err := indexManifest(imgs, opt...)
+	descs, err := writeLayoutImages(ctx, sink, ni, opt...)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	blobs[desc.Digest] = blobEntry{digest: desc.Digest, size: desc.Size, data: raw}
-
-	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
-	if len(names) == 0 {
-		index.Manifests = append(index.Manifests, desc)
-	}
-	seen := map[string]bool{}
-	for _, n := range names {
-		full, err := NormalizeName(n)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		if seen[full] {
-			continue
-		}
-		seen[full] = true
-		d := desc
-		d.Annotations = map[string]string{
-			AnnotationImageName: full,
-			AnnotationRefName:   full[strings.LastIndex(full, ":")+1:],
-		}
-		index.Manifests = append(index.Manifests, d)
-	}
-	rawIndex, err := json.Marshal(index)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	sorted := make([]blobEntry, 0, len(blobs))
-	for _, e := range blobs {
-		if e.digest.Algorithm != "sha256" {
-			return v1.Descriptor{}, fmt.Errorf("blob %s: only sha256 blobs are supported", e.digest)
-		}
-		sorted = append(sorted, e)
-	}
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].digest.Hex < sorted[j].digest.Hex })
-	if err := writeLayoutEntries(ctx, sink, imgs[0], sorted, rawIndex); err != nil {
-		return v1.Descriptor{}, err
-	}
-	return desc, nil
+	return descs[0], nil
 }
 
 // WriteOCIIndex writes imgs as an OCI image layout tar stream to w, as

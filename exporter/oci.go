@@ -135,11 +135,10 @@ func writeLayoutImages(ctx context.Context, sink layoutSink, imgs []NamedImage, 
 	var descs []v1.Descriptor
 	seen := map[string]bool{}
 	for _, ni := range imgs {
-		b, err := build(ni.Image, opt...)
+		desc, err := addLayoutBlobs(blobs, ni, opt...)
 		if err != nil {
 			return nil, err
 		}
-		m, desc, md := b.manifest, b.desc, b.desc.Digest
 		descs = append(descs, desc)
 		if len(ni.Names) == 0 {
 			index.Manifests = append(index.Manifests, desc)
@@ -160,11 +159,6 @@ func writeLayoutImages(ctx context.Context, sink layoutSink, imgs []NamedImage, 
 			}
 			index.Manifests = append(index.Manifests, d)
 		}
-		blobs[md] = blobEntry{digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest}
-		blobs[m.Config.Digest] = blobEntry{digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig}
-		for _, l := range m.Layers {
-			blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true}
-		}
 	}
 	rawIndex, err := json.Marshal(index)
 	if err != nil {
@@ -179,10 +173,60 @@ func writeLayoutImages(ctx context.Context, sink layoutSink, imgs []NamedImage, 
 	}
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].digest.Hex < sorted[j].digest.Hex })
 
-	if err := writeLayoutEntries(ctx, sink, imgs[0].Image, sorted, rawIndex); err != nil {
+	if err := writeLayoutEntries(ctx, sink, imgs[0].first(), sorted, rawIndex); err != nil {
 		return nil, err
 	}
 	return descs, nil
+}
+
+// addLayoutBlobs adds the blobs of ni to blobs (for a multi-platform
+// image: each platform's, and the index) and returns the descriptor
+// index.json names it by.
+func addLayoutBlobs(blobs map[v1.Hash]blobEntry, ni NamedImage, opt ...Option) (v1.Descriptor, error) {
+	one := func(img *Image) (v1.Descriptor, error) {
+		b, err := build(img, opt...)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		m, md := b.manifest, b.desc.Digest
+		blobs[md] = blobEntry{digest: md, size: int64(len(b.rawManifest)), data: b.rawManifest}
+		blobs[m.Config.Digest] = blobEntry{digest: m.Config.Digest, size: int64(len(b.rawConfig)), data: b.rawConfig}
+		for _, l := range m.Layers {
+			blobs[l.Digest] = blobEntry{digest: l.Digest, size: l.Size, layer: true}
+		}
+		return b.desc, nil
+	}
+	if len(ni.Platforms) == 0 {
+		return one(ni.Image)
+	}
+	for _, img := range ni.Platforms {
+		if _, err := one(img); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	raw, desc, err := indexManifest(ni.Platforms, opt...)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	blobs[desc.Digest] = blobEntry{digest: desc.Digest, size: desc.Size, data: raw}
+	return desc, nil
+}
+
+// sameBlobStore checks that every image of imgs (each platform's too)
+// keeps its blobs in the first one's blob store.
+func sameBlobStore(imgs []NamedImage) error {
+	if len(imgs) == 0 {
+		return errors.New("oci layout: no image")
+	}
+	want := imgs[0].first().Blobs
+	for _, ni := range imgs {
+		for _, img := range append([]*Image{ni.Image}, ni.Platforms...) {
+			if img != nil && img.Blobs != want {
+				return errors.New("oci layout: the images do not share a blob store")
+			}
+		}
+	}
+	return nil
 }
 
 // WriteOCIImages writes several images into one OCI image layout tar
@@ -191,10 +235,8 @@ func WriteOCIImages(ctx context.Context, w io.Writer, imgs []NamedImage, opt ...
 	if len(imgs) == 0 {
 		return nil, errors.New("oci layout: no image")
 	}
-	for _, ni := range imgs[1:] {
-		if ni.Image.Blobs != imgs[0].Image.Blobs {
-			return nil, errors.New("oci layout: the images do not share a blob store")
-		}
+	if err := sameBlobStore(imgs); err != nil {
+		return nil, err
 	}
 	tw := &tarSink{tw: tar.NewWriter(w)}
 	descs, err := writeLayoutImages(ctx, tw, imgs, opt...)

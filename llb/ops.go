@@ -147,6 +147,27 @@ type ExecOp struct {
 	// "-"), so that a build behind a different proxy reuses the cache; the
 	// frontend keeps them out of the history too.
 	ProxyEnv []string `json:"-"`
+	// ExtraHosts are added to the process's /etc/hosts (--add-host),
+	// ShmSize is the size of its /dev/shm in bytes (--shm-size; 0 is 64
+	// MiB) and Ulimits are its resource limits (--ulimit). They are part
+	// of the digest, as in BuildKit's ExecOp meta.
+	ExtraHosts []HostIP `json:"extraHosts,omitempty"`
+	ShmSize    int64    `json:"shmSize,omitempty"`
+	Ulimits    []Ulimit `json:"ulimits,omitempty"`
+}
+
+// HostIP is one /etc/hosts entry.
+type HostIP struct {
+	Host string `json:"host"`
+	IP   string `json:"ip"`
+}
+
+// Ulimit is one resource limit (setrlimit) by docker's name ("nofile"),
+// -1 for unlimited.
+type Ulimit struct {
+	Name string `json:"name"`
+	Soft int64  `json:"soft"`
+	Hard int64  `json:"hard"`
 }
 
 // SecurityMode is the privilege mode of an exec.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -201,14 +202,27 @@ func (c *Client) PushBlob(ctx context.Context, repo string, l v1.Layer) (uploade
 		return false, fmt.Errorf("pushing blob %s to %s: %w", d, repo, simplify(err))
 	}
 	c.recordBlobSources(dst, []digest.Digest{d})
-	return counted.read, nil
+	return counted.wasRead(), nil
 }
 
 // readCounter notes whether a layer's bytes were read (uploaded rather
-// than mounted).
+// than mounted or found present).
 type readCounter struct {
 	l    v1.Layer
+	mu   sync.Mutex
 	read bool
+}
+
+func (r *readCounter) noteRead() {
+	r.mu.Lock()
+	r.read = true
+	r.mu.Unlock()
+}
+
+func (r *readCounter) wasRead() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.read
 }
 
 func (r *readCounter) Digest() (v1.Hash, error)            { return r.l.Digest() }
@@ -216,11 +230,11 @@ func (r *readCounter) DiffID() (v1.Hash, error)            { return r.l.DiffID()
 func (r *readCounter) Size() (int64, error)                { return r.l.Size() }
 func (r *readCounter) MediaType() (types.MediaType, error) { return r.l.MediaType() }
 func (r *readCounter) Uncompressed() (io.ReadCloser, error) {
-	r.read = true
+	r.noteRead()
 	return r.l.Uncompressed()
 }
 func (r *readCounter) Compressed() (io.ReadCloser, error) {
-	r.read = true
+	r.noteRead()
 	return r.l.Compressed()
 }
 

@@ -142,7 +142,7 @@ func New(o Options) *Client {
 	}
 	c.backoff = backoff
 	// Traffic counts what crosses the network, retries included.
-	c.transport = &retryTransport{base: &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls}
+	c.transport = &retryTransport{base: &guardTransport{base: &countingTransport{base: base, t: &c.traffic}, allowHTTP: c.allowHTTP}, backoff: backoff, stalls: c.stalls, timeouts: o.Timeouts.withDefaults()}
 	c.remote = []remote.Option{
 		remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(c.transport),
@@ -418,12 +418,11 @@ func (c *Client) manifest(ctx context.Context, repo name.Repository, d digest.Di
 // ensureBlob downloads blob d of repo into the store unless it is there.
 // Concurrent calls for the same blob share one download.
 func (c *Client) ensureBlob(ctx context.Context, repo name.Repository, d digest.Digest, size int64) error {
-	if n, err := c.blobs.Stat(d); err == nil {
-		if size >= 0 && n != size {
-			return fmt.Errorf("stored blob %s has %d bytes, manifest says %d", d, n, size)
-		}
+	// A stored blob is used only when it verifies; a corrupt one is
+	// removed by Verify and downloaded again.
+	if err := c.blobs.VerifyStored(d, size); err == nil {
 		return nil
-	} else if !errors.Is(err, cache.ErrNotFound) {
+	} else if !errors.Is(err, cache.ErrNotFound) && !errors.Is(err, cache.ErrCorrupt) {
 		return err
 	}
 	_, err, _ := c.flight.Do(repo.Name()+"@"+d.String(), func() (any, error) {
@@ -513,7 +512,8 @@ func (c *Client) pull(ctx context.Context, r *Resolved) ([]cache.Layer, error) {
 			continue
 		}
 		seen[d] = true
-		if n, err := c.blobs.Stat(d); err == nil && n == l.Size {
+		// Present and intact (a corrupt blob is removed and fetched).
+		if err := c.blobs.VerifyStored(d, l.Size); err == nil {
 			continue
 		}
 		missing = append(missing, i)

@@ -2,9 +2,11 @@ package registry
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -178,5 +180,37 @@ func TestTimeoutsFromEnv(t *testing.T) {
 				t.Errorf("%q: New accepted it: %v", tc.stall, c.err)
 			}
 		}
+	}
+}
+
+// TestStallBody: a body that trickles below the minimum fails with a
+// StallError within about a window; one that keeps up is read whole.
+func TestStallBody(t *testing.T) {
+	to := Timeouts{Stall: 100 * time.Millisecond, MinBytes: 1024}
+	trickle := func(chunk int, every time.Duration, total int) io.ReadCloser {
+		pr, pw := io.Pipe()
+		go func() {
+			defer pw.Close()
+			for sent := 0; sent < total; sent += chunk {
+				time.Sleep(every)
+				if _, err := pw.Write(bytes.Repeat([]byte("x"), chunk)); err != nil {
+					return
+				}
+			}
+		}()
+		return pr
+	}
+	start := time.Now()
+	_, err := io.ReadAll(watchBody(trickle(1, 10*time.Millisecond, 1000), "slow:443", to))
+	var se *StallError
+	if !errors.As(err, &se) || se.Addr != "slow:443" {
+		t.Fatalf("trickling body: %v, want a StallError", err)
+	}
+	if took := time.Since(start); took > 5*to.Stall {
+		t.Errorf("stall noticed after %s", took)
+	}
+	data, err := io.ReadAll(watchBody(trickle(4096, 20*time.Millisecond, 40960), "fast:443", to))
+	if err != nil || len(data) != 40960 {
+		t.Fatalf("steady body: %d bytes, %v", len(data), err)
 	}
 }

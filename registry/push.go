@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,6 +22,12 @@ type PushOptions struct {
 	// do of the reference being pushed (blobs found in the registry or
 	// mounted count as done). Calls come from one goroutine per reference.
 	Progress func(ref string, done, total int64)
+	// Blobs, when set, is called once per image pushed with how many of
+	// its blobs (layers and config) were uploaded and how many the
+	// registry already had or mounted from another repository (their
+	// bytes were not read: a lazily imported layer is never downloaded
+	// for that).
+	Blobs func(ref string, uploaded, reused int)
 }
 
 // Push uploads img to every reference of refs (tags; a reference without
@@ -121,8 +128,13 @@ func (c *Client) PushIndex(ctx context.Context, idx v1.ImageIndex, refs []string
 			if err != nil {
 				return "", fmt.Errorf("push: %w", err)
 			}
-			if err := c.pushManifest(ctx, &mountImage{Image: img, c: c, dst: t.Repository}, t.Repository.Digest(m.Digest.String()), t.Name(), o); err != nil {
+			mi := &mountImage{Image: img, c: c, dst: t.Repository}
+			if err := c.pushManifest(ctx, mi, t.Repository.Digest(m.Digest.String()), t.Name(), o); err != nil {
 				return "", fmt.Errorf("pushing %s (%s): %w", t.Name(), PlatformOf(m.Platform), simplify(err))
+			}
+			if o.Blobs != nil {
+				up, reused := mi.counts()
+				o.Blobs(t.Name(), up, reused)
 			}
 			c.recordBlobSources(t.Repository, blobs)
 		}
@@ -163,7 +175,15 @@ func (c *Client) pushManifest(ctx context.Context, x remote.Taggable, ref name.R
 }
 
 func (c *Client) pushOne(ctx context.Context, img v1.Image, t name.Tag, o PushOptions) error {
-	return c.pushManifest(ctx, &mountImage{Image: img, c: c, dst: t.Repository}, t, t.Name(), o)
+	mi := &mountImage{Image: img, c: c, dst: t.Repository}
+	if err := c.pushManifest(ctx, mi, t, t.Name(), o); err != nil {
+		return err
+	}
+	if o.Blobs != nil {
+		up, reused := mi.counts()
+		o.Blobs(t.Name(), up, reused)
+	}
+	return nil
 }
 
 // imageBlobs lists the digests of img's config and layers.
@@ -176,11 +196,29 @@ func imageBlobs(img v1.Image) ([]digest.Digest, error) {
 }
 
 // mountImage is an image whose layers are mountable from a repository of
-// the destination's registry known to hold them.
+// the destination's registry known to hold them. It notes which blobs'
+// bytes were read (uploaded).
 type mountImage struct {
 	v1.Image
 	c   *Client
 	dst name.Repository
+
+	mu    sync.Mutex
+	blobs map[digest.Digest]*readCounter
+}
+
+// counts says how many blobs were uploaded and how many reused.
+func (m *mountImage) counts() (uploaded, reused int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, rc := range m.blobs {
+		if rc.wasRead() {
+			uploaded++
+		} else {
+			reused++
+		}
+	}
+	return uploaded, reused
 }
 
 func (m *mountImage) Layers() ([]v1.Layer, error) {
@@ -218,14 +256,24 @@ func (m *mountImage) wrap(l v1.Layer) v1.Layer {
 		return l
 	}
 	d := digest.Digest(h.String())
+	m.mu.Lock()
+	if m.blobs == nil {
+		m.blobs = map[digest.Digest]*readCounter{}
+	}
+	rc, ok := m.blobs[d]
+	if !ok {
+		rc = &readCounter{l: l}
+		m.blobs[d] = rc
+	}
+	m.mu.Unlock()
 	src, ok := m.c.source(d)
 	if !ok {
 		src, ok = m.c.storedSource(d)
 	}
 	if !ok || src.RegistryStr() != m.dst.RegistryStr() || src.RepositoryStr() == m.dst.RepositoryStr() {
-		return l
+		return rc
 	}
-	return &remote.MountableLayer{Layer: l, Reference: src.Digest(d.String())}
+	return &remote.MountableLayer{Layer: rc, Reference: src.Digest(d.String())}
 }
 
 // recordBlobSources remembers that repo holds blobs, in memory and, with

@@ -78,9 +78,10 @@ func pushPredicate() func(error) bool {
 
 // retryTransport retries the requests it can send again.
 type retryTransport struct {
-	base    http.RoundTripper
-	backoff remote.Backoff
-	stalls  *stallLog
+	base     http.RoundTripper
+	backoff  remote.Backoff
+	stalls   *stallLog
+	timeouts Timeouts
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -114,6 +115,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			again = true
 		}
 		if !again || !replayable || attempt >= t.backoff.Steps || req.Context().Err() != nil {
+			if resp != nil && resp.Body != nil && t.timeouts.Stall > 0 {
+				resp.Body = watchBody(resp.Body, dialAddr(req.URL), t.timeouts)
+			}
 			return resp, err
 		}
 		wait := jittered(delay, t.backoff.Jitter)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -259,3 +260,60 @@ func isDeadline(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) 
 func (c *stallConn) SetDeadline(time.Time) error      { return nil }
 func (c *stallConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *stallConn) SetWriteDeadline(time.Time) error { return nil }
+
+// stallBody fails a response body that moves fewer than min bytes in a
+// window. The connection's own window cannot see one stalled stream of an
+// HTTP/2 connection that others keep busy; this sees each body.
+type stallBody struct {
+	rc     io.ReadCloser
+	addr   string
+	window time.Duration
+	min    int64
+	timer  *time.Timer
+
+	mu      sync.Mutex
+	bytes   int64
+	stalled *StallError
+}
+
+// watchBody returns rc watched for stalls.
+func watchBody(rc io.ReadCloser, addr string, t Timeouts) io.ReadCloser {
+	b := &stallBody{rc: rc, addr: addr, window: t.Stall, min: t.MinBytes}
+	b.timer = time.AfterFunc(t.Stall, b.tick)
+	return b
+}
+
+// tick ends a window: closes a stalled body (unblocking its reader) or
+// starts the next window.
+func (b *stallBody) tick() {
+	b.mu.Lock()
+	if b.bytes < b.min {
+		b.stalled = &StallError{Addr: b.addr, Window: b.window, Bytes: b.bytes}
+		b.mu.Unlock()
+		b.rc.Close()
+		return
+	}
+	b.bytes = 0
+	b.mu.Unlock()
+	b.timer.Reset(b.window)
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.mu.Lock()
+	b.bytes += int64(n)
+	stalled := b.stalled
+	b.mu.Unlock()
+	if stalled != nil && err != nil {
+		return n, stalled
+	}
+	if err == io.EOF {
+		b.timer.Stop()
+	}
+	return n, err
+}
+
+func (b *stallBody) Close() error {
+	b.timer.Stop()
+	return b.rc.Close()
+}

@@ -68,7 +68,16 @@ func (c *Client) storedManifest(d digest.Digest) ([]byte, error) {
 	if n > MaxManifestSize {
 		return nil, fmt.Errorf("manifest %s: %d bytes: %w (limit %d)", d, n, ErrManifestTooLarge, MaxManifestSize)
 	}
-	return os.ReadFile(c.blobs.Path(d))
+	b, err := os.ReadFile(c.blobs.Path(d))
+	if err != nil {
+		return nil, err
+	}
+	if digest.FromBytes(b) != d {
+		// Damaged: absent, fetched again.
+		c.blobs.Delete(d)
+		return nil, fmt.Errorf("stored manifest %s is corrupt: %w", d, cache.ErrNotFound)
+	}
+	return b, nil
 }
 
 // unreachable reports whether err means the registry could not be reached

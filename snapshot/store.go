@@ -770,6 +770,18 @@ func (st *store) Apply(ctx context.Context, key string, r io.Reader) error {
 	return nil
 }
 
+// Usage returns the space the tree of snapshot key takes on disk (its own
+// files: for overlay the diff, for native the whole copy).
+func (st *store) Usage(ctx context.Context, key string) (int64, error) {
+	st.mu.Lock()
+	s, err := st.get(key)
+	st.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return fsutil.DiskUsage(s.dir)
+}
+
 func (st *store) Close() error {
 	st.mu.Lock()
 	defer st.mu.Unlock()

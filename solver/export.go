@@ -40,3 +40,12 @@ func (s *Solver) Keys(v *llb.Vertex) []KeyedVertex {
 	})
 	return out
 }
+
+// KeyDigests returns the cache keys of kv.
+func KeyDigests(kv []KeyedVertex) []digest.Digest {
+	out := make([]digest.Digest, len(kv))
+	for i, x := range kv {
+		out[i] = x.Info.Key
+	}
+	return out
+}

@@ -349,6 +349,18 @@ func (st *vertexState) computeKey(ctx context.Context) (KeyInfo, error) {
 					return err
 				}
 				ki.Digest = k.Key
+				if in.v.Meta().IgnoreCache && !st.v.Meta().IgnoreCache {
+					// The input runs again (--no-cache-filter): what is
+					// built on it must not come from the cache of what
+					// was built on its previous result.
+					r, err := in.result(gctx)
+					if err != nil {
+						return err
+					}
+					if r != nil && r.ID() != "" {
+						ki.Digest = digest.FromString(k.Key.String() + " rebuilt as " + r.ID())
+					}
+				}
 			}
 			info.Inputs[i] = ki
 			return nil

@@ -117,6 +117,25 @@ func (r *Root) recover() error {
 	return nil
 }
 
+// TryExclusive trades the shared root lock for an exclusive one if no
+// other process holds the root: it is how a build that is done runs the
+// automatic GC, which must never touch what another build or container
+// uses. It returns false (holding no lock: the caller is done with the
+// root's contents) when another process holds it.
+func (r *Root) TryExclusive() (bool, error) {
+	r.unlock()
+	r.unlock = func() {}
+	unlock, err := fsutil.Lock(r.path("lock"), true, true)
+	if errors.Is(err, fsutil.ErrLocked) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.unlock = unlock
+	return true, nil
+}
+
 // RecoveryError is what start-up recovery could not remove of what killed
 // builder processes left (nil when it removed everything): worth a
 // warning, never a reason to stop.

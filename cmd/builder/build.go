@@ -41,6 +41,9 @@ type BuildOptions struct {
 	LogFile string
 	Outputs []Output
 	Root    string
+	// NoCacheFilter are --no-cache-filter stages (comma-separated or
+	// repeated): their steps run again.
+	NoCacheFilter []string
 	// IIDFile and MetadataFile are --iidfile and --metadata-file.
 	IIDFile      string
 	MetadataFile string
@@ -63,6 +66,9 @@ type BuildOptions struct {
 	Sandbox SandboxOptions
 	// Quiet is -q: no progress, the image ID on stdout on success.
 	Quiet bool
+	// Annotations are --annotation: set on the image manifest (OCI media
+	// types only).
+	Annotations map[string]string
 	// Report is --report: the HTML report of the build (written also
 	// when it fails).
 	Report string
@@ -73,15 +79,21 @@ type BuildOptions struct {
 	Registry RegistryFlags
 	// Cache are --cache-to and --cache-from.
 	Cache cacheFlags
+	// GCLimit is --gc-limit: the root size above which the build
+	// collects garbage when it is done ("" = $BUILDER_GC_LIMIT or the
+	// default, "0" = never; see gcLimit).
+	GCLimit string
 }
 
 func newBuildCommand() *cobra.Command {
 	var (
-		o         BuildOptions
-		buildArgs []string
-		outputs   []string
-		check     bool
-		sandbox   *sandboxFlags
+		o           BuildOptions
+		buildArgs   []string
+		outputs     []string
+		check       bool
+		sandbox     *sandboxFlags
+		annotations []string
+		load        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH",
@@ -113,6 +125,12 @@ func newBuildCommand() *cobra.Command {
 			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
 				return err
 			}
+			if o.Annotations, err = parseAnnotations(annotations, o.Outputs); err != nil {
+				return err
+			}
+			for i := range o.Outputs {
+				o.Outputs[i].Annotations = o.Annotations
+			}
 			if o.Quiet {
 				for _, out := range o.Outputs {
 					if out.Dest == stdoutDest {
@@ -122,7 +140,7 @@ func newBuildCommand() *cobra.Command {
 				o.Progress = progressui.ModeQuiet
 			}
 			if o.Push {
-				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}})
+				o.Outputs = append(o.Outputs, Output{Type: "image", Attrs: map[string]string{"push": "true"}, Annotations: o.Annotations})
 			}
 			return Build(cmd.Context(), o, os.Stderr)
 		},
@@ -140,6 +158,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Progress, "progress", defaultProgress(), progressHelp)
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
 	f.StringVar(&o.LogFile, "log-file", "", "Also write the whole build log (plain, secrets masked, steps not clipped) to this file")
+	f.StringArrayVar(&o.NoCacheFilter, "no-cache-filter", nil, "Do not cache specified stages")
 	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=oci,dest=FILE")`)
 	f.StringVar(&o.IIDFile, "iidfile", "", "Write the image ID to a file")
 	f.StringVar(&o.MetadataFile, "metadata-file", "", "Write build result metadata to a file")
@@ -151,9 +170,14 @@ func newBuildCommand() *cobra.Command {
 	f.StringVar(&o.Platform, "platform", "", `Set target platform for build (comma-separated for several: "linux/amd64,linux/arm64")`)
 	sandbox = addSandboxFlags(cmd, &o.Sandbox)
 	f.BoolVar(&o.Push, "push", false, `Shorthand for "--output=type=registry"`)
+	f.StringArrayVar(&annotations, "annotation", nil, `Add an annotation to the image manifest ("KEY=VALUE" or "manifest:KEY=VALUE")`)
+	// buildx --load loads the result into docker: here every build lands
+	// in the local image store already, so buildx scripts run unchanged.
+	f.BoolVar(&load, "load", false, `Shorthand for "--output=type=docker" in buildx: here the image is stored locally (builder images), as every build does`)
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
 	o.Cache.add(f)
+	f.StringVar(&o.GCLimit, "gc-limit", "", "Collect the least recently used build cache after the build when the state root is larger (default $"+gcLimitEnv+", or the smaller of 10% of its filesystem and 20GB; 0 = never)")
 	return cmd
 }
 
@@ -168,6 +192,10 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		return err
 	}
 	defer root.Close()
+	limit, err := gcLimit(o.GCLimit, root.Dir())
+	if err != nil {
+		return err
+	}
 	cleanupStdin, err := stdinInputs(&o, root, o.Stdin)
 	defer cleanupStdin()
 	if err != nil {
@@ -193,7 +221,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		}
 		return nil
 	}
-	res, err := buildWithProgress(ctx, o, root, req, out)
+	res, err := buildWithProgress(ctx, o, root, req, limit, out)
 	// The report is written for failed builds too.
 	if o.Report != "" && res != nil && res.Record != nil {
 		if rerr := writeReport(o.Report, res.Record); rerr != nil {
@@ -211,7 +239,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 
 // buildWithProgress runs req through the library with the progress display on out
 // (secrets masked, long step logs clipped, --log-file).
-func buildWithProgress(ctx context.Context, o BuildOptions, root *state.Root, req build.Request, out io.Writer) (*build.Result, error) {
+func buildWithProgress(ctx context.Context, o BuildOptions, root *state.Root, req build.Request, gcLimit int64, out io.Writer) (*build.Result, error) {
 	blobs, err := root.Blobs()
 	if err != nil {
 		return nil, err
@@ -231,7 +259,12 @@ func buildWithProgress(ctx context.Context, o BuildOptions, root *state.Root, re
 		display.Close()
 		return nil, err
 	}
-	res, err := b.Build(ctx, req, progress{Reporter: logs, warn: display.Warn})
+	rep := progress{Reporter: logs, warn: display.Warn}
+	res, err := b.Build(ctx, req, rep)
+	if err == nil && o.Call != "check" {
+		// Over --gc-limit, the least recently used cache goes.
+		err = autoGC(ctx, rep, root, gcLimit)
+	}
 	flushLogs()
 	display.Close()
 	return res, err
@@ -251,15 +284,17 @@ func (p progress) Warn(line int, msg string) { p.warn(line, msg) }
 // later).
 func (o BuildOptions) request() (build.Request, error) {
 	req := build.Request{
-		ContextDir: o.ContextDir,
-		Target:     o.Target,
-		BuildArgs:  o.BuildArgs,
-		Labels:     parseLabels(o.Labels),
-		Tags:       o.Tags,
-		NoCache:    o.NoCache,
-		Pull:       o.Pull,
-		Sandbox:    o.Sandbox.build(),
-		CheckOnly:  o.Call == "check",
+		ContextDir:    o.ContextDir,
+		Target:        o.Target,
+		BuildArgs:     o.BuildArgs,
+		Labels:        parseLabels(o.Labels),
+		Tags:          o.Tags,
+		NoCache:       o.NoCache,
+		NoCacheStages: splitList(o.NoCacheFilter),
+		Pull:          o.Pull,
+		Annotations:   o.Annotations,
+		Sandbox:       o.Sandbox.build(),
+		CheckOnly:     o.Call == "check",
 	}
 	var err error
 	if req.Secrets, err = parseSecrets(o.Secrets); err != nil {
@@ -373,4 +408,18 @@ func defaultDockerfile(contextDir string) string {
 		}
 	}
 	return p
+}
+
+// splitList splits comma-separated flag values ("a,b" "c" -> a b c),
+// dropping empty ones.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // TestBuildNetworkNone checks builder build --network none: every RUN that
@@ -81,6 +84,103 @@ func TestBuildInvalidTagBeforeWork(t *testing.T) {
 		}
 		if _, err := os.Stat(root); !os.IsNotExist(err) {
 			t.Errorf("-t %s: the root was created before the tag was checked (%v)", tag, err)
+		}
+	}
+}
+
+func TestParseAnnotations(t *testing.T) {
+	oci := []Output{{Type: "oci", Attrs: map[string]string{}}, {Type: "local", Attrs: map[string]string{}}}
+	m, err := parseAnnotations([]string{"a=1", "manifest:b=2=3", "org.opencontainers.image.source=https://x"}, oci)
+	if err != nil || m["a"] != "1" || m["b"] != "2=3" || m["org.opencontainers.image.source"] != "https://x" || len(m) != 3 {
+		t.Errorf("annotations %v, %v", m, err)
+	}
+	for _, tt := range []struct {
+		vals []string
+		outs []Output
+		want string
+	}{
+		{[]string{"novalue"}, oci, "want KEY=VALUE"},
+		{[]string{"index:a=1"}, oci, "only manifest annotations"},
+		{[]string{"a=1"}, []Output{{Type: "docker", Attrs: map[string]string{}}}, "Docker media types"},
+	} {
+		if _, err := parseAnnotations(tt.vals, tt.outs); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want %q", tt.vals, err, tt.want)
+		}
+	}
+}
+
+// TestBuildAnnotationAndLoad: --annotation reaches the manifest of the
+// OCI output and of the stored image; --load is accepted (the image is in
+// the local store, as after every build).
+func TestBuildAnnotationAndLoad(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nCOPY Dockerfile /\n"})
+	root := t.TempDir()
+	out := filepath.Join(t.TempDir(), "img.tar")
+	if msg, err := cliOut(t, newBuildCommand(), "--root", root, "--build-arg", "BASE="+env.baseArgs["BASE"], "--progress=plain",
+		"--annotation", "org.opencontainers.image.source=https://example.com/x", "--annotation", "manifest:team=a",
+		"--load", "-t", "annotated:1", "-o", "type=oci,dest="+out, ctxDir); err != nil {
+		t.Fatalf("build: %v\n%s", err, msg)
+	}
+	img, err := readOCITar(t, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := img.Manifest()
+	if m.Annotations["org.opencontainers.image.source"] != "https://example.com/x" || m.Annotations["team"] != "a" {
+		t.Errorf("oci output manifest annotations %v", m.Annotations)
+	}
+	msg, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "{{json .Manifest.annotations}}", "annotated:1")
+	if err != nil || !strings.Contains(msg, `"team":"a"`) {
+		t.Errorf("stored manifest annotations: %v %s", err, msg)
+	}
+}
+
+// TestBuildAddHostShmUlimit: --add-host, --shm-size and --ulimit reach
+// every RUN and are part of its cache key, as in BuildKit.
+func TestBuildAddHostShmUlimit(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\n" +
+		`RUN grep db /etc/hosts; df -k /dev/shm | tail -n 1 | awk '{print "shm", $2}'; echo "nofile $(ulimit -n):$(ulimit -Hn)"` + "\n"})
+	root := t.TempDir()
+	build := func(flags ...string) string {
+		t.Helper()
+		// The sandbox flags as build parses them.
+		o := BuildOptions{ContextDir: ctxDir, Root: root, BuildArgs: env.baseArgs, Progress: "plain"}
+		cmd := &cobra.Command{Use: "x"}
+		sf := addSandboxFlags(cmd, &o.Sandbox)
+		if err := cmd.ParseFlags(flags); err != nil {
+			t.Fatal(err)
+		}
+		if err := sf.parse(); err != nil {
+			t.Fatal(err)
+		}
+		var progress bytes.Buffer
+		if err := Build(context.Background(), o, &progress); err != nil {
+			t.Fatalf("build %v: %v\n%s", flags, err, progress.String())
+		}
+		return progress.String()
+	}
+	out := build("--add-host", "db:10.9.8.7", "--shm-size", "32m", "--ulimit", "nofile=512:1024")
+	for _, want := range []string{"10.9.8.7\tdb", "shm 32768", "nofile 512:1024"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("RUN output lacks %q:\n%s", want, out)
+		}
+	}
+	if out := build("--add-host", "db:10.9.8.7", "--shm-size", "32m", "--ulimit", "nofile=512:1024"); !strings.Contains(out, "CACHED") {
+		t.Errorf("the same flags ran the RUN again:\n%s", out)
+	}
+	if out := build("--add-host", "db:10.9.8.6", "--shm-size", "32m", "--ulimit", "nofile=512:1024"); !strings.Contains(out, "10.9.8.6\tdb") {
+		t.Errorf("another --add-host reused the cache:\n%s", out)
+	}
+	for _, bad := range [][]string{{"--add-host", "db"}, {"--ulimit", "nofiles=1"}, {"--shm-size", "lots"}} {
+		cmd := newBuildCommand()
+		if _, err := cliOut(t, cmd, append(append([]string{"--root", root}, bad...), ctxDir)...); err == nil {
+			t.Errorf("%v accepted", bad)
 		}
 	}
 }

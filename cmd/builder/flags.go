@@ -14,6 +14,8 @@ type Output struct {
 	Type  string
 	Dest  string
 	Attrs map[string]string
+	// Annotations are the --annotation values for the image manifest.
+	Annotations map[string]string
 }
 
 // parseOutput parses a buildx --output value: "type=oci,dest=out.tar", or

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 )
 
@@ -36,6 +34,7 @@ func withImageStore(dir string, fn func(s *imagestore.Store) error) error {
 	if err != nil {
 		return err
 	}
+	lazyBlobs(root, s.Blobs(), nil)
 	return fn(s)
 }
 
@@ -480,11 +479,6 @@ func newSaveCommand() *cobra.Command {
 				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 			}
 			return withImageStore(root, func(s *imagestore.Store) error {
-				if format == "oci" && len(args) == 1 {
-					if im, err := s.Get(args[0]); err == nil && im.Platforms != nil {
-						return saveIndex(cmd.Context(), s, im, args[0], toStdout, cmd.OutOrStdout(), output)
-					}
-				}
 				imgs, err := saveSet(s, args)
 				if err != nil {
 					return err
@@ -512,31 +506,6 @@ func newSaveCommand() *cobra.Command {
 
 // saveSet resolves the images to save, once each with every name it was
 // asked by (an image asked by ID keeps all its names), in order.
-// saveIndex writes the multi-platform image im as an OCI layout whose
-// index.json names its index (as stored: a Docker manifest list stays one).
-func saveIndex(ctx context.Context, s *imagestore.Store, im imagestore.Image, ref string, toStdout bool, stdout io.Writer, output string) error {
-	imgs, err := s.LoadAll(im)
-	if err != nil {
-		return err
-	}
-	names := im.Names
-	if full, err := exporter.NormalizeName(ref); err == nil {
-		names = []string{full} // docker save NAME keeps only that name
-	}
-	var opt []exporter.Option
-	if im.Manifest.MediaType == types.DockerManifestList {
-		opt = append(opt, exporter.WithDockerMediaTypes())
-	}
-	write := func(w io.Writer) error {
-		_, err := exporter.WriteOCIIndex(ctx, w, imgs, names, opt...)
-		return err
-	}
-	if toStdout {
-		return write(stdout)
-	}
-	return writeFile(output, write)
-}
-
 func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) {
 	var out []exporter.NamedImage
 	at := map[string]int{}
@@ -553,8 +522,14 @@ func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) 
 			out[i].Names = append(out[i].Names, names...)
 			continue
 		}
-		if im.Platforms != nil {
-			return nil, fmt.Errorf("%s is a multi-platform image: a docker archive holds one platform; save it alone with --format oci", ref)
+		if im.Platforms != nil { // a multi-platform image: its index
+			imgs, err := s.LoadAll(im)
+			if err != nil {
+				return nil, err
+			}
+			at[im.ID.String()] = len(out)
+			out = append(out, exporter.NamedImage{Platforms: imgs, Names: append([]string(nil), names...)})
+			continue
 		}
 		img, err := s.Load(im)
 		if err != nil {

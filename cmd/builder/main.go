@@ -84,7 +84,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newImagesCommand(), newHistoryCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand(), newImageCommand())
 	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
 	root.AddCommand(newPushCommand(), newLoginCommand(), newLogoutCommand())
-	root.AddCommand(newPruneCommand(), newVersionCommand(), newReportCommand())
+	root.AddCommand(newPruneCommand(), newDUCommand(), newVersionCommand(), newReportCommand())
 	addCompletions(root)
 	return root
 }

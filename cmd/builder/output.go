@@ -143,7 +143,8 @@ func (o Output) build(stdout io.Writer) (build.Output, error) {
 		Layers: lo,
 		// Docker media types when oci-mediatypes=false (the default for
 		// type=docker only).
-		DockerMediaTypes: !o.boolAttr("oci-mediatypes", o.Type != "docker"),
+		DockerMediaTypes: !o.ociMediaTypes(),
+		Annotations:      o.Annotations,
 	}
 	if o.Dest == stdoutDest {
 		out.Dest, out.Writer = "", stdout
@@ -178,4 +179,37 @@ func writeFile(path string, fn func(io.Writer) error) error {
 		return err
 	}
 	return fsutil.WriteFileAtomicFunc(path, 0o644, fn)
+}
+
+// ociMediaTypes says whether the output uses OCI media types (the
+// default but for type=docker).
+func (o Output) ociMediaTypes() bool { return o.boolAttr("oci-mediatypes", o.Type != "docker") }
+
+// parseAnnotations parses --annotation values: KEY=VALUE or
+// manifest:KEY=VALUE (buildx's default type), set on the image manifest
+// of every output with OCI media types.
+func parseAnnotations(values []string, outs []Output) (map[string]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, a := range values {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--annotation %q: want KEY=VALUE", a)
+		}
+		if typ, key, typed := strings.Cut(k, ":"); typed && !strings.Contains(typ, ".") {
+			if typ != "manifest" {
+				return nil, fmt.Errorf("--annotation %q: only manifest annotations are supported (the image is one manifest)", a)
+			}
+			k = key
+		}
+		m[k] = v
+	}
+	for _, o := range outs {
+		if o.Type != "local" && o.Type != "tar" && !o.ociMediaTypes() {
+			return nil, fmt.Errorf("--annotation: output type=%s uses Docker media types, whose manifests have no annotations (set oci-mediatypes=true)", o.Type)
+		}
+	}
+	return m, nil
 }

@@ -126,6 +126,7 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 		return fmt.Errorf("push %s: %w", src, err)
 	}
 	reg := registry.New(flags.options(root, store.Blobs()))
+	lazyBlobs(root, store.Blobs(), reg)
 	display, err := progressui.New(out, progress)
 	if err != nil {
 		return err

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver/remotecache"
+	"github.com/builderdev/builder/state"
 	"github.com/spf13/pflag"
 )
 
@@ -34,4 +37,15 @@ func (f cacheFlags) parse() ([]remotecache.Export, []remotecache.Import, error) 
 		imps = append(imps, i)
 	}
 	return exps, imps, nil
+}
+
+// lazyBlobs lets the blob store fetch the layers an image got from a remote
+// cache without downloading them (a build that pushed them by mount) when
+// a command reads them: from the repository the registry client's state
+// under root records for each (reg, or a client with default settings).
+func lazyBlobs(root *state.Root, blobs *cache.BlobStore, reg *registry.Client) {
+	if reg == nil {
+		reg = registry.New(RegistryFlags{}.options(root, blobs))
+	}
+	blobs.SetFetcher(reg)
 }

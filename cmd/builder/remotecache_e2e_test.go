@@ -21,10 +21,12 @@ import (
 
 	"github.com/builderdev/builder/registry/registrytest"
 	"github.com/builderdev/builder/solver/remotecache"
+	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 // cacheDockerfile has steps on the base and a second stage copied from,
@@ -483,7 +485,8 @@ func TestRemoteCacheLazyPush(t *testing.T) {
 	proxy.reset()
 
 	dst := proxy.host + "/" + uniqueRepo("i8-app") + ":v1"
-	b := mustBuild(t, "machine B push", envP.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "b"), cacheFlags{from: []string{ref}}, dst))
+	rootB := filepath.Join(t.TempDir(), "b")
+	b := mustBuild(t, "machine B push", envP.build(t, writeContext(t, "c\n"), rootB, cacheFlags{from: []string{ref}}, dst))
 	if nc := stepsNotCached(b.progress); len(nc) > 0 {
 		t.Errorf("steps not cached: %v\n%s", nc, b.progress)
 	}
@@ -505,8 +508,22 @@ func TestRemoteCacheLazyPush(t *testing.T) {
 	if len(got) > 2 {
 		t.Errorf("downloaded %d blobs, want at most the cache config and the base config: %v", len(got), got)
 	}
+	// Only the image config (made here) is uploaded.
+	if !strings.Contains(b.progress, "blobs: 1 uploaded, 6 mounted or already there") {
+		t.Errorf("the push does not report its mounts:\n%s", b.progress)
+	}
 	if !strings.Contains(b.progress, "downloaded 0 blobs") {
 		t.Errorf("progress does not report the lazy import:\n%s", b.progress)
+	}
+	// The local store has the image too: its layers are fetched when a
+	// command reads them.
+	out := filepath.Join(t.TempDir(), "saved.tar")
+	if msg, err := runCLI(t, "save", "--root", rootB, "-o", out, dst); err != nil {
+		t.Errorf("saving the lazily stored image: %v\n%s", err, msg)
+	} else if img, err := crane.Load(out); err != nil {
+		t.Errorf("saved image: %v", err)
+	} else if err := validate.Image(img); err != nil {
+		t.Errorf("saved image: %v", err)
 	}
 	// The pushed image is whole.
 	r, _ := name.ParseReference(dst, name.Insecure)
@@ -587,5 +604,45 @@ func TestRemoteCacheInline(t *testing.T) {
 	}
 	if b.digest != desc.Digest.String() {
 		t.Errorf("machine B built %s from the inline cache, machine A pushed %s", b.digest, desc.Digest)
+	}
+}
+
+// TestRemoteCacheCompressionAndErrors: compression=zstd exports zstd
+// layers a fresh root builds from; an export that fails fails the build,
+// unless ignore-error=true makes it a warning.
+func TestRemoteCacheCompressionAndErrors(t *testing.T) {
+	env := newCacheEnv(t)
+	ref := env.host + "/" + uniqueRepo("i8-zstd") + ":cache"
+	mustBuild(t, "zstd export", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "a"), cacheFlags{to: []string{"type=registry,mode=max,compression=zstd,ref=" + ref}}, ""))
+	_, raw := fetchCache(t, ref)
+	var cc remotecache.Config
+	if err := json.Unmarshal(raw, &cc); err != nil {
+		t.Fatal(err)
+	}
+	zstd := 0
+	for _, l := range cc.Layers {
+		if l.MediaType == "application/vnd.oci.image.layer.v1.tar+zstd" {
+			zstd++
+		}
+	}
+	// The base image's layer stays as pulled (force-compression=true
+	// would convert it too), the steps' are zstd.
+	if zstd != len(cc.Layers)-1 {
+		t.Errorf("%d of %d cache layers are zstd, want all but the base's", zstd, len(cc.Layers))
+	}
+	b := mustBuild(t, "import zstd", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "b"), cacheFlags{from: []string{ref}}, ""))
+	if nc := stepsNotCached(b.progress); len(nc) > 0 {
+		t.Errorf("steps not cached: %v", nc)
+	}
+
+	// Nothing listens on port 1.
+	bad := "type=registry,ref=127.0.0.1:1/nowhere:cache"
+	r := env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "c"), cacheFlags{to: []string{bad}}, "")
+	if r.err == nil || !strings.Contains(r.progress, "exporting cache to 127.0.0.1:1/nowhere:cache") {
+		t.Errorf("a failed cache export: err %v, want the build to fail naming the cache\n%s", r.err, r.progress)
+	}
+	r = mustBuild(t, "ignore-error", env.build(t, writeContext(t, "c\n"), filepath.Join(t.TempDir(), "d"), cacheFlags{to: []string{bad + ",ignore-error=true"}}, ""))
+	if !strings.Contains(r.progress, "failed (ignore-error=true)") {
+		t.Errorf("ignore-error: no warning\n%s", r.progress)
 	}
 }

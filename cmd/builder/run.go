@@ -204,6 +204,8 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Layers a build pushed by mount from a remote cache are fetched now.
+	lazyBlobs(root, store.Blobs(), registry.New(o.Registry.options(root, store.Blobs())))
 	img, err := loadRunImage(ctx, o, root, store.Blobs())
 	if err != nil {
 		return 0, err

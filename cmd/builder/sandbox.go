@@ -24,6 +24,11 @@ type SandboxOptions struct {
 	// Network is --network: the network of every RUN that does not ask
 	// for one ("default" or "" = the host's, "host", "none").
 	Network string
+	// ExtraHosts, ShmSize and Ulimits are --add-host, --shm-size and
+	// --ulimit of every RUN.
+	ExtraHosts []llb.HostIP
+	ShmSize    int64
+	Ulimits    []llb.Ulimit
 }
 
 // AllowInsecure reports whether security.insecure was granted.
@@ -46,6 +51,8 @@ type sandboxFlags struct {
 	memory, memorySwap string
 	cpus               string
 	readBps, writeBps  []string
+	addHosts, ulimits  []string
+	shmSize            string
 	opts               *SandboxOptions
 }
 
@@ -66,12 +73,45 @@ func addSandboxFlags(cmd *cobra.Command, o *SandboxOptions) *sandboxFlags {
 	f.StringVar(&o.CgroupParent, "cgroup-parent", "", "Parent cgroup of every RUN, relative to the builder's own cgroup")
 	f.StringArrayVar(&o.Allow, "allow", nil, `Allow extra privileged entitlement (e.g. "security.insecure")`)
 	f.StringVar(&o.Network, "network", "default", `Set the networking mode for the RUN instructions during build ("default", "host", "none")`)
+	f.StringArrayVar(&s.addHosts, "add-host", nil, `Add a custom host-to-IP mapping to every RUN's /etc/hosts ("host:ip")`)
+	f.StringVar(&s.shmSize, "shm-size", "", `Size of /dev/shm of every RUN (e.g. 128m; default 64m)`)
+	f.StringArrayVar(&s.ulimits, "ulimit", nil, `Ulimit options of every RUN ("nofile=1024:2048")`)
 	return s
+}
+
+// parseRunOptions parses --add-host, --shm-size and --ulimit.
+func (s *sandboxFlags) parseRunOptions() error {
+	o := s.opts
+	for _, a := range s.addHosts {
+		h, err := executor.ParseHost(a)
+		if err != nil {
+			return err
+		}
+		o.ExtraHosts = append(o.ExtraHosts, llb.HostIP{Host: h.Host, IP: h.IP})
+	}
+	if s.shmSize != "" {
+		n, err := parseSize(s.shmSize)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("invalid argument %q for \"--shm-size\" flag: want a size such as 128m", s.shmSize)
+		}
+		o.ShmSize = n
+	}
+	for _, u := range s.ulimits {
+		l, err := executor.ParseUlimit(u)
+		if err != nil {
+			return err
+		}
+		o.Ulimits = append(o.Ulimits, llb.Ulimit{Name: l.Name, Soft: l.Soft, Hard: l.Hard})
+	}
+	return nil
 }
 
 // parse validates the raw values into the options.
 func (s *sandboxFlags) parse() error {
 	o := s.opts
+	if err := s.parseRunOptions(); err != nil {
+		return err
+	}
 	var err error
 	if s.memory != "" {
 		if o.Limits.Memory, err = parseSize(s.memory); err != nil {
@@ -184,5 +224,8 @@ func (s SandboxOptions) build() build.Sandbox {
 		AllowInsecure:    s.AllowInsecure(),
 		AllowNetworkHost: s.AllowNetworkHost(),
 		Network:          s.defaultNetwork(),
+		ExtraHosts:       s.ExtraHosts,
+		ShmSize:          s.ShmSize,
+		Ulimits:          s.Ulimits,
 	}
 }

@@ -25,9 +25,9 @@ const (
 	offArg0 = 16
 )
 
-// chunk bounds how many syscall comparisons share one "allow" return:
-// a BPF conditional jump reaches at most 255 instructions.
-const chunk = 128
+// leafSize is how many syscall numbers a leaf of the search tree
+// compares one by one.
+const leafSize = 8
 
 // ErrUnsupported is returned on an architecture without a profile.
 var ErrUnsupported = errors.New("no seccomp profile for " + runtime.GOARCH)
@@ -90,16 +90,7 @@ func Filter() ([]unix.SockFilter, error) {
 		body = append(body, stmt(unix.BPF_RET|unix.BPF_K, retEPERM), stmt(unix.BPF_RET|unix.BPF_K, retAllow))
 		p = appendBlock(p, nr, body...)
 	}
-	nrs := allowedNumbers(special)
-	for len(nrs) > 0 {
-		n := min(chunk, len(nrs))
-		for i, nr := range nrs[:n] {
-			p = append(p, jump(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, nr, uint8(n-i), 0))
-		}
-		p = append(p, jump(unix.BPF_JMP|unix.BPF_JA, 1, 0, 0), stmt(unix.BPF_RET|unix.BPF_K, retAllow))
-		nrs = nrs[n:]
-	}
-	p = append(p, stmt(unix.BPF_RET|unix.BPF_K, retEPERM))
+	p = append(p, searchTree(allowedNumbers(special))...)
 	if len(p) > unix.BPF_MAXINSNS {
 		return nil, fmt.Errorf("seccomp filter has %d instructions, more than %d", len(p), unix.BPF_MAXINSNS)
 	}
@@ -119,6 +110,30 @@ func allowedNumbers(skip map[string]bool) []uint32 {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// searchTree returns a binary search over the sorted numbers nrs (the
+// syscall number in A): ALLOW for one of them, EPERM otherwise. About
+// log2(len/leafSize) range tests and at most leafSize comparisons run per
+// syscall, instead of hundreds in a linear list.
+func searchTree(nrs []uint32) []unix.SockFilter {
+	if len(nrs) <= leafSize {
+		var p []unix.SockFilter
+		for i, nr := range nrs {
+			p = append(p, jump(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, nr, uint8(len(nrs)-i), 0))
+		}
+		return append(p, stmt(unix.BPF_RET|unix.BPF_K, retEPERM), stmt(unix.BPF_RET|unix.BPF_K, retAllow))
+	}
+	mid := len(nrs) / 2
+	left, right := searchTree(nrs[:mid]), searchTree(nrs[mid:])
+	// A >= nrs[mid]: jump over the left half (ja takes a 32-bit offset,
+	// a conditional jump only 8 bits).
+	p := []unix.SockFilter{
+		jump(unix.BPF_JMP|unix.BPF_JGE|unix.BPF_K, nrs[mid], 0, 1),
+		jump(unix.BPF_JMP|unix.BPF_JA, uint32(len(left)), 0, 0),
+	}
+	p = append(p, left...)
+	return append(p, right...)
 }
 
 // appendBlock appends a check of the syscall number (in A) against nr

@@ -141,3 +141,49 @@ func TestFilterDecisions(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterIsShallow: the search tree keeps the path of any syscall
+// short.
+func TestFilterIsShallow(t *testing.T) {
+	prog, err := Filter()
+	if err == ErrUnsupported {
+		t.Skip(err)
+	}
+	steps := 0
+	// Count the instructions run for the highest number (the longest
+	// path through the special rules and the tree).
+	nr := uint32(0)
+	for _, n := range sysnums {
+		nr = max(nr, n)
+	}
+	var acc uint32
+	for pc := 0; pc < len(prog); pc++ {
+		steps++
+		in := prog[pc]
+		switch in.Code {
+		case unix.BPF_LD | unix.BPF_W | unix.BPF_ABS:
+			acc = map[uint32]uint32{offNr: nr, offArch: auditArch}[in.K]
+		case unix.BPF_JMP | unix.BPF_JA:
+			pc += int(in.K)
+		case unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K:
+			if acc == in.K {
+				pc += int(in.Jt)
+			} else {
+				pc += int(in.Jf)
+			}
+		case unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K:
+			if acc >= in.K {
+				pc += int(in.Jt)
+			} else {
+				pc += int(in.Jf)
+			}
+		case unix.BPF_RET | unix.BPF_K:
+			pc = len(prog)
+		default:
+			t.Fatalf("unexpected instruction %#x on the path of syscall %d", in.Code, nr)
+		}
+	}
+	if steps > 40 {
+		t.Errorf("syscall %d runs %d instructions of %d", nr, steps, len(prog))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
@@ -36,7 +37,13 @@ func (s *Store) describe(d v1.Descriptor) Image {
 	im := Image{Manifest: d, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
 	for i, l := range m.Layers {
 		im.Size += l.Size
-		if n, err := s.blobs.Stat(digest.Digest(l.Digest.String())); err != nil || n != l.Size {
+		ld := digest.Digest(l.Digest.String())
+		n, err := s.blobs.Stat(ld)
+		if errors.Is(err, cache.ErrNotFound) && s.blobs.Available(ld) {
+			// Imported lazily from a remote cache: fetched when read.
+			continue
+		}
+		if err != nil || n != l.Size {
 			im.Damaged = fmt.Sprintf("layer %d (%s) is missing or damaged", i+1, l.Digest)
 		}
 	}

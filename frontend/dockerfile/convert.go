@@ -42,7 +42,11 @@ type Options struct {
 	Platform        llb.Platform      // target platform; zero = linux/runtime.GOARCH
 	ExcludePatterns []string          // parsed .dockerignore, put on the context LocalOp
 	NoCache         bool              // set Meta.IgnoreCache on every vertex
-	Resolver        ImageResolver
+	// NoCacheStages are --no-cache-filter: the stages (AS names, any
+	// case) whose steps run again (Meta.IgnoreCache); the others may use
+	// the cache.
+	NoCacheStages []string
+	Resolver      ImageResolver
 	// NamedContexts are the --build-context values by name.
 	NamedContexts map[string]NamedContext
 	// AllowInsecure is --allow security.insecure: RUN --security=insecure
@@ -54,6 +58,11 @@ type Options struct {
 	// DefaultNetwork is the network of a RUN without --network (the
 	// build's --network; NetHost, the host's, by default).
 	DefaultNetwork llb.NetMode
+	// ExtraHosts, ShmSize and Ulimits are --add-host, --shm-size and
+	// --ulimit: set on every RUN (and so part of its digest).
+	ExtraHosts []llb.HostIP
+	ShmSize    int64
+	Ulimits    []llb.Ulimit
 	// Warn receives each build-check warning as it is found (nil: they are
 	// only collected in Result.Warnings).
 	Warn func(Warning)
@@ -179,6 +188,9 @@ type converter struct {
 	defaults envList // the automatic global args, before the meta ARGs
 	// metaArgKeys are the names the ARGs before the first FROM declare.
 	metaArgKeys []string
+	// noCacheStage is true while dispatching a stage --no-cache-filter
+	// names.
+	noCacheStage bool
 	// epoch is SOURCE_DATE_EPOCH (--build-arg, or the default of a global
 	// ARG), nil when unset.
 	epoch *time.Time
@@ -520,6 +532,11 @@ func (c *converter) didYouMean(name string) string {
 }
 
 func (c *converter) resolveTarget() (*stage, error) {
+	for _, n := range c.opt.NoCacheStages {
+		if _, ok := c.byName[strings.ToLower(n)]; !ok {
+			return nil, &Error{File: c.file, Line: 1, Err: fmt.Errorf("--no-cache-filter: stage %q could not be found (%s%s)", n, c.didYouMean(n), c.stageNames())}
+		}
+	}
 	if c.opt.Target == "" {
 		return c.stages[len(c.stages)-1], nil
 	}
@@ -853,7 +870,7 @@ func (s *stage) prefix(str string) string {
 }
 
 func (c *converter) meta(name string, rng []parser.Range, createdBy string) llb.Meta {
-	m := llb.Meta{Name: name, Location: c.location(rng), IgnoreCache: c.opt.NoCache}
+	m := llb.Meta{Name: name, Location: c.location(rng), IgnoreCache: c.opt.NoCache || c.noCacheStage}
 	if createdBy != "" {
 		m.Description = map[string]string{createdByKey: createdBy}
 	}
@@ -869,6 +886,16 @@ func (c *converter) buildContext() *llb.Vertex {
 	return c.context
 }
 
+// stageNoCache reports whether --no-cache-filter names stage s.
+func (c *converter) stageNoCache(s *stage) bool {
+	for _, n := range c.opt.NoCacheStages {
+		if s.name != "" && strings.EqualFold(n, s.name) {
+			return true
+		}
+	}
+	return false
+}
+
 // dispatch converts stage s (and the stages it needs first).
 func (c *converter) dispatch(ctx context.Context, s *stage) error {
 	if s.dispatched {
@@ -879,6 +906,11 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 	}
 	s.dispatching = true
 	defer func() { s.dispatching = false }()
+	// --no-cache-filter: the steps of this stage (not of the stages it
+	// needs, which set their own) run again.
+	outer := c.noCacheStage
+	defer func() { c.noCacheStage = outer }()
+	c.noCacheStage = c.stageNoCache(s)
 
 	var onbuild []string
 	if s.base != nil {

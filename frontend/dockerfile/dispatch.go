@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -428,6 +429,10 @@ func (c *converter) dispatchRun(s *stage, x *instructions.RunCommand, cmd comman
 		Security: security,
 		ProxyEnv: proxyEnv(c.opt.BuildArgs),
 		Platform: s.plat,
+		// --add-host, --shm-size, --ulimit of the build.
+		ExtraHosts: slices.Clone(c.opt.ExtraHosts),
+		ShmSize:    c.opt.ShmSize,
+		Ulimits:    slices.Clone(c.opt.Ulimits),
 	}
 	s.state = llb.NewVertex(op, ins.list, c.meta(display, x.Location(), createdBy))
 	s.commit(createdBy, true)

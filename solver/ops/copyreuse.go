@@ -22,15 +22,20 @@ import (
 // changed (fileop.Reuse). BuildKit copies everything again.
 
 // copyReuseRecord names the last reusable result of a copy op on a parent.
+// Its field is not named like a result record's, so that nothing takes it
+// for one.
 type copyReuseRecord struct {
-	Snapshot string `json:"snapshot"`
+	Snapshot string `json:"reuseSnapshot"`
 }
+
+// copyReusePrefix starts the ids of copy reuse records (see gc.go).
+const copyReusePrefix = "copyreuse-"
 
 // copyReuseID is the metadata id of the reuse record of op digest on the
 // parent snapshot.
 func copyReuseID(opDigest, parent string) string {
 	h := sha256.Sum256([]byte(opDigest + "\n" + parent))
-	return "copyreuse-" + hex.EncodeToString(h[:])
+	return copyReusePrefix + hex.EncodeToString(h[:])
 }
 
 // reusableOp reports whether o is a single copy from a local context.

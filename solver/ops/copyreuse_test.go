@@ -2,8 +2,10 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,11 @@ import (
 )
 
 func newOverlayWorker(t *testing.T) *Worker {
+	w, _ := newOverlayWorkerStore(t)
+	return w
+}
+
+func newOverlayWorkerStore(t *testing.T) (*Worker, *cache.Store) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for overlay mounts")
@@ -27,15 +34,11 @@ func newOverlayWorker(t *testing.T) *Worker {
 		t.Skipf("no overlay snapshotter: %v", err)
 	}
 	t.Cleanup(func() { sn.Close() })
-	blobs, err := cache.OpenBlobStore(filepath.Join(dir, "blobs"))
+	store, err := cache.Open(filepath.Join(dir, "cache"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := cache.OpenMetaStore(filepath.Join(dir, "meta"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return New(Options{Snapshotter: sn, Blobs: blobs, Meta: meta, StateDir: filepath.Join(dir, "state")})
+	return New(Options{Snapshotter: sn, Blobs: store.Blobs(), Meta: store.Metadata(), StateDir: filepath.Join(dir, "state")}), store
 }
 
 // upperInode is the inode of path p in the upper dir of result r.
@@ -68,7 +71,7 @@ func upperInode(t *testing.T, w *Worker, r solver.Result, p string) uint64 {
 // the same inodes), and gives the tree and layer entries of a fresh copy.
 func TestCopyReusesPreviousResult(t *testing.T) {
 	ctx := context.Background()
-	w := newOverlayWorker(t)
+	w, store := newOverlayWorkerStore(t)
 	fresh := newOverlayWorker(t)
 	src := t.TempDir()
 	for p, data := range map[string]string{"a/one": "1", "a/two": "2", "b/three": "3", "top": "t"} {
@@ -115,5 +118,20 @@ func TestCopyReusesPreviousResult(t *testing.T) {
 	}
 	if _, _, err := w.Image(ctx, second, v1.ConfigFile{}); err != nil {
 		t.Fatal(err)
+	}
+
+	// A prune takes the reuse record for no result and drops it.
+	rep, err := Prune(ctx, store, w.opt.Snapshotter, PruneOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range rep.Results {
+		if strings.HasPrefix(id, copyReusePrefix) {
+			t.Errorf("prune reports the reuse record %s as a result", id)
+		}
+	}
+	var rr copyReuseRecord
+	if err := store.Metadata().Get(copyReuseID(copyV.Digest().String(), refRecord(base).Snapshot), &rr); !errors.Is(err, cache.ErrNotFound) {
+		t.Errorf("reuse record after prune --all: %v, want not found", err)
 	}
 }

@@ -125,6 +125,13 @@ func (o *execOp) Exec(ctx context.Context, inputs []solver.Result) (solver.Resul
 	if spec.Hostname == "" {
 		spec.Hostname = o.w.opt.Hostname
 	}
+	spec.ShmSize = o.op.ShmSize
+	for _, h := range o.op.ExtraHosts {
+		spec.ExtraHosts = append(spec.ExtraHosts, executor.HostIP{Host: h.Host, IP: h.IP})
+	}
+	for _, u := range o.op.Ulimits {
+		spec.Ulimits = append(spec.Ulimits, executor.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
 	if o.op.Network == llb.NetNone {
 		spec.Network = executor.NetworkNone
 	}

@@ -13,11 +13,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -35,16 +35,17 @@ import (
 // With All, every key and result goes.
 //
 // Results no key needs (left by failed or --no-cache builds) go in both
-// modes. In both modes Until keeps what was saved less than Until ago, KeepStorage
-// stops once the cache (counted as the sizes of the results' layers) is no
-// larger, removing the oldest first, and nothing the stored images
-// (KeepBlobs) or containers (KeepSnapshots) use is removed.
+// modes. In both modes Until keeps what was used (or saved) less than
+// Until ago, KeepStorage stops once the cache (counted as the sizes of the
+// results' layers) is no larger, removing the least recently used first,
+// and nothing the stored images (KeepBlobs) or containers (KeepSnapshots)
+// use is removed. A key's last use is recorded by cache.Store.Touch.
 type PruneOptions struct {
 	All bool
-	// Until > 0 removes only what is older than Until.
+	// Until > 0 removes only what was last used more than Until ago.
 	Until time.Duration
-	// KeepStorage > 0 removes (oldest first) only until the cache is no
-	// larger than KeepStorage bytes.
+	// KeepStorage > 0 removes (least recently used first) only until the
+	// cache is no larger than KeepStorage bytes.
 	KeepStorage int64
 	// Now is the time of the prune (zero = time.Now()). Blobs stored
 	// after it are kept.
@@ -71,7 +72,10 @@ type PruneReport struct {
 
 // Record ID prefixes of derived layers (see convertLayer and
 // rewriteTimestamps): they are not results but conversions of a layer.
-var derivedPrefixes = []string{"layerconv-", "layerepoch-"}
+// copyreuse- records (copyreuse.go) only name a result a later COPY may
+// start from; they hold no layer, so a prune drops them (the next COPY
+// then copies everything) and never keeps a snapshot for them.
+var derivedPrefixes = []string{"layerconv-", "layerepoch-", copyReusePrefix}
 
 func isDerived(id string) bool {
 	for _, p := range derivedPrefixes {
@@ -137,14 +141,18 @@ type gcRecord struct {
 	conv    convRecord // derived layers
 	derived bool
 	created time.Time // of its snapshot; zero when unknown
+	// snapSize is the size of its snapshot's own tree (0 when unknown:
+	// loaded only for KeepStorage).
+	snapSize int64
 }
 
-// size is what the record counts for KeepStorage: its own layer blobs.
+// size is what the record counts for KeepStorage: its own layer blobs
+// and the tree of its snapshot (when known).
 func (r *gcRecord) size() int64 {
 	if r.derived {
 		return r.conv.Layer.Size
 	}
-	var n int64
+	n := r.snapSize
 	if r.rec.Layer != nil {
 		n += r.rec.Layer.Size
 	}
@@ -168,8 +176,9 @@ func (r *gcRecord) deps() []string {
 	return out
 }
 
-// blobs are the blobs r owns.
-func (r *gcRecord) blobs(b *cache.BlobStore) []digest.Digest {
+// blobs are the blobs r owns; configs maps the manifest of a pulled image
+// to its config blob (see loadPrune).
+func (r *gcRecord) blobs(configs map[digest.Digest]digest.Digest) []digest.Digest {
 	if r.derived {
 		return []digest.Digest{r.conv.Layer.Digest}
 	}
@@ -180,46 +189,121 @@ func (r *gcRecord) blobs(b *cache.BlobStore) []digest.Digest {
 	for _, l := range r.rec.ImageLayers {
 		out = append(out, l.Digest)
 	}
-	if hexd, ok := strings.CutPrefix(r.id, "image-"); ok {
-		// The pulled manifest and its config.
-		md := digest.NewDigestFromEncoded(digest.Canonical, hexd)
-		if md.Validate() == nil {
-			out = append(out, md)
-			if raw, err := os.ReadFile(b.Path(md)); err == nil {
-				var m struct {
-					Config struct {
-						Digest digest.Digest `json:"digest"`
-					} `json:"config"`
-				}
-				if json.Unmarshal(raw, &m) == nil && m.Config.Digest.Validate() == nil {
-					out = append(out, m.Config.Digest)
-				}
-			}
+	if md, ok := imageManifest(r.id); ok {
+		out = append(out, md)
+		if c, ok := configs[md]; ok {
+			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// Prune removes build cache from store and sn as opt says, in an order
-// that never leaves a key without its result: keys, then records, then
-// snapshots (children first), then blobs, then (with All) cache mounts. The
-// caller must make sure no build uses the store meanwhile.
-func Prune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt PruneOptions) (*PruneReport, error) {
-	now := opt.Now
-	if now.IsZero() {
-		now = time.Now()
+// imageManifest returns the manifest digest of a pulled image's record
+// ("image-<hex>").
+func imageManifest(id string) (digest.Digest, bool) {
+	hexd, ok := strings.CutPrefix(id, "image-")
+	if !ok {
+		return "", false
 	}
-	cutoff := now.Add(-opt.Until)
-	old := func(t time.Time) bool { return opt.Until <= 0 || t.IsZero() || t.Before(cutoff) }
+	md := digest.NewDigestFromEncoded(digest.Canonical, hexd)
+	return md, md.Validate() == nil
+}
 
-	// Snapshots, for the records' ages and for the removal.
-	snaps := map[string]snapshot.Info{}
-	if err := sn.Walk(ctx, func(i snapshot.Info) error { snaps[i.Name] = i; return nil }); err != nil {
+// pruneState is everything Prune decides from, read from the stores by
+// loadPrune; planPrune works on it alone, so a plan can be tested in
+// memory (containerd's GC: mark, then sweep).
+type pruneState struct {
+	// Snapshots by name.
+	Snapshots map[string]snapshot.Info
+	// Records by id (results and derived layers).
+	Records map[string]*gcRecord
+	// Keys are the cache keys.
+	Keys []cache.KeyEntry
+	// Configs maps the manifest of a pulled image to its config blob.
+	Configs map[digest.Digest]digest.Digest
+	// HTTPBlobs are the downloads the HTTP source metadata remembers.
+	HTTPBlobs []digest.Digest
+}
+
+// prunePlan is what a prune removes.
+type prunePlan struct {
+	// DropKeys are the cache keys to remove.
+	DropKeys map[digest.Digest]bool
+	// DropRecords are the records to remove, sorted; Results are those of
+	// them that are results (not derived layers).
+	DropRecords, Results []string
+	// DropSnapshots are the snapshots to remove, children first.
+	DropSnapshots []string
+	// KeepBlobs are the blobs that stay; every other blob stored before
+	// the prune started goes.
+	KeepBlobs map[digest.Digest]bool
+	// DropState removes the cache mounts and the HTTP source metadata.
+	DropState bool
+}
+
+// Prune removes build cache from store and sn as opt says: it reads the
+// stores (loadPrune), decides (planPrune) and removes (applyPrune) in an
+// order that never leaves a key without its result: keys, then records,
+// then snapshots (children first), then blobs, then (with All) cache
+// mounts. The caller must make sure no build uses the store meanwhile.
+func Prune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt PruneOptions) (*PruneReport, error) {
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	st, err := loadPrune(ctx, store, sn, opt.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if opt.KeepStorage > 0 {
+		loadSnapshotSizes(ctx, st, sn)
+	}
+	return applyPrune(ctx, store, sn, planPrune(st, opt), opt)
+}
+
+// GC removes the least recently used build cache (as Prune with All and
+// KeepStorage) until about free bytes of layers and snapshot trees are
+// gone, keeping opt.KeepBlobs and opt.KeepSnapshots; Until and KeepStorage
+// of opt are ignored.
+func GC(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt PruneOptions, free int64) (*PruneReport, error) {
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	st, err := loadPrune(ctx, store, sn, opt.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	loadSnapshotSizes(ctx, st, sn)
+	var total int64
+	for _, r := range st.Records {
+		total += r.size()
+	}
+	opt.All, opt.Until, opt.KeepStorage = true, 0, max(total-free, 1)
+	return applyPrune(ctx, store, sn, planPrune(st, opt), opt)
+}
+
+// loadSnapshotSizes sets the snapshot sizes of the records, for
+// KeepStorage, when the snapshotter can tell them.
+func loadSnapshotSizes(ctx context.Context, st *pruneState, sn snapshot.Snapshotter) {
+	u, ok := sn.(snapshotUsager)
+	if !ok {
+		return
+	}
+	for _, r := range st.Records {
+		if r.derived || r.rec.Snapshot == "" {
+			continue
+		}
+		if n, err := u.Usage(ctx, r.rec.Snapshot); err == nil {
+			r.snapSize = n
+		}
+	}
+}
+
+// loadPrune reads what planPrune needs from the stores.
+func loadPrune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, stateDir string) (*pruneState, error) {
+	st := &pruneState{Snapshots: map[string]snapshot.Info{}, Records: map[string]*gcRecord{}, Configs: map[digest.Digest]digest.Digest{}}
+	if err := sn.Walk(ctx, func(i snapshot.Info) error { st.Snapshots[i.Name] = i; return nil }); err != nil {
 		return nil, fmt.Errorf("prune: listing snapshots: %w", err)
 	}
-
-	// Records.
-	recs := map[string]*gcRecord{}
 	err := store.Metadata().Walk(func(id string, data json.RawMessage) error {
 		r := &gcRecord{id: id, derived: isDerived(id)}
 		var err error
@@ -228,110 +312,183 @@ func Prune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt
 		} else {
 			err = json.Unmarshal(data, &r.rec)
 			r.rec.ID = id
-			if i, ok := snaps[r.rec.Snapshot]; ok {
+			if i, ok := st.Snapshots[r.rec.Snapshot]; ok {
 				r.created = i.Created
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("prune: record %s: %w", id, err)
+			return nil // damaged: absent (prune deletes damaged records)
 		}
-		recs[id] = r
+		st.Records[id] = r
+		if md, ok := imageManifest(id); ok {
+			if raw, err := os.ReadFile(store.Blobs().Path(md)); err == nil {
+				var m struct {
+					Config struct {
+						Digest digest.Digest `json:"digest"`
+					} `json:"config"`
+				}
+				if json.Unmarshal(raw, &m) == nil && m.Config.Digest.Validate() == nil {
+					st.Configs[md] = m.Config.Digest
+				}
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-
-	// Keys: which go.
-	entries, err := store.Entries()
-	if err != nil {
+	if st.Keys, err = store.Entries(); err != nil {
 		return nil, fmt.Errorf("prune: reading keys: %w", err)
 	}
-	ident := stepIdentity(entries)
+	if stateDir != "" {
+		if st.HTTPBlobs, err = httpBlobs(stateDir); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// planPrune decides what a prune removes (see PruneOptions), touching no
+// store. opt.Now must be set.
+func planPrune(st *pruneState, opt PruneOptions) *prunePlan {
+	plan := &prunePlan{DropKeys: dropKeys(st, opt)}
+	keepRec := keptRecords(st, opt, plan.DropKeys)
+	for id, r := range st.Records {
+		if keepRec[id] {
+			continue
+		}
+		plan.DropRecords = append(plan.DropRecords, id)
+		if !r.derived {
+			plan.Results = append(plan.Results, id)
+		}
+	}
+	sort.Strings(plan.DropRecords)
+	sort.Strings(plan.Results)
+	plan.DropSnapshots = droppedSnapshots(st, keepRec, opt.KeepSnapshots)
+
+	plan.KeepBlobs = map[digest.Digest]bool{}
+	for d := range opt.KeepBlobs {
+		plan.KeepBlobs[d] = true
+	}
+	for id := range keepRec {
+		for _, d := range st.Records[id].blobs(st.Configs) {
+			plan.KeepBlobs[d] = true
+		}
+	}
+	plan.DropState = opt.All && opt.Until <= 0 && opt.KeepStorage <= 0 && opt.StateDir != ""
+	if !plan.DropState {
+		for _, d := range st.HTTPBlobs {
+			plan.KeepBlobs[d] = true
+		}
+	}
+	return plan
+}
+
+// old reports whether t is older than opt.Until (always, without Until; a
+// zero time is old).
+func (opt PruneOptions) old(t time.Time) bool {
+	return opt.Until <= 0 || t.IsZero() || t.Before(opt.Now.Add(-opt.Until))
+}
+
+// dropKeys chooses the keys to remove: without All those superseded by a
+// newer key of the same step, with All every key; only those not used
+// within Until; with KeepStorage only the least recently used until the
+// rest fits.
+func dropKeys(st *pruneState, opt PruneOptions) map[digest.Digest]bool {
+	ident := stepIdentity(st.Keys)
 	newest := map[string]cache.KeyEntry{}
-	for _, e := range entries {
+	for _, e := range st.Keys {
 		n, ok := newest[ident[e.Key]]
-		if !ok || e.Time.After(n.Time) {
+		if !ok || e.LastUsed().After(n.LastUsed()) {
 			newest[ident[e.Key]] = e
 		}
 	}
 	var candidates []cache.KeyEntry
-	for _, e := range entries {
+	for _, e := range st.Keys {
 		if !opt.All && newest[ident[e.Key]].Key == e.Key {
 			continue
 		}
-		if !old(e.Time) {
+		if !opt.old(e.LastUsed()) {
 			continue
 		}
 		candidates = append(candidates, e)
 	}
 	sort.Slice(candidates, func(i, j int) bool {
-		if !candidates[i].Time.Equal(candidates[j].Time) {
-			return candidates[i].Time.Before(candidates[j].Time)
+		ti, tj := candidates[i].LastUsed(), candidates[j].LastUsed()
+		if !ti.Equal(tj) {
+			return ti.Before(tj)
 		}
 		return candidates[i].Key < candidates[j].Key
 	})
 	if opt.KeepStorage > 0 {
-		var total int64
-		for _, r := range recs {
-			total += r.size()
-		}
-		// Oldest first, until the rest fits. Results a later key still
-		// points to are not freed by dropping one key.
-		refs := map[string]int{}
-		for _, e := range entries {
-			refs[e.ID]++
-		}
-		n := 0
-		for _, e := range candidates {
-			if total <= opt.KeepStorage {
-				break
-			}
-			n++
-			if refs[e.ID]--; refs[e.ID] == 0 {
-				if r := recs[e.ID]; r != nil {
-					total -= r.size()
-				}
-			}
-		}
-		candidates = candidates[:n]
+		candidates = candidates[:lruCut(st, candidates, opt.KeepStorage)]
 	}
-	dropKeys := map[digest.Digest]bool{}
+	drop := map[digest.Digest]bool{}
 	for _, e := range candidates {
-		dropKeys[e.Key] = true
+		drop[e.Key] = true
 	}
+	return drop
+}
 
-	// Records that stay: those of the remaining keys and those too young,
-	// with the records they depend on. Records no key needs (left by
-	// failed or --no-cache builds) always go.
-	keepRec := map[string]bool{}
+// lruCut returns how many of candidates (least recently used first) must
+// go for the cache (the sizes of the results' layers) to fit in keep.
+// Dropping a key frees its result only when no other key points to it.
+func lruCut(st *pruneState, candidates []cache.KeyEntry, keep int64) int {
+	var total int64
+	for _, r := range st.Records {
+		total += r.size()
+	}
+	refs := map[string]int{}
+	for _, e := range st.Keys {
+		refs[e.ID]++
+	}
+	n := 0
+	for _, e := range candidates {
+		if total <= keep {
+			break
+		}
+		n++
+		if refs[e.ID]--; refs[e.ID] == 0 {
+			if r := st.Records[e.ID]; r != nil {
+				total -= r.size()
+			}
+		}
+	}
+	return n
+}
+
+// keptRecords marks the records that stay: those of the remaining keys
+// and those too young, with the records they depend on, and the derived
+// layers still of use. Records no key needs (left by failed or --no-cache
+// builds) go.
+func keptRecords(st *pruneState, opt PruneOptions, drop map[digest.Digest]bool) map[string]bool {
+	keep := map[string]bool{}
 	var mark func(id string)
 	mark = func(id string) {
-		r := recs[id]
-		if r == nil || keepRec[id] {
+		r := st.Records[id]
+		if r == nil || keep[id] {
 			return
 		}
-		keepRec[id] = true
+		keep[id] = true
 		for _, d := range r.deps() {
 			mark(d)
 		}
 	}
-	for _, e := range entries {
-		if !dropKeys[e.Key] {
+	for _, e := range st.Keys {
+		if !drop[e.Key] {
 			mark(e.ID)
 		}
 	}
-	for id, r := range recs {
-		if !r.derived && !old(r.created) {
+	for id, r := range st.Records {
+		if !r.derived && !opt.old(r.created) {
 			mark(id)
 		}
 	}
-
 	// Derived layers stay while their blob is used by an image, or
 	// (without All) while a kept result has the layer they convert.
 	keptDiffIDs := map[digest.Digest]bool{}
-	for id := range keepRec {
-		r := recs[id]
+	for id := range keep {
+		r := st.Records[id]
 		if r.rec.Layer != nil {
 			keptDiffIDs[r.rec.Layer.DiffID] = true
 		}
@@ -339,54 +496,34 @@ func Prune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt
 			keptDiffIDs[l.DiffID] = true
 		}
 	}
-	for id, r := range recs {
+	for id, r := range st.Records {
 		if !r.derived {
 			continue
 		}
 		if opt.KeepBlobs[r.conv.Layer.Digest] || (!opt.All && keptDiffIDs[r.conv.Layer.DiffID]) || (opt.All && opt.Until > 0) {
-			keepRec[id] = true
+			keep[id] = true
 		}
 	}
+	return keep
+}
 
-	rep := &PruneReport{}
-	// 1. Keys.
-	if len(dropKeys) > 0 {
-		n, err := store.DropKeys(dropKeys)
-		if err != nil {
-			return rep, fmt.Errorf("prune: %w", err)
-		}
-		rep.Keys = n
-	}
-	// 2. Records.
-	for id, r := range recs {
-		if keepRec[id] {
-			continue
-		}
-		if err := store.Metadata().Delete(id); err != nil && !errors.Is(err, cache.ErrNotFound) {
-			return rep, fmt.Errorf("prune: %w", err)
-		}
-		if !r.derived {
-			rep.Results = append(rep.Results, id)
-		}
-	}
-	sort.Strings(rep.Results)
-
-	// 3. Snapshots: keep those of kept records and containers with their
-	// parents; remove the rest, children first.
-	keepSnap := map[string]bool{}
-	var keepChain func(name string)
-	keepChain = func(name string) {
-		for name != "" && !keepSnap[name] {
-			keepSnap[name] = true
+// droppedSnapshots returns the snapshots no kept record or container
+// (keepSnaps) needs, with their parents, children first.
+func droppedSnapshots(st *pruneState, keepRec map[string]bool, keepSnaps []string) []string {
+	snaps := st.Snapshots
+	keep := map[string]bool{}
+	keepChain := func(name string) {
+		for name != "" && !keep[name] {
+			keep[name] = true
 			name = snaps[name].Parent
 		}
 	}
 	for id := range keepRec {
-		if r := recs[id]; !r.derived {
+		if r := st.Records[id]; !r.derived {
 			keepChain(r.rec.Snapshot)
 		}
 	}
-	for _, s := range opt.KeepSnapshots {
+	for _, s := range keepSnaps {
 		keepChain(s)
 	}
 	depth := func(name string) int {
@@ -399,7 +536,7 @@ func Prune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt
 	}
 	var gone []string
 	for name := range snaps {
-		if !keepSnap[name] {
+		if !keep[name] {
 			gone = append(gone, name)
 		}
 	}
@@ -410,7 +547,27 @@ func Prune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt
 		}
 		return gone[i] < gone[j]
 	})
-	for _, name := range gone {
+	return gone
+}
+
+// applyPrune carries out plan: keys, records, snapshots (children first),
+// blobs stored before opt.Now that nothing keeps, then the worker state.
+func applyPrune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, plan *prunePlan, opt PruneOptions) (*PruneReport, error) {
+	rep := &PruneReport{}
+	if len(plan.DropKeys) > 0 {
+		n, err := store.DropKeys(plan.DropKeys)
+		if err != nil {
+			return rep, fmt.Errorf("prune: %w", err)
+		}
+		rep.Keys = n
+	}
+	for _, id := range plan.DropRecords {
+		if err := store.Metadata().Delete(id); err != nil && !errors.Is(err, cache.ErrNotFound) {
+			return rep, fmt.Errorf("prune: %w", err)
+		}
+	}
+	rep.Results = plan.Results
+	for _, name := range plan.DropSnapshots {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
@@ -419,53 +576,42 @@ func Prune(ctx context.Context, store *cache.Store, sn snapshot.Snapshotter, opt
 		}
 		rep.Snapshots++
 	}
-
-	// 4. Blobs nothing kept refers to, stored before the prune started.
-	keepBlob := map[digest.Digest]bool{}
-	for d := range opt.KeepBlobs {
-		keepBlob[d] = true
-	}
-	for id := range keepRec {
-		for _, d := range recs[id].blobs(store.Blobs()) {
-			keepBlob[d] = true
-		}
-	}
-	dropState := opt.All && opt.Until <= 0 && opt.KeepStorage <= 0 && opt.StateDir != ""
-	if !dropState && opt.StateDir != "" {
-		ds, err := httpBlobs(opt.StateDir)
-		if err != nil {
-			return rep, err
-		}
-		for _, d := range ds {
-			keepBlob[d] = true
-		}
-	}
-	removed, freed, err := store.Blobs().Prune(func(d digest.Digest) bool { return keepBlob[d] }, now)
+	removed, freed, err := store.Blobs().Prune(func(d digest.Digest) bool { return plan.KeepBlobs[d] }, opt.Now)
 	rep.Blobs, rep.BlobBytes = len(removed), freed
 	if err != nil {
 		return rep, fmt.Errorf("prune: %w", err)
 	}
-
-	// 5. Cache mounts and HTTP source metadata.
-	if dropState {
-		dir := filepath.Join(opt.StateDir, "cache-mounts")
-		ents, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return rep, fmt.Errorf("prune: %w", err)
-		}
-		for _, e := range ents {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return rep, fmt.Errorf("prune: removing cache mount %s: %w", e.Name(), err)
-			}
-			if !strings.HasPrefix(e.Name(), ".") {
-				rep.CacheMounts++
-			}
-		}
-		if err := os.RemoveAll(filepath.Join(opt.StateDir, "http")); err != nil {
-			return rep, fmt.Errorf("prune: removing HTTP source metadata: %w", err)
+	if plan.DropState {
+		n, err := dropWorkerState(opt.StateDir)
+		rep.CacheMounts = n
+		if err != nil {
+			return rep, err
 		}
 	}
 	return rep, nil
+}
+
+// dropWorkerState removes the cache mounts and the HTTP source metadata
+// under stateDir and returns how many cache mounts it removed.
+func dropWorkerState(stateDir string) (int, error) {
+	dir := filepath.Join(stateDir, "cache-mounts")
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return n, fmt.Errorf("prune: removing cache mount %s: %w", e.Name(), err)
+		}
+		if !strings.HasPrefix(e.Name(), ".") {
+			n++
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(stateDir, "http")); err != nil {
+		return n, fmt.Errorf("prune: removing HTTP source metadata: %w", err)
+	}
+	return n, nil
 }
 
 // httpBlobs lists the downloads the HTTP source metadata under stateDir
@@ -503,39 +649,5 @@ func httpBlobs(stateDir string) ([]digest.Digest, error) {
 }
 
 // DiskUsage is the space the files under dir take (hard links counted
-// once); a missing dir is 0.
-func DiskUsage(dir string) (int64, error) {
-	type ino struct{ dev, ino uint64 }
-	seen := map[ino]bool{}
-	var total int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			k := ino{uint64(st.Dev), st.Ino}
-			if seen[k] {
-				return nil
-			}
-			seen[k] = true
-			total += st.Blocks * 512
-			return nil
-		}
-		total += fi.Size()
-		return nil
-	})
-	if err != nil {
-		return total, fmt.Errorf("disk usage of %s: %w", dir, err)
-	}
-	return total, nil
-}
+// once); a missing dir is 0. See fsutil.DiskUsage.
+func DiskUsage(dir string) (int64, error) { return fsutil.DiskUsage(dir) }

@@ -173,7 +173,9 @@ func (x *Index) RestoreCacheMount(ctx context.Context, id, dir string) (bool, er
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return false, err
 	}
-	if err := snapshot.ApplyLayer(ctx, dir, cache.ContextReader(ctx, rc)); err != nil {
+	// Bounded as an image layer is: a decompression bomb stops there.
+	lr := &limitReader{r: cache.ContextReader(ctx, rc), left: ops.DefaultMaxLayerSize}
+	if err := snapshot.ApplyLayer(ctx, dir, lr); err != nil {
 		return false, fmt.Errorf("restoring cache mount %q: %w", id, err)
 	}
 	x.restored.Store(id, m.layer.Size)
@@ -189,4 +191,22 @@ func (x *Index) Restored() map[string]int64 {
 		return true
 	})
 	return out
+}
+
+// limitReader fails once more than left bytes were read.
+type limitReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, fmt.Errorf("%w: more than %d bytes", ops.ErrLayerTooLarge, ops.DefaultMaxLayerSize)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }

@@ -103,9 +103,9 @@ func TreeDigest(ctx context.Context, in Input, hc Hasher) (digest.Digest, error)
 func splitSlash(p string) []string { return strings.Split(p, "/") }
 
 // treeHasher writes the canonical records of a tree into a sha256. The
-// contents of files are hashed on a few goroutines while the walk goes
-// on; the records still go into the sha256 in walk order (lines is the
-// window of records not written yet).
+// contents of a local context's files are hashed on a few goroutines while
+// the walk goes on; the records still go into the sha256 in walk order
+// (lines is the window of records not written yet).
 type treeHasher struct {
 	ctx    context.Context
 	s      *source
@@ -133,10 +133,13 @@ func newTreeHasher(ctx context.Context, s *source, excl *fsutil.PatternMatcher, 
 	if hc == nil {
 		hc = NewMemHasher()
 	}
-	return &treeHasher{
-		ctx: ctx, s: s, excl: excl, hc: hc, h: sha256.New(), inodes: map[inodeKey]string{},
-		sem: make(chan struct{}, poolWorkers()),
+	w := &treeHasher{ctx: ctx, s: s, excl: excl, hc: hc, h: sha256.New(), inodes: map[inodeKey]string{}}
+	if s.local {
+		// Only a local context is a host path every thread sees; a
+		// snapshot is mounted in the calling thread's namespace alone.
+		w.sem = make(chan struct{}, poolWorkers())
 	}
+	return w
 }
 
 func (w *treeHasher) header(fields ...string) { w.push(&hashLine{fields: fields}) }
@@ -144,6 +147,15 @@ func (w *treeHasher) header(fields ...string) { w.push(&hashLine{fields: fields}
 // hashFile queues the record fields (the last one left for the digest)
 // of the regular file host and hashes it on another goroutine.
 func (w *treeHasher) hashFile(name, host string, fi os.FileInfo, fields []string) error {
+	if w.sem == nil {
+		d, err := w.hc.Sum(host, fi)
+		if err != nil {
+			return fmt.Errorf("hashing %s: %w", name, err)
+		}
+		fields[len(fields)-1] = d.String()
+		w.header(fields...)
+		return w.err
+	}
 	l := &hashLine{fields: fields, done: make(chan struct{})}
 	w.sem <- struct{}{}
 	go func() {

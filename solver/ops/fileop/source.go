@@ -23,7 +23,10 @@ type Input struct {
 	// (local context).
 	Excludes []string
 	// Local marks a local context: copied files default to owner 0:0 (as
-	// docker build does), else the source owners are kept.
+	// docker build does), else the source owners are kept. A local
+	// context's Root is a host path that every thread sees, so its files
+	// are hashed on several goroutines (a snapshot's mount may exist in
+	// the calling thread's mount namespace only).
 	Local bool
 }
 
