@@ -158,6 +158,21 @@ func (k *keyStore) apply(r keyRecord) {
 	k.entries[r.Key] = &keyEntry{id: r.ID, info: r.Info, time: r.Time, used: r.Used}
 }
 
+// recentlyUsed returns which of keys were saved or used after since (unix
+// nanoseconds).
+func (k *keyStore) recentlyUsed(keys []digest.Digest, since int64) map[digest.Digest]bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.refresh()
+	out := map[digest.Digest]bool{}
+	for _, key := range keys {
+		if e := k.entries[key]; e != nil && max(e.time, e.used) > since {
+			out[key] = true
+		}
+	}
+	return out
+}
+
 func (k *keyStore) load(key digest.Digest) (string, bool, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()

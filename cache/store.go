@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
@@ -94,14 +95,21 @@ func (s *Store) RemoveKeyLocks() error {
 	return os.RemoveAll(filepath.Join(s.dir, "keys", "locks"))
 }
 
+// touchGranularity is how recent a recorded use may be for Touch to skip
+// recording another: the log grows by one line per key and period, not per
+// build, however often a CI loop rebuilds.
+const touchGranularity = 10 * time.Minute
+
 // Touch records that keys were used now (the steps of a build, cached or
 // not), in one append: the garbage collector removes the least recently
-// used first, and prune --filter until= counts from the last use.
+// used first, and prune --filter until= counts from the last use (to
+// within touchGranularity).
 func (s *Store) Touch(keys []digest.Digest) error {
 	t := now()
+	recent := s.keys.recentlyUsed(keys, t-int64(touchGranularity))
 	recs := make([]keyRecord, 0, len(keys))
 	for _, k := range keys {
-		if k.Validate() == nil {
+		if k.Validate() == nil && !recent[k] {
 			recs = append(recs, keyRecord{Key: k, Use: true, Time: t})
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 )
@@ -341,5 +342,54 @@ func TestBlobVerify(t *testing.T) {
 	bad, err := s.VerifyAll(nil)
 	if err != nil || len(bad) != 1 || bad[0] != d2 {
 		t.Errorf("VerifyAll = %v, %v; want [%s]", bad, err, d2)
+	}
+}
+
+func TestTouchRecordsLastUse(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := digest.FromString("k")
+	if err := s.Save(k, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	entry := func() KeyEntry {
+		es, _ := s.Entries()
+		for _, e := range es {
+			if e.Key == k {
+				return e
+			}
+		}
+		t.Fatal("key gone")
+		return KeyEntry{}
+	}
+	// Saved just now: a use within the granularity is not recorded again.
+	if err := s.Touch([]digest.Digest{k}); err != nil {
+		t.Fatal(err)
+	}
+	if e := entry(); !e.Used.IsZero() {
+		t.Errorf("use recorded right after the save: %v", e.Used)
+	}
+	// Saved long ago: the use is recorded and survives compaction.
+	s.keys.mu.Lock()
+	s.keys.entries[k].time -= int64(time.Hour)
+	s.keys.mu.Unlock()
+	if err := s.keys.append(keyRecord{Key: k, ID: "r1", Time: now() - int64(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Touch([]digest.Digest{k}); err != nil {
+		t.Fatal(err)
+	}
+	e := entry()
+	if time.Since(e.Used) > time.Minute || !e.LastUsed().Equal(e.Used) {
+		t.Errorf("last use %v (saved %v)", e.Used, e.Time)
+	}
+	if _, err := s.DropKeys(map[digest.Digest]bool{digest.FromString("other"): true}); err != nil {
+		t.Fatal(err)
+	}
+	if e2 := entry(); !e2.Used.Equal(e.Used) {
+		t.Errorf("last use after compaction %v, want %v", e2.Used, e.Used)
 	}
 }

@@ -241,6 +241,9 @@ type Copy struct {
 	ExcludePatterns []string `json:"exclude,omitempty"`
 	// Parents keeps the source's parent directories (COPY --parents).
 	Parents bool `json:"parents,omitempty"`
+	// SrcName names the source tree in errors, in the user's words
+	// (`stage "a"`, "image alpine"); not part of the digest.
+	SrcName string `json:"-"`
 }
 
 // Mkdir creates a directory.

@@ -188,7 +188,7 @@ func (c *Client) PushBlob(ctx context.Context, repo string, l v1.Layer) (uploade
 		return false, err
 	}
 	d := digest.Digest(h.String())
-	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx))
+	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx), remote.WithRetryPredicate(pushPredicate()))
 	counted := &readCounter{l: l}
 	var up v1.Layer = counted
 	src, ok := c.source(d)
@@ -251,7 +251,7 @@ func (c *Client) PutManifest(ctx context.Context, s string, raw []byte, mt types
 	if r.tag == "" {
 		return fmt.Errorf("%s: a cache reference needs a tag, not a digest", s)
 	}
-	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx))
+	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx), remote.WithRetryPredicate(pushPredicate()))
 	if err := remote.Put(r.repo.Tag(r.tag), rawManifest{raw: raw, mt: mt}, opts...); err != nil {
 		return fmt.Errorf("pushing manifest to %s: %w", s, simplify(err))
 	}

@@ -253,7 +253,9 @@ func (st *vertexState) prepare(ctx context.Context) (*prepared, error) {
 		}
 		cm, err := op.CacheMap(ctx)
 		if err != nil {
-			return nil, st.fail(ctx, fmt.Errorf("cache map: %w", err))
+			// The op's own error says what failed (a source that cannot
+			// be resolved, a file that cannot be read): no internal prefix.
+			return nil, st.fail(ctx, err)
 		}
 		if cm == nil {
 			return nil, st.fail(ctx, errors.New("cache map: op returned none"))

@@ -542,7 +542,8 @@ func (c *converter) resolveTarget() (*stage, error) {
 	}
 	s, ok := c.byName[strings.ToLower(c.opt.Target)]
 	if !ok {
-		return nil, &Error{File: c.file, Line: 1, Err: fmt.Errorf("target stage %q could not be found (%s%s)", c.opt.Target, c.didYouMean(c.opt.Target), c.stageNames())}
+		// --target is a flag, not a Dockerfile line: no location.
+		return nil, fmt.Errorf("target stage %q could not be found (%s%s)", c.opt.Target, c.didYouMean(c.opt.Target), c.stageNames())
 	}
 	return s, nil
 }
@@ -1025,10 +1026,37 @@ func (c *converter) dispatchSource(ctx context.Context, s *stage, cmd command, s
 		}
 		return nil
 	}
+	if src == s {
+		return c.errAt(cmd.Location(), fmt.Errorf("%s %s=%s names the stage it is in: a stage cannot %s from itself", strings.ToUpper(cmd.Name()), fromFlag(cmd), strings.Trim(stageRef(src), `"`), fromVerb(cmd)))
+	}
 	if src.index >= s.index {
-		return c.errAt(cmd.Location(), fmt.Errorf("cannot use stage %q from %s, it needs to be defined before current stage %q", src.display, strings.ToUpper(cmd.Name()), s.display))
+		return c.errAt(cmd.Location(), fmt.Errorf("cannot use stage %s from %s, it needs to be defined before current stage %s", stageRef(src), strings.ToUpper(cmd.Name()), stageRef(s)))
 	}
 	return c.dispatch(ctx, src)
+}
+
+// stageRef names a stage as the user does: its AS name, else its index.
+func stageRef(s *stage) string {
+	if s.name != "" {
+		return strconv.Quote(s.name)
+	}
+	return strconv.Itoa(s.index)
+}
+
+// fromFlag is the flag of a command that names its --from source.
+func fromFlag(cmd command) string {
+	if _, ok := cmd.Command.(*instructions.RunCommand); ok {
+		return "--mount=from"
+	}
+	return "--from"
+}
+
+// fromVerb is what a command does with its --from source.
+func fromVerb(cmd command) string {
+	if _, ok := cmd.Command.(*instructions.RunCommand); ok {
+		return "mount"
+	}
+	return "copy"
 }
 
 // addOnBuild parses ONBUILD triggers inherited from the base and puts them

@@ -326,7 +326,10 @@ func TestErrors(t *testing.T) {
 		{"add git keep-git-dir conflict", "FROM busybox\nADD --keep-git-dir=false https://example.com/r.git?keep-git-dir=true /\n", nil, []string{"Dockerfile:2:", "inconsistent keep-git-dir"}},
 		{"add git checksum conflict", "FROM busybox\nADD --checksum=abc https://example.com/r.git?checksum=def /\n", nil, []string{"Dockerfile:2:", "checksum mismatch"}},
 		{"copy url", "FROM busybox\nCOPY https://example.com/a /\n", nil, []string{"Dockerfile:2:", "can't be a URL"}},
-		{"unknown target", "FROM busybox AS a\nFROM busybox AS b\n", func(o *Options) { o.Target = "c" }, []string{`target stage "c" could not be found`, "existing stages: a, b"}},
+		{"from typo", "FROM busybox AS build\nFROM busybox\nCOPY --from=biuld /a /\n", nil, []string{"Dockerfile:3:", "did you mean build?"}},
+		{"copy from itself", "FROM busybox AS a\nCOPY --from=a /x /\n", nil, []string{"Dockerfile:2:", "COPY --from=a names the stage it is in: a stage cannot copy from itself"}},
+		{"mount from itself", "FROM busybox AS a\nRUN --mount=from=a,target=/m true\n", nil, []string{"Dockerfile:2:", "cannot mount from itself"}},
+		{"add git bad checksum", "FROM busybox\nADD --checksum=foobar https://example.com/r.git#v1 /x\n", nil, []string{"Dockerfile:2:", "invalid checksum foobar for Git URL, expected hex commit hash"}},
 		{"unknown from", "FROM busybox AS builder\nFROM busybox\nCOPY --from=buildr /a /\n", nil, []string{"Dockerfile:3:", "buildr", "existing stages: builder"}},
 		{"bad index", "FROM busybox\nCOPY --from=4 /a /\n", nil, []string{"Dockerfile:2:", "invalid stage index 4"}},
 		{"later stage", "FROM busybox AS a\nCOPY --from=b /x /\nFROM busybox AS b\n", func(o *Options) { o.Target = "a" }, []string{"Dockerfile:2:", "defined before current stage"}},
@@ -358,6 +361,24 @@ func TestErrors(t *testing.T) {
 				t.Errorf("error %q is not a located *Error", err)
 			}
 		})
+	}
+}
+
+// TestTargetErrors: a --target that names no stage gets a suggestion and
+// no Dockerfile location (the flag is not a Dockerfile line).
+func TestTargetErrors(t *testing.T) {
+	for target, want := range map[string]string{
+		"c":     `target stage "c" could not be found (did you mean a? existing stages: a, b, build)`,
+		"biuld": `target stage "biuld" could not be found (did you mean build? existing stages: a, b, build)`,
+	} {
+		_, _, err := convertString(t, "FROM busybox AS a\nFROM busybox AS b\nFROM busybox AS build\n", func(o *Options) { o.Target = target })
+		if err == nil || err.Error() != want {
+			t.Errorf("--target=%s: %v, want %q", target, err, want)
+		}
+		var de *Error
+		if errors.As(err, &de) {
+			t.Errorf("--target=%s: error located at %s:%d", target, de.File, de.Line)
+		}
 	}
 }
 

@@ -202,26 +202,7 @@ func MakeOutline(opt Options) (out *Outline, err error) {
 				if err := x.Expand(func(w string) (string, error) { return w, nil }); err != nil {
 					return nil, c.errAt(x.Location(), err)
 				}
-				for _, m := range instructions.GetMounts(x) {
-					line, _ := lines(x.Location())
-					switch m.Type {
-					case instructions.MountTypeSecret:
-						id := m.CacheID
-						if id == "" {
-							id = m.Source
-						}
-						if id == "" && m.Target != "" {
-							id = m.Target[lastSlash(m.Target)+1:]
-						}
-						out.Secrets = appendMount(out.Secrets, OutlineMount{ID: id, Required: m.Required, Line: line})
-					case instructions.MountTypeSSH:
-						id := m.CacheID
-						if id == "" {
-							id = "default"
-						}
-						out.SSH = appendMount(out.SSH, OutlineMount{ID: id, Required: m.Required, Line: line})
-					}
-				}
+				outlineMounts(out, x)
 			}
 		}
 	}
@@ -245,4 +226,28 @@ func appendMount(list []OutlineMount, m OutlineMount) []OutlineMount {
 		}
 	}
 	return append(list, m)
+}
+
+// outlineMounts adds the secret and ssh mounts of a RUN to out.
+func outlineMounts(out *Outline, x *instructions.RunCommand) {
+	line, _ := lines(x.Location())
+	for _, m := range instructions.GetMounts(x) {
+		switch m.Type {
+		case instructions.MountTypeSecret:
+			id := m.CacheID
+			if id == "" {
+				id = m.Source
+			}
+			if id == "" && m.Target != "" {
+				id = m.Target[lastSlash(m.Target)+1:]
+			}
+			out.Secrets = appendMount(out.Secrets, OutlineMount{ID: id, Required: m.Required, Line: line})
+		case instructions.MountTypeSSH:
+			id := m.CacheID
+			if id == "" {
+				id = "default"
+			}
+			out.SSH = appendMount(out.SSH, OutlineMount{ID: id, Required: m.Required, Line: line})
+		}
+	}
 }

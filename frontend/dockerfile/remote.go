@@ -49,6 +49,11 @@ func (c *converter) remoteSource(rc remoteCopy, src string, addInput func(*llb.V
 		if g.Checksum != "" {
 			checksum = g.Checksum
 		}
+		// Checked here, before anything is fetched (BuildKit checks it
+		// when resolving the source).
+		if checksum != "" && !isHex(checksum) {
+			return nil, true, fmt.Errorf("invalid checksum %s for Git URL, expected hex commit hash", checksum)
+		}
 		op := llb.GitOp{
 			Remote:         g.Remote,
 			Ref:            g.Ref,
@@ -94,4 +99,18 @@ func (c *converter) remoteSource(rc remoteCopy, src string, addInput func(*llb.V
 		}}, true, nil
 	}
 	return nil, false, nil
+}
+
+// isHex reports whether s is a non-empty hex string (a commit hash or a
+// prefix of one).
+func isHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
+			return false
+		}
+	}
+	return true
 }

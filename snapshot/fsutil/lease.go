@@ -56,7 +56,9 @@ func OwnLease(dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("creating lease in %s: %w", dir, err)
 	}
-	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	// Waiting: a ReapLeases in another process may hold the new file for
+	// the instant it takes to see that it is too young to remove.
+	if err := flock(f, unix.LOCK_EX); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return "", fmt.Errorf("locking lease %s: %w", tmp, err)

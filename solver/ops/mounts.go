@@ -134,7 +134,7 @@ func cacheSubdir(dir string, m llb.Mount) (string, error) {
 	}
 	p, err := fsutil.ResolveInRoot(dir, sel)
 	if err != nil {
-		return "", fmt.Errorf("cache mount %s: source %s: %w", m.Dest, sel, err)
+		return "", fmt.Errorf("cache mount %s: source %s: %w", m.Dest, sel, hidePath(err))
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -144,6 +144,16 @@ func cacheSubdir(dir string, m llb.Mount) (string, error) {
 		return "", fmt.Errorf("cache mount %s: source %s in the cache is not a directory", m.Dest, sel)
 	}
 	return p, nil
+}
+
+// hidePath drops the host path of an *os.PathError: the message names the
+// path as the user wrote it.
+func hidePath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // selectorPath is the cleaned selector, "/" for the whole tree.
@@ -173,10 +183,10 @@ func (w *Worker) bindMount(ctx context.Context, m llb.Mount, in solver.Result) (
 		if m.Readonly && len(x.in.Excludes) == 0 {
 			src, err := fsutil.ResolveInRoot(x.in.Root, sel)
 			if err != nil {
-				return nil, nil, fmt.Errorf("mount %s: source %s: %w", m.Dest, sel, err)
+				return nil, nil, fmt.Errorf("mount %s: source %s: %w", m.Dest, sel, hidePath(err))
 			}
 			if _, err := os.Stat(src); err != nil {
-				return nil, nil, fmt.Errorf("mount %s: source %s in the build context: %w", m.Dest, sel, err)
+				return nil, nil, fmt.Errorf("mount %s: source %s in the build context: %w", m.Dest, sel, hidePath(err))
 			}
 			return []executor.Mount{{Type: "bind", Source: src, Target: m.Dest, Options: opts}}, nil, nil
 		}
@@ -260,11 +270,11 @@ func (w *Worker) copySubtree(ctx context.Context, in solver.Result, sel, dst str
 		}
 		src, err := fsutil.ResolveInRoot(fin.Root, sel)
 		if err != nil {
-			return fmt.Errorf("source %s: %w", sel, err)
+			return fmt.Errorf("source %s: %w", sel, hidePath(err))
 		}
 		fi, err := os.Stat(src)
 		if err != nil {
-			return fmt.Errorf("source %s: %w", sel, err)
+			return fmt.Errorf("source %s: %w", sel, hidePath(err))
 		}
 		name := "/" + filepath.Base(dst)
 		cp := &llb.Copy{Src: 0, SrcPaths: []string{sel}, Dest: name, FollowSymlinks: true, CreateDestPath: true}

@@ -303,12 +303,15 @@ func copyAll(ctx context.Context, root string, inputs []Input, c *llb.Copy, reus
 	}
 	srcs, err := sources(s, c, excl)
 	if err != nil {
+		if c.SrcName != "" {
+			return nil, fmt.Errorf("copy from %s: %w", c.SrcName, err)
+		}
 		return nil, fmt.Errorf("copy: %w", err)
 	}
 	dest, dirish := cleanDest(c.Dest)
 	destHost, err := fsutil.ResolveInRoot(root, dest)
 	if err != nil {
-		return nil, fmt.Errorf("copy: dest %s: %w", dest, err)
+		return nil, fmt.Errorf("copy: dest %s: %w", dest, unwrapPath(err))
 	}
 	_, err = os.Lstat(destHost)
 	absent := errors.Is(err, os.ErrNotExist)
@@ -354,7 +357,7 @@ func copyAll(ctx context.Context, root string, inputs []Input, c *llb.Copy, reus
 		return nil, fmt.Errorf("copy: creating %s: %w", mk, unwrapPath(err))
 	}
 	if destHost, err = fsutil.ResolveInRoot(root, dest); err != nil {
-		return nil, fmt.Errorf("copy: dest %s: %w", dest, err)
+		return nil, fmt.Errorf("copy: dest %s: %w", dest, unwrapPath(err))
 	}
 	cp := &copier{
 		ctx: ctx, s: s, root: root, excl: excl, owner: owner, mode: ms,

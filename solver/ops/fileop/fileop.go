@@ -23,7 +23,7 @@ func Apply(ctx context.Context, dest string, inputs []Input, op llb.FileOp) erro
 		return errors.New("file op: empty destination root")
 	}
 	dest = filepath.Clean(dest)
-	for i, a := range op.Actions {
+	for _, a := range op.Actions {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -41,7 +41,9 @@ func Apply(ctx context.Context, dest string, inputs []Input, op llb.FileOp) erro
 			err = errors.New("empty action")
 		}
 		if err != nil {
-			return fmt.Errorf("file op action %d: %w", i, err)
+			// Each action's error names its paths; the action index
+			// means nothing to the user.
+			return err
 		}
 	}
 	return nil
@@ -64,7 +66,8 @@ func ApplyReuse(ctx context.Context, dest string, inputs []Input, op llb.FileOp,
 	}
 	reusable, err = doCopyReuse(ctx, filepath.Clean(dest), inputs, op.Actions[0].Copy, reuse)
 	if err != nil {
-		return false, fmt.Errorf("file op action 0: %w", err)
+		// The copy's error names its paths; no action index.
+		return false, err
 	}
 	return reusable, nil
 }
@@ -97,7 +100,7 @@ func doMkdir(root string, m *llb.Mkdir) error {
 	}
 	h, err := fsutil.ResolveInRoot(root, p)
 	if err != nil {
-		return fmt.Errorf("mkdir %s: %w", p, err)
+		return fmt.Errorf("mkdir %s: %w", p, unwrapPath(err))
 	}
 	if err := os.Mkdir(h, mode.Perm()); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -175,11 +178,11 @@ func doMkfile(root string, m *llb.Mkfile) error {
 	}
 	owner, err := resolveChown(root, m.Chown)
 	if err != nil {
-		return fmt.Errorf("mkfile %s: %w", p, err)
+		return fmt.Errorf("mkfile %s: %w", p, unwrapPath(err))
 	}
 	h, err := fsutil.ResolveInRoot(root, p)
 	if err != nil {
-		return fmt.Errorf("mkfile %s: %w", p, err)
+		return fmt.Errorf("mkfile %s: %w", p, unwrapPath(err))
 	}
 	// Write beside the target and rename over it: the target is never
 	// opened, so a symlink or device there is replaced, not written through.
@@ -222,7 +225,7 @@ func doRm(root string, r *llb.Rm) error {
 		s := &source{root: root, visibleDirs: map[string]bool{}}
 		matches, err := s.glob(p, false, false)
 		if err != nil {
-			return fmt.Errorf("rm %s: %w", p, err)
+			return fmt.Errorf("rm %s: %w", p, unwrapPath(err))
 		}
 		for _, m := range matches {
 			if err := rmPath(root, "/"+m, r.AllowNotFound); err != nil {
@@ -240,7 +243,7 @@ func rmPath(root, p string, allowNotFound bool) error {
 	}
 	h, err := fsutil.ResolveParentInRoot(root, p)
 	if err != nil {
-		return fmt.Errorf("rm %s: %w", p, err)
+		return fmt.Errorf("rm %s: %w", p, unwrapPath(err))
 	}
 	if _, err := os.Lstat(h); err != nil {
 		if errors.Is(err, os.ErrNotExist) {

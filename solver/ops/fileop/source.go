@@ -72,7 +72,7 @@ func (s *source) resolve(p string, followLast bool) (string, error) {
 		h, err = fsutil.ResolveParentInRoot(s.root, p)
 	}
 	if err != nil {
-		return "", err
+		return "", unwrapPath(err)
 	}
 	r, err := filepath.Rel(s.root, h)
 	if err != nil || r == ".." || strings.HasPrefix(r, "../") {
