@@ -176,23 +176,8 @@ type runImage struct {
 // Run runs o.Image and returns the command's exit code, or an error when
 // it could not run.
 func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
-	switch o.Network {
-	case "", "host", "none", "default":
-	default:
-		return 0, fmt.Errorf("--network %q: must be host or none", o.Network)
-	}
-	switch o.Pull {
-	case "", "missing", "always", "never":
-	default:
-		return 0, fmt.Errorf("--pull %q: must be always, missing or never", o.Pull)
-	}
-	if !strings.HasPrefix(o.Image, "oci:") && !strings.HasPrefix(o.Image, "oci-archive:") {
-		if err := exporter.ValidateReference(o.Image); err != nil {
-			return 0, fmt.Errorf("image %q: %w", o.Image, err)
-		}
-	}
-	if o.Name != "" && !containers.ValidName(o.Name) {
-		return 0, fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
+	if err := o.validate(); err != nil {
+		return 0, err
 	}
 	// builder prune keeps off while the container's snapshots are in use.
 	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
@@ -292,26 +277,60 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 		spec.Stdout, spec.Stderr = stdio.Stdout, stdio.Stderr
 		_, runErr = ex.Run(ctx, spec)
 	}
+	c, err := processExitCode(ctx, runErr, stdio.Stderr)
+	if err != nil {
+		return 0, err
+	}
+	code = c
+	return code, nil
+}
+
+// validate checks the options before anything runs.
+func (o RunOptions) validate() error {
+	switch o.Network {
+	case "", "host", "none", "default":
+	default:
+		return fmt.Errorf("--network %q: must be host or none", o.Network)
+	}
+	switch o.Pull {
+	case "", "missing", "always", "never":
+	default:
+		return fmt.Errorf("--pull %q: must be always, missing or never", o.Pull)
+	}
+	if !strings.HasPrefix(o.Image, "oci:") && !strings.HasPrefix(o.Image, "oci-archive:") {
+		if err := exporter.ValidateReference(o.Image); err != nil {
+			return fmt.Errorf("image %q: %w", o.Image, err)
+		}
+	}
+	if o.Name != "" && !containers.ValidName(o.Name) {
+		return fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
+	}
+	return nil
+}
+
+// processExitCode is the exit code of a container's process as docker run
+// reports it: the process's, 126/127 when it could not start (the
+// message on stderr), 130 when interrupted; an error when it could not
+// run at all.
+func processExitCode(ctx context.Context, runErr error, stderr io.Writer) (int, error) {
 	var ee *executor.ExitError
 	var se *executor.StartError
 	switch {
 	case runErr == nil:
-		code = 0
+		return 0, nil
 	case errors.As(runErr, &se):
 		// docker run: 127 for a command not found, 126 not executable.
-		fmt.Fprintf(stdio.Stderr, "ERROR: %v\n", runErr)
-		code = se.Code
+		fmt.Fprintf(stderr, "ERROR: %v\n", runErr)
+		return se.Code, nil
 	case errors.As(runErr, &ee):
 		if ee.OOMKilled {
-			fmt.Fprintf(stdio.Stderr, "%v\n", ee)
+			fmt.Fprintf(stderr, "%v\n", ee)
 		}
-		code = ee.Code
+		return ee.Code, nil
 	case ctx.Err() != nil:
-		code = 130
-	default:
-		return 0, runErr
+		return 130, nil
 	}
-	return code, nil
+	return 0, runErr
 }
 
 // runSpec makes the process of o from the image config, as docker run
