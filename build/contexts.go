@@ -326,3 +326,22 @@ func ReadDockerfile(ctx context.Context, req *Request, path string) error {
 
 // MaxDockerfileSize bounds a Dockerfile.
 const MaxDockerfileSize = 16 << 20
+
+// LayoutImage reads the image of an OCI image layout, as an oci-layout://
+// build context is read (go-containerregistry's layout package): ref is
+// "DIR[:TAG][@sha256:...]", the image is the one for p when the index
+// names platforms. Its layers are imported into blobs (verified by digest
+// and size); it returns the resolved image (pinned reference, manifest
+// digest, manifest and config) and its layers.
+func LayoutImage(ctx context.Context, ref string, p llb.Platform, blobs *cache.BlobStore) (*registry.Resolved, []cache.Layer, error) {
+	l := newLayoutImages(nil, blobs)
+	r, err := l.Resolve(ctx, dockerfile.LayoutRefPrefix+ref, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	layers, err := l.Pull(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, layers, nil
+}
