@@ -152,3 +152,32 @@ func TestBuildKitWildcardRenameCache(t *testing.T) {
 		t.Fatalf("build after the rename succeeded: the cache was not invalidated\nprogress:\n%s", progress)
 	}
 }
+
+// TestBuildKitMountDuplicate ports testMountDuplicate
+// (dockerfile_mount_test.go, moby/buildkit#4123): a RUN mounting the
+// context and a file of it sees a changed a.txt on the next build on the
+// same root.
+func TestBuildKitMountDuplicate(t *testing.T) {
+	requireRootOverlay(t)
+	e := newNamedEnv(t)
+	root := t.TempDir()
+	const df = `ARG BASE
+FROM $BASE AS base
+RUN --mount=source=.,target=/tmp/test \
+  --mount=source=b.txt,target=/tmp/b.txt \
+  cat /tmp/test/a.txt /tmp/b.txt > /combined.txt
+FROM scratch
+COPY --from=base /combined.txt /
+`
+	for _, text := range []string{"foo\n", "updated\n"} {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"Dockerfile": df, "a.txt": text, "b.txt": "bar\n"})
+		img, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: dir, Root: root, BuildArgs: e.baseArgs})
+		if err != nil {
+			t.Fatalf("build: %v\nprogress:\n%s", err, progress)
+		}
+		if got := imageFiles(t, img)["combined.txt"]; got != text+"bar\n" {
+			t.Errorf("a.txt %q: combined.txt = %q, want %q", text, got, text+"bar\n")
+		}
+	}
+}
