@@ -140,7 +140,7 @@ run_oci_tar() {
 seed_busybox() {
 	local addr=$1 ref=$2
 	log "seeding $ref"
-	go run ./registry/registrytest/cmd/seed -registry "$addr" -ref "$ref" >/dev/null
+	go run ./internal/registrytest/cmd/seed -registry "$addr" -ref "$ref" >/dev/null
 }
 
 # BUSYBOX_ARM64 is where ensure_busybox_arm64 puts Debian's arm64 static

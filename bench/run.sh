@@ -64,7 +64,7 @@ seed_busybox "$REGISTRY" "$BASE"
 MULTIBASE="$REGISTRY/busybox:multi"
 multi=
 if [[ -x $BUSYBOX_ARM64 ]] && grep -qs '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 &&
-	go run ./registry/registrytest/cmd/seed -registry "$REGISTRY" -ref "$MULTIBASE" -multiarch >/dev/null; then
+	go run ./internal/registrytest/cmd/seed -registry "$REGISTRY" -ref "$MULTIBASE" -multiarch >/dev/null; then
 	multi=1
 fi
 

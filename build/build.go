@@ -9,13 +9,13 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
-	imagestore "github.com/builderdev/builder/exporter/store"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/internal/remotecache"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
-	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -84,7 +84,7 @@ func (b *Builder) open(req Request, locals map[string]ops.LocalDir, r Reporter) 
 		p.runner, p.warning = ex, ex.CgroupWarning()
 	}
 	// Images in the local store come first, as docker build uses local
-	// images (see exporter/store.Source); with Pull names are always
+	// images (see exporter/imagestore.Source); with Pull names are always
 	// resolved at the registry. oci-layout:// contexts are served from
 	// their directories.
 	p.src = newLayoutImages(&imagestore.Source{Store: b.images, Remote: b.registry, AlwaysPull: req.Pull}, store.Blobs())

@@ -13,9 +13,9 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
-	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver/ops"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"

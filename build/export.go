@@ -10,12 +10,12 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/exporter"
-	imagestore "github.com/builderdev/builder/exporter/store"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/frontend/dockerfile"
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
+	"github.com/builderdev/builder/internal/remotecache"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
-	"github.com/builderdev/builder/solver/remotecache"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 

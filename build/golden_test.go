@@ -39,8 +39,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builderdev/builder/build/buildtest"
 	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/internal/buildtest"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/state"

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/builderdev/builder/exporter"
-	imagestore "github.com/builderdev/builder/exporter/store"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/solver"
 	v1 "github.com/google/go-containerregistry/pkg/v1"

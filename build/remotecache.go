@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/remotecache"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
-	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/docker/go-units"
 	digest "github.com/opencontainers/go-digest"
 )

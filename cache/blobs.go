@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 

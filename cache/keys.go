@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )

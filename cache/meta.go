@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // MetaStore keeps small JSON records by ID, one file each, written

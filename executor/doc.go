@@ -5,7 +5,7 @@
 // /proc/self/exe as the sandbox init in new mount, pid, uts and ipc
 // namespaces (and a new network namespace for Network "none"), passes the
 // Spec through a pipe and releases the init through a second pipe once it
-// is in its cgroup (package executor/cgroups). The init assembles the root
+// is in its cgroup (package executor/internal/cgroups). The init assembles the root
 // filesystem, mounts /proc, a minimal /dev, a read-only /sys and read-only
 // /etc/resolv.conf, /etc/hosts and /etc/hostname, pivot_roots into it,
 // resolves the user from the image's /etc/passwd and /etc/group, and runs

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/builderdev/builder/executor/cgroups"
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/executor/internal/cgroups"
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // A run directory is named run-<lease>-<id> after the lease of the builder

@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/builderdev/builder/executor/cgroups"
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/executor/internal/cgroups"
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // DefaultHostname is the sandbox's hostname when Spec.Hostname is empty.

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/builderdev/builder/executor/seccomp"
+	"github.com/builderdev/builder/executor/internal/seccomp"
 )
 
 // DefaultCapabilities are the capabilities a sandboxed command keeps: the

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/internal/pty"
 )
 
 // TestTty: with Spec.Tty the command's stdin is a terminal that is its

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/internal/pty"
 	"golang.org/x/sys/unix"
 )
 

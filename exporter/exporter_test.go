@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // layoutSink receives the entries of an OCI image layout: a tar stream or

@@ -16,8 +16,8 @@ import (
 	"testing"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/registry/registrytest"
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 

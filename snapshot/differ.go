@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // The differs in this file produce the same tar entries as BuildKit's

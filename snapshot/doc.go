@@ -12,7 +12,7 @@
 // New picks overlay when a test mount works under the root and native
 // otherwise; NewNamed forces one. The packages snapshot/overlay and
 // snapshot/native are thin, explicit constructors around them, and
-// snapshot/snapshottest is the conformance suite both pass.
+// internal/snapshottest is the conformance suite both pass.
 //
 // WithMounts assembles snapshots' mounts in a private mount namespace, so a
 // build never leaves mounts in the host's mount table, even when killed.

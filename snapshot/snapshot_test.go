@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 

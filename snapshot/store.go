@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 

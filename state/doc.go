@@ -11,8 +11,8 @@
 //	cache/filehash.json the persistent file-hash cache of build contexts
 //	snapshots/          filesystem states (package snapshot)
 //	executor/           the sandboxes' scratch space (package executor)
-//	images/             the local image store (package exporter/store)
-//	containers/         the records of `builder run` (package state/containers)
+//	images/             the local image store (package exporter/imagestore)
+//	containers/         the records of `builder run` (package internal/containers)
 //	registry/           the registry client's state (tag records, blob sources)
 //	tmp/                scratch files of one command (a context read from stdin)
 //	cache-mounts/, http/ the worker's own state (solver/ops, under WorkerDir)

@@ -8,10 +8,10 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
-	imagestore "github.com/builderdev/builder/exporter/store"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
+	"github.com/builderdev/builder/internal/containers"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/snapshot"
-	"github.com/builderdev/builder/snapshot/fsutil"
-	"github.com/builderdev/builder/state/containers"
 )
 
 // Lock is how a command holds the root lock.

@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/build"
-	"github.com/builderdev/builder/cmd/builder/progressui"
+	"github.com/builderdev/builder/cmd/builder/internal/progressui"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"

@@ -29,7 +29,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"

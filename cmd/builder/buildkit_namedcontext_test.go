@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"

@@ -7,9 +7,9 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/build"
-	"github.com/builderdev/builder/cmd/builder/progressui"
+	"github.com/builderdev/builder/cmd/builder/internal/progressui"
 	"github.com/builderdev/builder/exporter"
-	imagestore "github.com/builderdev/builder/exporter/store"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/state"
 	"github.com/spf13/cobra"

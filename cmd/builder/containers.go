@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/builderdev/builder/internal/containers"
 	"github.com/builderdev/builder/state"
-	"github.com/builderdev/builder/state/containers"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )

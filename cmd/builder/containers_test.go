@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	imagestore "github.com/builderdev/builder/exporter/store"
-	"github.com/builderdev/builder/registry/registrytest"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
+	"github.com/builderdev/builder/internal/containers"
+	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/state"
-	"github.com/builderdev/builder/state/containers"
 	"github.com/spf13/cobra"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/build"
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/state"
 )
 

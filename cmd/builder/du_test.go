@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/state"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"

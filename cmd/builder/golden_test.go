@@ -2,7 +2,7 @@ package main
 
 // The golden suite itself (testdata/dockerfiles) runs in package build,
 // through the library; the CLI's end-to-end tests share its harness,
-// package build/buildtest, through the names below.
+// package internal/buildtest, through the names below.
 
 import (
 	"bufio"
@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/builderdev/builder/build/buildtest"
+	"github.com/builderdev/builder/internal/buildtest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 

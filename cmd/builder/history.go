@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	imagestore "github.com/builderdev/builder/exporter/store"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/spf13/cobra"
 )
 

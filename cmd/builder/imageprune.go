@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/state"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"

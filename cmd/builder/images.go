@@ -13,9 +13,9 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
-	imagestore "github.com/builderdev/builder/exporter/store"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
+	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"

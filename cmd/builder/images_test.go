@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/builderdev/builder/executor/pty"
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/pty"
+	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/layout"

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/builderdev/builder/cmd/builder/progressui"
+	"github.com/builderdev/builder/cmd/builder/internal/progressui"
+	"github.com/builderdev/builder/internal/logfilter"
 	"github.com/builderdev/builder/solver"
-	"github.com/builderdev/builder/solver/logfilter"
 	"github.com/builderdev/builder/solver/ops"
 )
 

@@ -16,8 +16,8 @@ import (
 	"testing"
 
 	"github.com/builderdev/builder/executor"
-	imagestore "github.com/builderdev/builder/exporter/store"
-	"github.com/builderdev/builder/registry/registrytest"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
+	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"

@@ -11,9 +11,9 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/build"
-	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
+	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/solver/ops"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/internal/pty"
 )
 
 func TestParseOutput(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/state"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"

@@ -9,7 +9,7 @@ import (
 
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/cmd/builder/progressui"
+	"github.com/builderdev/builder/cmd/builder/internal/progressui"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/state"

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/google/go-containerregistry/pkg/crane"
 )
 

@@ -2,8 +2,8 @@ package main
 
 import (
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/remotecache"
 	"github.com/builderdev/builder/registry"
-	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/builderdev/builder/state"
 	"github.com/spf13/pflag"
 )

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builderdev/builder/registry/registrytest"
-	"github.com/builderdev/builder/solver/remotecache"
+	"github.com/builderdev/builder/internal/registrytest"
+	"github.com/builderdev/builder/internal/remotecache"
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"

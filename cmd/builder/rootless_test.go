@@ -16,7 +16,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 	"golang.org/x/sys/unix"
 )
 

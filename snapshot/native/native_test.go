@@ -3,9 +3,9 @@ package native_test
 import (
 	"testing"
 
+	"github.com/builderdev/builder/internal/snapshottest"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/native"
-	"github.com/builderdev/builder/snapshot/snapshottest"
 )
 
 func TestConformance(t *testing.T) {

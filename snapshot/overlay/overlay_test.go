@@ -4,9 +4,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/builderdev/builder/internal/snapshottest"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/overlay"
-	"github.com/builderdev/builder/snapshot/snapshottest"
 )
 
 func TestConformance(t *testing.T) {

@@ -9,8 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // CacheMountRestorer fills a cache mount that does not exist on this root

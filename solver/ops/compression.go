@@ -8,7 +8,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/solver"
-	"github.com/builderdev/builder/solver/ops/pgzip"
+	"github.com/builderdev/builder/solver/ops/internal/pgzip"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"

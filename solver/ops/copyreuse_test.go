@@ -14,7 +14,7 @@ import (
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
-	"github.com/builderdev/builder/solver/ops/fileop"
+	"github.com/builderdev/builder/solver/ops/internal/fileop"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/snapshot"
-	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 

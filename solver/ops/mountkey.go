@@ -11,7 +11,7 @@ import (
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
-	"github.com/builderdev/builder/solver/ops/fileop"
+	"github.com/builderdev/builder/solver/ops/internal/fileop"
 	digest "github.com/opencontainers/go-digest"
 )
 

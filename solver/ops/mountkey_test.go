@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/solver/ops/fileop"
+	"github.com/builderdev/builder/solver/ops/internal/fileop"
 )
 
 func TestMountSelectors(t *testing.T) {

@@ -13,11 +13,11 @@ import (
 	"sync"
 
 	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/snapshot"
-	"github.com/builderdev/builder/snapshot/fsutil"
 	"github.com/builderdev/builder/solver"
-	"github.com/builderdev/builder/solver/ops/fileop"
+	"github.com/builderdev/builder/solver/ops/internal/fileop"
 )
 
 // mountState is the worker's bookkeeping of cache mounts shared by the

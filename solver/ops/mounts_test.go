@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/solver/ops/fileop"
+	"github.com/builderdev/builder/solver/ops/internal/fileop"
 )
 
 func u32(v uint32) *uint32 { return &v }

@@ -3,7 +3,7 @@ package ops
 import (
 	"path/filepath"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 )
 
 // The worker's state directory is shared by every builder process using

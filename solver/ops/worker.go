@@ -15,7 +15,7 @@ import (
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/solver"
-	"github.com/builderdev/builder/solver/ops/fileop"
+	"github.com/builderdev/builder/solver/ops/internal/fileop"
 )
 
 // Runner runs a process in the sandbox (package executor).

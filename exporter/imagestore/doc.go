@@ -16,4 +16,4 @@
 // "docker.io/library/app:latest@sha256:…"), and any pinned reference
 // whose digest is a stored manifest is served from the store without the
 // network.
-package store
+package imagestore

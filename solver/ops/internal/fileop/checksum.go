@@ -13,8 +13,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/snapshot/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 

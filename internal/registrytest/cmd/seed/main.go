@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 )
 
 func main() {

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/snapshot/fsutil"
 	"golang.org/x/sys/unix"
 )
 

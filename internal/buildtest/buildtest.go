@@ -23,7 +23,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/builderdev/builder/registry/registrytest"
+	"github.com/builderdev/builder/internal/registrytest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 )

@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // Apply applies op.Actions in order to the tree at dest (a host path: the

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/builderdev/builder/executor/pty"
+	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/solver"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"

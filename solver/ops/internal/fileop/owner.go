@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/snapshot/fsutil"
 )
 
 // resolveChown turns c into numeric ids. Names are looked up in the

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/snapshot"
-	"github.com/builderdev/builder/snapshot/fsutil"
 	"golang.org/x/sys/unix"
 )
 

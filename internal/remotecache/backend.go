@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/registry"
-	"github.com/builderdev/builder/snapshot/fsutil"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"

@@ -1,4 +1,4 @@
-package store
+package imagestore
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
 

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
