@@ -148,7 +148,8 @@ func sourceDateEpochFromEnv(args map[string]string) {
 // sourceDateEpoch is the SOURCE_DATE_EPOCH build arg as a time.
 func sourceDateEpoch(args map[string]string) (time.Time, bool, error) {
 	v, ok := args["SOURCE_DATE_EPOCH"]
-	if !ok || v == "" {
+	if !ok || v == "" || v == "context" {
+		// "context": a local build context has no source time.
 		return time.Time{}, false, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)

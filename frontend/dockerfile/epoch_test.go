@@ -21,6 +21,7 @@ func TestSourceDateEpoch(t *testing.T) {
 		{"override", "ARG SOURCE_DATE_EPOCH=1700000001\nFROM scratch\n", map[string]string{"SOURCE_DATE_EPOCH": "1700000002"}, 1700000002, ""},
 		{"reset", "ARG SOURCE_DATE_EPOCH=1700000001\nFROM scratch\n", map[string]string{"SOURCE_DATE_EPOCH": ""}, 0, ""},
 		{"none", "FROM scratch\n", nil, 0, ""},
+		{"context of a local build", "FROM scratch\nCOPY Dockerfile /\n", map[string]string{"SOURCE_DATE_EPOCH": "context"}, 0, ""},
 		{"invalid default", "ARG SOURCE_DATE_EPOCH=not-a-timestamp\nFROM scratch\n", nil, 0, "invalid SOURCE_DATE_EPOCH: not-a-timestamp"},
 		{"invalid arg", "FROM scratch\n", map[string]string{"SOURCE_DATE_EPOCH": "soon"}, 0, "invalid SOURCE_DATE_EPOCH: soon"},
 	} {
