@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/docker/go-units"
 )
 
 // Mount is a mount inside the sandbox. For the root filesystem Target is
@@ -148,12 +150,8 @@ func (e *ExitError) Error() string {
 }
 
 func formatBytes(n int64) string {
-	const mib = 1 << 20
 	if n <= 0 {
 		return "none"
 	}
-	if n%mib == 0 {
-		return fmt.Sprintf("%dMiB", n/mib)
-	}
-	return fmt.Sprintf("%d bytes", n)
+	return units.BytesSize(float64(n))
 }

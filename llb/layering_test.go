@@ -13,21 +13,23 @@ const module = "github.com/builderdev/builder/"
 // forbidden lists, per package path prefix, the module packages it must not
 // import: the arrows of docs/architecture.md point one way only.
 var forbidden = map[string][]string{
-	"llb":                 {"cmd", "frontend", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state"},
-	"frontend":            {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state"},
-	"solver/ops":          {"cmd", "frontend", "exporter", "state"},
-	"solver":              {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state"},
-	"solver/remotecache":  {"cmd", "frontend", "executor", "exporter", "state"},
-	"cache":               {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state"},
-	"snapshot":            {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state"},
-	"executor":            {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state"},
-	"registry":            {"cmd", "frontend", "solver", "snapshot", "executor", "exporter", "state"},
-	"exporter":            {"cmd", "frontend", "solver", "executor", "state"},
-	"frontend/dockerfile": {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state"},
+	"llb":                 {"cmd", "frontend", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"frontend":            {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"solver/ops":          {"cmd", "frontend", "exporter", "state", "build"},
+	"solver":              {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"solver/remotecache":  {"cmd", "frontend", "executor", "exporter", "state", "build"},
+	"cache":               {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"snapshot":            {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
+	"executor":            {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state", "build"},
+	"registry":            {"cmd", "frontend", "solver", "snapshot", "executor", "exporter", "state", "build"},
+	"exporter":            {"cmd", "frontend", "solver", "executor", "state", "build"},
+	"frontend/dockerfile": {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
 	// state owns the root: it opens the stores below it and knows nothing
 	// of builds, Dockerfiles or registries.
-	"state":            {"cmd", "frontend", "llb", "solver", "registry"},
-	"state/containers": {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state"},
+	"state":            {"cmd", "frontend", "llb", "solver", "registry", "build"},
+	"state/containers": {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
+	// build is the library entry point: everything but the CLI is below it.
+	"build": {"cmd"},
 }
 
 // leaf is the package of filesystem helpers every layer may use: it

@@ -45,7 +45,8 @@ var ErrInsecure = errors.New("plain HTTP not allowed")
 
 // Options configure a Client.
 type Options struct {
-	// Blobs stores manifests, configs and layers. Required.
+	// Blobs stores manifests, configs and layers. Required to resolve,
+	// pull and push; a client without one can only check a login.
 	Blobs *cache.BlobStore
 	// Keychain finds credentials; nil means authn.DefaultKeychain
 	// (~/.docker/config.json, DOCKER_CONFIG, credential helpers).
@@ -83,7 +84,10 @@ type Client struct {
 	jobs     int
 	puller   *remote.Puller
 	err      error
-	flight   singleflight.Group
+	// transportErr is err without the missing blob store: a client
+	// without one can still check a login.
+	transportErr error
+	flight       singleflight.Group
 	// remote are the options of every go-containerregistry call.
 	remote []remote.Option
 	// transport is the guarded base transport with request retries (no
@@ -149,8 +153,9 @@ func New(o Options) *Client {
 		remote.WithJobs(c.jobs),
 	}
 	c.puller, c.err = remote.NewPuller(c.remote...)
+	c.transportErr = c.err
 	if c.err == nil && c.blobs == nil {
-		c.err = errors.New("registry client: no blob store")
+		c.err = errors.New("registry client: no blob store (needed to resolve, pull and push)")
 	}
 	return c
 }

@@ -65,8 +65,8 @@ func ServerKey(s string) (string, error) {
 // fetched with the credentials) and needs 200 from /v2/. The credentials
 // are never part of an error.
 func (c *Client) CheckLogin(ctx context.Context, server, user, pass string) error {
-	if c.err != nil {
-		return c.err
+	if c.transportErr != nil {
+		return c.transportErr
 	}
 	key, err := ServerKey(server)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry/registrytest"
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -305,6 +306,14 @@ func TestPushAuth(t *testing.T) {
 	}
 	if err := anon.CheckLogin(ctx, host, user, pass); err != nil {
 		t.Fatalf("CheckLogin: %v", err)
+	}
+	// A login needs no blob store; pulling does.
+	noBlobs := New(Options{Retry: fastRetry})
+	if err := noBlobs.CheckLogin(ctx, host, user, pass); err != nil {
+		t.Fatalf("CheckLogin without a blob store: %v", err)
+	}
+	if _, err := noBlobs.Resolve(ctx, host+"/private:1", llb.Platform{}); err == nil || !strings.Contains(err.Error(), "no blob store") {
+		t.Errorf("Resolve without a blob store: %v", err)
 	}
 	if _, err := StoreCredentials(ConfigDir(), host, user, pass); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ func dumbGitRepo(t *testing.T, format string, steps func(git func(args ...string
 		t.Skip("git is not installed")
 	}
 	dir := t.TempDir()
-	git := func(args ...string) { t.Helper(); runGit(t, dir, args...) }
+	git := func(args ...string) { t.Helper(); runGitAt(t, dir, args...) }
 	write := func(name, data string) {
 		t.Helper()
 		p := filepath.Join(dir, name)
@@ -42,6 +42,20 @@ func dumbGitRepo(t *testing.T, format string, steps func(git func(args ...string
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(srv.Close)
 	return dir, srv.URL + "/.git"
+}
+
+// runGitAt runs git in dir with a fixed identity and date (as the golden
+// suite's repositories), so commits are reproducible.
+func runGitAt(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir,
+		"GIT_AUTHOR_NAME=golden", "GIT_AUTHOR_EMAIL=golden@example.com", "GIT_AUTHOR_DATE=2020-01-01T00:00:00Z",
+		"GIT_COMMITTER_NAME=golden", "GIT_COMMITTER_EMAIL=golden@example.com", "GIT_COMMITTER_DATE=2020-01-01T00:00:00Z")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
 }
 
 func revParse(t *testing.T, dir, rev string) string {

@@ -9,23 +9,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
-	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
-	"github.com/builderdev/builder/solver/remotecache"
 	"github.com/builderdev/builder/state"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
 
@@ -69,9 +64,6 @@ type BuildOptions struct {
 	Stdin io.Reader
 	// Sandbox shapes every RUN (hostname, limits, --allow).
 	Sandbox SandboxOptions
-	// healthStartInterval is the frontend's HEALTHCHECK --start-interval,
-	// which the exporter adds to the config (set by export).
-	healthStartInterval time.Duration
 	// Quiet is -q: no progress, the image ID on stdout on success.
 	Quiet bool
 	// Annotations are --annotation: set on the image manifest (OCI media
@@ -91,9 +83,6 @@ type BuildOptions struct {
 	// collects garbage when it is done ("" = $BUILDER_GC_LIMIT or the
 	// default, "0" = never; see gcLimit).
 	GCLimit string
-	// inlineCache, set for --cache-to type=inline, returns the cache to
-	// put into the config of an image with the given layers.
-	inlineCache inlineCacheFunc
 }
 
 func newBuildCommand() *cobra.Command {
@@ -212,19 +201,8 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("unable to prepare context: %w", err)
 	}
-	secrets, err := parseSecrets(o.Secrets)
+	req, err := o.request()
 	if err != nil {
-		return err
-	}
-	sshSocks, err := parseSSH(o.SSH)
-	if err != nil {
-		return err
-	}
-	bctx, err := parseBuildContexts(o.BuildContexts)
-	if err != nil {
-		return err
-	}
-	if _, _, err := o.Cache.parse(); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
@@ -234,173 +212,133 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if dfPath == "" {
 		dfPath = defaultDockerfile(o.ContextDir)
 	}
-	dfBytes, err := readInDir(ctx, dfPath)
-	if err != nil {
-		return fmt.Errorf("failed to read dockerfile: %w", err)
+	if err := build.ReadDockerfile(ctx, &req, dfPath); err != nil {
+		return err
 	}
 	if o.Call == "targets" || o.Call == "outline" {
-		if err := runCall(o, dfPath, dfBytes, out); err != nil {
-			return reportError(out, dfPath, dfBytes, err)
+		if err := runCall(o, dfPath, req.Dockerfile, out); err != nil {
+			return reportError(out, dfPath, req.Dockerfile, err)
 		}
 		return nil
 	}
-	platforms, err := buildPlatforms(o)
-	if err != nil {
-		return err
-	}
-	excludes, err := readIgnoreFor(ctx, dfPath, o.ContextDir)
-	if err != nil {
-		return err
-	}
-	store, err := root.Cache()
-	if err != nil {
-		return err
-	}
-	sn, err := root.Snapshots()
-	if err != nil {
-		return err
-	}
-	ex, err := root.Executor()
-	if err != nil {
-		return err
-	}
-	hasher, err := root.FileHashes()
-	if err != nil {
-		return err
-	}
-	images, err := root.Images()
-	if err != nil {
-		return err
-	}
-	regOpts := o.Registry.options(root, store.Blobs())
-	regOpts.Pull = o.Pull
-	reg := registry.New(regOpts)
-
-	// Images in the local store come first, as docker build uses local
-	// images (see exporter/store.Source).
-	// With --pull names are always resolved at the registry.
-	storeFirst := &imagestore.Source{Store: images, Remote: reg, AlwaysPull: o.Pull}
-	// oci-layout:// build contexts are served from their directories.
-	src := newLayoutImages(storeFirst, store.Blobs())
-
-	display, err := progressui.New(out, o.Progress)
-	if err != nil {
-		return err
-	}
-	if err := root.RecoveryError(); err != nil {
-		display.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
-	}
-	if w := ex.CgroupWarning(); w != "" {
-		display.Warn(0, w)
-	}
-	logs, flushLogs, err := stepLogs(display, secrets, o.LogFile)
-	if err != nil {
-		display.Close()
-		return err
-	}
-	closeDisplay := func() { flushLogs(); display.Close() }
-	col := newCollector(logs)
-	col.warnTo = display
-	col.traffic = reg.Traffic
-	ctx = withPusher(ctx, reg, col)
-	results, err := convertAll(ctx, col, platforms, dockerfile.Options{
-		Dockerfile:       dfBytes,
-		Filename:         filepath.Base(dfPath),
-		BuildArgs:        o.BuildArgs,
-		Target:           o.Target,
-		ExcludePatterns:  excludes,
-		NoCache:          o.NoCache,
-		NoCacheStages:    splitList(o.NoCacheFilter),
-		Resolver:         src,
-		NamedContexts:    bctx.named,
-		AllowInsecure:    o.Sandbox.AllowInsecure(),
-		AllowNetworkHost: o.Sandbox.AllowNetworkHost(),
-		DefaultNetwork:   o.Sandbox.defaultNetwork(),
-		ExtraHosts:       o.Sandbox.ExtraHosts,
-		ShmSize:          o.Sandbox.ShmSize,
-		Ulimits:          o.Sandbox.Ulimits,
-		AllStages:        o.Call == "check",
-		Warn: func(w dockerfile.Warning) {
-			if o.Call != "check" {
-				display.Warn(w.Location.Line, w.Rule+": "+w.Message)
-			}
-		},
-	})
-	if err == nil && o.Call != "check" {
-		err = checkPlatforms(results)
-	}
-	if err != nil {
-		closeDisplay()
-		return reportError(out, dfPath, dfBytes, err)
-	}
-	res := results[0]
-	if o.Call == "check" {
-		closeDisplay()
-		return printCheck(o.stdout(), dfPath, dfBytes, res.Warnings)
-	}
-	if len(res.UnusedBuildArgs) > 0 { // BuildKit's warning
-		display.Warn(0, fmt.Sprintf("One or more build-args %v were not consumed", res.UnusedBuildArgs))
-	}
-	o.BuildArgs = withDockerfileEpoch(o.BuildArgs, res.SourceDateEpoch)
-
-	w := ops.New(ops.Options{
-		Snapshotter: sn,
-		Runner:      ex,
-		Images:      src,
-		Meta:        store.Metadata(),
-		Blobs:       store.Blobs(),
-		Hasher:      hasher,
-		Locals:      bctx.localsWith(o.ContextDir),
-		StateDir:    root.WorkerDir(),
-		Secrets:     secrets,
-		SSH:         sshSocks,
-		// Every RUN: --hostname, --memory & co, --cgroup-parent.
-		Hostname:     o.Sandbox.Hostname,
-		Limits:       o.Sandbox.Limits,
-		CgroupParent: o.Sandbox.CgroupParent,
-		Warn:         func(msg string) { display.Warn(0, msg) },
-	})
-	rc, err := openRemoteCache(ctx, col, func(msg string) { display.Warn(0, msg) }, o.Cache, reg, store.Blobs())
-	if err != nil {
-		closeDisplay()
-		return err
-	}
-	keys := rc.keyStore(store, w)
-	s := solver.New(w, keys, solver.Options{Reporter: col})
-	solved, err := solveAll(ctx, s, w, results)
-	var cacheBuild remotecache.Build
-	if err == nil && res.State != nil {
-		cacheBuild = cacheExportOf(s, results, solved, keys, w)
-	}
-	if err == nil && len(results) == 1 {
-		o.inlineCache = rc.inline(cacheBuild)
-		err = export(ctx, col, w, images, solved[0], res, o)
-	} else if err == nil {
-		// --cache-to type=inline: each platform's image carries its own.
-		inline := func(i int) inlineCacheFunc {
-			return rc.inline(cacheExportOf(s, results[i:i+1], solved[i:i+1], keys, w))
-		}
-		err = exportPlatforms(ctx, col, w, images, solved, results, o, inline)
-	}
-	if err == nil && res.State != nil {
-		// Last-use times for prune --filter until= and the GC's LRU order.
-		if terr := store.Touch(solver.KeyDigests(cacheBuild.Keys)); terr != nil {
-			display.Warn(0, fmt.Sprintf("recording the use of cache keys: %v", terr))
-		}
-		err = rc.export(ctx, col, cacheBuild)
-	}
-	if err == nil && o.Call != "check" {
-		err = autoGC(ctx, col, root, limit)
-	}
-	closeDisplay()
+	res, err := buildWithProgress(ctx, o, root, req, limit, out)
 	// The report is written for failed builds too.
-	if o.Report != "" {
-		if rerr := writeReport(o.Report, col.record()); rerr != nil {
+	if o.Report != "" && res != nil && res.Record != nil {
+		if rerr := writeReport(o.Report, res.Record); rerr != nil {
 			fmt.Fprintf(out, "WARNING: --report: %v\n", rerr)
 		}
 	}
 	if err != nil {
-		return reportError(out, dfPath, dfBytes, err)
+		return reportError(out, dfPath, req.Dockerfile, err)
+	}
+	if o.Call == "check" {
+		return printCheck(o.stdout(), dfPath, req.Dockerfile, res.Warnings)
+	}
+	return writeResultFiles(o, res)
+}
+
+// buildWithProgress runs req through the library with the progress display on out
+// (secrets masked, long step logs clipped, --log-file).
+func buildWithProgress(ctx context.Context, o BuildOptions, root *state.Root, req build.Request, gcLimit int64, out io.Writer) (*build.Result, error) {
+	blobs, err := root.Blobs()
+	if err != nil {
+		return nil, err
+	}
+	regOpts := o.Registry.options(root, blobs)
+	regOpts.Pull = o.Pull
+	b, err := build.New(root, registry.New(regOpts))
+	if err != nil {
+		return nil, err
+	}
+	display, err := progressui.New(out, o.Progress)
+	if err != nil {
+		return nil, err
+	}
+	logs, flushLogs, err := stepLogs(display, req.Secrets, o.LogFile)
+	if err != nil {
+		display.Close()
+		return nil, err
+	}
+	rep := progress{Reporter: logs, warn: display.Warn}
+	res, err := b.Build(ctx, req, rep)
+	if err == nil && o.Call != "check" {
+		// Over --gc-limit, the least recently used cache goes.
+		err = autoGC(ctx, rep, root, gcLimit)
+	}
+	flushLogs()
+	display.Close()
+	return res, err
+}
+
+// progress is the build's reporter: statuses and logs through the log
+// filters, warnings straight to the display.
+type progress struct {
+	solver.Reporter
+	warn func(line int, msg string)
+}
+
+// Warn implements build.Reporter.
+func (p progress) Warn(line int, msg string) { p.warn(line, msg) }
+
+// request is the library request of the flags (the Dockerfile is read
+// later).
+func (o BuildOptions) request() (build.Request, error) {
+	req := build.Request{
+		ContextDir:    o.ContextDir,
+		Target:        o.Target,
+		BuildArgs:     o.BuildArgs,
+		Labels:        parseLabels(o.Labels),
+		Tags:          o.Tags,
+		NoCache:       o.NoCache,
+		NoCacheStages: splitList(o.NoCacheFilter),
+		Pull:          o.Pull,
+		Annotations:   o.Annotations,
+		Sandbox:       o.Sandbox.build(),
+		CheckOnly:     o.Call == "check",
+	}
+	var err error
+	if req.Secrets, err = parseSecrets(o.Secrets); err != nil {
+		return req, err
+	}
+	if req.SSH, err = parseSSH(o.SSH); err != nil {
+		return req, err
+	}
+	if req.Contexts, err = parseBuildContexts(o.BuildContexts); err != nil {
+		return req, err
+	}
+	if req.CacheExports, req.CacheImports, err = o.Cache.parse(); err != nil {
+		return req, err
+	}
+	if o.Platform != "" {
+		if req.Platforms, err = llb.ParsePlatforms(o.Platform); err != nil {
+			return req, fmt.Errorf("--platform: %w", err)
+		}
+	}
+	for _, out := range o.Outputs {
+		bo, err := out.build(o.stdout())
+		if err != nil {
+			return req, err
+		}
+		req.Outputs = append(req.Outputs, bo)
+	}
+	return req, nil
+}
+
+// writeResultFiles prints the image ID with -q and writes --iidfile and
+// --metadata-file.
+func writeResultFiles(o BuildOptions, res *build.Result) error {
+	if o.Quiet { // docker build -q
+		fmt.Fprintln(o.stdout(), res.ImageID)
+	}
+	if o.IIDFile != "" {
+		if err := writeIIDFile(o.IIDFile, res); err != nil {
+			return fmt.Errorf("--iidfile: %w", err)
+		}
+	}
+	if o.MetadataFile != "" {
+		if err := writeJSONFile(o.MetadataFile, buildMetadata(res)); err != nil {
+			return fmt.Errorf("--metadata-file: %w", err)
+		}
 	}
 	return nil
 }
@@ -419,78 +357,6 @@ func validateTags(tags []string) error {
 		}
 	}
 	return nil
-}
-
-// export writes the result to every --output.
-func export(ctx context.Context, r solver.Reporter, w *ops.Worker, images *imagestore.Store, result solver.Result, res *dockerfile.Result, o BuildOptions) error {
-	cfg, err := imageConfig(res, o)
-	if err != nil {
-		return err
-	}
-	o.healthStartInterval = res.HealthcheckStartInterval
-	// Every build lands in the local image store; then the --outputs.
-	e, err := exportImage(ctx, r, w, images, result, cfg, o)
-	if err != nil {
-		return err
-	}
-	return writeResultFiles(r, e, o)
-}
-
-// imageConfig is the config of the image res describes, with --label
-// labels. The frontend leaves the times of this build's history entries
-// and the config's unset: with SOURCE_DATE_EPOCH they are the epoch, else
-// the worker fills them from the times its results were made (see
-// ops.Worker.Image), so a cached rebuild gives the same image.
-func imageConfig(res *dockerfile.Result, o BuildOptions) (v1.ConfigFile, error) {
-	cfg := res.Config
-	if epoch, ok, err := sourceDateEpoch(o.BuildArgs); err != nil {
-		return cfg, err
-	} else if ok {
-		cfg.Created.Time = epoch
-		cfg.History = append([]v1.History(nil), cfg.History...)
-		for i := range cfg.History {
-			if cfg.History[i].Created.IsZero() {
-				cfg.History[i].Created = cfg.Created
-			}
-		}
-	}
-	cfg.Config.Labels = withLabels(cfg.Config.Labels, o.Labels)
-	return cfg, nil
-}
-
-// writeResultFiles hands the export to the build report and writes
-// --iidfile and --metadata-file.
-func writeResultFiles(r solver.Reporter, e *exported, o BuildOptions) error {
-	if col, ok := r.(*collector); ok {
-		col.exported = e
-	}
-	if o.Quiet { // docker build -q
-		fmt.Fprintln(o.stdout(), e.configDigest)
-	}
-	if o.IIDFile != "" {
-		if err := writeIIDFile(o.IIDFile, e); err != nil {
-			return fmt.Errorf("--iidfile: %w", err)
-		}
-	}
-	if o.MetadataFile != "" {
-		col, _ := r.(*collector)
-		if err := writeJSONFile(o.MetadataFile, buildMetadata(e, col)); err != nil {
-			return fmt.Errorf("--metadata-file: %w", err)
-		}
-	}
-	return nil
-}
-
-// step reports fn as a vertex of its own.
-func step(r solver.Reporter, name string, fn func() error) error {
-	d := digest.FromString(name + time.Now().String())
-	st := solver.Status{Digest: d, Name: name, Started: time.Now()}
-	r.Status(st)
-	err := fn()
-	st.Completed = time.Now()
-	st.Err = err
-	r.Status(st)
-	return err
 }
 
 // reportError prints err as BuildKit does: the Dockerfile lines around the
@@ -516,16 +382,13 @@ func reportError(out io.Writer, dfPath string, df []byte, err error) error {
 	return &exitError{code: 1}
 }
 
-// withLabels returns labels with the --label KEY=VALUE values set over them
-// (a bare KEY is an empty label, as in docker build).
-func withLabels(labels map[string]string, flags []string) map[string]string {
+// parseLabels reads --label KEY=VALUE values (a bare KEY is an empty
+// label, as in docker build).
+func parseLabels(flags []string) map[string]string {
 	if len(flags) == 0 {
-		return labels
+		return nil
 	}
-	out := make(map[string]string, len(labels)+len(flags))
-	for k, v := range labels {
-		out[k] = v
-	}
+	out := make(map[string]string, len(flags))
 	for _, l := range flags {
 		k, v, _ := strings.Cut(l, "=")
 		out[k] = v
@@ -545,24 +408,6 @@ func defaultDockerfile(contextDir string) string {
 		}
 	}
 	return p
-}
-
-// withDockerfileEpoch returns args with SOURCE_DATE_EPOCH set from the
-// frontend's epoch (a Dockerfile's ARG SOURCE_DATE_EPOCH=... default) when
-// no --build-arg set it, so the exporters use it as BuildKit's do.
-func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]string {
-	if epoch == nil {
-		return args
-	}
-	if _, ok := args["SOURCE_DATE_EPOCH"]; ok {
-		return args
-	}
-	out := make(map[string]string, len(args)+1)
-	for k, v := range args {
-		out[k] = v
-	}
-	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
-	return out
 }
 
 // splitList splits comma-separated flag values ("a,b" "c" -> a b c),

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"io"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/store"
@@ -78,15 +79,12 @@ func completeTargets(cmd *cobra.Command, args []string, toComplete string) ([]co
 		}
 		df = filepath.Join(ctx, "Dockerfile")
 	}
-	f, err := os.Open(df)
-	if err != nil {
+	// Read as a build reads it: confined to its directory, bounded.
+	req := build.Request{ContextDir: filepath.Dir(df)}
+	if err := build.ReadDockerfile(context.Background(), &req, df); err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxDockerfileSize))
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
+	data := req.Dockerfile
 	targets, err := dockerfile.ListTargets(dockerfile.Options{Dockerfile: data, Filename: filepath.Base(df)})
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp

@@ -12,6 +12,7 @@ import (
 
 	"github.com/builderdev/builder/state"
 	"github.com/builderdev/builder/state/containers"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -62,7 +63,7 @@ func (r psRow) status(now time.Time) string {
 	c := r.c
 	switch {
 	case r.running && c.State == containers.Running:
-		return "Up " + humanDuration(now.Sub(c.StartedAt))
+		return "Up " + units.HumanDuration(now.Sub(c.StartedAt))
 	case r.running:
 		return "Created"
 	case c.State == containers.Exited:
@@ -109,39 +110,6 @@ func ellipsis(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
-}
-
-// humanDuration is docker's units.HumanDuration ("About a minute"), of
-// ps's "Up ..." and of every "... ago".
-func humanDuration(d time.Duration) string {
-	switch s := int(d.Seconds()); {
-	case s < 1:
-		return "Less than a second"
-	case s == 1:
-		return "1 second"
-	case s < 60:
-		return fmt.Sprintf("%d seconds", s)
-	}
-	switch m := int(d.Minutes()); {
-	case m == 1:
-		return "About a minute"
-	case m < 60:
-		return fmt.Sprintf("%d minutes", m)
-	}
-	switch h := int(d.Round(time.Hour).Hours()); {
-	case h == 1:
-		return "About an hour"
-	case h < 48:
-		return fmt.Sprintf("%d hours", h)
-	case h < 24*7*2:
-		return fmt.Sprintf("%d days", h/24)
-	case h < 24*30*2:
-		return fmt.Sprintf("%d weeks", h/24/7)
-	case h < 24*365*2:
-		return fmt.Sprintf("%d months", h/24/30)
-	default:
-		return fmt.Sprintf("%d years", int(d.Hours())/24/365)
-	}
 }
 
 // rmWait bounds how long `builder rm -f` waits for a running container.

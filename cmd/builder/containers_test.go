@@ -293,6 +293,7 @@ func TestRmForce(t *testing.T) {
 
 // TestPsStatus checks the STATUS and COMMAND columns.
 func TestPsStatus(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
 	c := func(st string, code int) *containers.Container {
 		return &containers.Container{ID: strings.Repeat("0123456789ab", 6)[:64], Name: "n", Image: "app:1", Command: []string{"sh", "-c", "echo a very long command"},

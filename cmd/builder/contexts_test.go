@@ -10,22 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/builderdev/builder/cache"
-	"github.com/builderdev/builder/llb"
-	"github.com/builderdev/builder/registry"
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/state"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	digest "github.com/opencontainers/go-digest"
 )
 
 // TestParseBuildContexts checks buildx's --build-context name=VALUE forms:
@@ -33,20 +26,19 @@ import (
 // oci-layout://PATH[:TAG|@DIGEST], names folded to lower case, and the
 // errors.
 func TestParseBuildContexts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\n!keep.log\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	plain := t.TempDir()
 	file := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("forms", func(t *testing.T) {
-		bc, err := parseBuildContexts([]string{
+		got, err := parseBuildContexts([]string{
 			"Src=" + dir,
-			"plain=" + plain,
 			"base=docker-image://alpine:3.20",
 			"lay=oci-layout:///srv/layout:v1",
 			"pinned=oci-layout:///srv/layout@sha256:" + strings.Repeat("a", 64),
@@ -54,34 +46,14 @@ func TestParseBuildContexts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src, ok := bc.named["src"]
-		if !ok {
-			t.Fatalf("named = %v, want the name folded to src", bc.named)
+		want := map[string]build.NamedContext{
+			"src":    {Dir: dir},
+			"base":   {Image: "alpine:3.20"},
+			"lay":    {Layout: "/srv/layout:v1"},
+			"pinned": {Layout: "/srv/layout@sha256:" + strings.Repeat("a", 64)},
 		}
-		if src.Local != "context:src" || src.Image != "" {
-			t.Errorf("src = %+v, want the local context:src", src)
-		}
-		if strings.Join(src.ExcludePatterns, "|") != "*.log|!keep.log" {
-			t.Errorf("src excludes = %q, want the directory's .dockerignore", src.ExcludePatterns)
-		}
-		if bc.locals["context:src"].Path != dir {
-			t.Errorf("locals[context:src] = %+v, want %s", bc.locals["context:src"], dir)
-		}
-		if p := bc.named["plain"]; p.Local != "context:plain" || len(p.ExcludePatterns) != 0 {
-			t.Errorf("plain = %+v, want a local with no excludes", p)
-		}
-		if b := bc.named["base"]; b.Image != "alpine:3.20" || b.Local != "" {
-			t.Errorf("base = %+v, want the image alpine:3.20", b)
-		}
-		if l := bc.named["lay"]; l.Image != "oci-layout:///srv/layout:v1" {
-			t.Errorf("lay = %+v, want the oci-layout reference", l)
-		}
-		if bc.layouts["oci-layout:///srv/layout:v1"] != "lay" || len(bc.layouts) != 2 {
-			t.Errorf("layouts = %v", bc.layouts)
-		}
-		locals := bc.localsWith("/ctx")
-		if locals["context"].Path != "/ctx" || locals["context:src"].Path != dir || len(locals) != 3 {
-			t.Errorf("localsWith = %v, want the main context and both named directories", locals)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("parseBuildContexts = %v, want %v (names folded to lower case)", got, want)
 		}
 	})
 
@@ -102,28 +74,6 @@ func TestParseBuildContexts(t *testing.T) {
 				t.Fatalf("parseBuildContexts(%q) error = %v, want one containing %q", e.spec, err, e.err)
 			}
 		})
-	}
-}
-
-func TestSplitLayoutRef(t *testing.T) {
-	d := "sha256:" + strings.Repeat("b", 64)
-	tests := []struct {
-		ref, dir, tag string
-		dgst          digest.Digest
-	}{
-		{"oci-layout:///srv/l", "/srv/l", "", ""},
-		{"oci-layout:///srv/l:v1", "/srv/l", "v1", ""},
-		{"oci-layout://rel/l:latest", "rel/l", "latest", ""},
-		{"oci-layout:///srv/l@" + d, "/srv/l", "", digest.Digest(d)},
-		{"oci-layout:///srv/l:v1@" + d, "/srv/l", "v1", digest.Digest(d)},
-		// A colon in a directory name is not a tag.
-		{"oci-layout:///srv/a:b/l", "/srv/a:b/l", "", ""},
-	}
-	for _, tt := range tests {
-		dir, tag, dg := splitLayoutRef(tt.ref)
-		if dir != tt.dir || tag != tt.tag || dg != tt.dgst {
-			t.Errorf("splitLayoutRef(%q) = %q, %q, %q; want %q, %q, %q", tt.ref, dir, tag, dg, tt.dir, tt.tag, tt.dgst)
-		}
 	}
 }
 
@@ -167,6 +117,7 @@ func makeTar(t *testing.T, entries []tarEntry) []byte {
 // resolved inside it, symlinks pointing out are kept as links but never
 // written through, and hard links must name an earlier file inside it.
 func TestExtractContextTar(t *testing.T) {
+	t.Parallel()
 	outside := t.TempDir()
 	victim := filepath.Join(outside, "victim")
 	if err := os.WriteFile(victim, []byte("untouched"), 0o644); err != nil {
@@ -394,7 +345,7 @@ func TestStdinInputs(t *testing.T) {
 	})
 	t.Run("dockerfile too large", func(t *testing.T) {
 		o := BuildOptions{ContextDir: t.TempDir(), Dockerfile: "-", Root: t.TempDir()}
-		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(make([]byte, maxDockerfileSize+1)))
+		cleanup, err := stdinInputsTest(t, &o, bytes.NewReader(make([]byte, build.MaxDockerfileSize+1)))
 		cleanup()
 		if err == nil || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("error = %v", err)
@@ -474,195 +425,6 @@ func TestStdinInputs(t *testing.T) {
 	})
 }
 
-// TestReadIgnoreFor checks that DOCKERFILE.dockerignore wins over the
-// context's .dockerignore, as in BuildKit.
-func TestReadIgnoreFor(t *testing.T) {
-	ctxDir, dfDir := t.TempDir(), t.TempDir()
-	df := filepath.Join(dfDir, "app.Dockerfile")
-	write := func(p, s string) {
-		t.Helper()
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(filepath.Join(ctxDir, ".dockerignore"), "from-context\n")
-	got, err := readIgnoreFor(context.Background(), df, ctxDir)
-	if err != nil || strings.Join(got, "|") != "from-context" {
-		t.Errorf("without app.Dockerfile.dockerignore: %q, %v; want the context's", got, err)
-	}
-	write(df+".dockerignore", "from-dockerfile\n*.tmp\n")
-	got, err = readIgnoreFor(context.Background(), df, ctxDir)
-	if err != nil || strings.Join(got, "|") != "from-dockerfile|*.tmp" {
-		t.Errorf("with app.Dockerfile.dockerignore: %q, %v; want it to win", got, err)
-	}
-	got, err = readIgnoreFor(context.Background(), "", ctxDir)
-	if err != nil || strings.Join(got, "|") != "from-context" {
-		t.Errorf("no Dockerfile path: %q, %v", got, err)
-	}
-	got, err = readIgnoreFor(context.Background(), filepath.Join(dfDir, "Dockerfile"), t.TempDir())
-	if err != nil || len(got) != 0 {
-		t.Errorf("no ignore file at all: %q, %v", got, err)
-	}
-}
-
-// fakeBackend is the next image source of layoutImages: it records what
-// reaches it.
-type fakeBackend struct{ refs []string }
-
-var errFakeBackend = errors.New("fake backend")
-
-func (f *fakeBackend) Resolve(_ context.Context, ref string, _ llb.Platform) (*registry.Resolved, error) {
-	f.refs = append(f.refs, "resolve "+ref)
-	return nil, errFakeBackend
-}
-
-func (f *fakeBackend) Pull(_ context.Context, r *registry.Resolved) ([]cache.Layer, error) {
-	f.refs = append(f.refs, "pull "+r.Pinned)
-	return nil, errFakeBackend
-}
-
-func (f *fakeBackend) ResolveImageConfig(_ context.Context, ref string, _ llb.Platform) (string, []byte, error) {
-	f.refs = append(f.refs, "config "+ref)
-	return "", nil, errFakeBackend
-}
-
-// TestLayoutImages resolves and pulls images of an OCI layout by tag and
-// by digest, and passes other references on.
-func TestLayoutImages(t *testing.T) {
-	ctx := context.Background()
-	img1, err := random.Image(512, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img2, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	lp, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag := func(s string) layout.Option {
-		return layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": s})
-	}
-	if err := lp.AppendImage(img1, tag("v1")); err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.AppendImage(img2, tag("v2")); err != nil {
-		t.Fatal(err)
-	}
-	d1, _ := img1.Digest()
-	d2, _ := img2.Digest()
-
-	blobs, err := cache.OpenBlobStore(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := &fakeBackend{}
-	li := newLayoutImages(next, blobs)
-	host := llb.Platform{OS: "linux", Architecture: "amd64"}
-
-	check := func(ref string, want v1.Image, wantDigest v1.Hash, wantPinned string) {
-		t.Helper()
-		r, err := li.Resolve(ctx, ref, host)
-		if err != nil {
-			t.Fatalf("Resolve(%s): %v", ref, err)
-		}
-		if r.Pinned != wantPinned || r.ManifestDigest.String() != wantDigest.String() {
-			t.Errorf("Resolve(%s) = %s %s, want %s %s", ref, r.Pinned, r.ManifestDigest, wantPinned, wantDigest)
-		}
-		rawCfg, _ := want.RawConfigFile()
-		if !bytes.Equal(r.Config, rawCfg) {
-			t.Errorf("Resolve(%s): config differs from the image's", ref)
-		}
-		pinned, cfg, err := li.ResolveImageConfig(ctx, ref, host)
-		if err != nil || pinned != wantPinned || !bytes.Equal(cfg, rawCfg) {
-			t.Errorf("ResolveImageConfig(%s) = %s, %v", ref, pinned, err)
-		}
-		layers, err := li.Pull(ctx, r)
-		if err != nil {
-			t.Fatalf("Pull(%s): %v", wantPinned, err)
-		}
-		wl, _ := want.Layers()
-		if len(layers) != len(wl) {
-			t.Fatalf("Pull(%s) = %d layers, want %d", wantPinned, len(layers), len(wl))
-		}
-		for i, l := range layers {
-			d, _ := wl[i].Digest()
-			id, _ := wl[i].DiffID()
-			if l.Digest.String() != d.String() || l.DiffID.String() != id.String() {
-				t.Errorf("layer %d = %s/%s, want %s/%s", i, l.Digest, l.DiffID, d, id)
-			}
-			if size, err := blobs.Stat(l.Digest); err != nil || size != l.Size {
-				t.Errorf("layer %d in the blob store: size %d, %v; want %d", i, size, err, l.Size)
-			}
-		}
-	}
-	base := "oci-layout://" + dir
-	check(base+":v1", img1, d1, base+":v1@"+d1.String())
-	check(base+":v2", img2, d2, base+":v2@"+d2.String())
-	check(base+"@"+d2.String(), img2, d2, base+"@"+d2.String())
-	// A second pull finds the blobs already stored.
-	check(base+":v1", img1, d1, base+":v1@"+d1.String())
-
-	for _, bad := range []struct{ ref, err string }{
-		{base + ":v3", `no image for tag "v3"`},
-		{base + "@sha256:" + strings.Repeat("0", 64), "no image for tag"},
-		{"oci-layout://" + filepath.Join(dir, "missing") + ":v1", "oci layout " + filepath.Join(dir, "missing")},
-	} {
-		if _, err := li.Resolve(ctx, bad.ref, host); err == nil || !strings.Contains(err.Error(), bad.err) {
-			t.Errorf("Resolve(%s) error = %v, want one containing %q", bad.ref, err, bad.err)
-		}
-	}
-	// A platform the layout's descriptor does not match.
-	arm := llb.Platform{OS: "linux", Architecture: "arm64"}
-	pl, err := layout.Write(t.TempDir(), empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pl.AppendImage(img1, tag("x"), layout.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"})); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := li.Resolve(ctx, "oci-layout://"+string(pl)+":x", arm); err == nil {
-		t.Errorf("an amd64-only layout resolved for %s", arm)
-	}
-	// A nested index is descended into by platform.
-	nested := mutate.AppendManifests(empty.Index,
-		mutate.IndexAddendum{Add: img1, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
-		mutate.IndexAddendum{Add: img2, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-	)
-	nl, err := layout.Write(t.TempDir(), empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nl.AppendIndex(nested, tag("multi")); err != nil {
-		t.Fatal(err)
-	}
-	r, err := li.Resolve(ctx, "oci-layout://"+string(nl)+":multi", host)
-	if err != nil {
-		t.Fatalf("nested index: %v", err)
-	}
-	if r.ManifestDigest.String() != d2.String() {
-		t.Errorf("nested index resolved %s for amd64, want %s", r.ManifestDigest, d2)
-	}
-
-	// Everything else goes to the next backend.
-	if _, err := li.Resolve(ctx, "busybox:latest", host); !errors.Is(err, errFakeBackend) {
-		t.Errorf("Resolve(busybox) error = %v, want the next backend's", err)
-	}
-	if _, _, err := li.ResolveImageConfig(ctx, "busybox:latest", host); !errors.Is(err, errFakeBackend) {
-		t.Errorf("ResolveImageConfig(busybox) error = %v", err)
-	}
-	if _, err := li.Pull(ctx, &registry.Resolved{Pinned: "busybox:latest@" + d1.String()}); !errors.Is(err, errFakeBackend) {
-		t.Errorf("Pull(busybox) error = %v", err)
-	}
-	want := "resolve busybox:latest|config busybox:latest|pull busybox:latest@" + d1.String()
-	if got := strings.Join(next.refs, "|"); got != want {
-		t.Errorf("next backend saw %q, want %q", got, want)
-	}
-}
-
 // TestHostileDockerfileFiles builds contexts whose Dockerfile or ignore
 // files point out of the context (issue 12): the target is never read,
 // never printed, and /dev/zero or a FIFO fails at once instead of eating
@@ -688,7 +450,7 @@ func TestHostileDockerfileFiles(t *testing.T) {
 		{name: "dockerfile a fifo", want: "not a regular file but a named pipe",
 			setup: func(d string) error { return unix.Mkfifo(filepath.Join(d, "Dockerfile"), 0o644) }},
 		{name: "dockerfile too large", want: "file too large",
-			setup: func(d string) error { return os.Truncate(mustCreate(d, "Dockerfile"), maxDockerfileSize+1) }},
+			setup: func(d string) error { return os.Truncate(mustCreate(d, "Dockerfile"), build.MaxDockerfileSize+1) }},
 		{name: "-f to a host file", want: "no such file or directory",
 			setup: func(d string) error { return os.Symlink(secret, filepath.Join(d, "app.Dockerfile")) },
 			flags: func(o *BuildOptions, d string) { o.Dockerfile = filepath.Join(d, "app.Dockerfile") }},

@@ -18,6 +18,7 @@ import (
 	imagestore "github.com/builderdev/builder/exporter/store"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/state"
+	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
@@ -261,24 +262,7 @@ func humanAgo(now, t time.Time) string {
 	if t.IsZero() {
 		return "N/A"
 	}
-	return humanDuration(now.Sub(t)) + " ago"
-}
-
-// humanSize formats n bytes with decimal units and 3 significant digits,
-// as docker images does ("4.26MB").
-func humanSize(n int64) string { return decimalSize(n, 3) }
-
-// decimalSize formats n bytes as docker's units.HumanSizeWithPrecision:
-// decimal units and digits significant digits.
-func decimalSize(n int64, digits int) string {
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.*g%s", digits, f, units[i])
+	return units.HumanDuration(now.Sub(t)) + " ago"
 }
 
 func newInspectCommand() *cobra.Command {
@@ -556,3 +540,6 @@ func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) 
 	}
 	return out, nil
 }
+
+// humanSize is docker images' SIZE: decimal units, 3 significant digits.
+func humanSize(n int64) string { return units.HumanSizeWithPrecision(float64(n), 3) }

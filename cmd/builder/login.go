@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/registry"
 	"github.com/spf13/cobra"
 )
@@ -86,13 +85,8 @@ func Login(ctx context.Context, o LoginOptions, server string, stdin io.Reader, 
 	if err != nil {
 		return err
 	}
-	// The blob store is not used by a login; the client needs one.
-	blobs, cleanup, err := tempBlobs()
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	reg := registry.New(o.Registry.options(nil, blobs))
+	// A login needs no blob store.
+	reg := registry.New(o.Registry.options(nil, nil))
 	if err := reg.CheckLogin(ctx, key, o.Username, o.Password); err != nil {
 		return err
 	}
@@ -134,18 +128,4 @@ func Logout(server string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Removing login credentials for %s\n", key)
 	return nil
-}
-
-// tempBlobs is an empty blob store in a temporary directory.
-func tempBlobs() (*cache.BlobStore, func(), error) {
-	dir, err := os.MkdirTemp("", "builder-login-")
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := cache.OpenBlobStore(dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
-	return b, func() { os.RemoveAll(dir) }, nil
 }

@@ -2,127 +2,27 @@ package main
 
 import (
 	"strings"
-	"sync"
 
-	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/report"
-	"github.com/builderdev/builder/solver"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	digest "github.com/opencontainers/go-digest"
 )
-
-// collector is a solver.Reporter that passes everything on to next (the
-// progress display) and keeps the last status of every vertex, for
-// --metadata-file and --report.
-type collector struct {
-	// warnTo shows build warnings when next (a log filter) does not.
-	warnTo warner
-	next   solver.Reporter
-	mu     sync.Mutex
-	last   map[digest.Digest]solver.Status
-	// traffic reports the bytes the build's registry client moved.
-	traffic func() (received, sent int64)
-	// exported is the build's result, once exported.
-	exported *exported
-}
-
-func newCollector(next solver.Reporter) *collector {
-	return &collector{next: next, last: map[digest.Digest]solver.Status{}}
-}
-
-// Status implements solver.Reporter.
-func (c *collector) Status(s solver.Status) {
-	c.mu.Lock()
-	prev, ok := c.last[s.Digest]
-	if ok && s.Stats == nil {
-		s.Stats = prev.Stats
-	}
-	if ok && s.CacheMiss == "" {
-		s.CacheMiss = prev.CacheMiss
-	}
-	c.last[s.Digest] = s
-	c.mu.Unlock()
-	c.next.Status(s)
-}
-
-// Log implements solver.Reporter.
-func (c *collector) Log(l solver.Log) { c.next.Log(l) }
-
-// steps returns the finished steps in the order they started.
-func (c *collector) steps() []report.Step {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]report.Step, 0, len(c.last))
-	for _, s := range c.last {
-		if s.Completed.IsZero() {
-			continue
-		}
-		m := report.Step{Name: s.Name, Digest: s.Digest.String(), Cached: s.Cached, Started: s.Started, Completed: s.Completed, CacheMiss: s.CacheMiss}
-		for _, in := range s.Inputs {
-			m.Inputs = append(m.Inputs, in.String())
-		}
-		if !s.Started.IsZero() {
-			m.DurationSeconds = s.Completed.Sub(s.Started).Seconds()
-		}
-		if s.Err != nil {
-			m.Error = s.Err.Error()
-		}
-		if st := s.Stats; st != nil {
-			m.Stats = &report.Stats{
-				CPUUserSeconds:   st.CPUUser.Seconds(),
-				CPUSystemSeconds: st.CPUSystem.Seconds(),
-				MemoryPeakBytes:  st.MemoryPeak,
-				IOReadBytes:      st.IORead,
-				IOWriteBytes:     st.IOWrite,
-				PidsPeak:         st.PidsPeak,
-			}
-		}
-		out = append(out, m)
-	}
-	report.SortSteps(out)
-	return out
-}
-
-// record is the build's record for the report: its steps, totals, image
-// and traffic.
-func (c *collector) record() *report.Build {
-	b := &report.Build{Steps: c.steps()}
-	b.Summary = report.Summarize(b.Steps)
-	if c.traffic != nil {
-		recv, sent := c.traffic()
-		b.Traffic = report.Traffic{PulledBytes: recv, PushedBytes: sent}
-	}
-	if e := c.exported; e != nil {
-		b.Image = &report.Image{Names: e.names, ConfigDigest: e.configDigest, Layers: e.layers}
-		if e.desc != nil {
-			b.Image.Digest = e.desc.Digest.String()
-		}
-		if b.Image.Layers == nil {
-			b.Image.Layers = []report.Layer{}
-		}
-	}
-	return b
-}
 
 // buildMetadata is the --metadata-file content, with the keys buildx
 // writes plus the build's record (report.KeySteps & co).
-func buildMetadata(e *exported, c *collector) map[string]any {
-	m := map[string]any{}
-	if e != nil {
-		if e.configDigest != "" { // none for a multi-platform image
-			m["containerimage.config.digest"] = e.configDigest
-		}
-		if e.desc != nil {
-			d := *e.desc
-			m["containerimage.digest"] = d.Digest.String()
-			m["containerimage.descriptor"] = v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
-		}
-		if len(e.names) > 0 {
-			m["image.name"] = strings.Join(e.names, ",")
-		}
+func buildMetadata(res *build.Result) map[string]any {
+	d := res.Descriptor
+	m := map[string]any{
+		"containerimage.digest":     d.Digest.String(),
+		"containerimage.descriptor": v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size},
 	}
-	if c != nil {
-		b := c.record()
+	if !d.MediaType.IsIndex() { // none for a multi-platform image
+		m["containerimage.config.digest"] = res.ImageID.String()
+	}
+	if len(res.Names) > 0 {
+		m["image.name"] = strings.Join(res.Names, ",")
+	}
+	if b := res.Record; b != nil {
 		m[report.KeySteps] = b.Steps
 		m[report.KeySummary] = b.Summary
 		m[report.KeyTraffic] = b.Traffic
@@ -131,24 +31,4 @@ func buildMetadata(e *exported, c *collector) map[string]any {
 		}
 	}
 	return m
-}
-
-// imageLayers lists an image's layers for the report, each with the
-// history entry that made it.
-func imageLayers(layers []cache.Layer, history []v1.History) []report.Layer {
-	var made []string
-	for _, h := range history {
-		if !h.EmptyLayer {
-			made = append(made, h.CreatedBy)
-		}
-	}
-	out := make([]report.Layer, 0, len(layers))
-	for i, l := range layers {
-		rl := report.Layer{Digest: l.Digest.String(), MediaType: l.MediaType, Size: l.Size}
-		if len(made) == len(layers) {
-			rl.CreatedBy = made[i]
-		}
-		out = append(out, rl)
-	}
-	return out
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,15 +10,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/exporter"
-	"github.com/builderdev/builder/exporter/store"
-	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/snapshot/fsutil"
-	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
-	"github.com/builderdev/builder/solver/remotecache"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // outputAttrs lists the attributes each --output type accepts (besides
@@ -114,23 +109,6 @@ func checkStdoutOutputs(outs []Output, stdout io.Writer) error {
 	return nil
 }
 
-// describeDest names dest in a progress step.
-func describeDest(dest string) string {
-	if dest == stdoutDest {
-		return "stdout"
-	}
-	return dest
-}
-
-// writeOutput writes an output archive to dest: streamed to stdout for
-// dest=-, else atomically to the file (see writeFile).
-func writeOutput(dest string, stdout io.Writer, fn func(io.Writer) error) error {
-	if dest == stdoutDest {
-		return fn(stdout)
-	}
-	return writeFile(dest, fn)
-}
-
 // boolAttr returns attribute k as a bool, def when unset.
 func (o Output) boolAttr(k string, def bool) bool {
 	v, ok := o.Attrs[k]
@@ -151,16 +129,56 @@ func (o Output) layerOptions() (ops.LayerOptions, error) {
 	return lo, lo.Validate()
 }
 
-// exportOptions are the exporter options of the output: Docker media
-// types when oci-mediatypes=false (the default for type=docker only).
-func (o Output) exportOptions() []exporter.Option {
-	if !o.ociMediaTypes() {
-		return []exporter.Option{exporter.WithDockerMediaTypes()}
+// build is the library's form of the output; dest=- streams to stdout.
+func (o Output) build(stdout io.Writer) (build.Output, error) {
+	lo, err := o.layerOptions()
+	if err != nil {
+		return build.Output{}, err
 	}
-	if len(o.Annotations) > 0 {
-		return []exporter.Option{exporter.WithAnnotations(o.Annotations)}
+	out := build.Output{
+		Type:   build.OutputType(o.Type),
+		Dest:   o.Dest,
+		Push:   o.boolAttr("push", false),
+		OCIDir: !o.boolAttr("tar", true),
+		Layers: lo,
+		// Docker media types when oci-mediatypes=false (the default for
+		// type=docker only).
+		DockerMediaTypes: !o.ociMediaTypes(),
+		Annotations:      o.Annotations,
 	}
-	return nil
+	if o.Dest == stdoutDest {
+		out.Dest, out.Writer = "", stdout
+	}
+	if n := o.Attrs["name"]; n != "" {
+		out.Names = strings.Split(n, ",")
+	}
+	return out, nil
+}
+
+// writeIIDFile writes the image ID as docker build --iidfile does.
+func writeIIDFile(path string, res *build.Result) error {
+	return writeFile(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, res.ImageID.String())
+		return err
+	})
+}
+
+// writeJSONFile writes v as indented JSON to path.
+func writeJSONFile(path string, v any) error {
+	return writeFile(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	})
+}
+
+// writeFile writes an output file through fsutil.WriteFileAtomicFunc, so a
+// failed export never leaves a truncated file; outputs are world-readable.
+func writeFile(path string, fn func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomicFunc(path, 0o644, fn)
 }
 
 // ociMediaTypes says whether the output uses OCI media types (the
@@ -194,225 +212,4 @@ func parseAnnotations(values []string, outs []Output) (map[string]string, error)
 		}
 	}
 	return m, nil
-}
-
-// names are the -t names plus the output's name= names.
-func (o Output) names(tags []string) []string {
-	names := append([]string(nil), tags...)
-	if n := o.Attrs["name"]; n != "" {
-		names = append(names, strings.Split(n, ",")...)
-	}
-	return names
-}
-
-// PushImage pushes an exported image to its names (type=image,push=true).
-// It is set by the registry push support; while it is nil push=true is an
-// error.
-var PushImage func(ctx context.Context, img *exporter.Image, names []string, opt []exporter.Option) (v1.Descriptor, error)
-
-// exported is what an export produced, for --iidfile and --metadata-file.
-type exported struct {
-	configDigest string
-	desc         *v1.Descriptor
-	names        []string
-	// layers are the stored image's layers, for --report.
-	layers []report.Layer
-}
-
-// exportImage computes the layers of result and writes the image to the
-// local store (always: under -t and name= of type=image outputs, or by ID
-// only) and to every --output.
-func exportImage(ctx context.Context, r solver.Reporter, w *ops.Worker, images *store.Store, result solver.Result, cfg v1.ConfigFile, o BuildOptions) (*exported, error) {
-	warnRewriteWithoutEpoch(r, o.Outputs, o.BuildArgs)
-	blobs := images.Blobs()
-	storeOut, storeNames := storeOutput(o)
-	imageFor := func(out Output) (*exporter.Image, error) {
-		lo, err := out.layerOptions()
-		if err != nil {
-			return nil, err
-		}
-		if lo, err = withEpoch(lo, o.BuildArgs); err != nil {
-			return nil, err
-		}
-		var img *exporter.Image
-		err = step(r, "exporting layers", func() error {
-			c, layers, err := w.ImageWith(ctx, result, cfg, lo)
-			img = &exporter.Image{Config: c, Layers: layers, Blobs: blobs, HealthcheckStartInterval: o.healthStartInterval}
-			if err == nil && o.inlineCache != nil {
-				// --cache-to type=inline: the cache rides in the config.
-				var raw []byte
-				if raw, err = o.inlineCache(ctx, layers); err == nil {
-					img.Extra = []exporter.ConfigField{{Name: remotecache.InlineKey, Value: raw}}
-				}
-			}
-			return err
-		})
-		return img, err
-	}
-	img, err := imageFor(storeOut)
-	if err != nil {
-		return nil, err
-	}
-	res := &exported{}
-	var stored store.Image
-	if err := step(r, "naming to "+describeNames(storeNames), func() error {
-		var err error
-		stored, err = images.Put(ctx, img, storeNames, storeOut.exportOptions()...)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	res.configDigest = stored.ID.String()
-	res.layers = imageLayers(img.Layers, img.Config.History)
-	res.names = stored.Names
-	storedDesc := stored.Manifest
-
-	for _, out := range o.Outputs {
-		oimg := img
-		if out.Type != "local" && out.Type != "tar" && !sameLayers(out, storeOut) {
-			if oimg, err = imageFor(out); err != nil {
-				return nil, err
-			}
-		}
-		var desc *v1.Descriptor
-		switch out.Type {
-		case "oci":
-			names := out.names(o.Tags)
-			if !out.boolAttr("tar", true) {
-				err = step(r, "exporting to oci image layout "+out.Dest, func() error {
-					d, err := exporter.WriteOCIDir(ctx, out.Dest, oimg, names, out.exportOptions()...)
-					desc = &d
-					return err
-				})
-				break
-			}
-			err = step(r, "exporting to oci image format "+describeDest(out.Dest), func() error {
-				return writeOutput(out.Dest, o.stdout(), func(f io.Writer) error {
-					d, err := exporter.WriteOCI(ctx, f, oimg, names, out.exportOptions()...)
-					desc = &d
-					return err
-				})
-			})
-		case "docker":
-			err = step(r, "exporting to docker image format "+describeDest(out.Dest), func() error {
-				return writeOutput(out.Dest, o.stdout(), func(f io.Writer) error {
-					d, err := exporter.WriteDocker(ctx, f, oimg, out.names(o.Tags), out.exportOptions()...)
-					desc = &d
-					return err
-				})
-			})
-		case "local":
-			err = step(r, "copying files to "+out.Dest, func() error { return exporter.WriteLocal(ctx, out.Dest, oimg) })
-		case "tar":
-			err = step(r, "sending tarball to "+describeDest(out.Dest), func() error {
-				return writeOutput(out.Dest, o.stdout(), func(f io.Writer) error {
-					// Scratch space next to the file, or in the root for stdout.
-					scratch := filepath.Dir(out.Dest)
-					if out.Dest == stdoutDest {
-						scratch = o.Root
-					}
-					return exporter.WriteRootfsTar(ctx, f, oimg, scratch)
-				})
-			})
-		case "image":
-			d := storedDesc
-			if !sameLayers(out, storeOut) {
-				var st store.Image
-				st, err = images.Put(ctx, oimg, out.names(nil), out.exportOptions()...)
-				d = st.Manifest
-			}
-			desc = &d
-			if err == nil && out.boolAttr("push", false) {
-				if PushImage == nil {
-					return nil, errors.New("--output type=image,push=true: pushing is not available in this build")
-				}
-				names := out.names(o.Tags)
-				if len(names) == 0 {
-					return nil, errors.New("--output type=image,push=true needs a name (-t or name=)")
-				}
-				// PushImage shows one step per name.
-				var pd v1.Descriptor
-				pd, err = PushImage(ctx, oimg, names, out.exportOptions())
-				desc = &pd
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		if res.desc == nil && desc != nil {
-			res.desc = desc
-		}
-	}
-	if res.desc == nil {
-		res.desc = &storedDesc
-	}
-	return res, nil
-}
-
-// storeOutput is how the local store gets the image: as the first
-// type=image output asks, or gzip with OCI media types; under -t and the
-// name= of every type=image output.
-func storeOutput(o BuildOptions) (Output, []string) {
-	storeOut := Output{Type: "image", Attrs: map[string]string{}, Annotations: o.Annotations}
-	storeNames := append([]string(nil), o.Tags...)
-	found := false
-	for _, out := range o.Outputs {
-		if out.Type == "image" {
-			if !found {
-				storeOut, found = out, true
-			}
-			storeNames = append(storeNames, out.names(nil)...)
-		}
-	}
-	return storeOut, storeNames
-}
-
-// sameLayers says whether a and b export the same manifest.
-func sameLayers(a, b Output) bool {
-	la, _ := a.layerOptions()
-	lb, _ := b.layerOptions()
-	if la.Compression == "" {
-		la.Compression = ops.Gzip
-	}
-	if lb.Compression == "" {
-		lb.Compression = ops.Gzip
-	}
-	return la == lb && len(a.exportOptions()) == len(b.exportOptions())
-}
-
-func describeNames(names []string) string {
-	if len(names) == 0 {
-		return "local image store"
-	}
-	return strings.Join(names, ", ")
-}
-
-// writeIIDFile writes the image ID as docker build --iidfile does.
-func writeIIDFile(path string, e *exported) error {
-	id := e.configDigest
-	if id == "" && e.desc != nil { // a multi-platform image: its index
-		id = e.desc.Digest.String()
-	}
-	return writeFile(path, func(w io.Writer) error {
-		_, err := io.WriteString(w, id)
-		return err
-	})
-}
-
-// writeJSONFile writes v as indented JSON to path.
-func writeJSONFile(path string, v any) error {
-	return writeFile(path, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	})
-}
-
-// writeFile writes an output file through fsutil.WriteFileAtomicFunc, so a
-// failed export never leaves a truncated file; outputs are world-readable.
-func writeFile(path string, fn func(io.Writer) error) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomicFunc(path, 0o644, fn)
 }

@@ -14,6 +14,7 @@ import (
 )
 
 func TestParseOutput(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		typ     string
@@ -58,14 +59,6 @@ func TestParseOutput(t *testing.T) {
 			if o.Attrs[k] != v {
 				t.Errorf("%s: %s=%q, want %q", tt.in, k, o.Attrs[k], v)
 			}
-		}
-	}
-}
-
-func TestHumanSize(t *testing.T) {
-	for n, want := range map[int64]string{0: "0B", 999: "999B", 4260000: "4.26MB", 1151254: "1.15MB", 12_300_000_000: "12.3GB"} {
-		if got := humanSize(n); got != want {
-			t.Errorf("humanSize(%d) = %s, want %s", n, got, want)
 		}
 	}
 }

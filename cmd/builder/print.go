@@ -5,9 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"text/tabwriter"
-	"time"
 
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/spf13/cobra"
@@ -143,18 +141,4 @@ func sourceDateEpochFromEnv(args map[string]string) {
 	if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && v != "" {
 		args["SOURCE_DATE_EPOCH"] = v
 	}
-}
-
-// sourceDateEpoch is the SOURCE_DATE_EPOCH build arg as a time.
-func sourceDateEpoch(args map[string]string) (time.Time, bool, error) {
-	v, ok := args["SOURCE_DATE_EPOCH"]
-	if !ok || v == "" || v == "context" {
-		// "context": a local build context has no source time.
-		return time.Time{}, false, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q: want seconds since 1970-01-01 UTC: %w", v, err)
-	}
-	return time.Unix(n, 0).UTC(), true, nil
 }

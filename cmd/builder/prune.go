@@ -14,6 +14,7 @@ import (
 	"github.com/builderdev/builder/executor/pty"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/state"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -79,7 +80,7 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	}
 	var keep int64
 	if o.KeepStorage != "" {
-		if keep, err = parseBytes(o.KeepStorage); err != nil {
+		if keep, err = parseSize(o.KeepStorage); err != nil {
 			return fmt.Errorf("invalid --keep-storage %q: %w", o.KeepStorage, err)
 		}
 	}
@@ -182,10 +183,6 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Total reclaimed space: %s\n", pruneSize(max(before-after, 0)))
+	fmt.Fprintf(out, "Total reclaimed space: %s\n", units.HumanSize(float64(max(before-after, 0))))
 	return nil
 }
-
-// pruneSize formats n bytes as docker's units.HumanSize: decimal units, 4
-// significant digits ("1.2GB", "36.27MB", "0B").
-func pruneSize(n int64) string { return decimalSize(n, 4) }

@@ -24,6 +24,7 @@ import (
 )
 
 func TestParsePruneFilters(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      []string
 		want    time.Duration
@@ -50,15 +51,8 @@ func TestParsePruneFilters(t *testing.T) {
 	}
 }
 
-func TestPruneSize(t *testing.T) {
-	for n, want := range map[int64]string{0: "0B", 999: "999B", 1200: "1.2kB", 36270000: "36.27MB", 1200000000: "1.2GB"} {
-		if got := pruneSize(n); got != want {
-			t.Errorf("pruneSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestPruneRefusesWithoutTerminal(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	var out bytes.Buffer
 	err := Prune(context.Background(), PruneOptions{Root: root}, strings.NewReader("y\n"), &out)
@@ -68,6 +62,7 @@ func TestPruneRefusesWithoutTerminal(t *testing.T) {
 }
 
 func TestPruneRefusesWhileRootInUse(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	build, err := state.Open(root, state.Options{Lock: state.LockShared}) // as a running build
 	if err != nil {

@@ -2,22 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cmd/builder/progressui"
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/registry"
-	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/state"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -52,125 +48,6 @@ func (f RegistryFlags) options(root *state.Root, blobs *cache.BlobStore) registr
 		o.StateDir = root.RegistryDir()
 	}
 	return o
-}
-
-// pusherKey keys the registry client and reporter PushImage uses.
-type pusherKey struct{}
-
-type pusher struct {
-	reg *registry.Client
-	r   solver.Reporter
-}
-
-// withPusher makes ctx carry what PushImage needs.
-func withPusher(ctx context.Context, reg *registry.Client, r solver.Reporter) context.Context {
-	return context.WithValue(ctx, pusherKey{}, pusher{reg: reg, r: r})
-}
-
-func init() { PushImage = pushImage }
-
-// pushImage is PushImage: it pushes img to names with the client and
-// reporter withPusher put in ctx.
-func pushImage(ctx context.Context, img *exporter.Image, names []string, opt []exporter.Option) (v1.Descriptor, error) {
-	p, ok := ctx.Value(pusherKey{}).(pusher)
-	if !ok {
-		return v1.Descriptor{}, errors.New("push: no registry client")
-	}
-	vimg, err := img.V1(opt...)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	return push(ctx, p.reg, p.r, vimg, names)
-}
-
-// pushIndex pushes the images of a multi-platform build as one index
-// to names, with the client and reporter withPusher put in ctx.
-func pushIndex(ctx context.Context, imgs []*exporter.Image, names []string, opt []exporter.Option) (v1.Descriptor, error) {
-	p, ok := ctx.Value(pusherKey{}).(pusher)
-	if !ok {
-		return v1.Descriptor{}, errors.New("push: no registry client")
-	}
-	idx, err := exporter.IndexV1(imgs, opt...)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	return push(ctx, p.reg, p.r, idx, names)
-}
-
-// push uploads img to every name, reporting one status per name with the
-// bytes pushed in its log.
-// manifester is a v1.Image or a v1.ImageIndex (a multi-platform image).
-type manifester interface {
-	RawManifest() ([]byte, error)
-	MediaType() (types.MediaType, error)
-}
-
-func push(ctx context.Context, reg *registry.Client, r solver.Reporter, img manifester, names []string) (v1.Descriptor, error) {
-	raw, err := img.RawManifest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	mt, err := img.MediaType()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	d := digest.FromBytes(raw)
-	desc := v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: v1.Hash{Algorithm: "sha256", Hex: d.Encoded()}}
-	for _, name := range names {
-		if err := pushOne(ctx, reg, r, img, name, d); err != nil {
-			return desc, err
-		}
-	}
-	return desc, nil
-}
-
-func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img manifester, name string, d digest.Digest) error {
-	st := solver.Status{Digest: digest.FromString("push " + name + time.Now().String()), Name: "pushing layers and manifest to " + name, Started: time.Now()}
-	r.Status(st)
-	var mu sync.Mutex
-	var last time.Time
-	var lastDone int64 = -1
-	logf := func(format string, a ...any) {
-		r.Log(solver.Log{Digest: st.Digest, Stream: 1, Data: fmt.Appendf(nil, format, a...), Timestamp: time.Now()})
-	}
-	po := registry.PushOptions{Progress: func(_ string, done, total int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		if done == lastDone || (done < total && time.Since(last) < 500*time.Millisecond) {
-			return
-		}
-		last, lastDone = time.Now(), done
-		logf("%s / %s\n", humanBytes(done), humanBytes(total))
-	}, Blobs: func(_ string, uploaded, reused int) {
-		logf("blobs: %d uploaded, %d mounted or already there (not downloaded)\n", uploaded, reused)
-	}}
-	var err error
-	switch x := img.(type) {
-	case v1.ImageIndex:
-		_, err = reg.PushIndex(ctx, x, []string{name}, po)
-	case v1.Image:
-		_, err = reg.Push(ctx, x, []string{name}, po)
-	default:
-		err = fmt.Errorf("push %s: cannot push %T", name, img)
-	}
-	if err == nil {
-		logf("pushed %s@%s\n", name, d)
-	}
-	st.Completed, st.Err = time.Now(), err
-	r.Status(st)
-	return err
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2fGB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.2fMB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.2fkB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }
 
 // newPushCommand is `builder push NAME[:TAG] [DEST...]`: push an image of
@@ -239,7 +116,7 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 	case types.DockerManifestSchema2, types.DockerManifestList:
 		opt = append(opt, exporter.WithDockerMediaTypes())
 	}
-	var vimg manifester
+	var vimg build.Manifester
 	if im.Platforms != nil {
 		vimg, err = exporter.IndexV1(eimgs, opt...)
 	} else {
@@ -254,7 +131,7 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 	if err != nil {
 		return err
 	}
-	desc, err := push(ctx, reg, display, vimg, dests)
+	desc, err := build.Push(ctx, reg, display, vimg, dests)
 	display.Close()
 	if err != nil {
 		return err

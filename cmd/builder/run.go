@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +14,11 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/executor/pty"
@@ -31,7 +30,6 @@ import (
 	"github.com/builderdev/builder/state"
 	"github.com/builderdev/builder/state/containers"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -110,7 +108,7 @@ builder ps -a until builder rm removes it.`,
 				o.Entrypoint = &entrypoint
 			}
 			if memory != "" {
-				n, err := parseBytes(memory)
+				n, err := parseSize(memory)
 				if err != nil {
 					return fmt.Errorf("invalid argument %q for --memory: %w", memory, err)
 				}
@@ -153,7 +151,7 @@ builder ps -a until builder rm removes it.`,
 	f.BoolVarP(&o.Interactive, "interactive", "i", false, "Keep STDIN open")
 	f.BoolVarP(&o.Tty, "tty", "t", false, "Allocate a pseudo-TTY")
 	f.StringVar(&o.Network, "network", "host", `Network mode ("host" or "none")`)
-	f.StringVarP(&memory, "memory", "m", "", "Memory limit (e.g. 512m, 1g)")
+	f.StringVarP(&memory, "memory", "m", "", "Memory limit (e.g. 512m, 1.5g)")
 	f.StringVarP(&o.Hostname, "hostname", "h", "", "Container host name (default: a random id)")
 	f.StringArrayVarP(&env, "env", "e", nil, "Set environment variables (K=V, or K to take it from the environment)")
 	f.StringVarP(&o.Workdir, "workdir", "w", "", "Working directory inside the container")
@@ -163,27 +161,6 @@ builder ps -a until builder rm removes it.`,
 	// -h is --hostname, as in docker run.
 	f.BoolP("help", "", false, "help for run")
 	return cmd
-}
-
-// byteSize is a docker memory size: a number with an optional unit.
-var byteSize = regexp.MustCompile(`^(?i)([0-9]+)([bkmg]?)b?$`)
-
-// parseBytes parses docker's memory sizes: a number with an optional
-// b, k, m or g suffix (powers of 1024).
-func parseBytes(s string) (int64, error) {
-	m := byteSize.FindStringSubmatch(strings.TrimSpace(s))
-	if m == nil {
-		return 0, errors.New("want a number with an optional b, k, m or g suffix")
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	shift := map[string]uint{"": 0, "b": 0, "k": 10, "m": 20, "g": 30}[strings.ToLower(m[2])]
-	if n > (1<<62)>>shift {
-		return 0, errors.New("too large")
-	}
-	return n << shift, nil
 }
 
 // runImage is an image ready to run: its config and layers (in the blob
@@ -198,23 +175,8 @@ type runImage struct {
 // Run runs o.Image and returns the command's exit code, or an error when
 // it could not run.
 func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
-	switch o.Network {
-	case "", "host", "none", "default":
-	default:
-		return 0, fmt.Errorf("--network %q: must be host or none", o.Network)
-	}
-	switch o.Pull {
-	case "", "missing", "always", "never":
-	default:
-		return 0, fmt.Errorf("--pull %q: must be always, missing or never", o.Pull)
-	}
-	if !strings.HasPrefix(o.Image, "oci:") && !strings.HasPrefix(o.Image, "oci-archive:") {
-		if err := exporter.ValidateReference(o.Image); err != nil {
-			return 0, fmt.Errorf("image %q: %w", o.Image, err)
-		}
-	}
-	if o.Name != "" && !containers.ValidName(o.Name) {
-		return 0, fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
+	if err := o.validate(); err != nil {
+		return 0, err
 	}
 	// builder prune keeps off while the container's snapshots are in use.
 	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
@@ -314,26 +276,60 @@ func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
 		spec.Stdout, spec.Stderr = stdio.Stdout, stdio.Stderr
 		_, runErr = ex.Run(ctx, spec)
 	}
+	c, err := processExitCode(ctx, runErr, stdio.Stderr)
+	if err != nil {
+		return 0, err
+	}
+	code = c
+	return code, nil
+}
+
+// validate checks the options before anything runs.
+func (o RunOptions) validate() error {
+	switch o.Network {
+	case "", "host", "none", "default":
+	default:
+		return fmt.Errorf("--network %q: must be host or none", o.Network)
+	}
+	switch o.Pull {
+	case "", "missing", "always", "never":
+	default:
+		return fmt.Errorf("--pull %q: must be always, missing or never", o.Pull)
+	}
+	if !strings.HasPrefix(o.Image, "oci:") && !strings.HasPrefix(o.Image, "oci-archive:") {
+		if err := exporter.ValidateReference(o.Image); err != nil {
+			return fmt.Errorf("image %q: %w", o.Image, err)
+		}
+	}
+	if o.Name != "" && !containers.ValidName(o.Name) {
+		return fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
+	}
+	return nil
+}
+
+// processExitCode is the exit code of a container's process as docker run
+// reports it: the process's, 126/127 when it could not start (the
+// message on stderr), 130 when interrupted; an error when it could not
+// run at all.
+func processExitCode(ctx context.Context, runErr error, stderr io.Writer) (int, error) {
 	var ee *executor.ExitError
 	var se *executor.StartError
 	switch {
 	case runErr == nil:
-		code = 0
+		return 0, nil
 	case errors.As(runErr, &se):
 		// docker run: 127 for a command not found, 126 not executable.
-		fmt.Fprintf(stdio.Stderr, "ERROR: %v\n", runErr)
-		code = se.Code
+		fmt.Fprintf(stderr, "ERROR: %v\n", runErr)
+		return se.Code, nil
 	case errors.As(runErr, &ee):
 		if ee.OOMKilled {
-			fmt.Fprintf(stdio.Stderr, "%v\n", ee)
+			fmt.Fprintf(stderr, "%v\n", ee)
 		}
-		code = ee.Code
+		return ee.Code, nil
 	case ctx.Err() != nil:
-		code = 130
-	default:
-		return 0, runErr
+		return 130, nil
 	}
-	return code, nil
+	return 0, runErr
 }
 
 // runSpec makes the process of o from the image config, as docker run
@@ -500,39 +496,23 @@ func loadRunImage(ctx context.Context, o RunOptions, root *state.Root, blobs *ca
 	}
 	switch {
 	case strings.HasPrefix(ref, "oci-archive:"):
-		file := strings.TrimPrefix(ref, "oci-archive:")
-		index, err := ingestLayoutTar(ctx, file, blobs)
+		// The archive's blobs go into the blob store (verified), then the
+		// layout is read as a directory of them.
+		dir, err := root.TempDir("oci-archive-")
 		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		if err := ingestLayoutTar(ctx, strings.TrimPrefix(ref, "oci-archive:"), blobs, dir); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", ref, err)
 		}
-		img, err := imageFromLayout(index, func(d digest.Digest, size int64) error {
-			if _, err := blobs.Stat(d); err != nil {
-				return fmt.Errorf("blob %s is not in the archive: %w", d, err)
-			}
-			return nil
-		}, blobs, p)
+		img, err := layoutImage(ctx, dir, p, blobs)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", ref, err)
 		}
 		return img, nil
 	case strings.HasPrefix(ref, "oci:"):
-		dir := strings.TrimPrefix(ref, "oci:")
-		index, err := readLimited(filepath.Join(dir, "index.json"))
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", ref, err)
-		}
-		img, err := imageFromLayout(index, func(d digest.Digest, size int64) error {
-			if _, err := blobs.Stat(d); err == nil {
-				return nil
-			}
-			f, err := os.Open(filepath.Join(dir, "blobs", d.Algorithm().String(), d.Encoded()))
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, _, err = blobs.Put(ctx, f, d, size)
-			return err
-		}, blobs, p)
+		img, err := layoutImage(ctx, strings.TrimPrefix(ref, "oci:"), p, blobs)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", ref, err)
 		}
@@ -601,34 +581,22 @@ func loadStoredOrPulled(ctx context.Context, o RunOptions, root *state.Root, blo
 	return &runImage{config: cfg, layers: layers, id: digest.FromBytes(res.Config)}, nil
 }
 
-func readLimited(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxIndexSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxIndexSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", p, maxIndexSize)
-	}
-	return b, nil
-}
-
 var blobName = regexp.MustCompile(`^blobs/sha256/[a-f0-9]{64}$`)
 
 // ingestLayoutTar stores every blob of an OCI layout tar in blobs (each
-// verified against the digest its name says) and returns index.json.
-// Other entries are ignored, so no name in the archive ever becomes a
-// path on the host.
-func ingestLayoutTar(ctx context.Context, file string, blobs *cache.BlobStore) ([]byte, error) {
+// verified against the digest its name says) and makes dir a layout of
+// them: its index.json (bounded) and hard links to the stored blobs. Other
+// entries are ignored, so no name in the archive ever becomes a path on
+// the host.
+func ingestLayoutTar(ctx context.Context, file string, blobs *cache.BlobStore, dir string) error {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o700); err != nil {
+		return err
+	}
 	tr := tar.NewReader(f)
 	var index []byte
 	for {
@@ -637,7 +605,7 @@ func ingestLayoutTar(ctx context.Context, file string, blobs *cache.BlobStore) (
 			break
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
@@ -646,99 +614,43 @@ func ingestLayoutTar(ctx context.Context, file string, blobs *cache.BlobStore) (
 		switch {
 		case name == "index.json":
 			if h.Size > maxIndexSize {
-				return nil, fmt.Errorf("index.json: %d bytes, larger than %d", h.Size, maxIndexSize)
+				return fmt.Errorf("index.json: %d bytes, larger than %d", h.Size, maxIndexSize)
 			}
 			if index, err = io.ReadAll(tr); err != nil {
-				return nil, err
+				return err
 			}
 		case blobName.MatchString(name):
 			d := digest.NewDigestFromEncoded(digest.SHA256, path.Base(name))
-			if _, err := blobs.Stat(d); err == nil {
-				continue
+			if _, err := blobs.Stat(d); err != nil {
+				if _, _, err := blobs.Put(ctx, tr, d, h.Size); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
 			}
-			if _, _, err := blobs.Put(ctx, tr, d, h.Size); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
+			// A hard link: the temp dir is in the root, as the blob store.
+			if err := os.Link(blobs.Path(d), filepath.Join(dir, "blobs", "sha256", d.Encoded())); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
 			}
 		}
 	}
 	if index == nil {
-		return nil, errors.New("no index.json: not an OCI image layout")
+		return errors.New("no index.json: not an OCI image layout")
 	}
-	return index, nil
+	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "index.json"), index, 0o600)
 }
 
-// imageFromLayout picks the image for this platform from an OCI layout's
-// index (following nested indexes); ensure puts a blob in blobs.
-func imageFromLayout(index []byte, ensure func(d digest.Digest, size int64) error, blobs *cache.BlobStore, p llb.Platform) (*runImage, error) {
-	read := func(desc v1.Descriptor) ([]byte, error) {
-		if desc.Size > maxIndexSize {
-			return nil, fmt.Errorf("%s %s: %d bytes, larger than %d", desc.MediaType, desc.Digest, desc.Size, maxIndexSize)
-		}
-		d, err := digest.Parse(desc.Digest.String())
-		if err != nil {
-			return nil, err
-		}
-		if err := ensure(d, desc.Size); err != nil {
-			return nil, err
-		}
-		return os.ReadFile(blobs.Path(d))
+// layoutImage is the image of the OCI layout dir for p, read as build
+// reads oci-layout:// contexts, with its layers in blobs.
+func layoutImage(ctx context.Context, dir string, p llb.Platform, blobs *cache.BlobStore) (*runImage, error) {
+	r, layers, err := build.LayoutImage(ctx, dir, p, blobs)
+	if err != nil {
+		return nil, err
 	}
-	for depth := 0; depth < 4; depth++ {
-		var idx v1.IndexManifest
-		if err := json.Unmarshal(index, &idx); err != nil {
-			return nil, fmt.Errorf("index: %w", err)
-		}
-		desc, err := pickManifest(idx.Manifests, p)
-		if err != nil {
-			return nil, err
-		}
-		raw, err := read(desc)
-		if err != nil {
-			return nil, err
-		}
-		if desc.MediaType == types.OCIImageIndex || desc.MediaType == types.DockerManifestList {
-			index = raw
-			continue
-		}
-		var m v1.Manifest
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
-		}
-		rawCfg, err := read(m.Config)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		cfg, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
-		if err != nil {
-			return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
-		}
-		if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-			return nil, fmt.Errorf("config has %d diff_ids for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
-		}
-		img := &runImage{config: cfg, id: digest.Digest(m.Config.Digest.String())}
-		for i, l := range m.Layers {
-			d, err := digest.Parse(l.Digest.String())
-			if err != nil {
-				return nil, fmt.Errorf("layer %d: %w", i, err)
-			}
-			if err := ensure(d, l.Size); err != nil {
-				return nil, fmt.Errorf("layer %s: %w", d, err)
-			}
-			img.layers = append(img.layers, cache.Layer{MediaType: string(l.MediaType), Digest: d, Size: l.Size, DiffID: digest.Digest(cfg.RootFS.DiffIDs[i].String())})
-		}
-		return img, nil
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(r.Config))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	return nil, errors.New("indexes nested too deeply")
-}
-
-// pickManifest chooses the manifest for p (unset: the host's platform) with
-// the registry's platform matcher, or the only one when p is unset.
-func pickManifest(ms []v1.Descriptor, p llb.Platform) (v1.Descriptor, error) {
-	if len(ms) == 0 {
-		return v1.Descriptor{}, errors.New("the index lists no image")
-	}
-	if len(ms) == 1 && p.IsZero() {
-		return ms[0], nil
-	}
-	return registry.SelectManifest(ms, p)
+	return &runImage{config: cfg, layers: layers, id: digest.FromBytes(r.Config)}, nil
 }

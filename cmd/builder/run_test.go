@@ -222,19 +222,6 @@ func TestRun(t *testing.T) {
 	})
 }
 
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"10": 10, "10b": 10, "4k": 4096, "512m": 512 << 20, "1G": 1 << 30, "2gb": 2 << 30} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "m", "1t", "-1", "1.5g", "99999999999999999g"} {
-		if _, err := parseBytes(in); err == nil {
-			t.Errorf("parseBytes(%q) succeeded", in)
-		}
-	}
-}
-
 // TestRunImageNotFound: a name in neither the store nor the registry says
 // first that it is not in the local store, then what the pull said.
 func TestRunImageNotFound(t *testing.T) {

@@ -6,8 +6,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/llb"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -172,31 +174,19 @@ func (s *sandboxFlags) parse() error {
 	return nil
 }
 
-// parseSize parses docker's size syntax (go-units RAMInBytes): an integer
-// or decimal with an optional binary unit b, k, m, g, t, p and an optional
-// trailing "b" ("512m", "1g", "64MiB" is not accepted, "1.5gb" is).
+// parseSize parses docker's size syntax, as docker's --memory,
+// --memory-swap, --device-*-bps and builder prune --keep-storage do (go-units
+// RAMInBytes): a number, decimals allowed, with an optional binary unit
+// b, k, m, g, t or p ("512m", "1.5g", "64MiB", "1t").
 func parseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	i := 0
-	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
-		i++
+	n, err := units.RAMInBytes(strings.TrimSpace(s))
+	if err != nil {
+		return 0, err
 	}
-	num, unit := t[:i], t[i:]
-	n, err := strconv.ParseFloat(num, 64)
-	if num == "" || err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid size: '%s'", s)
-	}
-	unit = strings.TrimSuffix(unit, "b")
-	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-	m, ok := mult[unit]
-	if !ok {
-		return 0, fmt.Errorf("invalid suffix: '%s'", t[i:])
-	}
-	v := n * m
-	if v > math.MaxInt64 {
+	if n < 0 {
 		return 0, fmt.Errorf("size %s is too large", s)
 	}
-	return int64(v), nil
+	return n, nil
 }
 
 // parseDeviceRates parses "PATH:RATE" values (RATE in docker's size
@@ -223,4 +213,19 @@ func (s SandboxOptions) defaultNetwork() llb.NetMode {
 		return llb.NetNone
 	}
 	return llb.NetHost
+}
+
+// build is the library's form of the options.
+func (s SandboxOptions) build() build.Sandbox {
+	return build.Sandbox{
+		Hostname:         s.Hostname,
+		Limits:           s.Limits,
+		CgroupParent:     s.CgroupParent,
+		AllowInsecure:    s.AllowInsecure(),
+		AllowNetworkHost: s.AllowNetworkHost(),
+		Network:          s.defaultNetwork(),
+		ExtraHosts:       s.ExtraHosts,
+		ShmSize:          s.ShmSize,
+		Ulimits:          s.Ulimits,
+	}
 }

@@ -110,6 +110,18 @@ func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %v", e.File, e.Line,
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// OptionError is an error in a build option (--target, --no-cache-filter)
+// rather than in a Dockerfile line: it carries no location.
+type OptionError struct {
+	Option string // the flag, e.g. "--target"
+	Err    error
+}
+
+func (e *OptionError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *OptionError) Unwrap() error { return e.Err }
+
 const (
 	historyComment    = "buildkit.dockerfile.v0"
 	synthesizeComment = "buildkit.exporter.image.v0"
@@ -537,7 +549,7 @@ func (c *converter) didYouMean(name string) string {
 func (c *converter) resolveTarget() (*stage, error) {
 	for _, n := range c.opt.NoCacheStages {
 		if _, ok := c.byName[strings.ToLower(n)]; !ok {
-			return nil, &Error{File: c.file, Line: 1, Err: fmt.Errorf("--no-cache-filter: stage %q could not be found (%s%s)", n, c.didYouMean(n), c.stageNames())}
+			return nil, &OptionError{Option: "--no-cache-filter", Err: fmt.Errorf("--no-cache-filter: stage %q could not be found (%s%s)", n, c.didYouMean(n), c.stageNames())}
 		}
 	}
 	if c.opt.Target == "" {
@@ -546,7 +558,7 @@ func (c *converter) resolveTarget() (*stage, error) {
 	s, ok := c.byName[strings.ToLower(c.opt.Target)]
 	if !ok {
 		// --target is a flag, not a Dockerfile line: no location.
-		return nil, fmt.Errorf("target stage %q could not be found (%s%s)", c.opt.Target, c.didYouMean(c.opt.Target), c.stageNames())
+		return nil, &OptionError{Option: "--target", Err: fmt.Errorf("target stage %q could not be found (%s%s)", c.opt.Target, c.didYouMean(c.opt.Target), c.stageNames())}
 	}
 	return s, nil
 }

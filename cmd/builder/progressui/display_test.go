@@ -255,11 +255,11 @@ func TestFormat(t *testing.T) {
 	tests := []struct{ got, want string }{
 		{bytesIEC(0), "0B"},
 		{bytesIEC(1023), "1023B"},
-		{bytesIEC(1024), "1.0KiB"},
+		{bytesIEC(1024), "1KiB"},
 		{bytesIEC(1536), "1.5KiB"},
 		{bytesIEC(212 << 20), "212MiB"},
 		{bytesIEC(48<<20 + 1), "48MiB"},
-		{bytesIEC(3 << 30), "3.0GiB"},
+		{bytesIEC(3 << 30), "3GiB"},
 		{seconds(3210 * time.Millisecond), "3.2s"},
 		{seconds(-time.Second), "0.0s"},
 		{usage{cpu: 5100 * time.Millisecond, mem: 212 << 20, io: 48 << 20}.String(), "cpu 5.1s · mem 212MiB peak · io 48MiB"},

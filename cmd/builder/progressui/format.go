@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/builderdev/builder/solver"
+	"github.com/docker/go-units"
 )
 
 // seconds formats d as "3.2s".
@@ -17,24 +18,9 @@ func seconds(d time.Duration) string {
 	return fmt.Sprintf("%.1fs", d.Seconds())
 }
 
-// bytesIEC formats n with binary units: "512B", "4.0KiB", "212MiB".
-func bytesIEC(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	v := float64(n)
-	suffixes := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	i := -1
-	for v >= unit && i < len(suffixes)-1 {
-		v /= unit
-		i++
-	}
-	if v < 10 {
-		return fmt.Sprintf("%.1f%s", v, suffixes[i])
-	}
-	return fmt.Sprintf("%.0f%s", v, suffixes[i])
-}
+// bytesIEC formats n with binary units as docker does (go-units
+// BytesSize): "512B", "4KiB", "212MiB", "1.5GiB".
+func bytesIEC(n uint64) string { return units.BytesSize(float64(n)) }
 
 // usage is the resource use of one or more steps.
 type usage struct {

@@ -1,1 +1,1 @@
-bar-contents
+package context // bar-contents

@@ -1,1 +1,1 @@
-foo-contents
+package context // foo-contents

@@ -1,1 +1,1 @@
-foo.go-contents
+package files // foo.go-contents

@@ -1,1 +1,1 @@
-y
+package src // y

@@ -1,1 +1,1 @@
-x
+package b // x

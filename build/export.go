@@ -1,0 +1,256 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/builderdev/builder/exporter"
+	imagestore "github.com/builderdev/builder/exporter/store"
+	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/snapshot/fsutil"
+	"github.com/builderdev/builder/solver"
+	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/solver/remotecache"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// exportJob is what exporting one build needs.
+type exportJob struct {
+	b   *Builder
+	r   *collector
+	w   *ops.Worker
+	req Request
+	// inline returns the inline cache maker of platform i (nil when no
+	// --cache-to type=inline was asked for).
+	inline func(i int) inlineCacheFunc
+}
+
+// exportOptions are the exporter options of an output.
+func exportOptions(o Output) []exporter.Option {
+	if o.DockerMediaTypes {
+		return []exporter.Option{exporter.WithDockerMediaTypes()}
+	}
+	if len(o.Annotations) > 0 {
+		return []exporter.Option{exporter.WithAnnotations(o.Annotations)}
+	}
+	return nil
+}
+
+// names are the request's tags plus the output's names.
+func (o Output) names(tags []string) []string {
+	return append(append([]string(nil), tags...), o.Names...)
+}
+
+// sameLayers says whether a and b export the same manifest.
+func sameLayers(a, b Output) bool {
+	la, lb := a.Layers, b.Layers
+	if la.Compression == "" {
+		la.Compression = ops.Gzip
+	}
+	if lb.Compression == "" {
+		lb.Compression = ops.Gzip
+	}
+	return la == lb && a.DockerMediaTypes == b.DockerMediaTypes && maps.Equal(a.Annotations, b.Annotations)
+}
+
+// storeOutput is how the local store gets the image: as the first Image
+// output asks, or gzip with OCI media types; under the tags and the names
+// of every Image output.
+func storeOutput(req Request) (Output, []string) {
+	storeOut := Output{Type: Image, Annotations: req.Annotations}
+	storeNames := append([]string(nil), req.Tags...)
+	found := false
+	for _, out := range req.Outputs {
+		if out.Type == Image {
+			if !found {
+				storeOut, found = out, true
+			}
+			storeNames = append(storeNames, out.Names...)
+		}
+	}
+	return storeOut, storeNames
+}
+
+// images computes the image of every platform with its layers as out
+// asks, as one progress step.
+func (j *exportJob) images(ctx context.Context, out Output, solved []solver.Result, results []*dockerfile.Result) ([]*exporter.Image, error) {
+	lo, err := withEpoch(out.Layers, j.req.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	imgs := make([]*exporter.Image, len(results))
+	err = step(j.r, "exporting layers", func() error {
+		for i, res := range results {
+			cfg, err := imageConfig(res.Config, j.req)
+			if err != nil {
+				return err
+			}
+			c, layers, err := j.w.ImageWith(ctx, solved[i], cfg, lo)
+			if err != nil {
+				return err
+			}
+			imgs[i] = &exporter.Image{Config: c, Layers: layers, Blobs: j.b.images.Blobs(), HealthcheckStartInterval: res.HealthcheckStartInterval}
+			if f := j.inline(i); f != nil {
+				// --cache-to type=inline: the cache rides in the config.
+				raw, err := f(ctx, layers)
+				if err != nil {
+					return err
+				}
+				imgs[i].Extra = []exporter.ConfigField{{Name: remotecache.InlineKey, Value: raw}}
+			}
+		}
+		return nil
+	})
+	return imgs, err
+}
+
+// export writes the image of a one-platform build to the local store
+// (always: under the tags and the names of Image outputs, or by ID only)
+// and to every output.
+func (j *exportJob) export(ctx context.Context, solved solver.Result, res *dockerfile.Result) (*Result, error) {
+	warnRewriteWithoutEpoch(j.r, j.req.Outputs, j.req.BuildArgs)
+	storeOut, storeNames := storeOutput(j.req)
+	one := []solver.Result{solved}
+	results := []*dockerfile.Result{res}
+	imgs, err := j.images(ctx, storeOut, one, results)
+	if err != nil {
+		return nil, err
+	}
+	img := imgs[0]
+	var stored imagestore.Image
+	if err := step(j.r, "naming to "+describeNames(storeNames), func() error {
+		var err error
+		stored, err = j.b.images.Put(ctx, img, storeNames, exportOptions(storeOut)...)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	out := &Result{ImageID: stored.ID, Names: stored.Names}
+	var first *v1.Descriptor
+	for _, o := range j.req.Outputs {
+		oimg := img
+		if o.Type != Local && o.Type != Tar && !sameLayers(o, storeOut) {
+			oimgs, err := j.images(ctx, o, one, results)
+			if err != nil {
+				return nil, err
+			}
+			oimg = oimgs[0]
+		}
+		desc, err := j.write(ctx, o, oimg, stored.Manifest, sameLayers(o, storeOut))
+		if err != nil {
+			return nil, err
+		}
+		if first == nil && desc != nil {
+			first = desc
+		}
+	}
+	out.Descriptor = stored.Manifest
+	if first != nil {
+		out.Descriptor = *first
+	}
+	j.r.setImage(out, imageLayers(img.Layers, img.Config.History))
+	return out, nil
+}
+
+// write writes img to one output and returns the descriptor of the
+// manifest it wrote (nil for a root filesystem). stored is the local
+// store's manifest, the same as out's when sameAsStored.
+func (j *exportJob) write(ctx context.Context, out Output, img *exporter.Image, stored v1.Descriptor, sameAsStored bool) (*v1.Descriptor, error) {
+	var desc *v1.Descriptor
+	set := func(d v1.Descriptor, err error) error {
+		desc = &d
+		return err
+	}
+	opts := exportOptions(out)
+	var err error
+	switch out.Type {
+	case OCI:
+		names := out.names(j.req.Tags)
+		if out.OCIDir {
+			err = step(j.r, "exporting to oci image layout "+out.Dest, func() error {
+				return set(exporter.WriteOCIDir(ctx, out.Dest, img, names, opts...))
+			})
+			break
+		}
+		err = step(j.r, "exporting to oci image format "+describeDest(out), func() error {
+			return writeOutput(out, func(f io.Writer) error { return set(exporter.WriteOCI(ctx, f, img, names, opts...)) })
+		})
+	case Docker:
+		err = step(j.r, "exporting to docker image format "+describeDest(out), func() error {
+			return writeOutput(out, func(f io.Writer) error {
+				return set(exporter.WriteDocker(ctx, f, img, out.names(j.req.Tags), opts...))
+			})
+		})
+	case Local:
+		err = step(j.r, "copying files to "+out.Dest, func() error { return exporter.WriteLocal(ctx, out.Dest, img) })
+	case Tar:
+		err = step(j.r, "sending tarball to "+describeDest(out), func() error {
+			return writeOutput(out, func(f io.Writer) error {
+				// Scratch space next to the file, or in the root for a stream.
+				scratch := filepath.Dir(out.Dest)
+				if out.Writer != nil {
+					scratch = j.b.root.WorkerDir()
+				}
+				return exporter.WriteRootfsTar(ctx, f, img, scratch)
+			})
+		})
+	case Image:
+		d := stored
+		if !sameAsStored {
+			var st imagestore.Image
+			st, err = j.b.images.Put(ctx, img, out.Names, opts...)
+			d = st.Manifest
+		}
+		desc = &d
+		if err == nil && out.Push {
+			names := out.names(j.req.Tags)
+			if len(names) == 0 {
+				return nil, errors.New("--output type=image,push=true needs a name (-t or name=)")
+			}
+			// Push shows one step per name.
+			var vimg v1.Image
+			if vimg, err = img.V1(opts...); err == nil {
+				err = set(Push(ctx, j.b.registry, j.r, vimg, names))
+			}
+		}
+	}
+	return desc, err
+}
+
+func describeNames(names []string) string {
+	if len(names) == 0 {
+		return "local image store"
+	}
+	return strings.Join(names, ", ")
+}
+
+// describeDest names out's destination in a progress step.
+func describeDest(out Output) string {
+	if out.Writer != nil {
+		return "stdout"
+	}
+	return out.Dest
+}
+
+// writeOutput writes an output archive: streamed to out.Writer when set,
+// else atomically to out.Dest (see writeFile).
+func writeOutput(out Output, fn func(io.Writer) error) error {
+	if out.Writer != nil {
+		return fn(out.Writer)
+	}
+	return writeFile(out.Dest, fn)
+}
+
+// writeFile writes an output file through fsutil.WriteFileAtomicFunc, so a
+// failed export never leaves a truncated file; outputs are world-readable.
+func writeFile(path string, fn func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomicFunc(path, 0o644, fn)
+}
