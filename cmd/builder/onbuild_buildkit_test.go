@@ -106,3 +106,43 @@ COPY --from=inputstage /out/foo /bar
 		t.Errorf("bar = %q, want hello", got)
 	}
 }
+
+// TestOnBuildClearedPushed is BuildKit's testOnBuildCleared as written:
+// the image built FROM a pushed ONBUILD image runs the trigger once and
+// has no ONBUILD of its own, so an image built FROM it (pushed too) does
+// not run it again. (The golden case onbuild-cleared does the same with
+// stages.)
+func TestOnBuildClearedPushed(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	host := strings.SplitN(env.baseArgs["BASE"], "/", 2)[0]
+	root := t.TempDir()
+	build := func(what, df, tag string) map[string]string {
+		t.Helper()
+		ctxDir := t.TempDir()
+		writeFiles(t, ctxDir, map[string]string{"Dockerfile": df})
+		img, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: ctxDir, Root: root, BuildArgs: env.baseArgs})
+		if err != nil {
+			t.Fatalf("%s: %v\nprogress:\n%s", what, err, progress)
+		}
+		if tag != "" {
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tag == host+"/buildkit/testonbuild:base"; (len(cf.Config.OnBuild) > 0) != want {
+				t.Errorf("%s: OnBuild = %q", what, cf.Config.OnBuild)
+			}
+			registrytest.Push(t, img, tag)
+		}
+		return imageFiles(t, img)
+	}
+	target := host + "/buildkit/testonbuild:base"
+	build("onbuild image", "ARG BASE\nFROM $BASE\nONBUILD RUN mkdir -p /out && echo -n 11 >> /out/foo\n", target)
+	target2 := host + "/buildkit/testonbuild:child"
+	build("child", "FROM "+target+"\n", target2)
+	files := build("grandchild", "FROM "+target2+" AS base\nFROM scratch\nCOPY --from=base /out /\n", "")
+	if files["foo"] != "11" {
+		t.Errorf("foo = %q, want 11 (the trigger ran once)", files["foo"])
+	}
+}
