@@ -9,10 +9,11 @@ import (
 )
 
 // SourceDateEpoch is the SOURCE_DATE_EPOCH build arg as a time; ok is
-// false when it is unset or empty.
+// false when it is unset or empty, or "context" (the time of the build
+// context's source: a local context has none, as in BuildKit).
 func SourceDateEpoch(args map[string]string) (t time.Time, ok bool, err error) {
 	v, ok := args["SOURCE_DATE_EPOCH"]
-	if !ok || v == "" {
+	if !ok || v == "" || v == "context" {
 		return time.Time{}, false, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)

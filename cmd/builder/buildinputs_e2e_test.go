@@ -429,7 +429,8 @@ func main() {
 // (/run/buildkit/ssh_agent.N, N counting ssh mounts only) with mode 0600,
 // SSH_AUTH_SOCK points to it, and a client in the RUN gets the agent's
 // reply through it. A required mount of an id that was not forwarded
-// fails; an optional one is left out.
+// fails; an optional one is left out. The mode=741,uid=100,gid=102 step is
+// BuildKit's testSSHSocketParams (dockerfile_ssh_test.go).
 func TestSSHAgentForwarding(t *testing.T) {
 	requireRootOverlay(t)
 	env := newGoldenEnv(t)
@@ -449,6 +450,7 @@ RUN --mount=type=ssh test -S /run/buildkit/ssh_agent.0 && stat -c %a:%u:%g /run/
 RUN --mount=type=secret,id=nothing --mount=type=bind,source=agent-client,target=/usr/bin/agent-client --mount=type=ssh,mode=0644,uid=5 stat -c %a:%u "$SSH_AUTH_SOCK" > /mode2 && echo "$SSH_AUTH_SOCK" > /sock2 && agent-client > /reply
 RUN --mount=type=ssh,id=other ! test -e /run/buildkit/ssh_agent.0 && echo "[$SSH_AUTH_SOCK]" > /optional
 RUN --mount=type=ssh,target=/tmp/agent,required=true test -S /tmp/agent && echo "$SSH_AUTH_SOCK" > /sock3
+RUN --mount=type=ssh,mode=741,uid=100,gid=102 [ "$(stat -c "%u %g %f" $SSH_AUTH_SOCK)" = "100 102 c1e1" ]
 `})
 	root := t.TempDir()
 	img, progress, _, err := e2eBuild(t, BuildOptions{

@@ -2,6 +2,8 @@ package main
 
 import (
 	"archive/tar"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +83,38 @@ func TestSourceDateEpochDockerfileDefault(t *testing.T) {
 	}
 	if digests[0] != digests[1] {
 		t.Errorf("two builds at the same SOURCE_DATE_EPOCH differ: %s, %s", digests[0], digests[1])
+	}
+}
+
+// TestSourceDateEpochWithoutExporter is BuildKit's
+// testSourceDateEpochWithoutExporter: --build-arg SOURCE_DATE_EPOCH alone
+// (no exporter option) sets the image's created time and that of every
+// history entry.
+func TestSourceDateEpochWithoutExporter(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	tm := time.Unix(1700000001, 0).UTC()
+	df := "FROM scratch\nENTRYPOINT foo bar\nCOPY Dockerfile .\n"
+	_, data := env.buildDockerfile(t, df, t.TempDir(), func(o *BuildOptions) {
+		o.BuildArgs["SOURCE_DATE_EPOCH"] = "1700000001"
+		o.Dockerfile = filepath.Join(o.ContextDir, "Dockerfile")
+		if err := os.WriteFile(o.Dockerfile, []byte(df), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	cf, err := ociImage(t, data).ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cf.Created.Time.Equal(tm) {
+		t.Errorf("created %v, want %v", cf.Created.Time, tm)
+	}
+	if len(cf.History) != 2 {
+		t.Errorf("%d history entries, want 2 (ENTRYPOINT, COPY)", len(cf.History))
+	}
+	for i, h := range cf.History {
+		if !h.Created.Time.Equal(tm) {
+			t.Errorf("history %d (%s): created %v, want %v", i, h.CreatedBy, h.Created.Time, tm)
+		}
 	}
 }

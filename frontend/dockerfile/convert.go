@@ -369,6 +369,21 @@ func (c *converter) sourceDateEpoch() (*time.Time, error) {
 	if !ok {
 		v, _ = c.global.Get("SOURCE_DATE_EPOCH")
 	}
+	// "context" is the time of the build context's source (BuildKit
+	// testSourceDateEpochContextLocalUnset): a local context has none,
+	// so the epoch stays unset and, as in BuildKit, the arg is removed
+	// (an ARG SOURCE_DATE_EPOCH in a stage sees no value).
+	if v == "context" {
+		args := make(map[string]string, len(c.opt.BuildArgs))
+		for k, val := range c.opt.BuildArgs {
+			if k != "SOURCE_DATE_EPOCH" {
+				args[k] = val
+			}
+		}
+		c.opt.BuildArgs = args
+		c.global = c.global.unset("SOURCE_DATE_EPOCH")
+		return nil, nil
+	}
 	if v == "" {
 		return nil, nil
 	}

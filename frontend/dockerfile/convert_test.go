@@ -338,6 +338,8 @@ func TestErrors(t *testing.T) {
 		{"resolver error", "FROM nosuch:1\n", nil, []string{"Dockerfile:1:", "nosuch:1: not found"}},
 		{"from var expansion", "FROM busybox\nARG S=a\nCOPY --from=$S /a /\n", nil, []string{"Dockerfile:3:", "variable expansion is not supported for --from"}},
 		{"bad chmod", "FROM busybox\nCOPY --chmod=999 a /\n", nil, []string{"Dockerfile:2:", "invalid chmod"}},
+		{"bad chmod digits", "FROM busybox\nCOPY --chmod=64a a /\n", nil, []string{"Dockerfile:2:", "invalid chmod parameter: '64a'. it should be octal string and between 0 and 07777"}},
+		{"bad chmod symbolic", "FROM busybox\nCOPY --chmod=u+q a /\n", nil, []string{"Dockerfile:2:", "invalid chmod parameter \"u+q\""}},
 		{"bad signal", "FROM busybox\nSTOPSIGNAL SIGNOPE\n", nil, []string{"Dockerfile:2:", "invalid signal"}},
 		{"bad expose", "FROM busybox\nEXPOSE 80/xyz\n", nil, []string{"Dockerfile:2:", "invalid proto"}},
 		{"bad network", "FROM busybox\nRUN --network=bridge true\n", nil, []string{"Dockerfile:2:", "network"}},

@@ -42,7 +42,9 @@ func checkChmod(s string) error {
 		}
 		return nil
 	}
-	if strings.Trim(s, "0123456789") == "" {
+	// BuildKit's mode parser reads a value that starts with a digit as a
+	// number, so "64a" is a bad octal number, not a bad symbolic mode.
+	if s != "" && s[0] >= '0' && s[0] <= '9' {
 		return nonOctal
 	}
 	if !symbolicMode.MatchString(s) {

@@ -44,6 +44,17 @@ func (e envList) set(key, value string) envList {
 	return append(out, key+"="+value)
 }
 
+// unset returns a copy of e without key.
+func (e envList) unset(key string) envList {
+	out := make(envList, 0, len(e))
+	for _, kv := range e {
+		if k, _ := splitKV(kv); k != key {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // slice returns a copy of the entries.
 func (e envList) slice() []string {
 	if len(e) == 0 {

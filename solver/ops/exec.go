@@ -22,20 +22,27 @@ type execOp struct {
 	op llb.ExecOp
 }
 
+// opDigest is an op's own part of its cache key: the vertex digest with
+// every input left out, as BuildKit's cache maps digest the op alone. The
+// solver adds each input's cache key; an input's vertex digest would tie
+// the key to how the input was written (ADD --checksum=C of a commit vs
+// the same ADD without it), not to what it is.
+func opDigest(v *llb.Vertex) digest.Digest {
+	ins := v.Inputs()
+	return v.DigestMasking(func(i int) bool { return ins[i] != nil })
+}
+
 // CacheMap keys an exec by its op and its inputs' cache keys, except an
 // input that only non-root mounts read through a selector (RUN
 // --mount=from=stage,source=out): it counts by the content of exactly the
 // selected directories, as in BuildKit, so an unrelated change in that
 // stage does not re-run the step (see mountSelectors).
 func (o *execOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
-	cm := &solver.CacheMap{Digest: o.v.Digest()}
+	cm := &solver.CacheMap{Digest: opDigest(o.v)}
 	sels := mountSelectors(o.op, len(o.v.Inputs()))
 	if len(sels) == 0 {
 		return cm, nil
 	}
-	// The op's part leaves those inputs out: their vertex digests change
-	// with every change in their stage.
-	cm.Digest = o.v.DigestMasking(func(i int) bool { _, ok := sels[i]; return ok })
 	cm.Deps = make([]solver.CacheDep, len(o.v.Inputs()))
 	for i, ss := range sels {
 		cm.Deps[i].ContentFunc = func(ctx context.Context, r solver.Result) (digest.Digest, error) {

@@ -20,7 +20,7 @@ type fileOp struct {
 // CacheMap keys a copy from a local context by the checksum of exactly the
 // files it reads; every other input counts by its cache key.
 func (o *fileOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
-	cm := &solver.CacheMap{Digest: o.v.Digest(), Deps: make([]solver.CacheDep, len(o.v.Inputs()))}
+	cm := &solver.CacheMap{Digest: opDigest(o.v), Deps: make([]solver.CacheDep, len(o.v.Inputs()))}
 	for i, in := range o.v.Inputs() {
 		if in == nil || i == o.op.Base {
 			continue

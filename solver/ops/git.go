@@ -65,7 +65,12 @@ func (o *gitOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
 	o.mu.Lock()
 	o.resolved = r
 	o.mu.Unlock()
-	return &solver.CacheMap{Digest: digest.FromString(string(o.v.Digest()) + "\n" + r.keySHA(o.op.KeepGitDir))}, nil
+	// --checksum only verifies the commit: as in BuildKit, it is not part
+	// of the key, so the same ADD with and without it shares the cache.
+	keyOp := o.op
+	keyOp.Checksum = ""
+	keyVertex := llb.NewVertex(keyOp, nil, llb.Meta{})
+	return &solver.CacheMap{Digest: digest.FromString(string(keyVertex.Digest()) + "\n" + r.keySHA(o.op.KeepGitDir))}, nil
 }
 
 // resolve asks the remote which commit the op's ref names.
@@ -200,7 +205,12 @@ func (o *gitOp) checkout(ctx context.Context, r *gitResolved, work, gitDir strin
 		}
 		return nil
 	}
-	if _, err := o.git(ctx, "", "init", "-q", "--bare", gitDir); err != nil {
+	initArgs := []string{"init", "-q", "--bare"}
+	if len(r.Commit) == 64 {
+		// A SHA-256 repository: the local one must use the same format.
+		initArgs = append(initArgs, "--object-format=sha256")
+	}
+	if _, err := o.git(ctx, "", append(initArgs, gitDir)...); err != nil {
 		return fmt.Errorf("git source %s: %w", redactURL(o.op.Remote), err)
 	}
 	if err := g("config", "core.bare", "false"); err != nil {

@@ -22,7 +22,7 @@ type mergeOp struct {
 // scratch (a COPY --link) keeps its own key whatever it is merged onto,
 // and only the merge itself runs again when the base changes.
 func (o *mergeOp) CacheMap(ctx context.Context) (*solver.CacheMap, error) {
-	return &solver.CacheMap{Digest: o.v.Digest()}, nil
+	return &solver.CacheMap{Digest: opDigest(o.v)}, nil
 }
 
 // Exec prepares a snapshot on input 0 and applies the layers of the other

@@ -308,8 +308,9 @@ func TestSecretMount(t *testing.T) {
 				defer cleanup()
 			}
 			if c.wantErr {
-				if err == nil || !errors.Is(err, ErrSecretNotFound) {
-					t.Fatalf("err = %v, want secret not found", err)
+				// BuildKit's wording (testSecretRequiredWithoutValue).
+				if err == nil || !errors.Is(err, ErrSecretNotFound) || !strings.Contains(err.Error(), "secret nope: not found") {
+					t.Fatalf("err = %v, want secret nope: not found", err)
 				}
 				return
 			}

@@ -14,8 +14,9 @@ import (
 	"github.com/builderdev/builder/llb"
 )
 
-// ErrSecretNotFound is returned by a SecretStore for an unknown id.
-var ErrSecretNotFound = errors.New("secret not found")
+// ErrSecretNotFound is returned by a SecretStore for an unknown id,
+// wrapped as BuildKit words it: "secret ID: not found".
+var ErrSecretNotFound = errors.New("not found")
 
 // SecretStore serves the values of RUN --mount=type=secret. Secret values
 // are never part of a cache key, a layer, the image config or the progress
@@ -33,14 +34,14 @@ type SecretMap map[string][]byte
 func (m SecretMap) GetSecret(_ context.Context, id string) ([]byte, error) {
 	v, ok := m[id]
 	if !ok {
-		return nil, fmt.Errorf("secret %q: %w", id, ErrSecretNotFound)
+		return nil, fmt.Errorf("secret %s: %w", id, ErrSecretNotFound)
 	}
 	return v, nil
 }
 
 func (w *Worker) getSecret(ctx context.Context, id string) ([]byte, error) {
 	if w.opt.Secrets == nil {
-		return nil, fmt.Errorf("secret %q: %w", id, ErrSecretNotFound)
+		return nil, fmt.Errorf("secret %s: %w", id, ErrSecretNotFound)
 	}
 	return w.opt.Secrets.GetSecret(ctx, id)
 }
