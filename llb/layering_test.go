@@ -31,7 +31,9 @@ var forbidden = map[string][]string{
 	"state":               {"cmd", "frontend", "llb", "solver", "registry", "build"},
 	"internal/containers": {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
 	// build is the library entry point: everything but the CLI is below it.
-	"build": {"cmd"},
+	"build": {"cmd", "run"},
+	// run is the library form of builder run, beside build.
+	"run": {"cmd"},
 }
 
 // leaf is the package of filesystem helpers every layer may use: it
