@@ -54,53 +54,34 @@ type historyRow struct {
 // createdByWidth is where docker history cuts CREATED BY.
 const createdByWidth = 45
 
-// imageHistory lists the history of ref, newest first. The newest entry
-// carries the image ID, the others "<missing>" (they are not images of
-// their own here, as with docker's BuildKit-built images).
+// imageHistory formats the history of ref, newest first. The newest
+// entry carries the image ID, the others "<missing>" (they are not images
+// of their own here, as with docker's BuildKit-built images).
 func imageHistory(s *imagestore.Store, ref string, now time.Time, noTrunc, human bool) ([]historyRow, error) {
-	im, err := s.Get(ref)
+	id, hist, err := s.History(ref)
 	if err != nil {
 		return nil, err
 	}
-	img, err := s.Load(im)
-	if err != nil {
-		return nil, err
-	}
-	layers, err := s.Layers(im)
-	if err != nil {
-		return nil, err
-	}
-	hist := img.Config.History
-	var out []historyRow
-	li := 0
+	out := make([]historyRow, 0, len(hist))
 	for _, h := range hist {
-		var size int64
-		if !h.EmptyLayer && li < len(layers) {
-			size = layers[li].Unpacked
-			li++
-		}
 		r := historyRow{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment}
 		if human {
-			r.CreatedSince, r.Size = humanAgo(now, h.Created.Time), humanSize(size)
+			r.CreatedSince, r.Size = humanAgo(now, h.Created), humanSize(h.Size)
 		} else {
-			r.CreatedSince, r.Size = h.Created.Time.Format(time.RFC3339), fmt.Sprint(size)
+			r.CreatedSince, r.Size = h.Created.Format(time.RFC3339), fmt.Sprint(h.Size)
 		}
 		if !h.Created.IsZero() {
-			r.CreatedAt = h.Created.Time.Format(time.RFC3339)
+			r.CreatedAt = h.Created.Format(time.RFC3339)
 		}
 		if !noTrunc && len([]rune(r.CreatedBy)) > createdByWidth {
 			r.CreatedBy = string([]rune(r.CreatedBy)[:createdByWidth-1]) + "…"
 		}
 		out = append(out, r)
 	}
-	// Newest first.
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
 	if len(out) > 0 {
-		out[0].ID = im.ID.Encoded()[:12]
+		out[0].ID = id.Encoded()[:12]
 		if noTrunc {
-			out[0].ID = im.ID.String()
+			out[0].ID = id.String()
 		}
 	}
 	return out, nil

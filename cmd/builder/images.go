@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -16,10 +14,8 @@ import (
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/internal/pty"
-	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 )
 
@@ -52,12 +48,12 @@ func newImagesCommand() *cobra.Command {
 		Short: "List images in the local image store",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := parseImageFilters(filters)
+			f, err := imagestore.ParseFilters(filters)
 			if err != nil {
 				return err
 			}
 			if len(args) == 1 {
-				f.arg = args[0]
+				f.Arg = args[0]
 			}
 			lf, err := parseListFormat(format, imagesTable)
 			if err != nil {
@@ -95,125 +91,25 @@ type imageSummary struct {
 	Repository, Tag, ID, Digest, CreatedSince, CreatedAt, Size, CompressedSize string
 }
 
-// imageFilters are builder images' REPOSITORY[:TAG] argument and
-// --filter conditions.
-type imageFilters struct {
-	arg        string
-	dangling   *bool
-	references []string
-}
-
-func parseImageFilters(fs []string) (imageFilters, error) {
-	var f imageFilters
-	for _, x := range fs {
-		k, v, ok := strings.Cut(x, "=")
-		switch {
-		case !ok:
-			return f, fmt.Errorf("bad format of filter (expected name=value): %s", x)
-		case k == "dangling":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return f, fmt.Errorf("invalid filter 'dangling=%s': want true or false", v)
-			}
-			f.dangling = &b
-		case k == "reference":
-			if _, err := path.Match(v, ""); err != nil {
-				return f, fmt.Errorf("invalid filter 'reference=%s': %w", v, err)
-			}
-			f.references = append(f.references, v)
-		default:
-			return f, fmt.Errorf("invalid filter '%s' (supported: dangling, reference)", k)
-		}
-	}
-	return f, nil
-}
-
-// keep says whether a row passes the filters.
-func (f imageFilters) keep(r imageRow) bool {
-	dangling := r.repo == "<none>"
-	if f.dangling != nil && *f.dangling != dangling {
-		return false
-	}
-	if len(f.references) == 0 {
-		return true
-	}
-	if dangling {
-		return false
-	}
-	for _, p := range f.references {
-		// As docker: the pattern matches the familiar name, with or
-		// without the tag.
-		if ok, _ := path.Match(p, r.repo); ok {
-			return true
-		}
-		if ok, _ := path.Match(p, r.repo+":"+r.tag); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// imageRow is one line of `builder images`.
-type imageRow struct {
-	repo, tag string
-	im        imagestore.Image
-}
-
-// rows lists one row per name (<none> for unnamed images), filtered by
-// REPOSITORY[:TAG] as docker images filters.
-func rows(all []imagestore.Image, filter string) []imageRow {
-	var out []imageRow
-	frepo, ftag, _ := strings.Cut(filter, ":")
-	if strings.Contains(ftag, "/") { // host:port/repo
-		frepo, ftag = filter, ""
-		if i := strings.LastIndex(filter, ":"); i > strings.LastIndex(filter, "/") {
-			frepo, ftag = filter[:i], filter[i+1:]
-		}
-	}
-	for _, im := range all {
-		if len(im.Names) == 0 {
-			if filter == "" {
-				out = append(out, imageRow{"<none>", "<none>", im})
-			}
-			continue
-		}
-		for _, n := range im.Names {
-			short := exporter.FamiliarName(n)
-			i := strings.LastIndex(short, ":")
-			repo, tag := short[:i], short[i+1:]
-			if filter != "" {
-				if frepo != repo && frepo != n[:strings.LastIndex(n, ":")] {
-					continue
-				}
-				if ftag != "" && ftag != tag {
-					continue
-				}
-			}
-			out = append(out, imageRow{repo, tag, im})
-		}
-	}
-	return out
-}
-
-func printImages(w io.Writer, s *imagestore.Store, all []imagestore.Image, f imageFilters, quiet, noTrunc bool, lf *listFormat, now time.Time) error {
+func printImages(w io.Writer, s *imagestore.Store, all []imagestore.Image, f imagestore.Filters, quiet, noTrunc bool, lf *listFormat, now time.Time) error {
 	id := func(im imagestore.Image) string {
 		if noTrunc {
 			return im.ID.String()
 		}
 		return im.ID.Encoded()[:12]
 	}
-	var rs []imageRow
-	for _, r := range rows(all, f.arg) {
-		if f.keep(r) {
+	var rs []imagestore.Row
+	for _, r := range imagestore.Rows(all, f.Arg) {
+		if f.Keep(r) {
 			rs = append(rs, r)
 		}
 	}
 	if quiet {
 		seen := map[string]bool{}
 		for _, r := range rs {
-			if !seen[id(r.im)] {
-				seen[id(r.im)] = true
-				fmt.Fprintln(w, id(r.im))
+			if !seen[id(r.Image)] {
+				seen[id(r.Image)] = true
+				fmt.Fprintln(w, id(r.Image))
 			}
 		}
 		return nil
@@ -222,27 +118,27 @@ func printImages(w io.Writer, s *imagestore.Store, all []imagestore.Image, f ima
 	sizes := map[string]string{}
 	var damaged []string
 	for _, r := range rs {
-		size, ok := sizes[r.im.ID.String()]
+		size, ok := sizes[r.Image.ID.String()]
 		if !ok {
 			// A layer that cannot be read never blocks the listing.
 			size = "N/A"
-			if r.im.Damaged == "" {
-				if n, err := s.UnpackedSize(r.im); err == nil {
+			if r.Image.Damaged == "" {
+				if n, err := s.UnpackedSize(r.Image); err == nil {
 					size = humanSize(n)
 				}
 			}
-			sizes[r.im.ID.String()] = size
+			sizes[r.Image.ID.String()] = size
 		}
-		created, since := "N/A", humanAgo(now, r.im.Created)
-		if !r.im.Created.IsZero() {
-			created = r.im.Created.Local().Format("2006-01-02 15:04:05 -0700 MST")
+		created, since := "N/A", humanAgo(now, r.Image.Created)
+		if !r.Image.Created.IsZero() {
+			created = r.Image.Created.Local().Format("2006-01-02 15:04:05 -0700 MST")
 		}
-		if r.im.Damaged != "" {
+		if r.Image.Damaged != "" {
 			since = "<damaged>"
-			damaged = append(damaged, fmt.Sprintf("WARNING: image %s:%s (%s) is damaged: %s; build or pull it again (builder prune removes it)", r.repo, r.tag, id(r.im), r.im.Damaged))
+			damaged = append(damaged, fmt.Sprintf("WARNING: image %s:%s (%s) is damaged: %s; build or pull it again (builder prune removes it)", r.Repo, r.Tag, id(r.Image), r.Image.Damaged))
 		}
-		items = append(items, imageSummary{Repository: r.repo, Tag: r.tag, ID: id(r.im), Digest: r.im.Manifest.Digest.String(),
-			CreatedSince: since, CreatedAt: created, Size: size, CompressedSize: humanSize(r.im.Size)})
+		items = append(items, imageSummary{Repository: r.Repo, Tag: r.Tag, ID: id(r.Image), Digest: r.Image.Manifest.Digest.String(),
+			CreatedSince: since, CreatedAt: created, Size: size, CompressedSize: humanSize(r.Image.Size)})
 	}
 	if err := lf.write(w, items, imageHeaders); err != nil {
 		return err
@@ -286,7 +182,7 @@ func newInspectCommand() *cobra.Command {
 				out := []any{}
 				var errs []error
 				for _, a := range args {
-					x, err := inspectImage(s, a)
+					x, err := s.Inspect(a)
 					if err != nil {
 						errs = append(errs, err)
 						continue
@@ -313,7 +209,7 @@ func newInspectCommand() *cobra.Command {
 func inspectFormat(w io.Writer, s *imagestore.Store, refs []string, tmpl *template.Template) error {
 	var errs []error
 	for _, ref := range refs {
-		x, err := inspectImage(s, ref)
+		x, err := s.Inspect(ref)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -336,77 +232,6 @@ func inspectFormat(w io.Writer, s *imagestore.Store, refs []string, tmpl *templa
 		fmt.Fprintln(w, b.String())
 	}
 	return errors.Join(errs...)
-}
-
-// imageInspect is one element of `builder inspect`'s output: Docker's
-// image inspect fields plus the manifest and its descriptor.
-type imageInspect struct {
-	ID           string          `json:"Id"`
-	RepoTags     []string        `json:"RepoTags"`
-	Created      time.Time       `json:"Created"`
-	Architecture string          `json:"Architecture"`
-	Os           string          `json:"Os"`
-	Variant      string          `json:"Variant,omitempty"`
-	Size         int64           `json:"Size"`
-	Author       string          `json:"Author,omitempty"`
-	Config       v1.Config       `json:"Config"`
-	RootFS       v1.RootFS       `json:"RootFS"`
-	History      []v1.History    `json:"History,omitempty"`
-	Descriptor   v1.Descriptor   `json:"Descriptor"`
-	Manifest     json.RawMessage `json:"Manifest"`
-	// Platforms are the images of a multi-platform image (Descriptor and
-	// Manifest are then its index; the other fields describe the image
-	// builder run would pick: the host's platform, else the first).
-	Platforms []platformInspect `json:"Platforms,omitempty"`
-}
-
-// platformInspect is one platform of a multi-platform image.
-type platformInspect struct {
-	Platform   v1.Platform   `json:"Platform"`
-	ID         string        `json:"Id"`
-	Created    time.Time     `json:"Created"`
-	Size       int64         `json:"Size"`
-	Descriptor v1.Descriptor `json:"Descriptor"`
-}
-
-func inspectImage(s *imagestore.Store, ref string) (*imageInspect, error) {
-	top, err := s.Get(ref)
-	if err != nil {
-		return nil, err
-	}
-	im := top
-	if top.Platforms != nil {
-		if im, err = imagestore.Select(top, llb.Platform{}); err != nil {
-			im = top.Platforms[0]
-		}
-	}
-	rawManifest, rawConfig, err := s.Raw(im)
-	if err != nil {
-		return nil, err
-	}
-	var cfg v1.ConfigFile
-	if err := json.Unmarshal(rawConfig, &cfg); err != nil {
-		return nil, fmt.Errorf("image %s: config: %w", ref, err)
-	}
-	x := &imageInspect{
-		ID: im.ID.String(), RepoTags: []string{}, Created: cfg.Created.Time,
-		Architecture: cfg.Architecture, Os: cfg.OS, Variant: cfg.Variant, Size: im.Size,
-		Author: cfg.Author, Config: cfg.Config, RootFS: cfg.RootFS, History: cfg.History,
-		Descriptor: im.Manifest, Manifest: rawManifest,
-	}
-	for _, n := range top.Names {
-		x.RepoTags = append(x.RepoTags, exporter.FamiliarName(n))
-	}
-	if top.Platforms != nil {
-		if x.Manifest, err = s.RawIndex(top); err != nil {
-			return nil, err
-		}
-		x.ID, x.Size, x.Descriptor = top.ID.String(), top.Size, top.Manifest
-		for _, c := range top.Platforms {
-			x.Platforms = append(x.Platforms, platformInspect{Platform: *c.Platform, ID: c.ID.String(), Created: c.Created, Size: c.Size, Descriptor: c.Manifest})
-		}
-	}
-	return x, nil
 }
 
 func newTagCommand() *cobra.Command {
@@ -479,7 +304,7 @@ func newSaveCommand() *cobra.Command {
 				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 			}
 			return withImageStore(root, func(s *imagestore.Store) error {
-				imgs, err := saveSet(s, args)
+				imgs, err := s.SaveSet(args)
 				if err != nil {
 					return err
 				}
@@ -502,43 +327,6 @@ func newSaveCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
 	cmd.Flags().StringVar(&format, "format", "docker", `Archive format: "docker" (docker save) or "oci" (OCI image layout)`)
 	return cmd
-}
-
-// saveSet resolves the images to save, once each with every name it was
-// asked by (an image asked by ID keeps all its names), in order.
-func saveSet(s *imagestore.Store, refs []string) ([]exporter.NamedImage, error) {
-	var out []exporter.NamedImage
-	at := map[string]int{}
-	for _, ref := range refs {
-		im, err := s.Get(ref)
-		if err != nil {
-			return nil, err
-		}
-		names := im.Names
-		if full, err := exporter.NormalizeName(ref); err == nil {
-			names = []string{full} // docker save NAME keeps only that name
-		}
-		if i, ok := at[im.ID.String()]; ok {
-			out[i].Names = append(out[i].Names, names...)
-			continue
-		}
-		if im.Platforms != nil { // a multi-platform image: its index
-			imgs, err := s.LoadAll(im)
-			if err != nil {
-				return nil, err
-			}
-			at[im.ID.String()] = len(out)
-			out = append(out, exporter.NamedImage{Platforms: imgs, Names: append([]string(nil), names...)})
-			continue
-		}
-		img, err := s.Load(im)
-		if err != nil {
-			return nil, err
-		}
-		at[im.ID.String()] = len(out)
-		out = append(out, exporter.NamedImage{Image: img, Names: append([]string(nil), names...)})
-	}
-	return out, nil
 }
 
 // humanSize is docker images' SIZE: decimal units, 3 significant digits.

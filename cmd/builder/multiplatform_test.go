@@ -175,10 +175,10 @@ func TestMultiPlatformBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(rows(all, "")); n != 1 {
+	if n := len(imagestore.Rows(all, "")); n != 1 {
 		t.Errorf("images lists %d rows, want the index once: %+v", n, all)
 	}
-	x, err := inspectImage(images, ref)
+	x, err := images.Inspect(ref)
 	if err != nil {
 		t.Fatal(err)
 	}

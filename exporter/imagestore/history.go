@@ -1,0 +1,48 @@
+package imagestore
+
+import (
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// HistoryEntry is one entry of an image's history, with the size its
+// layer adds (unpacked; 0 for an entry without a layer).
+type HistoryEntry struct {
+	Created   time.Time
+	CreatedBy string
+	Comment   string
+	Size      int64
+}
+
+// History returns the image ref names and its history, newest first, as
+// docker image history lists it.
+func (s *Store) History(ref string) (digest.Digest, []HistoryEntry, error) {
+	im, err := s.Get(ref)
+	if err != nil {
+		return "", nil, err
+	}
+	img, err := s.Load(im)
+	if err != nil {
+		return "", nil, err
+	}
+	layers, err := s.Layers(im)
+	if err != nil {
+		return "", nil, err
+	}
+	hist := img.Config.History
+	out := make([]HistoryEntry, 0, len(hist))
+	li := 0
+	for _, h := range hist {
+		var size int64
+		if !h.EmptyLayer && li < len(layers) {
+			size = layers[li].Unpacked
+			li++
+		}
+		out = append(out, HistoryEntry{Created: h.Created.Time, CreatedBy: h.CreatedBy, Comment: h.Comment, Size: size})
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return im.ID, out, nil
+}
