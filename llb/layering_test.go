@@ -13,27 +13,30 @@ const module = "github.com/builderdev/builder/"
 // forbidden lists, per package path prefix, the module packages it must not
 // import: the arrows of docs/architecture.md point one way only.
 var forbidden = map[string][]string{
-	"llb":                  {"cmd", "frontend", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
-	"frontend":             {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
-	"solver/ops":           {"cmd", "frontend", "exporter", "state", "build"},
-	"solver":               {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build"},
-	"internal/remotecache": {"cmd", "frontend", "executor", "exporter", "state", "build"},
-	"internal/logfilter":   {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build"},
-	"internal/pty":         {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
-	"cache":                {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state", "build"},
-	"snapshot":             {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
-	"executor":             {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state", "build"},
-	"registry":             {"cmd", "frontend", "solver", "snapshot", "executor", "exporter", "state", "build"},
-	"exporter":             {"cmd", "frontend", "solver", "executor", "state", "build"},
-	"frontend/dockerfile":  {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"llb":                  {"cmd", "frontend", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"frontend":             {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"solver/ops":           {"cmd", "frontend", "exporter", "state", "build", "run", "prune"},
+	"solver":               {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"internal/remotecache": {"cmd", "frontend", "executor", "exporter", "state", "build", "run", "prune"},
+	"internal/logfilter":   {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"internal/pty":         {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"cache":                {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"snapshot":             {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"executor":             {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state", "build", "run", "prune"},
+	"registry":             {"cmd", "frontend", "solver", "snapshot", "executor", "exporter", "state", "build", "run", "prune"},
+	"exporter":             {"cmd", "frontend", "solver", "executor", "state", "build", "run", "prune"},
+	"frontend/dockerfile":  {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
 	// state owns the root: it opens the stores below it and knows nothing
 	// of builds, Dockerfiles or registries.
-	"state":               {"cmd", "frontend", "llb", "solver", "registry", "build"},
-	"internal/containers": {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
+	"state":               {"cmd", "frontend", "llb", "solver", "registry", "build", "run", "prune"},
+	"internal/containers": {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build", "run", "prune"},
 	// build is the library entry point: everything but the CLI is below it.
-	"build": {"cmd", "run"},
+	"build": {"cmd", "run", "prune"},
 	// run is the library form of builder run, beside build.
 	"run": {"cmd"},
+	// prune is the library form of prune, du, image prune and the GC
+	// after a build.
+	"prune": {"cmd", "build", "run", "frontend"},
 }
 
 // leaf is the package of filesystem helpers every layer may use: it

@@ -16,6 +16,7 @@ import (
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/prune"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
@@ -263,7 +264,7 @@ func buildWithProgress(ctx context.Context, o BuildOptions, root *state.Root, re
 	res, err := b.Build(ctx, req, rep)
 	if err == nil && o.Call != "check" {
 		// Over --gc-limit, the least recently used cache goes.
-		err = autoGC(ctx, rep, root, gcLimit)
+		err = prune.AutoGC(ctx, rep, root, gcLimit)
 	}
 	flushLogs()
 	display.Close()

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/builderdev/builder/prune"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/state"
 	digest "github.com/opencontainers/go-digest"
@@ -51,27 +52,19 @@ func DU(ctx context.Context, o DUOptions, out io.Writer) error {
 		return err
 	}
 	defer root.Close()
-	store, err := root.Cache()
-	if err != nil {
-		return err
-	}
 	var corrupt []digest.Digest
 	if o.Verify {
+		store, err := root.Cache()
+		if err != nil {
+			return err
+		}
 		n := 0
 		if corrupt, err = store.Blobs().VerifyAll(func(digest.Digest, int64, error) { n++ }); err != nil {
 			return fmt.Errorf("verifying blobs: %w", err)
 		}
 		fmt.Fprintf(out, "Verified %d blobs: %d corrupt\n", n, len(corrupt))
 	}
-	sn, err := root.Snapshots()
-	if err != nil {
-		return err
-	}
-	keepBlobs, keepSnaps, err := inUse(root)
-	if err != nil {
-		return err
-	}
-	rep, err := ops.DiskUsageReport(ctx, store, sn, ops.PruneOptions{KeepBlobs: keepBlobs, KeepSnapshots: keepSnaps, StateDir: root.WorkerDir()})
+	rep, err := prune.Usage(ctx, root)
 	if err != nil {
 		return err
 	}
@@ -85,32 +78,6 @@ func DU(ctx context.Context, o DUOptions, out io.Writer) error {
 		return &exitError{code: 1}
 	}
 	return nil
-}
-
-// inUse returns what prune must keep: the blobs of the local images and
-// the containers' snapshots.
-func inUse(root *state.Root) (map[digest.Digest]bool, []string, error) {
-	images, err := root.Images()
-	if err != nil {
-		return nil, nil, err
-	}
-	keepBlobs, err := images.Referenced()
-	if err != nil {
-		return nil, nil, fmt.Errorf("listing the blobs of stored images: %w", err)
-	}
-	cs, err := root.Containers()
-	if err != nil {
-		return nil, nil, err
-	}
-	ctrs, err := cs.List()
-	if err != nil {
-		return nil, nil, err
-	}
-	var keepSnaps []string
-	for _, c := range ctrs {
-		keepSnaps = append(keepSnaps, c.Snapshot)
-	}
-	return keepBlobs, keepSnaps, nil
 }
 
 // printUsage prints the items (verbose) and a table by kind, as docker

@@ -10,8 +10,8 @@ import (
 
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/internal/pty"
+	"github.com/builderdev/builder/prune"
 	"github.com/builderdev/builder/state"
-	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
 
@@ -59,25 +59,7 @@ func pruneImages(dir string, all, force bool, in io.Reader, out io.Writer) error
 		return err
 	}
 	defer root.Close()
-	images, err := root.Images()
-	if err != nil {
-		return err
-	}
-	ctrs, err := root.Containers()
-	if err != nil {
-		return err
-	}
-	list, err := ctrs.List()
-	if err != nil {
-		return err
-	}
-	inUse := map[digest.Digest]bool{}
-	for _, c := range list {
-		if d, err := digest.Parse(c.ImageID); err == nil {
-			inUse[d] = true
-		}
-	}
-	removed, err := images.Prune(all, inUse)
+	removed, err := prune.Images(root, all)
 	if len(removed) > 0 {
 		fmt.Fprintln(out, "Deleted Images:")
 		for _, r := range removed {

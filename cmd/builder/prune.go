@@ -9,10 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/builderdev/builder/internal/pty"
-	"github.com/builderdev/builder/solver/ops"
+	"github.com/builderdev/builder/prune"
 	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -46,35 +45,12 @@ func newPruneCommand() *cobra.Command {
 	return cmd
 }
 
-// parsePruneFilters reads docker's prune filters; only until=DURATION is
-// supported (a Go duration such as 24h or 90m).
-func parsePruneFilters(filters []string) (time.Duration, error) {
-	var until time.Duration
-	for _, f := range filters {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return 0, fmt.Errorf("bad format of filter (expected name=value): %s", f)
-		}
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "until":
-			d, err := time.ParseDuration(strings.TrimSpace(v))
-			if err != nil || d < 0 {
-				return 0, fmt.Errorf("invalid filter 'until=%s': want a duration such as 24h", v)
-			}
-			until = d
-		default:
-			return 0, fmt.Errorf("invalid filter '%s'", k)
-		}
-	}
-	return until, nil
-}
-
 // Prune removes build cache under o.Root as docker builder prune: without
 // --all the dangling cache (see ops.PruneOptions), with --all everything
 // but what the stored images and the containers use. It asks first unless
 // --force; without a terminal to ask on it refuses.
 func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) error {
-	until, err := parsePruneFilters(o.Filters)
+	until, err := prune.ParseFilters(o.Filters)
 	if err != nil {
 		return err
 	}
@@ -113,63 +89,11 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	}
 	defer root.Close()
 
-	before, err := ops.DiskUsage(root.Dir())
-	if err != nil {
-		return err
-	}
-	store, err := root.Cache()
-	if err != nil {
-		return err
-	}
-	// Damaged records are absent for builds; prune removes them.
-	if _, err := store.Metadata().DeleteDamaged(); err != nil {
-		return fmt.Errorf("builder prune: %w", err)
-	}
-	// Prune runs alone: nobody waits on a key lock.
-	if err := store.RemoveKeyLocks(); err != nil {
-		return fmt.Errorf("builder prune: %w", err)
-	}
-	sn, err := root.Snapshots()
-	if err != nil {
-		return err
-	}
-	images, err := root.Images()
-	if err != nil {
-		return err
-	}
-	// Damaged images go first: what they still reference is then free.
-	damaged, err := images.RemoveDamaged()
-	if err != nil {
-		return fmt.Errorf("removing damaged images: %w", err)
-	}
-	for _, im := range damaged {
+	rep, err := prune.Cache(ctx, root, prune.CacheOptions{All: o.All, Until: until, KeepStorage: keep})
+	for _, im := range rep.Damaged {
 		fmt.Fprintf(out, "Removed damaged image %s (%s): %s\n", strings.Join(im.Names, ", "), im.ID.Encoded()[:12], im.Damaged)
 	}
-	keepBlobs, err := images.Referenced()
-	if err != nil {
-		return fmt.Errorf("listing the blobs of stored images: %w", err)
-	}
-	cs, err := root.Containers()
-	if err != nil {
-		return err
-	}
-	ctrs, err := cs.List()
-	if err != nil {
-		return err
-	}
-	var keepSnaps []string
-	for _, c := range ctrs {
-		keepSnaps = append(keepSnaps, c.Snapshot)
-	}
-	rep, err := ops.Prune(ctx, store, sn, ops.PruneOptions{
-		All:           o.All,
-		Until:         until,
-		KeepStorage:   keep,
-		KeepBlobs:     keepBlobs,
-		KeepSnapshots: keepSnaps,
-		StateDir:      root.WorkerDir(),
-	})
-	if rep != nil && len(rep.Results) > 0 {
+	if len(rep.Results) > 0 {
 		fmt.Fprintln(out, "Deleted build cache objects:")
 		for _, id := range rep.Results {
 			fmt.Fprintln(out, id)
@@ -179,10 +103,6 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	after, err := ops.DiskUsage(root.Dir())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "Total reclaimed space: %s\n", units.HumanSize(float64(max(before-after, 0))))
+	fmt.Fprintf(out, "Total reclaimed space: %s\n", units.HumanSize(float64(rep.Reclaimed)))
 	return nil
 }
