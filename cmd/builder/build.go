@@ -117,7 +117,7 @@ func newBuildCommand() *cobra.Command {
 				return err
 			}
 			for _, s := range outputs {
-				out, err := parseOutput(s)
+				out, err := build.ParseOutputSpec(s)
 				if err != nil {
 					return err
 				}
@@ -126,7 +126,7 @@ func newBuildCommand() *cobra.Command {
 			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
 				return err
 			}
-			if o.Annotations, err = parseAnnotations(annotations, o.Outputs); err != nil {
+			if o.Annotations, err = build.ParseAnnotations(annotations, o.Outputs); err != nil {
 				return err
 			}
 			for i := range o.Outputs {
@@ -134,7 +134,7 @@ func newBuildCommand() *cobra.Command {
 			}
 			if o.Quiet {
 				for _, out := range o.Outputs {
-					if out.Dest == stdoutDest {
+					if out.Dest == build.StdoutDest {
 						return errors.New("--quiet prints the image ID on stdout: it cannot be used with an output to stdout (dest=-)")
 					}
 				}
@@ -316,7 +316,7 @@ func (o BuildOptions) request() (build.Request, error) {
 		}
 	}
 	for _, out := range o.Outputs {
-		bo, err := out.build(o.stdout())
+		bo, err := out.Output(o.stdout())
 		if err != nil {
 			return req, err
 		}

@@ -88,27 +88,6 @@ func TestBuildInvalidTagBeforeWork(t *testing.T) {
 	}
 }
 
-func TestParseAnnotations(t *testing.T) {
-	oci := []Output{{Type: "oci", Attrs: map[string]string{}}, {Type: "local", Attrs: map[string]string{}}}
-	m, err := parseAnnotations([]string{"a=1", "manifest:b=2=3", "org.opencontainers.image.source=https://x"}, oci)
-	if err != nil || m["a"] != "1" || m["b"] != "2=3" || m["org.opencontainers.image.source"] != "https://x" || len(m) != 3 {
-		t.Errorf("annotations %v, %v", m, err)
-	}
-	for _, tt := range []struct {
-		vals []string
-		outs []Output
-		want string
-	}{
-		{[]string{"novalue"}, oci, "want KEY=VALUE"},
-		{[]string{"index:a=1"}, oci, "only manifest annotations"},
-		{[]string{"a=1"}, []Output{{Type: "docker", Attrs: map[string]string{}}}, "Docker media types"},
-	} {
-		if _, err := parseAnnotations(tt.vals, tt.outs); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%v: %v, want %q", tt.vals, err, tt.want)
-		}
-	}
-}
-
 // TestBuildAnnotationAndLoad: --annotation reaches the manifest of the
 // OCI output and of the stored image; --load is accepted (the image is in
 // the local store, as after every build).

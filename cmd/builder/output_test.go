@@ -10,58 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/internal/pty"
 )
-
-func TestParseOutput(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in      string
-		typ     string
-		dest    string
-		attrs   map[string]string
-		wantErr string
-	}{
-		{in: "type=oci,dest=out.tar", typ: "oci", dest: "out.tar", attrs: map[string]string{}},
-		{in: "type=oci,dest=dir,tar=false,compression=zstd,compression-level=3", typ: "oci", dest: "dir", attrs: map[string]string{"tar": "false", "compression": "zstd", "compression-level": "3"}},
-		{in: "type=docker,dest=x.tar,oci-mediatypes=true,force-compression=true", typ: "docker", dest: "x.tar", attrs: map[string]string{"oci-mediatypes": "true", "force-compression": "true"}},
-		{in: `type=image,"name=a:1,b:2",push=true`, typ: "image", attrs: map[string]string{"name": "a:1,b:2", "push": "true"}},
-		{in: "type=local,dest=out", typ: "local", dest: "out", attrs: map[string]string{}},
-		{in: "out", typ: "local", dest: "out", attrs: map[string]string{}},
-		{in: "type=tar,dest=fs.tar", typ: "tar", dest: "fs.tar", attrs: map[string]string{}},
-		{in: "type=tar", wantErr: "needs dest"},
-		{in: "type=image,dest=x", wantErr: "takes no dest"},
-		{in: "type=oci,dest=x,compression=lz4", wantErr: "must be gzip"},
-		{in: "type=oci,dest=x,compression=gzip,compression-level=12", wantErr: "levels are 0-9"},
-		{in: "type=oci,dest=x,tar=maybe", wantErr: "not a boolean"},
-		{in: "type=local,dest=x,compression=zstd", wantErr: "unknown attribute"},
-		{in: "type=registry2,dest=x", wantErr: "not supported"},
-		{in: "dest=x", wantErr: "type is required"},
-		{in: `type=image,"name=a:1,../b"`, wantErr: `name="../b": invalid reference format`},
-		{in: "type=oci,dest=x,name=a@sha256:" + strings.Repeat("0", 64), wantErr: "cannot have a digest"},
-	}
-	for _, tt := range tests {
-		o, err := parseOutput(tt.in)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("%s: err %v, want %q", tt.in, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("%s: %v", tt.in, err)
-			continue
-		}
-		if o.Type != tt.typ || o.Dest != tt.dest || len(o.Attrs) != len(tt.attrs) {
-			t.Errorf("%s: %+v", tt.in, o)
-		}
-		for k, v := range tt.attrs {
-			if o.Attrs[k] != v {
-				t.Errorf("%s: %s=%q, want %q", tt.in, k, o.Attrs[k], v)
-			}
-		}
-	}
-}
 
 // TestHumanAgo: docker's units.HumanDuration plus " ago", hours rounded
 // (1h45m is "2 hours", as docker images and docker ps show it).
@@ -105,7 +56,7 @@ func TestOutputStdout(t *testing.T) {
 	t.Chdir(wd)
 	root := t.TempDir()
 	for _, spec := range []string{"-", "type=tar,dest=-", "type=oci,dest=-", "type=docker,dest=-"} {
-		out, err := parseOutput(spec)
+		out, err := build.ParseOutputSpec(spec)
 		if err != nil {
 			t.Fatalf("%s: %v", spec, err)
 		}
@@ -157,7 +108,7 @@ func TestCheckStdoutOutputs(t *testing.T) {
 		t.Errorf("a terminal as stdout: %v", err)
 	}
 	for _, bad := range []string{"type=local,dest=-", "type=oci,dest=-,tar=false"} {
-		if _, err := parseOutput(bad); err == nil || !strings.Contains(err.Error(), "stdout") {
+		if _, err := build.ParseOutputSpec(bad); err == nil || !strings.Contains(err.Error(), "stdout") {
 			t.Errorf("%s: %v, want a stdout error", bad, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/solver/ops"
 )
 
@@ -16,7 +17,7 @@ func parseSecrets(specs []string) (ops.SecretMap, error) {
 	m := ops.SecretMap{}
 	for _, s := range specs {
 		var id, typ, src, env string
-		for _, f := range splitCSV(s) {
+		for _, f := range build.SplitCSV(s) {
 			k, v, ok := strings.Cut(f, "=")
 			if !ok {
 				return nil, fmt.Errorf("--secret %q: %q is not key=value", s, f)
