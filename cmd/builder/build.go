@@ -294,7 +294,7 @@ func (o BuildOptions) request() (build.Request, error) {
 		NoCacheStages: splitList(o.NoCacheFilter),
 		Pull:          o.Pull,
 		Annotations:   o.Annotations,
-		Sandbox:       o.Sandbox.build(),
+		Sandbox:       o.Sandbox.Sandbox(),
 		CheckOnly:     o.Call == "check",
 	}
 	var err error

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/prune"
 	"github.com/builderdev/builder/state"
@@ -56,7 +57,7 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	}
 	var keep int64
 	if o.KeepStorage != "" {
-		if keep, err = parseSize(o.KeepStorage); err != nil {
+		if keep, err = build.ParseSize(o.KeepStorage); err != nil {
 			return fmt.Errorf("invalid --keep-storage %q: %w", o.KeepStorage, err)
 		}
 	}

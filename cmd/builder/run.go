@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/run"
 	"github.com/spf13/cobra"
 )
@@ -77,7 +78,7 @@ builder ps -a until builder rm removes it.`,
 				o.Entrypoint = &entrypoint
 			}
 			if memory != "" {
-				n, err := parseSize(memory)
+				n, err := build.ParseSize(memory)
 				if err != nil {
 					return fmt.Errorf("invalid argument %q for --memory: %w", memory, err)
 				}
