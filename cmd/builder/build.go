@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -211,7 +209,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	}
 	dfPath := o.Dockerfile
 	if dfPath == "" {
-		dfPath = defaultDockerfile(o.ContextDir)
+		dfPath = build.DefaultDockerfile(o.ContextDir)
 	}
 	if err := build.ReadDockerfile(ctx, &req, dfPath); err != nil {
 		return err
@@ -288,23 +286,23 @@ func (o BuildOptions) request() (build.Request, error) {
 		ContextDir:    o.ContextDir,
 		Target:        o.Target,
 		BuildArgs:     o.BuildArgs,
-		Labels:        parseLabels(o.Labels),
+		Labels:        build.ParseLabels(o.Labels),
 		Tags:          o.Tags,
 		NoCache:       o.NoCache,
-		NoCacheStages: splitList(o.NoCacheFilter),
+		NoCacheStages: build.SplitList(o.NoCacheFilter),
 		Pull:          o.Pull,
 		Annotations:   o.Annotations,
 		Sandbox:       o.Sandbox.Sandbox(),
 		CheckOnly:     o.Call == "check",
 	}
 	var err error
-	if req.Secrets, err = parseSecrets(o.Secrets); err != nil {
+	if req.Secrets, err = build.ParseSecrets(o.Secrets); err != nil {
 		return req, err
 	}
-	if req.SSH, err = parseSSH(o.SSH); err != nil {
+	if req.SSH, err = build.ParseSSH(o.SSH); err != nil {
 		return req, err
 	}
-	if req.Contexts, err = parseBuildContexts(o.BuildContexts); err != nil {
+	if req.Contexts, err = build.ParseNamedContexts(o.BuildContexts); err != nil {
 		return req, err
 	}
 	if req.CacheExports, req.CacheImports, err = o.Cache.parse(); err != nil {
@@ -381,46 +379,4 @@ func reportError(out io.Writer, dfPath string, df []byte, err error) error {
 	}
 	fmt.Fprintf(out, "ERROR: failed to build: %v\n", err)
 	return &exitError{code: 1}
-}
-
-// parseLabels reads --label KEY=VALUE values (a bare KEY is an empty
-// label, as in docker build).
-func parseLabels(flags []string) map[string]string {
-	if len(flags) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(flags))
-	for _, l := range flags {
-		k, v, _ := strings.Cut(l, "=")
-		out[k] = v
-	}
-	return out
-}
-
-// defaultDockerfile is the Dockerfile of a context without -f: "Dockerfile",
-// or "dockerfile" when only that exists (as BuildKit and docker do,
-// moby/moby#10858).
-func defaultDockerfile(contextDir string) string {
-	p := filepath.Join(contextDir, "Dockerfile")
-	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-		lower := filepath.Join(contextDir, "dockerfile")
-		if _, err := os.Lstat(lower); err == nil {
-			return lower
-		}
-	}
-	return p
-}
-
-// splitList splits comma-separated flag values ("a,b" "c" -> a b c),
-// dropping empty ones.
-func splitList(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		for _, x := range strings.Split(v, ",") {
-			if x = strings.TrimSpace(x); x != "" {
-				out = append(out, x)
-			}
-		}
-	}
-	return out
 }

@@ -50,23 +50,6 @@ RUN --network=default ` + list + ` > /default
 	}
 }
 
-func TestParseLabels(t *testing.T) {
-	t.Parallel()
-	got := parseLabels([]string{"b=x", "c=y=z", "d"})
-	want := map[string]string{"b": "x", "c": "y=z", "d": ""}
-	if len(got) != len(want) {
-		t.Fatalf("labels %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("label %s = %q, want %q", k, got[k], v)
-		}
-	}
-	if parseLabels(nil) != nil {
-		t.Error("no --label must keep no labels")
-	}
-}
-
 // TestBuildInvalidTagBeforeWork checks that a bad -t is refused before
 // the build starts: nothing is created under --root.
 func TestBuildInvalidTagBeforeWork(t *testing.T) {

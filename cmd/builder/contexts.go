@@ -7,40 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/state"
 )
-
-// parseBuildContexts reads buildx --build-context name=VALUE flags: a
-// directory, docker-image://REF or oci-layout://PATH[:TAG]
-// (or oci-layout://PATH@sha256:...). Names are folded to lower case.
-func parseBuildContexts(specs []string) (map[string]build.NamedContext, error) {
-	m := map[string]build.NamedContext{}
-	for _, s := range specs {
-		name, val, ok := strings.Cut(s, "=")
-		if !ok || name == "" || val == "" {
-			return nil, fmt.Errorf("--build-context %q: want name=VALUE", s)
-		}
-		name = strings.ToLower(name)
-		switch {
-		case strings.HasPrefix(val, "docker-image://"):
-			m[name] = build.NamedContext{Image: strings.TrimPrefix(val, "docker-image://")}
-		case strings.HasPrefix(val, "oci-layout://"):
-			m[name] = build.NamedContext{Layout: strings.TrimPrefix(val, "oci-layout://")}
-		case strings.Contains(val, "://"):
-			return nil, fmt.Errorf("--build-context %q: unsupported source %q (a directory, docker-image:// or oci-layout://)", s, val)
-		default:
-			if fi, err := os.Stat(val); err != nil || !fi.IsDir() {
-				return nil, fmt.Errorf("--build-context %q: %s is not a directory", s, val)
-			}
-			m[name] = build.NamedContext{Dir: val}
-		}
-	}
-	return m, nil
-}
 
 // extractContextTar extracts a build context tar (plain; as docker build
 // - < ctx.tar) into dir. Every entry stays inside dir: names are resolved

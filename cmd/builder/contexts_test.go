@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -20,62 +19,6 @@ import (
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/state"
 )
-
-// TestParseBuildContexts checks buildx's --build-context name=VALUE forms:
-// a directory (with its own .dockerignore), docker-image://REF and
-// oci-layout://PATH[:TAG|@DIGEST], names folded to lower case, and the
-// errors.
-func TestParseBuildContexts(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte("*.log\n!keep.log\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(file, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	t.Run("forms", func(t *testing.T) {
-		got, err := parseBuildContexts([]string{
-			"Src=" + dir,
-			"base=docker-image://alpine:3.20",
-			"lay=oci-layout:///srv/layout:v1",
-			"pinned=oci-layout:///srv/layout@sha256:" + strings.Repeat("a", 64),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := map[string]build.NamedContext{
-			"src":    {Dir: dir},
-			"base":   {Image: "alpine:3.20"},
-			"lay":    {Layout: "/srv/layout:v1"},
-			"pinned": {Layout: "/srv/layout@sha256:" + strings.Repeat("a", 64)},
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("parseBuildContexts = %v, want %v (names folded to lower case)", got, want)
-		}
-	})
-
-	errs := []struct {
-		spec, err string
-	}{
-		{"noequals", "want name=VALUE"},
-		{"=" + dir, "want name=VALUE"},
-		{"x=", "want name=VALUE"},
-		{"x=https://example.com/repo.git", "unsupported source"},
-		{"x=" + filepath.Join(dir, "missing"), "is not a directory"},
-		{"x=" + file, "is not a directory"},
-	}
-	for _, e := range errs {
-		t.Run("error "+e.spec, func(t *testing.T) {
-			_, err := parseBuildContexts([]string{e.spec})
-			if err == nil || !strings.Contains(err.Error(), e.err) {
-				t.Fatalf("parseBuildContexts(%q) error = %v, want one containing %q", e.spec, err, e.err)
-			}
-		})
-	}
-}
 
 // tarEntry is one entry of a test tar.
 type tarEntry struct {

@@ -1,4 +1,4 @@
-package main
+package build
 
 import (
 	"os"
@@ -26,7 +26,7 @@ func TestDefaultDockerfile(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if got := defaultDockerfile(dir); got != filepath.Join(dir, tc.want) {
+			if got := DefaultDockerfile(dir); got != filepath.Join(dir, tc.want) {
 				t.Errorf("defaultDockerfile = %s, want %s", got, filepath.Join(dir, tc.want))
 			}
 		})

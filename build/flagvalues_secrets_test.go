@@ -1,4 +1,4 @@
-package main
+package build
 
 import (
 	"net"
@@ -57,10 +57,10 @@ func TestParseSecrets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseSecrets(tt.specs)
+			got, err := ParseSecrets(tt.specs)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("parseSecrets(%q) error = %v, want one containing %q", tt.specs, err, tt.err)
+					t.Fatalf("ParseSecrets(%q) error = %v, want one containing %q", tt.specs, err, tt.err)
 				}
 				// The error must name the flag but never a value.
 				if strings.Contains(err.Error(), "from-file") || strings.Contains(err.Error(), "from-env") {
@@ -69,10 +69,10 @@ func TestParseSecrets(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("parseSecrets(%q): %v", tt.specs, err)
+				t.Fatalf("ParseSecrets(%q): %v", tt.specs, err)
 			}
 			if len(got) != len(tt.want) {
-				t.Fatalf("parseSecrets(%q) = %d secrets, want %d", tt.specs, len(got), len(tt.want))
+				t.Fatalf("ParseSecrets(%q) = %d secrets, want %d", tt.specs, len(got), len(tt.want))
 			}
 			for id, v := range tt.want {
 				if string(got[id]) != v {
@@ -127,18 +127,18 @@ func TestParseSSH(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("SSH_AUTH_SOCK", tt.authEnv)
-			got, err := parseSSH(tt.specs)
+			got, err := ParseSSH(tt.specs)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("parseSSH(%q) error = %v, want one containing %q", tt.specs, err, tt.err)
+					t.Fatalf("ParseSSH(%q) error = %v, want one containing %q", tt.specs, err, tt.err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("parseSSH(%q): %v", tt.specs, err)
+				t.Fatalf("ParseSSH(%q): %v", tt.specs, err)
 			}
 			if len(got) != len(tt.want) {
-				t.Fatalf("parseSSH(%q) = %v, want %v", tt.specs, got, tt.want)
+				t.Fatalf("ParseSSH(%q) = %v, want %v", tt.specs, got, tt.want)
 			}
 			for id, p := range tt.want {
 				if got[id] != p {
