@@ -176,7 +176,7 @@ func newBuildCommand() *cobra.Command {
 	f.BoolVar(&o.Pull, "pull", false, "Always attempt to pull all referenced images")
 	o.Registry.add(f)
 	o.Cache.add(f)
-	f.StringVar(&o.GCLimit, "gc-limit", "", "Collect the least recently used build cache after the build when the state root is larger (default $"+gcLimitEnv+", or the smaller of 10% of its filesystem and 20GB; 0 = never)")
+	f.StringVar(&o.GCLimit, "gc-limit", "", "Collect the least recently used build cache after the build when the state root is larger (default $"+prune.LimitEnv+", or the smaller of 10% of its filesystem and 20GB; 0 = never)")
 	return cmd
 }
 
@@ -191,7 +191,7 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 		return err
 	}
 	defer root.Close()
-	limit, err := gcLimit(o.GCLimit, root.Dir())
+	limit, err := prune.Limit(o.GCLimit, root.Dir())
 	if err != nil {
 		return err
 	}
@@ -335,7 +335,7 @@ func writeResultFiles(o BuildOptions, res *build.Result) error {
 		}
 	}
 	if o.MetadataFile != "" {
-		if err := writeJSONFile(o.MetadataFile, buildMetadata(res)); err != nil {
+		if err := writeJSONFile(o.MetadataFile, res.Metadata()); err != nil {
 			return fmt.Errorf("--metadata-file: %w", err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/internal/containers"
 	"github.com/builderdev/builder/internal/registrytest"
+	"github.com/builderdev/builder/run"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/state"
 	"github.com/spf13/cobra"
@@ -92,7 +93,7 @@ func TestRunLocalStore(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.o.Root, tt.o.Remove = root, true
 			var out, errOut bytes.Buffer
-			code, err := Run(context.Background(), tt.o, RunIO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut})
+			code, err := run.Run(context.Background(), tt.o, RunIO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut})
 			if tt.isErr {
 				if err == nil {
 					t.Fatalf("ran (code %d, out %q), want an error", code, out.String())
@@ -160,7 +161,7 @@ func TestContainerLifecycle(t *testing.T) {
 		{Image: img, Root: root, Name: "-bad", Args: []string{"true"}},
 		{Image: img, Root: root, Name: "a/b", Args: []string{"true"}},
 	} {
-		if _, err := Run(context.Background(), o, RunIO{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}); err == nil {
+		if _, err := run.Run(context.Background(), o, RunIO{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}); err == nil {
 			t.Errorf("run --name %q succeeded", o.Name)
 		}
 	}

@@ -141,16 +141,6 @@ func TestAutoGC(t *testing.T) {
 	if ran := uncachedSteps(build("three", "0")); len(ran) != 0 {
 		t.Errorf("after GC the latest build ran %v, want it cached", ran)
 	}
-	if _, err := gcLimit("12x", root); err == nil {
-		t.Error("--gc-limit 12x accepted")
-	}
-	t.Setenv(gcLimitEnv, "1g")
-	if n, err := gcLimit("", root); err != nil || n != 1<<30 {
-		t.Errorf("$%s=1g: %d, %v", gcLimitEnv, n, err)
-	}
-	if n, err := gcLimit("0", root); err != nil || n != -1 {
-		t.Errorf("--gc-limit 0: %d, %v", n, err)
-	}
 }
 
 // TestCorruptBlobsRefetched flips a byte in every blob of a root built

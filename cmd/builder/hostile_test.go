@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/builderdev/builder/internal/registrytest"
+	"github.com/builderdev/builder/run"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -135,7 +136,7 @@ func TestHostileBuilds(t *testing.T) {
 				}
 				if err == nil && tt.check != nil {
 					var o, e bytes.Buffer
-					code, rerr := Run(context.Background(), RunOptions{Image: "oci-archive:" + out, Root: root, Remove: true, Args: tt.check},
+					code, rerr := run.Run(context.Background(), RunOptions{Image: "oci-archive:" + out, Root: root, Remove: true, Args: tt.check},
 						RunIO{Stdout: &o, Stderr: &e})
 					if rerr != nil || code != 0 {
 						t.Errorf("check %v in the image: code %d, %v: %s%s", tt.check, code, rerr, o.String(), e.String())

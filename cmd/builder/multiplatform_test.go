@@ -18,6 +18,7 @@ import (
 	"github.com/builderdev/builder/executor"
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/internal/registrytest"
+	"github.com/builderdev/builder/run"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -154,13 +155,13 @@ func TestMultiPlatformBuild(t *testing.T) {
 
 	// builder run --platform linux/arm64 runs the arm64 image (emulated).
 	var stdout, stderr bytes.Buffer
-	code, err := Run(context.Background(), RunOptions{Image: ref, Root: root, Remove: true, Platform: "linux/arm64", Pull: "never", Args: []string{"uname", "-m"}},
+	code, err := run.Run(context.Background(), RunOptions{Image: ref, Root: root, Remove: true, Platform: "linux/arm64", Pull: "never", Args: []string{"uname", "-m"}},
 		RunIO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr})
 	if err != nil || code != 0 || stdout.String() != "aarch64\n" {
 		t.Errorf("run --platform linux/arm64: %d %v, stdout %q stderr %q", code, err, stdout.String(), stderr.String())
 	}
 
-	_, err = Run(context.Background(), RunOptions{Image: ref, Root: root, Remove: true, Platform: "linux/s390x", Pull: "never", Args: []string{"true"}},
+	_, err = run.Run(context.Background(), RunOptions{Image: ref, Root: root, Remove: true, Platform: "linux/s390x", Pull: "never", Args: []string{"true"}},
 		RunIO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr})
 	if err == nil || !strings.Contains(err.Error(), "no image for platform linux/s390x (available: linux/amd64, linux/arm64)") {
 		t.Errorf("run --platform linux/s390x: %v", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -12,48 +11,15 @@ import (
 )
 
 // RunOptions is everything `builder run` was asked to do.
-type RunOptions struct {
-	// Image is "oci-archive:FILE", "oci:DIR", or a name, ID or digest of
-	// the local image store, or a registry reference.
-	Image string
-	// Name names the container (docker run --name); "" picks one.
-	Name string
-	// Pull is docker run's --pull: "missing" (the default: the local
-	// store first, then the registry), "always" (the registry, even for
-	// a stored name) or "never" (the local store only).
-	Pull string
-	// Registry are the --tls-ca/--insecure-registry flags.
-	Registry RegistryFlags
-	// Platform is --platform: which image of a multi-platform image runs
-	// ("" = the host's, else the only one).
-	Platform string
-	// Args replace the image's Cmd (and follow the entrypoint).
-	Args []string
-	// Entrypoint, when set (Entrypoint != nil), replaces the image's
-	// entrypoint and drops its Cmd, as docker run --entrypoint does.
-	Entrypoint  *string
-	Remove      bool
-	Interactive bool
-	Tty         bool
-	Network     string
-	Memory      int64
-	Hostname    string
-	Env         []string
-	Workdir     string
-	User        string
-	Root        string
-	// MaxLayerSize bounds each layer's uncompressed size (0 = the
-	// default of ops.DefaultMaxLayerSize).
-	MaxLayerSize int64
-}
+type RunOptions = run.Options
 
-// RunIO are the streams of `builder run`: the process's when there is no
-// tty, the terminal's otherwise.
+// RunIO are the streams of `builder run`.
 type RunIO = run.IO
 
 func newRunCommand() *cobra.Command {
 	var (
 		o          RunOptions
+		reg        RegistryFlags
 		memory     string
 		entrypoint string
 		env        []string
@@ -98,7 +64,8 @@ builder ps -a until builder rm removes it.`,
 				}
 				o.Env = append(o.Env, e)
 			}
-			code, err := Run(cmd.Context(), o, RunIO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+			o.Registry = reg.options
+			code, err := run.Run(cmd.Context(), o, RunIO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 			if err != nil {
 				// As docker run: 125 when the container could not be run.
 				fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
@@ -117,7 +84,7 @@ builder ps -a until builder rm removes it.`,
 	f.StringVar(&o.Name, "name", "", "Assign a name to the container")
 	f.StringVar(&o.Pull, "pull", "missing", `Pull image before running ("always", "missing", "never")`)
 	f.StringVar(&o.Platform, "platform", "", `Set platform if server is multi-platform capable`)
-	o.Registry.add(f)
+	reg.add(f)
 	f.BoolVarP(&o.Interactive, "interactive", "i", false, "Keep STDIN open")
 	f.BoolVarP(&o.Tty, "tty", "t", false, "Allocate a pseudo-TTY")
 	f.StringVar(&o.Network, "network", "host", `Network mode ("host" or "none")`)
@@ -131,15 +98,4 @@ builder ps -a until builder rm removes it.`,
 	// -h is --hostname, as in docker run.
 	f.BoolP("help", "", false, "help for run")
 	return cmd
-}
-
-// Run runs o.Image and returns the command's exit code, or an error when
-// it could not run.
-func Run(ctx context.Context, o RunOptions, stdio RunIO) (int, error) {
-	return run.Run(ctx, run.Options{
-		Image: o.Image, Name: o.Name, Pull: o.Pull, Registry: o.Registry.options, Platform: o.Platform,
-		Args: o.Args, Entrypoint: o.Entrypoint, Remove: o.Remove, Interactive: o.Interactive, Tty: o.Tty,
-		Network: o.Network, Memory: o.Memory, Hostname: o.Hostname, Env: o.Env, Workdir: o.Workdir,
-		User: o.User, Root: o.Root, MaxLayerSize: o.MaxLayerSize,
-	}, stdio)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/internal/registrytest"
+	"github.com/builderdev/builder/run"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -69,7 +70,7 @@ func writeLayout(t *testing.T, img v1.Image) (dir, tarFile string) {
 func runForTest(t *testing.T, o RunOptions) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code, err := Run(context.Background(), o, RunIO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut})
+	code, err := run.Run(context.Background(), o, RunIO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut})
 	if err != nil {
 		t.Fatalf("Run %s %v: %v (stderr %s)", o.Image, o.Args, err, errOut.String())
 	}
@@ -208,13 +209,13 @@ func TestRun(t *testing.T) {
 			{Image: "oci:" + dir, Network: "bridge"},
 		} {
 			o.Root, o.Remove = root, true
-			if _, err := Run(context.Background(), o, RunIO{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}); err == nil {
+			if _, err := run.Run(context.Background(), o, RunIO{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}); err == nil {
 				t.Errorf("Run %s %v --network %q succeeded", o.Image, o.Args, o.Network)
 			}
 		}
 		// A command that cannot start exits 127, as with docker run.
 		var errOut bytes.Buffer
-		code, err := Run(context.Background(), RunOptions{Image: "oci:" + dir, Args: []string{"/no/such/command"}, Root: root, Remove: true},
+		code, err := run.Run(context.Background(), RunOptions{Image: "oci:" + dir, Args: []string{"/no/such/command"}, Root: root, Remove: true},
 			RunIO{Stdout: &bytes.Buffer{}, Stderr: &errOut})
 		if err != nil || code != 127 || !strings.Contains(errOut.String(), "/no/such/command") {
 			t.Errorf("Run /no/such/command: code %d, err %v, stderr %q; want 127 and the reason", code, err, errOut.String())
@@ -226,7 +227,7 @@ func TestRun(t *testing.T) {
 // first that it is not in the local store, then what the pull said.
 func TestRunImageNotFound(t *testing.T) {
 	o := RunOptions{Image: "127.0.0.1:1/app:typo", Root: t.TempDir(), Pull: "missing"}
-	_, err := Run(context.Background(), o, RunIO{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard})
+	_, err := run.Run(context.Background(), o, RunIO{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard})
 	msg := fmt.Sprint(err)
 	i, j := strings.Index(msg, `unable to find image "127.0.0.1:1/app:typo" in the local image store`), strings.Index(msg, "127.0.0.1:1/v2")
 	if err == nil || i != 0 || j < i {
@@ -238,7 +239,7 @@ func TestRunImageNotFound(t *testing.T) {
 // before the root is touched.
 func TestRunInvalidReference(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
-	_, err := Run(context.Background(), RunOptions{Image: "../x", Root: root}, RunIO{Stdout: io.Discard, Stderr: io.Discard})
+	_, err := run.Run(context.Background(), RunOptions{Image: "../x", Root: root}, RunIO{Stdout: io.Discard, Stderr: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), `image "../x": invalid reference format`) {
 		t.Errorf("err = %v, want an invalid reference", err)
 	}

@@ -1,4 +1,4 @@
-package main
+package prune
 
 import (
 	"fmt"
@@ -9,20 +9,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// gcLimitEnv sets the default of --gc-limit.
-const gcLimitEnv = "BUILDER_GC_LIMIT"
+// LimitEnv sets the default GC limit (builder build --gc-limit).
+const LimitEnv = "BUILDER_GC_LIMIT"
 
-// maxDefaultGCLimit caps the default limit (as BuildKit's default GC
+// maxDefaultLimit caps the default limit (as BuildKit's default GC
 // policy keeps at most 10% of the disk, or 20 GB... whichever is smaller).
-const maxDefaultGCLimit = 20e9
+const maxDefaultLimit = 20e9
 
-// gcLimit returns the root size above which a build collects garbage:
+// Limit returns the root size above which a build collects garbage:
 // flag, else $BUILDER_GC_LIMIT, else the smaller of 10% of the root's
 // filesystem and 20 GB. "0" turns the automatic GC off (-1).
-func gcLimit(flag, root string) (int64, error) {
+func Limit(flag, root string) (int64, error) {
 	v, from := flag, "--gc-limit"
 	if v == "" {
-		v, from = os.Getenv(gcLimitEnv), gcLimitEnv
+		v, from = os.Getenv(LimitEnv), LimitEnv
 	}
 	if v != "" {
 		n, err := units.RAMInBytes(strings.TrimSpace(v))
@@ -36,7 +36,7 @@ func gcLimit(flag, root string) (int64, error) {
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(root, &st); err != nil {
-		return maxDefaultGCLimit, nil
+		return maxDefaultLimit, nil
 	}
-	return min(int64(st.Blocks)*int64(st.Bsize)/10, maxDefaultGCLimit), nil
+	return min(int64(st.Blocks)*int64(st.Bsize)/10, maxDefaultLimit), nil
 }

@@ -1,16 +1,15 @@
-package main
+package build
 
 import (
 	"strings"
 
-	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/report"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// buildMetadata is the --metadata-file content, with the keys buildx
-// writes plus the build's record (report.KeySteps & co).
-func buildMetadata(res *build.Result) map[string]any {
+// Metadata is what buildx writes to --metadata-file for the result, plus
+// the build's record (report.KeySteps & co).
+func (res *Result) Metadata() map[string]any {
 	d := res.Descriptor
 	m := map[string]any{
 		"containerimage.digest":     d.Digest.String(),
