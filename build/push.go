@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/builderdev/builder/exporter"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
 	"github.com/docker/go-units"
@@ -78,4 +80,41 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img M
 	st.Completed, st.Err = time.Now(), err
 	r.Status(st)
 	return err
+}
+
+// StoredImage is the image src names in the local store, as stored (its
+// media types included), ready for Push, and the names it goes to: dests,
+// else its own full name (docker push NAME).
+func StoredImage(images *imagestore.Store, src string, dests []string) (Manifester, []string, error) {
+	im, err := images.Get(src)
+	if err != nil {
+		return nil, nil, fmt.Errorf("push %s: %w", src, err)
+	}
+	if len(dests) == 0 {
+		full, err := exporter.NormalizeName(src)
+		if err != nil {
+			return nil, nil, fmt.Errorf("push %s: %w", src, err)
+		}
+		dests = []string{full}
+	}
+	eimgs, err := images.LoadAll(im)
+	if err != nil {
+		return nil, nil, fmt.Errorf("push %s: %w", src, err)
+	}
+	// Push the stored manifest as it is (its media types included).
+	var opt []exporter.Option
+	switch im.Manifest.MediaType {
+	case types.DockerManifestSchema2, types.DockerManifestList:
+		opt = append(opt, exporter.WithDockerMediaTypes())
+	}
+	var vimg Manifester
+	if im.Platforms != nil {
+		vimg, err = exporter.IndexV1(eimgs, opt...)
+	} else {
+		vimg, err = eimgs[0].V1(opt...)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("push %s: %w", src, err)
+	}
+	return vimg, dests, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/internal/containers"
+	"github.com/builderdev/builder/run"
 	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -135,30 +135,5 @@ func newRmCommand() *cobra.Command {
 // names) and their filesystems, printing each ref removed to out as
 // docker rm does. Errors of all refs are joined.
 func RemoveContainers(ctx context.Context, dir string, refs []string, force bool, out io.Writer) error {
-	root, err := state.Open(dir, state.Options{Lock: state.LockShared})
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	cs, err := root.Containers()
-	if err != nil {
-		return err
-	}
-	sn, err := root.Snapshots()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, ref := range refs {
-		c, err := cs.Find(ref)
-		if err == nil {
-			err = cs.Remove(ctx, sn, c, force, rmWait)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("Error response: %w", err))
-			continue
-		}
-		fmt.Fprintln(out, ref)
-	}
-	return errors.Join(errs...)
+	return run.Remove(ctx, dir, refs, force, rmWait, func(ref string) { fmt.Fprintln(out, ref) })
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/state"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -95,35 +94,9 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 	if err != nil {
 		return err
 	}
-	im, err := images.Get(src)
+	vimg, dests, err := build.StoredImage(images, src, dests)
 	if err != nil {
-		return fmt.Errorf("push %s: %w", src, err)
-	}
-	if len(dests) == 0 {
-		full, err := exporter.NormalizeName(src)
-		if err != nil {
-			return fmt.Errorf("push %s: %w", src, err)
-		}
-		dests = []string{full}
-	}
-	eimgs, err := images.LoadAll(im)
-	if err != nil {
-		return fmt.Errorf("push %s: %w", src, err)
-	}
-	// Push the stored manifest as it is (its media types included).
-	var opt []exporter.Option
-	switch im.Manifest.MediaType {
-	case types.DockerManifestSchema2, types.DockerManifestList:
-		opt = append(opt, exporter.WithDockerMediaTypes())
-	}
-	var vimg build.Manifester
-	if im.Platforms != nil {
-		vimg, err = exporter.IndexV1(eimgs, opt...)
-	} else {
-		vimg, err = eimgs[0].V1(opt...)
-	}
-	if err != nil {
-		return fmt.Errorf("push %s: %w", src, err)
+		return err
 	}
 	reg := registry.New(flags.options(root, store.Blobs()))
 	lazyBlobs(root, store.Blobs(), reg)
