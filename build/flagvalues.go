@@ -182,3 +182,24 @@ func SplitList(vals []string) []string {
 	}
 	return out
 }
+
+// ParseBuildArgs turns K=V flags into a map; a bare K takes its value from
+// the environment, as docker build does (and is skipped when unset).
+func ParseBuildArgs(args []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" {
+			return nil, fmt.Errorf("--build-arg %q: missing name", a)
+		}
+		if !ok {
+			ev, set := os.LookupEnv(k)
+			if !set {
+				continue
+			}
+			v = ev
+		}
+		m[k] = v
+	}
+	return m, nil
+}

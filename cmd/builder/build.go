@@ -101,7 +101,7 @@ func newBuildCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ContextDir = args[0]
 			var err error
-			if o.BuildArgs, err = parseBuildArgs(buildArgs); err != nil {
+			if o.BuildArgs, err = build.ParseBuildArgs(buildArgs); err != nil {
 				return err
 			}
 			if o.Call, err = callFlag(cmd, o.Call, check); err != nil {
@@ -253,7 +253,7 @@ func buildWithProgress(ctx context.Context, o BuildOptions, root *state.Root, re
 	if err != nil {
 		return nil, err
 	}
-	logs, flushLogs, err := stepLogs(display, req.Secrets, o.LogFile)
+	logs, flushLogs, err := progressui.Filtered(display, req.Secrets, o.LogFile)
 	if err != nil {
 		display.Close()
 		return nil, err

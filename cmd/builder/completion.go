@@ -35,7 +35,7 @@ func rootOf(cmd *cobra.Command) string {
 	if f := cmd.Flags().Lookup("root"); f != nil {
 		return f.Value.String()
 	}
-	return defaultRoot()
+	return state.DefaultDir()
 }
 
 // imageNames lists the names in the store under root that start with

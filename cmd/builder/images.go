@@ -36,7 +36,7 @@ func withImageStore(dir string, fn func(s *imagestore.Store) error) error {
 
 // rootFlag adds --root, the state directory of every command.
 func rootFlag(cmd *cobra.Command, root *string) {
-	cmd.Flags().StringVar(root, "root", defaultRoot(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
+	cmd.Flags().StringVar(root, "root", state.DefaultDir(), "Directory for the builder's state (cache, blobs, snapshots); env BUILDER_ROOT")
 }
 
 func newImagesCommand() *cobra.Command {

@@ -1,20 +1,19 @@
-package main
+package progressui
 
 import (
 	"fmt"
 	"os"
 
-	"github.com/builderdev/builder/cmd/builder/internal/progressui"
 	"github.com/builderdev/builder/internal/logfilter"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops"
 )
 
-// stepLogs puts secret masking and per-step clipping
+// Filtered puts secret masking and per-step clipping
 // ($BUILDKIT_STEP_LOG_MAX_SIZE, 2 MiB by default) in front of display,
 // and, with logFile, writes the whole masked, unclipped log there in
 // plain form. Call the returned flush before closing display.
-func stepLogs(display solver.Reporter, secrets ops.SecretMap, logFile string) (solver.Reporter, func(), error) {
+func Filtered(display solver.Reporter, secrets ops.SecretMap, logFile string) (solver.Reporter, func(), error) {
 	max, err := logfilter.MaxStepBytesFromEnv()
 	if err != nil {
 		return nil, nil, err
@@ -30,7 +29,7 @@ func stepLogs(display solver.Reporter, secrets ops.SecretMap, logFile string) (s
 		if err != nil {
 			return nil, nil, fmt.Errorf("--log-file: %w", err)
 		}
-		full, err := progressui.New(f, "plain")
+		full, err := New(f, "plain")
 		if err != nil {
 			f.Close()
 			return nil, nil, err
