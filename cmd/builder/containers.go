@@ -11,7 +11,6 @@ import (
 
 	"github.com/builderdev/builder/internal/containers"
 	"github.com/builderdev/builder/run"
-	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
@@ -24,22 +23,9 @@ func newPsCommand() *cobra.Command {
 		Short: "List containers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := state.Open(root, state.Options{})
+			rows, err := run.List(root)
 			if err != nil {
 				return err
-			}
-			defer r.Close()
-			cs, err := r.Containers()
-			if err != nil {
-				return err
-			}
-			list, err := cs.List()
-			if err != nil {
-				return err
-			}
-			rows := make([]psRow, 0, len(list))
-			for _, c := range list {
-				rows = append(rows, psRow{c: c, running: cs.IsRunning(c)})
 			}
 			return printPs(cmd.OutOrStdout(), rows, all, quiet, noTrunc, time.Now())
 		},
@@ -52,19 +38,16 @@ func newPsCommand() *cobra.Command {
 	return cmd
 }
 
-type psRow struct {
-	c       *containers.Container
-	running bool
-}
+type psRow = run.Listed
 
 // status is docker ps's STATUS column. A record left "running" or
 // "created" by a builder process that died is shown as Dead.
-func (r psRow) status(now time.Time) string {
-	c := r.c
+func psStatus(r psRow, now time.Time) string {
+	c := r.Container
 	switch {
-	case r.running && c.State == containers.Running:
+	case r.Running && c.State == containers.Running:
 		return "Up " + units.HumanDuration(now.Sub(c.StartedAt))
-	case r.running:
+	case r.Running:
 		return "Created"
 	case c.State == containers.Exited:
 		return fmt.Sprintf("Exited (%d) %s", c.ExitCode, humanAgo(now, c.FinishedAt))
@@ -81,24 +64,24 @@ func printPs(w io.Writer, rows []psRow, all, quiet, noTrunc bool, now time.Time)
 	}
 	var shown []psRow
 	for _, r := range rows {
-		if all || (r.running && r.c.State == containers.Running) {
+		if all || (r.Running && r.Container.State == containers.Running) {
 			shown = append(shown, r)
 		}
 	}
 	if quiet {
 		for _, r := range shown {
-			fmt.Fprintln(w, id(r.c))
+			fmt.Fprintln(w, id(r.Container))
 		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
 	for _, r := range shown {
-		command := strings.Join(r.c.Command, " ")
+		command := strings.Join(r.Container.Command, " ")
 		if !noTrunc {
 			command = ellipsis(command, 20)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\t%s\n", id(r.c), r.c.Image, strconv.Quote(command), humanAgo(now, r.c.Created), r.status(now), r.c.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\t%s\n", id(r.Container), r.Container.Image, strconv.Quote(command), humanAgo(now, r.Container.Created), psStatus(r, now), r.Container.Name)
 	}
 	return tw.Flush()
 }

@@ -304,17 +304,17 @@ func TestPsStatus(t *testing.T) {
 		row  psRow
 		want string
 	}{
-		{psRow{c(containers.Running, 0), true}, "Up About a minute"},
-		{psRow{c(containers.Created, 0), true}, "Created"},
-		{psRow{c(containers.Exited, 2), false}, "Exited (2) 3 minutes ago"},
-		{psRow{c(containers.Running, 0), false}, "Dead"},
+		{psRow{Container: c(containers.Running, 0), Running: true}, "Up About a minute"},
+		{psRow{Container: c(containers.Created, 0), Running: true}, "Created"},
+		{psRow{Container: c(containers.Exited, 2), Running: false}, "Exited (2) 3 minutes ago"},
+		{psRow{Container: c(containers.Running, 0), Running: false}, "Dead"},
 	} {
-		if got := tt.row.status(now); got != tt.want {
-			t.Errorf("status of %s (lock held %v) = %q, want %q", tt.row.c.State, tt.row.running, got, tt.want)
+		if got := psStatus(tt.row, now); got != tt.want {
+			t.Errorf("status of %s (lock held %v) = %q, want %q", tt.row.Container.State, tt.row.Running, got, tt.want)
 		}
 	}
 	var b bytes.Buffer
-	printPs(&b, []psRow{{c(containers.Exited, 0), false}}, true, false, false, now)
+	printPs(&b, []psRow{{Container: c(containers.Exited, 0), Running: false}}, true, false, false, now)
 	want := "CONTAINER ID   IMAGE   COMMAND                  CREATED             STATUS                     PORTS   NAMES\n" +
 		"0123456789ab   app:1   \"sh -c echo a very l…\"   About an hour ago   Exited (0) 3 minutes ago           n\n"
 	if b.String() != want {

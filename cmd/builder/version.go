@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"text/tabwriter"
 
 	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/internal/buildinfo"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -19,50 +19,9 @@ import (
 // build info the go command records (module version, vcs.revision).
 var version, commit = "", ""
 
-// buildVersion returns the version, the VCS commit (with "-dirty" for a
-// modified tree) and the commit time, from the link-time version and the
-// build info the go command records.
-func buildVersion() (ver, rev, when string) {
-	ver, rev = version, commit
-	defer func() {
-		if rev == "" {
-			rev = "unknown"
-		}
-	}()
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		if ver == "" {
-			ver = "unknown"
-		}
-		return ver, rev, ""
-	}
-	if ver == "" {
-		ver = bi.Main.Version
-	}
-	dirty := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			if rev == "" {
-				rev = s.Value
-			}
-		case "vcs.time":
-			when = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty && rev != "" {
-		rev += "-dirty"
-	}
-	if ver == "" {
-		ver = "(devel)"
-	}
-	return ver, rev, when
-}
+// buildVersion is the version, commit and commit time of this binary
+// (see buildinfo.Version).
+func buildVersion() (ver, rev, when string) { return buildinfo.Version(version, commit) }
 
 // shortVersion is what builder --version prints, as docker --version:
 // "builder version V, build COMMIT".

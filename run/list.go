@@ -1,0 +1,35 @@
+package run
+
+import (
+	"github.com/builderdev/builder/internal/containers"
+	"github.com/builderdev/builder/state"
+)
+
+// Listed is a container of the root and whether the builder process that
+// runs it is alive (a record left Running by a dead process is not).
+type Listed struct {
+	Container *containers.Container
+	Running   bool
+}
+
+// List lists the containers of the root dir, as docker ps -a does.
+func List(dir string) ([]Listed, error) {
+	r, err := state.Open(dir, state.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	cs, err := r.Containers()
+	if err != nil {
+		return nil, err
+	}
+	list, err := cs.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Listed, 0, len(list))
+	for _, c := range list {
+		out = append(out, Listed{Container: c, Running: cs.IsRunning(c)})
+	}
+	return out, nil
+}
