@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/builderdev/builder/frontend/dockerfile"
@@ -15,7 +14,7 @@ import (
 // does: rule and URL, the finding, the Dockerfile lines it is about; then
 // a summary. It returns an exitError when there is any warning.
 func printCheck(out io.Writer, dfPath string, df []byte, warnings []dockerfile.Warning) error {
-	warnings = sortWarnings(warnings)
+	warnings = dockerfile.SortWarnings(warnings)
 	for _, w := range warnings {
 		fmt.Fprintf(out, "\nWARNING: %s", w.Rule)
 		if w.URL != "" {
@@ -56,22 +55,4 @@ func printSource(out io.Writer, dfPath string, df []byte, loc llb.Location) {
 		fmt.Fprintf(out, "%4d | %s%s\n", i, mark, lines[i-1])
 	}
 	fmt.Fprintln(out, "--------------------")
-}
-
-// sortWarnings orders warnings as BuildKit's lint result printer does:
-// those without a line first (by rule), then by line; the order found
-// otherwise.
-func sortWarnings(ws []dockerfile.Warning) []dockerfile.Warning {
-	out := append([]dockerfile.Warning(nil), ws...)
-	sort.SliceStable(out, func(i, j int) bool {
-		li, lj := out[i].Location.Line, out[j].Location.Line
-		switch {
-		case li <= 0 && lj <= 0:
-			return out[i].Rule < out[j].Rule
-		case li <= 0 || lj <= 0:
-			return li <= 0
-		}
-		return li < lj
-	})
-	return out
 }

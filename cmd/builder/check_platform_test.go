@@ -60,7 +60,7 @@ func TestSortWarnings(t *testing.T) {
 		{Rule: "C", Location: llb.Location{Line: 3}},
 	}
 	var got []string
-	for _, w := range sortWarnings(ws) {
+	for _, w := range dockerfile.SortWarnings(ws) {
 		got = append(got, w.Rule)
 	}
 	if strings.Join(got, "") != "ZACB" {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cmd/builder/internal/progressui"
-	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/state"
@@ -53,19 +52,8 @@ func imageNames(root, prefix string) []cobra.Completion {
 	if s, err = r.Images(); err != nil {
 		return nil
 	}
-	all, err := s.List()
-	if err != nil {
-		return nil
-	}
-	var out []cobra.Completion
-	for _, im := range all {
-		for _, n := range im.Names {
-			if short := exporter.FamiliarName(n); strings.HasPrefix(short, prefix) {
-				out = append(out, short)
-			}
-		}
-	}
-	return out
+	names, _ := s.FamiliarNames(prefix) // nil on error
+	return names
 }
 
 // completeTargets completes --target with the named stages of the

@@ -116,3 +116,21 @@ func Rows(all []Image, filter string) []Row {
 	}
 	return out
 }
+
+// FamiliarNames lists the names of the stored images, in their short form
+// (as builder images shows them), that start with prefix.
+func (s *Store) FamiliarNames(prefix string) ([]string, error) {
+	all, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, im := range all {
+		for _, n := range im.Names {
+			if short := exporter.FamiliarName(n); strings.HasPrefix(short, prefix) {
+				out = append(out, short)
+			}
+		}
+	}
+	return out, nil
+}
