@@ -179,22 +179,13 @@ func newInspectCommand() *cobra.Command {
 				if tmpl != nil {
 					return inspectFormat(cmd.OutOrStdout(), s, args, tmpl)
 				}
-				out := []any{}
-				var errs []error
-				for _, a := range args {
-					x, err := s.Inspect(a)
-					if err != nil {
-						errs = append(errs, err)
-						continue
-					}
-					out = append(out, x)
-				}
+				out, errs := s.InspectAll(args)
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "    ")
 				if err := enc.Encode(out); err != nil {
 					return err
 				}
-				return errors.Join(errs...)
+				return errs
 			})
 		},
 	}

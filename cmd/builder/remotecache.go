@@ -20,23 +20,7 @@ func (f *cacheFlags) add(fs *pflag.FlagSet) {
 
 // parse checks the values before anything is built.
 func (f cacheFlags) parse() ([]remotecache.Export, []remotecache.Import, error) {
-	var exps []remotecache.Export
-	var imps []remotecache.Import
-	for _, s := range f.to {
-		e, err := remotecache.ParseExport(s)
-		if err != nil {
-			return nil, nil, err
-		}
-		exps = append(exps, e)
-	}
-	for _, s := range f.from {
-		i, err := remotecache.ParseImport(s)
-		if err != nil {
-			return nil, nil, err
-		}
-		imps = append(imps, i)
-	}
-	return exps, imps, nil
+	return remotecache.ParseAll(f.to, f.from)
 }
 
 // lazyBlobs lets the blob store fetch the layers an image got from a remote

@@ -2,6 +2,7 @@ package imagestore
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -80,4 +81,20 @@ func (s *Store) Inspect(ref string) (*Inspection, error) {
 		}
 	}
 	return x, nil
+}
+
+// InspectAll inspects every ref in order, as docker image inspect: the
+// images found are listed (never nil), the errors of the others joined.
+func (s *Store) InspectAll(refs []string) ([]*Inspection, error) {
+	out := []*Inspection{}
+	var errs []error
+	for _, ref := range refs {
+		x, err := s.Inspect(ref)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, x)
+	}
+	return out, errors.Join(errs...)
 }

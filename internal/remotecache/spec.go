@@ -245,3 +245,25 @@ func checkAttrs(m map[string]string, allowed map[string][]string, typ string) er
 	}
 	return nil
 }
+
+// ParseAll parses --cache-to values (to) and --cache-from values (from),
+// failing on the first bad one.
+func ParseAll(to, from []string) ([]Export, []Import, error) {
+	var exps []Export
+	var imps []Import
+	for _, s := range to {
+		e, err := ParseExport(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		exps = append(exps, e)
+	}
+	for _, s := range from {
+		i, err := ParseImport(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		imps = append(imps, i)
+	}
+	return exps, imps, nil
+}
