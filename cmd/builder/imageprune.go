@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/builderdev/builder/exporter"
-	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/prune"
 	"github.com/builderdev/builder/state"
 	"github.com/spf13/cobra"
@@ -44,14 +40,8 @@ func pruneImages(dir string, all, force bool, in io.Reader, out io.Writer) error
 		if all {
 			warning = "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] "
 		}
-		f, ok := in.(*os.File)
-		if !ok || !pty.IsTerminal(int(f.Fd())) {
-			return errors.New("builder image prune: not a terminal to confirm on: use --force (-f) to remove images without a prompt")
-		}
-		fmt.Fprint(out, warning)
-		answer, _ := bufio.NewReader(in).ReadString('\n')
-		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-			return nil
+		if ok, err := confirm(in, out, warning, "builder image prune: not a terminal to confirm on: use --force (-f) to remove images without a prompt"); !ok {
+			return err
 		}
 	}
 	root, err := state.Open(dir, state.Options{})

@@ -66,14 +66,8 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 		if o.All {
 			warning = "WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] "
 		}
-		f, ok := in.(*os.File)
-		if !ok || !pty.IsTerminal(int(f.Fd())) {
-			return errors.New("builder prune: not a terminal to confirm on: use --force (-f) to remove build cache without a prompt")
-		}
-		fmt.Fprint(out, warning)
-		answer, _ := bufio.NewReader(in).ReadString('\n')
-		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-			return nil
+		if ok, err := confirm(in, out, warning, "builder prune: not a terminal to confirm on: use --force (-f) to remove build cache without a prompt"); !ok {
+			return err
 		}
 	}
 	// Nothing runs while prune holds the root exclusively.
@@ -106,4 +100,17 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 	}
 	fmt.Fprintf(out, "Total reclaimed space: %s\n", units.HumanSize(float64(rep.Reclaimed)))
 	return nil
+}
+
+// confirm asks warning on out and reads the answer from in, a terminal
+// (refusing with the error refusal when it is not): true for y or yes.
+func confirm(in io.Reader, out io.Writer, warning, refusal string) (bool, error) {
+	f, ok := in.(*os.File)
+	if !ok || !pty.IsTerminal(int(f.Fd())) {
+		return false, errors.New(refusal)
+	}
+	fmt.Fprint(out, warning)
+	answer, _ := bufio.NewReader(in).ReadString('\n')
+	a := strings.ToLower(strings.TrimSpace(answer))
+	return a == "y" || a == "yes", nil
 }
