@@ -4,6 +4,7 @@ package build
 // buildx write them) into the typed fields of a Request.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -202,4 +203,17 @@ func ParseBuildArgs(args []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// LoadDockerfile checks that req.ContextDir is a directory and reads the
+// Dockerfile at path ("" = DefaultDockerfile of the context) into req, as
+// ReadDockerfile does; it returns the path it read.
+func LoadDockerfile(ctx context.Context, req *Request, path string) (string, error) {
+	if fi, err := os.Stat(req.ContextDir); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("unable to prepare context: path %q not found or not a directory", req.ContextDir)
+	}
+	if path == "" {
+		path = DefaultDockerfile(req.ContextDir)
+	}
+	return path, ReadDockerfile(ctx, req, path)
 }

@@ -204,14 +204,8 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(o.ContextDir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("unable to prepare context: path %q not found or not a directory", o.ContextDir)
-	}
-	dfPath := o.Dockerfile
-	if dfPath == "" {
-		dfPath = build.DefaultDockerfile(o.ContextDir)
-	}
-	if err := build.ReadDockerfile(ctx, &req, dfPath); err != nil {
+	dfPath, err := build.LoadDockerfile(ctx, &req, o.Dockerfile)
+	if err != nil {
 		return err
 	}
 	if o.Call == "targets" || o.Call == "outline" {

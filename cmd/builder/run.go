@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/run"
@@ -50,19 +49,9 @@ builder ps -a until builder rm removes it.`,
 				}
 				o.Memory = n
 			}
-			for _, e := range env {
-				k, _, ok := strings.Cut(e, "=")
-				if k == "" {
-					return fmt.Errorf("invalid argument %q for -e: missing name", e)
-				}
-				if !ok {
-					v, set := os.LookupEnv(k)
-					if !set {
-						continue
-					}
-					e = k + "=" + v
-				}
-				o.Env = append(o.Env, e)
+			var err error
+			if o.Env, err = run.ParseEnv(env); err != nil {
+				return err
 			}
 			o.Registry = reg.options
 			code, err := run.Run(cmd.Context(), o, RunIO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
