@@ -224,3 +224,16 @@ func ParseAnnotations(values []string, outs []OutputSpec) (map[string]string, er
 	}
 	return m, nil
 }
+
+// ParseOutputSpecs parses every --output value, in order.
+func ParseOutputSpecs(specs []string) ([]OutputSpec, error) {
+	var out []OutputSpec
+	for _, s := range specs {
+		o, err := ParseOutputSpec(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}

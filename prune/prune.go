@@ -189,3 +189,18 @@ func Images(root *state.Root, all bool) ([]imagestore.Removed, error) {
 	}
 	return images.Prune(all, inUse)
 }
+
+// Verify re-hashes every blob of root, removing the corrupt ones: it
+// returns how many it checked and the corrupt ones.
+func Verify(root *state.Root) (int, []digest.Digest, error) {
+	store, err := root.Cache()
+	if err != nil {
+		return 0, nil, err
+	}
+	n := 0
+	corrupt, err := store.Blobs().VerifyAll(func(digest.Digest, int64, error) { n++ })
+	if err != nil {
+		return 0, nil, fmt.Errorf("verifying blobs: %w", err)
+	}
+	return n, corrupt, nil
+}

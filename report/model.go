@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"time"
 )
@@ -211,4 +212,19 @@ func waitedFor(s *Step, byDigest map[string]*Step, seen map[string]bool) *Step {
 		}
 	}
 	return next
+}
+
+// ReadMetadataFile reads the build record of the --metadata-file at path
+// (see ReadMetadata).
+func ReadMetadataFile(path string) (*Build, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading build metadata: %w", err)
+	}
+	defer f.Close()
+	b, err := ReadMetadata(f)
+	if err != nil {
+		return nil, fmt.Errorf("build metadata %s: %w", path, err)
+	}
+	return b, nil
 }

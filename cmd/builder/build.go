@@ -114,12 +114,8 @@ func newBuildCommand() *cobra.Command {
 			if err := validateTags(o.Tags); err != nil {
 				return err
 			}
-			for _, s := range outputs {
-				out, err := build.ParseOutputSpec(s)
-				if err != nil {
-					return err
-				}
-				o.Outputs = append(o.Outputs, out)
+			if o.Outputs, err = build.ParseOutputSpecs(outputs); err != nil {
+				return err
 			}
 			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
 				return err

@@ -54,14 +54,11 @@ func DU(ctx context.Context, o DUOptions, out io.Writer) error {
 	defer root.Close()
 	var corrupt []digest.Digest
 	if o.Verify {
-		store, err := root.Cache()
+		n, bad, err := prune.Verify(root)
 		if err != nil {
 			return err
 		}
-		n := 0
-		if corrupt, err = store.Blobs().VerifyAll(func(digest.Digest, int64, error) { n++ }); err != nil {
-			return fmt.Errorf("verifying blobs: %w", err)
-		}
+		corrupt = bad
 		fmt.Fprintf(out, "Verified %d blobs: %d corrupt\n", n, len(corrupt))
 	}
 	rep, err := prune.Usage(ctx, root)

@@ -98,12 +98,7 @@ func printImages(w io.Writer, s *imagestore.Store, all []imagestore.Image, f ima
 		}
 		return im.ID.Encoded()[:12]
 	}
-	var rs []imagestore.Row
-	for _, r := range imagestore.Rows(all, f.Arg) {
-		if f.Keep(r) {
-			rs = append(rs, r)
-		}
-	}
+	rs := f.Apply(all)
 	if quiet {
 		seen := map[string]bool{}
 		for _, r := range rs {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/builderdev/builder/report"
 	"github.com/spf13/cobra"
@@ -26,14 +24,9 @@ func newReportCommand() *cobra.Command {
 }
 
 func writeReportFromMetadata(metadata, output string, stdout io.Writer) error {
-	f, err := os.Open(metadata)
+	b, err := report.ReadMetadataFile(metadata)
 	if err != nil {
-		return fmt.Errorf("reading build metadata: %w", err)
-	}
-	defer f.Close()
-	b, err := report.ReadMetadata(f)
-	if err != nil {
-		return fmt.Errorf("build metadata %s: %w", metadata, err)
+		return err
 	}
 	if output == "" || output == "-" {
 		return report.WriteHTML(stdout, b)

@@ -134,3 +134,15 @@ func (s *Store) FamiliarNames(prefix string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Apply lists the rows of all that pass the filters, as builder images
+// shows them.
+func (f Filters) Apply(all []Image) []Row {
+	var rs []Row
+	for _, r := range Rows(all, f.Arg) {
+		if f.Keep(r) {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
