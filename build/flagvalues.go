@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/solver/ops"
 )
 
@@ -216,4 +217,14 @@ func LoadDockerfile(ctx context.Context, req *Request, path string) (string, err
 		path = DefaultDockerfile(req.ContextDir)
 	}
 	return path, ReadDockerfile(ctx, req, path)
+}
+
+// Targets lists the stages of the Dockerfile at path, read as a build
+// reads it (confined to its directory, bounded).
+func Targets(ctx context.Context, path string) ([]dockerfile.Target, error) {
+	req := Request{ContextDir: filepath.Dir(path)}
+	if err := ReadDockerfile(ctx, &req, path); err != nil {
+		return nil, err
+	}
+	return dockerfile.ListTargets(dockerfile.Options{Dockerfile: req.Dockerfile, Filename: filepath.Base(path)})
 }

@@ -12,13 +12,11 @@ import (
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cmd/builder/internal/progressui"
 	"github.com/builderdev/builder/exporter"
-	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/prune"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/report"
 	"github.com/builderdev/builder/solver"
-	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/state"
 	"github.com/spf13/cobra"
 )
@@ -351,19 +349,11 @@ func validateTags(tags []string) error {
 // reportError prints err as BuildKit does: the Dockerfile lines around the
 // failing instruction, then the message; it returns an exitError.
 func reportError(out io.Writer, dfPath string, df []byte, err error) error {
-	var se *ops.StepError
-	loc := llb.Location{}
-	var fe *dockerfile.Error
-	switch {
-	case errors.As(err, &se):
-		loc = se.Location
-	case errors.As(err, &fe):
-		loc = llb.Location{File: fe.File, Line: fe.Line, EndLine: fe.EndLine}
-	}
+	loc, tail := build.ErrorLocation(err)
 	printSource(out, dfPath, df, loc)
-	if se != nil && len(se.Tail) > 0 {
+	if len(tail) > 0 {
 		fmt.Fprintln(out, "last output lines:")
-		for _, l := range se.Tail {
+		for _, l := range tail {
 			fmt.Fprintf(out, "  %s\n", l)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cmd/builder/internal/progressui"
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
-	"github.com/builderdev/builder/frontend/dockerfile"
 	"github.com/builderdev/builder/state"
 	"github.com/spf13/cobra"
 )
@@ -67,13 +66,7 @@ func completeTargets(cmd *cobra.Command, args []string, toComplete string) ([]co
 		}
 		df = filepath.Join(ctx, "Dockerfile")
 	}
-	// Read as a build reads it: confined to its directory, bounded.
-	req := build.Request{ContextDir: filepath.Dir(df)}
-	if err := build.ReadDockerfile(context.Background(), &req, df); err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	data := req.Dockerfile
-	targets, err := dockerfile.ListTargets(dockerfile.Options{Dockerfile: data, Filename: filepath.Base(df)})
+	targets, err := build.Targets(context.Background(), df)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
