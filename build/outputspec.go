@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/solver/ops"
 )
 
@@ -236,4 +238,25 @@ func ParseOutputSpecs(specs []string) ([]OutputSpec, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// CheckStdoutOutputs refuses more than one output streaming to stdout,
+// and any when stdout is a terminal (an archive would garble it), before
+// the build starts.
+func CheckStdoutOutputs(outs []OutputSpec, stdout io.Writer) error {
+	n := 0
+	for _, o := range outs {
+		if o.Dest == StdoutDest {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return errors.New("--output: only one output can stream to stdout (dest=-)")
+	case n == 1:
+		if f, ok := stdout.(*os.File); ok && pty.IsTerminal(int(f.Fd())) {
+			return errors.New("--output: refusing to write an archive to a terminal (dest=-): redirect stdout to a file or a pipe")
+		}
+	}
+	return nil
 }

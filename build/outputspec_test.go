@@ -1,8 +1,11 @@
 package build
 
 import (
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/builderdev/builder/internal/pty"
 )
 
 func TestParseOutput(t *testing.T) {
@@ -72,6 +75,30 @@ func TestParseAnnotations(t *testing.T) {
 	} {
 		if _, err := ParseAnnotations(tt.vals, tt.outs); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: %v, want %q", tt.vals, err, tt.want)
+		}
+	}
+}
+
+func TestCheckStdoutOutputs(t *testing.T) {
+	tarOut := OutputSpec{Type: "tar", Dest: "-"}
+	if err := CheckStdoutOutputs([]OutputSpec{tarOut, {Type: "oci", Dest: "-"}}, io.Discard); err == nil || !strings.Contains(err.Error(), "only one") {
+		t.Errorf("two outputs to stdout: %v", err)
+	}
+	if err := CheckStdoutOutputs([]OutputSpec{tarOut}, io.Discard); err != nil {
+		t.Errorf("a pipe: %v", err)
+	}
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	if err := CheckStdoutOutputs([]OutputSpec{tarOut}, slave); err == nil || !strings.Contains(err.Error(), "terminal") {
+		t.Errorf("a terminal as stdout: %v", err)
+	}
+	for _, bad := range []string{"type=local,dest=-", "type=oci,dest=-,tar=false"} {
+		if _, err := ParseOutputSpec(bad); err == nil || !strings.Contains(err.Error(), "stdout") {
+			t.Errorf("%s: %v, want a stdout error", bad, err)
 		}
 	}
 }

@@ -31,6 +31,7 @@ var forbidden = map[string][]string{
 	"state":               {"cmd", "frontend", "llb", "solver", "registry", "build", "run", "prune"},
 	"internal/containers": {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build", "run", "prune"},
 	"internal/buildinfo":  {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"internal/interrupt":  {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
 	// build is the library entry point: everything but the CLI is below it.
 	"build": {"cmd", "run", "prune"},
 	// run is the library form of builder run, beside build.

@@ -115,7 +115,7 @@ func newBuildCommand() *cobra.Command {
 			if o.Outputs, err = build.ParseOutputSpecs(outputs); err != nil {
 				return err
 			}
-			if err := checkStdoutOutputs(o.Outputs, o.stdout()); err != nil {
+			if err := build.CheckStdoutOutputs(o.Outputs, o.stdout()); err != nil {
 				return err
 			}
 			if o.Annotations, err = build.ParseAnnotations(annotations, o.Outputs); err != nil {

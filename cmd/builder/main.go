@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"sync/atomic"
-	"syscall"
 
 	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/internal/interrupt"
 	"github.com/spf13/cobra"
 )
 
@@ -19,7 +17,7 @@ func main() {
 	// Started by a non-root user: continue as root of a user namespace.
 	executor.MaybeUnshare()
 
-	ctx, caught, stop := signalContext()
+	ctx, caught, stop := interrupt.Context()
 	defer stop()
 	root := newRootCommand()
 	err := root.ExecuteContext(ctx)
@@ -39,35 +37,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
 		os.Exit(1)
 	}
-}
-
-// signalContext returns a context cancelled by the first SIGINT or
-// SIGTERM, and a function that says which one came (0 for none). A
-// second signal ends the process at once with the default action, should
-// the clean shutdown hang: whatever it leaves (mounts, temp files) the
-// next start recovers, as after kill -9.
-func signalContext() (context.Context, func() syscall.Signal, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	var got atomic.Int32
-	go func() {
-		select {
-		case s := <-ch:
-			got.Store(int32(s.(syscall.Signal)))
-			cancel()
-		case <-ctx.Done():
-			return
-		}
-		s := <-ch
-		signal.Reset(os.Interrupt, syscall.SIGTERM)
-		_ = syscall.Kill(os.Getpid(), s.(syscall.Signal))
-	}()
-	stop := func() {
-		signal.Stop(ch)
-		cancel()
-	}
-	return ctx, func() syscall.Signal { return syscall.Signal(got.Load()) }, stop
 }
 
 // newRootCommand is builder with every subcommand and its completions.

@@ -2,36 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/internal/fsutil"
-	"github.com/builderdev/builder/internal/pty"
 )
-
-// checkStdoutOutputs refuses more than one output streaming to stdout,
-// and any when stdout is a terminal (an archive would garble it), before
-// the build starts.
-func checkStdoutOutputs(outs []Output, stdout io.Writer) error {
-	n := 0
-	for _, o := range outs {
-		if o.Dest == build.StdoutDest {
-			n++
-		}
-	}
-	switch {
-	case n > 1:
-		return errors.New("--output: only one output can stream to stdout (dest=-)")
-	case n == 1:
-		if f, ok := stdout.(*os.File); ok && pty.IsTerminal(int(f.Fd())) {
-			return errors.New("--output: refusing to write an archive to a terminal (dest=-): redirect stdout to a file or a pipe")
-		}
-	}
-	return nil
-}
 
 // writeIIDFile writes the image ID as docker build --iidfile does.
 func writeIIDFile(path string, res *build.Result) error {

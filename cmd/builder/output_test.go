@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/build"
-	"github.com/builderdev/builder/internal/pty"
 )
 
 // TestHumanAgo: docker's units.HumanDuration plus " ago", hours rounded
@@ -87,29 +86,5 @@ func TestOutputStdout(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(wd); len(ents) != 0 {
 		t.Errorf("the working directory has %v, want nothing", ents)
-	}
-}
-
-func TestCheckStdoutOutputs(t *testing.T) {
-	tarOut := Output{Type: "tar", Dest: "-"}
-	if err := checkStdoutOutputs([]Output{tarOut, {Type: "oci", Dest: "-"}}, io.Discard); err == nil || !strings.Contains(err.Error(), "only one") {
-		t.Errorf("two outputs to stdout: %v", err)
-	}
-	if err := checkStdoutOutputs([]Output{tarOut}, io.Discard); err != nil {
-		t.Errorf("a pipe: %v", err)
-	}
-	master, slave, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pty: %v", err)
-	}
-	defer master.Close()
-	defer slave.Close()
-	if err := checkStdoutOutputs([]Output{tarOut}, slave); err == nil || !strings.Contains(err.Error(), "terminal") {
-		t.Errorf("a terminal as stdout: %v", err)
-	}
-	for _, bad := range []string{"type=local,dest=-", "type=oci,dest=-,tar=false"} {
-		if _, err := build.ParseOutputSpec(bad); err == nil || !strings.Contains(err.Error(), "stdout") {
-			t.Errorf("%s: %v, want a stdout error", bad, err)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package interrupt
 
 import (
 	"os"
@@ -12,7 +12,7 @@ import (
 // ends the process even when the work ignores the cancellation.
 func TestSecondSignalKills(t *testing.T) {
 	if os.Getenv("BUILDER_TEST_SIGNAL_CHILD") == "1" {
-		ctx, _, stop := signalContext()
+		ctx, _, stop := Context()
 		defer stop()
 		os.Stdout.WriteString("ready\n")
 		<-ctx.Done()
