@@ -86,10 +86,6 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 		return err
 	}
 	defer root.Close()
-	store, err := root.Cache()
-	if err != nil {
-		return err
-	}
 	images, err := root.Images()
 	if err != nil {
 		return err
@@ -98,8 +94,8 @@ func Push(ctx context.Context, dir, progress string, flags RegistryFlags, src st
 	if err != nil {
 		return err
 	}
-	reg := registry.New(flags.options(root, store.Blobs()))
-	lazyBlobs(root, store.Blobs(), reg)
+	reg := registry.New(flags.options(root, images.Blobs()))
+	lazyBlobs(root, images.Blobs(), reg)
 	display, err := progressui.New(out, progress)
 	if err != nil {
 		return err

@@ -19,14 +19,10 @@ import (
 // build info the go command records (module version, vcs.revision).
 var version, commit = "", ""
 
-// buildVersion is the version, commit and commit time of this binary
-// (see buildinfo.Version).
-func buildVersion() (ver, rev, when string) { return buildinfo.Version(version, commit) }
-
 // shortVersion is what builder --version prints, as docker --version:
 // "builder version V, build COMMIT".
 func shortVersion() string {
-	ver, rev, _ := buildVersion()
+	ver, rev, _ := buildinfo.Version(version, commit)
 	return fmt.Sprintf("%s, build %s", ver, rev)
 }
 
@@ -47,7 +43,7 @@ func newVersionCommand() *cobra.Command {
 // printVersion prints the version, build and the detected snapshotter and
 // cgroup mode for root, as docker version prints its client and server.
 func printVersion(w io.Writer, root string) error {
-	ver, rev, when := buildVersion()
+	ver, rev, when := buildinfo.Version(version, commit)
 	snap, chosen, err := snapshot.Which(filepath.Join(root, "snapshots"))
 	switch {
 	case err != nil:
