@@ -200,7 +200,7 @@ func (o OutputSpec) ociMediaTypes() bool { return o.boolAttr("oci-mediatypes", o
 
 // ParseAnnotations parses --annotation values: KEY=VALUE or
 // manifest:KEY=VALUE (buildx's default type), set on the image manifest
-// of every output with OCI media types.
+// of every output with OCI media types; it sets them on every output.
 func ParseAnnotations(values []string, outs []OutputSpec) (map[string]string, error) {
 	if len(values) == 0 {
 		return nil, nil
@@ -223,6 +223,9 @@ func ParseAnnotations(values []string, outs []OutputSpec) (map[string]string, er
 		if o.Type != "local" && o.Type != "tar" && !o.ociMediaTypes() {
 			return nil, fmt.Errorf("--annotation: output type=%s uses Docker media types, whose manifests have no annotations (set oci-mediatypes=true)", o.Type)
 		}
+	}
+	for i := range outs {
+		outs[i].Annotations = m
 	}
 	return m, nil
 }

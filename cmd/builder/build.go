@@ -121,9 +121,6 @@ func newBuildCommand() *cobra.Command {
 			if o.Annotations, err = build.ParseAnnotations(annotations, o.Outputs); err != nil {
 				return err
 			}
-			for i := range o.Outputs {
-				o.Outputs[i].Annotations = o.Annotations
-			}
 			if o.Quiet {
 				for _, out := range o.Outputs {
 					if out.Dest == build.StdoutDest {
