@@ -438,12 +438,12 @@ func (c *converter) buildGlobalArgs(metaArgs []instructions.ArgCommand, target s
 	defaults := [][2]string{
 		{"BUILDPLATFORM", bp.String()},
 		{"BUILDOS", bp.OS},
-		{"BUILDOSVERSION", ""},
+		{"BUILDOSVERSION", bp.OSVersion},
 		{"BUILDARCH", bp.Architecture},
 		{"BUILDVARIANT", bp.Variant},
 		{"TARGETPLATFORM", tp.String()},
 		{"TARGETOS", tp.OS},
-		{"TARGETOSVERSION", ""},
+		{"TARGETOSVERSION", tp.OSVersion},
 		{"TARGETARCH", tp.Architecture},
 		{"TARGETVARIANT", tp.Variant},
 		{"TARGETSTAGE", target},
@@ -831,7 +831,7 @@ func normalizeHistory(hist []v1.History, layers int, pinned string) []v1.History
 
 // emptyImage is the config of FROM scratch.
 func emptyImage(p llb.Platform) v1.ConfigFile {
-	img := v1.ConfigFile{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	img := v1.ConfigFile{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
 	img.RootFS.Type = "layers"
 	img.Config.WorkingDir = "/"
 	if p.OS != "windows" {
@@ -1182,8 +1182,13 @@ func (c *converter) finalize(s *stage) *Result {
 		if c.platform.Variant != "" || !same {
 			img.Variant = c.platform.Variant
 		}
+		// The base's os.version stays unless the platform names one
+		// (BuildKit testMaintainBaseOSVersion).
+		if c.platform.OSVersion != "" || !same {
+			img.OSVersion = c.platform.OSVersion
+		}
 	} else if img.OS == "" && img.Architecture == "" {
-		img.OS, img.Architecture, img.Variant = s.plat.OS, s.plat.Architecture, s.plat.Variant
+		img.OS, img.Architecture, img.Variant, img.OSVersion = s.plat.OS, s.plat.Architecture, s.plat.Variant, s.plat.OSVersion
 	}
 	if img.RootFS.Type == "" {
 		img.RootFS.Type = "layers"
