@@ -44,11 +44,16 @@ func namedContexts(req Request) (*contexts, error) {
 	for name, nc := range req.Contexts {
 		name = strings.ToLower(name)
 		switch {
-		case nc.Image != "" && nc.Dir == "" && nc.Layout == "":
+		case nc.HTTP != "" && nc.Dir == "" && nc.Image == "" && nc.Layout == "":
+			if !strings.HasPrefix(nc.HTTP, "http://") && !strings.HasPrefix(nc.HTTP, "https://") {
+				return nil, fmt.Errorf("build context %q: %s is not an http(s):// URL", name, nc.HTTP)
+			}
+			c.named[name] = dockerfile.NamedContext{HTTP: nc.HTTP}
+		case nc.Image != "" && nc.Dir == "" && nc.Layout == "" && nc.HTTP == "":
 			c.named[name] = dockerfile.NamedContext{Image: nc.Image}
-		case nc.Layout != "" && nc.Dir == "" && nc.Image == "":
+		case nc.Layout != "" && nc.Dir == "" && nc.Image == "" && nc.HTTP == "":
 			c.named[name] = dockerfile.NamedContext{Image: dockerfile.LayoutRefPrefix + nc.Layout}
-		case nc.Dir != "" && nc.Image == "" && nc.Layout == "":
+		case nc.Dir != "" && nc.Image == "" && nc.Layout == "" && nc.HTTP == "":
 			fi, err := os.Stat(nc.Dir)
 			if err != nil || !fi.IsDir() {
 				return nil, fmt.Errorf("build context %q: %s is not a directory", name, nc.Dir)
@@ -61,7 +66,7 @@ func namedContexts(req Request) (*contexts, error) {
 			c.locals[local] = ops.LocalDir{Path: nc.Dir}
 			c.named[name] = dockerfile.NamedContext{Local: local, ExcludePatterns: excludes}
 		default:
-			return nil, fmt.Errorf("build context %q: set exactly one of a directory, an image or an OCI layout", name)
+			return nil, fmt.Errorf("build context %q: set exactly one of a directory, an image, an OCI layout or a URL", name)
 		}
 	}
 	return c, nil

@@ -42,6 +42,7 @@ func TestParseBuildContexts(t *testing.T) {
 			"base=docker-image://alpine:3.20",
 			"lay=oci-layout:///srv/layout:v1",
 			"pinned=oci-layout:///srv/layout@sha256:" + strings.Repeat("a", 64),
+			"web=https://example.com/src.tar",
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -51,6 +52,7 @@ func TestParseBuildContexts(t *testing.T) {
 			"base":   {Image: "alpine:3.20"},
 			"lay":    {Layout: "/srv/layout:v1"},
 			"pinned": {Layout: "/srv/layout@sha256:" + strings.Repeat("a", 64)},
+			"web":    {HTTP: "https://example.com/src.tar"},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("parseBuildContexts = %v, want %v (names folded to lower case)", got, want)
@@ -63,7 +65,9 @@ func TestParseBuildContexts(t *testing.T) {
 		{"noequals", "want name=VALUE"},
 		{"=" + dir, "want name=VALUE"},
 		{"x=", "want name=VALUE"},
-		{"x=https://example.com/repo.git", "unsupported source"},
+		{"x=https://example.com/repo.git", "git repository as a named context is not supported"},
+		{"x=https://example.com/repo.git#main", "git repository"},
+		{"x=git://example.com/repo", "unsupported source"},
 		{"x=" + filepath.Join(dir, "missing"), "is not a directory"},
 		{"x=" + file, "is not a directory"},
 	}

@@ -92,7 +92,7 @@ func (s *Source) lookup(ref string, p llb.Platform) (*registry.Resolved, error) 
 	if err != nil {
 		return nil, err
 	}
-	if p.Match(llb.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}) == 0 {
+	if p.Match(llb.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion}) == 0 {
 		return nil, nil
 	}
 	md := digest.Digest(im.Manifest.Digest.String())

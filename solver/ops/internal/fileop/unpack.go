@@ -262,3 +262,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	return fsutil.Lutimes(p, atime, hdr.ModTime)
 }
+
+// Decompress returns a reader of the decompressed stream of r (gzip,
+// bzip2, xz or zstd, detected by magic bytes; anything else as is) and
+// the function that closes it. A stream that only looks compressed gives
+// a nil reader.
+func Decompress(ctx context.Context, r io.Reader) (io.Reader, func() error, error) {
+	return decompress(ctx, r)
+}
