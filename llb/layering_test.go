@@ -21,6 +21,7 @@ var forbidden = map[string][]string{
 	"internal/logfilter":   {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build"},
 	// archive is the one tar extractor: filesystem code only.
 	"internal/archive":    {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"internal/digestutil": {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "internal"},
 	"internal/pty":        {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
 	"cache":               {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state", "build"},
 	"snapshot":            {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
