@@ -106,10 +106,15 @@ func ListXattrs(p string) ([]string, error) {
 // followed). The error is the bare errno (unix.ENODATA when p has no such
 // attribute).
 func GetXattr(p, name string) ([]byte, error) {
+	return readXattr(func(buf []byte) (int, error) { return unix.Lgetxattr(p, name, buf) })
+}
+
+// readXattr calls get with a buffer that grows until the value fits.
+func readXattr(get func(buf []byte) (int, error)) ([]byte, error) {
 	size := 256
 	for {
 		buf := make([]byte, size)
-		n, err := unix.Lgetxattr(p, name, buf)
+		n, err := get(buf)
 		if errors.Is(err, unix.ERANGE) {
 			size *= 4
 			continue

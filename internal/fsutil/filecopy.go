@@ -282,17 +282,5 @@ func (c *FileCopier) copyXattrs(out, in int) {
 }
 
 func fgetxattr(fd int, name string) ([]byte, error) {
-	size := 256
-	for {
-		buf := make([]byte, size)
-		n, err := unix.Fgetxattr(fd, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			size *= 4
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+	return readXattr(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
 }
