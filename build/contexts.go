@@ -13,6 +13,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
@@ -195,7 +196,7 @@ func (l *layoutImages) Resolve(ctx context.Context, ref string, p llb.Platform) 
 	if err != nil {
 		return nil, err
 	}
-	return &registry.Resolved{Pinned: pinned, ManifestDigest: digest.Digest(md.String()), Manifest: m, Config: cfg}, nil
+	return &registry.Resolved{Pinned: pinned, ManifestDigest: digestutil.FromHash(md), Manifest: m, Config: cfg}, nil
 }
 
 // ResolveImageConfig implements dockerfile.ImageResolver.
@@ -245,18 +246,18 @@ func (l *layoutImages) Pull(ctx context.Context, r *registry.Resolved) ([]cache.
 		if err != nil {
 			return nil, err
 		}
-		if _, err := l.blobs.Stat(digest.Digest(d.String())); err != nil {
+		if _, err := l.blobs.Stat(digestutil.FromHash(d)); err != nil {
 			rc, err := ly.Compressed()
 			if err != nil {
 				return nil, err
 			}
-			_, _, err = l.blobs.Put(ctx, rc, digest.Digest(d.String()), size)
+			_, _, err = l.blobs.Put(ctx, rc, digestutil.FromHash(d), size)
 			rc.Close()
 			if err != nil {
 				return nil, fmt.Errorf("importing layer %s of %s: %w", d, r.Pinned, err)
 			}
 		}
-		out[i] = cache.Layer{MediaType: string(mt), Digest: digest.Digest(d.String()), Size: size, DiffID: digest.Digest(cf.RootFS.DiffIDs[i].String())}
+		out[i] = cache.Layer{MediaType: string(mt), Digest: digestutil.FromHash(d), Size: size, DiffID: digestutil.FromHash(cf.RootFS.DiffIDs[i])}
 	}
 	return out, nil
 }

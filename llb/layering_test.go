@@ -19,13 +19,16 @@ var forbidden = map[string][]string{
 	"solver":               {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build"},
 	"internal/remotecache": {"cmd", "frontend", "executor", "exporter", "state", "build"},
 	"internal/logfilter":   {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build"},
-	"internal/pty":         {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
-	"cache":                {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state", "build"},
-	"snapshot":             {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
-	"executor":             {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state", "build"},
-	"registry":             {"cmd", "frontend", "solver", "snapshot", "executor", "exporter", "state", "build"},
-	"exporter":             {"cmd", "frontend", "solver", "executor", "state", "build"},
-	"frontend/dockerfile":  {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	// archive is the one tar extractor: filesystem code only.
+	"internal/archive":    {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"internal/digestutil": {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "internal"},
+	"internal/pty":        {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"cache":               {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state", "build"},
+	"snapshot":            {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build"},
+	"executor":            {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state", "build"},
+	"registry":            {"cmd", "frontend", "solver", "snapshot", "executor", "exporter", "state", "build"},
+	"exporter":            {"cmd", "frontend", "solver", "executor", "state", "build"},
+	"frontend/dockerfile": {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build"},
 	// state owns the root: it opens the stores below it and knows nothing
 	// of builds, Dockerfiles or registries.
 	"state":               {"cmd", "frontend", "llb", "solver", "registry", "build"},
