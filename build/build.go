@@ -144,7 +144,9 @@ func (b *Builder) Build(ctx context.Context, req Request, r Reporter) (*Result, 
 	if len(platforms) == 0 {
 		platforms = []llb.Platform{{}} // the frontend's default, the host's
 	}
-	results, err := convertAll(ctx, col, platforms, frontendOptions(req, nc, p.src, col))
+	fopt := frontendOptions(req, nc, p.src, col)
+	fopt.SourceEpoch = p.worker.HTTPSourceEpoch
+	results, err := convertAll(ctx, col, platforms, fopt)
 	if err == nil && !req.CheckOnly {
 		err = checkPlatforms(results)
 	}
@@ -256,21 +258,33 @@ func (b *Builder) solveAndExport(ctx context.Context, req Request, p *parts, res
 }
 
 // withDockerfileEpoch returns args with SOURCE_DATE_EPOCH set from the
-// frontend's epoch (a Dockerfile's ARG SOURCE_DATE_EPOCH=... default) when
-// the request does not set it, so the exporters use it as BuildKit's do.
+// frontend's epoch: a Dockerfile's ARG SOURCE_DATE_EPOCH=... default when
+// the request does not set it, or what a name (a stage, a named context)
+// resolved to, so the exporters use it as BuildKit's do.
 func withDockerfileEpoch(args map[string]string, epoch *time.Time) map[string]string {
-	if epoch == nil {
+	v, set := args["SOURCE_DATE_EPOCH"]
+	if epoch == nil && (!set || v == "" || isSeconds(v)) {
 		return args
 	}
-	if _, ok := args["SOURCE_DATE_EPOCH"]; ok {
+	if epoch != nil && set && isSeconds(v) {
 		return args
 	}
 	out := make(map[string]string, len(args)+1)
 	for k, v := range args {
 		out[k] = v
 	}
+	if epoch == nil {
+		delete(out, "SOURCE_DATE_EPOCH") // a name without a time
+		return out
+	}
 	out["SOURCE_DATE_EPOCH"] = strconv.FormatInt(epoch.Unix(), 10)
 	return out
+}
+
+// isSeconds reports whether v is a SOURCE_DATE_EPOCH in seconds.
+func isSeconds(v string) bool {
+	_, err := strconv.ParseInt(v, 10, 64)
+	return err == nil
 }
 
 // imageConfig is the frontend's config with the request's labels and,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
@@ -44,11 +45,16 @@ func namedContexts(req Request) (*contexts, error) {
 	for name, nc := range req.Contexts {
 		name = strings.ToLower(name)
 		switch {
-		case nc.Image != "" && nc.Dir == "" && nc.Layout == "":
+		case nc.HTTP != "" && nc.Dir == "" && nc.Image == "" && nc.Layout == "":
+			if !strings.HasPrefix(nc.HTTP, "http://") && !strings.HasPrefix(nc.HTTP, "https://") {
+				return nil, fmt.Errorf("build context %q: %s is not an http(s):// URL", name, nc.HTTP)
+			}
+			c.named[name] = dockerfile.NamedContext{HTTP: nc.HTTP}
+		case nc.Image != "" && nc.Dir == "" && nc.Layout == "" && nc.HTTP == "":
 			c.named[name] = dockerfile.NamedContext{Image: nc.Image}
-		case nc.Layout != "" && nc.Dir == "" && nc.Image == "":
+		case nc.Layout != "" && nc.Dir == "" && nc.Image == "" && nc.HTTP == "":
 			c.named[name] = dockerfile.NamedContext{Image: dockerfile.LayoutRefPrefix + nc.Layout}
-		case nc.Dir != "" && nc.Image == "" && nc.Layout == "":
+		case nc.Dir != "" && nc.Image == "" && nc.Layout == "" && nc.HTTP == "":
 			fi, err := os.Stat(nc.Dir)
 			if err != nil || !fi.IsDir() {
 				return nil, fmt.Errorf("build context %q: %s is not a directory", name, nc.Dir)
@@ -61,7 +67,7 @@ func namedContexts(req Request) (*contexts, error) {
 			c.locals[local] = ops.LocalDir{Path: nc.Dir}
 			c.named[name] = dockerfile.NamedContext{Local: local, ExcludePatterns: excludes}
 		default:
-			return nil, fmt.Errorf("build context %q: set exactly one of a directory, an image or an OCI layout", name)
+			return nil, fmt.Errorf("build context %q: set exactly one of a directory, an image, an OCI layout or a URL", name)
 		}
 	}
 	return c, nil
@@ -190,7 +196,7 @@ func (l *layoutImages) Resolve(ctx context.Context, ref string, p llb.Platform) 
 	if err != nil {
 		return nil, err
 	}
-	return &registry.Resolved{Pinned: pinned, ManifestDigest: digest.Digest(md.String()), Manifest: m, Config: cfg}, nil
+	return &registry.Resolved{Pinned: pinned, ManifestDigest: digestutil.FromHash(md), Manifest: m, Config: cfg}, nil
 }
 
 // ResolveImageConfig implements dockerfile.ImageResolver.
@@ -240,18 +246,18 @@ func (l *layoutImages) Pull(ctx context.Context, r *registry.Resolved) ([]cache.
 		if err != nil {
 			return nil, err
 		}
-		if _, err := l.blobs.Stat(digest.Digest(d.String())); err != nil {
+		if _, err := l.blobs.Stat(digestutil.FromHash(d)); err != nil {
 			rc, err := ly.Compressed()
 			if err != nil {
 				return nil, err
 			}
-			_, _, err = l.blobs.Put(ctx, rc, digest.Digest(d.String()), size)
+			_, _, err = l.blobs.Put(ctx, rc, digestutil.FromHash(d), size)
 			rc.Close()
 			if err != nil {
 				return nil, fmt.Errorf("importing layer %s of %s: %w", d, r.Pinned, err)
 			}
 		}
-		out[i] = cache.Layer{MediaType: string(mt), Digest: digest.Digest(d.String()), Size: size, DiffID: digest.Digest(cf.RootFS.DiffIDs[i].String())}
+		out[i] = cache.Layer{MediaType: string(mt), Digest: digestutil.FromHash(d), Size: size, DiffID: digestutil.FromHash(cf.RootFS.DiffIDs[i])}
 	}
 	return out, nil
 }

@@ -116,8 +116,9 @@ func ParseSSH(specs []string) (map[string]string, error) {
 }
 
 // ParseNamedContexts reads buildx --build-context name=VALUE flags: a
-// directory, docker-image://REF or oci-layout://PATH[:TAG]
-// (or oci-layout://PATH@sha256:...). Names are folded to lower case.
+// directory, docker-image://REF, oci-layout://PATH[:TAG]
+// (or oci-layout://PATH@sha256:...) or an http(s):// URL (a file; a git
+// URL over HTTP is not recognized as git). Names are folded to lower case.
 func ParseNamedContexts(specs []string) (map[string]NamedContext, error) {
 	m := map[string]NamedContext{}
 	for _, s := range specs {
@@ -131,8 +132,13 @@ func ParseNamedContexts(specs []string) (map[string]NamedContext, error) {
 			m[name] = NamedContext{Image: strings.TrimPrefix(val, "docker-image://")}
 		case strings.HasPrefix(val, "oci-layout://"):
 			m[name] = NamedContext{Layout: strings.TrimPrefix(val, "oci-layout://")}
+		case strings.HasPrefix(val, "http://") || strings.HasPrefix(val, "https://"):
+			if isGitURL(val) {
+				return nil, fmt.Errorf("--build-context %q: a git repository as a named context is not supported (an http(s):// URL of a file is)", s)
+			}
+			m[name] = NamedContext{HTTP: val}
 		case strings.Contains(val, "://"):
-			return nil, fmt.Errorf("--build-context %q: unsupported source %q (a directory, docker-image:// or oci-layout://)", s, val)
+			return nil, fmt.Errorf("--build-context %q: unsupported source %q (a directory, docker-image://, oci-layout:// or http(s)://)", s, val)
 		default:
 			if fi, err := os.Stat(val); err != nil || !fi.IsDir() {
 				return nil, fmt.Errorf("--build-context %q: %s is not a directory", s, val)
@@ -141,6 +147,20 @@ func ParseNamedContexts(specs []string) (map[string]NamedContext, error) {
 		}
 	}
 	return m, nil
+}
+
+// isGitURL reports whether an http(s) URL names a git repository, as
+// BuildKit's git detection does: a path ending in .git, or a #ref
+// fragment.
+func isGitURL(u string) bool {
+	base, _, frag := strings.Cut(u, "#")
+	if frag {
+		return true
+	}
+	if i := strings.IndexAny(base, "?"); i >= 0 {
+		base = base[:i]
+	}
+	return strings.HasSuffix(strings.TrimSuffix(base, "/"), ".git")
 }
 
 // ParseLabels reads --label KEY=VALUE values (a bare KEY is an empty

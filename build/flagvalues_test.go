@@ -29,6 +29,7 @@ func TestParseNamedContexts(t *testing.T) {
 			"base=docker-image://alpine:3.20",
 			"lay=oci-layout:///srv/layout:v1",
 			"pinned=oci-layout:///srv/layout@sha256:" + strings.Repeat("a", 64),
+			"web=https://example.com/src.tar",
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -38,6 +39,7 @@ func TestParseNamedContexts(t *testing.T) {
 			"base":   {Image: "alpine:3.20"},
 			"lay":    {Layout: "/srv/layout:v1"},
 			"pinned": {Layout: "/srv/layout@sha256:" + strings.Repeat("a", 64)},
+			"web":    {HTTP: "https://example.com/src.tar"},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("ParseNamedContexts = %v, want %v (names folded to lower case)", got, want)
@@ -50,7 +52,9 @@ func TestParseNamedContexts(t *testing.T) {
 		{"noequals", "want name=VALUE"},
 		{"=" + dir, "want name=VALUE"},
 		{"x=", "want name=VALUE"},
-		{"x=https://example.com/repo.git", "unsupported source"},
+		{"x=https://example.com/repo.git", "git repository as a named context is not supported"},
+		{"x=https://example.com/repo.git#main", "git repository"},
+		{"x=git://example.com/repo", "unsupported source"},
 		{"x=" + filepath.Join(dir, "missing"), "is not a directory"},
 		{"x=" + file, "is not a directory"},
 	}

@@ -14,7 +14,8 @@ package build
 //	  args.txt      optional: K=V build args, one a line; "--target=x";
 //	                "--secret=id=X,src=FILE", "--ssh=ID=SOCKET",
 //	                "--build-context=NAME=DIR|docker-image://REF|
-//	                oci-layout://PATH", "--label=K=V", "--allow=ENT",
+//	                oci-layout://PATH|http://URL", "--label=K=V",
+//	                "--allow=ENT",
 //	                "--network=MODE", "--platform=P" (one),
 //	                "--shm-size=SIZE", "--ulimit=U" as on the command
 //	                line, $CASE replaced by the case dir
@@ -146,6 +147,8 @@ func caseRequest(t *testing.T, env *buildtest.Env, c buildtest.Case, ctxDir stri
 				req.Contexts[name] = NamedContext{Image: strings.TrimPrefix(val, "docker-image://")}
 			case strings.HasPrefix(val, "oci-layout://"):
 				req.Contexts[name] = NamedContext{Layout: strings.TrimPrefix(val, "oci-layout://")}
+			case strings.HasPrefix(val, "http://"):
+				req.Contexts[name] = NamedContext{HTTP: val}
 			default:
 				req.Contexts[name] = NamedContext{Dir: val}
 			}

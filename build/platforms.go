@@ -10,9 +10,9 @@ import (
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/solver"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	digest "github.com/opencontainers/go-digest"
 )
 
 // exportPlatforms exports a multi-platform build: the images (one per
@@ -51,7 +51,7 @@ func (j *exportJob) exportPlatforms(ctx context.Context, solved []solver.Result,
 	}
 	// As buildx: the image ID and the digest of a multi-platform build
 	// are the index's.
-	res := &Result{ImageID: digest.Digest(desc.Digest.String()), Descriptor: desc, Names: stored.Names}
+	res := &Result{ImageID: digestutil.FromHash(desc.Digest), Descriptor: desc, Names: stored.Names}
 	j.r.setImage(res, nil)
 	return res, nil
 }

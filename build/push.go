@@ -8,6 +8,7 @@ import (
 
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/registry"
 	"github.com/builderdev/builder/solver"
 	"github.com/docker/go-units"
@@ -36,7 +37,7 @@ func Push(ctx context.Context, reg *registry.Client, r solver.Reporter, img Mani
 		return v1.Descriptor{}, err
 	}
 	d := digest.FromBytes(raw)
-	desc := v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: v1.Hash{Algorithm: "sha256", Hex: d.Encoded()}}
+	desc := v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: digestutil.HashOf(d)}
 	for _, name := range names {
 		if err := pushOne(ctx, reg, r, img, name, d); err != nil {
 			return desc, err

@@ -78,6 +78,9 @@ type NamedContext struct {
 	// Layout is an OCI image layout: "PATH[:TAG][@sha256:...]"
 	// (oci-layout://...).
 	Layout string
+	// HTTP is an http(s):// URL: a stage from it holds the downloaded
+	// file as /context; SOURCE_DATE_EPOCH=<name> takes its time.
+	HTTP string
 }
 
 // OutputType is the kind of an Output, as buildx names them.

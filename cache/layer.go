@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/builderdev/builder/internal/digestutil"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
@@ -34,10 +35,8 @@ type storeLayer struct {
 	l Layer
 }
 
-func toHash(d digest.Digest) (v1.Hash, error) { return v1.NewHash(d.String()) }
-
-func (x *storeLayer) Digest() (v1.Hash, error) { return toHash(x.l.Digest) }
-func (x *storeLayer) DiffID() (v1.Hash, error) { return toHash(x.l.DiffID) }
+func (x *storeLayer) Digest() (v1.Hash, error) { return digestutil.ToHash(x.l.Digest) }
+func (x *storeLayer) DiffID() (v1.Hash, error) { return digestutil.ToHash(x.l.DiffID) }
 func (x *storeLayer) Size() (int64, error)     { return x.l.Size, nil }
 func (x *storeLayer) MediaType() (types.MediaType, error) {
 	return types.MediaType(x.l.MediaType), nil

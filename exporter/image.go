@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/digestutil"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -62,7 +63,7 @@ func (img *Image) ConfigJSON() ([]byte, error) {
 	cfg := img.Config.DeepCopy()
 	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: make([]v1.Hash, 0, len(img.Layers))}
 	for i, l := range img.Layers {
-		h, err := v1.NewHash(l.DiffID.String())
+		h, err := digestutil.ToHash(l.DiffID)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): diff id: %w", i, l.Digest, err)
 		}
@@ -144,7 +145,7 @@ func (img *Image) V1(opt ...Option) (v1.Image, error) {
 			return nil, fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
 		}
 		l.MediaType = string(lmt)
-		h, err := v1.NewHash(l.Digest.String())
+		h, err := digestutil.ToHash(l.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}

@@ -17,11 +17,11 @@ import (
 // A multi-platform build exports one Image per platform, joined by an
 // index (an OCI image index, or a Docker manifest list with Docker media
 // types) whose descriptors carry each image's platform, taken from its
-// config (os, architecture, variant).
+// config (os, os.version, architecture, variant).
 
 // PlatformOf is the platform an image is described with in an index.
 func PlatformOf(img *Image) *v1.Platform {
-	return &v1.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+	return &v1.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant, OSVersion: img.Config.OSVersion}
 }
 
 // indexManifest returns the raw index of imgs (as IndexV1 serves it, so
@@ -154,10 +154,15 @@ func WriteOCIIndexDir(ctx context.Context, dir string, imgs []*Image, names []st
 }
 
 // PlatformDir is the subdirectory buildx gives a platform's files in a
-// multi-platform local or tar output: "linux_amd64", "linux_arm_v7".
+// multi-platform local or tar output: "linux_amd64", "linux_arm_v7",
+// "windows(10.0.20348.1006)_amd64" (containerd's FormatAll).
 func PlatformDir(img *Image) string {
 	p := PlatformOf(img)
-	s := p.OS + "_" + p.Architecture
+	s := p.OS
+	if p.OSVersion != "" {
+		s += "(" + p.OSVersion + ")"
+	}
+	s += "_" + p.Architecture
 	if p.Variant != "" {
 		s += "_" + p.Variant
 	}

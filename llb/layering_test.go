@@ -19,19 +19,22 @@ var forbidden = map[string][]string{
 	"solver":               {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
 	"internal/remotecache": {"cmd", "frontend", "executor", "exporter", "state", "build", "run", "prune"},
 	"internal/logfilter":   {"cmd", "frontend", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
-	"internal/pty":         {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
-	"cache":                {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
-	"snapshot":             {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build", "run", "prune"},
-	"executor":             {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state", "build", "run", "prune"},
-	"registry":             {"cmd", "frontend", "solver", "snapshot", "executor", "exporter", "state", "build", "run", "prune"},
-	"exporter":             {"cmd", "frontend", "solver", "executor", "state", "build", "run", "prune"},
-	"frontend/dockerfile":  {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	// archive is the one tar extractor: filesystem code only.
+	"internal/archive":    {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"internal/digestutil": {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune", "internal"},
+	"internal/pty":        {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"cache":               {"cmd", "frontend", "llb", "solver", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"snapshot":            {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"executor":            {"cmd", "frontend", "llb", "solver", "cache", "registry", "exporter", "state", "build", "run", "prune"},
+	"registry":            {"cmd", "frontend", "solver", "snapshot", "executor", "exporter", "state", "build", "run", "prune"},
+	"exporter":            {"cmd", "frontend", "solver", "executor", "state", "build", "run", "prune"},
+	"frontend/dockerfile": {"cmd", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
 	// state owns the root: it opens the stores below it and knows nothing
 	// of builds, Dockerfiles or registries.
 	"state":               {"cmd", "frontend", "llb", "solver", "registry", "build", "run", "prune"},
 	"internal/containers": {"cmd", "frontend", "llb", "solver", "cache", "executor", "registry", "exporter", "state", "build", "run", "prune"},
-	"internal/buildinfo":  {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
-	"internal/interrupt":  {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune"},
+	"internal/buildinfo":  {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune", "internal"},
+	"internal/interrupt":  {"cmd", "frontend", "llb", "solver", "cache", "snapshot", "executor", "registry", "exporter", "state", "build", "run", "prune", "internal"},
 	// build is the library entry point: everything but the CLI is below it.
 	"build": {"cmd", "run", "prune"},
 	// run is the library form of builder run, beside build.

@@ -25,11 +25,18 @@ type Platform struct {
 	OS           string `json:"os"`
 	Architecture string `json:"architecture"`
 	Variant      string `json:"variant,omitempty"`
+	// OSVersion is the OS version ("10.0.20348.1006"): written
+	// os(version)/arch, as containerd's platforms.FormatAll.
+	OSVersion string `json:"os.version,omitempty"`
 }
 
-// String formats p as os/arch[/variant].
+// String formats p as os[(osversion)]/arch[/variant].
 func (p Platform) String() string {
-	s := p.OS + "/" + p.Architecture
+	s := p.OS
+	if p.OSVersion != "" {
+		s += "(" + p.OSVersion + ")"
+	}
+	s += "/" + p.Architecture
 	if p.Variant != "" {
 		s += "/" + p.Variant
 	}

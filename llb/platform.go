@@ -99,6 +99,9 @@ func (want Platform) Match(have Platform) int {
 	if (w.OS != "" && w.OS != h.OS) || (w.Architecture != "" && w.Architecture != h.Architecture) {
 		return 0
 	}
+	if w.OSVersion != "" && h.OSVersion != "" && w.OSVersion != h.OSVersion {
+		return 0 // another OS version (containerd compares them too)
+	}
 	switch {
 	case w.Variant == h.Variant || w.Architecture == "":
 		return 2
@@ -108,10 +111,29 @@ func (want Platform) Match(have Platform) int {
 	return 0
 }
 
-// ParsePlatform parses os[/arch[/variant]] or a bare architecture
-// ("linux/amd64", "linux/arm/v7", "arm64") like containerd's
-// platforms.Parse, and normalizes it.
+// ParsePlatform parses os[(osversion)][/arch[/variant]] or a bare
+// architecture ("linux/amd64", "linux/arm/v7", "arm64",
+// "windows(10.0.20348.1006)/amd64") like containerd's platforms.Parse,
+// and normalizes it.
 func ParsePlatform(s string) (Platform, error) {
+	osVersion := ""
+	if i := strings.IndexByte(s, '('); i >= 0 {
+		j := strings.IndexByte(s, ')')
+		if j < i || (j+1 < len(s) && s[j+1] != '/') || j == i+1 || strings.ContainsAny(s[i+1:j], "(/") {
+			return Platform{}, fmt.Errorf("invalid platform %q: want os(osversion)/arch", s)
+		}
+		osVersion = s[i+1 : j]
+		s = s[:i] + s[j+1:]
+	}
+	p, err := parsePlatform(s)
+	if err != nil {
+		return Platform{}, err
+	}
+	p.OSVersion = osVersion
+	return p, nil
+}
+
+func parsePlatform(s string) (Platform, error) {
 	parts := strings.Split(s, "/")
 	for _, p := range parts {
 		if p == "" || strings.ContainsAny(p, " \t\n") {

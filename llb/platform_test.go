@@ -23,6 +23,11 @@ func TestParsePlatform(t *testing.T) {
 		{"linux//amd64", "", `invalid platform "linux//amd64"`},
 		{"plan10/amd64", "", `unknown operating system "plan10"`},
 		{"a/b/c/d", "", "too many components"},
+		{"windows(10.0.20348.1006)/amd64", "windows(10.0.20348.1006)/amd64", ""},
+		{"Windows(1.2.3)/x86_64", "windows(1.2.3)/amd64", ""},
+		{"windows()/amd64", "", "want os(osversion)/arch"},
+		{"windows(1.2/amd64", "", "want os(osversion)/arch"},
+		{"windows(1)x/amd64", "", "want os(osversion)/arch"},
 	} {
 		p, err := ParsePlatform(tt.in)
 		if tt.err != "" {
@@ -62,6 +67,26 @@ func TestPlatformMatch(t *testing.T) {
 			out.Variant = parts[2]
 		}
 		return out
+	}
+	pv := func(s string) Platform {
+		q, err := ParsePlatform(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	for _, tt := range []struct {
+		want, have string
+		score      int
+	}{
+		{"windows(1.2.3)/amd64", "windows(1.2.3)/amd64", 2},
+		{"windows(1.2.3)/amd64", "windows(1.1.0)/amd64", 0},
+		{"windows/amd64", "windows(1.1.0)/amd64", 2},
+		{"windows(1.2.3)/amd64", "windows/amd64", 2},
+	} {
+		if got := pv(tt.want).Match(pv(tt.have)); got != tt.score {
+			t.Errorf("%s.Match(%s) = %d, want %d", tt.want, tt.have, got, tt.score)
+		}
 	}
 	for _, tt := range []struct {
 		want, have string

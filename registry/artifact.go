@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -57,7 +58,7 @@ func (c *Client) FetchManifest(ctx context.Context, s string) (*Manifest, error)
 	if len(got.Manifest) > MaxManifestSize {
 		return nil, fmt.Errorf("%s: manifest of %d bytes: %w", s, len(got.Manifest), ErrManifestTooLarge)
 	}
-	return &Manifest{Raw: got.Manifest, MediaType: got.MediaType, Digest: digest.Digest(got.Digest.String()), Repo: r.repo.Name()}, nil
+	return &Manifest{Raw: got.Manifest, MediaType: got.MediaType, Digest: digestutil.FromHash(got.Digest), Repo: r.repo.Name()}, nil
 }
 
 // isNotFound says whether err is the registry's "no such manifest/repo".
@@ -187,7 +188,7 @@ func (c *Client) PushBlob(ctx context.Context, repo string, l v1.Layer) (uploade
 	if err != nil {
 		return false, err
 	}
-	d := digest.Digest(h.String())
+	d := digestutil.FromHash(h)
 	opts := append(append([]remote.Option(nil), c.remote...), remote.WithContext(ctx), remote.WithRetryPredicate(pushPredicate()))
 	counted := &readCounter{l: l}
 	var up v1.Layer = counted

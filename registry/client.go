@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/llb"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -315,7 +316,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 		if err != nil {
 			return nil, err
 		}
-		d = digest.Digest(child.Digest.String())
+		d = digestutil.FromHash(child.Digest)
 		if raw, err = c.manifest(ctx, r.repo, d, child.Size); err != nil {
 			return nil, err
 		}
@@ -328,7 +329,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 	if m.Config.Size > MaxConfigSize {
 		return nil, fmt.Errorf("config %s: %d bytes, more than %d", m.Config.Digest, m.Config.Size, MaxConfigSize)
 	}
-	cd := digest.Digest(m.Config.Digest.String())
+	cd := digestutil.FromHash(m.Config.Digest)
 	c.recordBlobSources(r.repo, manifestBlobs(m))
 	if err := c.ensureBlob(ctx, r.repo, cd, m.Config.Size); err != nil {
 		return nil, fmt.Errorf("config %s: %w", cd, err)
@@ -376,13 +377,13 @@ func (c *Client) manifestByTag(ctx context.Context, tag name.Tag) ([]byte, diges
 		if gerr != nil {
 			return nil, "", simplify(gerr)
 		}
-		d := digest.Digest(got.Digest.String())
+		d := digestutil.FromHash(got.Digest)
 		if _, _, err := c.blobs.Put(ctx, bytes.NewReader(got.Manifest), d, int64(len(got.Manifest))); err != nil {
 			return nil, "", fmt.Errorf("storing manifest %s: %w", d, err)
 		}
 		return got.Manifest, d, nil
 	}
-	d := digest.Digest(desc.Digest.String())
+	d := digestutil.FromHash(desc.Digest)
 	raw, err := c.manifest(ctx, tag.Repository, d, desc.Size)
 	return raw, d, err
 }
@@ -506,7 +507,7 @@ func (c *Client) pull(ctx context.Context, r *Resolved) ([]cache.Layer, error) {
 			MediaType: string(l.MediaType),
 			Digest:    d,
 			Size:      l.Size,
-			DiffID:    digest.Digest(cfg.RootFS.DiffIDs[i].String()),
+			DiffID:    digestutil.FromHash(cfg.RootFS.DiffIDs[i]),
 		}
 		if seen[d] {
 			continue

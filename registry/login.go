@@ -3,18 +3,20 @@ package registry
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/builderdev/builder/internal/fsutil"
+	"github.com/docker/cli/cli/config/configfile"
+	"github.com/docker/cli/cli/config/credentials"
+	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -132,17 +134,19 @@ func loginError(err error) error {
 	return simplify(err)
 }
 
-// dockerConfig is config.json: the fields login changes, and the rest kept
-// as they are.
+// dockerConfig is config.json as docker/cli's configfile reads it, plus
+// the top-level keys configfile does not know, which Save writes back as
+// they were (configfile.Save alone would drop them), as are the auths
+// entries login does not change (which may hold keys configfile drops).
 type dockerConfig struct {
-	raw         map[string]json.RawMessage
-	auths       map[string]json.RawMessage
-	credsStore  string
-	credHelpers map[string]string
+	*configfile.ConfigFile
+	raw      map[string]json.RawMessage
+	rawAuths map[string]json.RawMessage
+	loaded   map[string]types.AuthConfig
 }
 
 func readDockerConfig(path string) (*dockerConfig, error) {
-	c := &dockerConfig{raw: map[string]json.RawMessage{}, auths: map[string]json.RawMessage{}}
+	c := &dockerConfig{ConfigFile: configfile.New(path), raw: map[string]json.RawMessage{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
@@ -156,44 +160,74 @@ func readDockerConfig(path string) (*dockerConfig, error) {
 	if err := json.Unmarshal(b, &c.raw); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := c.LoadFromReader(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if a, ok := c.raw["auths"]; ok {
-		if err := json.Unmarshal(a, &c.auths); err != nil {
+		if err := json.Unmarshal(a, &c.rawAuths); err != nil {
 			return nil, fmt.Errorf("%s: auths: %w", path, err)
 		}
 	}
-	if a, ok := c.raw["credsStore"]; ok {
-		json.Unmarshal(a, &c.credsStore)
-	}
-	if a, ok := c.raw["credHelpers"]; ok {
-		json.Unmarshal(a, &c.credHelpers)
-	}
-	if c.auths == nil {
-		c.auths = map[string]json.RawMessage{}
-	}
+	c.loaded = maps.Clone(c.GetAuthConfigs())
 	return c, nil
 }
 
+// helper is the credential helper config.json names for key (credHelpers,
+// else credsStore), as docker picks it.
 func (c *dockerConfig) helper(key string) string {
-	if h := c.credHelpers[key]; h != "" {
+	if h, ok := c.CredentialHelpers[key]; ok {
 		return h
 	}
-	return c.credsStore
+	return c.CredentialsStore
 }
 
-func (c *dockerConfig) write(path string) error {
-	a, err := json.Marshal(c.auths)
+// store is the credentials store of key: the helper's, else the file.
+func (c *dockerConfig) store(key string) credentials.Store {
+	if h := c.helper(key); h != "" {
+		return credentials.NewNativeStore(c, h)
+	}
+	return credentials.NewFileStore(c)
+}
+
+// Save writes what configfile knows over the file's other keys, atomically
+// and private (0600). The credentials stores call it.
+func (c *dockerConfig) Save() error {
+	var known bytes.Buffer
+	if err := c.SaveToWriter(&known); err != nil {
+		return err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(known.Bytes(), &fields); err != nil {
+		return err
+	}
+	var auths map[string]json.RawMessage
+	if err := json.Unmarshal(fields["auths"], &auths); err != nil {
+		return err
+	}
+	for k, ac := range c.GetAuthConfigs() {
+		if old, ok := c.loaded[k]; ok && old == ac && c.rawAuths[k] != nil {
+			auths[k] = c.rawAuths[k]
+		}
+	}
+	a, err := json.Marshal(auths)
 	if err != nil {
 		return err
 	}
-	c.raw["auths"] = a
-	b, err := json.MarshalIndent(c.raw, "", "\t")
+	fields["auths"] = a
+	out := make(map[string]json.RawMessage, len(c.raw)+len(fields))
+	maps.Copy(out, c.raw)
+	maps.Copy(out, fields)
+	b, err := json.MarshalIndent(out, "", "\t")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(c.Filename), 0o700); err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(path, 0o600, append(b, '\n'))
+	if err := fsutil.WriteFileAtomic(c.Filename, 0o600, append(b, '\n')); err != nil {
+		return fmt.Errorf("writing docker config %s: %w", c.Filename, err)
+	}
+	return nil
 }
 
 // StoreCredentials saves user and password for server in the Docker config
@@ -205,27 +239,18 @@ func StoreCredentials(dir, server, user, pass string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "config.json")
-	cfg, err := readDockerConfig(path)
+	cfg, err := readDockerConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return "", fmt.Errorf("reading docker config: %w", err)
 	}
+	auth := types.AuthConfig{ServerAddress: key, Username: user, Password: pass}
+	if err := cfg.store(key).Store(auth); err != nil {
+		return "", credentialError(cfg.helper(key), "store", err)
+	}
 	if h := cfg.helper(key); h != "" {
-		in, _ := json.Marshal(map[string]string{"ServerURL": key, "Username": user, "Secret": pass})
-		if err := runHelper(h, "store", in); err != nil {
-			return "", err
-		}
 		return "docker-credential-" + h, nil
 	}
-	entry, err := json.Marshal(map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))})
-	if err != nil {
-		return "", err
-	}
-	cfg.auths[key] = entry
-	if err := cfg.write(path); err != nil {
-		return "", fmt.Errorf("writing docker config %s: %w", path, err)
-	}
-	return path, nil
+	return cfg.Filename, nil
 }
 
 // RemoveCredentials deletes the credentials of server from the Docker
@@ -236,40 +261,28 @@ func RemoveCredentials(dir, server string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	path := filepath.Join(dir, "config.json")
-	cfg, err := readDockerConfig(path)
+	cfg, err := readDockerConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return false, fmt.Errorf("reading docker config: %w", err)
 	}
+	_, inFile := cfg.GetAuthConfigs()[key]
 	found := false
 	if h := cfg.helper(key); h != "" {
-		if err := runHelper(h, "erase", []byte(key)); err == nil {
-			found = true
+		// The native store erases the file entry after the helper's.
+		found = cfg.store(key).Erase(key) == nil
+	}
+	if _, ok := cfg.GetAuthConfigs()[key]; ok {
+		if err := credentials.NewFileStore(cfg).Erase(key); err != nil {
+			return false, err
 		}
 	}
-	if _, ok := cfg.auths[key]; ok {
-		delete(cfg.auths, key)
-		if err := cfg.write(path); err != nil {
-			return false, fmt.Errorf("writing docker config %s: %w", path, err)
-		}
-		found = true
-	}
-	return found, nil
+	return found || inFile, nil
 }
 
-// runHelper runs docker-credential-NAME ACTION with in on stdin.
-func runHelper(helper, action string, in []byte) error {
-	cmd := exec.Command("docker-credential-"+helper, action)
-	cmd.Stdin = bytes.NewReader(in)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(out.String())
-		if len(msg) > 200 {
-			msg = msg[:200]
-		}
-		return fmt.Errorf("credential helper docker-credential-%s %s: %v: %s", helper, action, err, msg)
+// credentialError names the helper that failed.
+func credentialError(helper, action string, err error) error {
+	if helper == "" {
+		return err
 	}
-	return nil
+	return fmt.Errorf("credential helper docker-credential-%s %s: %w", helper, action, err)
 }

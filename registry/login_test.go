@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -93,5 +94,54 @@ func TestCredentialHelper(t *testing.T) {
 	cfg, _ := os.ReadFile(filepath.Join(dir, "config.json"))
 	if strings.Contains(string(cfg), "secret") {
 		t.Fatalf("config.json holds the secret: %s", cfg)
+	}
+}
+
+// TestLoginKeepsUnknownKeys: login and logout change config.json's auth
+// entry for the server and nothing else, keys configfile does not know and
+// other registries' credential helpers included.
+func TestLoginKeepsUnknownKeys(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	orig := `{
+	"auths": {"other.io": {"auth": "eDp5", "email": "x@y"}},
+	"credHelpers": {"gcr.io": "gcloud"},
+	"psFormat": "table",
+	"x-unknown": {"nested": [1, "two", {"three": null}]},
+	"aFutureSetting": true
+}`
+	if err := os.WriteFile(path, []byte(orig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	decode := func(b []byte) map[string]any {
+		t.Helper()
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("config.json: %v: %s", err, b)
+		}
+		return m
+	}
+	want := decode([]byte(orig))
+
+	if _, err := StoreCredentials(dir, "127.0.0.1:5998", "u", "p"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	got := decode(b)
+	auths := got["auths"].(map[string]any)
+	if e, ok := auths["127.0.0.1:5998"].(map[string]any); !ok || e["auth"] != "dTpw" {
+		t.Fatalf("login did not store u:p: %s", b)
+	}
+	delete(auths, "127.0.0.1:5998")
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("login changed other settings:\ngot  %v\nwant %v", got, want)
+	}
+
+	if found, err := RemoveCredentials(dir, "127.0.0.1:5998"); err != nil || !found {
+		t.Fatalf("RemoveCredentials = %v, %v", found, err)
+	}
+	b, _ = os.ReadFile(path)
+	if got := decode(b); !reflect.DeepEqual(got, want) {
+		t.Fatalf("logout did not restore config.json:\ngot  %v\nwant %v", got, want)
 	}
 }

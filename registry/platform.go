@@ -13,7 +13,7 @@ func PlatformOf(p *v1.Platform) llb.Platform {
 	if p == nil {
 		return llb.Platform{}
 	}
-	return llb.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	return llb.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
 }
 
 // SelectManifest is the platform matcher of the code base: it picks from an

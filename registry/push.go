@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -52,7 +53,7 @@ func (c *Client) Push(ctx context.Context, img v1.Image, refs []string, o PushOp
 	if err != nil {
 		return "", fmt.Errorf("push: image digest: %w", err)
 	}
-	d := digest.Digest(h.String())
+	d := digestutil.FromHash(h)
 	tags, err := c.pushTags(refs, d)
 	if err != nil {
 		return "", err
@@ -109,7 +110,7 @@ func (c *Client) PushIndex(ctx context.Context, idx v1.ImageIndex, refs []string
 	if err != nil {
 		return "", fmt.Errorf("push: index digest: %w", err)
 	}
-	d := digest.Digest(h.String())
+	d := digestutil.FromHash(h)
 	tags, err := c.pushTags(refs, d)
 	if err != nil {
 		return "", err
@@ -255,7 +256,7 @@ func (m *mountImage) wrap(l v1.Layer) v1.Layer {
 	if err != nil {
 		return l
 	}
-	d := digest.Digest(h.String())
+	d := digestutil.FromHash(h)
 	m.mu.Lock()
 	if m.blobs == nil {
 		m.blobs = map[digest.Digest]*readCounter{}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -97,9 +98,9 @@ func unreachable(err error) bool {
 
 // manifestBlobs lists the digests of m's config and layers.
 func manifestBlobs(m *v1.Manifest) []digest.Digest {
-	blobs := []digest.Digest{digest.Digest(m.Config.Digest.String())}
+	blobs := []digest.Digest{digestutil.FromHash(m.Config.Digest)}
 	for _, l := range m.Layers {
-		blobs = append(blobs, digest.Digest(l.Digest.String()))
+		blobs = append(blobs, digestutil.FromHash(l.Digest))
 	}
 	return blobs
 }

@@ -469,7 +469,7 @@ func loadStoredOrPulled(ctx context.Context, o Options, root *state.Root, blobs 
 			if err != nil {
 				return nil, fmt.Errorf("local image %s: %w", ref, err)
 			}
-			have := llb.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+			have := llb.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant, OSVersion: img.Config.OSVersion}
 			if !p.IsZero() && p.Match(have) == 0 {
 				return nil, fmt.Errorf("image with reference %s was found but does not match the specified platform: wanted %s, actual: %s", ref, p, have.Normalize())
 			}

@@ -10,9 +10,8 @@
 //     two trees.
 //
 // New picks overlay when a test mount works under the root and native
-// otherwise; NewNamed forces one. The packages snapshot/overlay and
-// snapshot/native are thin, explicit constructors around them, and
-// internal/snapshottest is the conformance suite both pass.
+// otherwise; NewNamed forces one. internal/snapshottest is the
+// conformance suite both pass (TestConformance runs it on each).
 //
 // WithMounts assembles snapshots' mounts in a private mount namespace, so a
 // build never leaves mounts in the host's mount table, even when killed.

@@ -163,16 +163,11 @@ func (lw *layerWriter) writeStat(host, name string, st *unix.Stat_t) error {
 	return nil
 }
 
-// headerFor describes host (with stat st) as layer entry name, as
+// headerForFd describes host (with stat st) as layer entry name, as
 // containerd's change writer (BuildKit's) does: the mtime rounded to the
 // nearest second (what archive/tar does to a header without a format),
-// numeric owners only, and of the xattrs only security.capability.
-func headerFor(host, name string, st *unix.Stat_t) (*tar.Header, error) {
-	return headerForFd(host, name, st, -1)
-}
-
-// headerForFd is headerFor reading the capability from fd when it is an
-// open descriptor of host.
+// numeric owners only, and of the xattrs only security.capability, read
+// from fd when it is an open descriptor of host (else -1).
 func headerForFd(host, name string, st *unix.Stat_t, fd int) (*tar.Header, error) {
 	hdr := &tar.Header{
 		Name:    name,

@@ -84,13 +84,6 @@ func (f *flight[T]) do(ctx context.Context, fn func(context.Context) (T, error))
 	return zero, context.Cause(ctx)
 }
 
-// get returns the memoized value, if any.
-func (f *flight[T]) get() (T, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.val, f.done
-}
-
 // peek returns the memoized value, if the computation succeeded.
 func (f *flight[T]) peek() (T, bool) {
 	f.mu.Lock()

@@ -139,7 +139,7 @@ func newBuildCommand() *cobra.Command {
 	f.StringVarP(&o.Dockerfile, "file", "f", "", "Name of the Dockerfile (default: PATH/Dockerfile)")
 	f.StringArrayVar(&o.Secrets, "secret", nil, `Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=x,env=VAR")`)
 	f.StringArrayVar(&o.SSH, "ssh", nil, `SSH agent socket to expose to the build (format: "default|<id>[=<socket>]")`)
-	f.StringArrayVar(&o.BuildContexts, "build-context", nil, `Additional build contexts (e.g., name=path, name=docker-image://ref, name=oci-layout://path[:tag])`)
+	f.StringArrayVar(&o.BuildContexts, "build-context", nil, `Additional build contexts (e.g., name=path, name=docker-image://ref, name=oci-layout://path[:tag], name=https://url)`)
 	f.StringArrayVarP(&o.Tags, "tag", "t", nil, `Name and optionally a tag (format: "name:tag")`)
 	f.StringArrayVar(&o.Labels, "label", nil, "Set metadata for an image (KEY=VALUE)")
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "Set build-time variables")

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/builderdev/builder/build"
+	"github.com/builderdev/builder/internal/archive"
 	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/state"
 )
@@ -16,72 +17,14 @@ import (
 // extractContextTar extracts a build context tar (plain; as docker build
 // - < ctx.tar) into dir. Every entry stays inside dir: names are resolved
 // inside it, and links pointing out are kept as links, never followed.
+// Files are the caller's, without setuid bits, devices and fifos are left
+// out, hard links must point at earlier regular files.
 func extractContextTar(r io.Reader, dir string) error {
-	tr := tar.NewReader(r)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading the context tar: %w", err)
-		}
-		name := filepath.Clean("/" + hdr.Name)
-		if name == "/" {
-			continue
-		}
-		parent, err := fsutil.MkdirAllInRoot(dir, filepath.Dir(name), 0o755, nil)
-		if err != nil {
-			return fmt.Errorf("context tar entry %s: %w", hdr.Name, err)
-		}
-		target := filepath.Join(parent, filepath.Base(name))
-		mode := os.FileMode(hdr.Mode & 0o7777)
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if fi, err := os.Lstat(target); err == nil && fi.IsDir() {
-				err = os.Chmod(target, mode.Perm())
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			if err := os.Mkdir(target, mode.Perm()); err != nil {
-				return fmt.Errorf("context tar entry %s: %w", hdr.Name, err)
-			}
-		case tar.TypeReg, tar.TypeRegA:
-			os.Remove(target)
-			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
-			if err != nil {
-				return fmt.Errorf("context tar entry %s: %w", hdr.Name, err)
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("context tar entry %s: %w", hdr.Name, err)
-			}
-		case tar.TypeSymlink:
-			os.Remove(target)
-			if err := os.Symlink(hdr.Linkname, target); err != nil {
-				return fmt.Errorf("context tar entry %s: %w", hdr.Name, err)
-			}
-		case tar.TypeLink:
-			src, err := fsutil.ResolveParentInRoot(dir, hdr.Linkname)
-			if err != nil {
-				return fmt.Errorf("context tar entry %s: %w", hdr.Name, err)
-			}
-			if fi, err := os.Lstat(src); err != nil || !fi.Mode().IsRegular() {
-				return fmt.Errorf("context tar entry %s: hard link to %s, which is not an earlier regular file", hdr.Name, hdr.Linkname)
-			}
-			os.Remove(target)
-			if err := os.Link(src, target); err != nil {
-				return fmt.Errorf("context tar entry %s: %w", hdr.Name, err)
-			}
-		default:
-			// Devices, fifos and others have no place in a build context.
-		}
+	err := archive.Extract(context.Background(), r, dir, archive.Options{ModeMask: 0o777, RegularHardLinks: true})
+	if err != nil {
+		return fmt.Errorf("context tar: %w", err)
 	}
+	return nil
 }
 
 // stdinInputs turns "-" as the context (a tar on stdin, plain, gzip or

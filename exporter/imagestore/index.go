@@ -9,10 +9,10 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	digest "github.com/opencontainers/go-digest"
 )
 
 // A multi-platform build is stored as its index: one entry of the store's
@@ -32,12 +32,12 @@ func (s *Store) describe(d v1.Descriptor) Image {
 	}
 	m, _, err := s.manifest(d.Digest)
 	if err != nil {
-		return Image{Manifest: d, ID: digest.Digest(d.Digest.String()), Damaged: err.Error()}
+		return Image{Manifest: d, ID: digestutil.FromHash(d.Digest), Damaged: err.Error()}
 	}
-	im := Image{Manifest: d, ID: digest.Digest(m.Config.Digest.String()), Size: m.Config.Size}
+	im := Image{Manifest: d, ID: digestutil.FromHash(m.Config.Digest), Size: m.Config.Size}
 	for i, l := range m.Layers {
 		im.Size += l.Size
-		ld := digest.Digest(l.Digest.String())
+		ld := digestutil.FromHash(l.Digest)
 		n, err := s.blobs.Stat(ld)
 		if errors.Is(err, cache.ErrNotFound) && s.blobs.Available(ld) {
 			// Imported lazily from a remote cache: fetched when read.
@@ -59,7 +59,7 @@ func (s *Store) describe(d v1.Descriptor) Image {
 // describeIndex is describe of a multi-platform image: damaged when any
 // of its platforms is.
 func (s *Store) describeIndex(d v1.Descriptor) Image {
-	im := Image{Manifest: d, ID: digest.Digest(d.Digest.String()), Platforms: []Image{}}
+	im := Image{Manifest: d, ID: digestutil.FromHash(d.Digest), Platforms: []Image{}}
 	raw, err := s.readBlob(d.Digest)
 	if err != nil {
 		im.Damaged = err.Error()
@@ -146,7 +146,7 @@ func (s *Store) PutIndex(ctx context.Context, imgs []*exporter.Image, names []st
 	if err != nil {
 		return Image{}, fmt.Errorf("storing image index: %w", err)
 	}
-	h, err := v1.NewHash(md.String())
+	h, err := digestutil.ToHash(md)
 	if err != nil {
 		return Image{}, err
 	}

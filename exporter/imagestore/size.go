@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/internal/fsutil"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -31,7 +32,7 @@ func (s *Store) Layers(im Image) ([]LayerSize, error) {
 	}
 	out := make([]LayerSize, 0, len(m.Layers))
 	for _, l := range m.Layers {
-		d := digest.NewDigestFromEncoded(digest.Algorithm(l.Digest.Algorithm), l.Digest.Hex)
+		d := digestutil.FromHash(l.Digest)
 		n, err := s.unpackedSize(cache.Layer{MediaType: string(l.MediaType), Digest: d, Size: l.Size})
 		if err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/registry"
 	digest "github.com/opencontainers/go-digest"
@@ -92,10 +93,10 @@ func (s *Source) lookup(ref string, p llb.Platform) (*registry.Resolved, error) 
 	if err != nil {
 		return nil, err
 	}
-	if p.Match(llb.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}) == 0 {
+	if p.Match(llb.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion}) == 0 {
 		return nil, nil
 	}
-	md := digest.Digest(im.Manifest.Digest.String())
+	md := digestutil.FromHash(im.Manifest.Digest)
 	return &registry.Resolved{Pinned: pin + "@" + md.String(), ManifestDigest: md, Manifest: m, Config: rawConfig}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/internal/fsutil"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -276,7 +277,7 @@ func (s *Store) putImage(ctx context.Context, img *exporter.Image, opt ...export
 	if err != nil {
 		return Image{}, fmt.Errorf("storing image manifest: %w", err)
 	}
-	h, err := v1.NewHash(md.String())
+	h, err := digestutil.ToHash(md)
 	if err != nil {
 		return Image{}, err
 	}
@@ -371,7 +372,7 @@ func (s *Store) config(m *v1.Manifest) (*v1.ConfigFile, error) {
 
 // configByID reads the config of the image with ID id (its config digest).
 func (s *Store) configByID(id digest.Digest) (*v1.ConfigFile, error) {
-	h, err := v1.NewHash(id.String())
+	h, err := digestutil.ToHash(id)
 	if err != nil {
 		return nil, fmt.Errorf("image store: image ID %s: %w", id, err)
 	}
@@ -422,7 +423,7 @@ func (s *Store) RemoveDamaged() ([]Image, error) {
 		}
 		bad := map[v1.Hash]bool{}
 		for _, im := range all {
-			if im.Damaged == "" && im.ID != digest.Digest(im.Manifest.Digest.String()) {
+			if im.Damaged == "" && im.ID != digestutil.FromHash(im.Manifest.Digest) {
 				if _, err := s.configByID(im.ID); err != nil {
 					im.Damaged = err.Error()
 				}
@@ -506,9 +507,9 @@ func (s *Store) Load(im Image) (*exporter.Image, error) {
 	for i, l := range m.Layers {
 		out.Layers = append(out.Layers, cache.Layer{
 			MediaType: string(l.MediaType),
-			Digest:    digest.Digest(l.Digest.String()),
+			Digest:    digestutil.FromHash(l.Digest),
 			Size:      l.Size,
-			DiffID:    digest.Digest(cfg.RootFS.DiffIDs[i].String()),
+			DiffID:    digestutil.FromHash(cfg.RootFS.DiffIDs[i]),
 		})
 	}
 	return out, nil
@@ -647,7 +648,7 @@ func (s *Store) Referenced() (map[digest.Digest]bool, error) {
 	}
 	keep := map[digest.Digest]bool{}
 	for _, d := range idx.Manifests {
-		md := digest.Digest(d.Digest.String())
+		md := digestutil.FromHash(d.Digest)
 		if keep[md] {
 			continue
 		}
@@ -657,14 +658,14 @@ func (s *Store) Referenced() (map[digest.Digest]bool, error) {
 			if c.Platforms != nil {
 				continue // the index: its manifest is kept above
 			}
-			keep[digest.Digest(c.Manifest.Digest.String())] = true
+			keep[digestutil.FromHash(c.Manifest.Digest)] = true
 			m, _, err := s.manifest(c.Manifest.Digest)
 			if err != nil {
 				continue // damaged: what it would name is unknown
 			}
-			keep[digest.Digest(m.Config.Digest.String())] = true
+			keep[digestutil.FromHash(m.Config.Digest)] = true
 			for _, l := range m.Layers {
-				keep[digest.Digest(l.Digest.String())] = true
+				keep[digestutil.FromHash(l.Digest)] = true
 			}
 		}
 	}

@@ -24,6 +24,9 @@ type NamedContext struct {
 	// Image is an image reference to use instead ("docker-image://REF"
 	// without its scheme, or an oci-layout:// reference).
 	Image string
+	// HTTP is an http(s):// URL: the stage's filesystem holds the
+	// downloaded file as /context, as in BuildKit.
+	HTTP string
 }
 
 // namedContext looks up the build context that replaces name.

@@ -66,6 +66,11 @@ type Options struct {
 	// Warn receives each build-check warning as it is found (nil: they are
 	// only collected in Result.Warnings).
 	Warn func(Warning)
+	// SourceEpoch is the time of an HTTP source, for
+	// SOURCE_DATE_EPOCH=<named context or stage> (its Last-Modified, or
+	// the newest file time of a tar archive; nil when it has none). Nil:
+	// such a SOURCE_DATE_EPOCH is an error.
+	SourceEpoch func(ctx context.Context, op llb.HTTPOp) (*time.Time, error)
 	// AllStages converts every stage, not only those the target needs
 	// (what `build --check` checks).
 	AllStages bool
@@ -319,7 +324,7 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 	if err := c.buildGlobalArgs(metaArgs, targetName); err != nil {
 		return nil, err
 	}
-	if c.epoch, err = c.sourceDateEpoch(); err != nil {
+	if c.epoch, err = c.sourceDateEpoch(ctx, stages); err != nil {
 		return nil, err
 	}
 	c.lintDefaultFromArgs(stages, metaArgs, c.defaults)
@@ -363,36 +368,64 @@ func (c *converter) convert(ctx context.Context) (*Result, error) {
 }
 
 // sourceDateEpoch is SOURCE_DATE_EPOCH from --build-arg or, as in BuildKit,
-// from the default of a global ARG (ARG SOURCE_DATE_EPOCH=... before FROM).
-func (c *converter) sourceDateEpoch() (*time.Time, error) {
+// from the default of a global ARG (ARG SOURCE_DATE_EPOCH=... before FROM):
+// seconds, "context", or the name of a named context or of a source-only
+// stage whose source's time is the epoch (see epochOfName). A name is
+// replaced by the seconds it resolves to, so ARG SOURCE_DATE_EPOCH in a
+// stage sees the number.
+func (c *converter) sourceDateEpoch(ctx context.Context, stages []instructions.Stage) (*time.Time, error) {
 	v, ok := c.opt.BuildArgs["SOURCE_DATE_EPOCH"]
 	if !ok {
 		v, _ = c.global.Get("SOURCE_DATE_EPOCH")
 	}
-	// "context" is the time of the build context's source (BuildKit
-	// testSourceDateEpochContextLocalUnset): a local context has none,
-	// so the epoch stays unset and, as in BuildKit, the arg is removed
-	// (an ARG SOURCE_DATE_EPOCH in a stage sees no value).
-	if v == "context" {
-		args := make(map[string]string, len(c.opt.BuildArgs))
-		for k, val := range c.opt.BuildArgs {
-			if k != "SOURCE_DATE_EPOCH" {
-				args[k] = val
-			}
-		}
-		c.opt.BuildArgs = args
-		c.global = c.global.unset("SOURCE_DATE_EPOCH")
-		return nil, nil
-	}
 	if v == "" {
 		return nil, nil
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH: %s (want seconds since 1970-01-01 UTC)", v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		tm := time.Unix(n, 0).UTC()
+		return &tm, nil
 	}
-	tm := time.Unix(n, 0).UTC()
-	return &tm, nil
+	// "context" is the time of the build context's source (BuildKit
+	// testSourceDateEpochContextLocalUnset): a local context has none.
+	var tm *time.Time
+	if v != "context" {
+		var err error
+		if tm, err = c.epochOfName(ctx, v, stages); err != nil {
+			return nil, err
+		}
+	}
+	if tm == nil {
+		// No time: the epoch stays unset and the arg is removed (an ARG
+		// SOURCE_DATE_EPOCH in a stage sees no value).
+		c.setEpochArg(nil)
+		return nil, nil
+	}
+	c.setEpochArg(tm)
+	return tm, nil
+}
+
+// setEpochArg replaces SOURCE_DATE_EPOCH in the build args and the global
+// args with tm in seconds, or removes it when tm is nil.
+func (c *converter) setEpochArg(tm *time.Time) {
+	args := make(map[string]string, len(c.opt.BuildArgs))
+	for k, val := range c.opt.BuildArgs {
+		if k != "SOURCE_DATE_EPOCH" {
+			args[k] = val
+		}
+	}
+	_, inArgs := c.opt.BuildArgs["SOURCE_DATE_EPOCH"]
+	_, inGlobal := c.global.Get("SOURCE_DATE_EPOCH")
+	c.global = c.global.unset("SOURCE_DATE_EPOCH")
+	if tm != nil {
+		s := strconv.FormatInt(tm.Unix(), 10)
+		if inArgs {
+			args["SOURCE_DATE_EPOCH"] = s
+		}
+		if inGlobal {
+			c.global = c.global.set("SOURCE_DATE_EPOCH", s)
+		}
+	}
+	c.opt.BuildArgs = args
 }
 
 // buildGlobalArgs computes the args visible to FROM: the automatic platform
@@ -405,12 +438,12 @@ func (c *converter) buildGlobalArgs(metaArgs []instructions.ArgCommand, target s
 	defaults := [][2]string{
 		{"BUILDPLATFORM", bp.String()},
 		{"BUILDOS", bp.OS},
-		{"BUILDOSVERSION", ""},
+		{"BUILDOSVERSION", bp.OSVersion},
 		{"BUILDARCH", bp.Architecture},
 		{"BUILDVARIANT", bp.Variant},
 		{"TARGETPLATFORM", tp.String()},
 		{"TARGETOS", tp.OS},
-		{"TARGETOSVERSION", ""},
+		{"TARGETOSVERSION", tp.OSVersion},
 		{"TARGETARCH", tp.Architecture},
 		{"TARGETVARIANT", tp.Variant},
 		{"TARGETSTAGE", target},
@@ -723,6 +756,13 @@ func (c *converter) doResolve(ctx context.Context, s *stage) error {
 			s.named = c.namedLocalState(ref, nc)
 			return nil
 		}
+		if nc.HTTP != "" {
+			img := emptyImage(c.stagePlatform(s))
+			s.baseImg = &img
+			s.named = llb.NewVertex(llb.HTTPOp{URL: nc.HTTP, Filename: "context"}, nil,
+				llb.Meta{Name: "[context " + ref + "] " + nc.HTTP, IgnoreCache: c.opt.NoCache})
+			return nil
+		}
 		ref = nc.Image
 		if ref == emptyImageName {
 			// docker-image://scratch is the empty image, as in BuildKit.
@@ -791,7 +831,7 @@ func normalizeHistory(hist []v1.History, layers int, pinned string) []v1.History
 
 // emptyImage is the config of FROM scratch.
 func emptyImage(p llb.Platform) v1.ConfigFile {
-	img := v1.ConfigFile{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	img := v1.ConfigFile{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant, OSVersion: p.OSVersion}
 	img.RootFS.Type = "layers"
 	img.Config.WorkingDir = "/"
 	if p.OS != "windows" {
@@ -1142,8 +1182,13 @@ func (c *converter) finalize(s *stage) *Result {
 		if c.platform.Variant != "" || !same {
 			img.Variant = c.platform.Variant
 		}
+		// The base's os.version stays unless the platform names one
+		// (BuildKit testMaintainBaseOSVersion).
+		if c.platform.OSVersion != "" || !same {
+			img.OSVersion = c.platform.OSVersion
+		}
 	} else if img.OS == "" && img.Architecture == "" {
-		img.OS, img.Architecture, img.Variant = s.plat.OS, s.plat.Architecture, s.plat.Variant
+		img.OS, img.Architecture, img.Variant, img.OSVersion = s.plat.OS, s.plat.Architecture, s.plat.Variant, s.plat.OSVersion
 	}
 	if img.RootFS.Type == "" {
 		img.RootFS.Type = "layers"

@@ -44,7 +44,6 @@ type FaultProxy struct {
 	counts map[string]int
 	faults int
 	cuts   int
-	closed bool
 }
 
 // NewFaultProxy starts a proxy to the registry at target (host:port, plain

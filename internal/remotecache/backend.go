@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -57,7 +58,7 @@ func (b *registryBackend) manifest(ctx context.Context) ([]byte, error) {
 }
 
 func (b *registryBackend) readBlob(ctx context.Context, d v1.Descriptor, max int64) ([]byte, error) {
-	return b.reg.ReadBlob(ctx, b.repoName, digest.Digest(d.Digest.String()), d.Size, max)
+	return b.reg.ReadBlob(ctx, b.repoName, digestutil.FromHash(d.Digest), d.Size, max)
 }
 
 func (b *registryBackend) fetch(ctx context.Context, _ *cache.BlobStore, d digest.Digest, size int64) error {
@@ -128,7 +129,7 @@ func (b *localBackend) readBlob(_ context.Context, d v1.Descriptor, max int64) (
 	if d.Size > max {
 		return nil, fmt.Errorf("blob %s: %d bytes, more than %d", d.Digest, d.Size, max)
 	}
-	p, err := b.blobPath(digest.Digest(d.Digest.String()))
+	p, err := b.blobPath(digestutil.FromHash(d.Digest))
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +214,7 @@ func (b *localBackend) putManifest(_ context.Context, raw []byte, mt types.Media
 			kept = append(kept, m)
 		}
 	}
-	idx.Manifests = append(kept, v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: hashOf(d),
+	idx.Manifests = append(kept, v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: digestutil.HashOf(d),
 		Annotations: map[string]string{refNameAnnotation: b.tag}})
 	out, err := json.Marshal(idx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/solver/ops"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -329,14 +330,14 @@ func dockerType(mt string) string {
 // and the config, as BuildKit's registry cache. Both forms have no
 // annotations or times: the same cache gives the same bytes.
 func manifest(e Export, cfgRaw []byte, layers []cache.Layer) ([]byte, types.MediaType, error) {
-	cfgDesc := v1.Descriptor{MediaType: ConfigMediaType, Size: int64(len(cfgRaw)), Digest: hashOf(digest.FromBytes(cfgRaw))}
+	cfgDesc := v1.Descriptor{MediaType: ConfigMediaType, Size: int64(len(cfgRaw)), Digest: digestutil.HashOf(digest.FromBytes(cfgRaw))}
 	descs := make([]v1.Descriptor, len(layers))
 	for i, l := range layers {
 		mt := l.MediaType
 		if !e.OCIMediaTypes {
 			mt = dockerType(mt)
 		}
-		descs[i] = v1.Descriptor{MediaType: types.MediaType(mt), Size: l.Size, Digest: hashOf(l.Digest)}
+		descs[i] = v1.Descriptor{MediaType: types.MediaType(mt), Size: l.Size, Digest: digestutil.HashOf(l.Digest)}
 	}
 	if e.ImageManifest {
 		mt := types.OCIManifestSchema1
@@ -390,7 +391,3 @@ var (
 	// inline cache.
 	errImage = errors.New("an image")
 )
-
-func hashOf(d digest.Digest) v1.Hash {
-	return v1.Hash{Algorithm: d.Algorithm().String(), Hex: d.Encoded()}
-}

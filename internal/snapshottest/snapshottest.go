@@ -738,16 +738,6 @@ func symlinkTo(name, target string) func(r string) error {
 	}
 }
 
-// absent checks that name does not exist in the tree.
-func absent(name string) func(r string) error {
-	return func(r string) error {
-		if _, err := os.Lstat(filepath.Join(r, name)); !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%s still there: %v", name, err)
-		}
-		return nil
-	}
-}
-
 func checkSentinel(t *testing.T, parent, sentinel string) {
 	t.Helper()
 	for p, want := range map[string]os.FileMode{sentinel: os.ModeDir | 0o755, filepath.Join(sentinel, "file"): 0o644} {

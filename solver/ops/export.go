@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/solver"
 	"github.com/builderdev/builder/solver/ops/internal/pgzip"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -100,7 +101,7 @@ func layersOf(items []layerItem) []cache.Layer {
 func diffIDs(layers []cache.Layer) ([]v1.Hash, error) {
 	out := make([]v1.Hash, len(layers))
 	for i, l := range layers {
-		h, err := v1.NewHash(l.DiffID.String())
+		h, err := digestutil.ToHash(l.DiffID)
 		if err != nil {
 			return nil, fmt.Errorf("layer %s: diff id: %w", l.Digest, err)
 		}

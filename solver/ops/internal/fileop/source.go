@@ -130,24 +130,6 @@ func (s *source) visible(rel string, fi os.FileInfo) bool {
 	return found
 }
 
-// filter returns the walk filter of the subtree at rel: ignore patterns
-// (relative to the source root) and copy excludes (relative to rel).
-func (s *source) filter(rel string, excl *fsutil.PatternMatcher) fsutil.Filter {
-	return func(crel string, fi os.FileInfo) (bool, bool) {
-		full := path.Join(rel, crel)
-		keep, descend := true, true
-		if s.ignore.MatchesOrParentMatches(full) {
-			keep = false
-			descend = fi.IsDir() && s.ignore.ExceptionMayMatchUnder(full)
-		}
-		if excl.MatchesOrParentMatches(crel) {
-			keep = false
-			descend = descend && fi.IsDir() && excl.ExceptionMayMatchUnder(crel)
-		}
-		return keep, descend
-	}
-}
-
 // containsWildcards reports whether p has an unescaped glob character.
 func containsWildcards(p string) bool {
 	for i := 0; i < len(p); i++ {

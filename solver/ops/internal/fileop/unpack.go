@@ -7,19 +7,14 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path"
-	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/builderdev/builder/internal/archive"
 	"github.com/builderdev/builder/internal/fsutil"
-	"golang.org/x/sys/unix"
 )
 
 // Compression magic numbers.
@@ -111,15 +106,23 @@ func unpackArchive(ctx context.Context, src, root, dest string, owner *fsutil.Ow
 		_ = closeFn()
 		return true, fmt.Errorf("creating %s: %w", dest, err)
 	}
-	x := &extractor{root: destHost, owner: owner, isRoot: os.Geteuid() == 0}
+	x := archive.NewExtractor(destHost, archive.Options{
+		Owner:             owner,
+		ArchiveOwners:     os.Geteuid() == 0,
+		Devices:           true,
+		Fifos:             true,
+		Xattrs:            archive.AllXattrs,
+		IgnoreXattrErrors: true,
+		Times:             true,
+	})
 	for {
 		if err := ctx.Err(); err != nil {
 			_ = closeFn()
 			return true, err
 		}
-		if err := x.entry(hdr, tr); err != nil {
+		if err := x.Entry(hdr, tr); err != nil {
 			_ = closeFn()
-			return true, fmt.Errorf("extracting %s: %w", hdr.Name, err)
+			return true, fmt.Errorf("unpacking archive: %w", err)
 		}
 		hdr, err = tr.Next()
 		if err == io.EOF {
@@ -133,132 +136,13 @@ func unpackArchive(ctx context.Context, src, root, dest string, owner *fsutil.Ow
 	if err := closeFn(); err != nil {
 		return true, err
 	}
-	// Directory times last: extracting their entries changed them.
-	for i := len(x.dirs) - 1; i >= 0; i-- {
-		d := x.dirs[i]
-		if err := fsutil.Lutimes(d.path, d.atime, d.mtime); err != nil {
-			return true, err
-		}
-	}
-	return true, nil
+	return true, x.Finish()
 }
 
-type dirTimes struct {
-	path         string
-	atime, mtime time.Time
-}
-
-type extractor struct {
-	root   string
-	owner  *fsutil.Owner
-	isRoot bool
-	dirs   []dirTimes
-}
-
-func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
-	name := path.Clean("/" + filepath.ToSlash(hdr.Name))
-	switch hdr.Typeflag {
-	case tar.TypeXGlobalHeader, tar.TypeXHeader, tar.TypeGNULongName, tar.TypeGNULongLink:
-		return nil
-	}
-	if name == "/" {
-		return nil
-	}
-	// Parents are created when missing (as docker does), resolved inside
-	// the extraction root.
-	if _, err := fsutil.MkdirAllInRoot(x.root, path.Dir(name), 0o755, x.owner); err != nil {
-		return err
-	}
-	p, err := fsutil.ResolveParentInRoot(x.root, name)
-	if err != nil {
-		return err
-	}
-	if fi, err := os.Lstat(p); err == nil {
-		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
-			if err := os.RemoveAll(p); err != nil {
-				return err
-			}
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	mode := uint32(hdr.Mode) & 0o7777
-	switch hdr.Typeflag {
-	case tar.TypeDir:
-		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
-		}
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, r); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-	case tar.TypeSymlink:
-		if err := os.Symlink(hdr.Linkname, p); err != nil {
-			return err
-		}
-	case tar.TypeLink:
-		target, err := fsutil.ResolveParentInRoot(x.root, hdr.Linkname)
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(target)
-		if err != nil {
-			return fmt.Errorf("hard link target %s: %w", hdr.Linkname, unwrapPath(err))
-		}
-		if fi.IsDir() {
-			return fmt.Errorf("hard link target %s is a directory", hdr.Linkname)
-		}
-		if err := os.Link(target, p); err != nil {
-			return unwrapPath(err)
-		}
-		return nil // the metadata is the target's
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		t := uint32(unix.S_IFIFO)
-		if hdr.Typeflag == tar.TypeChar {
-			t = unix.S_IFCHR
-		} else if hdr.Typeflag == tar.TypeBlock {
-			t = unix.S_IFBLK
-		}
-		if err := unix.Mknod(p, t|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
-			return fmt.Errorf("mknod: %w", err)
-		}
-	default:
-		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
-	}
-	uid, gid := hdr.Uid, hdr.Gid
-	if x.owner != nil {
-		uid, gid = x.owner.UID, x.owner.GID
-	}
-	if x.isRoot || x.owner != nil {
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return unwrapPath(err)
-		}
-	}
-	if hdr.Typeflag != tar.TypeSymlink {
-		if err := os.Chmod(p, fsutil.GoMode(mode)); err != nil {
-			return unwrapPath(err)
-		}
-	}
-	for k, v := range hdr.PAXRecords {
-		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			_ = unix.Lsetxattr(p, name, []byte(v), 0)
-		}
-	}
-	atime := hdr.AccessTime
-	if atime.IsZero() {
-		atime = hdr.ModTime
-	}
-	if hdr.Typeflag == tar.TypeDir {
-		x.dirs = append(x.dirs, dirTimes{p, atime, hdr.ModTime})
-		return nil
-	}
-	return fsutil.Lutimes(p, atime, hdr.ModTime)
+// Decompress returns a reader of the decompressed stream of r (gzip,
+// bzip2, xz or zstd, detected by magic bytes; anything else as is) and
+// the function that closes it. A stream that only looks compressed gives
+// a nil reader.
+func Decompress(ctx context.Context, r io.Reader) (io.Reader, func() error, error) {
+	return decompress(ctx, r)
 }
