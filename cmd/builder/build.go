@@ -78,7 +78,7 @@ type BuildOptions struct {
 	Cache cacheFlags
 	// GCLimit is --gc-limit: the root size above which the build
 	// collects garbage when it is done ("" = $BUILDER_GC_LIMIT or the
-	// default, "0" = never; see gcLimit).
+	// default, "0" = never; see prune.Limit).
 	GCLimit string
 }
 
