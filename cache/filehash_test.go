@@ -142,6 +142,7 @@ func TestFileHashCacheRacy(t *testing.T) {
 }
 
 func TestFileHashCacheErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte("{not json"), 0o600)

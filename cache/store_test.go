@@ -37,6 +37,7 @@ func mustLoad(t *testing.T, s *Store, k digest.Digest) (string, bool) {
 }
 
 func TestKeysPersist(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openStore(t, dir)
 	if _, ok := mustLoad(t, s, key("a")); ok {
@@ -76,6 +77,7 @@ func TestKeysPersist(t *testing.T) {
 // TestKeysTwoProcesses uses two Stores on one directory: each has its own
 // files and flock descriptions, as two builder processes would.
 func TestKeysTwoProcesses(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a, b := openStore(t, dir), openStore(t, dir)
 	const n = 50
@@ -126,6 +128,7 @@ func TestKeysTwoProcesses(t *testing.T) {
 }
 
 func TestKeysTornTail(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openStore(t, dir)
 	if err := s.Save(key("a"), "res-a"); err != nil {
@@ -167,6 +170,7 @@ func TestKeysTornTail(t *testing.T) {
 }
 
 func TestExplainMiss(t *testing.T) {
+	t.Parallel()
 	s := openStore(t, t.TempDir())
 	in := func(name, d string, content bool) KeyInput {
 		return KeyInput{Name: name, Digest: key(d), Content: content}
@@ -223,6 +227,7 @@ func TestExplainMiss(t *testing.T) {
 }
 
 func TestMetaStore(t *testing.T) {
+	t.Parallel()
 	s := openStore(t, t.TempDir())
 	m := s.Metadata()
 	type rec struct {
@@ -285,6 +290,7 @@ func TestMetaStore(t *testing.T) {
 }
 
 func TestEscapeID(t *testing.T) {
+	t.Parallel()
 	for _, id := range []string{"a", "sha256:0f", "../x", ".", "..", "a/b\x00c", "%41"} {
 		e := escapeID(id)
 		if strings.ContainsAny(e, "/\x00:") || e == "." || e == ".." || strings.HasPrefix(e, ".") {
@@ -302,6 +308,7 @@ func TestEscapeID(t *testing.T) {
 }
 
 func TestBlobVerify(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, err := OpenBlobStore(t.TempDir())
 	if err != nil {

@@ -147,6 +147,7 @@ func testImageWith(t *testing.T, gzipLast bool) *Image {
 }
 
 func TestV1(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name               string
 		opts               []Option
@@ -270,6 +271,7 @@ func checkConfigJSON(t *testing.T, img *Image, v v1.Image) {
 }
 
 func TestHistory(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		history []v1.History
@@ -510,6 +512,7 @@ func requireTool(t *testing.T, name string) {
 }
 
 func TestWriteOCINoName(t *testing.T) {
+	t.Parallel()
 	img := testImage(t)
 	p, desc := writeOCI(t, img, nil)
 	dir, _ := untar(t, p)
@@ -528,6 +531,7 @@ func TestWriteOCINoName(t *testing.T) {
 }
 
 func TestWriteOCIBadStore(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		break_ func(t *testing.T, img *Image)
@@ -570,6 +574,7 @@ func TestWriteOCIBadStore(t *testing.T) {
 }
 
 func TestWriteOCICanceled(t *testing.T) {
+	t.Parallel()
 	img := testImage(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

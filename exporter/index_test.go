@@ -23,6 +23,7 @@ func twoPlatforms(t *testing.T) []*Image {
 }
 
 func TestIndex(t *testing.T) {
+	t.Parallel()
 	imgs := twoPlatforms(t)
 	for _, tt := range []struct {
 		name          string
@@ -88,6 +89,7 @@ func TestIndex(t *testing.T) {
 }
 
 func TestWriteLocalIndex(t *testing.T) {
+	t.Parallel()
 	imgs := twoPlatforms(t)
 	dir := t.TempDir()
 	if err := WriteLocalIndex(context.Background(), dir, imgs); err != nil {

@@ -121,6 +121,7 @@ func tarEntries(t *testing.T, p string) map[string][]byte {
 }
 
 func TestWriteOCIDir(t *testing.T) {
+	t.Parallel()
 	img := testImage(t)
 	dir := filepath.Join(t.TempDir(), "layout")
 	for range 2 { // a second write over the same directory is fine
@@ -175,6 +176,7 @@ func zstdLayer(t *testing.T, img *Image, l cache.Layer) cache.Layer {
 }
 
 func TestLayerMediaTypes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		docker bool
@@ -319,6 +321,7 @@ func readTree(t *testing.T, dir string) []string {
 }
 
 func TestWriteLocal(t *testing.T) {
+	t.Parallel()
 	img := whiteoutImage(t)
 	dir := filepath.Join(t.TempDir(), "out")
 	if err := WriteLocal(context.Background(), dir, img); err != nil {
@@ -335,6 +338,7 @@ func TestWriteLocal(t *testing.T) {
 }
 
 func TestWriteRootfsTar(t *testing.T) {
+	t.Parallel()
 	img := whiteoutImage(t)
 	scratch := t.TempDir()
 	p := filepath.Join(t.TempDir(), "rootfs.tar")
@@ -376,6 +380,7 @@ func TestWriteRootfsTar(t *testing.T) {
 }
 
 func TestWriteLocalConfined(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		entries []entry

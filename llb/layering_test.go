@@ -57,6 +57,7 @@ var buildkitAllowed = []string{
 }
 
 func TestLayering(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package llb
 import "testing"
 
 func TestMergeDigest(t *testing.T) {
+	t.Parallel()
 	a := NewVertex(FileOp{Base: -1, Actions: []FileAction{{Mkfile: &Mkfile{Path: "/a", Mode: 0o644}}}}, nil, Meta{Name: "a"})
 	b := NewVertex(FileOp{Base: -1, Actions: []FileAction{{Mkfile: &Mkfile{Path: "/b", Mode: 0o644}}}}, nil, Meta{Name: "b"})
 	m := func(in ...*Vertex) *Vertex { return NewVertex(MergeOp{}, in, Meta{Name: "LINK COPY"}) }

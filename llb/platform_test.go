@@ -7,6 +7,7 @@ import (
 )
 
 func TestParsePlatform(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		in, want, err string
 	}{
@@ -43,6 +44,7 @@ func TestParsePlatform(t *testing.T) {
 }
 
 func TestParsePlatforms(t *testing.T) {
+	t.Parallel()
 	ps, err := ParsePlatforms("linux/amd64, linux/arm64,linux/aarch64,linux/arm64/v8")
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +61,7 @@ func TestParsePlatforms(t *testing.T) {
 }
 
 func TestPlatformMatch(t *testing.T) {
+	t.Parallel()
 	p := func(s string) Platform {
 		var out Platform
 		parts := strings.Split(s, "/")

@@ -5,6 +5,7 @@ import "testing"
 // TestRemoteSourceDigests: every field of HTTPOp and GitOp changes the
 // digest, and the two kinds never collide.
 func TestRemoteSourceDigests(t *testing.T) {
+	t.Parallel()
 	ops := map[string]Op{
 		"http":          HTTPOp{URL: "https://h/f"},
 		"http checksum": HTTPOp{URL: "https://h/f", Checksum: "sha256:00"},

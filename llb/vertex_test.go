@@ -61,6 +61,7 @@ func TestDigestSensitive(t *testing.T) {
 }
 
 func TestWalkVisitsInputsFirstOnce(t *testing.T) {
+	t.Parallel()
 	base := NewVertex(ImageOp{Ref: "r@sha256:1"}, nil, Meta{Name: "base"})
 	a := NewVertex(exec("a"), []*Vertex{base}, Meta{Name: "a"})
 	b := NewVertex(exec("b"), []*Vertex{base}, Meta{Name: "b"})

@@ -34,6 +34,7 @@ func sample() *Build {
 }
 
 func TestCriticalPath(t *testing.T) {
+	t.Parallel()
 	got := CriticalPath(sample().Steps)
 	want := []string{"sha256:d0", "sha256:b1", "sha256:a2", "sha256:f2", "sha256:e1"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
@@ -45,6 +46,7 @@ func TestCriticalPath(t *testing.T) {
 }
 
 func TestSummarize(t *testing.T) {
+	t.Parallel()
 	s := sample().Summary
 	if s.Steps != 6 || s.Cached != 1 || s.DurationSeconds != 1 || s.CPUUserSeconds != 3 || s.MemoryPeakBytes != 64<<20 || s.PidsPeak != 7 {
 		t.Errorf("summary %+v", s)
@@ -52,6 +54,7 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestReadMetadata(t *testing.T) {
+	t.Parallel()
 	b := sample()
 	m := map[string]any{"containerimage.digest": "sha256:x", KeySteps: b.Steps, KeySummary: b.Summary, KeyImage: b.Image, KeyTraffic: b.Traffic}
 	data, _ := json.Marshal(m)
@@ -73,6 +76,7 @@ func TestReadMetadata(t *testing.T) {
 // TestWriteHTML checks the page's content and that it is self-contained:
 // no URL other than its own anchors, no script.
 func TestWriteHTML(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	if err := WriteHTML(&buf, sample()); err != nil {
 		t.Fatal(err)
@@ -134,6 +138,7 @@ func headless(t *testing.T, args ...string) []byte {
 // renders has every step in the timeline and the table, the critical
 // path, and the layers; a screenshot is a real image.
 func TestReportInChromium(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}

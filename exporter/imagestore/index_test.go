@@ -15,6 +15,7 @@ import (
 // rmi, both platforms for inspect and save, one picked by platform for
 // run and FROM, every blob kept from the garbage collector.
 func TestPutIndex(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, blobs, _ := open(t)
 	amd := testImage(t, blobs, "amd64", time.Unix(10, 0))

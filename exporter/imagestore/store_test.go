@@ -169,6 +169,7 @@ func TestPutTagRemove(t *testing.T) {
 // TestConcurrentPut: stores in parallel (as separate Store values, like
 // processes: flock excludes them too) must not lose names.
 func TestConcurrentPut(t *testing.T) {
+	t.Parallel()
 	_, blobs, dir := open(t)
 	var wg sync.WaitGroup
 	const n = 16
@@ -220,6 +221,7 @@ func (f *fakeRemote) Pull(ctx context.Context, r *registry.Resolved) ([]cache.La
 }
 
 func TestSource(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, blobs, _ := open(t)
 	img := testImage(t, blobs, "x", time.Unix(0, 0))
@@ -270,6 +272,7 @@ func TestSource(t *testing.T) {
 // TestSourcePull checks --pull: names go to the remote even when stored,
 // digests stay served from the store.
 func TestSourcePull(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, blobs, _ := open(t)
 	img := testImage(t, blobs, "x", time.Unix(0, 0))
@@ -308,6 +311,7 @@ func TestSourcePull(t *testing.T) {
 // TestPutMissingLayer: Put refuses an image whose layer is not in the blob
 // store, or is there with another size, and says which layer and why.
 func TestPutMissingLayer(t *testing.T) {
+	t.Parallel()
 	s, blobs, _ := open(t)
 	img := testImage(t, blobs, "a", time.Time{})
 	stored := img.Layers[0]

@@ -97,6 +97,7 @@ func TestRedactor(t *testing.T) {
 }
 
 func TestClipper(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	c := NewClipper(rec, 100)
 	for range 10 {
@@ -146,6 +147,7 @@ func (w *warnRecorder) Warn(line int, msg string) { w.warnings = append(w.warnin
 // TestWarningsPassThrough: build warnings reach the display through the
 // whole chain, masked.
 func TestWarningsPassThrough(t *testing.T) {
+	t.Parallel()
 	a, b := &warnRecorder{}, &warnRecorder{}
 	r := NewRedactor(Tee{NewClipper(a, 10), b}, [][]byte{[]byte("s3cr3t")})
 	r.Warn(3, "careful with s3cr3t")

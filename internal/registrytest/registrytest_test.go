@@ -13,6 +13,7 @@ import (
 )
 
 func TestBusyboxImage(t *testing.T) {
+	t.Parallel()
 	img, err := BusyboxImage()
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +87,7 @@ func TestBusyboxImage(t *testing.T) {
 }
 
 func TestPushAndPull(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		start func(testing.TB) string
@@ -118,6 +120,7 @@ func TestPushAndPull(t *testing.T) {
 }
 
 func TestBasicAuth(t *testing.T) {
+	t.Parallel()
 	host := NewInProcessHandler(t, func(h http.Handler) http.Handler { return BasicAuth(h, "u", "p") })
 	resp, err := http.Get("http://" + host + "/v2/")
 	if err != nil {

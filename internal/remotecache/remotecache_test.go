@@ -53,6 +53,7 @@ func TestParseExport(t *testing.T) {
 }
 
 func TestParseImport(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    Import
@@ -86,6 +87,7 @@ func layer(s string) *cache.Layer {
 // TestConfigDeterministic: the same records give the same bytes whatever
 // the order they were added in, and survive a round trip.
 func TestConfigDeterministic(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
 	chains := map[digest.Digest][]ops.ChainLink{
 		digest.FromString("k1"): {{Layer: layer("base"), Base: true}, {Layer: layer("a"), Created: t0}},
@@ -143,6 +145,7 @@ func TestConfigDeterministic(t *testing.T) {
 }
 
 func TestParseConfigRejects(t *testing.T) {
+	t.Parallel()
 	good := `{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"` + digest.FromString("x").String() + `","size":1,"diffID":"` + digest.FromString("y").String() + `"}`
 	key := digest.FromString("k").String()
 	for name, raw := range map[string]string{
