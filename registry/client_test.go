@@ -114,6 +114,7 @@ func busybox(t *testing.T) v1.Image {
 }
 
 func TestResolveAndPull(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, host string) {
 		img := busybox(t)
 		registrytest.Push(t, img, host+"/base:1")
@@ -212,6 +213,7 @@ func (f *failing) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func TestResolvePinnedOffline(t *testing.T) {
+	t.Parallel()
 	host := registrytest.NewInProcess(t)
 	pinned := registrytest.PushBusybox(t, host+"/base:1")
 	blobs := newStore(t)
@@ -260,6 +262,7 @@ func platformImage(t *testing.T, p v1.Platform) v1.Image {
 }
 
 func TestMultiPlatform(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, host string) {
 		plats := []v1.Platform{
 			{OS: "linux", Architecture: "amd64"},
@@ -333,6 +336,7 @@ func TestMultiPlatform(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	host := registrytest.NewInProcess(t)
 	registrytest.PushBusybox(t, host+"/base:1")
 	c, _ := newClient(t, newStore(t))
@@ -393,6 +397,7 @@ func (r *recorder) Write(p []byte) (int, error) { return r.buf.Write(p) }
 func (r *recorder) WriteHeader(code int)        { r.code = code }
 
 func TestCorruptBlobRejected(t *testing.T) {
+	t.Parallel()
 	var target string
 	host := registrytest.NewInProcessHandler(t, corrupting(&target))
 	registrytest.PushBusybox(t, host+"/base:1")
@@ -516,6 +521,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestManifestTooLarge(t *testing.T) {
+	t.Parallel()
 	big := bytes.Repeat([]byte(" "), MaxManifestSize+10)
 	copy(big, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[`)
 	big[len(big)-2], big[len(big)-1] = ']', '}'
@@ -638,6 +644,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestPullParallelSharesDownloads(t *testing.T) {
+	t.Parallel()
 	host := registrytest.NewInProcess(t)
 	img, err := random.Image(1<<16, 6)
 	if err != nil {

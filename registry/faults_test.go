@@ -22,6 +22,7 @@ import (
 // (upload start, chunk, commit, manifest) and of a pull is retried, and
 // what arrives has the right digest.
 func TestFlakyRegistry(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}

@@ -9,6 +9,7 @@ import (
 )
 
 func TestSelectManifest(t *testing.T) {
+	t.Parallel()
 	desc := func(hex byte, p *v1.Platform) v1.Descriptor {
 		return v1.Descriptor{Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(string(hex), 64)}, Platform: p}
 	}

@@ -79,6 +79,7 @@ func checkRemote(t *testing.T, ref string, img v1.Image, o ...remote.Option) {
 }
 
 func TestPush(t *testing.T) {
+	t.Parallel()
 	forEachServer(t, func(t *testing.T, host string) {
 		img := appImage(t, 2)
 		c := pushClient(t, Options{})
@@ -123,6 +124,7 @@ func TestPush(t *testing.T) {
 }
 
 func TestPushErrors(t *testing.T) {
+	t.Parallel()
 	host := registrytest.NewInProcess(t)
 	img := appImage(t, 0)
 	c := pushClient(t, Options{})
@@ -149,6 +151,7 @@ func TestPushErrors(t *testing.T) {
 // TestPushMount: blobs of the base image, resolved from one repository,
 // are mounted into another of the same registry instead of uploaded.
 func TestPushMount(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -230,6 +233,7 @@ func TestPushRetries(t *testing.T) {
 // TestPushResume: a push that failed part way uploads, when run again,
 // only the blobs the registry does not have yet.
 func TestPushResume(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -334,6 +338,7 @@ func TestPushAuth(t *testing.T) {
 
 // TestTLS pushes to the real registry over HTTPS with a CA made by the test.
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -423,6 +428,7 @@ func TestRedirectDropsAuth(t *testing.T) {
 }
 
 func TestTagFallback(t *testing.T) {
+	t.Parallel()
 	host := registrytest.NewInProcess(t)
 	img := busybox(t)
 	registrytest.Push(t, img, host+"/base:1")

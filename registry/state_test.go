@@ -16,6 +16,7 @@ import (
 // concurrent builds do) record sources of the same blobs at once; every
 // record ends up naming one whole repository and no temp file stays.
 func TestRecordBlobSourcesConcurrent(t *testing.T) {
+	t.Parallel()
 	blobs, err := cache.OpenBlobStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

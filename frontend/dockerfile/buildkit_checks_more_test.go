@@ -18,6 +18,7 @@ import (
 // solver: golden case error-missing-source covers that message. (The
 // second call of testCopyIgnoredFiles repeats the first.)
 func TestBuildKitChecksIgnoreAndErrors(t *testing.T) {
+	t.Parallel()
 	const copyIgnored = "\nFROM scratch\nCOPY Dockerfile .\nADD Dockerfile /windy\n"
 	bothWarnings := []string{
 		`CopyIgnoredFile:3 Attempting to Copy file "Dockerfile" that is excluded by .dockerignore`,

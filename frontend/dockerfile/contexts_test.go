@@ -49,6 +49,7 @@ func findImages(v *llb.Vertex) []string {
 }
 
 func TestNamedContexts(t *testing.T) {
+	t.Parallel()
 	local := map[string]NamedContext{"src": {Local: "ctx-src", ExcludePatterns: []string{"*.log"}}}
 	image := map[string]NamedContext{"busybox": {Image: "alpine:3"}, "tools": {Image: "alpine:3"}}
 	cases := []struct {
@@ -97,6 +98,7 @@ func TestNamedContexts(t *testing.T) {
 }
 
 func TestNamedLocalContextHistory(t *testing.T) {
+	t.Parallel()
 	res := mustConvert(t, "FROM src\nRUN ls\n", func(o *Options) {
 		o.NamedContexts = map[string]NamedContext{"src": {Local: "ctx-src"}}
 	})
@@ -112,6 +114,7 @@ func TestNamedLocalContextHistory(t *testing.T) {
 }
 
 func TestNamedContextReplacesStageInstructions(t *testing.T) {
+	t.Parallel()
 	res := mustConvert(t, "FROM busybox AS tools\nRUN false\nFROM tools\nRUN ls\n", func(o *Options) {
 		o.NamedContexts = map[string]NamedContext{"tools": {Image: "alpine:3"}}
 	})

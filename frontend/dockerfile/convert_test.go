@@ -310,6 +310,7 @@ func TestInstructions(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		df   string
@@ -369,6 +370,7 @@ func TestErrors(t *testing.T) {
 // TestTargetErrors: a --target that names no stage gets a suggestion and
 // no Dockerfile location (the flag is not a Dockerfile line).
 func TestTargetErrors(t *testing.T) {
+	t.Parallel()
 	for target, want := range map[string]string{
 		"c":     `target stage "c" could not be found (did you mean a? existing stages: a, b, build)`,
 		"biuld": `target stage "biuld" could not be found (did you mean build? existing stages: a, b, build)`,
@@ -404,6 +406,7 @@ func TestUnneededStagesNotResolved(t *testing.T) {
 }
 
 func TestDigestStability(t *testing.T) {
+	t.Parallel()
 	df := "ARG V=1\nFROM busybox AS b\nARG V\nRUN echo $V > /v\nFROM alpine:3\nCOPY --from=b /v /v\nWORKDIR /x\nRUN cat /v\n"
 	a := mustConvert(t, df, nil)
 	b := mustConvert(t, df, nil)
@@ -421,6 +424,7 @@ func TestDigestStability(t *testing.T) {
 }
 
 func TestStageNameCaseInsensitiveFrom(t *testing.T) {
+	t.Parallel()
 	res := mustConvert(t, "FROM busybox AS Build\nRUN x\nFROM scratch\nCOPY --from=BUILD /x /\n", nil)
 	cp := res.State.Op().(llb.FileOp)
 	src := res.State.Inputs()[cp.Actions[0].Copy.Src]
@@ -433,6 +437,7 @@ func TestStageNameCaseInsensitiveFrom(t *testing.T) {
 }
 
 func TestParseIgnore(t *testing.T) {
+	t.Parallel()
 	in := "\xEF\xBB\xBF# comment\n\n  node_modules  \n/build/\n!build/keep\n*.md\n ! README.md\n./a/../b\n"
 	got, err := ParseIgnore(strings.NewReader(in))
 	if err != nil {
@@ -445,6 +450,7 @@ func TestParseIgnore(t *testing.T) {
 }
 
 func TestNoResolver(t *testing.T) {
+	t.Parallel()
 	if _, err := Convert(context.Background(), Options{Dockerfile: []byte("FROM scratch\n")}); err == nil {
 		t.Error("nil resolver accepted")
 	}

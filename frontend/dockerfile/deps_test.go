@@ -10,6 +10,7 @@ import (
 // imports llb, never the solver, executor, snapshot or registry, and of
 // BuildKit only the Dockerfile parser packages.
 func TestDependencyDirection(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Skipf("go list: %v", err)

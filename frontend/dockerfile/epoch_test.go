@@ -15,6 +15,7 @@ import (
 // default; an invalid value is an error (BuildKit's
 // testSourceDateEpochDockerfileDefault*).
 func TestSourceDateEpoch(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, df string
 		args     map[string]string
@@ -55,6 +56,7 @@ func TestSourceDateEpoch(t *testing.T) {
 // ""), the arg is removed, so a stage's ARG SOURCE_DATE_EPOCH has no
 // value instead of "context".
 func TestSourceDateEpochContextUnsetsArg(t *testing.T) {
+	t.Parallel()
 	df := "FROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo $SOURCE_DATE_EPOCH\n"
 	for name, tc := range map[string]struct {
 		df   string
@@ -90,6 +92,7 @@ func TestSourceDateEpochContextUnsetsArg(t *testing.T) {
 // any other stage is an error naming the instruction; the resolved
 // seconds replace the name in the args a stage sees.
 func TestSourceDateEpochOfName(t *testing.T) {
+	t.Parallel()
 	const tm = 1700000402
 	src := "ARG SOURCE_DATE_EPOCH=mysource\nARG SRV=http://srv\nFROM scratch AS mysource\nARG F=src.tar\nADD --checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000 ${SRV}/$F /\n"
 	tail := "FROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo -n \"$SOURCE_DATE_EPOCH\" >/epoch\n"

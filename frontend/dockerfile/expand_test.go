@@ -9,6 +9,7 @@ import (
 // TestExpansionForms checks every substitution form of the shell lexer in
 // ENV (expanded by the frontend) and that RUN is left to the shell.
 func TestExpansionForms(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ expr, want string }{
 		{"${A:-d}", "abcabc"}, {"${U:-d}", "d"}, {"${E:-d}", "d"},
 		{"${A-d}", "abcabc"}, {"${U-d}", "d"}, {"${E-d}", ""},
@@ -42,6 +43,7 @@ func TestExpansionForms(t *testing.T) {
 // ARG TARGETARCH it is one vertex per target, still on the build platform;
 // every RUN carries its stage's platform, and ShowPlatform names it.
 func TestMultiPlatformGraphs(t *testing.T) {
+	t.Parallel()
 	const df = `FROM --platform=$BUILDPLATFORM busybox AS build
 RUN echo build > /out
 FROM --platform=$BUILDPLATFORM busybox AS cross

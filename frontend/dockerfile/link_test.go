@@ -21,6 +21,7 @@ func linkedCopy(t *testing.T, res *Result) (*llb.Vertex, *llb.Vertex) {
 }
 
 func TestCopyLink(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		df    string
@@ -101,6 +102,7 @@ func TestCopyLink(t *testing.T) {
 // TestCopyLinkKeyIndependentOfBase: the copy's digest is the same on any
 // base, the merge's is not.
 func TestCopyLinkKeyIndependentOfBase(t *testing.T) {
+	t.Parallel()
 	var copies, merges []string
 	for _, df := range []string{
 		"FROM busybox\nCOPY --link f /app/\n",
@@ -122,6 +124,7 @@ func TestCopyLinkKeyIndependentOfBase(t *testing.T) {
 }
 
 func TestCopyLinkChownByName(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		chown string
 		err   bool

@@ -20,6 +20,7 @@ func lintWarnings(res *Result, rule string) []string {
 }
 
 func TestLintCopyIgnoredFile(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		ignore []string
@@ -58,6 +59,7 @@ func TestLintCopyIgnoredFile(t *testing.T) {
 }
 
 func TestLintInvalidBaseImagePlatform(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		df   string

@@ -9,6 +9,7 @@ import (
 )
 
 func TestLint(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		df   string
@@ -63,6 +64,7 @@ func TestLint(t *testing.T) {
 }
 
 func TestLintShort(t *testing.T) {
+	t.Parallel()
 	res := mustConvert(t, "FROM busybox\nCMD echo hi\n", nil)
 	if len(res.Warnings) != 1 {
 		t.Fatalf("warnings %v", res.Warnings)
@@ -74,6 +76,7 @@ func TestLintShort(t *testing.T) {
 }
 
 func TestLintErrorDirective(t *testing.T) {
+	t.Parallel()
 	_, _, err := convertString(t, "# check=error=true\nFROM busybox\nCMD echo hi\n", nil)
 	var de *Error
 	if !errors.As(err, &de) || de.Line != 3 || !strings.Contains(err.Error(), "lint violation found for rules: JSONArgsRecommended") {
@@ -86,6 +89,7 @@ func TestLintErrorDirective(t *testing.T) {
 }
 
 func TestAllStages(t *testing.T) {
+	t.Parallel()
 	df := "FROM busybox AS unused\nENV X=$NOPE\nFROM busybox\nCMD [\"sh\"]\n"
 	res := mustConvert(t, df, nil)
 	if len(res.Warnings) != 0 {
@@ -98,6 +102,7 @@ func TestAllStages(t *testing.T) {
 }
 
 func TestSyntaxDirective(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		syntax string
 		ok     bool
@@ -123,6 +128,7 @@ func TestSyntaxDirective(t *testing.T) {
 }
 
 func TestUnknownInstructionHint(t *testing.T) {
+	t.Parallel()
 	for df, want := range map[string]string{
 		"FROM busybox\nRUNN true\n":   "Dockerfile:2: unknown instruction: RUNN (did you mean RUN?)",
 		"FROM busybox\ncopyy a b\n":   "Dockerfile:2: unknown instruction: copyy (did you mean COPY?)",
@@ -139,6 +145,7 @@ func TestUnknownInstructionHint(t *testing.T) {
 // TestLintBuildKitFidelity covers the build-check differences of issue 10
 // #15, each as BuildKit's dockerfile_check_test.go has it.
 func TestLintBuildKitFidelity(t *testing.T) {
+	t.Parallel()
 	secrets := `# check=skip=InvalidDefinitionDescription
 
 FROM scratch
@@ -197,6 +204,7 @@ ARG alternate_password
 // TestUndefinedVarSuggestion: "did you mean $PATH?" as BuildKit's
 // suggest.Search (distance below 3).
 func TestUndefinedVarSuggestion(t *testing.T) {
+	t.Parallel()
 	res := mustConvert(t, "FROM busybox\nENV A=$PAHT\n", nil)
 	if len(res.Warnings) != 1 || res.Warnings[0].Message != "Usage of undefined variable '$PAHT' (did you mean $PATH?)" {
 		t.Fatalf("warnings %+v", res.Warnings)

@@ -23,6 +23,7 @@ ARG REL=1
 `
 
 func TestListTargets(t *testing.T) {
+	t.Parallel()
 	got, err := ListTargets(Options{Dockerfile: []byte(outlineDockerfile)})
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +67,7 @@ func TestMakeOutline(t *testing.T) {
 // (dockerfile_outline_test.go): meta args redefined from themselves and
 // stage args built on each other have their expanded values.
 func TestOutlineRecursiveArgs(t *testing.T) {
+	t.Parallel()
 	got, err := MakeOutline(Options{Dockerfile: []byte(`
 ARG FOO=123
 ARG ABC=abc
@@ -98,6 +100,7 @@ ARG INFOO=${INFOO}456${INBAR}
 // (dockerfile_outline_test.go): global args read by a needed FROM, and
 // those their defaults read, are listed; unused ones are not.
 func TestOutlineArgsBuildKit(t *testing.T) {
+	t.Parallel()
 	df := `
 ARG inherited=box
 ARG inherited2=box2

@@ -9,6 +9,7 @@ import (
 )
 
 func TestProxyEnv(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		args map[string]string
@@ -40,6 +41,7 @@ func TestProxyEnv(t *testing.T) {
 // ExecOp.ProxyEnv, change neither the digest nor the history, and a
 // declared ARG HTTP_PROXY behaves like any other ARG.
 func TestProxyArgsOutsideDigest(t *testing.T) {
+	t.Parallel()
 	const df = "FROM busybox\nRUN wget http://example.com/\n"
 	convert := func(df string, args map[string]string) (*llb.Vertex, llb.ExecOp, string) {
 		t.Helper()

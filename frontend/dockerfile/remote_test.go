@@ -65,6 +65,7 @@ func copyAndSource(t *testing.T, res *Result) (*llb.Copy, *llb.Vertex) {
 }
 
 func TestAddRemote(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		df       string

@@ -10,6 +10,7 @@ import (
 )
 
 func TestRunSecurity(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		flag    string

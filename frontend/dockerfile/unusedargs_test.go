@@ -6,6 +6,7 @@ import (
 )
 
 func TestUnusedBuildArgs(t *testing.T) {
+	t.Parallel()
 	df := `ARG GLOBAL
 FROM scratch AS other
 ARG ONLY_OTHER
