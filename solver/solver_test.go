@@ -36,6 +36,7 @@ func appWorld() *world {
 }
 
 func TestCacheKeys(t *testing.T) {
+	t.Parallel()
 	keyOf := func(w *world, v *llb.Vertex) digest.Digest {
 		t.Helper()
 		k, err := New(newWorker(w), nil, Options{}).CacheKey(t.Context(), v)
@@ -96,6 +97,7 @@ func openCache(t *testing.T, dir string) *cache.Store {
 }
 
 func TestPersistedCache(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	w := appWorld()
 	fw := newWorker(w)
@@ -126,6 +128,7 @@ func TestPersistedCache(t *testing.T) {
 }
 
 func TestContentChangeRerunsDependentChain(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	w := appWorld()
 	mustSolve(t, New(newWorker(w), openCache(t, dir), Options{}), app())
@@ -159,6 +162,7 @@ func TestContentChangeRerunsDependentChain(t *testing.T) {
 }
 
 func TestLaziness(t *testing.T) {
+	t.Parallel()
 	w := newWorld()
 	store := openCache(t, t.TempDir())
 	image := run("pull image")
@@ -202,6 +206,7 @@ func TestLaziness(t *testing.T) {
 }
 
 func TestDedupe(t *testing.T) {
+	t.Parallel()
 	w := newWorld()
 	fw := newWorker(w)
 	s := New(fw, nil, Options{})
@@ -274,6 +279,7 @@ func barrier(n int) func(ctx context.Context) error {
 }
 
 func TestConcurrentExecution(t *testing.T) {
+	t.Parallel()
 	const n = 4
 	fw := newWorker(newWorld())
 	b := barrier(n)
@@ -292,6 +298,7 @@ func TestConcurrentExecution(t *testing.T) {
 }
 
 func TestParallelismBound(t *testing.T) {
+	t.Parallel()
 	fw := newWorker(newWorld())
 	var leaves []*llb.Vertex
 	b := barrier(2) // the first two must overlap; later ones pass at once
@@ -316,6 +323,7 @@ func TestParallelismBound(t *testing.T) {
 }
 
 func TestErrorCancels(t *testing.T) {
+	t.Parallel()
 	fw := newWorker(newWorld())
 	boom := errors.New("exit code 2")
 	slowStarted := make(chan struct{})
@@ -381,6 +389,7 @@ func TestErrorCancels(t *testing.T) {
 }
 
 func TestIgnoreCache(t *testing.T) {
+	t.Parallel()
 	store := openCache(t, t.TempDir())
 	w := newWorld()
 	v := run("step", run("base"))
@@ -403,6 +412,7 @@ func TestIgnoreCache(t *testing.T) {
 }
 
 func TestVolatile(t *testing.T) {
+	t.Parallel()
 	store := openCache(t, t.TempDir())
 	w := appWorld()
 	ctx := local("context")
@@ -446,6 +456,7 @@ func TestVolatile(t *testing.T) {
 }
 
 func TestProgress(t *testing.T) {
+	t.Parallel()
 	fw := newWorker(newWorld())
 	rep := &recorder{}
 	base := run("base")
@@ -483,6 +494,7 @@ func TestProgress(t *testing.T) {
 // first, whether their results were loaded (hits) or never needed, and a
 // cached input is reported before the step that runs on it.
 func TestCachedProgressInGraphOrder(t *testing.T) {
+	t.Parallel()
 	w := newWorld()
 	store := openCache(t, t.TempDir())
 	image := run("image")

@@ -12,6 +12,7 @@ import (
 )
 
 func TestConvertLayer(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	blobs, err := cache.OpenBlobStore(dir + "/blobs")
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestStepIdentity(t *testing.T) {
+	t.Parallel()
 	d := func(s string) digest.Digest { return digest.FromString(s) }
 	from := func(key, pin string) cache.KeyEntry {
 		return cache.KeyEntry{Key: d(key), Info: &cache.KeyInfo{Key: d(key), Name: "[1/2] FROM x/busybox:latest@sha256:" + pin, Op: d("op " + key)}}
@@ -45,6 +46,7 @@ func TestStepIdentity(t *testing.T) {
 
 // TestPlanPrune checks the pure plan of a prune on a cache held in memory.
 func TestPlanPrune(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
 	d := func(s string) digest.Digest { return digest.FromString(s) }

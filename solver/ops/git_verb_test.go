@@ -5,6 +5,7 @@ import "testing"
 // TestGitVerb: git errors name the subcommand, never the command line with
 // the build's temporary paths.
 func TestGitVerb(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string

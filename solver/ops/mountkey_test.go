@@ -31,6 +31,7 @@ func TestMountSelectors(t *testing.T) {
 
 // TestSelectedDigest: only the selected directory counts (issue 10 #12).
 func TestSelectedDigest(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(root, "out"), 0o755))
 	must(t, os.WriteFile(filepath.Join(root, "out", "f"), []byte("1"), 0o644))

@@ -22,6 +22,7 @@ func u32(v uint32) *uint32 { return &v }
 func intp(v int) *int      { return &v }
 
 func TestCacheDirNameDistinctAndSafe(t *testing.T) {
+	t.Parallel()
 	seen := map[string]string{}
 	for _, id := range []string{"a/b", "a_b", "../../..", "/", "", "x\x00y", strings.Repeat("z", 300)} {
 		n := cacheDirName(id)
@@ -427,6 +428,7 @@ func TestSSHMountProxiesAgent(t *testing.T) {
 }
 
 func TestAddEnv(t *testing.T) {
+	t.Parallel()
 	got := addEnv([]string{"PATH=/bin", "SSH_AUTH_SOCK=/mine"}, []string{"SSH_AUTH_SOCK=/run/x", "TOKEN=a", "TOKEN=b"})
 	if want := "PATH=/bin,SSH_AUTH_SOCK=/mine,TOKEN=a"; strings.Join(got, ",") != want {
 		t.Errorf("addEnv = %v, want %s", got, want)
@@ -461,6 +463,7 @@ func ownerOf(t *testing.T, p string) (int, int) {
 // TestReplaceEnv: a secret env var replaces the step's own value (issue 10
 // #2); addEnv keeps it.
 func TestReplaceEnv(t *testing.T) {
+	t.Parallel()
 	env := []string{"PATH=/bin", "TOKEN=public"}
 	if got := strings.Join(replaceEnv(env, []string{"TOKEN=secret"}), ","); got != "PATH=/bin,TOKEN=secret" {
 		t.Errorf("replaceEnv = %s", got)

@@ -17,6 +17,7 @@ import (
 )
 
 func TestTailBufferKeepsLastLines(t *testing.T) {
+	t.Parallel()
 	tb := &tailBuffer{max: 3}
 	for _, chunk := range []string{"one\ntw", "o\nthree\n", "four\nfi", "ve"} {
 		tb.Write([]byte(chunk))
@@ -29,6 +30,7 @@ func TestTailBufferKeepsLastLines(t *testing.T) {
 // TestEmptyLayerIsBuildKits checks that a step that changed nothing gets
 // BuildKit's empty layer: an empty tar, gzip'd to the well-known blob.
 func TestEmptyLayerIsBuildKits(t *testing.T) {
+	t.Parallel()
 	zr, err := gzip.NewReader(bytes.NewReader(emptyLayerGzip))
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +104,7 @@ func TestHistoryTimes(t *testing.T) {
 }
 
 func TestStepTimesKeepResultTimes(t *testing.T) {
+	t.Parallel()
 	made := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
 	cfg := v1.ConfigFile{History: []v1.History{{CreatedBy: "base", Created: v1.Time{Time: time.Unix(1, 0)}}, {CreatedBy: "RUN x"}}}
 	got := stepTimes(cfg, []*record{{Created: made}})

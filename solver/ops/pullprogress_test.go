@@ -11,6 +11,7 @@ import (
 )
 
 func TestPullLog(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	p := newPullLog(&b)
 	p.every = time.Hour

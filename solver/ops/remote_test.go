@@ -367,6 +367,7 @@ func TestHTTPSourceErrors(t *testing.T) {
 }
 
 func TestSafeFileNameAndETag(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{"a.txt": "a.txt", "": "download", "..": "download", "x/../y": "y", "a\x01b": "download", " sp ": "sp"} {
 		if got := safeFileName(in); got != want {
 			t.Errorf("safeFileName(%q) = %q, want %q", in, got, want)
@@ -543,6 +544,7 @@ func TestGitSourceKeepGitDir(t *testing.T) {
 }
 
 func TestGitSourceCacheKey(t *testing.T) {
+	t.Parallel()
 	g := newGitRepo(t)
 	w := newRemoteWorker(t)
 	mainV := gitVertex(llb.GitOp{Remote: g.url, Ref: "main"})

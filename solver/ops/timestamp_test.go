@@ -9,6 +9,7 @@ import (
 )
 
 func TestClampTimestamps(t *testing.T) {
+	t.Parallel()
 	epoch := time.Unix(1700000000, 0).UTC()
 	before := epoch.Add(-time.Hour)
 	after := epoch.Add(time.Hour)
