@@ -10,6 +10,7 @@ import (
 // "dockerfile" is the fallback (BuildKit's TestDockerfileLowercase,
 // moby/moby#10858).
 func TestDefaultDockerfile(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		files []string

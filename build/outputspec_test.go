@@ -59,6 +59,7 @@ func TestParseOutput(t *testing.T) {
 }
 
 func TestParseAnnotations(t *testing.T) {
+	t.Parallel()
 	oci := []OutputSpec{{Type: "oci", Attrs: map[string]string{}}, {Type: "local", Attrs: map[string]string{}}}
 	m, err := ParseAnnotations([]string{"a=1", "manifest:b=2=3", "org.opencontainers.image.source=https://x"}, oci)
 	if err != nil || m["a"] != "1" || m["b"] != "2=3" || m["org.opencontainers.image.source"] != "https://x" || len(m) != 3 {
@@ -80,6 +81,7 @@ func TestParseAnnotations(t *testing.T) {
 }
 
 func TestCheckStdoutOutputs(t *testing.T) {
+	t.Parallel()
 	tarOut := OutputSpec{Type: "tar", Dest: "-"}
 	if err := CheckStdoutOutputs([]OutputSpec{tarOut, {Type: "oci", Dest: "-"}}, io.Discard); err == nil || !strings.Contains(err.Error(), "only one") {
 		t.Errorf("two outputs to stdout: %v", err)

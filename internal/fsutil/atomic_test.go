@@ -9,6 +9,7 @@ import (
 )
 
 func TestWriteFileAtomic(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f.json")
 	if err := WriteFileAtomic(p, 0o640, []byte("one")); err != nil {

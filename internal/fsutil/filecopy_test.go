@@ -87,6 +87,7 @@ func TestFileCopierCopiesDataAndMetadata(t *testing.T) {
 // TestFileCopierNeverFollowsTarget: a symlink at the target is not
 // followed (O_EXCL|O_NOFOLLOW), whatever it points to.
 func TestFileCopierNeverFollowsTarget(t *testing.T) {
+	t.Parallel()
 	src, dst, outside := t.TempDir(), t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 )
 
 func TestLock(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "lock")
 	sh1, err := Lock(file, false, true)
 	if err != nil {

@@ -3,6 +3,7 @@ package fsutil
 import "testing"
 
 func TestCommonDir(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   []string
 		want string

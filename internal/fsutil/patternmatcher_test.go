@@ -9,6 +9,7 @@ import (
 )
 
 func TestPatternMatcher(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		patterns []string
 		path     string
@@ -54,6 +55,7 @@ func TestPatternMatcher(t *testing.T) {
 }
 
 func TestPatternMatcherErrors(t *testing.T) {
+	t.Parallel()
 	for _, p := range []string{"!", "[abc", `abc\`} {
 		if _, err := NewPatternMatcher([]string{p}); err == nil {
 			t.Errorf("pattern %q: no error", p)
@@ -62,6 +64,7 @@ func TestPatternMatcherErrors(t *testing.T) {
 }
 
 func TestExceptionMayMatchUnder(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		patterns []string
 		dir      string
@@ -86,6 +89,7 @@ func TestExceptionMayMatchUnder(t *testing.T) {
 }
 
 func TestWalkExcludes(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	for _, f := range []string{"a.txt", "b.go", "dir/x.txt", "dir/keep/y.txt", "dir/keep/z.go", "vendor/v.go", "z/deep/k.go"} {
 		p := filepath.Join(root, f)
@@ -125,6 +129,7 @@ func TestWalkExcludes(t *testing.T) {
 }
 
 func TestMkdirAllInRootConfined(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	root := filepath.Join(base, "root")
 	sentinel := filepath.Join(base, "sentinel")

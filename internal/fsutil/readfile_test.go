@@ -14,6 +14,7 @@ import (
 // TestReadFileInRoot reads files of a hostile directory: links out of it
 // resolve inside it, only regular files under the cap are read.
 func TestReadFileInRoot(t *testing.T) {
+	t.Parallel()
 	top := t.TempDir()
 	root := filepath.Join(top, "ctx")
 	os.Mkdir(root, 0o755)

@@ -7,6 +7,7 @@ import (
 )
 
 func TestSeal(t *testing.T) {
+	t.Parallel()
 	data := []byte(`{"id":"12","parent":"11"}`)
 	sealed := Seal(data)
 	got, err := Unseal(sealed)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestOpenSizeRaw(t *testing.T) {
+	t.Parallel()
 	m, s, err := Open()
 	if err != nil {
 		t.Skipf("no ptys here: %v", err)
@@ -39,6 +40,7 @@ func TestOpenSizeRaw(t *testing.T) {
 // TestControllingTerminal: a process started on the slave in its own
 // session sees a terminal on its stdin.
 func TestControllingTerminal(t *testing.T) {
+	t.Parallel()
 	m, s, err := Open()
 	if err != nil {
 		t.Skipf("no ptys here: %v", err)
