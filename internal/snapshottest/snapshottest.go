@@ -222,14 +222,37 @@ func baseTree(r string) error {
 // CAP_NET_BIND_SERVICE permitted.
 var capV2 = string([]byte{0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 
+// diffCase is one Diff case: a change made on top of baseTree and the
+// layer entries it gives (any of want).
+type diffCase struct {
+	name   string
+	change func(r string) error
+	want   [][]string // any of these
+}
+
+// lossyDiffCases are changes BuildKit leaves out of the layer (sameDirent
+// ignores them): applying the diff does not reproduce the tree. Layers
+// carry only security.capability among the xattrs.
+var lossyDiffCases = map[string]bool{"other xattr added": true, "same nanoseconds, new content": true, "xattrs": true}
+
+// testDiff checks the layer Diff writes for each change on top of
+// baseTree, and that applying it reproduces the tree.
 func testDiff(t *testing.T, open func(t *testing.T) (snapshot.Snapshotter, string)) {
 	sn, _ := open(t)
 	commitWith(t, sn, "base", "", baseTree)
-	tests := []struct {
-		name   string
-		change func(r string) error
-		want   [][]string // any of these
-	}{
+	var tests []diffCase
+	tests = append(tests, diffContentCases()...)
+	tests = append(tests, diffMetadataCases()...)
+	tests = append(tests, diffCopyUpAndTimeCases()...)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { runDiffCase(t, sn, fmt.Sprintf("case%d", i), tt) })
+	}
+	testDiffLayered(t, sn)
+}
+
+// diffContentCases add, modify, delete and replace entries.
+func diffContentCases() []diffCase {
+	return []diffCase{
 		{"adds", func(r string) error {
 			return all(writeFile(filepath.Join(r, "new"), "n", 0o640), mkdir(filepath.Join(r, "nd")),
 				writeFile(filepath.Join(r, "nd/z"), "z", 0o644))
@@ -295,6 +318,12 @@ func testDiff(t *testing.T, open func(t *testing.T) (snapshot.Snapshotter, strin
 		{"symlinks", func(r string) error {
 			return all(os.Symlink("../../etc/passwd", filepath.Join(r, "s")), os.Symlink("d/a", filepath.Join(r, "s2")))
 		}, [][]string{{`s 2 0777 0:0 -> ../../etc/passwd`, `s2 2 0777 0:0 -> d/a`}}},
+	}
+}
+
+// diffMetadataCases change owners, modes, xattrs and entry types.
+func diffMetadataCases() []diffCase {
+	return []diffCase{
 		{"setuid and owners", func(r string) error {
 			p := filepath.Join(r, "su")
 			return all(writeFile(p, "x", 0o755), os.Chown(p, 1000, 2000), unix.Chmod(p, 0o6755))
@@ -336,6 +365,13 @@ func testDiff(t *testing.T, open func(t *testing.T) (snapshot.Snapshotter, strin
 		{"dir owner changed", func(r string) error {
 			return os.Chown(filepath.Join(r, "x"), 7, 8)
 		}, [][]string{{`x/ 5 0755 7:8`}}},
+	}
+}
+
+// diffCopyUpAndTimeCases are what overlay copies up unchanged and the
+// mtime rules of sameDirent.
+func diffCopyUpAndTimeCases() []diffCase {
+	return []diffCase{
 		// A file that overlay copied up without changing it is no change.
 		{"file copied up unchanged", func(r string) error {
 			return os.Chown(filepath.Join(r, "keep"), 0, 0)
@@ -368,37 +404,37 @@ func testDiff(t *testing.T, open func(t *testing.T) (snapshot.Snapshotter, strin
 			return all(writeFile(p, "t", 0o644), os.Chtimes(p, epoch, epoch.Add(700)))
 		}, [][]string{{`tn 0 0644 0:0 "t"`}}},
 	}
-	// Changes BuildKit leaves out of the layer (sameDirent ignores them):
-	// applying the diff does not reproduce the tree.
-	// Layers carry only security.capability among the xattrs.
-	lossy := map[string]bool{"other xattr added": true, "same nanoseconds, new content": true, "xattrs": true}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			name := fmt.Sprintf("case%d", i)
-			commitWith(t, sn, name, "base", tt.change)
-			layer := diff(t, sn, name)
-			got := entries(t, layer, false)
-			ok := false
-			for _, w := range tt.want {
-				ok = ok || equalLines(got, w)
-			}
-			if !ok {
-				t.Errorf("Diff entries:\n%s\nwant one of:\n%v", strings.Join(got, "\n"), tt.want)
-			}
-			if again := diff(t, sn, name); string(again) != string(layer) {
-				t.Error("Diff is not deterministic")
-			}
-			if lossy[tt.name] {
-				return
-			}
-			// Applying the diff onto the parent gives the same tree.
-			applyCommit(t, sn, name+"-rt", "base", layer)
-			want, gotTree := viewLines(t, sn, name), viewLines(t, sn, name+"-rt")
-			if !equalLines(gotTree, want) {
-				t.Errorf("tree after applying the diff:\n%s\nwant:\n%s", strings.Join(gotTree, "\n"), strings.Join(want, "\n"))
-			}
-		})
+}
+
+// runDiffCase commits tt.change on base as name, checks its diff and that
+// applying the diff onto base gives the same tree.
+func runDiffCase(t *testing.T, sn snapshot.Snapshotter, name string, tt diffCase) {
+	commitWith(t, sn, name, "base", tt.change)
+	layer := diff(t, sn, name)
+	got := entries(t, layer, false)
+	ok := false
+	for _, w := range tt.want {
+		ok = ok || equalLines(got, w)
 	}
+	if !ok {
+		t.Errorf("Diff entries:\n%s\nwant one of:\n%v", strings.Join(got, "\n"), tt.want)
+	}
+	if again := diff(t, sn, name); string(again) != string(layer) {
+		t.Error("Diff is not deterministic")
+	}
+	if lossyDiffCases[tt.name] {
+		return
+	}
+	// Applying the diff onto the parent gives the same tree.
+	applyCommit(t, sn, name+"-rt", "base", layer)
+	want, gotTree := viewLines(t, sn, name), viewLines(t, sn, name+"-rt")
+	if !equalLines(gotTree, want) {
+		t.Errorf("tree after applying the diff:\n%s\nwant:\n%s", strings.Join(gotTree, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// testDiffLayered checks diffs over more than one snapshot.
+func testDiffLayered(t *testing.T, sn snapshot.Snapshotter) {
 	// The copied-up dir is compared with the topmost lower dir it
 	// shadows, not with the bottom layer's.
 	t.Run("dir copied up over a changed dir", func(t *testing.T) {
@@ -566,8 +602,25 @@ func testWhiteoutSymlinks(t *testing.T, sn snapshot.Snapshotter) {
 	}
 }
 
+// hostileEnv is where testHostile's layers try to escape to.
+type hostileEnv struct {
+	parent, sentinel      string // the sentinel dir outside the snapshotter root
+	upToRoot, relSentinel string // relative paths up to / and to the sentinel
+	runName               string // a file name for the host's /run
+}
+
+// hostileCase is one layer that tries to escape the snapshot.
+type hostileCase struct {
+	name    string
+	layer   []byte
+	wantErr bool
+	check   func(r string) error // inside the applied snapshot
+}
+
+// testHostile applies layers that try to write outside the snapshot, on
+// no parent and on a parent, and checks that a sentinel dir beside the
+// root is untouched.
 func testHostile(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.Snapshotter) {
-	ctx := context.Background()
 	parent := t.TempDir()
 	sentinel := filepath.Join(parent, "victim")
 	if err := os.Mkdir(sentinel, 0o755); err != nil {
@@ -586,12 +639,21 @@ func testHostile(t *testing.T, newSnapshotter func(t *testing.T, root string) sn
 	relSentinel := upToRoot + strings.TrimPrefix(sentinel, "/")
 	runName := fmt.Sprintf("hostile-%d", time.Now().UnixNano())
 
-	tests := []struct {
-		name    string
-		layer   []byte
-		wantErr bool
-		check   func(r string) error // inside the applied snapshot
-	}{
+	e := hostileEnv{parent: parent, sentinel: sentinel, upToRoot: upToRoot, relSentinel: relSentinel, runName: runName}
+	testHostileEscapingParent(t, sn, e)
+	for i, tt := range hostileCases(t, e) {
+		for _, parentName := range []string{"", "base"} {
+			t.Run(fmt.Sprintf("%s/parent=%q", tt.name, parentName), func(t *testing.T) {
+				runHostileCase(t, sn, e, fmt.Sprintf("h%d-%s", i, parentName), parentName, tt)
+			})
+		}
+	}
+}
+
+// hostileCases are layers with escaping names, links and whiteouts.
+func hostileCases(t *testing.T, e hostileEnv) []hostileCase {
+	sentinel, relSentinel, upToRoot, runName := e.sentinel, e.relSentinel, e.upToRoot, e.runName
+	return []hostileCase{
 		{"dotdot name", makeTar(t, fileE("../../../../victim/file", "pwned")), true, nil},
 		{"dotdot deep", makeTar(t, fileE("a/../../"+relSentinel+"/new", "pwned")), true, nil},
 		{"absolute name", makeTar(t, fileE(sentinel+"/new", "inside")), false, func(r string) error {
@@ -661,6 +723,11 @@ func testHostile(t *testing.T, newSnapshotter func(t *testing.T, root string) sn
 			return nil
 		}},
 	}
+}
+
+// testHostileEscapingParent whites out a parent's escaping symlinks.
+func testHostileEscapingParent(t *testing.T, sn snapshot.Snapshotter, e hostileEnv) {
+	sentinel, relSentinel := e.sentinel, e.relSentinel
 	// A parent whose symlinks escape (to the sentinel dir and file, by
 	// absolute and relative paths), and a hard link to one of them.
 	commitWith(t, sn, "escapingParent", "", func(r string) error {
@@ -681,30 +748,28 @@ func testHostile(t *testing.T, newSnapshotter func(t *testing.T, root string) sn
 		if strings.Join(names, ",") != "hl" {
 			t.Errorf("tree after whiteouts of escaping symlinks: %v, want [hl]", names)
 		}
-		checkSentinel(t, parent, sentinel)
+		checkSentinel(t, e.parent, sentinel)
 	})
+}
 
-	for i, tt := range tests {
-		for _, parentName := range []string{"", "base"} {
-			t.Run(fmt.Sprintf("%s/parent=%q", tt.name, parentName), func(t *testing.T) {
-				key := fmt.Sprintf("h%d-%s", i, parentName)
-				if _, err := sn.Prepare(ctx, key, parentName); err != nil {
-					t.Fatal(err)
-				}
-				err := sn.Apply(ctx, key, strings.NewReader(string(tt.layer)))
-				if tt.wantErr && err == nil {
-					t.Error("Apply succeeded, want an error")
-				}
-				if !tt.wantErr && err != nil {
-					t.Errorf("Apply: %v", err)
-				}
-				if err == nil && tt.check != nil {
-					withTree(t, sn, key, tt.check)
-				}
-				checkSentinel(t, parent, sentinel)
-			})
-		}
+// runHostileCase applies tt.layer on parentName as key: it fails if and
+// only if tt wants an error, and the sentinel is untouched.
+func runHostileCase(t *testing.T, sn snapshot.Snapshotter, e hostileEnv, key, parentName string, tt hostileCase) {
+	ctx := context.Background()
+	if _, err := sn.Prepare(ctx, key, parentName); err != nil {
+		t.Fatal(err)
 	}
+	err := sn.Apply(ctx, key, strings.NewReader(string(tt.layer)))
+	if tt.wantErr && err == nil {
+		t.Error("Apply succeeded, want an error")
+	}
+	if !tt.wantErr && err != nil {
+		t.Errorf("Apply: %v", err)
+	}
+	if err == nil && tt.check != nil {
+		withTree(t, sn, key, tt.check)
+	}
+	checkSentinel(t, e.parent, e.sentinel)
 }
 
 // regularFile checks that name is a regular file with body and mode in
