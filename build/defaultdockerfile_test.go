@@ -21,6 +21,7 @@ func TestDefaultDockerfile(t *testing.T) {
 		{"neither", nil, "Dockerfile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			for _, f := range tc.files {
 				if err := os.WriteFile(filepath.Join(dir, f), []byte("FROM scratch\n"), 0o644); err != nil {

@@ -214,6 +214,7 @@ func TestExplainMiss(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			if got := s.ExplainMiss(tc.miss); got != tc.want {
 				t.Errorf("got  %q\nwant %q", got, tc.want)
 			}

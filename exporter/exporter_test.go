@@ -162,6 +162,7 @@ func TestV1(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			img := testImageWith(t, tt.gzipLast)
 			v, err := img.V1(tt.opts...)
 			if err != nil {
@@ -284,6 +285,7 @@ func TestHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			img := testImage(t)
 			img.Config.History = tt.history
 			raw, err := img.ConfigJSON()
@@ -556,6 +558,7 @@ func TestWriteOCIBadStore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			img := testImage(t)
 			tt.break_(t, img)
 			names := []string{"x"}

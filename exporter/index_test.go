@@ -34,6 +34,7 @@ func TestIndex(t *testing.T) {
 		{"docker", []Option{WithDockerMediaTypes()}, types.DockerManifestList, types.DockerManifestSchema2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			idx, err := IndexV1(imgs, tt.opt...)
 			if err != nil {
 				t.Fatal(err)

@@ -191,6 +191,7 @@ func TestLayerMediaTypes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			img := testImageWith(t, tt.gzip)
 			last := len(img.Layers) - 1
 			if tt.zstd {
@@ -393,6 +394,7 @@ func TestWriteLocalConfined(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			blobs := newStore(t)
 			img := &Image{Blobs: blobs, Layers: []cache.Layer{tarLayer(t, blobs, tt.entries)}}
 			parent := t.TempDir()

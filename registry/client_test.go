@@ -304,6 +304,7 @@ func TestMultiPlatform(t *testing.T) {
 		for _, tt := range tests {
 			for _, ref := range []string{host + "/multi:1", idxPinned} {
 				t.Run(tt.want.String()+"/"+ref, func(t *testing.T) {
+					t.Parallel()
 					r, err := c.Resolve(context.Background(), ref, tt.want)
 					if tt.got == "" {
 						if err == nil {
@@ -352,6 +353,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.ref, func(t *testing.T) {
+			t.Parallel()
 			_, err := c.Resolve(ctx, tt.ref, hostPlatform)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want it to contain %q", err, tt.want)
@@ -534,6 +536,7 @@ func TestManifestTooLarge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			host := registrytest.NewInProcessHandler(t, func(h http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					if !strings.HasPrefix(r.URL.Path, "/v2/big/manifests/") {

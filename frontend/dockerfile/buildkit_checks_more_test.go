@@ -52,6 +52,7 @@ func TestBuildKitChecksIgnoreAndErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var got []string
 			_, _, err := convertString(t, tt.df, func(o *Options) {
 				// Warnings are streamed as found, also when the

@@ -72,6 +72,7 @@ func TestNamedContexts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			res := mustConvert(t, c.df, func(o *Options) { o.NamedContexts = c.contexts })
 			var locals []string
 			for _, l := range findLocals(res.State) {

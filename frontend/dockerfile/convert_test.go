@@ -350,6 +350,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			_, _, err := convertString(t, tt.df, tt.mod)
 			if err == nil {
 				t.Fatal("no error")

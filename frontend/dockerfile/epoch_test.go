@@ -31,6 +31,7 @@ func TestSourceDateEpoch(t *testing.T) {
 		{"invalid arg", "FROM scratch\n", map[string]string{"SOURCE_DATE_EPOCH": "soon"}, 0, "invalid SOURCE_DATE_EPOCH: soon"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			res, err := Convert(context.Background(), Options{Dockerfile: []byte(tc.df), Filename: "Dockerfile", BuildArgs: tc.args, Resolver: &fakeResolver{}})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -66,6 +67,7 @@ func TestSourceDateEpochContextUnsetsArg(t *testing.T) {
 		"global default": {"ARG SOURCE_DATE_EPOCH=context\n" + df, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			res, err := Convert(context.Background(), Options{Dockerfile: []byte(tc.df), Filename: "Dockerfile", BuildArgs: tc.args, Resolver: newResolver()})
 			if err != nil {
 				t.Fatal(err)
@@ -123,6 +125,7 @@ func TestSourceDateEpochOfName(t *testing.T) {
 		{name: "unknown name", df: "FROM scratch\n", args: map[string]string{"SOURCE_DATE_EPOCH": "nostage"}, err: "invalid SOURCE_DATE_EPOCH: nostage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			var asked []llb.HTTPOp
 			epoch := func(_ context.Context, op llb.HTTPOp) (*time.Time, error) {
 				asked = append(asked, op)

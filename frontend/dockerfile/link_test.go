@@ -92,6 +92,7 @@ func TestCopyLink(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			res := mustConvert(t, tt.df, nil)
 			checkInvariant(t, res)
 			tt.check(t, res)

@@ -49,6 +49,7 @@ func TestLintCopyIgnoredFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			res := mustConvert(t, tt.df, func(o *Options) { o.ExcludePatterns = tt.ignore })
 			got := lintWarnings(res, "CopyIgnoredFile")
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
@@ -82,6 +83,7 @@ func TestLintInvalidBaseImagePlatform(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			res := mustConvert(t, tt.df, func(o *Options) {
 				o.Platform = tt.plat
 				r := newResolver()

@@ -41,6 +41,7 @@ func TestLint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var streamed int
 			res := mustConvert(t, tt.df, func(o *Options) {
 				o.BuildArgs = tt.args
@@ -188,6 +189,7 @@ ARG alternate_password
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			res := mustConvert(t, tt.df, func(o *Options) { o.AllStages = tt.all })
 			var got []string
 			for _, w := range res.Warnings {

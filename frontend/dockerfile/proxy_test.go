@@ -30,6 +30,7 @@ func TestProxyEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if got := proxyEnv(tt.args); !slices.Equal(got, tt.want) {
 				t.Errorf("proxyEnv(%v) = %q, want %q", tt.args, got, tt.want)
 			}

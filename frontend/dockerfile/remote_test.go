@@ -104,6 +104,7 @@ func TestAddRemote(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			res := mustConvert(t, tt.df, nil)
 			checkInvariant(t, res)
 			cp, src := copyAndSource(t, res)

@@ -25,6 +25,7 @@ func TestRunSecurity(t *testing.T) {
 		{"bogus", "--security=bogus", true, "", `"bogus"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			df := "FROM scratch\nENV A=1\nRUN " + tc.flag + " true\n"
 			res, err := Convert(context.Background(), Options{Dockerfile: []byte(df), Filename: "Dockerfile", Resolver: &fakeResolver{}, AllowInsecure: tc.allow})
 			if tc.wantErr != "" {

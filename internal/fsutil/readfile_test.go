@@ -56,6 +56,7 @@ func TestReadFileInRoot(t *testing.T) {
 		{name: "loop", err: "too many levels of symbolic links"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := ReadFileInRoot(context.Background(), root, tc.name, 100)
 			switch {
 			case tc.notExist:

@@ -97,6 +97,7 @@ func TestPushAndPull(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if tt.name == "distribution" && testing.Short() {
 				t.Skip("short")
 			}
