@@ -313,6 +313,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestNormalizeName(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"x", "docker.io/library/x:latest"},
 		{"x:1", "docker.io/library/x:1"},
@@ -587,6 +588,7 @@ func TestWriteOCICanceled(t *testing.T) {
 }
 
 func TestValidateReference(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		wantErr string // "" = valid

@@ -10,6 +10,7 @@ import (
 )
 
 func TestConfigJSONStartInterval(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		hc       *v1.HealthConfig

@@ -10,6 +10,7 @@ func exec(args ...string) ExecOp {
 }
 
 func TestDigestStable(t *testing.T) {
+	t.Parallel()
 	build := func(meta Meta) *Vertex {
 		img := NewVertex(ImageOp{Ref: "localhost:5000/base:1@sha256:0123", Platform: Platform{OS: "linux", Architecture: "amd64"}}, nil, Meta{Name: "FROM"})
 		ctx := NewVertex(LocalOp{Name: "context", ExcludePatterns: []string{"*.log"}}, nil, Meta{})
@@ -31,6 +32,7 @@ func TestDigestStable(t *testing.T) {
 }
 
 func TestDigestSensitive(t *testing.T) {
+	t.Parallel()
 	base := NewVertex(ImageOp{Ref: "r@sha256:1", Platform: Platform{OS: "linux", Architecture: "amd64"}}, nil, Meta{})
 	other := NewVertex(ImageOp{Ref: "r@sha256:2", Platform: Platform{OS: "linux", Architecture: "amd64"}}, nil, Meta{})
 	arm := NewVertex(ImageOp{Ref: "r@sha256:1", Platform: Platform{OS: "linux", Architecture: "arm64"}}, nil, Meta{})

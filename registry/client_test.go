@@ -614,6 +614,7 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	c := New(Options{Blobs: newStore(t)})
 	d := "sha256:" + strings.Repeat("b", 64)
 	pd := digest.Digest("sha256:" + strings.Repeat("c", 64))

@@ -13,6 +13,7 @@ import (
 )
 
 func TestServerKey(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"", dockerHubKey},
 		{"docker.io", dockerHubKey},

@@ -75,6 +75,7 @@ func names(t *testing.T, s *Store) map[string]digest.Digest {
 }
 
 func TestPutTagRemove(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, blobs, dir := open(t)
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -38,6 +38,7 @@ func checkInvariant(t *testing.T, res *Result) {
 }
 
 func TestInstructions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		df    string
@@ -388,6 +389,7 @@ func TestTargetErrors(t *testing.T) {
 }
 
 func TestUnneededStagesNotResolved(t *testing.T) {
+	t.Parallel()
 	df := "FROM alpine:3 AS a\nRUN a\nFROM localhost:5000/base:1 AS b\nFROM busybox AS c\nCOPY --from=a /x /x\n"
 	res, r, err := convertString(t, df, func(o *Options) { o.Target = "c" })
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestLintExpose(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		df   string

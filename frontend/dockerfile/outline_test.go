@@ -39,6 +39,7 @@ func TestListTargets(t *testing.T) {
 }
 
 func TestMakeOutline(t *testing.T) {
+	t.Parallel()
 	got, err := MakeOutline(Options{Dockerfile: []byte(outlineDockerfile), Target: "build", BuildArgs: map[string]string{"GO_VERSION": "1.23"}})
 	if err != nil {
 		t.Fatal(err)

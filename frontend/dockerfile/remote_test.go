@@ -10,6 +10,7 @@ import (
 func boolPtr(b bool) *bool { return &b }
 
 func TestParseGitRef(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		isGit   bool

@@ -7,6 +7,7 @@ import (
 )
 
 func TestParseMountOptions(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		opts  []string
 		flags uintptr

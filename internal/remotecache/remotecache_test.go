@@ -12,6 +12,7 @@ import (
 )
 
 func TestParseExport(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    Export

@@ -12,6 +12,7 @@ import (
 )
 
 func TestMountSelectors(t *testing.T) {
+	t.Parallel()
 	op := llb.ExecOp{Mounts: []llb.Mount{
 		{Input: 0, Dest: "/"},
 		{Input: 1, Dest: "/a", Selector: "/out/sub"},
