@@ -171,15 +171,9 @@ func (j *exportJob) write(ctx context.Context, out Output, img *exporter.Image, 
 	switch out.Type {
 	case OCI:
 		names := out.names(j.req.Tags)
-		if out.OCIDir {
-			err = step(j.r, "exporting to oci image layout "+out.Dest, func() error {
-				return set(exporter.WriteOCIDir(ctx, out.Dest, img, names, opts...))
-			})
-			break
-		}
-		err = step(j.r, "exporting to oci image format "+describeDest(out), func() error {
-			return writeOutput(out, func(f io.Writer) error { return set(exporter.WriteOCI(ctx, f, img, names, opts...)) })
-		})
+		err = j.writeOCI(out,
+			func() error { return set(exporter.WriteOCIDir(ctx, out.Dest, img, names, opts...)) },
+			func(f io.Writer) error { return set(exporter.WriteOCI(ctx, f, img, names, opts...)) })
 	case Docker:
 		err = step(j.r, "exporting to docker image format "+describeDest(out), func() error {
 			return writeOutput(out, func(f io.Writer) error {
@@ -190,14 +184,7 @@ func (j *exportJob) write(ctx context.Context, out Output, img *exporter.Image, 
 		err = step(j.r, "copying files to "+out.Dest, func() error { return exporter.WriteLocal(ctx, out.Dest, img) })
 	case Tar:
 		err = step(j.r, "sending tarball to "+describeDest(out), func() error {
-			return writeOutput(out, func(f io.Writer) error {
-				// Scratch space next to the file, or in the root for a stream.
-				scratch := filepath.Dir(out.Dest)
-				if out.Writer != nil {
-					scratch = j.b.root.WorkerDir()
-				}
-				return exporter.WriteRootfsTar(ctx, f, img, scratch)
-			})
+			return writeOutput(out, func(f io.Writer) error { return exporter.WriteRootfsTar(ctx, f, img, j.scratchDir(out)) })
 		})
 	case Image:
 		d := stored
@@ -208,18 +195,41 @@ func (j *exportJob) write(ctx context.Context, out Output, img *exporter.Image, 
 		}
 		desc = &d
 		if err == nil && out.Push {
-			names := out.names(j.req.Tags)
-			if len(names) == 0 {
-				return nil, errors.New("--output type=image,push=true needs a name (-t or name=)")
-			}
-			// Push shows one step per name.
 			var vimg v1.Image
 			if vimg, err = img.V1(opts...); err == nil {
-				err = set(Push(ctx, j.b.registry, j.r, vimg, names))
+				err = set(j.push(ctx, out, vimg))
 			}
 		}
 	}
 	return desc, err
+}
+
+// writeOCI writes an OCI output: a layout directory (toDir) or a tarball
+// to a file or stream (toTar), each as one progress step.
+func (j *exportJob) writeOCI(out Output, toDir func() error, toTar func(io.Writer) error) error {
+	if out.OCIDir {
+		return step(j.r, "exporting to oci image layout "+out.Dest, toDir)
+	}
+	return step(j.r, "exporting to oci image format "+describeDest(out), func() error { return writeOutput(out, toTar) })
+}
+
+// scratchDir is where a root filesystem tar output unpacks its layers:
+// next to the file, or in the root for a stream.
+func (j *exportJob) scratchDir(out Output) string {
+	if out.Writer != nil {
+		return j.b.root.WorkerDir()
+	}
+	return filepath.Dir(out.Dest)
+}
+
+// push pushes m (an image or an index) to the names of an image output
+// with push=true; Push shows one step per name.
+func (j *exportJob) push(ctx context.Context, out Output, m Manifester) (v1.Descriptor, error) {
+	names := out.names(j.req.Tags)
+	if len(names) == 0 {
+		return v1.Descriptor{}, errors.New("--output type=image,push=true needs a name (-t or name=)")
+	}
+	return Push(ctx, j.b.registry, j.r, m, names)
 }
 
 func describeNames(names []string) string {

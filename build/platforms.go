@@ -2,10 +2,8 @@ package build
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
@@ -69,41 +67,23 @@ func (j *exportJob) writeIndex(ctx context.Context, out Output, imgs []*exporter
 	switch out.Type {
 	case OCI:
 		names := out.names(j.req.Tags)
-		if out.OCIDir {
-			err = step(j.r, "exporting to oci image layout "+out.Dest, func() error {
-				return set(exporter.WriteOCIIndexDir(ctx, out.Dest, imgs, names, opts...))
-			})
-			break
-		}
-		err = step(j.r, "exporting to oci image format "+describeDest(out), func() error {
-			return writeOutput(out, func(f io.Writer) error { return set(exporter.WriteOCIIndex(ctx, f, imgs, names, opts...)) })
-		})
+		err = j.writeOCI(out,
+			func() error { return set(exporter.WriteOCIIndexDir(ctx, out.Dest, imgs, names, opts...)) },
+			func(f io.Writer) error { return set(exporter.WriteOCIIndex(ctx, f, imgs, names, opts...)) })
 	case Local:
 		err = step(j.r, "copying files to "+out.Dest, func() error { return exporter.WriteLocalIndex(ctx, out.Dest, imgs) })
 	case Tar:
 		err = step(j.r, "sending tarball to "+describeDest(out), func() error {
-			return writeOutput(out, func(f io.Writer) error {
-				// Scratch space next to the file, or in the root for a stream.
-				scratch := filepath.Dir(out.Dest)
-				if out.Writer != nil {
-					scratch = j.b.root.WorkerDir()
-				}
-				return exporter.WriteRootfsTarIndex(ctx, f, imgs, scratch)
-			})
+			return writeOutput(out, func(f io.Writer) error { return exporter.WriteRootfsTarIndex(ctx, f, imgs, j.scratchDir(out)) })
 		})
 	case Image:
 		var st imagestore.Image
 		st, err = j.b.images.PutIndex(ctx, imgs, out.Names, opts...)
 		desc = &st.Manifest
 		if err == nil && out.Push {
-			names := out.names(j.req.Tags)
-			if len(names) == 0 {
-				return nil, errors.New("--output type=image,push=true needs a name (-t or name=)")
-			}
 			var idx v1.ImageIndex
 			if idx, err = exporter.IndexV1(imgs, opts...); err == nil {
-				// Push shows one step per name.
-				err = set(Push(ctx, j.b.registry, j.r, idx, names))
+				err = set(j.push(ctx, out, idx))
 			}
 		}
 	default:
