@@ -133,6 +133,21 @@ func (r *rootfs) target(p string, dir bool) (string, error) {
 				err = f.Close()
 			}
 		}
+		if errors.Is(err, os.ErrExist) {
+			// Made meanwhile by another sandbox sharing this directory (a
+			// shared cache mount holding another mount's target): not
+			// ours to remove; check it as an existing one.
+			fi, lerr := os.Lstat(cur)
+			switch {
+			case lerr != nil:
+				return "", fmt.Errorf("creating mount point %s: %w", s.path, lerr)
+			case s.isDir && !fi.IsDir():
+				return "", fmt.Errorf("mount target %s: %s is not a directory", p, s.path)
+			case !s.isDir && fi.IsDir():
+				return "", fmt.Errorf("mount target %s is a directory, the mount source is a file", p)
+			}
+			continue
+		}
 		if err != nil {
 			return "", fmt.Errorf("creating mount point %s: %w", s.path, err)
 		}
