@@ -10,23 +10,25 @@ import (
 // New opens the snapshotter under root. A root keeps the implementation it
 // was created with; a new root gets overlay when a test overlay mount
 // works under it (root privileges, kernel support, a filesystem that can
-// hold an upper dir) and native otherwise.
+// hold an upper dir) and native otherwise. The test mount is made once, when
+// the root is new: it costs a mount namespace and two mounts, more than a
+// cached build's whole solve.
 func New(root string) (Snapshotter, error) {
-	if b, err := os.ReadFile(filepath.Join(root, "driver")); err == nil {
-		// A damaged file names no driver: pick one again (openStore
-		// then drops the snapshots nobody knows how to read).
-		if n := strings.TrimSpace(string(b)); n == "overlay" || n == "native" {
-			return NewNamed(root, n)
-		}
-	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot root %s: %w", root, err)
 	}
-	if overlaySupported(abs) == nil {
-		return NewNamed(root, "overlay")
+	if b, err := os.ReadFile(filepath.Join(abs, "driver")); err == nil {
+		// A damaged file names no driver: pick one again (openStore
+		// then drops the snapshots nobody knows how to read).
+		if n := strings.TrimSpace(string(b)); n == "overlay" || n == "native" {
+			return open(abs, n, false)
+		}
 	}
-	return NewNamed(root, "native")
+	if overlaySupported(abs) == nil {
+		return open(abs, "overlay", false)
+	}
+	return open(abs, "native", false)
 }
 
 // NewNamed opens the snapshotter implementation name ("overlay" or
@@ -36,9 +38,21 @@ func NewNamed(root, name string) (Snapshotter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot root %s: %w", root, err)
 	}
+	return open(abs, name, true)
+}
+
+// open opens implementation name under the absolute root. probe makes the
+// test overlay mount; without it overlay only checks what costs nothing
+// (the privileges, the root's path), for a root that passed the test when
+// it was made.
+func open(abs, name string, probe bool) (Snapshotter, error) {
 	switch name {
 	case "overlay":
-		if err := overlaySupported(abs); err != nil {
+		check := overlayPreconditions
+		if probe {
+			check = overlaySupported
+		}
+		if err := check(abs); err != nil {
 			return nil, fmt.Errorf("overlay snapshotter at %s: %w", abs, err)
 		}
 		return openStore(abs, newOverlayDriver())

@@ -150,15 +150,25 @@ func lookupLower(dirs []string, name string) (*lowerEntry, error) {
 	return le, nil
 }
 
-// overlaySupported mounts a small overlay under root in a private mount
-// namespace and checks that deletions show up as whiteouts in the upper
-// dir.
-func overlaySupported(root string) error {
+// overlayPreconditions checks what overlay needs before any mount: root
+// privileges (in a user namespace too) and a root path its mount options
+// can name.
+func overlayPreconditions(root string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("overlay snapshotter needs root")
 	}
 	if strings.ContainsAny(root, ":,") {
 		return fmt.Errorf("overlay cannot use root %s: path contains ':' or ','", root)
+	}
+	return nil
+}
+
+// overlaySupported mounts a small overlay under root in a private mount
+// namespace and checks that deletions show up as whiteouts in the upper
+// dir.
+func overlaySupported(root string) error {
+	if err := overlayPreconditions(root); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return err
