@@ -87,7 +87,7 @@ func (b *Builder) open(req Request, locals map[string]ops.LocalDir, r Reporter) 
 	// images (see exporter/imagestore.Source); with Pull names are always
 	// resolved at the registry. oci-layout:// contexts are served from
 	// their directories.
-	p.src = newLayoutImages(&imagestore.Source{Store: b.images, Remote: b.registry, AlwaysPull: req.Pull}, store.Blobs())
+	p.src = newResolveOnce(newLayoutImages(&imagestore.Source{Store: b.images, Remote: b.registry, AlwaysPull: req.Pull}, store.Blobs()))
 	p.worker = ops.New(ops.Options{
 		Snapshotter:  sn,
 		Runner:       p.runner,

@@ -1,0 +1,90 @@
+package build
+
+import (
+	"context"
+	"sync"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/registry"
+)
+
+// resolveOnce resolves each reference and platform once per build: every
+// stage FROM the same image, the frontend and then the worker all ask, and
+// without it each asks the registry again (a HEAD and a manifest GET per
+// stage). One answer for the whole build is also what keeps its stages on
+// one digest when the tag moves during the build. Failures are not kept:
+// the next caller asks again.
+type resolveOnce struct {
+	next imageBackend
+
+	mu   sync.Mutex
+	done map[resolveKey]*resolveCall
+}
+
+type resolveKey struct {
+	ref      string
+	platform llb.Platform
+}
+
+// resolveCall is one resolution, in flight until ready is closed.
+type resolveCall struct {
+	ready chan struct{}
+	res   *registry.Resolved
+	err   error
+}
+
+func newResolveOnce(next imageBackend) *resolveOnce {
+	return &resolveOnce{next: next, done: map[resolveKey]*resolveCall{}}
+}
+
+// Resolve implements ops.ImageSource. The result is shared: callers do
+// not change it.
+func (r *resolveOnce) Resolve(ctx context.Context, ref string, p llb.Platform) (*registry.Resolved, error) {
+	k := resolveKey{ref: ref, platform: p.WithDefaults()}
+	for {
+		r.mu.Lock()
+		c, ok := r.done[k]
+		if !ok {
+			c = &resolveCall{ready: make(chan struct{})}
+			r.done[k] = c
+			r.mu.Unlock()
+			c.res, c.err = r.next.Resolve(ctx, ref, p)
+			if c.err != nil {
+				r.mu.Lock()
+				delete(r.done, k)
+				r.mu.Unlock()
+			}
+			close(c.ready)
+			return c.res, c.err
+		}
+		r.mu.Unlock()
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if c.err == nil {
+			return c.res, nil
+		}
+		// The call this one waited for failed, maybe only because its
+		// caller was cancelled: ask again.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// ResolveImageConfig implements dockerfile.ImageResolver.
+func (r *resolveOnce) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, []byte, error) {
+	res, err := r.Resolve(ctx, ref, p)
+	if err != nil {
+		return "", nil, err
+	}
+	return res.Pinned, res.Config, nil
+}
+
+// Pull implements ops.ImageSource.
+func (r *resolveOnce) Pull(ctx context.Context, res *registry.Resolved) ([]cache.Layer, error) {
+	return r.next.Pull(ctx, res)
+}

@@ -1,0 +1,102 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/llb"
+	"github.com/builderdev/builder/registry"
+)
+
+// countingBackend answers Resolve after release is closed, counting calls;
+// it fails while fail is set.
+type countingBackend struct {
+	calls   atomic.Int32
+	release chan struct{}
+	fail    atomic.Bool
+}
+
+func (c *countingBackend) Resolve(ctx context.Context, ref string, p llb.Platform) (*registry.Resolved, error) {
+	c.calls.Add(1)
+	<-c.release
+	if c.fail.Load() {
+		return nil, errors.New("registry down")
+	}
+	return &registry.Resolved{Pinned: ref + "@sha256:" + p.Architecture, Config: []byte(`{}`)}, nil
+}
+
+func (c *countingBackend) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, []byte, error) {
+	r, err := c.Resolve(ctx, ref, p)
+	if err != nil {
+		return "", nil, err
+	}
+	return r.Pinned, r.Config, nil
+}
+
+func (c *countingBackend) Pull(context.Context, *registry.Resolved) ([]cache.Layer, error) {
+	return nil, nil
+}
+
+func TestResolveOnce(t *testing.T) {
+	t.Parallel()
+	next := &countingBackend{release: make(chan struct{})}
+	r := newResolveOnce(next)
+	ctx := context.Background()
+	amd := llb.Platform{OS: "linux", Architecture: "amd64"}
+	var wg sync.WaitGroup
+	pinned := make([]string, 8)
+	for i := range pinned {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, _, err := r.ResolveImageConfig(ctx, "reg/base:1", amd)
+			if err != nil {
+				t.Error(err)
+			}
+			pinned[i] = p
+		}()
+	}
+	close(next.release)
+	wg.Wait()
+	if n := next.calls.Load(); n != 1 {
+		t.Errorf("8 concurrent resolutions of one image asked the registry %d times, want 1", n)
+	}
+	for _, p := range pinned {
+		if p != "reg/base:1@sha256:amd64" {
+			t.Errorf("pinned %q", p)
+		}
+	}
+	// Another platform or reference is another question.
+	if _, err := r.Resolve(ctx, "reg/base:1", llb.Platform{OS: "linux", Architecture: "arm64"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Resolve(ctx, "reg/other:1", amd); err != nil {
+		t.Fatal(err)
+	}
+	if n := next.calls.Load(); n != 3 {
+		t.Errorf("calls = %d, want 3", n)
+	}
+}
+
+func TestResolveOnceRetriesFailures(t *testing.T) {
+	t.Parallel()
+	next := &countingBackend{release: make(chan struct{})}
+	close(next.release)
+	next.fail.Store(true)
+	r := newResolveOnce(next)
+	ctx := context.Background()
+	if _, err := r.Resolve(ctx, "reg/base:1", llb.Platform{}); err == nil {
+		t.Fatal("no error from a failing registry")
+	}
+	next.fail.Store(false)
+	if _, err := r.Resolve(ctx, "reg/base:1", llb.Platform{}); err != nil {
+		t.Fatalf("a failure was kept: %v", err)
+	}
+	if n := next.calls.Load(); n != 2 {
+		t.Errorf("calls = %d, want 2", n)
+	}
+}
