@@ -256,11 +256,11 @@ func writeOutput(out Output, fn func(io.Writer) error) error {
 	return writeFile(out.Dest, fn)
 }
 
-// writeFile writes an output file through fsutil.WriteFileAtomicFunc, so a
+// writeFile writes an output file through fsutil.ReplaceFileFunc, so a
 // failed export never leaves a truncated file; outputs are world-readable.
 func writeFile(path string, fn func(io.Writer) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomicFunc(path, 0o644, fn)
+	return fsutil.ReplaceFileFunc(path, 0o644, fn)
 }

@@ -21,6 +21,21 @@ func WriteFileAtomic(path string, perm os.FileMode, data []byte) error {
 // synced, given mode perm and renamed over path; then the directory is
 // synced. When write fails nothing changes and the temp file is removed.
 func WriteFileAtomicFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
+	return writeAtomic(path, perm, write, true)
+}
+
+// ReplaceFileFunc is WriteFileAtomicFunc without the syncs, for the files
+// a build hands to the user (an OCI or docker tarball, metadata): readers
+// still see the old file or the whole new one and a failure leaves
+// nothing, but making them durable is left to the kernel's writeback, as
+// cp, tar and docker save leave it. The state root's own files keep
+// WriteFileAtomicFunc: its records must survive a crash. Syncing a 160 MB
+// tarball would wait for the disk to write all of it.
+func ReplaceFileFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
+	return writeAtomic(path, perm, write, false)
+}
+
+func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
@@ -28,7 +43,7 @@ func WriteFileAtomicFunc(path string, perm os.FileMode, write func(io.Writer) er
 	}
 	defer os.Remove(f.Name()) // a no-op after the rename
 	err = write(f)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -42,6 +57,9 @@ func WriteFileAtomicFunc(path string, perm os.FileMode, write func(io.Writer) er
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if !durable {
+		return nil
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
