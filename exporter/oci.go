@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -263,10 +264,8 @@ func copyBlob(ctx context.Context, tw io.Writer, img *Image, b blobEntry) error 
 		return fmt.Errorf("layer %s: stored blob has %d bytes, the image says %d", d, fi.Size(), b.size)
 	}
 	v := d.Verifier()
-	// A large buffer: a layer of 160 MB takes 160 reads and writes, not
-	// 5,000.
-	buf := make([]byte, min(b.size+1, 1<<20))
-	if _, err := io.CopyBuffer(io.MultiWriter(tw, v), cache.ContextReader(ctx, f), buf); err != nil {
+	// 1 MiB chunks, hashed while the next is copied.
+	if _, err := digestutil.CopyHashing(tw, cache.ContextReader(ctx, f), v); err != nil {
 		return fmt.Errorf("layer %s: %w", d, err)
 	}
 	if !v.Verified() {
