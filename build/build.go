@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/builderdev/builder/cache"
@@ -331,6 +332,11 @@ func withLabels(labels, extra map[string]string) map[string]string {
 func convertAll(ctx context.Context, r solver.Reporter, platforms []llb.Platform, opt dockerfile.Options) ([]*dockerfile.Result, error) {
 	out := make([]*dockerfile.Result, len(platforms))
 	err := step(r, "[internal] load build definition from "+opt.Filename, func() error {
+		// The platforms are converted at once: each waits on the
+		// registry for its base images. The first platform's error, in
+		// --platform order, is the one reported.
+		errs := make([]error, len(platforms))
+		var wg sync.WaitGroup
 		for i, p := range platforms {
 			o := opt
 			o.Platform = p
@@ -338,11 +344,17 @@ func convertAll(ctx context.Context, r solver.Reporter, platforms []llb.Platform
 			if i > 0 {
 				o.Warn = nil
 			}
-			res, err := dockerfile.Convert(ctx, o)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out[i], errs[i] = dockerfile.Convert(ctx, o)
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
 			if err != nil {
 				return err
 			}
-			out[i] = res
 		}
 		return nil
 	})
