@@ -133,6 +133,9 @@ func openStore(root string, drv driver) (*store, error) {
 			return nil, fmt.Errorf("creating snapshot dir %s: %w", d, err)
 		}
 	}
+	// Each snapshot is a tree of its own: spread them over the disk (see
+	// fsutil.MarkTopDir).
+	fsutil.MarkTopDir(filepath.Join(root, "snapshots"))
 	// The driver of a root is fixed at first use. Without a readable
 	// driver file the snapshots' format is unknown: they are dropped.
 	df := filepath.Join(root, "driver")
