@@ -325,11 +325,21 @@ func TestBlobVerify(t *testing.T) {
 	if err := s.Verify(d, n+1); err == nil || errors.Is(err, ErrCorrupt) {
 		t.Errorf("wrong expected size: %v, want a size error that is not ErrCorrupt", err)
 	}
+	fi, err := os.Stat(s.Path(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Stamped(d, fi) {
+		t.Error("a blob just stored is not stamped as verified")
+	}
 	// Same size, other bytes: only a hash tells.
 	p := s.Path(d)
 	os.Chmod(p, 0o600)
 	if err := os.WriteFile(p, []byte("hellO blob"), 0o444); err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || s.Stamped(d, fi) {
+		t.Errorf("a rewritten blob is still stamped as verified (%v)", err)
 	}
 	if err := s.Verify(d, n); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("corrupt blob: %v, want ErrCorrupt", err)
