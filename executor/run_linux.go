@@ -303,7 +303,7 @@ func (e *Executor) start(spec Spec, cfg *initConfig, limits cgroups.Limits, id s
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{initArg0},
-		Env:        []string{"GOMAXPROCS=1"},
+		Env:        []string{"GOMAXPROCS=1", "BUILDER_DBG=" + os.Getenv("BUILDER_DBG")},
 		Dir:        "/",
 		Stdin:      spec.Stdin,
 		Stdout:     spec.Stdout,
@@ -319,19 +319,38 @@ func (e *Executor) start(spec Spec, cfg *initConfig, limits cgroups.Limits, id s
 		// only bounds waiting for a Stdin reader that never returns.
 		WaitDelay: time.Second,
 	}
-	err = cmd.Start()
+	// The cgroup is made first and the init born in it (see
+	// cgroups.StartIn); the init blocks on the sync pipe meanwhile.
+	cg, err := e.newCgroup(spec, limits, id, filepath.Dir(cfg.Root))
+	if err == nil {
+		startInit := func() (int, error) {
+			if err := cmd.Start(); err != nil {
+				return 0, err
+			}
+			return cmd.Process.Pid, nil
+		}
+		if cg != nil {
+			err = cg.StartIn(startInit)
+		} else {
+			_, err = startInit()
+		}
+	}
 	cfgR.Close()
 	syncR.Close()
 	statW.Close()
-	if err != nil {
+	if cmd.Process == nil {
 		syncW.Close()
 		statR.Close()
+		if cg != nil {
+			_ = cg.Destroy()
+		}
 		return nil, fmt.Errorf("starting sandbox: %w", err)
 	}
-	sb := &sandbox{cmd: cmd, waitCh: make(chan error, 1), statusCh: make(chan initStatus, 1), syncW: syncW, statR: statR}
+	sb := &sandbox{cmd: cmd, cg: cg, waitCh: make(chan error, 1), statusCh: make(chan initStatus, 1), syncW: syncW, statR: statR}
 	go func() { sb.waitCh <- cmd.Wait() }()
 	go sb.readStatus()
-	if err := e.placeInCgroup(sb, spec, limits, id, filepath.Dir(cfg.Root)); err != nil {
+	if err != nil {
+		// Started but not placed in its cgroup (v2's Apply failed).
 		sb.abort()
 		return nil, err
 	}
@@ -348,15 +367,15 @@ func (e *Executor) start(spec Spec, cfg *initConfig, limits cgroups.Limits, id s
 	return sb, nil
 }
 
-// placeInCgroup makes the sandbox's cgroup with the limits and moves the
-// init into it. Without cgroups (rootless without delegation) there is
-// none: the pid namespace still takes every process down with the init.
+// newCgroup makes the sandbox's cgroup with the limits, or returns nil
+// without cgroups (rootless without delegation): the pid namespace still
+// takes every process down with the init.
 //
 // The cgroup's directories are recorded in runDir at once, so that the
 // next builder can remove them should this one be killed (see Recover).
-func (e *Executor) placeInCgroup(sb *sandbox, spec Spec, limits cgroups.Limits, id, runDir string) error {
+func (e *Executor) newCgroup(spec Spec, limits cgroups.Limits, id, runDir string) (*cgroups.Cgroup, error) {
 	if e.cgroupErr != nil {
-		return nil
+		return nil, nil
 	}
 	parent := spec.CgroupParent
 	if parent == "" {
@@ -364,16 +383,17 @@ func (e *Executor) placeInCgroup(sb *sandbox, spec Spec, limits cgroups.Limits, 
 	}
 	cg, err := cgroups.New(parent, "builder-"+id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sb.cg = cg
 	if err := cg.Set(limits); err != nil {
-		return fmt.Errorf("setting limits: %w", err)
+		_ = cg.Destroy()
+		return nil, fmt.Errorf("setting limits: %w", err)
 	}
 	if err := recordCgroup(runDir, cg); err != nil {
-		return err
+		_ = cg.Destroy()
+		return nil, err
 	}
-	return cg.Apply(sb.cmd.Process.Pid)
+	return cg, nil
 }
 
 // readStatus reads the init's final status report.

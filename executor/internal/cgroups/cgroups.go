@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,6 +124,9 @@ type Cgroup struct {
 	// parents are intermediate directories New created (for CgroupParent),
 	// deepest first; Destroy removes them when they are empty.
 	parents []string
+	// homes maps each v1 directory to the group of the builder in the
+	// same hierarchy, where StartIn's thread returns.
+	homes map[string]string
 
 	sampleOnce sync.Once
 	stop       chan struct{}
@@ -270,7 +275,7 @@ func newV1(parent, name string) (*Cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cgroup{version: V1, dirs: map[string]string{}}
+	c := &Cgroup{version: V1, dirs: map[string]string{}, homes: map[string]string{}}
 	seen := map[string]bool{}
 	for _, m := range mounts {
 		p, ok := own[m.controllers[0]]
@@ -285,6 +290,7 @@ func newV1(parent, name string) (*Cgroup, error) {
 		}
 		base := filepath.Join(m.mountpoint, rel)
 		dir := filepath.Join(base, parent, name)
+		c.homes[dir] = base
 		if !seen[dir] {
 			seen[dir] = true
 			if err := c.mkdir(base, filepath.Join(base, parent), dir, m.controllers); err != nil {
@@ -472,6 +478,92 @@ func (c *Cgroup) Apply(pid int) error {
 		}
 	}
 	c.startPidsSampler()
+	return nil
+}
+
+// StartIn calls start, which starts one process, on an OS thread that has
+// joined the group for the moment, so that the process is born in it. It
+// is the v1 way to what CLONE_INTO_CGROUP does on v2: moving a process in
+// with Apply takes the kernel's global threadgroup lock for writing, which
+// waits for an RCU grace period (10-15 ms here, on every RUN that did not
+// start right after another), while a thread moving itself ("0" written
+// to a tasks file) does not take it. The thread then moves back to the
+// builder's groups, or is discarded if it cannot. On v2 it is start
+// followed by Apply.
+func (c *Cgroup) StartIn(start func() (pid int, err error)) error {
+	if c.version == V2 {
+		pid, err := start()
+		if err != nil {
+			return err
+		}
+		return c.Apply(pid)
+	}
+	done := make(chan error, 1)
+	var run func()
+	run = func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread is never terminated, only parked: keep
+			// it out of the group and use another one.
+			finished := make(chan struct{})
+			go func() { run(); close(finished) }()
+			<-finished
+			runtime.UnlockOSThread()
+			return
+		}
+		home, err := c.startInLocked(start)
+		if home {
+			runtime.UnlockOSThread()
+		}
+		// Otherwise the thread ends with this goroutine.
+		done <- err
+	}
+	go run()
+	return <-done
+}
+
+// startInLocked moves the calling (locked) thread into every hierarchy's
+// group, calls start there and moves the thread back. home says whether
+// the thread is back in the builder's groups.
+func (c *Cgroup) startInLocked(start func() (int, error)) (home bool, err error) {
+	var joined []string
+	defer func() {
+		for _, d := range joined {
+			if joinThread(c.homes[d]) != nil {
+				return
+			}
+		}
+		home = true
+	}()
+	for _, d := range c.dirs {
+		if slices.Contains(joined, d) {
+			continue
+		}
+		if _, ok := c.homes[d]; !ok {
+			return false, fmt.Errorf("cgroup %s: no group to return to", d)
+		}
+		if err := joinThread(d); err != nil {
+			return false, err
+		}
+		joined = append(joined, d)
+	}
+	if _, err := start(); err != nil {
+		return false, err
+	}
+	c.startPidsSampler()
+	return false, nil
+}
+
+// joinThread moves the calling thread into the v1 group dir.
+func joinThread(dir string) error {
+	fd, err := unix.Open(filepath.Join(dir, "tasks"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("joining cgroup %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte("0")); err != nil {
+		return fmt.Errorf("joining cgroup %s: %w", dir, err)
+	}
 	return nil
 }
 
