@@ -66,8 +66,14 @@ func TestTty(t *testing.T) {
 				}
 				close(copied)
 			}()
-			if tt.input != "" || tt.resize != nil {
+			// The helper below uses m: it is done before m is closed.
+			helped := make(chan struct{})
+			defer func() { <-helped }()
+			if tt.input == "" && tt.resize == nil {
+				close(helped)
+			} else {
 				go func() {
+					defer close(helped)
 					for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 						mu.Lock()
 						ready := strings.Contains(out.String(), "ready")
