@@ -41,8 +41,13 @@ type metaFile struct {
 	Kind    string    `json:"kind"`
 	Created time.Time `json:"created"`
 	// Owner is the lease of the process an active snapshot or view
-	// belongs to (committed snapshots belong to no one).
+	// belongs to, and of the process that committed a snapshot not yet
+	// synced (committed and synced snapshots belong to no one).
 	Owner string `json:"owner,omitempty"`
+	// Unsynced marks a committed snapshot whose files may not be on the
+	// disk yet: after a crash (its owner dead) it is dropped, see
+	// syncLoop.
+	Unsynced bool `json:"unsynced,omitempty"`
 }
 
 // snap is the in-memory record of one snapshot.
@@ -55,6 +60,7 @@ type snap struct {
 	dir     string // <root>/snapshots/<id>
 
 	ready    bool // false while being created
+	unsynced bool // committed, its files not yet synced (see syncLoop)
 	adopted  bool // an active snapshot or view found on disk, not made here
 	children int  // snapshots (any kind, ready or not) with this parent
 	users    int  // running Diff/Apply/create on this snapshot
@@ -109,6 +115,13 @@ type store struct {
 	byName   map[string]*snap
 	byID     map[string]*snap
 	closed   bool
+
+	// The committed snapshots waiting for the background sync, and
+	// whether syncLoop runs (see enqueueSync).
+	syncMu    sync.Mutex
+	syncQueue []*snap
+	syncing   bool
+	synced    *sync.Cond
 }
 
 func validName(n string) error {
@@ -164,6 +177,7 @@ func openStore(root string, drv driver) (*store, error) {
 	}
 	st := &store{root: root, owner: owner, leaseDir: leaseDir, lockf: lockf, drv: drv,
 		byName: map[string]*snap{}, byID: map[string]*snap{}}
+	st.synced = sync.NewCond(&st.syncMu)
 	if err := st.lockFile(); err != nil {
 		lockf.Close()
 		return nil, err
@@ -292,7 +306,10 @@ func (st *store) recoverLocked() ([]string, error) {
 			toTrash(filepath.Join(dir, id), id)
 			continue
 		}
-		if m.Kind != KindCommitted.String() && (m.Owner == "" || !fsutil.LeaseLive(st.leaseDir, m.Owner)) {
+		// Active snapshots and views of dead processes, and what a dead
+		// process committed but never synced: after a crash its files
+		// may be incomplete.
+		if (m.Kind != KindCommitted.String() || m.Unsynced) && (m.Owner == "" || !fsutil.LeaseLive(st.leaseDir, m.Owner)) {
 			toTrash(filepath.Join(dir, id), id)
 			continue
 		}
@@ -434,16 +451,27 @@ func (st *store) newID() (string, error) {
 		if _, err := os.Lstat(filepath.Join(st.root, "snapshots", id)); err == nil {
 			continue // a damaged counter: never reuse an id
 		}
-		if err := fsutil.WriteFileAtomic(p, 0o600, []byte(strconv.Itoa(n)+"\n")); err != nil {
+		// Not synced: ids only need to differ among the snapshots that
+		// exist (the loop above skips those), and a crash that loses
+		// the counter also ends every process that knew the old ids.
+		if err := fsutil.ReplaceFileFunc(p, 0o600, func(w io.Writer) error {
+			_, err := io.WriteString(w, strconv.Itoa(n)+"\n")
+			return err
+		}); err != nil {
 			return "", err
 		}
 		return id, nil
 	}
 }
 
-func (st *store) writeMeta(s *snap) error {
-	m := metaFile{ID: s.id, Name: s.name, Kind: s.kind.String(), Created: s.created}
-	if s.kind != KindCommitted {
+// writeMeta writes the metadata of s. It is not synced: what a crash
+// could lose of it is an active snapshot or view (dropped at recovery
+// anyway) or the commit of a snapshot not synced yet (dropped as well),
+// never the only record of something kept. durable syncs it, for the
+// metadata that marks a snapshot synced.
+func (st *store) writeMeta(s *snap, durable bool) error {
+	m := metaFile{ID: s.id, Name: s.name, Kind: s.kind.String(), Created: s.created, Unsynced: s.unsynced}
+	if s.kind != KindCommitted || s.unsynced {
 		m.Owner = st.owner
 	}
 	if s.parent != nil {
@@ -453,7 +481,83 @@ func (st *store) writeMeta(s *snap) error {
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(s.dir, "meta.json"), 0o600, fsutil.Seal(b))
+	p := filepath.Join(s.dir, "meta.json")
+	if durable {
+		return fsutil.WriteFileAtomic(p, 0o600, fsutil.Seal(b))
+	}
+	return fsutil.ReplaceFileFunc(p, 0o600, func(w io.Writer) error {
+		_, err := w.Write(fsutil.Seal(b))
+		return err
+	})
+}
+
+// enqueueSync has syncLoop sync committed snapshot s. st.mu is held.
+func (st *store) enqueueSync(s *snap) {
+	st.syncMu.Lock()
+	defer st.syncMu.Unlock()
+	st.syncQueue = append(st.syncQueue, s)
+	if !st.syncing {
+		st.syncing = true
+		go st.syncLoop()
+	}
+}
+
+// syncLoop makes committed snapshots durable off the build's path: one
+// syncfs of the snapshot filesystem for every batch of commits (the
+// files of all of them, written without a sync each), then each one's
+// metadata rewritten without the unsynced mark and synced. Until then a
+// crash drops them (see recoverLocked); a result recorded meanwhile finds
+// its snapshot gone and runs again. Commits that arrive during a syncfs
+// form the next batch. It ends when the queue is empty.
+func (st *store) syncLoop() {
+	for {
+		st.syncMu.Lock()
+		batch := st.syncQueue
+		st.syncQueue = nil
+		if len(batch) == 0 {
+			st.syncing = false
+			st.synced.Broadcast()
+			st.syncMu.Unlock()
+			return
+		}
+		st.syncMu.Unlock()
+		if syncFS(st.root) != nil {
+			continue // they stay unsynced: dropped after a crash only
+		}
+		for _, s := range batch {
+			st.mu.Lock()
+			ok := st.byID[s.id] == s && s.kind == KindCommitted && s.unsynced
+			if ok {
+				s.unsynced = false
+			}
+			st.mu.Unlock()
+			if ok && st.writeMeta(s, true) != nil {
+				st.mu.Lock()
+				s.unsynced = true
+				st.mu.Unlock()
+			}
+		}
+	}
+}
+
+// waitSynced returns when every snapshot committed so far is synced (or
+// its sync failed).
+func (st *store) waitSynced() {
+	st.syncMu.Lock()
+	for st.syncing {
+		st.synced.Wait()
+	}
+	st.syncMu.Unlock()
+}
+
+// syncFS writes out the dirty data of the filesystem holding dir.
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
 }
 
 func chainOf(s *snap) []*snap {
@@ -580,7 +684,7 @@ func (st *store) createLocked(key string, p *snap, kind Kind) (*snap, error) {
 				return err
 			}
 		}
-		return st.writeMeta(s)
+		return st.writeMeta(s, false)
 	}()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -644,13 +748,14 @@ func (st *store) Commit(ctx context.Context, name, key string) error {
 		return fmt.Errorf("committing %q as %q: %w", key, name, ErrAlreadyExists)
 	}
 	old := *s
-	s.name, s.kind = name, KindCommitted
-	if err := st.writeMeta(s); err != nil {
-		s.name, s.kind = old.name, old.kind
+	s.name, s.kind, s.unsynced = name, KindCommitted, true
+	if err := st.writeMeta(s, false); err != nil {
+		s.name, s.kind, s.unsynced = old.name, old.kind, old.unsynced
 		return fmt.Errorf("committing %q as %q: %w", key, name, err)
 	}
 	delete(st.byName, key)
 	st.byName[name] = s
+	st.enqueueSync(s)
 	return nil
 }
 
@@ -786,6 +891,8 @@ func (st *store) Usage(ctx context.Context, key string) (int64, error) {
 }
 
 func (st *store) Close() error {
+	// What was committed stays only once it is synced.
+	st.waitSynced()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
