@@ -1,13 +1,14 @@
 package cache
 
 import (
-	"compress/gzip"
+	"bufio"
 	"fmt"
 	"io"
 
 	"github.com/builderdev/builder/internal/digestutil"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -54,7 +55,9 @@ func (x *storeLayer) Uncompressed() (io.ReadCloser, error) {
 	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
 		return f, nil
 	case types.OCILayer, types.DockerLayer, types.DockerForeignLayer, types.OCIRestrictedLayer:
-		zr, err := gzip.NewReader(f)
+		// klauspost's inflater is about twice as fast as the standard
+		// library's on layer data; 64 KiB reads instead of 4 KiB.
+		zr, err := gzip.NewReader(bufio.NewReaderSize(f, 64<<10))
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("layer %s: %w", x.l.Digest, err)
