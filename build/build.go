@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/builderdev/builder/snapshot"
 	"strconv"
 	"sync"
 	"time"
@@ -48,25 +49,29 @@ func New(root *state.Root, reg *registry.Client) (*Builder, error) {
 
 // parts are the pieces of the root a build uses.
 type parts struct {
-	worker *ops.Worker
-	src    imageBackend
-	cache  *cache.Store
-	runner ops.Runner
+	worker    *ops.Worker
+	snapshots snapshot.Snapshotter
+	src       imageBackend
+	cache     *cache.Store
+	runner    ops.Runner
 	// warning is why RUN steps have no limits (rootless without cgroup
 	// delegation), "" when they have.
 	warning string
 }
 
 // open gets the root's parts for req.
-func (b *Builder) open(req Request, locals map[string]ops.LocalDir, r Reporter) (*parts, error) {
+func (b *Builder) open(req Request, locals map[string]ops.LocalDir, r Reporter) (_ *parts, err error) {
 	store, err := b.root.Cache()
 	if err != nil {
 		return nil, err
 	}
-	sn, err := b.root.Snapshots()
-	if err != nil {
-		return nil, err
-	}
+	// Opened while the Dockerfile is converted (see SnapshotsLater).
+	sn := b.root.SnapshotsLater()
+	defer func() {
+		if err != nil {
+			snapshot.WaitOpened(sn)
+		}
+	}()
 	hasher, err := b.root.FileHashes()
 	if err != nil {
 		return nil, err
@@ -76,7 +81,7 @@ func (b *Builder) open(req Request, locals map[string]ops.LocalDir, r Reporter) 
 			return nil, err
 		}
 	}
-	p := &parts{cache: store}
+	p := &parts{cache: store, snapshots: sn}
 	if ex, err := b.root.Executor(); err != nil {
 		// Without the privileges for sandboxes a build without RUN still
 		// works; a RUN fails with why.
@@ -135,6 +140,8 @@ func (b *Builder) Build(ctx context.Context, req Request, r Reporter) (*Result, 
 	if err != nil {
 		return nil, err
 	}
+	// The root's owner may close it once Build returns.
+	defer snapshot.WaitOpened(p.snapshots)
 	if err := b.root.RecoveryError(); err != nil {
 		col.Warn(0, fmt.Sprintf("cleaning up after killed builds: %v", err))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/executor"
@@ -51,8 +52,11 @@ type Root struct {
 	dir    string
 	unlock func()
 
-	cache      *cache.Store
-	blobs      *cache.BlobStore
+	cache *cache.Store
+	blobs *cache.BlobStore
+	// snapMu guards snapshots: a build opens them in the background
+	// (see SnapshotsLater).
+	snapMu     sync.Mutex
 	snapshots  snapshot.Snapshotter
 	exec       *executor.Executor
 	images     *imagestore.Store
@@ -192,6 +196,8 @@ func (r *Root) FileHashes() (*cache.FileHashCache, error) {
 
 // Snapshots returns the snapshotter (ROOT/snapshots).
 func (r *Root) Snapshots() (snapshot.Snapshotter, error) {
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
 	if r.snapshots == nil {
 		sn, err := snapshot.New(r.path("snapshots"))
 		if err != nil {
@@ -200,6 +206,14 @@ func (r *Root) Snapshots() (snapshot.Snapshotter, error) {
 		r.snapshots = sn
 	}
 	return r.snapshots, nil
+}
+
+// SnapshotsLater opens the snapshotter in the background and returns at
+// once one whose calls wait for it: opening a new root tests an overlay
+// mount (~20 ms), which a build can spend converting its Dockerfile and
+// asking the registry about its base images.
+func (r *Root) SnapshotsLater() snapshot.Snapshotter {
+	return snapshot.Later(r.Snapshots)
 }
 
 // Executor returns the executor, with its scratch space in ROOT/executor.
@@ -266,9 +280,11 @@ func (r *Root) Close() error {
 	if r.hashes != nil {
 		errs = append(errs, r.hashes.Save())
 	}
+	r.snapMu.Lock()
 	if r.snapshots != nil {
 		errs = append(errs, r.snapshots.Close())
 	}
+	r.snapMu.Unlock()
 	if r.cache != nil {
 		errs = append(errs, r.cache.Close())
 	}
