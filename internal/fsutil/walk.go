@@ -70,23 +70,17 @@ func ReadDirNames(dir string) ([]string, error) {
 }
 
 func (w *walker) dir(host, rel string) error {
-	names, err := ReadDirNames(host)
+	infos, err := ReadDirLstat(host)
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
+	for _, fi := range infos {
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}
+		name := fi.Name()
 		chost := filepath.Join(host, name)
 		crel := path.Join(rel, name)
-		fi, err := os.Lstat(chost)
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue
-			}
-			return err
-		}
 		keep, descend := true, true
 		if w.filter != nil {
 			keep, descend = w.filter(crel, fi)

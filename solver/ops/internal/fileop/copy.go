@@ -184,19 +184,13 @@ func statSource(s *source, spec, m string, follow bool) (copySource, error) {
 // directory host (rel in the source, comp in the copy) that keep lets
 // through; children that vanish meanwhile are skipped.
 func keptChildren(s *source, excl *fsutil.PatternMatcher, host, rel, comp string, fn func(chost, crel, ccomp string, cfi os.FileInfo) error) error {
-	names, err := fsutil.ReadDirNames(host)
+	infos, err := fsutil.ReadDirLstat(host)
 	if err != nil {
 		return err
 	}
-	for _, n := range names {
+	for _, cfi := range infos {
+		n := cfi.Name()
 		chost := filepath.Join(host, n)
-		cfi, err := os.Lstat(chost)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			return err
-		}
 		crel, ccomp := path.Join(rel, n), path.Join(comp, n)
 		if !keep(s, excl, crel, ccomp, cfi) {
 			continue
