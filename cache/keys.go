@@ -44,8 +44,9 @@ type keyEntry struct {
 // keyRecord. The in-memory map mirrors the file and is refreshed from it
 // (only the new bytes) before every lookup, so writes of another process are
 // seen. Writers hold an exclusive flock on a separate lock file, cut off a
-// torn last line, append one whole line and fsync. Compaction writes a new
-// log and renames it over the old one; readers notice the new inode.
+// torn last line and append one whole line (not synced: see append).
+// Compaction writes a new log and renames it over the old one; readers
+// notice the new inode.
 type keyStore struct {
 	path string
 	lock *os.File
@@ -227,10 +228,10 @@ func (k *keyStore) append(recs ...keyRecord) error {
 		if _, err := f.Seek(0, io.SeekEnd); err != nil {
 			return err
 		}
-		if _, err := f.Write(buf.Bytes()); err != nil {
-			return err
-		}
-		return f.Sync()
+		// Not synced: a line a crash loses or tears costs one cache
+		// entry (damaged lines are skipped), never the store.
+		_, err = f.Write(buf.Bytes())
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("key store %s: %w", k.path, err)

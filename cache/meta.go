@@ -3,6 +3,7 @@ package cache
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -69,7 +70,16 @@ func (m *MetaStore) Put(id string, v any) error {
 	if err != nil {
 		return fmt.Errorf("metadata %q: encoding: %w", id, err)
 	}
-	if err := fsutil.WriteFileAtomic(p, 0o600, fsutil.Seal(b)); err != nil {
+	// Renamed into place but not synced: a record a crash loses (or
+	// tears: the seal tells) is a cache miss, and one that survives
+	// without its snapshot finds it gone (snapshots count only once
+	// synced, see package snapshot). An fsync here cost a millisecond or
+	// more on every step's path.
+	sealed := fsutil.Seal(b)
+	if err := fsutil.ReplaceFileFunc(p, 0o600, func(w io.Writer) error {
+		_, err := w.Write(sealed)
+		return err
+	}); err != nil {
 		return fmt.Errorf("metadata %q: %w", id, err)
 	}
 	return nil
