@@ -6,18 +6,23 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
 //go:embed report.html.tmpl
 var pageTemplate string
 
-var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"bytes": humanBytes,
-	"secs":  humanSeconds,
-	"short": shortDigest,
-	"pct":   func(f float64) string { return fmt.Sprintf("%.3f%%", f) },
-}).Parse(pageTemplate))
+// page is parsed when a report is first written, not when the binary
+// starts: the binary is also every RUN's sandbox init.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"bytes": humanBytes,
+		"secs":  humanSeconds,
+		"short": shortDigest,
+		"pct":   func(f float64) string { return fmt.Sprintf("%.3f%%", f) },
+	}).Parse(pageTemplate))
+})
 
 // row is one step as the page shows it.
 type row struct {
@@ -115,7 +120,7 @@ func WriteHTML(w io.Writer, b *Build) error {
 			d.Layers = append(d.Layers, lr)
 		}
 	}
-	return page.Execute(w, d)
+	return page().Execute(w, d)
 }
 
 // ticks are about five round time marks along the timeline.
