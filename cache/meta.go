@@ -70,11 +70,11 @@ func (m *MetaStore) Put(id string, v any) error {
 	if err != nil {
 		return fmt.Errorf("metadata %q: encoding: %w", id, err)
 	}
-	// Renamed into place but not synced: a record a crash loses (or
-	// tears: the seal tells) is a cache miss, and one that survives
-	// without its snapshot finds it gone (snapshots count only once
-	// synced, see package snapshot). An fsync here cost a millisecond or
-	// more on every step's path.
+	// Renamed into place but not synced: a record a power loss loses
+	// (or tears: the seal tells) is a cache miss. Syncing it would not
+	// make the result safe from one either, since the snapshot it names
+	// is not synced (see package snapshot); the fsync cost a millisecond
+	// or more on every step's path.
 	sealed := fsutil.Seal(b)
 	if err := fsutil.ReplaceFileFunc(p, 0o600, func(w io.Writer) error {
 		_, err := w.Write(sealed)

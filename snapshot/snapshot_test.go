@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -577,74 +576,5 @@ func TestRecoveryRemovesOnlyTheDead(t *testing.T) {
 	}
 	if tr, _ := os.ReadDir(filepath.Join(root, "trash")); len(tr) != 0 {
 		t.Errorf("trash not emptied: %d entries", len(tr))
-	}
-}
-
-// TestCommitSyncsInBackground: a commit is marked unsynced (owned by its
-// process) until the background sync has run; a snapshot a dead process
-// committed but never synced is dropped at recovery, one whose process
-// lives is kept.
-func TestCommitSyncsInBackground(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	root := t.TempDir()
-	sn, err := NewNamed(root, "native")
-	if err != nil {
-		t.Fatal(err)
-	}
-	live, err := NewNamed(root, "native") // another process, alive
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.Close()
-	st := sn.(*store)
-	for _, name := range []string{"synced", "crashed", "alive"} {
-		if _, err := sn.Prepare(ctx, "k-"+name, ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := sn.Commit(ctx, name, "k-"+name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st.waitSynced()
-	readMeta := func(name string) (string, metaFile) {
-		t.Helper()
-		p := filepath.Join(st.byName[name].dir, "meta.json")
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ = fsutil.Unseal(b)
-		var m metaFile
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
-		}
-		return p, m
-	}
-	for _, name := range []string{"synced", "crashed", "alive"} {
-		if _, m := readMeta(name); m.Unsynced || m.Owner != "" {
-			t.Errorf("%s after the sync: unsynced %v, owner %q", name, m.Unsynced, m.Owner)
-		}
-	}
-	// As a crash before the sync would have left them.
-	for name, owner := range map[string]string{"crashed": "p1x0123456789ab", "alive": live.(*store).owner} {
-		p, m := readMeta(name)
-		m.Unsynced, m.Owner = true, owner
-		b, _ := json.Marshal(m)
-		if err := os.WriteFile(p, fsutil.Seal(b), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sn.Close()
-	sn, err = NewNamed(root, "native")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sn.Close()
-	var names []string
-	sn.Walk(ctx, func(in Info) error { names = append(names, in.Name); return nil })
-	sort.Strings(names)
-	if got := strings.Join(names, ","); got != "alive,synced" {
-		t.Errorf("after recovery: %s, want alive,synced", got)
 	}
 }
