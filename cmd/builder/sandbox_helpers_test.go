@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -25,23 +26,39 @@ func checkHostClean(t *testing.T, root string, cgBefore, procsBefore map[string]
 			t.Errorf("mount left under %s: %s", root, line)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var left []string
+	// The cgroups and processes that appeared during the test must go.
+	// Each is followed by name: another builder on the machine (a
+	// developer's, other tests') makes new ones all the time, which are
+	// not this test's leftovers; a leak stays until the deadline.
+	current := func() map[string]bool {
+		now := map[string]bool{}
 		for c := range sandboxCgroups() {
 			if !cgBefore[c] {
-				left = append(left, c)
+				now[c] = true
 			}
 		}
 		for p := range sandboxProcesses() {
 			if !procsBefore[p] {
-				left = append(left, "process "+p)
+				now["process "+p] = true
+			}
+		}
+		return now
+	}
+	watched := current()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		now := current()
+		var left []string
+		for e := range watched {
+			if now[e] {
+				left = append(left, e)
 			}
 		}
 		if len(left) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
+			sort.Strings(left)
 			t.Errorf("left behind: %v", left)
 			return
 		}
