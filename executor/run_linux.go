@@ -303,7 +303,7 @@ func (e *Executor) start(spec Spec, cfg *initConfig, limits cgroups.Limits, id s
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{initArg0},
-		Env:        []string{"GOMAXPROCS=1", "BUILDER_DBG=" + os.Getenv("BUILDER_DBG")},
+		Env:        []string{"GOMAXPROCS=1"},
 		Dir:        "/",
 		Stdin:      spec.Stdin,
 		Stdout:     spec.Stdout,
