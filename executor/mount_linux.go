@@ -136,15 +136,17 @@ func (r *rootfs) target(p string, dir bool) (string, error) {
 		if errors.Is(err, os.ErrExist) {
 			// Made meanwhile by another sandbox sharing this directory (a
 			// shared cache mount holding another mount's target): not
-			// ours to remove; check it as an existing one.
+			// ours to remove. It was not there when the path was
+			// resolved, so only what we would have made is taken (a
+			// symlink put there would move the mount).
 			fi, lerr := os.Lstat(cur)
 			switch {
 			case lerr != nil:
 				return "", fmt.Errorf("creating mount point %s: %w", s.path, lerr)
 			case s.isDir && !fi.IsDir():
 				return "", fmt.Errorf("mount target %s: %s is not a directory", p, s.path)
-			case !s.isDir && fi.IsDir():
-				return "", fmt.Errorf("mount target %s is a directory, the mount source is a file", p)
+			case !s.isDir && !fi.Mode().IsRegular():
+				return "", fmt.Errorf("mount target %s: %s is not a regular file", p, s.path)
 			}
 			continue
 		}
