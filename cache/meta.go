@@ -3,7 +3,6 @@ package cache
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -75,11 +74,7 @@ func (m *MetaStore) Put(id string, v any) error {
 	// make the result safe from one either, since the snapshot it names
 	// is not synced (see package snapshot); the fsync cost a millisecond
 	// or more on every step's path.
-	sealed := fsutil.Seal(b)
-	if err := fsutil.ReplaceFileFunc(p, 0o600, func(w io.Writer) error {
-		_, err := w.Write(sealed)
-		return err
-	}); err != nil {
+	if err := fsutil.ReplaceFile(p, 0o600, fsutil.Seal(b)); err != nil {
 		return fmt.Errorf("metadata %q: %w", id, err)
 	}
 	return nil

@@ -438,10 +438,7 @@ func (st *store) newID() (string, error) {
 		// the snapshots that exist (the loop above skips those), and a
 		// crash that loses the counter also ends every process that
 		// knew the old ids.
-		if err := fsutil.ReplaceFileFunc(p, 0o600, func(w io.Writer) error {
-			_, err := io.WriteString(w, strconv.Itoa(n)+"\n")
-			return err
-		}); err != nil {
+		if err := fsutil.ReplaceFile(p, 0o600, []byte(strconv.Itoa(n)+"\n")); err != nil {
 			return "", err
 		}
 		return id, nil
@@ -471,10 +468,7 @@ func (st *store) writeMeta(s *snap) error {
 	if err != nil {
 		return err
 	}
-	return fsutil.ReplaceFileFunc(filepath.Join(s.dir, "meta.json"), 0o600, func(w io.Writer) error {
-		_, err := w.Write(fsutil.Seal(b))
-		return err
-	})
+	return fsutil.ReplaceFile(filepath.Join(s.dir, "meta.json"), 0o600, fsutil.Seal(b))
 }
 
 func chainOf(s *snap) []*snap {

@@ -24,13 +24,22 @@ func WriteFileAtomicFunc(path string, perm os.FileMode, write func(io.Writer) er
 	return writeAtomic(path, perm, write, true)
 }
 
-// ReplaceFileFunc is WriteFileAtomicFunc without the syncs, for the files
-// a build hands to the user (an OCI or docker tarball, metadata): readers
-// still see the old file or the whole new one and a failure leaves
-// nothing, but making them durable is left to the kernel's writeback, as
-// cp, tar and docker save leave it. The state root's own files keep
-// WriteFileAtomicFunc: its records must survive a crash. Syncing a 160 MB
-// tarball would wait for the disk to write all of it.
+// ReplaceFile is ReplaceFileFunc writing data.
+func ReplaceFile(path string, perm os.FileMode, data []byte) error {
+	return ReplaceFileFunc(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// ReplaceFileFunc is WriteFileAtomicFunc without the syncs: readers still
+// see the old file or the whole new one and a failure leaves nothing, but
+// making it durable is left to the kernel's writeback, as cp, tar and
+// docker save leave it. It is for the files a build hands to the user (an
+// OCI or docker tarball: syncing 160 MB waits for the disk to write all of
+// it) and for the state root's files whose loss in a power cut is only a
+// cache miss (result records, snapshot metadata); the ones that must
+// survive one (blobs, the image store) keep WriteFileAtomicFunc.
 func ReplaceFileFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
 	return writeAtomic(path, perm, write, false)
 }
