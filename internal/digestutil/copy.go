@@ -6,9 +6,8 @@ import "io"
 const copyChunk = 1 << 20
 
 // CopyHashing copies src to dst and writes the same bytes to h (a hash or
-// a digest verifier, which never fail), with the
-// hashing of each chunk on another goroutine while the next chunk is read
-// and written: on two cores a large blob costs about the larger of the copy
+// a digest verifier, which never fail), hashing each chunk on another
+// goroutine while the next chunk is read and written: on two cores a large blob costs about the larger of the copy
 // and the hash, not their sum (sha256 of 160 MB is 80-100 ms). It returns
 // the bytes copied; h holds all of them once it returns, also on error.
 func CopyHashing(dst io.Writer, src io.Reader, h io.Writer) (int64, error) {
