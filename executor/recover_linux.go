@@ -67,11 +67,25 @@ func Recover(stateDir string) error {
 
 // recoverRunDir destroys the recorded cgroup of a dead run and removes the
 // run directory (never recursing into a rootfs that could be mounted).
+// A builder killed while it wrote the record leaves it under its temp
+// name (fsutil.WriteFileAtomic writes it with one write, then renames):
+// that one names the cgroup as well.
 func recoverRunDir(runDir string) error {
-	b, err := os.ReadFile(filepath.Join(runDir, cgroupRecord))
-	if err == nil {
+	records := []string{filepath.Join(runDir, cgroupRecord)}
+	if _, err := os.Lstat(records[0]); errors.Is(err, os.ErrNotExist) {
+		records, _ = filepath.Glob(filepath.Join(runDir, ".tmp-"+cgroupRecord+"-*"))
+	}
+	for _, p := range records {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
 		var rec cgroupFile
 		if err := json.Unmarshal(b, &rec); err != nil {
+			if filepath.Base(p) != cgroupRecord {
+				os.Remove(p) // a temp cut short: it names nothing
+				continue
+			}
 			return fmt.Errorf("cgroup record %s: %w", runDir, err)
 		}
 		cg, err := cgroups.Open(rec.Dirs, rec.Parents)
@@ -81,10 +95,8 @@ func recoverRunDir(runDir string) error {
 		if err := cg.Destroy(); err != nil {
 			return fmt.Errorf("removing the cgroup of a killed build: %w", err)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
+		os.Remove(p)
 	}
-	os.Remove(filepath.Join(runDir, cgroupRecord))
 	removeRunDir(runDir)
 	if _, err := os.Lstat(runDir); err == nil {
 		left, _ := os.ReadDir(runDir)

@@ -1,0 +1,53 @@
+package executor
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/builderdev/builder/executor/internal/cgroups"
+)
+
+// TestRecoverRecordCutShort: a builder killed between writing its cgroup
+// record and renaming it into place leaves the record under its temp
+// name; recovery still removes the cgroup and the run directory.
+func TestRecoverRecordCutShort(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for cgroups")
+	}
+	if _, err := cgroups.Detect(); err != nil {
+		t.Skip(err)
+	}
+	state := t.TempDir()
+	id := "0123456789abcdef"
+	cg, err := cgroups.New("", "builder-test-"+id)
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { _ = cg.Destroy() })
+	runDir := filepath.Join(state, "run-p1x0123456789ab-"+id) // a lease nobody holds
+	if err := os.Mkdir(runDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(cgroupFile{Dirs: cg.Dirs(), Parents: cg.Parents()})
+	if err := os.WriteFile(filepath.Join(runDir, ".tmp-"+cgroupRecord+"-42"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A second temp cut short names nothing and goes too.
+	if err := os.WriteFile(filepath.Join(runDir, ".tmp-"+cgroupRecord+"-43"), b[:len(b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Recover(state); err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	if _, err := os.Lstat(runDir); !os.IsNotExist(err) {
+		left, _ := os.ReadDir(runDir)
+		t.Errorf("run directory left (%v): %v", err, left)
+	}
+	for _, d := range cg.Dirs() {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s left (%v)", d, err)
+		}
+	}
+}
