@@ -14,9 +14,9 @@ import (
 
 // A run directory is named run-<lease>-<id> after the lease of the builder
 // process that made it (fsutil.OwnLease in STATE/leases). Its file
-// "cgroups" records the sandbox's cgroup directories from the moment they
-// exist, so that when the builder is killed (kill -9: no deferred clean-up
-// runs) the next executor on the same state directory can remove them.
+// "cgroups" records the sandbox's cgroup directories before they exist,
+// so that when the builder is killed (kill -9: no deferred clean-up runs)
+// the next executor on the same state directory can remove them.
 
 const cgroupRecord = "cgroups"
 
@@ -26,13 +26,14 @@ type cgroupFile struct {
 	Parents []string          `json:"parents,omitempty"`
 }
 
-// recordCgroup writes the directories of cg into runDir.
-func recordCgroup(runDir string, cg *cgroups.Cgroup) error {
-	b, err := json.Marshal(cgroupFile{Dirs: cg.Dirs(), Parents: cg.Parents()})
+// recordCgroup writes rec into runDir. It is not synced: cgroups do not
+// outlive a reboot, and what a killed process wrote is in the page cache.
+func recordCgroup(runDir string, rec cgroupFile) error {
+	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(runDir, cgroupRecord), 0o600, b)
+	return fsutil.ReplaceFile(filepath.Join(runDir, cgroupRecord), 0o600, b)
 }
 
 // Recover removes what killed builder processes left in the state
@@ -68,8 +69,8 @@ func Recover(stateDir string) error {
 // recoverRunDir destroys the recorded cgroup of a dead run and removes the
 // run directory (never recursing into a rootfs that could be mounted).
 // A builder killed while it wrote the record leaves it under its temp
-// name (fsutil.WriteFileAtomic writes it with one write, then renames):
-// that one names the cgroup as well.
+// name (fsutil.ReplaceFile writes it with one write, then renames): that
+// one names the cgroup as well.
 func recoverRunDir(runDir string) error {
 	records := []string{filepath.Join(runDir, cgroupRecord)}
 	if _, err := os.Lstat(records[0]); errors.Is(err, os.ErrNotExist) {

@@ -21,7 +21,7 @@ func TestRecoverRecordCutShort(t *testing.T) {
 	}
 	state := t.TempDir()
 	id := "0123456789abcdef"
-	cg, err := cgroups.New("", "builder-test-"+id)
+	cg, err := cgroups.New("", "builder-test-"+id, nil)
 	if err != nil {
 		t.Skip(err)
 	}
@@ -30,7 +30,7 @@ func TestRecoverRecordCutShort(t *testing.T) {
 	if err := os.Mkdir(runDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(cgroupFile{Dirs: cg.Dirs(), Parents: cg.Parents()})
+	b, _ := json.Marshal(cgroupFile{Dirs: cg.Dirs()})
 	if err := os.WriteFile(filepath.Join(runDir, ".tmp-"+cgroupRecord+"-42"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}

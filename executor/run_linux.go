@@ -78,7 +78,7 @@ func New(stateDir string) (*Executor, error) {
 // probeCgroup creates and removes a cgroup under the builder's own one:
 // a rootless builder can only do so with a delegated hierarchy.
 func probeCgroup() error {
-	cg, err := cgroups.New("", "builder-probe-"+randomID())
+	cg, err := cgroups.New("", "builder-probe-"+randomID(), nil)
 	if err != nil {
 		return err
 	}
@@ -371,8 +371,9 @@ func (e *Executor) start(spec Spec, cfg *initConfig, limits cgroups.Limits, id s
 // without cgroups (rootless without delegation): the pid namespace still
 // takes every process down with the init.
 //
-// The cgroup's directories are recorded in runDir at once, so that the
-// next builder can remove them should this one be killed (see Recover).
+// The cgroup's directories are recorded in runDir before they are made, so
+// that the next builder can remove them should this one be killed (see
+// Recover).
 func (e *Executor) newCgroup(spec Spec, limits cgroups.Limits, id, runDir string) (*cgroups.Cgroup, error) {
 	if e.cgroupErr != nil {
 		return nil, nil
@@ -381,17 +382,22 @@ func (e *Executor) newCgroup(spec Spec, limits cgroups.Limits, id, runDir string
 	if parent == "" {
 		parent = e.cgroupParent
 	}
-	cg, err := cgroups.New(parent, "builder-"+id)
+	cg, err := cgroups.New(parent, "builder-"+id, func(dirs map[string]string) error {
+		return recordCgroup(runDir, cgroupFile{Dirs: dirs})
+	})
 	if err != nil {
 		return nil, err
+	}
+	if parents := cg.Parents(); len(parents) > 0 {
+		// The intermediate groups of --cgroup-parent it made go too.
+		if err := recordCgroup(runDir, cgroupFile{Dirs: cg.Dirs(), Parents: parents}); err != nil {
+			_ = cg.Destroy()
+			return nil, err
+		}
 	}
 	if err := cg.Set(limits); err != nil {
 		_ = cg.Destroy()
 		return nil, fmt.Errorf("setting limits: %w", err)
-	}
-	if err := recordCgroup(runDir, cg); err != nil {
-		_ = cg.Destroy()
-		return nil, err
 	}
 	return cg, nil
 }

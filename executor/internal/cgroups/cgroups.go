@@ -136,19 +136,25 @@ type Cgroup struct {
 
 // New creates the group name under the calling process's own cgroup plus
 // parent (a relative path, "" for none), in every hierarchy on v1.
-func New(parent, name string) (*Cgroup, error) {
+// announce, when not nil, gets the group's directories (as Dirs returns
+// them) before any is made, so that a process killed while making them
+// has said where they are; New fails without making any when it fails.
+func New(parent, name string, announce func(dirs map[string]string) error) (*Cgroup, error) {
 	v, err := Detect()
 	if err != nil {
 		return nil, err
+	}
+	if announce == nil {
+		announce = func(map[string]string) error { return nil }
 	}
 	if v == V2 {
 		own, err := ownPaths()
 		if err != nil {
 			return nil, err
 		}
-		return newV2(DefaultMount, own[""], parent, name)
+		return newV2(DefaultMount, own[""], parent, name, announce)
 	}
-	return newV1(parent, name)
+	return newV1(parent, name, announce)
 }
 
 // Version is the hierarchy flavour of c.
@@ -263,7 +269,7 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-func newV1(parent, name string) (*Cgroup, error) {
+func newV1(parent, name string, announce func(map[string]string) error) (*Cgroup, error) {
 	if err := checkName(parent, name); err != nil {
 		return nil, err
 	}
@@ -276,7 +282,7 @@ func newV1(parent, name string) (*Cgroup, error) {
 		return nil, err
 	}
 	c := &Cgroup{version: V1, dirs: map[string]string{}, homes: map[string]string{}}
-	seen := map[string]bool{}
+	var made []v1Mount // the hierarchies, one per directory
 	for _, m := range mounts {
 		p, ok := own[m.controllers[0]]
 		if !ok {
@@ -290,13 +296,9 @@ func newV1(parent, name string) (*Cgroup, error) {
 		}
 		base := filepath.Join(m.mountpoint, rel)
 		dir := filepath.Join(base, parent, name)
-		c.homes[dir] = base
-		if !seen[dir] {
-			seen[dir] = true
-			if err := c.mkdir(base, filepath.Join(base, parent), dir, m.controllers); err != nil {
-				_ = c.Destroy()
-				return nil, err
-			}
+		if _, ok := c.homes[dir]; !ok {
+			c.homes[dir] = base
+			made = append(made, m)
 		}
 		for _, ctl := range m.controllers {
 			c.dirs[ctl] = dir
@@ -304,6 +306,17 @@ func newV1(parent, name string) (*Cgroup, error) {
 	}
 	if len(c.dirs) == 0 {
 		return nil, errors.New("no cgroup v1 controllers mounted")
+	}
+	if err := announce(c.Dirs()); err != nil {
+		return nil, err
+	}
+	for _, m := range made {
+		dir := c.dirs[m.controllers[0]]
+		base := c.homes[dir]
+		if err := c.mkdir(base, filepath.Join(base, parent), dir, m.controllers); err != nil {
+			_ = c.Destroy()
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -358,13 +371,16 @@ func (c *Cgroup) mkdir(base, parentDir, dir string, controllers []string) error 
 	return nil
 }
 
-func newV2(mount, own, parent, name string) (*Cgroup, error) {
+func newV2(mount, own, parent, name string, announce func(map[string]string) error) (*Cgroup, error) {
 	if err := checkName(parent, name); err != nil {
 		return nil, err
 	}
 	base := filepath.Join(mount, own)
 	dir := filepath.Join(base, parent, name)
 	c := &Cgroup{version: V2, dirs: map[string]string{"": dir}}
+	if err := announce(c.Dirs()); err != nil {
+		return nil, err
+	}
 	// Enable the controllers level by level. A level that holds processes
 	// cannot delegate ("no internal processes"); the group then simply
 	// runs without those controllers and Set reports limits it cannot

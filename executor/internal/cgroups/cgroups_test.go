@@ -116,7 +116,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("builder-test-%d", os.Getpid())
-	c, err := New("builder-test-parent", name)
+	c, err := New("builder-test-parent", name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestV2Unified(t *testing.T) {
 	if v, _ := Detect(); v == V2 {
 		m = DefaultMount
 	}
-	c, err := newV2(m, own[""], "builder-test-v2parent", fmt.Sprintf("builder-test-%d", os.Getpid()))
+	c, err := newV2(m, own[""], "builder-test-v2parent", fmt.Sprintf("builder-test-%d", os.Getpid()), func(map[string]string) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestStartIn(t *testing.T) {
 	if _, err := Detect(); err != nil {
 		t.Skip(err)
 	}
-	c, err := New("", fmt.Sprintf("builder-test-startin-%d", os.Getpid()))
+	c, err := New("", fmt.Sprintf("builder-test-startin-%d", os.Getpid()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,4 +361,49 @@ func uniqueDirs(c *Cgroup) map[string]bool {
 		m[d] = true
 	}
 	return m
+}
+
+// TestNewAnnouncesFirst: the directories are announced before any exists
+// (a process killed while making them has recorded them), and a failing
+// announcement makes none.
+func TestNewAnnouncesFirst(t *testing.T) {
+	requireRoot(t)
+	if _, err := Detect(); err != nil {
+		t.Skip(err)
+	}
+	name := fmt.Sprintf("builder-test-announce-%d", os.Getpid())
+	var announced map[string]string
+	c, err := New("", name, func(dirs map[string]string) error {
+		announced = dirs
+		for _, d := range dirs {
+			if _, err := os.Stat(d); !os.IsNotExist(err) {
+				t.Errorf("%s exists when announced (%v)", d, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Destroy() })
+	if !reflect.DeepEqual(announced, c.Dirs()) {
+		t.Errorf("announced %v, made %v", announced, c.Dirs())
+	}
+	for _, d := range c.Dirs() {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s not made: %v", d, err)
+		}
+	}
+
+	boom := fmt.Errorf("disk full")
+	var refused map[string]string
+	_, err = New("", name+"-refused", func(dirs map[string]string) error { refused = dirs; return boom })
+	if err != boom {
+		t.Fatalf("error %v, want the announcement's", err)
+	}
+	for _, d := range refused {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s made although the announcement failed (%v)", d, err)
+		}
+	}
 }
