@@ -86,6 +86,12 @@ type rootfs struct {
 func (r *rootfs) target(p string, dir bool) (string, error) {
 	host, err := fsutil.ResolveInRoot(r.root, p)
 	if err != nil {
+		// Not the host path: the rootfs is a directory of the state
+		// root the user never named.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		}
 		return "", fmt.Errorf("resolving mount target %s in rootfs: %w", p, err)
 	}
 	rel, err := filepath.Rel(r.root, host)
