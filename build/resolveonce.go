@@ -13,8 +13,9 @@ import (
 // stage FROM the same image, the frontend and then the worker all ask, and
 // without it each asks the registry again (a HEAD and a manifest GET per
 // stage). One answer for the whole build is also what keeps its stages on
-// one digest when the tag moves during the build. Failures are not kept:
-// the next caller asks again.
+// one digest when the tag moves during the build. A failure is shared with
+// the callers waiting for it (a stalled registry is waited for once), but
+// not kept: a later caller asks again.
 type resolveOnce struct {
 	next imageBackend
 
@@ -28,10 +29,13 @@ type resolveKey struct {
 }
 
 // resolveCall is one resolution, in flight until ready is closed.
+// cancelled says that it failed because its caller gave up, not the
+// registry: the callers waiting for it then ask again.
 type resolveCall struct {
-	ready chan struct{}
-	res   *registry.Resolved
-	err   error
+	ready     chan struct{}
+	res       *registry.Resolved
+	err       error
+	cancelled bool
 }
 
 func newResolveOnce(next imageBackend) *resolveOnce {
@@ -51,6 +55,7 @@ func (r *resolveOnce) Resolve(ctx context.Context, ref string, p llb.Platform) (
 			r.mu.Unlock()
 			c.res, c.err = r.next.Resolve(ctx, ref, p)
 			if c.err != nil {
+				c.cancelled = ctx.Err() != nil
 				r.mu.Lock()
 				delete(r.done, k)
 				r.mu.Unlock()
@@ -64,11 +69,10 @@ func (r *resolveOnce) Resolve(ctx context.Context, ref string, p llb.Platform) (
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if c.err == nil {
-			return c.res, nil
+		if !c.cancelled {
+			return c.res, c.err
 		}
-		// The call this one waited for failed, maybe only because its
-		// caller was cancelled: ask again.
+		// Its caller gave up, this one did not: ask again.
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

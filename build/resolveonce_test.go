@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/llb"
@@ -23,6 +24,9 @@ type countingBackend struct {
 func (c *countingBackend) Resolve(ctx context.Context, ref string, p llb.Platform) (*registry.Resolved, error) {
 	c.calls.Add(1)
 	<-c.release
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if c.fail.Load() {
 		return nil, errors.New("registry down")
 	}
@@ -98,5 +102,69 @@ func TestResolveOnceRetriesFailures(t *testing.T) {
 	}
 	if n := next.calls.Load(); n != 2 {
 		t.Errorf("calls = %d, want 2", n)
+	}
+}
+
+// TestResolveOnceSharesFailures: the callers waiting for a resolution that
+// fails get its error instead of asking again (a stalled registry is
+// waited for once); a caller that gives up does not fail the others.
+func TestResolveOnceSharesFailures(t *testing.T) {
+	t.Parallel()
+	next := &countingBackend{release: make(chan struct{})}
+	next.fail.Store(true)
+	r := newResolveOnce(next)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = r.Resolve(ctx, "reg/base:1", llb.Platform{})
+		}()
+	}
+	for next.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the others are waiting now
+	close(next.release)
+	wg.Wait()
+	for _, err := range errs {
+		if err == nil {
+			t.Error("a waiter got no error")
+		}
+	}
+	if n := next.calls.Load(); n != 1 {
+		t.Errorf("a failing registry was asked %d times, want 1", n)
+	}
+
+	// The owner gives up: a waiter that did not asks again and succeeds.
+	next2 := &countingBackend{release: make(chan struct{})}
+	r2 := newResolveOnce(next2)
+	gone, cancel := context.WithCancel(ctx)
+	ownerDone := make(chan error, 1)
+	go func() {
+		_, err := r2.Resolve(gone, "reg/base:1", llb.Platform{})
+		ownerDone <- err
+	}()
+	for next2.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	waiterDone := make(chan error, 1)
+	go func() {
+		_, err := r2.Resolve(ctx, "reg/base:1", llb.Platform{})
+		waiterDone <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	close(next2.release) // the owner's call returns; its ctx is done
+	if err := <-ownerDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("the owner got %v, want its cancellation", err)
+	}
+	if err := <-waiterDone; err != nil {
+		t.Errorf("the waiter failed with the owner's cancellation: %v", err)
+	}
+	if n := next2.calls.Load(); n != 2 {
+		t.Errorf("calls = %d, want 2 (the waiter asked again)", n)
 	}
 }
