@@ -57,12 +57,16 @@ func (c *collector) steps() []report.Step {
 		if s.Completed.IsZero() {
 			continue
 		}
-		m := report.Step{Name: s.Name, Digest: s.Digest.String(), Cached: s.Cached, Started: s.Started, Completed: s.Completed, CacheMiss: s.CacheMiss}
+		// The report keeps wall-clock times only: what it computes from
+		// them must come out the same when the page is made again from
+		// the metadata file, which has no monotonic readings.
+		started, completed := s.Started.Round(0), s.Completed.Round(0)
+		m := report.Step{Name: s.Name, Digest: s.Digest.String(), Cached: s.Cached, Started: started, Completed: completed, CacheMiss: s.CacheMiss}
 		for _, in := range s.Inputs {
 			m.Inputs = append(m.Inputs, in.String())
 		}
 		if !s.Started.IsZero() {
-			m.DurationSeconds = s.Completed.Sub(s.Started).Seconds()
+			m.DurationSeconds = completed.Sub(started).Seconds()
 		}
 		if s.Err != nil {
 			m.Error = s.Err.Error()
