@@ -64,10 +64,8 @@ func (r *resolveOnce) Resolve(ctx context.Context, ref string, p llb.Platform) (
 			return c.res, c.err
 		}
 		r.mu.Unlock()
-		select {
-		case <-c.ready:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := c.wait(ctx); err != nil {
+			return nil, err
 		}
 		if !c.cancelled {
 			return c.res, c.err
@@ -91,4 +89,23 @@ func (r *resolveOnce) ResolveImageConfig(ctx context.Context, ref string, p llb.
 // Pull implements ops.ImageSource.
 func (r *resolveOnce) Pull(ctx context.Context, res *registry.Resolved) ([]cache.Layer, error) {
 	return r.next.Pull(ctx, res)
+}
+
+// wait waits for c to be ready, or for ctx to be done. A failure shared
+// with the caller cancels its context as it arrives (the frontend's other
+// stages give up when one fails): when c is ready by then, its answer is
+// the answer, not the cancellation, so that every stage waiting for the
+// image reports its failure.
+func (c *resolveCall) wait(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+	}
+	select {
+	case <-c.ready:
+		return nil
+	default:
+		return ctx.Err()
+	}
 }

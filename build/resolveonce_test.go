@@ -168,3 +168,22 @@ func TestResolveOnceSharesFailures(t *testing.T) {
 		t.Errorf("calls = %d, want 2 (the waiter asked again)", n)
 	}
 }
+
+// TestResolveCallWaitPrefersAnswer: a caller whose context is cancelled
+// when the resolution it waits for is already over gets the resolution's
+// answer (its failure, shared) rather than its own cancellation.
+func TestResolveCallWaitPrefersAnswer(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := &resolveCall{ready: make(chan struct{}), err: errors.New("registry down")}
+	if err := c.wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("waiting for an unfinished call with a cancelled context: %v", err)
+	}
+	close(c.ready)
+	for range 100 {
+		if err := c.wait(ctx); err != nil {
+			t.Fatalf("waiting for a finished call with a cancelled context: %v, want its answer", err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -719,17 +720,37 @@ func reachable(target *stage) []*stage {
 	return out
 }
 
-// prefetch resolves the images of all needed stages concurrently.
+// prefetch resolves the images of all needed stages concurrently. When
+// some fail, the error is that of the first of them in the Dockerfile, not
+// of whichever failed first: a build reports the same line on every run,
+// as one that resolved its stages in order would.
 func (c *converter) prefetch(ctx context.Context, target *stage) error {
-	eg, ctx := errgroup.WithContext(ctx)
+	eg, gctx := errgroup.WithContext(ctx)
 	eg.SetLimit(8)
+	var stages []*stage
 	for _, s := range reachable(target) {
 		if s.base != nil || s.baseName == emptyImageName {
 			continue
 		}
-		eg.Go(func() error { return c.resolve(ctx, s) })
+		stages = append(stages, s)
+		eg.Go(func() error { return c.resolve(gctx, s) })
 	}
-	return eg.Wait()
+	err := eg.Wait()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	slices.SortFunc(stages, func(a, b *stage) int { return a.index - b.index })
+	for _, s := range stages {
+		if errors.Is(s.resolveErr, context.Canceled) {
+			// Cancelled by a later stage's failure: ask again, alone, to
+			// know whether this one fails too.
+			s.resolveErr = c.doResolve(ctx, s)
+		}
+		if s.resolveErr != nil {
+			return s.resolveErr
+		}
+	}
+	return err
 }
 
 func (c *converter) stagePlatform(s *stage) llb.Platform {
