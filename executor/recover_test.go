@@ -2,8 +2,11 @@ package executor
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/builderdev/builder/executor/internal/cgroups"
@@ -46,6 +49,45 @@ func TestRecoverRecordCutShort(t *testing.T) {
 		t.Errorf("run directory left (%v): %v", err, left)
 	}
 	for _, d := range cg.Dirs() {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s left (%v)", d, err)
+		}
+	}
+}
+
+// TestRecoverRemovesParents: the record a sandbox's cgroup announces
+// before it is made names the --cgroup-parent groups it makes too, so a
+// builder killed right after making them leaves nothing for recovery to
+// miss.
+func TestRecoverRemovesParents(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for cgroups")
+	}
+	if _, err := cgroups.Detect(); err != nil {
+		t.Skip(err)
+	}
+	state := t.TempDir()
+	id := "fedcba9876543210"
+	runDir := filepath.Join(state, "run-p1xfedcba98765432-"+id) // a lease nobody holds
+	if err := os.Mkdir(runDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	parent := fmt.Sprintf("recover-test-%d/ci", os.Getpid())
+	cg, err := cgroups.New(parent, "builder-test-"+id, func(dirs map[string]string, parents []string) error {
+		return recordCgroup(runDir, cgroupFile{Dirs: dirs, Parents: parents})
+	})
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { _ = cg.Destroy() })
+	if len(cg.Parents()) == 0 {
+		t.Fatalf("no parents made for %s", parent)
+	}
+	// Killed here: nothing else was written.
+	if err := Recover(state); err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	for _, d := range append(slices.Collect(maps.Values(cg.Dirs())), cg.Parents()...) {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("cgroup %s left (%v)", d, err)
 		}

@@ -382,18 +382,12 @@ func (e *Executor) newCgroup(spec Spec, limits cgroups.Limits, id, runDir string
 	if parent == "" {
 		parent = e.cgroupParent
 	}
-	cg, err := cgroups.New(parent, "builder-"+id, func(dirs map[string]string) error {
-		return recordCgroup(runDir, cgroupFile{Dirs: dirs})
+	// The intermediate groups of --cgroup-parent it makes go too.
+	cg, err := cgroups.New(parent, "builder-"+id, func(dirs map[string]string, parents []string) error {
+		return recordCgroup(runDir, cgroupFile{Dirs: dirs, Parents: parents})
 	})
 	if err != nil {
 		return nil, err
-	}
-	if parents := cg.Parents(); len(parents) > 0 {
-		// The intermediate groups of --cgroup-parent it made go too.
-		if err := recordCgroup(runDir, cgroupFile{Dirs: cg.Dirs(), Parents: parents}); err != nil {
-			_ = cg.Destroy()
-			return nil, err
-		}
 	}
 	if err := cg.Set(limits); err != nil {
 		_ = cg.Destroy()

@@ -121,8 +121,9 @@ type Cgroup struct {
 	version Version
 	// dirs maps controller -> directory (v1); on v2 the only key is "".
 	dirs map[string]string
-	// parents are intermediate directories New created (for CgroupParent),
-	// deepest first; Destroy removes them when they are empty.
+	// parents are the intermediate directories (for CgroupParent) that
+	// did not exist when New started, deepest first; Destroy removes them
+	// when they are empty.
 	parents []string
 	// homes maps each v1 directory to the group of the builder in the
 	// same hierarchy, where StartIn's thread returns.
@@ -134,18 +135,23 @@ type Cgroup struct {
 	pidsPeak   atomic.Uint64
 }
 
+// Announce is told a group's directories (as Dirs returns them) and the
+// intermediate directories of its parent path that do not exist yet (as
+// Parents returns them) before any is made.
+type Announce func(dirs map[string]string, parents []string) error
+
 // New creates the group name under the calling process's own cgroup plus
 // parent (a relative path, "" for none), in every hierarchy on v1.
-// announce, when not nil, gets the group's directories (as Dirs returns
-// them) before any is made, so that a process killed while making them
-// has said where they are; New fails without making any when it fails.
-func New(parent, name string, announce func(dirs map[string]string) error) (*Cgroup, error) {
+// announce, when not nil, is called before any directory is made, so that
+// a process killed while making them has said where they are, parents
+// included; New fails without making any when it fails.
+func New(parent, name string, announce Announce) (*Cgroup, error) {
 	v, err := Detect()
 	if err != nil {
 		return nil, err
 	}
 	if announce == nil {
-		announce = func(map[string]string) error { return nil }
+		announce = func(map[string]string, []string) error { return nil }
 	}
 	if v == V2 {
 		own, err := ownPaths()
@@ -269,7 +275,7 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-func newV1(parent, name string, announce func(map[string]string) error) (*Cgroup, error) {
+func newV1(parent, name string, announce Announce) (*Cgroup, error) {
 	if err := checkName(parent, name); err != nil {
 		return nil, err
 	}
@@ -307,13 +313,19 @@ func newV1(parent, name string, announce func(map[string]string) error) (*Cgroup
 	if len(c.dirs) == 0 {
 		return nil, errors.New("no cgroup v1 controllers mounted")
 	}
-	if err := announce(c.Dirs()); err != nil {
+	missing := map[string][]string{}
+	for _, m := range made {
+		base := c.homes[c.dirs[m.controllers[0]]]
+		missing[base] = missingBelow(base, filepath.Join(base, parent))
+		c.parents = append(slices.Clone(missing[base]), c.parents...)
+	}
+	if err := announce(c.Dirs(), c.Parents()); err != nil {
 		return nil, err
 	}
 	for _, m := range made {
 		dir := c.dirs[m.controllers[0]]
 		base := c.homes[dir]
-		if err := c.mkdir(base, filepath.Join(base, parent), dir, m.controllers); err != nil {
+		if err := c.mkdir(missing[base], dir, m.controllers); err != nil {
 			_ = c.Destroy()
 			return nil, err
 		}
@@ -321,17 +333,25 @@ func newV1(parent, name string, announce func(map[string]string) error) (*Cgroup
 	return c, nil
 }
 
-// mkdir creates dir and any missing parents below base, initialising
-// cpuset.cpus/mems of new cpuset groups from their parent (v1 leaves them
-// empty, which forbids joining).
-func (c *Cgroup) mkdir(base, parentDir, dir string, controllers []string) error {
+// missingBelow returns the directories below base, down to dir, that do
+// not exist, deepest first.
+func missingBelow(base, dir string) []string {
 	var missing []string
-	for p := parentDir; p != base && len(p) > len(base); p = filepath.Dir(p) {
+	for p := dir; p != base && len(p) > len(base); p = filepath.Dir(p) {
 		if _, err := os.Stat(p); err == nil {
 			break
 		}
-		missing = append([]string{p}, missing...)
+		missing = append(missing, p)
 	}
+	return missing
+}
+
+// mkdir creates the missing parents (deepest first) and dir, initialising
+// cpuset.cpus/mems of new cpuset groups from their parent (v1 leaves them
+// empty, which forbids joining).
+func (c *Cgroup) mkdir(missing []string, dir string, controllers []string) error {
+	missing = slices.Clone(missing)
+	slices.Reverse(missing)
 	isCpuset := false
 	for _, ctl := range controllers {
 		isCpuset = isCpuset || ctl == "cpuset"
@@ -348,9 +368,6 @@ func (c *Cgroup) mkdir(base, parentDir, dir string, controllers []string) error 
 		}
 		if err != nil {
 			return fmt.Errorf("creating cgroup %s: %w", d, err)
-		}
-		if d != dir {
-			c.parents = append([]string{d}, c.parents...)
 		}
 		if isCpuset {
 			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
@@ -371,14 +388,14 @@ func (c *Cgroup) mkdir(base, parentDir, dir string, controllers []string) error 
 	return nil
 }
 
-func newV2(mount, own, parent, name string, announce func(map[string]string) error) (*Cgroup, error) {
+func newV2(mount, own, parent, name string, announce Announce) (*Cgroup, error) {
 	if err := checkName(parent, name); err != nil {
 		return nil, err
 	}
 	base := filepath.Join(mount, own)
 	dir := filepath.Join(base, parent, name)
-	c := &Cgroup{version: V2, dirs: map[string]string{"": dir}}
-	if err := announce(c.Dirs()); err != nil {
+	c := &Cgroup{version: V2, dirs: map[string]string{"": dir}, parents: missingBelow(base, filepath.Join(base, parent))}
+	if err := announce(c.Dirs(), c.Parents()); err != nil {
 		return nil, err
 	}
 	// Enable the controllers level by level. A level that holds processes
@@ -399,7 +416,6 @@ func newV2(mount, own, parent, name string, announce func(map[string]string) err
 					_ = c.Destroy()
 					return nil, fmt.Errorf("creating cgroup %s: %w", l, err)
 				}
-				c.parents = append([]string{l}, c.parents...)
 			}
 		}
 		avail, _ := os.ReadFile(filepath.Join(l, "cgroup.controllers"))
@@ -1044,8 +1060,9 @@ func rmdir(d string, deadline time.Time) error {
 	}
 }
 
-// Parents returns the intermediate directories New created for the parent
-// path, deepest first.
+// Parents returns the intermediate directories of the parent path that
+// did not exist when New started (New made them, or a concurrent New
+// did), deepest first.
 func (c *Cgroup) Parents() []string { return append([]string(nil), c.parents...) }
 
 // Open returns the group whose directories Dirs and Parents gave (recorded

@@ -2,10 +2,12 @@ package cgroups
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,7 +238,7 @@ func TestV2Unified(t *testing.T) {
 	if v, _ := Detect(); v == V2 {
 		m = DefaultMount
 	}
-	c, err := newV2(m, own[""], "builder-test-v2parent", fmt.Sprintf("builder-test-%d", os.Getpid()), func(map[string]string) error { return nil })
+	c, err := newV2(m, own[""], "builder-test-v2parent", fmt.Sprintf("builder-test-%d", os.Getpid()), func(map[string]string, []string) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,19 +365,21 @@ func uniqueDirs(c *Cgroup) map[string]bool {
 	return m
 }
 
-// TestNewAnnouncesFirst: the directories are announced before any exists
-// (a process killed while making them has recorded them), and a failing
-// announcement makes none.
+// TestNewAnnouncesFirst: the directories, and the parent path's that do
+// not exist yet, are announced before any exists (a process killed while
+// making them has recorded them), and a failing announcement makes none.
 func TestNewAnnouncesFirst(t *testing.T) {
 	requireRoot(t)
 	if _, err := Detect(); err != nil {
 		t.Skip(err)
 	}
 	name := fmt.Sprintf("builder-test-announce-%d", os.Getpid())
+	parent := name + "-p/q"
 	var announced map[string]string
-	c, err := New("", name, func(dirs map[string]string) error {
-		announced = dirs
-		for _, d := range dirs {
+	var announcedParents []string
+	c, err := New(parent, name, func(dirs map[string]string, parents []string) error {
+		announced, announcedParents = dirs, parents
+		for _, d := range append(slices.Collect(maps.Values(dirs)), parents...) {
 			if _, err := os.Stat(d); !os.IsNotExist(err) {
 				t.Errorf("%s exists when announced (%v)", d, err)
 			}
@@ -389,19 +393,47 @@ func TestNewAnnouncesFirst(t *testing.T) {
 	if !reflect.DeepEqual(announced, c.Dirs()) {
 		t.Errorf("announced %v, made %v", announced, c.Dirs())
 	}
+	if !reflect.DeepEqual(announcedParents, c.Parents()) {
+		t.Errorf("announced parents %v, Parents %v", announcedParents, c.Parents())
+	}
+	want := map[string]bool{}
 	for _, d := range c.Dirs() {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("%s not made: %v", d, err)
+		}
+		// Both levels of the parent path, deepest first.
+		q, p := filepath.Dir(d), filepath.Dir(filepath.Dir(d))
+		if i, j := slices.Index(announcedParents, q), slices.Index(announcedParents, p); i < 0 || j < 0 || i > j {
+			t.Errorf("parents %v, want %s before %s", announcedParents, q, p)
+		}
+		want[q], want[p] = true, true
+	}
+	if len(announcedParents) != len(want) {
+		t.Errorf("parents %v, want %d", announcedParents, len(want))
+	}
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range announcedParents {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("parent %s left by Destroy (%v)", p, err)
 		}
 	}
 
 	boom := fmt.Errorf("disk full")
 	var refused map[string]string
-	_, err = New("", name+"-refused", func(dirs map[string]string) error { refused = dirs; return boom })
+	var refusedParents []string
+	_, err = New(parent, name+"-refused", func(dirs map[string]string, parents []string) error {
+		refused, refusedParents = dirs, parents
+		return boom
+	})
 	if err != boom {
 		t.Fatalf("error %v, want the announcement's", err)
 	}
-	for _, d := range refused {
+	if len(refusedParents) == 0 {
+		t.Error("no parents announced for a parent path that does not exist")
+	}
+	for _, d := range append(slices.Collect(maps.Values(refused)), refusedParents...) {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("%s made although the announcement failed (%v)", d, err)
 		}
