@@ -1,10 +1,15 @@
 package fsutil
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // WriteFileAtomic writes data to path with mode perm so that readers see the
@@ -17,9 +22,12 @@ func WriteFileAtomic(path string, perm os.FileMode, data []byte) error {
 }
 
 // WriteFileAtomicFunc writes path with what write produces: into a temp file
-// beside it (named ".tmp-<name>-*", which readers of the directory skip),
-// synced, given mode perm and renamed over path; then the directory is
-// synced. When write fails nothing changes and the temp file is removed.
+// beside it (named ".tmp-<name>-<digits>", which readers of the directory
+// skip), synced, given mode perm and renamed over path; then the directory
+// is synced. When write fails nothing changes and the temp file is removed.
+// The writer holds an exclusive flock on its temp file from its creation
+// until it is renamed or removed, so a temp file nobody holds is one whose
+// writer was killed (see WriteOutputFunc).
 func WriteFileAtomicFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
 	return writeAtomic(path, perm, write, true)
 }
@@ -35,21 +43,44 @@ func ReplaceFile(path string, perm os.FileMode, data []byte) error {
 // ReplaceFileFunc is WriteFileAtomicFunc without the syncs: readers still
 // see the old file or the whole new one and a failure leaves nothing, but
 // making it durable is left to the kernel's writeback, as cp, tar and
-// docker save leave it. It is for the files a build hands to the user (an
-// OCI or docker tarball: syncing 160 MB waits for the disk to write all of
-// it) and for the state root's files whose loss in a power cut is only a
-// cache miss (result records, snapshot metadata); the ones that must
-// survive one (blobs, the image store) keep WriteFileAtomicFunc.
+// docker save leave it. It is for the files a build hands to the user
+// (through WriteOutputFunc: an OCI or docker tarball, syncing 160 MB waits
+// for the disk to write all of it) and for the state root's files whose
+// loss in a power cut is only a cache miss (result records, snapshot
+// metadata); the ones that must survive one (blobs, the image store) keep
+// WriteFileAtomicFunc.
 func ReplaceFileFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
 	return writeAtomic(path, perm, write, false)
 }
 
+// WriteOutputFunc writes a file a build hands to the user (an image
+// tarball, an --iidfile, a --metadata-file, a report) with ReplaceFileFunc,
+// world-readable, making its directory when missing. First it removes the
+// temp files that earlier writers of path left beside it when they were
+// killed mid-write: a tarball's can be hundreds of megabytes, in the user's
+// directory, and nothing else would ever remove it. It never removes the
+// temp file of a writer that is still running, in this process or another.
+// The state root's files do without the sweep: their temps are small (the
+// record store sweeps its own at open: cache.OpenMetaStore), and a
+// directory listing on every record written would cost too much there.
+func WriteOutputFunc(path string, write func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	removeDeadTemps(path)
+	return ReplaceFileFunc(path, 0o644, write)
+}
+
+// tmpPrefix starts the names of writeAtomic's temp files.
+const tmpPrefix = ".tmp-"
+
 func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error, durable bool) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	f, unlock, err := createLockedTemp(path)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	defer unlock()            // last: the temp is locked until renamed or removed
 	defer os.Remove(f.Name()) // a no-op after the rename
 	err = write(f)
 	if err == nil && durable {
@@ -75,4 +106,97 @@ func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error, dur
 		d.Close()
 	}
 	return nil
+}
+
+// createLockedTemp creates the temp file for path, as os.CreateTemp names
+// it (".tmp-<name>-<digits>"), and takes an exclusive flock on it, held
+// until unlock: the lock is on a duplicate of f's descriptor, so closing f
+// (and seeing its error) before the rename keeps it.
+func createLockedTemp(path string) (*os.File, func(), error) {
+	for range 5 {
+		f, err := os.CreateTemp(filepath.Dir(path), tmpPrefix+filepath.Base(path)+"-")
+		if err != nil {
+			return nil, nil, err
+		}
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+		lk := os.NewFile(uintptr(fd), f.Name())
+		if err := flock(lk, unix.LOCK_EX); err != nil {
+			lk.Close()
+			f.Close()
+			os.Remove(f.Name())
+			return nil, nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+		// Between the create and the lock the file was not locked: a
+		// sweep in another writer may have taken it for a dead one's and
+		// removed it. Then make another.
+		held, err1 := lk.Stat()
+		named, err2 := os.Lstat(f.Name())
+		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+			return f, func() { lk.Close() }, nil
+		}
+		lk.Close()
+		f.Close()
+	}
+	return nil, nil, errors.New("temp file removed by other writers, five times")
+}
+
+// removeDeadTemps removes the temp files beside path whose writers are
+// dead: the entries named exactly as createLockedTemp names them for path
+// that are regular files (never following a link) and that nobody holds
+// locked. It reads the directory once and removes only what it proves dead;
+// errors leave things as they are.
+func removeDeadTemps(path string) {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	ents, err := d.ReadDir(-1)
+	if err != nil {
+		return
+	}
+	prefix := tmpPrefix + filepath.Base(path) + "-"
+	for _, e := range ents {
+		suffix, ok := strings.CutPrefix(e.Name(), prefix)
+		if ok && e.Type().IsRegular() && isTempSuffix(suffix) {
+			removeIfDead(int(d.Fd()), e.Name())
+		}
+	}
+}
+
+// isTempSuffix reports whether s is a random part os.CreateTemp makes: a
+// uint32 in decimal, without leading zeros.
+func isTempSuffix(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 32)
+	return err == nil && strconv.FormatUint(n, 10) == s
+}
+
+// removeIfDead removes the regular file name in directory dirfd if nobody
+// holds a lock on it. It removes it while holding the lock itself, and
+// only if name still names the file it locked: its writer may have renamed
+// it over the output (or removed it) in the meantime.
+func removeIfDead(dirfd int, name string) {
+	// O_NONBLOCK: a FIFO swapped in after the listing must not hang open.
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	var held, named unix.Stat_t
+	if unix.Fstat(fd, &held) != nil || held.Mode&unix.S_IFMT != unix.S_IFREG {
+		return
+	}
+	if flock(f, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return // a live writer's, or not ours to judge
+	}
+	if unix.Fstatat(dirfd, name, &named, unix.AT_SYMLINK_NOFOLLOW) != nil || named.Dev != held.Dev || named.Ino != held.Ino {
+		return
+	}
+	unix.Unlinkat(dirfd, name, 0)
 }

@@ -1,11 +1,21 @@
 package fsutil
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteFileAtomic(t *testing.T) {
@@ -41,4 +51,230 @@ func TestWriteFileAtomic(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("dir holds %v, want only f.json", entries)
 	}
+}
+
+// writeString writes s to path with WriteOutputFunc.
+func writeString(path, s string) error {
+	return WriteOutputFunc(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, s)
+		return err
+	})
+}
+
+// dirNames lists dir's entries by name.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// checkOnlyOutput checks that dir holds img.tar with content want, and no
+// temp file.
+func checkOnlyOutput(t *testing.T, dir, want string) {
+	t.Helper()
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"img.tar"}) {
+		t.Errorf("dir holds %q, want only img.tar", names)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "img.tar")); string(b) != want {
+		t.Errorf("img.tar holds %q, want %q", b, want)
+	}
+}
+
+func TestWriteOutputRemovesDeadTemp(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "img.tar")
+	// As a writer killed mid-write leaves it: nobody holds it locked.
+	if err := os.WriteFile(filepath.Join(dir, ".tmp-img.tar-1234567890"), []byte("half a tarball"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeString(out, "image"); err != nil {
+		t.Fatal(err)
+	}
+	checkOnlyOutput(t, dir, "image")
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("img.tar: %v, %v; want mode 0644", fi, err)
+	}
+}
+
+func TestWriteOutputKeepsLockedTemp(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "img.tar")
+	live := filepath.Join(dir, ".tmp-img.tar-42")
+	if err := os.WriteFile(live, []byte("being written"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A live writer: flock locks belong to an open file description, so
+	// this one, opened on its own, conflicts with the sweep's.
+	f, err := os.Open(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeString(out, "image"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(live); err != nil || string(b) != "being written" {
+		t.Fatalf("live writer's temp: %q, %v; want it kept", b, err)
+	}
+	// Once its writer is gone, the next write takes it.
+	f.Close()
+	if err := writeString(out, "image 2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(live); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temp of a dead writer kept: %v", err)
+	}
+}
+
+func TestWriteOutputKeepsLookalikes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "img.tar")
+	files := []string{
+		".tmp-img.tar-abc",         // not os.CreateTemp's digits
+		".tmp-img.tar-12a",         //
+		".tmp-img.tar-0123",        // CreateTemp writes no leading zero
+		".tmp-img.tar-99999999999", // nor more than a uint32
+		".tmp-img.tar-",            //
+		".tmp-img.tar-1-2",         //
+		".tmp-img.tar.gz-123",      // another output's
+		".tmp-other.tar-123",       //
+		"tmp-img.tar-123",          //
+		"target",                   // what the link below points to
+	}
+	for _, name := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("target", filepath.Join(dir, ".tmp-img.tar-123")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".tmp-img.tar-77"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Opened, a FIFO would hang the write.
+	if err := unix.Mkfifo(filepath.Join(dir, ".tmp-img.tar-5"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := dirNames(t, dir)
+	if err := writeString(out, "image"); err != nil {
+		t.Fatal(err)
+	}
+	after := dirNames(t, dir)
+	want := slices.Sorted(slices.Values(append(before, "img.tar")))
+	if !slices.Equal(after, want) {
+		t.Errorf("dir holds %q, want %q", after, want)
+	}
+	for _, name := range files {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != name {
+			t.Errorf("%s: %q, %v; want it untouched", name, b, err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, ".tmp-img.tar-123")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("symlink: %v, %v; want it untouched", fi, err)
+	}
+}
+
+// TestWriteOutputConcurrent writes one path from many goroutines at once,
+// each sweeping the others' temp files while they write them: every write
+// must succeed, and none may leave a temp file.
+func TestWriteOutputConcurrent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "img.tar")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*20)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				errs <- WriteOutputFunc(out, func(w io.Writer) error {
+					if _, err := fmt.Fprintf(w, "%d-%d", g, i); err != nil {
+						return err
+					}
+					runtime.Gosched() // let others sweep while this temp is open
+					return nil
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"img.tar"}) {
+		t.Errorf("dir holds %q, want only img.tar", names)
+	}
+}
+
+// TestKilledWriterHelper is the child of TestWriteOutputAfterKill: it
+// starts writing FSUTIL_KILLED_WRITER, says so, and waits to be killed.
+func TestKilledWriterHelper(t *testing.T) {
+	out := os.Getenv("FSUTIL_KILLED_WRITER")
+	if out == "" {
+		t.Skip("helper process only")
+	}
+	WriteOutputFunc(out, func(w io.Writer) error {
+		w.Write(bytes.Repeat([]byte("layer"), 1<<16))
+		os.Stdout.WriteString("writing\n")
+		time.Sleep(time.Minute)
+		return errors.New("not killed")
+	})
+}
+
+func TestWriteOutputAfterKill(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "img.tar")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledWriterHelper$")
+	cmd.Env = append(os.Environ(), "FSUTIL_KILLED_WRITER="+out)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "writing\n" {
+		t.Fatalf("child said %q, %v", line, err)
+	}
+	temps, _ := filepath.Glob(filepath.Join(dir, ".tmp-img.tar-*"))
+	if len(temps) != 1 {
+		t.Fatalf("temp files %q while the child writes, want one", temps)
+	}
+	// The child is alive: its temp file stays.
+	if err := writeString(out, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(temps[0]); err != nil {
+		t.Fatalf("temp file of a live writer in another process removed: %v", err)
+	}
+
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := os.Stat(temps[0]); err != nil {
+		t.Fatalf("no temp file left by the killed writer (%v): the test proves nothing", err)
+	}
+	if err := writeString(out, "two"); err != nil {
+		t.Fatal(err)
+	}
+	checkOnlyOutput(t, dir, "two")
 }
