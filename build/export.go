@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -248,19 +247,11 @@ func describeDest(out Output) string {
 }
 
 // writeOutput writes an output archive: streamed to out.Writer when set,
-// else atomically to out.Dest (see writeFile).
+// else atomically to out.Dest (fsutil.WriteOutputFunc: a failed or killed
+// export never leaves a truncated file, nor a temp file for good).
 func writeOutput(out Output, fn func(io.Writer) error) error {
 	if out.Writer != nil {
 		return fn(out.Writer)
 	}
-	return writeFile(out.Dest, fn)
-}
-
-// writeFile writes an output file through fsutil.ReplaceFileFunc, so a
-// failed export never leaves a truncated file; outputs are world-readable.
-func writeFile(path string, fn func(io.Writer) error) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return fsutil.ReplaceFileFunc(path, 0o644, fn)
+	return fsutil.WriteOutputFunc(out.Dest, fn)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/cmd/builder/internal/progressui"
 	"github.com/builderdev/builder/exporter"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/prune"
 	"github.com/builderdev/builder/registry"
@@ -329,7 +330,7 @@ func writeResultFiles(o BuildOptions, res *build.Result) error {
 
 // writeReport writes the HTML report of a build to path.
 func writeReport(path string, b *report.Build) error {
-	return writeFile(path, func(w io.Writer) error { return report.WriteHTML(w, b) })
+	return fsutil.WriteOutputFunc(path, func(w io.Writer) error { return report.WriteHTML(w, b) })
 }
 
 // validateTags checks every -t name against Docker's reference grammar

@@ -13,6 +13,7 @@ import (
 
 	"github.com/builderdev/builder/exporter"
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"
@@ -305,7 +306,7 @@ func newSaveCommand() *cobra.Command {
 				if toStdout {
 					return write(cmd.OutOrStdout())
 				}
-				return writeFile(output, write)
+				return fsutil.WriteOutputFunc(output, write)
 			})
 		},
 	}
