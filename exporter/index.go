@@ -147,10 +147,11 @@ func WriteOCIIndex(ctx context.Context, w io.Writer, imgs []*Image, names []stri
 // WriteOCIIndexDir is WriteOCIIndex into an OCI layout directory, as
 // WriteOCIDir.
 func WriteOCIIndexDir(ctx context.Context, dir string, imgs []*Image, names []string, opt ...Option) (v1.Descriptor, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("oci layout %s: %w", dir, err)
+	sink, err := newDirSink(dir)
+	if err != nil {
+		return v1.Descriptor{}, err
 	}
-	return writeIndexLayout(ctx, &dirSink{root: dir}, imgs, names, opt...)
+	return writeIndexLayout(ctx, sink, imgs, names, opt...)
 }
 
 // PlatformDir is the subdirectory buildx gives a platform's files in a

@@ -39,10 +39,27 @@ func (s *tarSink) file(name string, size int64, mode os.FileMode, fill func(io.W
 // dirSink writes layout entries as files under root. Blobs are immutable:
 // one that exists with the right size is kept; every file is written
 // through a temp file and renamed, so readers never see a partial one.
+// The temp files an export killed mid-write left in root and in the
+// directories it makes are removed (fsutil.RemoveDeadTemps): the next
+// export may never write those blobs again.
 type dirSink struct{ root string }
 
+// newDirSink makes root (when missing) and returns its sink.
+func newDirSink(root string) (*dirSink, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("oci layout %s: %w", root, err)
+	}
+	fsutil.RemoveDeadTemps(root)
+	return &dirSink{root: root}, nil
+}
+
 func (s *dirSink) dir(name string) error {
-	return os.MkdirAll(filepath.Join(s.root, filepath.FromSlash(name)), 0o755)
+	p := filepath.Join(s.root, filepath.FromSlash(name))
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return err
+	}
+	fsutil.RemoveDeadTemps(p)
+	return nil
 }
 
 func (s *dirSink) file(name string, size int64, mode os.FileMode, fill func(io.Writer) error) error {

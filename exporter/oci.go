@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -79,10 +78,11 @@ func WriteOCI(ctx context.Context, w io.Writer, img *Image, names []string, opt 
 // if missing; an existing index.json is replaced): the same files WriteOCI
 // puts in its tar. Blobs already in dir are kept.
 func WriteOCIDir(ctx context.Context, dir string, img *Image, names []string, opt ...Option) (v1.Descriptor, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("oci layout %s: %w", dir, err)
+	sink, err := newDirSink(dir)
+	if err != nil {
+		return v1.Descriptor{}, err
 	}
-	return writeLayout(ctx, &dirSink{root: dir}, img, names, opt...)
+	return writeLayout(ctx, sink, img, names, opt...)
 }
 
 // built is an image in the form the writers need: its manifest, raw and

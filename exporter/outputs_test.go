@@ -154,6 +154,33 @@ func TestWriteOCIDir(t *testing.T) {
 	}
 }
 
+// TestWriteOCIDirRemovesDeadTemps: the temp files an export killed while
+// it wrote the layout left go with the next export into it (that one a
+// live export holds stays is fsutil's TestWriteOutputKeepsLockedTemp).
+func TestWriteOCIDirRemovesDeadTemps(t *testing.T) {
+	t.Parallel()
+	img := testImage(t)
+	dir := filepath.Join(t.TempDir(), "layout")
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dead := []string{filepath.Join(dir, ".tmp-index.json-17"), filepath.Join(blobs, ".tmp-"+strings.Repeat("ab", 32)+"-4242")}
+	for _, p := range dead {
+		if err := os.WriteFile(p, []byte("cut short"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := WriteOCIDir(context.Background(), dir, img, []string{"x:1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dead {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("dead export's temp %s kept (%v)", p, err)
+		}
+	}
+}
+
 // zstdLayer recompresses layer l of the test image's store as zstd.
 func zstdLayer(t *testing.T, img *Image, l cache.Layer) cache.Layer {
 	t.Helper()

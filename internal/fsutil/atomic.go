@@ -146,12 +146,26 @@ func createLockedTemp(path string) (*os.File, func(), error) {
 }
 
 // removeDeadTemps removes the temp files beside path whose writers are
-// dead: the entries named exactly as createLockedTemp names them for path
-// that are regular files (never following a link) and that nobody holds
-// locked. It reads the directory once and removes only what it proves dead;
-// errors leave things as they are.
+// dead: see RemoveDeadTemps.
 func removeDeadTemps(path string) {
-	d, err := os.Open(filepath.Dir(path))
+	removeDeadTempsOf(filepath.Dir(path), filepath.Base(path))
+}
+
+// RemoveDeadTemps removes from dir the temp files of every name there
+// whose writers are dead, as WriteOutputFunc does for one name: for an
+// output that is a directory of files (an OCI layout), where a killed
+// export leaves temps under names the next export may never write again.
+func RemoveDeadTemps(dir string) {
+	removeDeadTempsOf(dir, "")
+}
+
+// removeDeadTempsOf removes the entries of dir named exactly as
+// createLockedTemp names them for base (for any name when base is "")
+// that are regular files (never following a link) and that nobody holds
+// locked. It reads the directory once and removes only what it proves
+// dead; errors leave things as they are.
+func removeDeadTempsOf(dir, base string) {
+	d, err := os.Open(dir)
 	if err != nil {
 		return
 	}
@@ -160,13 +174,24 @@ func removeDeadTemps(path string) {
 	if err != nil {
 		return
 	}
-	prefix := tmpPrefix + filepath.Base(path) + "-"
 	for _, e := range ents {
-		suffix, ok := strings.CutPrefix(e.Name(), prefix)
-		if ok && e.Type().IsRegular() && isTempSuffix(suffix) {
+		rest, ok := strings.CutPrefix(e.Name(), tmpPrefix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		name, suffix, ok := cutLast(rest, "-")
+		if ok && name != "" && (base == "" || name == base) && isTempSuffix(suffix) {
 			removeIfDead(int(d.Fd()), e.Name())
 		}
 	}
+}
+
+// cutLast slices s around the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
 }
 
 // isTempSuffix reports whether s is a random part os.CreateTemp makes: a

@@ -278,3 +278,19 @@ func TestWriteOutputAfterKill(t *testing.T) {
 	}
 	checkOnlyOutput(t, dir, "two")
 }
+
+// TestRemoveDeadTemps sweeps the dead temps of every name in a directory
+// and nothing else.
+func TestRemoveDeadTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, name := range []string{".tmp-index.json-17", ".tmp-abc-1-2", "keep", ".tmp--5", ".tmp-x-0", ".tmp-x-01", ".tmp-x-y", "x.tmp-a-1"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	RemoveDeadTemps(dir)
+	if got, want := dirNames(t, dir), []string{".tmp--5", ".tmp-x-01", ".tmp-x-y", "keep", "x.tmp-a-1"}; !slices.Equal(got, want) {
+		t.Errorf("left %q, want %q", got, want)
+	}
+}
