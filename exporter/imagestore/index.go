@@ -60,14 +60,9 @@ func (s *Store) describe(d v1.Descriptor) Image {
 // of its platforms is.
 func (s *Store) describeIndex(d v1.Descriptor) Image {
 	im := Image{Manifest: d, ID: digestutil.FromHash(d.Digest), Platforms: []Image{}}
-	raw, err := s.readBlob(d.Digest)
+	idx, _, err := readParsed(s, d.Digest, "index", v1.ParseIndexManifest)
 	if err != nil {
 		im.Damaged = err.Error()
-		return im
-	}
-	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-	if err != nil {
-		im.Damaged = fmt.Sprintf("image store: index %s: %v", d.Digest, err)
 		return im
 	}
 	seen := map[v1.Hash]bool{}

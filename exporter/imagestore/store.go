@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -354,15 +355,7 @@ func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
 }
 
 func (s *Store) manifest(h v1.Hash) (*v1.Manifest, []byte, error) {
-	raw, err := s.readBlob(h)
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
-	if err != nil {
-		return nil, nil, fmt.Errorf("image store: manifest %s: %w", h, err)
-	}
-	return m, raw, nil
+	return readParsed(s, h, "manifest", v1.ParseManifest)
 }
 
 func (s *Store) config(m *v1.Manifest) (*v1.ConfigFile, error) {
@@ -382,15 +375,23 @@ func (s *Store) configByID(id digest.Digest) (*v1.ConfigFile, error) {
 
 // rawConfig reads and parses config blob h.
 func (s *Store) rawConfig(h v1.Hash) (*v1.ConfigFile, []byte, error) {
+	return readParsed(s, h, "config", v1.ParseConfigFile)
+}
+
+// readParsed reads blob h and parses it with parse (v1.ParseManifest,
+// v1.ParseConfigFile, ...), returning the value and the raw blob; kind
+// names the blob in a parse error.
+func readParsed[T any](s *Store, h v1.Hash, kind string, parse func(io.Reader) (T, error)) (T, []byte, error) {
+	var zero T
 	raw, err := s.readBlob(h)
 	if err != nil {
-		return nil, nil, err
+		return zero, nil, err
 	}
-	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	v, err := parse(bytes.NewReader(raw))
 	if err != nil {
-		return nil, nil, fmt.Errorf("image store: config %s: %w", h, err)
+		return zero, nil, fmt.Errorf("image store: %s %s: %w", kind, h, err)
 	}
-	return cfg, raw, nil
+	return v, raw, nil
 }
 
 // Get finds an image by name ("app", "app:1", "docker.io/library/app:1"),
