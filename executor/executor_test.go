@@ -91,6 +91,14 @@ func newExecutor(t *testing.T) *Executor {
 	return e
 }
 
+// busyboxExecutor skips t unless sandbox tests can run, and returns a new
+// executor and a busybox root filesystem without extra files.
+func busyboxExecutor(t *testing.T) (*Executor, string) {
+	t.Helper()
+	requireRoot(t)
+	return newExecutor(t), busyboxRoot(t, nil)
+}
+
 func run(t *testing.T, e *Executor, spec Spec) runResult {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -213,9 +221,7 @@ func sandboxProcs(t *testing.T) []string {
 }
 
 func TestExitCodes(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	for _, tc := range []struct {
 		name   string
 		script string
@@ -290,9 +296,7 @@ func (w *notifyWriter) Write(p []byte) (int, error) {
 }
 
 func TestOutputStreamsWhileRunning(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	w := &notifyWriter{marker: "first", seen: make(chan struct{})}
 	var errOut bytes.Buffer
 	done := make(chan error, 1)
@@ -325,9 +329,7 @@ func TestOutputStreamsWhileRunning(t *testing.T) {
 }
 
 func TestStdin(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	for _, tc := range []struct {
 		name  string
 		stdin *strings.Reader
@@ -417,9 +419,7 @@ func TestCwdOwnedByUser(t *testing.T) {
 }
 
 func TestNamespaces(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	hostMounts, _ := os.ReadFile("/proc/mounts")
 	hostIfaces, _ := os.ReadDir("/sys/class/net")
 	var hostNames []string
@@ -504,9 +504,7 @@ func TestNamespaces(t *testing.T) {
 }
 
 func TestNoFdLeak(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	// A descriptor without close-on-exec in the builder must not reach
 	// the command either.
 	fd, err := syscall.Open("/dev/null", syscall.O_RDONLY, 0)
@@ -524,9 +522,7 @@ func TestNoFdLeak(t *testing.T) {
 }
 
 func TestStubsRemoved(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	hostDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(hostDir, "in"), []byte("data"), 0o644); err != nil {
 		t.Fatal(err)
@@ -583,9 +579,7 @@ func TestStubsRemoved(t *testing.T) {
 }
 
 func TestMountTargetSymlinkStaysInRoot(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	outside := filepath.Join(t.TempDir(), "outside")
 	// An absolute symlink pointing at a host path resolves inside the root.
 	if err := os.Symlink(outside, filepath.Join(root, "link")); err != nil {
@@ -653,9 +647,7 @@ func TestOverlayRootfs(t *testing.T) {
 }
 
 func TestLimitsAndStats(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	t.Run("oom", func(t *testing.T) {
 		r := run(t, e, Spec{Rootfs: bindRoot(root), Limits: Limits{Memory: 32 << 20},
 			Args: []string{"awk", `BEGIN { s = "xxxxxxxxxxxxxxxx"; while (1) s = s s }`}})
@@ -702,9 +694,7 @@ func TestLimitsAndStats(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	for _, tc := range []struct {
 		name   string
 		script string
@@ -733,9 +723,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	for _, tc := range []struct {
 		name string
 		spec Spec

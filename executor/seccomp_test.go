@@ -28,9 +28,7 @@ func buildProbe(t *testing.T, root string) {
 // to clone), while threads, fork+exec, sockets and the shell keep
 // working; --security=insecure lifts the filter.
 func TestSeccompProfile(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	os.MkdirAll(filepath.Join(root, "mnt"), 0o755)
 	buildProbe(t, root)
 	parse := func(out string) map[string]string {

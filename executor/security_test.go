@@ -75,9 +75,7 @@ type scriptCase struct {
 // runScriptCases runs each case in a fresh sandbox on a busybox root.
 func runScriptCases(t *testing.T, cases []scriptCase) {
 	t.Helper()
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, e, Spec{Rootfs: bindRoot(root), Security: tc.sec, Args: sh(tc.script)})
@@ -116,9 +114,7 @@ func TestDevices(t *testing.T) {
 }
 
 func TestIOWriteAccounted(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	// Buffered writes: v1 blkio does not see them, the task counters do.
 	r := run(t, e, Spec{Rootfs: bindRoot(root), Args: sh("dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null && cat /big > /dev/null")})
 	if r.err != nil {

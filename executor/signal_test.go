@@ -41,9 +41,7 @@ func sandboxInit(t *testing.T) int {
 // TestInitForwardsSignals sends SIGTERM to the sandbox's init (pid 1 inside)
 // and expects the command to receive it, as with docker's --init.
 func TestInitForwardsSignals(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	out := &notifyWriter{marker: "ready", seen: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
@@ -76,9 +74,7 @@ func TestInitForwardsSignals(t *testing.T) {
 // TestInitReapsOrphans checks that processes orphaned inside the sandbox are
 // reaped by its init instead of staying zombies.
 func TestInitReapsOrphans(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	r := run(t, e, Spec{Rootfs: bindRoot(root),
 		Args: sh(`sh -c 'sleep 0.1 & exit 0'; sleep 0.5; grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l`)})
 	if r.err != nil {

@@ -18,9 +18,7 @@ import (
 // terminal interrupts it), and the window size set on the master is seen
 // inside.
 func TestTty(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	tests := []struct {
 		name     string
 		script   string

@@ -38,9 +38,7 @@ func TestParseUlimitAndHost(t *testing.T) {
 // TestRunHostsShmUlimits: the extra hosts are in /etc/hosts, /dev/shm has
 // the size asked, the limits are set on the command.
 func TestRunHostsShmUlimits(t *testing.T) {
-	requireRoot(t)
-	e := newExecutor(t)
-	root := busyboxRoot(t, nil)
+	e, root := busyboxExecutor(t)
 	r := run(t, e, Spec{Rootfs: bindRoot(root), Args: sh(`cat /etc/hosts; df -k /dev/shm | tail -n 1 | awk '{print "shm", $2}'; echo "nofile $(ulimit -n) $(ulimit -Hn)"`),
 		ExtraHosts: []HostIP{{"db", "10.0.0.2"}, {"v6", "::1"}}, ShmSize: 32 << 20, Ulimits: []Ulimit{{"nofile", 512, 1024}}})
 	if r.err != nil {
