@@ -19,16 +19,10 @@ func TestExitCodesAsDocker(t *testing.T) {
 	bin := builderBinary(t)
 	dir := t.TempDir()
 	ctxDir := filepath.Join(dir, "ctx")
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFiles(t, ctxDir, map[string]string{
-		"busybox":    string(bb),
+	writeBusyboxContext(t, ctxDir, map[string]string{
 		"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
 		"slow":       "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; sleep 30\"]\n",
 	})
-	os.Chmod(filepath.Join(ctxDir, "busybox"), 0o755)
 	root := filepath.Join(dir, "root")
 	if out, err := exec.Command(bin, "build", "--root", root, "-t", "bb", ctxDir).CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,15 +16,9 @@ func TestBuildWithoutCgroupMount(t *testing.T) {
 	bin := builderBinary(t)
 	dir := t.TempDir()
 	ctxDir := filepath.Join(dir, "ctx")
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFiles(t, ctxDir, map[string]string{
-		"busybox":    string(bb),
+	writeBusyboxContext(t, ctxDir, map[string]string{
 		"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo ran-without-cgroup\"]\n",
 	})
-	os.Chmod(filepath.Join(ctxDir, "busybox"), 0o755)
 	root := filepath.Join(dir, "root")
 	build := func(flags ...string) (string, error) {
 		args := append([]string{"-m", "--propagation", "private", "sh", "-c",

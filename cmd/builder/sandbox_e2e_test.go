@@ -44,18 +44,25 @@ func builderBinary(t *testing.T) string {
 func busyboxContext(t *testing.T, lines ...string) string {
 	t.Helper()
 	dir := t.TempDir()
+	df := "FROM scratch\nCOPY busybox /bin/busybox\nSHELL [\"/bin/busybox\", \"sh\", \"-c\"]\n" + strings.Join(lines, "\n") + "\n"
+	writeBusyboxContext(t, dir, map[string]string{"Dockerfile": df})
+	return dir
+}
+
+// writeBusyboxContext writes a build context into dir: the host's
+// /bin/busybox as the executable busybox, and files (name -> content).
+func writeBusyboxContext(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
 	data, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "busybox"), data, 0o755); err != nil {
+	all := maps.Clone(files)
+	all["busybox"] = string(data)
+	writeFiles(t, dir, all)
+	if err := os.Chmod(filepath.Join(dir, "busybox"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	df := "FROM scratch\nCOPY busybox /bin/busybox\nSHELL [\"/bin/busybox\", \"sh\", \"-c\"]\n" + strings.Join(lines, "\n") + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 func buildCmd(bin, root, ctxDir string, flags ...string) *exec.Cmd {
