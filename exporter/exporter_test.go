@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/buildtest"
 	"github.com/builderdev/builder/internal/registrytest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -354,44 +355,19 @@ func writeOCI(t *testing.T, img *Image, names []string) (string, v1.Descriptor) 
 	return p, desc
 }
 
-// untar extracts the OCI tar at p into a new directory.
+// untar extracts the OCI tar at p into a new directory and returns the
+// names of its entries, checking that every mtime is the epoch.
 func untar(t *testing.T, p string) (dir string, names []string) {
 	t.Helper()
 	dir = t.TempDir()
-	f, err := os.Open(p)
+	hdrs, err := buildtest.ExtractTar(p, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, h := range hdrs {
 		names = append(names, h.Name)
 		if !h.ModTime.Equal(time.Unix(0, 0)) {
 			t.Errorf("%s: mtime %v", h.Name, h.ModTime)
-		}
-		target := filepath.Join(dir, filepath.FromSlash(h.Name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		case tar.TypeReg:
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(target, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		default:
-			t.Fatalf("%s: unexpected type %c", h.Name, h.Typeflag)
 		}
 	}
 	return dir, names

@@ -38,6 +38,7 @@ func requireRootOverlay(t *testing.T) {
 var (
 	copyContext    = buildtest.CopyContext
 	readOCITar     = buildtest.ReadOCITar
+	extractTar     = buildtest.ExtractTar
 	baseLayerCount = buildtest.BaseLayerCount
 	layersText     = buildtest.LayersText
 	compareGolden  = buildtest.CompareGolden

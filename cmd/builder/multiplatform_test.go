@@ -315,30 +315,8 @@ func skopeo(t *testing.T, args ...string) string {
 func checkOCIIndex(t *testing.T, p, dgst string, want map[string]map[string]string) {
 	t.Helper()
 	dir := t.TempDir()
-	f, err := os.Open(p)
-	if err != nil {
+	if _, err := extractTar(p, dir); err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := filepath.Join(dir, filepath.Clean("/"+h.Name))
-		if h.Typeflag == tar.TypeDir {
-			os.MkdirAll(dst, 0o755)
-			continue
-		}
-		os.MkdirAll(filepath.Dir(dst), 0o755)
-		data, _ := io.ReadAll(tr)
-		if err := os.WriteFile(dst, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	lp, err := layout.ImageIndexFromPath(dir)
 	if err != nil {

@@ -184,46 +184,8 @@ func CopyContext(t *testing.T, src, dst string) {
 func ReadOCITar(t *testing.T, path string) (v1.Image, error) {
 	t.Helper()
 	dir := t.TempDir()
-	f, err := os.Open(path)
-	if err != nil {
+	if _, err := ExtractTar(path, dir); err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		name := filepath.Clean(hdr.Name)
-		if !filepath.IsLocal(name) {
-			return nil, fmt.Errorf("entry %q escapes the layout", hdr.Name)
-		}
-		target := filepath.Join(dir, name)
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return nil, err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return nil, err
-			}
-			w, err := os.Create(target)
-			if err != nil {
-				return nil, err
-			}
-			_, err = io.Copy(w, tr)
-			w.Close()
-			if err != nil {
-				return nil, err
-			}
-		default:
-			return nil, fmt.Errorf("entry %q: unexpected type %q in an OCI layout", hdr.Name, hdr.Typeflag)
-		}
 	}
 	lp, err := layout.FromPath(dir)
 	if err != nil {
