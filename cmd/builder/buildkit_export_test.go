@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +40,8 @@ func buildOutputs(t *testing.T, df string, ctx map[string]string, platform strin
 	}
 }
 
-// tarFiles reads the regular files of the tar at path.
+// tarFiles reads the regular files of the tar at path, by name without
+// a leading "./".
 func tarFiles(t *testing.T, path string) map[string]string {
 	t.Helper()
 	f, err := os.Open(path)
@@ -62,7 +64,7 @@ func tarFiles(t *testing.T, path string) map[string]string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			files[hdr.Name] = string(data)
+			files[strings.TrimPrefix(hdr.Name, "./")] = string(data)
 		}
 	}
 }
