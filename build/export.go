@@ -180,11 +180,9 @@ func (j *exportJob) write(ctx context.Context, out Output, img *exporter.Image, 
 			})
 		})
 	case Local:
-		err = step(j.r, "copying files to "+out.Dest, func() error { return exporter.WriteLocal(ctx, out.Dest, img) })
+		err = j.writeLocal(out, func() error { return exporter.WriteLocal(ctx, out.Dest, img) })
 	case Tar:
-		err = step(j.r, "sending tarball to "+describeDest(out), func() error {
-			return writeOutput(out, func(f io.Writer) error { return exporter.WriteRootfsTar(ctx, f, img, j.scratchDir(out)) })
-		})
+		err = j.writeRootfsTar(out, func(f io.Writer, scratch string) error { return exporter.WriteRootfsTar(ctx, f, img, scratch) })
 	case Image:
 		d := stored
 		if !sameAsStored {
@@ -210,6 +208,20 @@ func (j *exportJob) writeOCI(out Output, toDir func() error, toTar func(io.Write
 		return step(j.r, "exporting to oci image layout "+out.Dest, toDir)
 	}
 	return step(j.r, "exporting to oci image format "+describeDest(out), func() error { return writeOutput(out, toTar) })
+}
+
+// writeLocal writes a local directory output (fn copies the files) as one
+// progress step.
+func (j *exportJob) writeLocal(out Output, fn func() error) error {
+	return step(j.r, "copying files to "+out.Dest, fn)
+}
+
+// writeRootfsTar writes a root filesystem tar output to a file or stream
+// as one progress step; toTar unpacks layers in scratch (see scratchDir).
+func (j *exportJob) writeRootfsTar(out Output, toTar func(w io.Writer, scratch string) error) error {
+	return step(j.r, "sending tarball to "+describeDest(out), func() error {
+		return writeOutput(out, func(f io.Writer) error { return toTar(f, j.scratchDir(out)) })
+	})
 }
 
 // scratchDir is where a root filesystem tar output unpacks its layers:

@@ -71,11 +71,9 @@ func (j *exportJob) writeIndex(ctx context.Context, out Output, imgs []*exporter
 			func() error { return set(exporter.WriteOCIIndexDir(ctx, out.Dest, imgs, names, opts...)) },
 			func(f io.Writer) error { return set(exporter.WriteOCIIndex(ctx, f, imgs, names, opts...)) })
 	case Local:
-		err = step(j.r, "copying files to "+out.Dest, func() error { return exporter.WriteLocalIndex(ctx, out.Dest, imgs) })
+		err = j.writeLocal(out, func() error { return exporter.WriteLocalIndex(ctx, out.Dest, imgs) })
 	case Tar:
-		err = step(j.r, "sending tarball to "+describeDest(out), func() error {
-			return writeOutput(out, func(f io.Writer) error { return exporter.WriteRootfsTarIndex(ctx, f, imgs, j.scratchDir(out)) })
-		})
+		err = j.writeRootfsTar(out, func(f io.Writer, scratch string) error { return exporter.WriteRootfsTarIndex(ctx, f, imgs, scratch) })
 	case Image:
 		var st imagestore.Image
 		st, err = j.b.images.PutIndex(ctx, imgs, out.Names, opts...)
