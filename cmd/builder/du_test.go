@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +14,6 @@ import (
 	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/builderdev/builder/solver/ops"
 	"github.com/builderdev/builder/state"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -149,14 +145,8 @@ func TestAutoGC(t *testing.T) {
 // rebuilds the rest, and exports the right files.
 func TestCorruptBlobsRefetched(t *testing.T) {
 	requireRootOverlay(t)
-	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	base, err := registrytest.BusyboxImage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	registrytest.Push(t, base, host+"/busybox:latest")
+	host := registrytest.NewInProcess(t)
+	registrytest.PushBusybox(t, host+"/busybox:latest")
 	root, dir := filepath.Join(t.TempDir(), "root"), t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+host+"/busybox:latest\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("content\n"), 0o644)

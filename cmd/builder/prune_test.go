@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,7 +17,6 @@ import (
 	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/state"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -163,14 +160,8 @@ func checkNoDangling(t *testing.T, root string) {
 // a build waits for a prune holding the root.
 func TestPruneEndToEnd(t *testing.T) {
 	requireRootOverlay(t)
-	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	base, err := registrytest.BusyboxImage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	registrytest.Push(t, base, host+"/busybox:latest")
+	host := registrytest.NewInProcess(t)
+	registrytest.PushBusybox(t, host+"/busybox:latest")
 
 	root, dir := filepath.Join(t.TempDir(), "root"), t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+host+"/busybox:latest\nCOPY a.txt /a.txt\nRUN --mount=type=cache,target=/c cp /a.txt /c/last && cat /a.txt > /b.txt\nRUN echo built >> /b.txt\n"), 0o644)
