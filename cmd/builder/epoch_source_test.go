@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -57,6 +58,29 @@ func epochServer(t *testing.T, mtime time.Time, lastModified *time.Time) *httpte
 // /epoch of that layer holding the epoch in seconds.
 func checkEpochImage(t *testing.T, img v1.Image, epoch time.Time, epochFile bool) {
 	t.Helper()
+	found := false
+	walkEpochImage(t, img, epoch, func(hdr *tar.Header, r io.Reader) {
+		if hdr.ModTime.After(epoch) {
+			t.Errorf("%s has mtime %v, after the epoch %v", hdr.Name, hdr.ModTime, epoch)
+		}
+		if hdr.Name == "epoch" {
+			found = true
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(r)
+			if got, want := b.String(), fmt.Sprint(epoch.Unix()); got != want {
+				t.Errorf("/epoch = %q, want %q", got, want)
+			}
+		}
+	})
+	if epochFile && !found {
+		t.Errorf("no /epoch in the last layer")
+	}
+}
+
+// walkEpochImage checks that img was created at epoch and calls fn for
+// each entry of its last layer, with the entry's content.
+func walkEpochImage(t *testing.T, img v1.Image, epoch time.Time, fn func(hdr *tar.Header, r io.Reader)) {
+	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -74,26 +98,12 @@ func checkEpochImage(t *testing.T, img v1.Image, epoch time.Time, epochFile bool
 	}
 	defer rc.Close()
 	tr := tar.NewReader(rc)
-	found := false
 	for {
 		hdr, err := tr.Next()
 		if err != nil {
-			break
+			return
 		}
-		if hdr.ModTime.After(epoch) {
-			t.Errorf("%s has mtime %v, after the epoch %v", hdr.Name, hdr.ModTime, epoch)
-		}
-		if hdr.Name == "epoch" {
-			found = true
-			var b bytes.Buffer
-			_, _ = b.ReadFrom(tr)
-			if got, want := b.String(), fmt.Sprint(epoch.Unix()); got != want {
-				t.Errorf("/epoch = %q, want %q", got, want)
-			}
-		}
-	}
-	if epochFile && !found {
-		t.Errorf("no /epoch in the last layer")
+		fn(hdr, tr)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,34 +45,13 @@ func TestSourceDateEpochDockerfileDefault(t *testing.T) {
 			delete(o.BuildArgs, "SOURCE_DATE_EPOCH")
 		})
 		img := ociImage(t, data)
-		cf, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !cf.Created.Time.Equal(epoch) {
-			t.Errorf("created %v, want %v", cf.Created.Time, epoch)
-		}
-		layers, err := img.Layers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := layers[len(layers)-1].Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
 		n := 0
-		for {
-			hdr, err := tr.Next()
-			if err != nil {
-				break
-			}
+		walkEpochImage(t, img, epoch, func(hdr *tar.Header, _ io.Reader) {
 			n++
 			if !hdr.ModTime.Equal(epoch) {
 				t.Errorf("WORKDIR layer: %s has mtime %v, want %v", hdr.Name, hdr.ModTime, epoch)
 			}
-		}
-		rc.Close()
+		})
 		if n != 2 {
 			t.Errorf("WORKDIR layer has %d entries, want a/ and a/b/", n)
 		}
