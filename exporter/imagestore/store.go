@@ -111,6 +111,16 @@ func (s *Store) readIndex() (*v1.IndexManifest, error) {
 	return idx, nil
 }
 
+// readIndexShared is readIndex under the shared lock, for readers.
+func (s *Store) readIndexShared() (*v1.IndexManifest, error) {
+	unlock, err := s.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return s.readIndex()
+}
+
 // writeIndex replaces index.json atomically.
 func (s *Store) writeIndex(idx *v1.IndexManifest) error {
 	sort.SliceStable(idx.Manifests, func(i, j int) bool {
@@ -312,12 +322,7 @@ func (s *Store) checkLayers(layers []cache.Layer) error {
 
 // List returns every stored image, newest first (then by first name).
 func (s *Store) List() ([]Image, error) {
-	unlock, err := s.lock(false)
-	if err != nil {
-		return nil, err
-	}
-	idx, err := s.readIndex()
-	unlock()
+	idx, err := s.readIndexShared()
 	if err != nil {
 		return nil, err
 	}
@@ -638,12 +643,7 @@ func (s *Store) Remove(ref string, force bool) (Removed, error) {
 // Referenced returns every blob the stored images use (manifests, configs,
 // layers), for the cache's garbage collector to keep.
 func (s *Store) Referenced() (map[digest.Digest]bool, error) {
-	unlock, err := s.lock(false)
-	if err != nil {
-		return nil, err
-	}
-	idx, err := s.readIndex()
-	unlock()
+	idx, err := s.readIndexShared()
 	if err != nil {
 		return nil, err
 	}
