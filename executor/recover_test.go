@@ -16,12 +16,7 @@ import (
 // record and renaming it into place leaves the record under its temp
 // name; recovery still removes the cgroup and the run directory.
 func TestRecoverRecordCutShort(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for cgroups")
-	}
-	if _, err := cgroups.Detect(); err != nil {
-		t.Skip(err)
-	}
+	requireCgroups(t)
 	state := t.TempDir()
 	id := "0123456789abcdef"
 	cg, err := cgroups.New("", "builder-test-"+id, nil)
@@ -60,12 +55,7 @@ func TestRecoverRecordCutShort(t *testing.T) {
 // builder killed right after making them leaves nothing for recovery to
 // miss.
 func TestRecoverRemovesParents(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for cgroups")
-	}
-	if _, err := cgroups.Detect(); err != nil {
-		t.Skip(err)
-	}
+	requireCgroups(t)
 	state := t.TempDir()
 	id := "fedcba9876543210"
 	runDir := filepath.Join(state, "run-p1xfedcba98765432-"+id) // a lease nobody holds
@@ -91,5 +81,16 @@ func TestRecoverRemovesParents(t *testing.T) {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("cgroup %s left (%v)", d, err)
 		}
+	}
+}
+
+// requireCgroups skips a test that makes cgroups where it cannot.
+func requireCgroups(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for cgroups")
+	}
+	if _, err := cgroups.Detect(); err != nil {
+		t.Skip(err)
 	}
 }

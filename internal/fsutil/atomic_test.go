@@ -241,15 +241,7 @@ func TestWriteOutputAfterKill(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "img.tar")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledWriterHelper$")
-	cmd.Env = append(os.Environ(), "FSUTIL_KILLED_WRITER="+out)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout := startChild(t, "TestKilledWriterHelper", "FSUTIL_KILLED_WRITER="+out)
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
@@ -293,4 +285,20 @@ func TestRemoveDeadTemps(t *testing.T) {
 	if got, want := dirNames(t, dir), []string{".tmp--5", ".tmp-x-01", ".tmp-x-y", "keep", "x.tmp-a-1"}; !slices.Equal(got, want) {
 		t.Errorf("left %q, want %q", got, want)
 	}
+}
+
+// startChild starts this test binary running only the helper test with
+// env added, and returns it and its standard output.
+func startChild(t *testing.T, test, env string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout
 }

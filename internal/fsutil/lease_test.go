@@ -3,7 +3,6 @@ package fsutil
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,15 +40,7 @@ func TestLeaseDeadProcess(t *testing.T) {
 		t.Error("OwnerOf does not find the lease id")
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLeaseHelper$")
-	cmd.Env = append(os.Environ(), "FSUTIL_LEASE_DIR="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startChild(t, "TestLeaseHelper", "FSUTIL_LEASE_DIR="+dir)
 	buf := make([]byte, 100)
 	n, _ := out.Read(buf)
 	child := strings.TrimSpace(strings.TrimPrefix(string(buf[:n]), "lease "))
