@@ -121,9 +121,9 @@ type Cgroup struct {
 	version Version
 	// dirs maps controller -> directory (v1); on v2 the only key is "".
 	dirs map[string]string
-	// parents are the intermediate directories (for CgroupParent) that
-	// did not exist when New started, deepest first; Destroy removes them
-	// when they are empty.
+	// parents are the levels of the parent path (for CgroupParent),
+	// deepest first; Destroy removes those a builder made (madeMode) when
+	// they are empty.
 	parents []string
 	// homes maps each v1 directory to the group of the builder in the
 	// same hierarchy, where StartIn's thread returns.
@@ -136,8 +136,7 @@ type Cgroup struct {
 }
 
 // Announce is told a group's directories (as Dirs returns them) and the
-// intermediate directories of its parent path that do not exist yet (as
-// Parents returns them) before any is made.
+// levels of its parent path (as Parents returns them) before any is made.
 type Announce func(dirs map[string]string, parents []string) error
 
 // New creates the group name under the calling process's own cgroup plus
@@ -313,11 +312,11 @@ func newV1(parent, name string, announce Announce) (*Cgroup, error) {
 	if len(c.dirs) == 0 {
 		return nil, errors.New("no cgroup v1 controllers mounted")
 	}
-	missing := map[string][]string{}
+	levels := map[string][]string{}
 	for _, m := range made {
 		base := c.homes[c.dirs[m.controllers[0]]]
-		missing[base] = missingBelow(base, filepath.Join(base, parent))
-		c.parents = append(slices.Clone(missing[base]), c.parents...)
+		levels[base] = parentLevels(base, parent)
+		c.parents = append(c.parents, levels[base]...)
 	}
 	if err := announce(c.Dirs(), c.Parents()); err != nil {
 		return nil, err
@@ -325,7 +324,7 @@ func newV1(parent, name string, announce Announce) (*Cgroup, error) {
 	for _, m := range made {
 		dir := c.dirs[m.controllers[0]]
 		base := c.homes[dir]
-		if err := c.mkdir(missing[base], dir, m.controllers); err != nil {
+		if err := mkdirV1(levels[base], dir, m.controllers); err != nil {
 			_ = c.Destroy()
 			return nil, err
 		}
@@ -333,59 +332,88 @@ func newV1(parent, name string, announce Announce) (*Cgroup, error) {
 	return c, nil
 }
 
-// missingBelow returns the directories below base, down to dir, that do
-// not exist, deepest first.
-func missingBelow(base, dir string) []string {
-	var missing []string
-	for p := dir; p != base && len(p) > len(base); p = filepath.Dir(p) {
-		if _, err := os.Stat(p); err == nil {
-			break
-		}
-		missing = append(missing, p)
+// parentLevels returns the directories of the parent path below base,
+// deepest first.
+func parentLevels(base, parent string) []string {
+	var out []string
+	for p := filepath.Join(base, parent); p != base && len(p) > len(base); p = filepath.Dir(p) {
+		out = append(out, p)
 	}
-	return missing
+	return out
 }
 
-// mkdir creates the missing parents (deepest first) and dir, initialising
-// cpuset.cpus/mems of new cpuset groups from their parent (v1 leaves them
-// empty, which forbids joining).
-func (c *Cgroup) mkdir(missing []string, dir string, controllers []string) error {
-	missing = slices.Clone(missing)
-	slices.Reverse(missing)
-	isCpuset := false
-	for _, ctl := range controllers {
-		isCpuset = isCpuset || ctl == "cpuset"
-	}
-	for _, d := range append(missing, dir) {
-		// A concurrent Destroy may remove a shared parent between our
-		// checks: retry a few times.
-		var err error
-		for i := 0; i < 5; i++ {
-			if err = os.MkdirAll(d, 0o755); err == nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+// madeMode is the mode of the parent levels a builder makes: the sticky
+// bit, which nothing else sets on a cgroup, marks them as a builder's, to
+// remove when the last group in them is gone (a level the user made is
+// never removed). mkdir sets it, so no level is ever unmarked while it
+// exists, not even when the process is killed right after making it.
+const madeMode = 0o755 | os.ModeSticky
+
+// builderMade reports whether the parent level p was made by a builder.
+func builderMade(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.IsDir() && fi.Mode()&os.ModeSticky != 0
+}
+
+// makeLevels makes the missing parent levels (deepest first) and then
+// dir, calling init on each level and on dir. A level removed meanwhile
+// (the last group of a concurrent build left it) starts it over.
+func makeLevels(levels []string, dir string, init func(d string) error) error {
+	path := slices.Clone(levels)
+	slices.Reverse(path)
+	path = append(path, dir)
+	var err error
+	for range 5 {
+		if err = makePath(path, dir, init); !errors.Is(err, os.ErrNotExist) {
+			return err
 		}
-		if err != nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}
+
+func makePath(path []string, dir string, init func(d string) error) error {
+	for _, d := range path {
+		mode := os.FileMode(madeMode)
+		if d == dir {
+			mode = 0o755
+		}
+		if err := os.Mkdir(d, mode); err != nil && (d == dir || !errors.Is(err, os.ErrExist)) {
 			return fmt.Errorf("creating cgroup %s: %w", d, err)
 		}
-		if isCpuset {
-			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-				cur, _ := os.ReadFile(filepath.Join(d, f))
-				if len(bytes.TrimSpace(cur)) > 0 {
-					continue
-				}
-				val, err := os.ReadFile(filepath.Join(filepath.Dir(d), f))
-				if err != nil {
-					return fmt.Errorf("reading %s of %s: %w", f, filepath.Dir(d), err)
-				}
-				if err := writeFile(d, f, string(bytes.TrimSpace(val))); err != nil {
-					return err
-				}
-			}
+		if err := init(d); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// mkdirV1 makes a v1 group's missing parent levels and dir, initialising
+// cpuset.cpus/mems of cpuset groups left empty from their parent (v1
+// leaves them empty, which forbids joining).
+func mkdirV1(levels []string, dir string, controllers []string) error {
+	if !slices.Contains(controllers, "cpuset") {
+		return makeLevels(levels, dir, func(string) error { return nil })
+	}
+	return makeLevels(levels, dir, func(d string) error {
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			cur, err := os.ReadFile(filepath.Join(d, f))
+			if err != nil {
+				return fmt.Errorf("reading %s of %s: %w", f, d, err)
+			}
+			if len(bytes.TrimSpace(cur)) > 0 {
+				continue
+			}
+			val, err := os.ReadFile(filepath.Join(filepath.Dir(d), f))
+			if err != nil {
+				return fmt.Errorf("reading %s of %s: %w", f, filepath.Dir(d), err)
+			}
+			if err := writeFile(d, f, string(bytes.TrimSpace(val))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func newV2(mount, own, parent, name string, announce Announce) (*Cgroup, error) {
@@ -394,7 +422,7 @@ func newV2(mount, own, parent, name string, announce Announce) (*Cgroup, error) 
 	}
 	base := filepath.Join(mount, own)
 	dir := filepath.Join(base, parent, name)
-	c := &Cgroup{version: V2, dirs: map[string]string{"": dir}, parents: missingBelow(base, filepath.Join(base, parent))}
+	c := &Cgroup{version: V2, dirs: map[string]string{"": dir}, parents: parentLevels(base, parent)}
 	if err := announce(c.Dirs(), c.Parents()); err != nil {
 		return nil, err
 	}
@@ -402,22 +430,7 @@ func newV2(mount, own, parent, name string, announce Announce) (*Cgroup, error) 
 	// cannot delegate ("no internal processes"); the group then simply
 	// runs without those controllers and Set reports limits it cannot
 	// apply.
-	levels := []string{base}
-	for _, comp := range strings.Split(filepath.Clean(parent), "/") {
-		if comp == "" || comp == "." {
-			continue
-		}
-		levels = append(levels, filepath.Join(levels[len(levels)-1], comp))
-	}
-	for i, l := range levels {
-		if i > 0 {
-			if _, err := os.Stat(l); err != nil {
-				if err := os.Mkdir(l, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-					_ = c.Destroy()
-					return nil, fmt.Errorf("creating cgroup %s: %w", l, err)
-				}
-			}
-		}
+	delegate := func(l string) {
 		avail, _ := os.ReadFile(filepath.Join(l, "cgroup.controllers"))
 		for _, ctl := range v2Controllers {
 			if fieldsContain(avail, ctl) {
@@ -425,9 +438,16 @@ func newV2(mount, own, parent, name string, announce Announce) (*Cgroup, error) 
 			}
 		}
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	delegate(base)
+	err := makeLevels(c.parents, dir, func(d string) error {
+		if d != dir {
+			delegate(d)
+		}
+		return nil
+	})
+	if err != nil {
 		_ = c.Destroy()
-		return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
+		return nil, err
 	}
 	return c, nil
 }
@@ -1034,8 +1054,11 @@ func (c *Cgroup) Destroy() error {
 		}
 	}
 	for _, p := range c.parents {
-		// Shared with concurrent groups: only remove when empty.
-		_ = unix.Rmdir(p)
+		// Shared with concurrent groups: only a level a builder made,
+		// and only when empty (the last group out removes it).
+		if builderMade(p) {
+			_ = unix.Rmdir(p)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -1060,16 +1083,16 @@ func rmdir(d string, deadline time.Time) error {
 	}
 }
 
-// Parents returns the intermediate directories of the parent path that
-// did not exist when New started (New made them, or a concurrent New
-// did), deepest first.
+// Parents returns the levels of the parent path, deepest first: those a
+// builder made (this one or another) go with the last group in them.
 func (c *Cgroup) Parents() []string { return append([]string(nil), c.parents...) }
 
 // Open returns the group whose directories Dirs and Parents gave (recorded
 // by a process that has since died), so that Destroy can remove it. Every
 // directory must lie under DefaultMount and the group's be named like the
 // executor's groups ("builder-..."): the record comes from disk, and
-// nothing else is ever removed through it (parents only when empty).
+// nothing else is ever removed through it (parents only when a builder
+// made them and they are empty).
 func Open(dirs map[string]string, parents []string) (*Cgroup, error) {
 	v, err := Detect()
 	if err != nil {

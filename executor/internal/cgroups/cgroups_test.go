@@ -365,6 +365,76 @@ func uniqueDirs(c *Cgroup) map[string]bool {
 	return m
 }
 
+// TestSharedParentLevels: two groups under one --cgroup-parent path, the
+// first of which made its levels: the levels stay while either group
+// lives and go with the last one, whichever it is; a level that existed
+// before any builder (the user's) stays.
+func TestSharedParentLevels(t *testing.T) {
+	requireRoot(t)
+	if _, err := Detect(); err != nil {
+		t.Skip(err)
+	}
+	user := fmt.Sprintf("builder-test-user-%d", os.Getpid())
+	a, err := New(user+"/ci", "builder-test-a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Destroy() })
+	// What the user made: the top level, unmarked, as mkdir makes it.
+	var userLevels, ciLevels []string
+	for _, p := range a.Parents() {
+		if filepath.Base(p) == user {
+			userLevels = append(userLevels, p)
+		} else {
+			ciLevels = append(ciLevels, p)
+		}
+	}
+	if len(userLevels) == 0 || len(userLevels) != len(ciLevels) {
+		t.Fatalf("parents %v", a.Parents())
+	}
+	for _, p := range userLevels {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, p := range userLevels {
+			_ = unix.Rmdir(p)
+		}
+	})
+	for _, p := range ciLevels {
+		if fi, err := os.Stat(p); err != nil || fi.Mode()&os.ModeSticky == 0 {
+			t.Errorf("level %s a builder made is not marked: %v %v", p, fi.Mode(), err)
+		}
+	}
+	b, err := New(user+"/ci", "builder-test-b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Destroy() })
+	if !reflect.DeepEqual(a.Parents(), b.Parents()) {
+		t.Errorf("parents %v and %v", a.Parents(), b.Parents())
+	}
+	exist := func(want bool, ps []string) {
+		t.Helper()
+		for _, p := range ps {
+			if _, err := os.Stat(p); (err == nil) != want {
+				t.Errorf("%s exists: %v, want %v", p, err == nil, want)
+			}
+		}
+	}
+	// The first, which made the levels, goes first: b is still in them.
+	if err := a.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	exist(true, ciLevels)
+	if err := b.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	exist(false, ciLevels)
+	exist(true, userLevels)
+}
+
 // TestNewAnnouncesFirst: the directories, and the parent path's that do
 // not exist yet, are announced before any exists (a process killed while
 // making them has recorded them), and a failing announcement makes none.
