@@ -733,17 +733,31 @@ func (c *converter) prefetch(ctx context.Context, target *stage) error {
 			continue
 		}
 		stages = append(stages, s)
-		eg.Go(func() error { return c.resolve(gctx, s) })
+	}
+	// afterCancel[i] says that stage i failed once another's failure had
+	// cancelled the group: its error may only be that (net/http's, for
+	// one, tells the cause without wrapping context.Canceled).
+	afterCancel := make([]bool, len(stages))
+	for i, s := range stages {
+		eg.Go(func() error {
+			err := c.resolve(gctx, s)
+			afterCancel[i] = err != nil && gctx.Err() != nil
+			return err
+		})
 	}
 	err := eg.Wait()
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	slices.SortFunc(stages, func(a, b *stage) int { return a.index - b.index })
-	for _, s := range stages {
-		if errors.Is(s.resolveErr, context.Canceled) {
-			// Cancelled by a later stage's failure: ask again, alone, to
-			// know whether this one fails too.
+	order := make([]int, len(stages))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return stages[a].index - stages[b].index })
+	for _, i := range order {
+		s := stages[i]
+		if afterCancel[i] {
+			// Ask again, alone, to know whether this one fails too.
 			s.resolveErr = c.doResolve(ctx, s)
 		}
 		if s.resolveErr != nil {
