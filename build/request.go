@@ -7,6 +7,7 @@ import (
 
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/frontend/dockerfile"
+	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/internal/remotecache"
 	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/report"
@@ -144,6 +145,16 @@ func (o Output) validate() error {
 	}
 	if o.Push && o.Type != Image {
 		return fmt.Errorf("type=%s cannot push", o.Type)
+	}
+	// What would fail the export is told before the build.
+	if o.Dest != "" && o.Writer == nil {
+		check := fsutil.CheckOutputFile
+		if o.Type == Local || o.Type == OCI && o.OCIDir {
+			check = fsutil.CheckOutputDir
+		}
+		if err := check(o.Dest); err != nil {
+			return err
+		}
 	}
 	if len(o.Annotations) > 0 && o.DockerMediaTypes && o.Type != Local && o.Type != Tar {
 		return fmt.Errorf("type=%s uses Docker media types, whose manifests have no annotations (set oci-mediatypes=true)", o.Type)

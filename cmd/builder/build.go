@@ -177,6 +177,9 @@ func Build(ctx context.Context, o BuildOptions, out io.Writer) error {
 	if !slices.Contains(progressui.Modes, o.Progress) {
 		return fmt.Errorf("--progress %q: must be one of %s", o.Progress, strings.Join(progressui.Modes, ", "))
 	}
+	if err := prepareResultFiles(o); err != nil {
+		return err
+	}
 	// builder prune waits for no build.
 	root, err := state.Open(o.Root, state.Options{Lock: state.LockShared})
 	if err != nil {

@@ -2,7 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"os"
 
 	"github.com/builderdev/builder/build"
 	"github.com/builderdev/builder/internal/fsutil"
@@ -23,4 +27,25 @@ func writeJSONFile(path string, v any) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	})
+}
+
+// prepareResultFiles checks before the build that --iidfile,
+// --metadata-file and --report can be written at its end, and removes an
+// old --iidfile, as buildx does: a script must not read a stale image ID
+// after a failed build.
+func prepareResultFiles(o BuildOptions) error {
+	for _, f := range []struct{ flag, path string }{{"--iidfile", o.IIDFile}, {"--metadata-file", o.MetadataFile}, {"--report", o.Report}} {
+		if f.path == "" {
+			continue
+		}
+		if err := fsutil.CheckOutputFile(f.path); err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+	}
+	if o.IIDFile != "" {
+		if err := os.Remove(o.IIDFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("--iidfile: removing the old image ID file: %w", err)
+		}
+	}
+	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -78,6 +80,11 @@ func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error, dur
 	dir := filepath.Dir(path)
 	f, unlock, err := createLockedTemp(path)
 	if err != nil {
+		// The temp's name means nothing to the user: the error's does.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer unlock()            // last: the temp is locked until renamed or removed
@@ -94,9 +101,12 @@ func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error, dur
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), path)
+		if fi, serr := os.Stat(path); err != nil && serr == nil && fi.IsDir() {
+			err = syscall.EISDIR
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, &tempError{err: err, temp: f.Name(), path: path})
 	}
 	if !durable {
 		return nil
@@ -224,4 +234,56 @@ func removeIfDead(dirfd int, name string) {
 		return
 	}
 	unix.Unlinkat(dirfd, name, 0)
+}
+
+// tempError is an error of a temp file told with the name of the file
+// it stands for: the user never sees the temp's name.
+type tempError struct {
+	err        error
+	temp, path string
+}
+
+func (e *tempError) Error() string {
+	var le *os.LinkError
+	if errors.As(e.err, &le) && le.Old == e.temp {
+		return le.Err.Error() // the rename's: "is a directory"
+	}
+	return strings.ReplaceAll(e.err.Error(), e.temp, e.path)
+}
+
+func (e *tempError) Unwrap() error { return e.err }
+
+// CheckOutputFile tells before a build what would keep WriteOutputFunc
+// from writing path at its end: path is a directory, or what should be a
+// directory above it is not.
+func CheckOutputFile(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	return checkOutputParents(path)
+}
+
+// CheckOutputDir is CheckOutputFile for an output that is a directory.
+func CheckOutputDir(path string) error {
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory", path)
+	}
+	return checkOutputParents(path)
+}
+
+// checkOutputParents checks that the nearest existing path above path is
+// a directory (WriteOutputFunc makes the missing ones).
+func checkOutputParents(path string) error {
+	for d := filepath.Dir(filepath.Clean(path)); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s: %s is not a directory", path, d)
+			}
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || d == filepath.Dir(d) {
+			return nil // the write will tell
+		}
+	}
 }

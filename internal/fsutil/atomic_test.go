@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,4 +302,68 @@ func startChild(t *testing.T, test, env string) (*exec.Cmd, io.Reader) {
 		t.Fatal(err)
 	}
 	return cmd, stdout
+}
+
+// TestWriteErrorsNameThePath: a failed write names the file the caller
+// asked for, never the temp file that stood for it.
+func TestWriteErrorsNameThePath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	isDir := filepath.Join(dir, "out.tar")
+	if err := os.Mkdir(isDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	full := errors.New("disk full")
+	for _, tc := range []struct {
+		path  string
+		write func(io.Writer) error
+		want  string
+	}{
+		{isDir, nil, "writing " + isDir + ": is a directory"},
+		{filepath.Join(dir, "missing", "x.json"), nil, "writing " + filepath.Join(dir, "missing", "x.json") + ": no such file or directory"},
+		{filepath.Join(dir, "ro.json"), func(w io.Writer) error {
+			_, err := w.(*os.File).Seek(0, 42) // an error that names the temp
+			return err
+		}, "writing " + filepath.Join(dir, "ro.json") + ": seek " + filepath.Join(dir, "ro.json") + ": "},
+		{filepath.Join(dir, "full.json"), func(io.Writer) error { return full }, "writing " + filepath.Join(dir, "full.json") + ": disk full"},
+	} {
+		write := tc.write
+		if write == nil {
+			write = func(w io.Writer) error { _, err := io.WriteString(w, "x"); return err }
+		}
+		err := ReplaceFileFunc(tc.path, 0o644, write)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), tmpPrefix) {
+			t.Errorf("%s: %v, want %q", tc.path, err, tc.want)
+		}
+	}
+	if err := ReplaceFileFunc(filepath.Join(dir, "full.json"), 0o644, func(io.Writer) error { return full }); !errors.Is(err, full) {
+		t.Errorf("the write's error is not kept: %v", err)
+	}
+}
+
+func TestCheckOutput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"file ok", CheckOutputFile(file), ""},
+		{"file new", CheckOutputFile(filepath.Join(dir, "a", "b", "img.tar")), ""},
+		{"file is a dir", CheckOutputFile(dir), dir + " is a directory"},
+		{"file under a file", CheckOutputFile(filepath.Join(file, "x", "img.tar")), filepath.Join(file, "x", "img.tar") + ": " + file + " is not a directory"},
+		{"dir ok", CheckOutputDir(dir), ""},
+		{"dir new", CheckOutputDir(filepath.Join(dir, "new")), ""},
+		{"dir is a file", CheckOutputDir(file), file + " exists and is not a directory"},
+		{"dir under a file", CheckOutputDir(filepath.Join(file, "out")), filepath.Join(file, "out") + ": " + file + " is not a directory"},
+	} {
+		if tc.want == "" && tc.err != nil || tc.want != "" && (tc.err == nil || tc.err.Error() != tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, tc.err, tc.want)
+		}
+	}
 }
