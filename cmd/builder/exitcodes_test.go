@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,4 +91,20 @@ func exitCode(err error) int {
 		return -1
 	}
 	return 0
+}
+
+// TestFlagErrorsExit125: a flag a command cannot parse ends it with
+// docker's exit code for it, 125, and docker's hint.
+func TestFlagErrorsExit125(t *testing.T) {
+	for _, args := range [][]string{{"build", "--nope", "."}, {"images", "-x"}, {"build", "--memory"}} {
+		root := newRootCommand()
+		root.SetArgs(args)
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		err := root.Execute()
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 125 || !strings.Contains(ee.msg, "See 'builder "+args[0]+" --help'.") {
+			t.Errorf("builder %v: %v, want exit code 125 and the hint", args, err)
+		}
+	}
 }

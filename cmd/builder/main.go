@@ -32,6 +32,9 @@ func main() {
 			}
 			os.Exit(128 + int(caught()))
 		case errors.As(err, &ee):
+			if ee.msg != "" {
+				fmt.Fprintf(os.Stderr, "ERROR: %s\n", ee.msg)
+			}
 			os.Exit(ee.code)
 		}
 		fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
@@ -49,6 +52,7 @@ func newRootCommand() *cobra.Command {
 		Version:       shortVersion(),
 	}
 	root.SetVersionTemplate("builder version {{.Version}}\n")
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(newBuildCommand())
 	root.AddCommand(newImagesCommand(), newHistoryCommand(), newInspectCommand(), newTagCommand(), newRmiCommand(), newSaveCommand(), newImageCommand())
 	root.AddCommand(newRunCommand(), newPsCommand(), newRmCommand())
@@ -58,7 +62,22 @@ func newRootCommand() *cobra.Command {
 	return root
 }
 
-// exitError ends the process with code after its message was printed.
-type exitError struct{ code int }
+// exitError ends the process with code, printing msg first when set
+// (otherwise the message was printed already).
+type exitError struct {
+	code int
+	msg  string
+}
 
-func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e *exitError) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+// flagError is every command's answer to a flag it cannot parse: docker's
+// message and its exit code, 125.
+func flagError(cmd *cobra.Command, err error) error {
+	return &exitError{code: 125, msg: fmt.Sprintf("%v\nSee '%s --help'.", err, cmd.CommandPath())}
+}
