@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"path/filepath"
+	"os"
 	"strings"
 
 	"github.com/builderdev/builder/exporter"
@@ -217,20 +217,19 @@ func (j *exportJob) writeLocal(out Output, fn func() error) error {
 }
 
 // writeRootfsTar writes a root filesystem tar output to a file or stream
-// as one progress step; toTar unpacks layers in scratch (see scratchDir).
+// as one progress step; toTar unpacks the layers in scratch, a directory
+// of the state root that this process's lease owns: recovery removes it
+// should the build be killed meanwhile (next to the user's file, nothing
+// would remove a killed export's whole root filesystem).
 func (j *exportJob) writeRootfsTar(out Output, toTar func(w io.Writer, scratch string) error) error {
 	return step(j.r, "sending tarball to "+describeDest(out), func() error {
-		return writeOutput(out, func(f io.Writer) error { return toTar(f, j.scratchDir(out)) })
+		scratch, err := j.b.root.TempDir("rootfs")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(scratch)
+		return writeOutput(out, func(f io.Writer) error { return toTar(f, scratch) })
 	})
-}
-
-// scratchDir is where a root filesystem tar output unpacks its layers:
-// next to the file, or in the root for a stream.
-func (j *exportJob) scratchDir(out Output) string {
-	if out.Writer != nil {
-		return j.b.root.WorkerDir()
-	}
-	return filepath.Dir(out.Dest)
 }
 
 // push pushes m (an image or an index) to the names of an image output

@@ -166,3 +166,68 @@ func TestKilledBuildLeavesNothing(t *testing.T) {
 		t.Errorf("left after the next build:\n%s", strings.Join(left, "\n"))
 	}
 }
+
+// TestKilledTarExportLeavesNothing kills a build (kill -9) while its
+// type=tar output unpacks the image: the unpacked tree is in the root,
+// where the next build's recovery removes it, and nothing but the output
+// is ever left beside the user's file.
+func TestKilledTarExportLeavesNothing(t *testing.T) {
+	requireRootE2E(t)
+	bin := builderBinary(t)
+	root := filepath.Join(t.TempDir(), "root")
+	ctxDir := busyboxContext(t, "COPY big /big")
+	big := make([]byte, 96<<20)
+	for i := range big {
+		big[i] = byte(i * 7919 >> 8)
+	}
+	writeFiles(t, ctxDir, map[string]string{"big": string(big)})
+	outDir := t.TempDir()
+	dest := filepath.Join(outDir, "fs.tar")
+	cmd := buildCmd(bin, root, ctxDir, "-o", "type=tar,dest="+dest)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	scratch := func() []string {
+		m, _ := filepath.Glob(filepath.Join(root, "tmp", "*rootfs*"))
+		return m
+	}
+	deadline := time.After(60 * time.Second)
+	for len(scratch()) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the build ended (%v) before its export was seen unpacking in the root:\n%s", err, out.String())
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatalf("the export never started:\n%s", out.String())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cmd.Process.Kill() // SIGKILL: no clean-up of its own runs
+	<-done
+	beside := func() []string {
+		ents, _ := os.ReadDir(outDir)
+		var names []string
+		for _, e := range ents {
+			if e.Name() != "fs.tar" && !strings.HasPrefix(e.Name(), ".tmp-fs.tar-") {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	if left := beside(); len(left) > 0 {
+		t.Errorf("beside the output after kill -9: %v", left)
+	}
+	if got, err := runBuild(t, bin, root, ctxDir, "-o", "type=tar,dest="+dest); err != nil {
+		t.Fatalf("build after kill -9: %v\n%s", err, got)
+	}
+	if left := scratch(); len(left) > 0 {
+		t.Errorf("the killed export's tree is left in the root: %v", left)
+	}
+	if ents, _ := os.ReadDir(outDir); len(ents) != 1 || ents[0].Name() != "fs.tar" {
+		t.Errorf("beside the output after the next build: %v", ents)
+	}
+}
