@@ -11,8 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
