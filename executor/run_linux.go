@@ -101,8 +101,12 @@ func (e *Executor) CgroupWarning() string {
 		return ""
 	}
 	if Rootless() {
-		return fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v); "+
-			"to fix, delegate cgroup v2 controllers to your user (systemd: Delegate=yes for user@.service)", e.cgroupErr)
+		fix := "delegate cgroup v2 controllers to your user (systemd: Delegate=yes for user@.service)"
+		if v, err := cgroups.Detect(); err == nil && v == cgroups.V1 {
+			// v1 hierarchies cannot be delegated safely; systemd does not.
+			fix = "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1) and " + fix
+		}
+		return fmt.Sprintf("rootless without cgroup delegation: RUN steps have no resource limits and their stats come from getrusage (%v); to fix, %s", e.cgroupErr, fix)
 	}
 	return fmt.Sprintf("no usable cgroup hierarchy: RUN steps have no resource limits and their stats come from getrusage (%v); "+
 		"to fix, mount one (mount -t cgroup2 none %s) or, in a container, start it with a writable cgroup (docker run --privileged or --cgroupns=private)",

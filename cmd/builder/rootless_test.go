@@ -314,6 +314,11 @@ func TestRootlessBuild(t *testing.T) {
 				if !strings.Contains(string(out), "rootless without cgroup delegation") {
 					t.Errorf("no notice about running without cgroups:\n%s", out)
 				}
+				// The fix it gives fits the machine: v1 is not delegated.
+				var st unix.Statfs_t
+				if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type != unix.CGROUP2_SUPER_MAGIC && !strings.Contains(string(out), "systemd.unified_cgroup_hierarchy=1") {
+					t.Errorf("the notice on a cgroup v1 machine does not say to boot with v2:\n%s", out)
+				}
 				driver, err := os.ReadFile(filepath.Join(stateRoot, "snapshots", "driver"))
 				if err != nil {
 					t.Fatalf("the build did not use the default state directory %s: %v", stateRoot, err)
