@@ -173,21 +173,11 @@ func Images(root *state.Root, all bool) ([]imagestore.Removed, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctrs, err := root.Containers()
+	ctrs, err := root.ImageUsers()
 	if err != nil {
 		return nil, err
 	}
-	list, err := ctrs.List()
-	if err != nil {
-		return nil, err
-	}
-	inUse := map[digest.Digest]bool{}
-	for _, c := range list {
-		if d, err := digest.Parse(c.ImageID); err == nil {
-			inUse[d] = true
-		}
-	}
-	return images.Prune(all, inUse)
+	return images.Prune(all, ctrs)
 }
 
 // Verify re-hashes every blob of root, removing the corrupt ones: it

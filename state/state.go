@@ -13,6 +13,7 @@ import (
 	"github.com/builderdev/builder/internal/containers"
 	"github.com/builderdev/builder/internal/fsutil"
 	"github.com/builderdev/builder/snapshot"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // Lock is how a command holds the root lock.
@@ -255,6 +256,29 @@ func (r *Root) Containers() (*containers.Store, error) {
 		r.containers = cs
 	}
 	return r.containers, nil
+}
+
+// ImageUsers lists the containers (ROOT/containers) as the image store's
+// Remove and Prune see them: the image each runs and whether its builder
+// process still runs it.
+func (r *Root) ImageUsers() ([]imagestore.Container, error) {
+	cs, err := r.Containers()
+	if err != nil {
+		return nil, err
+	}
+	list, err := cs.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]imagestore.Container, 0, len(list))
+	for _, c := range list {
+		d, err := digest.Parse(c.ImageID)
+		if err != nil {
+			continue // a record from before ImageID: no image to keep
+		}
+		out = append(out, imagestore.Container{ID: c.ID, ImageID: d, Running: cs.IsRunning(c)})
+	}
+	return out, nil
 }
 
 // RegistryDir is the registry client's state directory (ROOT/registry).

@@ -11,9 +11,12 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/exporter"
+	imagestore "github.com/builderdev/builder/exporter/imagestore"
+	"github.com/builderdev/builder/internal/containers"
 	"github.com/builderdev/builder/state"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
 
@@ -175,5 +178,76 @@ func TestImagePrune(t *testing.T) {
 	}
 	if out, _ := cliOut(t, newImagesCommand(), "--root", root, "-q"); strings.TrimSpace(out) != "" {
 		t.Errorf("after prune -a: %s", out)
+	}
+}
+
+// TestRmiImageInUse: as docker rmi, the last name of an image a container
+// uses is refused (untagged with -f, the image kept), its ID needs -f for
+// a stopped container and cannot be forced for a running one, and image
+// prune -a leaves it.
+func TestRmiImageInUse(t *testing.T) {
+	root := seedImages(t)
+	if out, err := cliOut(t, newTagCommand(), "--root", root, "app:1", "solo:1"); err != nil {
+		t.Fatal(out, err)
+	}
+	var id digest.Digest
+	if err := withImageStore(root, func(s *imagestore.Store) error {
+		im, err := s.Get("solo:1")
+		id = im.ID
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	short := id.Encoded()[:12]
+	r, err := state.Open(root, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := r.Containers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr := &containers.Container{ID: strings.Repeat("c9", 32), Name: "c9", Image: "solo:1", ImageID: id.String(), State: containers.Running}
+	// The container runs while its creator holds the running lock.
+	stop, err := cs.Create(ctr)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stop() }()
+	// Untagging a name leaves the image its other names.
+	for _, ref := range []string{"app:1", "registry.example.com/team/app:2"} {
+		if out, err := cliOut(t, newRmiCommand(), "--root", root, ref); err != nil || out != "Untagged: "+ref+"\n" {
+			t.Fatalf("rmi %s: %v %q", ref, err, out)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"solo:1"}, "Error response: conflict: unable to delete solo:1 (must be forced) - container c9c9c9c9c9c9 is using its referenced image " + short},
+		{[]string{"-f", short}, "Error response: conflict: unable to delete " + short + " (cannot be forced) - image is being used by running container c9c9c9c9c9c9"},
+	} {
+		if out, err := cliOut(t, newRmiCommand(), append([]string{"--root", root}, tt.args...)...); err == nil || err.Error() != tt.want {
+			t.Errorf("rmi %v: %v %q, want %q", tt.args, err, out, tt.want)
+		}
+	}
+	stop()
+	stop = func() {}
+	if _, err := cliOut(t, newRmiCommand(), "--root", root, short); err == nil || !strings.Contains(err.Error(), "(must be forced) - image is being used by stopped container c9c9c9c9c9c9") {
+		t.Errorf("rmi ID used by a stopped container: %v", err)
+	}
+	// -f untags the last name; the image stays for the container.
+	if out, err := cliOut(t, newRmiCommand(), "--root", root, "-f", "solo:1"); err != nil || out != "Untagged: solo:1\n" {
+		t.Errorf("rmi -f solo:1: %v %q", err, out)
+	}
+	if _, err := cliOut(t, newImageCommand(), "prune", "--root", root, "-a", "-f"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := cliOut(t, newImagesCommand(), "--root", root, "-q", "--no-trunc"); strings.TrimSpace(out) != id.String() {
+		t.Errorf("images after rmi -f and image prune -a: %q, want only %s (a container uses it)", out, id)
+	}
+	if out, err := cliOut(t, newRmiCommand(), "--root", root, "-f", short); err != nil || out != "Deleted: "+id.String()+"\n" {
+		t.Errorf("rmi -f of a stopped container's image: %v %q", err, out)
 	}
 }

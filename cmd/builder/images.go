@@ -22,6 +22,11 @@ import (
 
 // withImageStore opens the image store under dir for fn.
 func withImageStore(dir string, fn func(s *imagestore.Store) error) error {
+	return withRootImages(dir, func(_ *state.Root, s *imagestore.Store) error { return fn(s) })
+}
+
+// withRootImages opens the root dir and its image store for fn.
+func withRootImages(dir string, fn func(root *state.Root, s *imagestore.Store) error) error {
 	root, err := state.Open(dir, state.Options{})
 	if err != nil {
 		return err
@@ -32,7 +37,7 @@ func withImageStore(dir string, fn func(s *imagestore.Store) error) error {
 		return err
 	}
 	lazyBlobs(root, s.Blobs(), nil)
-	return fn(s)
+	return fn(root, s)
 }
 
 // rootFlag adds --root, the state directory of every command.
@@ -250,10 +255,15 @@ func newRmiCommand() *cobra.Command {
 		Short: "Remove one or more images from the local image store",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImageStore(root, func(s *imagestore.Store) error {
+			return withRootImages(root, func(root *state.Root, s *imagestore.Store) error {
 				var errs []error
 				for _, a := range args {
-					r, err := s.Remove(a, force)
+					// As docker: an image a container uses stays.
+					ctrs, err := root.ImageUsers()
+					if err != nil {
+						return err
+					}
+					r, err := s.Remove(a, force, ctrs)
 					if err != nil {
 						errs = append(errs, fmt.Errorf("Error response: %w", err))
 						continue

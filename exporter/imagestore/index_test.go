@@ -99,10 +99,10 @@ func TestPutIndex(t *testing.T) {
 			t.Errorf("Referenced lacks %s", d)
 		}
 	}
-	if _, err := s.Remove("app:1", false); err != nil {
+	if _, err := s.Remove("app:1", false, nil); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Remove("app:2", false)
+	r, err := s.Remove("app:2", false, nil)
 	if err != nil || r.Deleted != st.ID {
 		t.Errorf("rmi of the last name: %+v %v", r, err)
 	}

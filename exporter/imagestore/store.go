@@ -26,8 +26,8 @@ import (
 // have.
 var ErrNotFound = errors.New("no such image")
 
-// ErrConflict is returned (wrapped) by Remove for an ID that several names
-// reference, unless forced (as `docker rmi`).
+// ErrConflict is returned (wrapped) by Remove for an image that a
+// container uses or, by ID, that several names reference (as `docker rmi`).
 var ErrConflict = errors.New("conflict")
 
 // Store is the local image store. It is safe for concurrent use by
@@ -590,11 +590,54 @@ type Removed struct {
 	Deleted  digest.Digest // the image ID, when the image left the store
 }
 
-// Remove removes ref like docker rmi: a name is untagged, and the image
-// goes when it was its last name; an ID removes the image, which needs
-// force when several names reference it. Blobs stay in the blob store
-// (the cache's GC removes those no image or cache record references).
-func (s *Store) Remove(ref string, force bool) (Removed, error) {
+// Container is a container of builder run, as Remove and Prune see it:
+// which image it runs and whether it is running.
+type Container struct {
+	ID string
+	// ImageID is the ID of the image it runs: for a multi-platform image,
+	// the ID of the platform's image (its config digest).
+	ImageID digest.Digest
+	Running bool
+}
+
+// usedBy returns the first of ctrs that runs im (or, for a multi-platform
+// image, one of its platforms' images), nil when none does; with
+// running, only a running one.
+func usedBy(im Image, ctrs []Container, running bool) *Container {
+	for i, c := range ctrs {
+		if running && !c.Running {
+			continue
+		}
+		if c.ImageID == im.ID {
+			return &ctrs[i]
+		}
+		for _, p := range im.Platforms {
+			if c.ImageID == p.ID {
+				return &ctrs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// short is docker's truncated ID: the first 12 hex digits.
+func short(id string) string {
+	_, hex, ok := strings.Cut(id, ":")
+	if !ok {
+		hex = id
+	}
+	return hex[:min(12, len(hex))]
+}
+
+// Remove removes ref like docker rmi (with the containerd image store):
+// a name is untagged, and the image goes when it was its last name, unless
+// one of ctrs uses it: then rmi refuses, and with force untags and keeps
+// the image (dangling) for the container. An ID removes the image with
+// all its names; a running container's image cannot be removed, and force
+// is needed when a stopped container uses it or several names reference
+// it. Blobs stay in the blob store (the cache's GC removes those no image
+// or cache record references).
+func (s *Store) Remove(ref string, force bool, ctrs []Container) (Removed, error) {
 	var res Removed
 	err := s.update(func(idx *v1.IndexManifest) error {
 		all, err := s.listFrom(idx)
@@ -613,8 +656,22 @@ func (s *Store) Remove(ref string, force bool) (Removed, error) {
 				}
 			}
 		}
-		if byName == "" && len(im.Names) > 1 && !force {
-			return fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", ErrConflict, im.ID.Encoded()[:12])
+		id := short(im.ID.String())
+		switch {
+		case byName != "" && len(im.Names) == 1:
+			if c := usedBy(*im, ctrs, false); c != nil && !force {
+				return fmt.Errorf("%w: unable to delete %s (must be forced) - container %s is using its referenced image %s", ErrConflict, exporter.FamiliarName(byName), short(c.ID), id)
+			}
+		case byName == "":
+			if c := usedBy(*im, ctrs, true); c != nil {
+				return fmt.Errorf("%w: unable to delete %s (cannot be forced) - image is being used by running container %s", ErrConflict, id, short(c.ID))
+			}
+			if c := usedBy(*im, ctrs, false); c != nil && !force {
+				return fmt.Errorf("%w: unable to delete %s (must be forced) - image is being used by stopped container %s", ErrConflict, id, short(c.ID))
+			}
+			if len(im.Names) > 1 && !force {
+				return fmt.Errorf("%w: unable to delete %s (must be forced) - image is referenced in multiple repositories", ErrConflict, id)
+			}
 		}
 		var out []v1.Descriptor
 		for _, d := range idx.Manifests {
@@ -630,6 +687,13 @@ func (s *Store) Remove(ref string, force bool) (Removed, error) {
 			if n != "" {
 				res.Untagged = append(res.Untagged, n)
 			}
+		}
+		if !hasDigest(out, im.Manifest.Digest) && byName != "" && usedBy(*im, ctrs, false) != nil {
+			// Forced off its last name: the image stays, dangling, for
+			// the containers that use it.
+			d := im.Manifest
+			d.Annotations = nil
+			out = append(out, d)
 		}
 		if !hasDigest(out, im.Manifest.Digest) {
 			res.Deleted = im.ID
@@ -674,19 +738,19 @@ func (s *Store) Referenced() (map[digest.Digest]bool, error) {
 }
 
 // Prune removes dangling images (stored by ID only), as docker image
-// prune; with all, every image whose ID is not in inUse (the images of
-// containers), whatever its names. It returns what it removed.
-func (s *Store) Prune(all bool, inUse map[digest.Digest]bool) ([]Removed, error) {
+// prune; with all, every image, whatever its names. Images that any of
+// ctrs uses stay. It returns what it removed.
+func (s *Store) Prune(all bool, ctrs []Container) ([]Removed, error) {
 	list, err := s.List()
 	if err != nil {
 		return nil, err
 	}
 	var out []Removed
 	for _, im := range list {
-		if inUse[im.ID] || (!all && len(im.Names) > 0) {
+		if usedBy(im, ctrs, false) != nil || (!all && len(im.Names) > 0) {
 			continue
 		}
-		r, err := s.Remove(im.ID.String(), true)
+		r, err := s.Remove(im.ID.String(), true, ctrs)
 		if errors.Is(err, ErrNotFound) { // removed meanwhile
 			continue
 		}

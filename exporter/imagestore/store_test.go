@@ -109,14 +109,14 @@ func TestPutTagRemove(t *testing.T) {
 			return err
 		}, map[string]digest.Digest{"docker.io/library/app:latest": a.ID, "docker.io/library/app:1": b.ID, "localhost:5000/b:x": b.ID}},
 		{"rmi by name untags", func() error {
-			r, err := s.Remove("localhost:5000/b:x", false)
+			r, err := s.Remove("localhost:5000/b:x", false, nil)
 			if err == nil && (r.Deleted != "" || len(r.Untagged) != 1) {
 				err = fmt.Errorf("removed %+v", r)
 			}
 			return err
 		}, map[string]digest.Digest{"docker.io/library/app:latest": a.ID, "docker.io/library/app:1": b.ID}},
 		{"rmi of the last name deletes", func() error {
-			r, err := s.Remove("app", false)
+			r, err := s.Remove("app", false, nil)
 			if err == nil && r.Deleted != a.ID {
 				err = fmt.Errorf("removed %+v", r)
 			}
@@ -141,10 +141,10 @@ func TestPutTagRemove(t *testing.T) {
 		t.Errorf("an invalid tag changed the names: %v, want %v", got, before)
 	}
 	s.Tag("app:1", "other")
-	if _, err := s.Remove(b.ID.String(), false); !errors.Is(err, ErrConflict) {
+	if _, err := s.Remove(b.ID.String(), false, nil); !errors.Is(err, ErrConflict) {
 		t.Errorf("rmi of an id with two names: %v", err)
 	}
-	if _, err := s.Remove("nope", false); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Remove("nope", false, nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("rmi nope: %v", err)
 	}
 	// Persistence: a new Store on the same directory sees the same.
@@ -159,7 +159,7 @@ func TestPutTagRemove(t *testing.T) {
 	if err != nil || len(img.Layers) != 1 || img.Layers[0].Digest != testImage(t, blobs, "b", t0).Layers[0].Digest {
 		t.Errorf("load: %+v, %v", img, err)
 	}
-	if _, err := s2.Remove(b.ID.String(), true); err != nil {
+	if _, err := s2.Remove(b.ID.String(), true, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(names(t, s2)) != 0 {
