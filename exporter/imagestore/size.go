@@ -11,6 +11,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/internal/digestutil"
 	"github.com/builderdev/builder/internal/fsutil"
+	"github.com/builderdev/builder/llb"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -26,6 +27,9 @@ type LayerSize struct {
 // and unpacked sizes. The unpacked size of a layer is measured once by
 // decompressing it, then kept in the store's sizes/ directory.
 func (s *Store) Layers(im Image) ([]LayerSize, error) {
+	if err := singleImage(im); err != nil {
+		return nil, err
+	}
 	m, _, err := s.manifest(im.Manifest.Digest)
 	if err != nil {
 		return nil, err
@@ -42,9 +46,26 @@ func (s *Store) Layers(im Image) ([]LayerSize, error) {
 	return out, nil
 }
 
-// UnpackedSize is what docker images shows as an image's SIZE: its layers
-// uncompressed.
+// UnpackedSize is what docker images and docker image inspect show as an
+// image's size: its layers uncompressed. A multi-platform image has the
+// size of the host platform's image (the one builder run picks), as
+// docker's containerd image store shows; without one, of all its
+// platforms' images together, as docker falls back to.
 func (s *Store) UnpackedSize(im Image) (int64, error) {
+	if im.Platforms != nil {
+		if c, err := Select(im, llb.Platform{}); err == nil {
+			return s.UnpackedSize(c)
+		}
+		var n int64
+		for _, c := range im.Platforms {
+			m, err := s.UnpackedSize(c)
+			if err != nil {
+				return 0, err
+			}
+			n += m
+		}
+		return n, nil
+	}
 	ls, err := s.Layers(im)
 	if err != nil {
 		return 0, err

@@ -372,3 +372,40 @@ func TestLayersUnpackedSize(t *testing.T) {
 		t.Errorf("after a garbled record: %d, %v", n, err)
 	}
 }
+
+// TestUnpackedSizeMultiPlatform: a multi-platform image's size is its host
+// platform's image's (as docker's containerd store shows it), or all its
+// images' together when none is the host's; never 0.
+func TestUnpackedSizeMultiPlatform(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, blobs, _ := open(t)
+	host := llb.HostPlatform()
+	mk := func(arch string, n int) *exporter.Image {
+		img := testImage(t, blobs, strings.Repeat(arch[:1], n), time.Unix(10, 0))
+		img.Config.Architecture = arch
+		return img
+	}
+	other := "s390x"
+	if host.Architecture == other {
+		other = "ppc64le"
+	}
+	// Tar sizes: 512 header + content padded to 512 + 1024 end.
+	native, err := s.PutIndex(ctx, []*exporter.Image{mk(other, 5000), mk(host.Architecture, 100)}, []string{"native:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.UnpackedSize(native); err != nil || n != 512+512+1024 {
+		t.Errorf("size with a %s image: %d %v, want that image's %d", host.Architecture, n, err, 512+512+1024)
+	}
+	foreign, err := s.PutIndex(ctx, []*exporter.Image{mk(other, 5000), mk("riscv64", 100)}, []string{"foreign:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.UnpackedSize(foreign); err != nil || n != (512+5120+1024)+(512+512+1024) {
+		t.Errorf("size without a host image: %d %v, want both images' %d", n, err, (512+5120+1024)+(512+512+1024))
+	}
+	if _, err := s.Layers(native); err == nil {
+		t.Error("Layers of an index gave no error")
+	}
+}
