@@ -130,6 +130,63 @@ func TestInspectFormat(t *testing.T) {
 	if _, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "{{.Id", "app:1"); err == nil {
 		t.Error("a bad template was accepted")
 	}
+
+	// As docker: unset fields print their zero value, RootFS.Layers are
+	// the diff IDs, Size is what builder images shows (unpacked).
+	var digest, dangling string
+	if err := withImageStore(root, func(s *imagestore.Store) error {
+		im, err := s.Get("app:1")
+		digest = im.Manifest.Digest.String()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cliOut(t, newImagesCommand(), "--root", root, "-q", "-f", "dangling=true"); err != nil {
+		t.Fatal(err)
+	} else {
+		dangling = strings.TrimSpace(out)
+	}
+	for _, tt := range []struct{ ref, format, want string }{
+		{"app:1", "{{.Config.WorkingDir}}|{{.Config.User}}|{{.Parent}}|{{.Author}}|{{.Config.Labels}}|{{.Config.Entrypoint}}", "||||map[]|[]"},
+		{"app:1", "{{.RepoDigests}}", "[app@" + digest + " registry.example.com/team/app@" + digest + "]"},
+		{dangling, "{{.RepoTags}} {{.RepoDigests}} {{.Comment}}", "[] [] "},
+		{"app:1", "{{.Comment}} {{.RootFS.Type}} {{len .RootFS.Layers}} {{index .RootFS.Layers 1}}", "buildkit.dockerfile.v0 layers 2 sha256:"},
+		{"app:1", "{{.Size}} {{.Os}}/{{.Architecture}}", "6656 linux/amd64"},
+		{"app:1", "{{.Metadata.LastTagTime}}", "0001-01-01 00:00:00 +0000 UTC"},
+	} {
+		out, err := cliOut(t, newInspectCommand(), "--root", root, "--format", tt.format, tt.ref)
+		if err != nil || !strings.HasPrefix(out, tt.want) {
+			t.Errorf("inspect --format %q %s: %v %q, want %q", tt.format, tt.ref, err, out, tt.want)
+		}
+	}
+	if out, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "{{.Created}}", "app:1"); err != nil {
+		t.Error(err)
+	} else if _, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(out)); err != nil {
+		t.Errorf("inspect --format {{.Created}}: %q, want RFC 3339 as docker: %v", out, err)
+	}
+	if out, err := cliOut(t, newImagesCommand(), "--root", root, "--format", "{{.Size}}", "app:1"); err != nil || out != "6.66kB\n" {
+		t.Errorf("images SIZE %q %v, want inspect's 6656 bytes", out, err)
+	}
+	// A field docker's document lacks is an error, not "<no value>".
+	if _, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "{{.Nope}}", "app:1"); err == nil || !strings.Contains(err.Error(), "Nope") {
+		t.Errorf("inspect --format {{.Nope}}: %v", err)
+	}
+	// The JSON document has docker image inspect's keys.
+	out, err = cliOut(t, newInspectCommand(), "--root", root, "app:1")
+	var docs []map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &docs) != nil || len(docs) != 1 {
+		t.Fatalf("inspect: %v\n%s", err, out)
+	}
+	for _, k := range []string{"Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "DockerVersion", "Author", "Config", "Architecture", "Os", "Size", "RootFS", "Metadata", "Descriptor"} {
+		if _, ok := docs[0][k]; !ok {
+			t.Errorf("inspect JSON lacks %s", k)
+		}
+	}
+	cfg, _ := docs[0]["Config"].(map[string]any)
+	rootfs, _ := docs[0]["RootFS"].(map[string]any)
+	if _, ok := cfg["WorkingDir"]; !ok || rootfs["Type"] != "layers" || rootfs["Layers"] == nil || docs[0]["Size"] != 6656.0 {
+		t.Errorf("inspect JSON: Config %v, RootFS %v, Size %v", cfg, rootfs, docs[0]["Size"])
+	}
 }
 
 func TestHistory(t *testing.T) {

@@ -191,13 +191,14 @@ func newInspectCommand() *cobra.Command {
 		},
 	}
 	rootFlag(cmd, &root)
-	cmd.Flags().StringVarP(&format, "format", "f", "", `Format output using a Go template, as docker inspect (fields as in the JSON: {{.Id}}, {{.Config.Env}}, {{json .RootFS}})`)
+	cmd.Flags().StringVarP(&format, "format", "f", "", `Format output using a Go template, as docker inspect (docker's fields: {{.Id}}, {{.Config.Env}}, {{json .RootFS}})`)
 	return cmd
 }
 
-// inspectFormat prints each image through tmpl, one per line. As docker,
-// the template sees the JSON document (fields named as in the JSON:
-// .Id, .RepoTags, .Config.Cmd).
+// inspectFormat prints each image through tmpl, one per line, as docker
+// inspect: the template runs on the typed document (an unset field is its
+// zero value: "", [], 0), and when that fails (a field it does not have)
+// on the JSON document, where a missing key is an error.
 func inspectFormat(w io.Writer, s *imagestore.Store, refs []string, tmpl *template.Template) error {
 	var errs []error
 	for _, ref := range refs {
@@ -206,20 +207,27 @@ func inspectFormat(w io.Writer, s *imagestore.Store, refs []string, tmpl *templa
 			errs = append(errs, err)
 			continue
 		}
-		raw, err := json.Marshal(x)
-		if err != nil {
-			return err
-		}
-		// Numbers stay as written (Size 1234567, not 1.234567e+06).
-		var doc any
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&doc); err != nil {
-			return err
-		}
 		var b strings.Builder
-		if err := tmpl.Execute(&b, doc); err != nil {
-			return fmt.Errorf("--format: image %s: %w", ref, err)
+		if tmpl.Execute(&b, x) != nil {
+			b.Reset()
+			raw, err := json.Marshal(x)
+			if err != nil {
+				return err
+			}
+			// Numbers stay as written (Size 1234567, not 1.234567e+06).
+			var doc any
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			if err := dec.Decode(&doc); err != nil {
+				return err
+			}
+			strict, err := tmpl.Clone()
+			if err != nil {
+				return err
+			}
+			if err := strict.Option("missingkey=error").Execute(&b, doc); err != nil {
+				return fmt.Errorf("--format: image %s: %w", ref, err)
+			}
 		}
 		fmt.Fprintln(w, b.String())
 	}
