@@ -7,10 +7,7 @@ import (
 
 // Listed is a container of the root and whether the builder process that
 // runs it is alive (a record left Running by a dead process is not).
-type Listed struct {
-	Container *containers.Container
-	Running   bool
-}
+type Listed = containers.Listed
 
 // List lists the containers of the root dir, as docker ps -a does.
 func List(dir string) ([]Listed, error) {
@@ -23,13 +20,5 @@ func List(dir string) ([]Listed, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := cs.List()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Listed, 0, len(list))
-	for _, c := range list {
-		out = append(out, Listed{Container: c, Running: cs.IsRunning(c)})
-	}
-	return out, nil
+	return cs.ListRunning()
 }

@@ -266,17 +266,17 @@ func (r *Root) ImageUsers() ([]imagestore.Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := cs.List()
+	list, err := cs.ListRunning()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]imagestore.Container, 0, len(list))
-	for _, c := range list {
-		d, err := digest.Parse(c.ImageID)
+	for _, l := range list {
+		d, err := digest.Parse(l.Container.ImageID)
 		if err != nil {
 			continue // a record from before ImageID: no image to keep
 		}
-		out = append(out, imagestore.Container{ID: c.ID, ImageID: d, Running: cs.IsRunning(c)})
+		out = append(out, imagestore.Container{ID: l.Container.ID, ImageID: d, Running: l.Running})
 	}
 	return out, nil
 }

@@ -134,6 +134,26 @@ func (s *Store) List() ([]*Container, error) {
 	return out, nil
 }
 
+// Listed is a container and whether the builder process that runs it is
+// alive (a record left Running by a dead process is not).
+type Listed struct {
+	Container *Container
+	Running   bool
+}
+
+// ListRunning is List with whether each container runs (IsRunning).
+func (s *Store) ListRunning() ([]Listed, error) {
+	list, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Listed, 0, len(list))
+	for _, c := range list {
+		out = append(out, Listed{Container: c, Running: s.IsRunning(c)})
+	}
+	return out, nil
+}
+
 // Find resolves ref as docker does: a full ID, a name, then an
 // unambiguous ID prefix.
 func (s *Store) Find(ref string) (*Container, error) {

@@ -61,6 +61,9 @@ func TestStore(t *testing.T) {
 	if s.IsRunning(a) {
 		t.Error("a runs after its release")
 	}
+	if ls, err := s.ListRunning(); err != nil || len(ls) != 2 || ls[0].Container.ID != b.ID || !ls[0].Running || ls[1].Running {
+		t.Errorf("ListRunning = %+v, %v; want b running, then a not", ls, err)
+	}
 	a.State, a.ExitCode = Exited, 3
 	if err := s.Write(a); err != nil {
 		t.Fatal(err)
