@@ -110,12 +110,14 @@ func (e *hashEntry) trusted() bool {
 
 // Sum returns the sha256 of the content of the regular file at path, whose
 // stat (os.Lstat or os.Stat of path) is fi; nil fi stats path. Use absolute
-// paths: entries are keyed by the path as given.
+// paths: entries are keyed by the path as given. A failed stat, open or
+// read is the *os.PathError alone (it names the path once), so a caller
+// can name the file in its own terms.
 func (c *FileHashCache) Sum(path string, fi os.FileInfo) (digest.Digest, error) {
 	if fi == nil {
 		var err error
 		if fi, err = os.Stat(path); err != nil {
-			return "", fmt.Errorf("hashing %s: %w", path, err)
+			return "", err
 		}
 	}
 	if !fi.Mode().IsRegular() {
@@ -182,7 +184,7 @@ func hashFileContent(path string, want hashEntry) (d digest.Digest, stable bool,
 		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("hashing %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+		return "", false, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
 	bp := hashBufs.Get().(*[]byte)
@@ -195,7 +197,7 @@ func hashFileContent(path string, want hashEntry) (d digest.Digest, stable bool,
 			continue
 		}
 		if err != nil {
-			return "", false, fmt.Errorf("hashing %s: %w", path, &os.PathError{Op: "read", Path: path, Err: err})
+			return "", false, &os.PathError{Op: "read", Path: path, Err: err}
 		}
 		if n == 0 {
 			break

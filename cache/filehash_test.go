@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -155,6 +156,20 @@ func TestFileHashCacheErrors(t *testing.T) {
 	}
 	if _, err := c.Sum(filepath.Join(dir, "missing"), nil); err == nil {
 		t.Fatal("missing file hashed")
+	}
+	// A file gone between its stat and its open: the error is the open's
+	// *os.PathError alone, naming the path once, for the caller to rename.
+	gone := filepath.Join(dir, "gone")
+	os.WriteFile(gone, []byte("x"), 0o600)
+	fi, err := os.Lstat(gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(gone)
+	_, err = c.Sum(gone, fi)
+	var pe *os.PathError
+	if !errors.As(err, &pe) || err.Error() != "open "+gone+": no such file or directory" {
+		t.Errorf("open error = %v, want the *os.PathError alone", err)
 	}
 	if err := c.Save(); err != nil { // nothing changed: no write needed
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package fileop
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -61,7 +62,7 @@ func Checksum(ctx context.Context, in Input, c *llb.Copy, hc Hasher) (digest.Dig
 				if err != nil {
 					return "", fmt.Errorf("source %q: %w", src.spec, unwrapPath(err))
 				}
-				if err := w.record("parent:"+srel, s.hostPath(srel), fi); err != nil {
+				if err := w.record("parent:"+srel, srel, s.hostPath(srel), fi); err != nil {
 					return "", err
 				}
 			}
@@ -145,12 +146,13 @@ func newTreeHasher(ctx context.Context, s *source, excl *fsutil.PatternMatcher, 
 func (w *treeHasher) header(fields ...string) { w.push(&hashLine{fields: fields}) }
 
 // hashFile queues the record fields (the last one left for the digest)
-// of the regular file host and hashes it on another goroutine.
-func (w *treeHasher) hashFile(name, host string, fi os.FileInfo, fields []string) error {
+// of the regular file host (root-relative rel) and hashes it on another
+// goroutine.
+func (w *treeHasher) hashFile(rel, host string, fi os.FileInfo, fields []string) error {
 	if w.sem == nil {
 		d, err := w.hc.Sum(host, fi)
 		if err != nil {
-			return fmt.Errorf("hashing %s: %w", name, err)
+			return hashError(rel, err)
 		}
 		fields[len(fields)-1] = d.String()
 		w.header(fields...)
@@ -162,13 +164,25 @@ func (w *treeHasher) hashFile(name, host string, fi os.FileInfo, fields []string
 		defer func() { <-w.sem; close(l.done) }()
 		d, err := w.hc.Sum(host, fi)
 		if err != nil {
-			l.err = fmt.Errorf("hashing %s: %w", name, err)
+			l.err = hashError(rel, err)
 			return
 		}
 		l.fields[len(l.fields)-1] = d.String()
 	}()
 	w.push(l)
 	return w.err
+}
+
+// hashError names the file of a failed Sum once, by its root-relative
+// path (the path in the context, not on the host): "open d/f: permission
+// denied", as BuildKit's "open PATH: permission denied" for a context file
+// it cannot read.
+func hashError(rel string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return &os.PathError{Op: pe.Op, Path: rel, Err: pe.Err}
+	}
+	return fmt.Errorf("hashing %s: %w", rel, err)
 }
 
 func (w *treeHasher) push(l *hashLine) {
@@ -213,7 +227,7 @@ func (w *treeHasher) walk(host, rel, comp string, fi os.FileInfo, self bool) err
 		return err
 	}
 	if self {
-		if err := w.record(comp, host, fi); err != nil {
+		if err := w.record(comp, rel, host, fi); err != nil {
 			return err
 		}
 	}
@@ -229,8 +243,9 @@ func (w *treeHasher) walk(host, rel, comp string, fi os.FileInfo, self bool) err
 const emptyDigest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 // record writes one entry: name, type, mode bits, owner, and the symlink
-// target, device numbers, hard link or content digest.
-func (w *treeHasher) record(name, host string, fi os.FileInfo) error {
+// target, device numbers, hard link or content digest. rel is the entry's
+// root-relative path, for errors.
+func (w *treeHasher) record(name, rel, host string, fi os.FileInfo) error {
 	m := fi.Mode()
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	var typ, extra string
@@ -248,7 +263,7 @@ func (w *treeHasher) record(name, host string, fi os.FileInfo) error {
 			}
 			w.inodes[k] = name
 		}
-		return w.hashFile(name, host, fi, []string{name, typ, strconv.FormatUint(uint64(perm), 8), w.owner(st), ""})
+		return w.hashFile(rel, host, fi, []string{name, typ, strconv.FormatUint(uint64(perm), 8), w.owner(st), ""})
 	case m&os.ModeSymlink != 0:
 		typ, perm = "symlink", 0
 		t, err := os.Readlink(host)
@@ -332,7 +347,7 @@ func (m *MemHasher) Sum(p string, fi os.FileInfo) (digest.Digest, error) {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", p, err)
+		return "", err
 	}
 	e.d = digest.NewDigest(digest.SHA256, h)
 	m.mu.Lock()

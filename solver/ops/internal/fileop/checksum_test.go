@@ -2,13 +2,17 @@ package fileop
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/builderdev/builder/llb"
+	digest "github.com/opencontainers/go-digest"
 )
 
 func TestChecksum(t *testing.T) {
@@ -185,5 +189,43 @@ func TestTreeDigest(t *testing.T) {
 	must(t, err)
 	if empty == d3 || empty == "" {
 		t.Errorf("empty tree digest %s", empty)
+	}
+}
+
+// deniedHasher fails on one file as the file hash cache does when it may
+// not open it: with the open's *os.PathError, naming the host path.
+type deniedHasher struct {
+	Hasher
+	denied string
+}
+
+func (h deniedHasher) Sum(p string, fi os.FileInfo) (digest.Digest, error) {
+	if filepath.Base(p) == h.denied {
+		return "", &os.PathError{Op: "open", Path: p, Err: syscall.EACCES}
+	}
+	return h.Hasher.Sum(p, fi)
+}
+
+// TestChecksumUnreadableFile: a file the builder may not read is named
+// once, by its path in the context, never by its host path, whichever
+// source names it (the file, its directory, the whole tree), for a local
+// context (hashed on several goroutines) and a stage.
+func TestChecksumUnreadableFile(t *testing.T) {
+	root := t.TempDir()
+	mkTree(t, root, "a=1", "d/secret=2")
+	hc := deniedHasher{Hasher: NewMemHasher(), denied: "secret"}
+	for _, local := range []bool{true, false} {
+		in := Input{Root: root, Local: local}
+		for _, src := range []string{"d/secret", "d", "."} {
+			c := dockerCopy("/x/", src)
+			_, err := Checksum(context.Background(), in, &c, hc)
+			if err == nil || err.Error() != "open d/secret: permission denied" || !errors.Is(err, fs.ErrPermission) {
+				t.Errorf("local %v, COPY %s: %v; want open d/secret: permission denied", local, src, err)
+			}
+		}
+		_, err := TreeDigest(context.Background(), in, hc)
+		if err == nil || err.Error() != "open d/secret: permission denied" {
+			t.Errorf("local %v, tree digest: %v", local, err)
+		}
 	}
 }
