@@ -41,7 +41,7 @@ type contexts struct {
 // a directory becomes a local source "context:NAME" (with its own
 // .dockerignore), an image or layout a reference.
 func namedContexts(req Request) (*contexts, error) {
-	c := &contexts{named: map[string]dockerfile.NamedContext{}, locals: map[string]ops.LocalDir{"context": {Path: req.ContextDir}}}
+	c := &contexts{named: map[string]dockerfile.NamedContext{}, locals: map[string]ops.LocalDir{"context": {Path: req.ContextDir, IgnoreFile: req.IgnoreFile}}}
 	for name, nc := range req.Contexts {
 		name = strings.ToLower(name)
 		switch {
@@ -264,19 +264,47 @@ func (l *layoutImages) Pull(ctx context.Context, r *registry.Resolved) ([]cache.
 
 // readIgnoreFor picks the ignore file of a build: DOCKERFILE.dockerignore
 // next to the Dockerfile wins over CONTEXT/.dockerignore, as in BuildKit.
-// Both are read as readInDir reads them.
-func readIgnoreFor(ctx context.Context, dfPath, contextDir string) ([]string, error) {
+// Both are read as readInDir reads them. name is the file read, as
+// ignoreFileName names it ("" when there is none).
+func readIgnoreFor(ctx context.Context, dfPath, contextDir string) (pats []string, name string, err error) {
 	if dfPath != "" {
-		pats, err := readIgnoreFile(ctx, dfPath+".dockerignore")
-		if err == nil || !errors.Is(err, os.ErrNotExist) {
-			return pats, err
+		p := dfPath + ".dockerignore"
+		pats, err := readIgnoreFile(ctx, p)
+		if err == nil {
+			return pats, ignoreFileName(p, contextDir), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, "", err
 		}
 	}
-	pats, err := readIgnoreFile(ctx, filepath.Join(contextDir, ".dockerignore"))
+	pats, err = readIgnoreFile(ctx, filepath.Join(contextDir, ".dockerignore"))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, "", nil
 	}
-	return pats, err
+	if err != nil {
+		return nil, "", err
+	}
+	return pats, ".dockerignore", nil
+}
+
+// ignoreFileName is the ignore file p in messages: its path relative to
+// the context directory when it is inside (as the user knows it, also
+// when the context is a temporary copy of a tar from stdin), else p as
+// given.
+func ignoreFileName(p, contextDir string) string {
+	ap, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	ac, err := filepath.Abs(contextDir)
+	if err != nil {
+		return p
+	}
+	rel, err := filepath.Rel(ac, ap)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return p
+	}
+	return filepath.ToSlash(rel)
 }
 
 // readIgnoreFile parses the ignore file p; a missing one is an error
@@ -316,17 +344,18 @@ func readInDir(ctx context.Context, p string) ([]byte, error) {
 // the context for it, as readInDir reads them (confined to their
 // directory, at most MaxDockerfileSize bytes): DOCKERFILE.dockerignore
 // next to the Dockerfile wins over CONTEXT/.dockerignore, as in BuildKit.
-// It fills the request's Dockerfile, DockerfileName and Excludes.
+// It fills the request's Dockerfile, DockerfileName, Excludes and
+// IgnoreFile.
 func ReadDockerfile(ctx context.Context, req *Request, path string) error {
 	df, err := readInDir(ctx, path)
 	if err != nil {
 		return fmt.Errorf("failed to read dockerfile: %w", err)
 	}
-	excludes, err := readIgnoreFor(ctx, path, req.ContextDir)
+	excludes, ignoreFile, err := readIgnoreFor(ctx, path, req.ContextDir)
 	if err != nil {
 		return err
 	}
-	req.Dockerfile, req.DockerfileName, req.Excludes = df, filepath.Base(path), excludes
+	req.Dockerfile, req.DockerfileName, req.Excludes, req.IgnoreFile = df, filepath.Base(path), excludes, ignoreFile
 	return nil
 }
 

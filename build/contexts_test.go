@@ -44,35 +44,38 @@ func TestSplitLayoutRef(t *testing.T) {
 }
 
 // TestReadIgnoreFor checks that DOCKERFILE.dockerignore wins over the
-// context's .dockerignore, as in BuildKit.
+// context's .dockerignore, as in BuildKit, and how messages name the file
+// read: relative to the context when inside it, else as given.
 func TestReadIgnoreFor(t *testing.T) {
 	t.Parallel()
 	ctxDir, dfDir := t.TempDir(), t.TempDir()
 	df := filepath.Join(dfDir, "app.Dockerfile")
 	write := func(p, s string) {
 		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	check := func(what, dfPath, ctxDir, wantPats, wantName string) {
+		t.Helper()
+		got, name, err := readIgnoreFor(context.Background(), dfPath, ctxDir)
+		if err != nil || strings.Join(got, "|") != wantPats || name != wantName {
+			t.Errorf("%s: %q %q, %v; want %q %q", what, got, name, err, wantPats, wantName)
+		}
+	}
 	write(filepath.Join(ctxDir, ".dockerignore"), "from-context\n")
-	got, err := readIgnoreFor(context.Background(), df, ctxDir)
-	if err != nil || strings.Join(got, "|") != "from-context" {
-		t.Errorf("without app.Dockerfile.dockerignore: %q, %v; want the context's", got, err)
-	}
+	check("without app.Dockerfile.dockerignore", df, ctxDir, "from-context", ".dockerignore")
 	write(df+".dockerignore", "from-dockerfile\n*.tmp\n")
-	got, err = readIgnoreFor(context.Background(), df, ctxDir)
-	if err != nil || strings.Join(got, "|") != "from-dockerfile|*.tmp" {
-		t.Errorf("with app.Dockerfile.dockerignore: %q, %v; want it to win", got, err)
-	}
-	got, err = readIgnoreFor(context.Background(), "", ctxDir)
-	if err != nil || strings.Join(got, "|") != "from-context" {
-		t.Errorf("no Dockerfile path: %q, %v", got, err)
-	}
-	got, err = readIgnoreFor(context.Background(), filepath.Join(dfDir, "Dockerfile"), t.TempDir())
-	if err != nil || len(got) != 0 {
-		t.Errorf("no ignore file at all: %q, %v", got, err)
-	}
+	check("with app.Dockerfile.dockerignore outside the context", df, ctxDir, "from-dockerfile|*.tmp", df+".dockerignore")
+	check("no Dockerfile path", "", ctxDir, "from-context", ".dockerignore")
+	check("no ignore file at all", filepath.Join(dfDir, "Dockerfile"), t.TempDir(), "", "")
+
+	inside := filepath.Join(ctxDir, "sub", "x.Dockerfile")
+	write(inside+".dockerignore", "from-sub\n")
+	check("x.Dockerfile.dockerignore inside the context", inside, ctxDir, "from-sub", "sub/x.Dockerfile.dockerignore")
 }
 
 // fakeBackend is the next image source of layoutImages: it records what

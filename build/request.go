@@ -26,8 +26,12 @@ type Request struct {
 	// context's ignore patterns.
 	Dockerfile     []byte
 	DockerfileName string
-	// Excludes are the context's .dockerignore patterns.
-	Excludes []string
+	// Excludes are the context's .dockerignore patterns, IgnoreFile the
+	// file they came from as messages name it (relative to the context:
+	// ".dockerignore", "sub/app.Dockerfile.dockerignore"; "" =
+	// ".dockerignore").
+	Excludes   []string
+	IgnoreFile string
 	// Target is the stage to build ("" = the last one).
 	Target string
 	// BuildArgs are --build-arg values; SOURCE_DATE_EPOCH among them sets

@@ -467,3 +467,59 @@ func stdinInputsTest(t *testing.T, o *BuildOptions, stdin io.Reader) (func(), er
 	t.Cleanup(func() { root.Close() })
 	return stdinInputs(o, root, stdin)
 }
+
+// TestExcludedSourceNamesIgnoreFile: a COPY source that the per-Dockerfile
+// ignore file excludes is reported with that file's name relative to the
+// context (the one the user wrote), whether -f names the Dockerfile by an
+// absolute path or the context is a tar on stdin (a temporary directory);
+// the context's .dockerignore is named as before.
+func TestExcludedSourceNamesIgnoreFile(t *testing.T) {
+	requireRootOverlay(t)
+	files := map[string]string{
+		"sub/x.Dockerfile":              "FROM scratch\nCOPY secret.txt /\n",
+		"sub/x.Dockerfile.dockerignore": "secret.txt\n",
+		"secret.txt":                    "s",
+	}
+	root := t.TempDir()
+	build := func(t *testing.T, o BuildOptions) string {
+		t.Helper()
+		o.Progress, o.Root = "plain", root
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := Build(ctx, o, &out); err == nil {
+			t.Fatalf("build succeeded:\n%s", out.String())
+		}
+		// The ERROR line, the last of the output.
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		return lines[len(lines)-1]
+	}
+	t.Run("directory", func(t *testing.T) {
+		ctxDir := t.TempDir()
+		writeFiles(t, ctxDir, files)
+		err := build(t, BuildOptions{ContextDir: ctxDir, Dockerfile: filepath.Join(ctxDir, "sub/x.Dockerfile")})
+		if !strings.HasSuffix(err, `source "/secret.txt": not found: excluded by sub/x.Dockerfile.dockerignore`) {
+			t.Errorf("error: %s", err)
+		}
+	})
+	t.Run("stdin tar", func(t *testing.T) {
+		var tarball bytes.Buffer
+		tw := tar.NewWriter(&tarball)
+		for _, name := range []string{"sub/x.Dockerfile", "sub/x.Dockerfile.dockerignore", "secret.txt"} {
+			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), Typeflag: tar.TypeReg})
+			tw.Write([]byte(files[name]))
+		}
+		tw.Close()
+		err := build(t, BuildOptions{ContextDir: "-", Dockerfile: "sub/x.Dockerfile", Stdin: &tarball})
+		if !strings.HasSuffix(err, "excluded by sub/x.Dockerfile.dockerignore") {
+			t.Errorf("error: %s", err)
+		}
+	})
+	t.Run("context .dockerignore", func(t *testing.T) {
+		ctxDir := t.TempDir()
+		writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM scratch\nCOPY secret.txt /\n", ".dockerignore": "secret.txt\n", "secret.txt": "s"})
+		if err := build(t, BuildOptions{ContextDir: ctxDir}); !strings.HasSuffix(err, "excluded by .dockerignore") {
+			t.Errorf("error: %s", err)
+		}
+	})
+}

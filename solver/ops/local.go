@@ -44,5 +44,5 @@ func (o *localOp) Exec(ctx context.Context, _ []solver.Result) (solver.Result, e
 	if !ok {
 		return nil, fmt.Errorf("local source %q was not provided", o.op.Name)
 	}
-	return &localResult{in: fileop.Input{Root: dir.Path, Excludes: o.op.ExcludePatterns, Local: true}}, nil
+	return &localResult{in: fileop.Input{Root: dir.Path, Excludes: o.op.ExcludePatterns, IgnoreFile: dir.IgnoreFile, Local: true}}, nil
 }

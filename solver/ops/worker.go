@@ -38,6 +38,10 @@ type MetaStore interface {
 // LocalDir is a directory on the client offered to the build under a name.
 type LocalDir struct {
 	Path string
+	// IgnoreFile names the ignore file whose patterns (the LocalOp's
+	// ExcludePatterns) filter it, in errors about an excluded source
+	// ("" = ".dockerignore").
+	IgnoreFile string
 }
 
 // Options configure a Worker.

@@ -163,6 +163,11 @@ func TestChecksumSelection(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "excluded by .dockerignore") {
 		t.Errorf("ignored source: %v", err)
 	}
+	// The per-Dockerfile ignore file is named as the input names it.
+	_, err = Checksum(context.Background(), Input{Root: root, Excludes: []string{"a.txt"}, IgnoreFile: "sub/x.Dockerfile.dockerignore"}, &llb.Copy{SrcPaths: []string{"a.txt"}, Dest: "/"}, NewMemHasher())
+	if err == nil || !strings.HasSuffix(err.Error(), "not found: excluded by sub/x.Dockerfile.dockerignore") {
+		t.Errorf("source ignored by x.Dockerfile.dockerignore: %v", err)
+	}
 }
 
 func TestTreeDigest(t *testing.T) {

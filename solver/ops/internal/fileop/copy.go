@@ -148,7 +148,7 @@ func parentsPivotExists(s *source, c *llb.Copy) bool {
 func statSource(s *source, spec, m string, follow bool) (copySource, error) {
 	notFound := func(hidden bool) error {
 		if hidden {
-			return fmt.Errorf("source %q: %w: excluded by .dockerignore", spec, ErrNotFound)
+			return fmt.Errorf("source %q: %w: excluded by %s", spec, ErrNotFound, s.ignoreFile)
 		}
 		return fmt.Errorf("source %q: %w", spec, ErrNotFound)
 	}

@@ -22,6 +22,9 @@ type Input struct {
 	// Excludes are .dockerignore patterns that hide paths of this input
 	// (local context).
 	Excludes []string
+	// IgnoreFile names the file Excludes came from, in errors about an
+	// excluded source ("" = ".dockerignore").
+	IgnoreFile string
 	// Local marks a local context: copied files default to owner 0:0 (as
 	// docker build does), else the source owners are kept. A local
 	// context's Root is a host path that every thread sees, so its files
@@ -35,6 +38,8 @@ type source struct {
 	root   string
 	local  bool
 	ignore *fsutil.PatternMatcher
+	// ignoreFile names the ignore file in errors.
+	ignoreFile string
 	// visibleDirs caches whether a hidden dir holds a visible descendant.
 	visibleDirs map[string]bool
 }
@@ -48,7 +53,11 @@ func openSource(in Input) (*source, error) {
 	if root != "" {
 		root = filepath.Clean(root)
 	}
-	return &source{root: root, local: in.Local, ignore: pm, visibleDirs: map[string]bool{}}, nil
+	ignoreFile := in.IgnoreFile
+	if ignoreFile == "" {
+		ignoreFile = ".dockerignore"
+	}
+	return &source{root: root, local: in.Local, ignore: pm, ignoreFile: ignoreFile, visibleDirs: map[string]bool{}}, nil
 }
 
 // hostPath returns the host path of a clean root-relative path.
