@@ -200,15 +200,15 @@ func (l *layoutImages) Resolve(ctx context.Context, ref string, p llb.Platform) 
 }
 
 // ResolveImageConfig implements dockerfile.ImageResolver.
-func (l *layoutImages) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, []byte, error) {
+func (l *layoutImages) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, string, []byte, error) {
 	if !strings.HasPrefix(ref, dockerfile.LayoutRefPrefix) {
 		return l.next.ResolveImageConfig(ctx, ref, p)
 	}
 	r, err := l.Resolve(ctx, ref, p)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	return r.Pinned, r.Config, nil
+	return r.Pinned, r.Named, r.Config, nil
 }
 
 // Pull implements ops.ImageSource: it copies the layout's layer blobs into

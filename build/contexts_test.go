@@ -94,9 +94,9 @@ func (f *fakeBackend) Pull(_ context.Context, r *registry.Resolved) ([]cache.Lay
 	return nil, errFakeBackend
 }
 
-func (f *fakeBackend) ResolveImageConfig(_ context.Context, ref string, _ llb.Platform) (string, []byte, error) {
+func (f *fakeBackend) ResolveImageConfig(_ context.Context, ref string, _ llb.Platform) (string, string, []byte, error) {
 	f.refs = append(f.refs, "config "+ref)
-	return "", nil, errFakeBackend
+	return "", "", nil, errFakeBackend
 }
 
 // TestLayoutImages resolves and pulls images of an OCI layout by tag and
@@ -150,7 +150,7 @@ func TestLayoutImages(t *testing.T) {
 		if !bytes.Equal(r.Config, rawCfg) {
 			t.Errorf("Resolve(%s): config differs from the image's", ref)
 		}
-		pinned, cfg, err := li.ResolveImageConfig(ctx, ref, host)
+		pinned, _, cfg, err := li.ResolveImageConfig(ctx, ref, host)
 		if err != nil || pinned != wantPinned || !bytes.Equal(cfg, rawCfg) {
 			t.Errorf("ResolveImageConfig(%s) = %s, %v", ref, pinned, err)
 		}
@@ -225,7 +225,7 @@ func TestLayoutImages(t *testing.T) {
 	if _, err := li.Resolve(ctx, "busybox:latest", host); !errors.Is(err, errFakeBackend) {
 		t.Errorf("Resolve(busybox) error = %v, want the next backend's", err)
 	}
-	if _, _, err := li.ResolveImageConfig(ctx, "busybox:latest", host); !errors.Is(err, errFakeBackend) {
+	if _, _, _, err := li.ResolveImageConfig(ctx, "busybox:latest", host); !errors.Is(err, errFakeBackend) {
 		t.Errorf("ResolveImageConfig(busybox) error = %v", err)
 	}
 	if _, err := li.Pull(ctx, &registry.Resolved{Pinned: "busybox:latest@" + d1.String()}); !errors.Is(err, errFakeBackend) {

@@ -78,12 +78,12 @@ func (r *resolveOnce) Resolve(ctx context.Context, ref string, p llb.Platform) (
 }
 
 // ResolveImageConfig implements dockerfile.ImageResolver.
-func (r *resolveOnce) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, []byte, error) {
+func (r *resolveOnce) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, string, []byte, error) {
 	res, err := r.Resolve(ctx, ref, p)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	return res.Pinned, res.Config, nil
+	return res.Pinned, res.Named, res.Config, nil
 }
 
 // Pull implements ops.ImageSource.

@@ -33,12 +33,12 @@ func (c *countingBackend) Resolve(ctx context.Context, ref string, p llb.Platfor
 	return &registry.Resolved{Pinned: ref + "@sha256:" + p.Architecture, Config: []byte(`{}`)}, nil
 }
 
-func (c *countingBackend) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, []byte, error) {
+func (c *countingBackend) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, string, []byte, error) {
 	r, err := c.Resolve(ctx, ref, p)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	return r.Pinned, r.Config, nil
+	return r.Pinned, r.Named, r.Config, nil
 }
 
 func (c *countingBackend) Pull(context.Context, *registry.Resolved) ([]cache.Layer, error) {
@@ -57,7 +57,7 @@ func TestResolveOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, _, err := r.ResolveImageConfig(ctx, "reg/base:1", amd)
+			p, _, _, err := r.ResolveImageConfig(ctx, "reg/base:1", amd)
 			if err != nil {
 				t.Error(err)
 			}

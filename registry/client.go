@@ -166,7 +166,11 @@ type Resolved struct {
 	// Pinned is the canonical name, the tag when the reference had one and
 	// the digest of the platform manifest, e.g.
 	// "index.docker.io/library/busybox:latest@sha256:...".
-	Pinned         string
+	Pinned string
+	// Named is the canonical name, the tag when the reference had one and
+	// the digest it named or its tag resolved to: an index's for a
+	// multi-platform image, as BuildKit names the FROM step ("" = Pinned).
+	Named          string
 	ManifestDigest digest.Digest
 	Manifest       *v1.Manifest
 	// Config is the raw config JSON.
@@ -297,6 +301,7 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 	if err != nil {
 		return nil, err
 	}
+	named := r.pinned(d)
 	for depth := 0; ; depth++ {
 		kind, err := manifestKind(raw)
 		if err != nil {
@@ -341,18 +346,18 @@ func (c *Client) resolve(ctx context.Context, s string, p llb.Platform) (*Resolv
 	if _, err := v1.ParseConfigFile(bytes.NewReader(cfg)); err != nil {
 		return nil, fmt.Errorf("config %s: %w", cd, err)
 	}
-	return &Resolved{Pinned: r.pinned(d), ManifestDigest: d, Manifest: m, Config: cfg}, nil
+	return &Resolved{Pinned: r.pinned(d), Named: named, ManifestDigest: d, Manifest: m, Config: cfg}, nil
 }
 
 // ResolveImageConfig resolves ref for platform p and returns its pinned
-// reference and raw config; it lets *Client serve as the Dockerfile
-// frontend's image resolver.
-func (c *Client) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, []byte, error) {
+// and named references and raw config; it lets *Client serve as the
+// Dockerfile frontend's image resolver.
+func (c *Client) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, string, []byte, error) {
 	r, err := c.Resolve(ctx, ref, p)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	return r.Pinned, r.Config, nil
+	return r.Pinned, r.Named, r.Config, nil
 }
 
 // manifestByTag asks the registry which manifest tag names (HEAD) and

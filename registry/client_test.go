@@ -140,7 +140,7 @@ func TestResolveAndPull(t *testing.T) {
 				if r.Pinned != tt.pinned || r.ManifestDigest.String() != want.String() || !bytes.Equal(r.Config, wantCfg) {
 					t.Fatalf("resolved %s (%s), want %s", r.Pinned, r.ManifestDigest, tt.pinned)
 				}
-				pinned, cfg, err := c.ResolveImageConfig(ctx, tt.ref, hostPlatform)
+				pinned, _, cfg, err := c.ResolveImageConfig(ctx, tt.ref, hostPlatform)
 				if err != nil || pinned != tt.pinned || !bytes.Equal(cfg, wantCfg) {
 					t.Fatalf("ResolveImageConfig = %s, %v", pinned, err)
 				}
@@ -329,6 +329,15 @@ func TestMultiPlatform(t *testing.T) {
 					}
 					if ref == host+"/multi:1" && r.Pinned != host+"/multi:1@"+d.String() {
 						t.Errorf("pinned %s", r.Pinned)
+					}
+					// Named keeps the index's digest: the tag's or the
+					// one written, as BuildKit names the FROM step.
+					_, idxDigest, _ := strings.Cut(idxPinned, "@")
+					if wantNamed := host + "/multi:1@" + idxDigest; ref == host+"/multi:1" && r.Named != wantNamed {
+						t.Errorf("named %s, want %s", r.Named, wantNamed)
+					}
+					if ref == idxPinned && r.Named != idxPinned {
+						t.Errorf("named %s, want %s", r.Named, idxPinned)
 					}
 				})
 			}

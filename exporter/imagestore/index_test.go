@@ -81,7 +81,7 @@ func TestPutIndex(t *testing.T) {
 
 	// FROM app:1 for arm64 serves the arm64 image, pinned by its manifest.
 	src := &Source{Store: s, Remote: &fakeRemote{}}
-	pinned, _, err := src.ResolveImageConfig(ctx, "app:1", llb.Platform{OS: "linux", Architecture: "arm64"})
+	pinned, _, _, err := src.ResolveImageConfig(ctx, "app:1", llb.Platform{OS: "linux", Architecture: "arm64"})
 	if err != nil || !strings.HasSuffix(pinned, "@"+st.Platforms[1].Manifest.Digest.String()) {
 		t.Errorf("FROM app:1 for arm64: %s %v", pinned, err)
 	}

@@ -113,12 +113,12 @@ func (s *Source) Resolve(ctx context.Context, ref string, p llb.Platform) (*regi
 }
 
 // ResolveImageConfig implements the Dockerfile frontend's ImageResolver.
-func (s *Source) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, []byte, error) {
+func (s *Source) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, string, []byte, error) {
 	r, err := s.Resolve(ctx, ref, p)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	return r.Pinned, r.Config, nil
+	return r.Pinned, r.Named, r.Config, nil
 }
 
 // Pull returns the layers of r: from the store when it holds r's manifest

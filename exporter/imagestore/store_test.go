@@ -248,7 +248,7 @@ func TestSource(t *testing.T) {
 	}
 	for _, tt := range tests {
 		remote.calls = 0
-		pinned, cfg, err := src.ResolveImageConfig(ctx, tt.ref, tt.p)
+		pinned, _, cfg, err := src.ResolveImageConfig(ctx, tt.ref, tt.p)
 		if tt.pinned == "" {
 			if err == nil || remote.calls != 1 {
 				t.Errorf("%s: %s, %v (remote calls %d)", tt.ref, pinned, err, remote.calls)
@@ -296,7 +296,7 @@ func TestSourcePull(t *testing.T) {
 	}
 	for _, tt := range tests {
 		remote.calls = 0
-		pinned, _, err := src.ResolveImageConfig(ctx, tt.ref, host)
+		pinned, _, _, err := src.ResolveImageConfig(ctx, tt.ref, host)
 		if tt.wantRemote {
 			if err == nil || remote.calls != 1 {
 				t.Errorf("%s with Pull: %s, %v (remote calls %d), want the remote's error", tt.ref, pinned, err, remote.calls)

@@ -19,14 +19,14 @@ import (
 // nginx, ...) are for their rules.
 type anyImage struct{}
 
-func (anyImage) ResolveImageConfig(_ context.Context, ref string, p llb.Platform) (string, []byte, error) {
+func (anyImage) ResolveImageConfig(_ context.Context, ref string, p llb.Platform) (string, string, []byte, error) {
 	img := v1.ConfigFile{
 		Architecture: "amd64", OS: "linux",
 		RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{hash(ref)}},
 		Config: v1.Config{Env: []string{"PATH=" + defaultPathEnv}},
 	}
 	dt, err := json.Marshal(img)
-	return ref, dt, err
+	return ref, "", dt, err
 }
 
 // buildkitCheck is one checkLinterWarnings call of BuildKit's

@@ -28,10 +28,14 @@ import (
 type ImageResolver interface {
 	// ResolveImageConfig resolves ref (as written after expansion, e.g.
 	// "busybox", "localhost:5000/base:1") for platform and returns the
-	// canonical reference pinned by digest
+	// canonical reference pinned by the digest of the platform's manifest
 	// ("localhost:5000/base:1@sha256:...",
-	// "docker.io/library/busybox:latest@sha256:...") and the raw config JSON.
-	ResolveImageConfig(ctx context.Context, ref string, platform llb.Platform) (pinned string, config []byte, err error)
+	// "docker.io/library/busybox:latest@sha256:..."), the image op's
+	// reference; the canonical reference pinned by the digest ref named
+	// or its tag resolved to (an index's for a multi-platform image; ""
+	// = pinned), which names the FROM step as in BuildKit; and the raw
+	// config JSON.
+	ResolveImageConfig(ctx context.Context, ref string, platform llb.Platform) (pinned, named string, config []byte, err error)
 }
 
 // Options are the inputs of Convert.
@@ -154,7 +158,8 @@ type stage struct {
 	// resolution of an image base
 	resolveOnce sync.Once
 	resolveErr  error
-	pinned      string
+	pinned      string // by the platform manifest's digest: the image op's ref
+	shown       string // as resolved (an index's digest): the FROM step's name
 	baseImg     *v1.ConfigFile
 	baseLayers  int
 	// named is the tree of a local --build-context that replaces the base.
@@ -812,7 +817,7 @@ func (c *converter) doResolve(ctx context.Context, s *stage) error {
 	} else if _, err := name.ParseReference(ref); err != nil {
 		return c.errAt(s.st.Location, fmt.Errorf("invalid reference %q%s: %w", ref, undefinedHint(s.baseUnset), err))
 	}
-	pinned, dt, err := c.opt.Resolver.ResolveImageConfig(ctx, ref, c.stagePlatform(s))
+	pinned, shown, dt, err := c.opt.Resolver.ResolveImageConfig(ctx, ref, c.stagePlatform(s))
 	if err != nil {
 		hint := undefinedHint(s.baseUnset)
 		if s.unregistered {
@@ -823,11 +828,14 @@ func (c *converter) doResolve(ctx context.Context, s *stage) error {
 	if pinned == "" {
 		pinned = ref
 	}
+	if shown == "" {
+		shown = pinned
+	}
 	var img v1.ConfigFile
 	if err := json.Unmarshal(dt, &img); err != nil {
 		return c.errAt(s.st.Location, fmt.Errorf("parsing image config of %s: %w", pinned, err))
 	}
-	s.pinned = pinned
+	s.pinned, s.shown = pinned, shown
 	s.baseImg = &img
 	s.startInterval = rawStartInterval(dt)
 	s.baseLayers = len(img.RootFS.DiffIDs)
@@ -1060,7 +1068,7 @@ func (c *converter) dispatch(ctx context.Context, s *stage) error {
 			s.img.History = normalizeHistory(s.img.History, s.baseLayers, s.pinned)
 			if s.baseLayers > 0 {
 				s.state = llb.NewVertex(llb.ImageOp{Ref: s.pinned, Platform: s.plat}, nil,
-					c.meta(s.prefix("FROM "+s.pinned), s.st.Location, ""))
+					c.meta(s.prefix("FROM "+s.shown), s.st.Location, ""))
 			}
 			if s.named != nil {
 				s.state = s.named
@@ -1125,7 +1133,7 @@ func (c *converter) dispatchSource(ctx context.Context, s *stage, cmd command, s
 				}
 				if src.baseLayers > 0 {
 					src.state = llb.NewVertex(llb.ImageOp{Ref: src.pinned, Platform: src.plat}, nil,
-						c.meta("FROM "+src.pinned, src.st.Location, ""))
+						c.meta("FROM "+src.shown, src.st.Location, ""))
 				}
 				if src.named != nil {
 					src.state = src.named

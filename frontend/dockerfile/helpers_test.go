@@ -21,17 +21,17 @@ type fakeResolver struct {
 	calls  []string
 }
 
-func (f *fakeResolver) ResolveImageConfig(_ context.Context, ref string, p llb.Platform) (string, []byte, error) {
+func (f *fakeResolver) ResolveImageConfig(_ context.Context, ref string, p llb.Platform) (string, string, []byte, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, ref)
 	f.mu.Unlock()
 	img, ok := f.images[ref]
 	if !ok {
-		return "", nil, fmt.Errorf("%s: not found", ref)
+		return "", "", nil, fmt.Errorf("%s: not found", ref)
 	}
 	dt, err := json.Marshal(img)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	full := ref
 	if !strings.Contains(ref, "/") {
@@ -43,7 +43,7 @@ func (f *fakeResolver) ResolveImageConfig(_ context.Context, ref string, p llb.P
 	if !strings.Contains(full, "@") {
 		full += "@" + digest.FromBytes(dt).String()
 	}
-	return full, dt, nil
+	return full, "", dt, nil
 }
 
 func (f *fakeResolver) resolved() []string {

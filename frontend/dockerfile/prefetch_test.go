@@ -16,15 +16,15 @@ import (
 // cancelled, and everything else at once.
 type slowFirstResolver struct{}
 
-func (slowFirstResolver) ResolveImageConfig(ctx context.Context, ref string, _ llb.Platform) (string, []byte, error) {
+func (slowFirstResolver) ResolveImageConfig(ctx context.Context, ref string, _ llb.Platform) (string, string, []byte, error) {
 	if ref == "first" {
 		select {
 		case <-time.After(30 * time.Millisecond):
 		case <-ctx.Done():
-			return "", nil, ctx.Err()
+			return "", "", nil, ctx.Err()
 		}
 	}
-	return "", nil, errors.New("not found")
+	return "", "", nil, errors.New("not found")
 }
 
 // TestPrefetchReportsFirstStage: when the images of several stages cannot
@@ -56,11 +56,11 @@ type cancelledOnce struct {
 	asked *atomic.Bool
 }
 
-func (c cancelledOnce) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, []byte, error) {
+func (c cancelledOnce) ResolveImageConfig(ctx context.Context, ref string, p llb.Platform) (string, string, []byte, error) {
 	if ref == "busybox" && c.asked.CompareAndSwap(false, true) {
 		<-ctx.Done()
 		// As net/http reports it: the cause, not context.Canceled.
-		return "", nil, fmt.Errorf("Get \"http://reg/v2/\": %v", context.Cause(ctx))
+		return "", "", nil, fmt.Errorf("Get \"http://reg/v2/\": %v", context.Cause(ctx))
 	}
 	return c.next.ResolveImageConfig(ctx, ref, p)
 }
