@@ -335,7 +335,10 @@ func withLabels(labels, extra map[string]string) map[string]string {
 // ("[internal] load build definition"): each platform's graph shares the
 // vertices that do not depend on it (a FROM --platform=$BUILDPLATFORM
 // stage without TARGET* args is the same vertex in each), which the solver
-// then runs once. Warnings are reported once, from the first platform.
+// then runs once. Warnings are reported once, from the first platform
+// only, as BuildKit's Dockerfile frontend reports them (it converts every
+// other platform without its Warn function): an InvalidBaseImagePlatform
+// of a later platform is not reported.
 func convertAll(ctx context.Context, r solver.Reporter, platforms []llb.Platform, opt dockerfile.Options) ([]*dockerfile.Result, error) {
 	out := make([]*dockerfile.Result, len(platforms))
 	err := step(r, "[internal] load build definition from "+opt.Filename, func() error {
