@@ -82,7 +82,14 @@ func completeTargets(cmd *cobra.Command, args []string, toComplete string) ([]co
 // addCompletions registers the completions on the commands of root.
 func addCompletions(root *cobra.Command) {
 	for _, c := range root.Commands() {
-		switch c.Name() {
+		if c.Name() == "image" {
+			addCompletions(c) // builder image ls, rm, ...
+		}
+		name := c.Name()
+		if name == "rm" && root.Name() == "image" {
+			name = "rmi" // builder rm removes containers
+		}
+		switch name {
 		case "run", "push", "tag", "history":
 			c.ValidArgsFunction = completeImages(false)
 		case "rmi", "inspect", "save":

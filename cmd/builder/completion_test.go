@@ -48,6 +48,10 @@ func TestCompletion(t *testing.T) {
 		{[]string{"build", "-f", df, ".", "--target", "d"}, "dev"},
 		{[]string{"build", "--progress", ""}, "auto plain tty quiet rawjson"},
 		{[]string{"push", "--progress", "p"}, "plain"},
+		// builder image ls, rm, ... complete as images, rmi, ...
+		{[]string{"image", "rm", "--root", root, "reg"}, "registry.example.com/team/app:2"},
+		{[]string{"image", "inspect", "--root", root, "app"}, "app:1"},
+		{[]string{"image", "build", "--progress", "p"}, "plain"},
 	}
 	for _, tt := range tests {
 		if got := strings.Join(complete(t, tt.args...), " "); got != tt.want {

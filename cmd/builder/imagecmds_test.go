@@ -308,3 +308,36 @@ func TestRmiImageInUse(t *testing.T) {
 		t.Errorf("rmi -f of a stopped container's image: %v %q", err, out)
 	}
 }
+
+// TestImageSubcommands: builder image ls, rm, ... are builder images,
+// rmi, ... as docker image ls is docker images.
+func TestImageSubcommands(t *testing.T) {
+	root := seedImages(t)
+	run := func(args ...string) (string, error) {
+		cmd := newRootCommand()
+		var out bytes.Buffer
+		cmd.SetArgs(args)
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		err := cmd.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	want, err := run("images", "--root", root, "--format", "{{.Repository}}:{{.Tag}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ls := range []string{"ls", "list"} {
+		if got, err := run("image", ls, "--root", root, "--format", "{{.Repository}}:{{.Tag}}"); err != nil || got != want {
+			t.Errorf("image %s: %q, %v; want %q (builder images)", ls, got, err, want)
+		}
+	}
+	if _, err := run("image", "rm", "--root", root, "registry.example.com/team/app:2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := run("image", "ls", "--root", root, "--format", "{{.Repository}}"); strings.Contains(got, "registry.example.com") {
+		t.Errorf("image rm left the tag:\n%s", got)
+	}
+	if got, err := run("image", "inspect", "--root", root, "--format", "{{.RepoTags}}", "app:1"); err != nil || strings.TrimSpace(got) != "[app:1]" {
+		t.Errorf("image inspect: %q, %v", got, err)
+	}
+}

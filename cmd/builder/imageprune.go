@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/prune"
@@ -29,6 +30,20 @@ func newImageCommand() *cobra.Command {
 	prune.Flags().BoolVarP(&all, "all", "a", false, "Remove all images not used by a container, not just dangling ones")
 	prune.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	cmd.AddCommand(prune)
+	// docker image ls, rm, ... are docker images, rmi, ...
+	cmd.AddCommand(
+		renamed(newImagesCommand(), "ls", "list"),
+		renamed(newRmiCommand(), "rm", "rmi", "remove"),
+		newInspectCommand(), newHistoryCommand(), newTagCommand(), newSaveCommand(), newPushCommand(), newBuildCommand())
+	return cmd
+}
+
+// renamed gives cmd the name it has under builder image (the first word
+// of its Use) and aliases.
+func renamed(cmd *cobra.Command, name string, aliases ...string) *cobra.Command {
+	_, rest, _ := strings.Cut(cmd.Use, " ")
+	cmd.Use = strings.TrimSpace(name + " " + rest)
+	cmd.Aliases = aliases
 	return cmd
 }
 
