@@ -6,6 +6,7 @@ import (
 	"time"
 
 	imagestore "github.com/builderdev/builder/exporter/imagestore"
+	"github.com/builderdev/builder/llb"
 	"github.com/spf13/cobra"
 )
 
@@ -13,7 +14,7 @@ import (
 // the image's history entries, newest first, with the size each layer
 // adds (unpacked).
 func newHistoryCommand() *cobra.Command {
-	var root, format string
+	var root, format, platform string
 	var noTrunc, quiet, human bool
 	cmd := &cobra.Command{
 		Use:   "history [OPTIONS] IMAGE",
@@ -24,8 +25,14 @@ func newHistoryCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var p llb.Platform
+			if platform != "" {
+				if p, err = llb.ParsePlatform(platform); err != nil {
+					return fmt.Errorf("--platform: %w", err)
+				}
+			}
 			return withImageStore(root, func(s *imagestore.Store) error {
-				rows, err := imageHistory(s, args[0], time.Now(), noTrunc, human)
+				rows, err := imageHistory(s, args[0], p, time.Now(), noTrunc, human)
 				if err != nil {
 					return err
 				}
@@ -34,6 +41,7 @@ func newHistoryCommand() *cobra.Command {
 		},
 	}
 	rootFlag(cmd, &root)
+	cmd.Flags().StringVar(&platform, "platform", "", "Show the history of the image for this platform of a multi-platform image (default: the host's)")
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
 	cmd.Flags().BoolVarP(&human, "human", "H", true, "Print sizes and dates in human readable format")
@@ -57,8 +65,8 @@ const createdByWidth = 45
 // imageHistory formats the history of ref, newest first. The newest
 // entry carries the image ID, the others "<missing>" (they are not images
 // of their own here, as with docker's BuildKit-built images).
-func imageHistory(s *imagestore.Store, ref string, now time.Time, noTrunc, human bool) ([]historyRow, error) {
-	id, hist, err := s.History(ref)
+func imageHistory(s *imagestore.Store, ref string, p llb.Platform, now time.Time, noTrunc, human bool) ([]historyRow, error) {
+	id, hist, err := s.History(ref, p)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package imagestore
 import (
 	"time"
 
+	"github.com/builderdev/builder/llb"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -16,9 +17,15 @@ type HistoryEntry struct {
 }
 
 // History returns the image ref names and its history, newest first, as
-// docker image history lists it.
-func (s *Store) History(ref string) (digest.Digest, []HistoryEntry, error) {
-	im, err := s.Get(ref)
+// docker image history lists it. Of a multi-platform image it is the
+// history of the image for platform p (unset: the host's, as docker's
+// containerd store picks it); the ID is the multi-platform image's.
+func (s *Store) History(ref string, p llb.Platform) (digest.Digest, []HistoryEntry, error) {
+	top, err := s.Get(ref)
+	if err != nil {
+		return "", nil, err
+	}
+	im, err := Select(top, p)
 	if err != nil {
 		return "", nil, err
 	}
@@ -44,5 +51,5 @@ func (s *Store) History(ref string) (digest.Digest, []HistoryEntry, error) {
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
 	}
-	return im.ID, out, nil
+	return top.ID, out, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/builderdev/builder/exporter"
 	"github.com/builderdev/builder/llb"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -105,5 +106,34 @@ func TestPutIndex(t *testing.T) {
 	r, err := s.Remove("app:2", false, nil)
 	if err != nil || r.Deleted != st.ID {
 		t.Errorf("rmi of the last name: %+v %v", r, err)
+	}
+}
+
+// TestHistoryOfIndex: the history of a multi-platform image is its
+// platform image's, the host's unless a platform is asked for, under the
+// multi-platform image's ID.
+func TestHistoryOfIndex(t *testing.T) {
+	t.Parallel()
+	if llb.HostPlatform().Architecture != "amd64" {
+		t.Skip("the default platform below is amd64")
+	}
+	s, blobs, _ := open(t)
+	amd := testImage(t, blobs, "amd64", time.Unix(10, 0))
+	amd.Config.History = []v1.History{{CreatedBy: "amd64 layer"}}
+	arm := testImage(t, blobs, "arm64", time.Unix(20, 0))
+	arm.Config.Architecture = "arm64"
+	arm.Config.History = []v1.History{{CreatedBy: "arm64 layer"}}
+	st, err := s.PutIndex(context.Background(), []*exporter.Image{amd, arm}, []string{"app:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[llb.Platform]string{{}: "amd64 layer", {OS: "linux", Architecture: "arm64"}: "arm64 layer"} {
+		id, hist, err := s.History("app:1", p)
+		if err != nil || id != st.ID || len(hist) != 1 || hist[0].CreatedBy != want || hist[0].Size == 0 {
+			t.Errorf("History(%s): %s %+v %v, want %q under %s", p, id, hist, err, want, st.ID)
+		}
+	}
+	if _, _, err := s.History("app:1", llb.Platform{OS: "linux", Architecture: "s390x"}); err == nil || !strings.Contains(err.Error(), "no image for platform linux/s390x") {
+		t.Errorf("History of a missing platform: %v", err)
 	}
 }
