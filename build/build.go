@@ -3,8 +3,11 @@ package build
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,6 +139,11 @@ func (b *Builder) Build(ctx context.Context, req Request, r Reporter) (*Result, 
 	}
 	col := newCollector(r)
 	col.traffic = b.registry.Traffic
+	for _, out := range req.Outputs {
+		if len(req.Tags) > 0 && len(out.Names) > 0 && !slices.Equal(req.Tags, out.Names) {
+			col.Warn(0, fmt.Sprintf("--output type=%s: -t %s replaces name=%s, as in buildx", out.Type, strings.Join(req.Tags, ","), strings.Join(out.Names, ",")))
+		}
+	}
 	p, err := b.open(req, nc.locals, col)
 	if err != nil {
 		return nil, err
@@ -185,12 +193,18 @@ func (req Request) validate() error {
 		if err := out.validate(); err != nil {
 			return fmt.Errorf("output %s: %w", out.Type, err)
 		}
+		if out.Type == Image && out.Push && len(out.names(req.Tags)) == 0 {
+			return errNoPushName // before the build, as buildx
+		}
 		if out.Type == Docker && len(req.Platforms) > 1 {
 			return fmt.Errorf("output type=docker: docker exporter does not support exporting manifest lists, use the oci exporter instead (%d platforms)", len(req.Platforms))
 		}
 	}
 	return nil
 }
+
+// errNoPushName is buildx's error for a push without a name.
+var errNoPushName = errors.New("tag is needed when pushing to registry (-t NAME, or name= of the output)")
 
 // frontendOptions are the frontend's options of req.
 func frontendOptions(req Request, nc *contexts, src imageBackend, col *collector) dockerfile.Options {

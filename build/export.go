@@ -2,10 +2,10 @@ package build
 
 import (
 	"context"
-	"errors"
 	"io"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/builderdev/builder/exporter"
@@ -40,9 +40,13 @@ func exportOptions(o Output) []exporter.Option {
 	return nil
 }
 
-// names are the request's tags plus the output's names.
+// names are the names the output gives the image: the request's tags,
+// which replace its name= as buildx's -t does, else its name=.
 func (o Output) names(tags []string) []string {
-	return append(append([]string(nil), tags...), o.Names...)
+	if len(tags) > 0 {
+		return slices.Clone(tags)
+	}
+	return slices.Clone(o.Names)
 }
 
 // sameLayers says whether a and b export the same manifest.
@@ -58,21 +62,30 @@ func sameLayers(a, b Output) bool {
 }
 
 // storeOutput is how the local store gets the image: as the first Image
-// output asks, or gzip with OCI media types; under the tags and the names
-// of every Image output.
+// output asks, or gzip with OCI media types; under the tags, or without
+// them the names of every Image output.
 func storeOutput(req Request) (Output, []string) {
 	storeOut := Output{Type: Image, Annotations: req.Annotations}
-	storeNames := append([]string(nil), req.Tags...)
+	var storeNames []string
 	found := false
 	for _, out := range req.Outputs {
 		if out.Type == Image {
 			if !found {
 				storeOut, found = out, true
 			}
-			storeNames = append(storeNames, out.Names...)
+			storeNames = append(storeNames, out.names(req.Tags)...)
 		}
 	}
-	return storeOut, storeNames
+	if !found {
+		storeNames = slices.Clone(req.Tags)
+	}
+	var unique []string
+	for _, n := range storeNames {
+		if !slices.Contains(unique, n) {
+			unique = append(unique, n)
+		}
+	}
+	return storeOut, unique
 }
 
 // images computes the image of every platform with its layers as out
@@ -237,7 +250,7 @@ func (j *exportJob) writeRootfsTar(out Output, toTar func(w io.Writer, scratch s
 func (j *exportJob) push(ctx context.Context, out Output, m Manifester) (v1.Descriptor, error) {
 	names := out.names(j.req.Tags)
 	if len(names) == 0 {
-		return v1.Descriptor{}, errors.New("--output type=image,push=true needs a name (-t or name=)")
+		return v1.Descriptor{}, errNoPushName
 	}
 	return Push(ctx, j.b.registry, j.r, m, names)
 }

@@ -1,6 +1,8 @@
 package build
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,5 +108,38 @@ func TestValidateRequest(t *testing.T) {
 	}
 	if err := (Request{Platforms: two, Outputs: []Output{{Type: OCI, Dest: "x.tar"}}}).validate(); err != nil {
 		t.Errorf("two platforms to type=oci: %v", err)
+	}
+}
+
+// TestOutputNames: -t replaces an output's name= (buildx sets the
+// exporters' names from the tags); a push needs one or the other, and
+// says so before the build.
+func TestOutputNames(t *testing.T) {
+	t.Parallel()
+	named := Output{Type: Image, Push: true, Names: []string{"reg/b:1"}}
+	if got := named.names([]string{"reg/a:1"}); !slices.Equal(got, []string{"reg/a:1"}) {
+		t.Errorf("names with -t: %v, want the tags only", got)
+	}
+	if got := named.names(nil); !slices.Equal(got, []string{"reg/b:1"}) {
+		t.Errorf("names without -t: %v", got)
+	}
+	for _, tt := range []struct {
+		req  Request
+		want []string
+	}{
+		{Request{Tags: []string{"a", "b"}, Outputs: []Output{named, named}}, []string{"a", "b"}},
+		{Request{Outputs: []Output{named, {Type: Image, Names: []string{"c", "reg/b:1"}}}}, []string{"reg/b:1", "c"}},
+		{Request{Tags: []string{"a"}, Outputs: []Output{{Type: OCI, Dest: "x.tar", Names: []string{"o"}}}}, []string{"a"}},
+	} {
+		if _, got := storeOutput(tt.req); !slices.Equal(got, tt.want) {
+			t.Errorf("storeOutput(%+v) names %v, want %v", tt.req, got, tt.want)
+		}
+	}
+	push := []Output{{Type: Image, Push: true}}
+	if err := (Request{Outputs: push}).validate(); !errors.Is(err, errNoPushName) {
+		t.Errorf("a push without a name: %v", err)
+	}
+	if err := (Request{Tags: []string{"reg/a:1"}, Outputs: push}).validate(); err != nil {
+		t.Errorf("a push with -t: %v", err)
 	}
 }
