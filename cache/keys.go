@@ -371,10 +371,12 @@ func explainFrom(m KeyInfo, each func(yield func(info *KeyInfo, t int64))) strin
 	case byName.info != nil:
 		return explainDiff(m, *byName.info, false)
 	case byInputs.info != nil:
+		// The step built on them may be this one before an edit, or
+		// another Dockerfile's on the same base: say what is known.
 		if byInputs.info.Name != "" {
-			return fmt.Sprintf("cache miss: the step changed (was %q; its inputs are the same)", byInputs.info.Name)
+			return fmt.Sprintf("cache miss: this step is new on these inputs (the last step built on them was %q)", byInputs.info.Name)
 		}
-		return "cache miss: the step changed (its inputs are the same)"
+		return "cache miss: this step is new on these inputs"
 	}
 	return NotBuiltBefore
 }

@@ -129,7 +129,8 @@ func (s *Store) Delete(key digest.Digest) error {
 // before: first one with the same op digest (the step is unchanged, so an
 // input must differ: "cache miss: input 1 (COPY app.go) changed"), then one
 // with the same name (an input or the step changed), then one with exactly
-// the same inputs (the step itself changed: a new command). Among several it
+// the same inputs (a new step on them: this one edited, or another
+// Dockerfile's on the same base). Among several it
 // takes the one with the fewest differing inputs, then the newest.
 func (s *Store) ExplainMiss(m KeyInfo) string { return s.keys.explain(m) }
 

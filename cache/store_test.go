@@ -199,7 +199,7 @@ func TestExplainMiss(t *testing.T) {
 			"cache miss: input 0 ([2/3] COPY app.go /src/) changed"},
 		{"command changed", KeyInfo{Key: key("m3"), Name: "[1/2] RUN make all", Op: key("make-all"),
 			Inputs: []KeyInput{in("base", "base", false)}},
-			`cache miss: the step changed (was "[1/2] RUN make"; its inputs are the same)`},
+			`cache miss: this step is new on these inputs (the last step built on them was "[1/2] RUN make")`},
 		{"same name, new definition", KeyInfo{Key: key("m4"), Name: "stage RUN x", Op: key("x-new"),
 			Inputs: []KeyInput{in("base", "base", false), in("other", "o1", false)}},
 			"cache miss: the step itself changed (command, arguments or options); its inputs are the same"},
