@@ -23,7 +23,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -810,5 +812,45 @@ RUN seq 1 400000 && echo never-shown-$((40+2))
 	}
 	if !strings.Contains(string(full), "never-shown-42") || strings.Contains(string(full), "output clipped") {
 		t.Errorf("--log-file is not the whole log (%d bytes)", len(full))
+	}
+}
+
+// TestSecretMaskKeepsLines: a secret file ends in a newline, as most do;
+// a RUN that prints it, twice, then another line shows each on its own
+// progress line, the secret as ****, none joined to the next.
+func TestSecretMaskKeepsLines(t *testing.T) {
+	requireRootOverlay(t)
+	env := newGoldenEnv(t)
+	root, ctxDir := t.TempDir(), t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": `ARG BASE
+FROM $BASE
+RUN --mount=type=secret,id=tok cat /run/secrets/tok /run/secrets/tok; echo mid
+`})
+	secretFile := filepath.Join(t.TempDir(), "tok")
+	val := canary(t, "linetoken")
+	if err := os.WriteFile(secretFile, []byte(val+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, progress, _, err := e2eBuild(t, BuildOptions{ContextDir: ctxDir, Root: root, BuildArgs: env.baseArgs,
+		Secrets: []string{"id=tok,src=" + secretFile}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress)
+	}
+	for _, l := range findLeaks("progress", []byte(progress), []string{val}) {
+		t.Errorf("secret leaked: %s", l)
+	}
+	// "#3 0.013 ****": the step's output lines, without number and time.
+	var out []string
+	for _, line := range strings.Split(progress, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || !strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if _, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out = append(out, f[2])
+		}
+	}
+	if want := []string{"****", "****", "mid"}; !slices.Equal(out, want) {
+		t.Errorf("output lines %q, want %q\nprogress:\n%s", out, want, progress)
 	}
 }

@@ -66,29 +66,29 @@ type pending struct {
 }
 
 // NewRedactor masks every value of secrets, its base64 forms (standard,
-// raw, URL) and, for a value of several lines, each line of 4 bytes or
-// more.
+// raw, URL) and each of its lines of 4 bytes or more. A mask never holds a
+// line break: a value read from a file usually ends in a newline, and a
+// mask that took it would join the next line onto the masked one, so the
+// value itself is masked line by line and its line breaks stay.
 func NewRedactor(next solver.Reporter, secrets [][]byte) *Redactor {
 	seen := map[string]bool{}
 	var masks [][]byte
 	add := func(b []byte) {
-		if len(bytes.TrimSpace(b)) < 4 || seen[string(b)] {
+		if len(bytes.TrimSpace(b)) < 4 || bytes.ContainsAny(b, "\r\n") || seen[string(b)] {
 			return
 		}
 		seen[string(b)] = true
 		masks = append(masks, b)
 	}
+	isBreak := func(r rune) bool { return r == '\n' || r == '\r' }
 	for _, s := range secrets {
 		for _, v := range [][]byte{s, bytes.TrimRight(s, "\r\n")} {
-			add(v)
 			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 				add([]byte(enc.EncodeToString(v)))
 			}
 		}
-		for _, l := range bytes.Split(s, []byte("\n")) {
-			if l = bytes.TrimRight(l, "\r"); len(bytes.TrimSpace(l)) >= 4 {
-				add(l)
-			}
+		for _, l := range bytes.FieldsFunc(s, isBreak) {
+			add(l)
 		}
 	}
 	sort.Slice(masks, func(i, j int) bool { return len(masks[i]) > len(masks[j]) })

@@ -157,3 +157,45 @@ func TestWarningsPassThrough(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactorKeepsLines: a secret read from a file usually ends in a
+// newline; masking it must never take that newline (or a carriage
+// return) with it, so the lines around a masked one stay lines.
+func TestRedactorKeepsLines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		secrets []string
+		chunks  []string
+		want    string
+	}{
+		{"secret ending in a newline, then more lines", []string{"s3cr3t-value\n"},
+			[]string{"s3cr3t-value\nmid\nend\n"}, "****\nmid\nend\n"},
+		{"two masked lines in a row", []string{"s3cr3t-value\n"},
+			[]string{"s3cr3t-value\ns3cr3t-value\n"}, "****\n****\n"},
+		{"CRLF secret, CRLF output", []string{"s3cr3t-value\r\n"},
+			[]string{"s3cr3t-value\r\ns3cr3t-value\r\nmid\r\n"}, "****\r\n****\r\nmid\r\n"},
+		{"across chunk boundaries", []string{"s3cr3t-value\n"},
+			[]string{"s3cr", "3t-value", "\ns3cr3t-", "value\nm", "id\n"}, "****\n****\nmid\n"},
+		{"newline in its own chunk", []string{"s3cr3t-value\n"},
+			[]string{"s3cr3t-value", "\n", "s3cr3t-value", "\n"}, "****\n****\n"},
+		{"multi-line secret printed whole", []string{"first-line\nsecond-line\n"},
+			[]string{"first-line\nsecond-line\nafter\n"}, "****\n****\nafter\n"},
+		{"base64 of the value with its newline", []string{"s3cr3t-value\n"},
+			[]string{base64.StdEncoding.EncodeToString([]byte("s3cr3t-value\n")) + "\nnext\n"}, "****\nnext\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			var secrets [][]byte
+			for _, s := range tc.secrets {
+				secrets = append(secrets, []byte(s))
+			}
+			r := NewRedactor(rec, secrets)
+			feed(r, stepA, tc.chunks...)
+			r.Status(solver.Status{Digest: stepA, Completed: time.Now()})
+			if got := rec.text(stepA); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
