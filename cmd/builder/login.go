@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/registry"
 	"github.com/spf13/cobra"
 )
@@ -62,6 +63,12 @@ func Login(ctx context.Context, o LoginOptions, server string, stdin io.Reader, 
 	} else if o.Password != "" {
 		fmt.Fprintln(stderr, "WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
 	}
+	// As docker login: without a password there is a prompt, and a prompt
+	// needs a terminal (`cat | builder login` would read the password
+	// from a pipe, echoed nowhere, or not at all).
+	if o.Password == "" && !isTerminal(stdin) {
+		return errors.New("Cannot perform an interactive login from a non TTY device")
+	}
 	if o.Username == "" {
 		fmt.Fprint(stdout, "Username: ")
 		line, err := in.ReadString('\n')
@@ -95,6 +102,12 @@ func Login(ctx context.Context, o LoginOptions, server string, stdin io.Reader, 
 	}
 	fmt.Fprintln(stdout, "Login Succeeded")
 	return nil
+}
+
+// isTerminal reports whether r is a terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && pty.IsTerminal(int(f.Fd()))
 }
 
 func newLogoutCommand() *cobra.Command {

@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/builderdev/builder/build"
-	"github.com/builderdev/builder/internal/pty"
 	"github.com/builderdev/builder/prune"
 	"github.com/builderdev/builder/state"
 	"github.com/docker/go-units"
@@ -105,8 +103,7 @@ func Prune(ctx context.Context, o PruneOptions, in io.Reader, out io.Writer) err
 // confirm asks warning on out and reads the answer from in, a terminal
 // (refusing with the error refusal when it is not): true for y or yes.
 func confirm(in io.Reader, out io.Writer, warning, refusal string) (bool, error) {
-	f, ok := in.(*os.File)
-	if !ok || !pty.IsTerminal(int(f.Fd())) {
+	if !isTerminal(in) {
 		return false, errors.New(refusal)
 	}
 	fmt.Fprint(out, warning)
