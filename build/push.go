@@ -2,7 +2,9 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +18,49 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 )
+
+// notStored returns err, the store's answer for src, in docker push's
+// words when src names no stored image: "An image does not exist locally
+// with the tag: REPO" when no tag of its repository is stored, "tag does
+// not exist: REPO:TAG" when others are. The result still wraps
+// imagestore.ErrNotFound.
+func notStored(images *imagestore.Store, src string, err error) error {
+	if !errors.Is(err, imagestore.ErrNotFound) {
+		return err
+	}
+	full, nerr := exporter.NormalizeName(src)
+	all, lerr := images.List()
+	if nerr != nil || lerr != nil {
+		return err
+	}
+	repo := repository(full)
+	for _, im := range all {
+		for _, n := range im.Names {
+			if n == full {
+				return err // stored, but damaged: Get says how
+			}
+			if repository(n) == repo {
+				return notStoredError{"tag does not exist: " + exporter.FamiliarName(full)}
+			}
+		}
+	}
+	return notStoredError{"An image does not exist locally with the tag: " + exporter.FamiliarName(repo)}
+}
+
+// repository is a normalized name without its tag or digest.
+func repository(full string) string {
+	full, _, _ = strings.Cut(full, "@")
+	if i := strings.LastIndexByte(full, ':'); i > strings.LastIndexByte(full, '/') {
+		return full[:i]
+	}
+	return full
+}
+
+// notStoredError is an imagestore.ErrNotFound in docker's words.
+type notStoredError struct{ msg string }
+
+func (e notStoredError) Error() string { return e.msg }
+func (e notStoredError) Unwrap() error { return imagestore.ErrNotFound }
 
 // Manifester is what Push pushes: a v1.Image, or a v1.ImageIndex (a
 // multi-platform image).
@@ -89,7 +134,8 @@ func pushOne(ctx context.Context, reg *registry.Client, r solver.Reporter, img M
 func StoredImage(images *imagestore.Store, src string, dests []string) (Manifester, []string, error) {
 	im, err := images.Get(src)
 	if err != nil {
-		return nil, nil, fmt.Errorf("push %s: %w", src, err)
+		// The store's errors name src already.
+		return nil, nil, notStored(images, src, err)
 	}
 	if len(dests) == 0 {
 		full, err := exporter.NormalizeName(src)

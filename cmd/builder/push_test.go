@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/builderdev/builder/exporter/imagestore"
 	"github.com/builderdev/builder/internal/registrytest"
 	"github.com/google/go-containerregistry/pkg/crane"
 )
@@ -67,5 +69,34 @@ func TestPushOutput(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "digest: sha256") {
 		t.Errorf("the result went to the progress output too:\n%s", out.String())
+	}
+}
+
+// TestPushNoSuchImage: pushing a name the store does not have says so
+// once, in docker push's words: the repository when none of its tags is
+// stored, the tag when others are.
+func TestPushNoSuchImage(t *testing.T) {
+	requireRootOverlay(t)
+	root := t.TempDir()
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM scratch\nCOPY f /f\n", "f": "x"})
+	var progress bytes.Buffer
+	if err := Build(context.Background(), BuildOptions{ContextDir: ctxDir, Root: root, Progress: "plain", Tags: []string{"have:1"}}, &progress); err != nil {
+		t.Fatalf("build: %v\n%s", err, progress.String())
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"nosuch:img", "An image does not exist locally with the tag: nosuch"},
+		{"nosuch", "An image does not exist locally with the tag: nosuch"},
+		{"127.0.0.1:5300/me/nosuch:2", "An image does not exist locally with the tag: 127.0.0.1:5300/me/nosuch"},
+		{"have:2", "tag does not exist: have:2"},
+	} {
+		var out, stdout bytes.Buffer
+		err := Push(context.Background(), root, "plain", RegistryFlags{}, tc.src, nil, &out, &stdout)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("push %s: %v, want %q", tc.src, err, tc.want)
+		}
+		if !errors.Is(err, imagestore.ErrNotFound) {
+			t.Errorf("push %s: the error is not ErrNotFound", tc.src)
+		}
 	}
 }
