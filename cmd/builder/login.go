@@ -78,8 +78,18 @@ func Login(ctx context.Context, o LoginOptions, server string, stdin io.Reader, 
 		o.Username = strings.TrimSpace(line)
 	}
 	if o.Password == "" && !o.PasswordStdin {
+		// As docker: what is typed is not shown (the echo goes off
+		// before the prompt, so nothing typed after it shows).
+		restore := func() error { return nil }
+		if f, ok := stdin.(*os.File); ok {
+			if r, err := pty.NoEcho(int(f.Fd())); err == nil {
+				restore = r
+			}
+		}
 		fmt.Fprint(stdout, "Password: ")
 		line, err := in.ReadString('\n')
+		_ = restore()
+		fmt.Fprintln(stdout) // the Enter that was not echoed
 		if err != nil && line == "" {
 			return errors.New("password is required")
 		}

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/builderdev/builder/internal/pty"
 )
@@ -96,5 +98,62 @@ func TestLoginNeedsTTYToPrompt(t *testing.T) {
 	}
 	if got := stdout.String(); !strings.Contains(got, "Username: ") || !strings.Contains(got, "Password: ") || !strings.HasSuffix(got, "Login Succeeded\n") {
 		t.Errorf("stdout %q", got)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while another goroutine
+// writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestLoginPasswordNotEchoed: on a terminal the password typed at the
+// prompt is not shown, as with docker login; the username is.
+func TestLoginPasswordNotEchoed(t *testing.T) {
+	server := loginRegistry(t)
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	var echoed lockedBuffer
+	go io.Copy(&echoed, master)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	var stdout lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- Login(context.Background(), LoginOptions{}, server, slave, &stdout, io.Discard) }()
+	typeAfter := func(prompt, line string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stdout.String(), prompt); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q prompt: %q", prompt, stdout.String())
+			}
+		}
+		if _, err := master.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	typeAfter("Username: ", "user\n")
+	typeAfter("Password: ", "pass\n")
+	if err := <-done; err != nil {
+		t.Fatalf("login: %v (stdout %q)", err, stdout.String())
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := echoed.String(); !strings.Contains(got, "user") || strings.Contains(got, "pass") {
+		t.Errorf("the terminal showed %q: want the username and not the password", got)
 	}
 }

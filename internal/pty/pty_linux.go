@@ -65,6 +65,23 @@ func MakeRaw(fd int) (restore func() error, err error) {
 	return func() error { return unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
 }
 
+// NoEcho turns off the echo of terminal fd (for a password prompt: the
+// line is still edited and ends with Enter) and returns a function that
+// restores the previous mode.
+func NoEcho(fd int) (restore func() error, err error) {
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, fmt.Errorf("reading terminal mode: %w", err)
+	}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	quiet.Lflag |= unix.ICANON | unix.ISIG
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, fmt.Errorf("turning off the terminal's echo: %w", err)
+	}
+	return func() error { return unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
+}
+
 // Size is a terminal's window size.
 type Size struct {
 	Rows, Cols uint16
