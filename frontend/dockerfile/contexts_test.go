@@ -130,3 +130,36 @@ func TestNamedContextReplacesStageInstructions(t *testing.T) {
 		t.Errorf("execs %q: the replaced stage's RUN must not be in the graph", runs)
 	}
 }
+
+// A COPY --from a --build-context names it as one in errors, not as an
+// image (nor as the stage it replaces).
+func TestCopyFromNamedContextSourceName(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ name, df, want string }{
+		{"local", "FROM scratch\nCOPY --from=ctx missing.txt /\n", `build context "ctx"`},
+		{"image", "FROM scratch\nCOPY --from=tools /bin/sh /sh\n", `build context "tools"`},
+		{"replaces a stage", "FROM busybox AS ctx\nRUN ls\nFROM scratch\nCOPY --from=ctx /x /x\n", `build context "ctx"`},
+		{"stage on a context", "FROM ctx AS build\nFROM scratch\nCOPY --from=build /x /x\n", `stage "build"`},
+		{"registry image", "FROM scratch\nCOPY --from=alpine:3 /x /x\n", "image alpine:3"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			res := mustConvert(t, c.df, func(o *Options) {
+				o.NamedContexts = map[string]NamedContext{"ctx": {Local: "ctx-src"}, "tools": {Image: "alpine:3"}}
+			})
+			// The last step is the COPY.
+			var names []string
+			if f, ok := res.State.Op().(llb.FileOp); ok {
+				for _, a := range f.Actions {
+					if a.Copy != nil {
+						names = append(names, a.Copy.SrcName)
+					}
+				}
+			}
+			if len(names) != 1 || names[0] != c.want {
+				t.Errorf("copy source names %q, want [%q]", names, c.want)
+			}
+		})
+	}
+}

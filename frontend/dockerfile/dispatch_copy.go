@@ -83,7 +83,7 @@ func (c *converter) dispatchCopyCommand(s *stage, x *instructions.CopyCommand, c
 	if len(cmd.sources) > 0 && cmd.sources[0] != nil {
 		cfg.fromContext = false
 		cfg.source = cmd.sources[0].state
-		cfg.sourceName = sourceName(cmd.sources[0])
+		cfg.sourceName = c.sourceName(cmd.sources[0])
 	}
 	return c.dispatchCopy(s, cfg)
 }
@@ -251,8 +251,15 @@ func (c *converter) copyActions(s *stage, cfg copyConfig, dest, display string, 
 	return actions, msg, nil
 }
 
-// sourceName names the stage or image a COPY --from reads, for errors.
-func sourceName(src *stage) string {
+// sourceName names the stage, build context or image a COPY --from reads,
+// for errors, in the user's words: a --build-context (also one that
+// replaces a stage of its name) is a build context, whatever it holds.
+func (c *converter) sourceName(src *stage) string {
+	if src.unregistered || (src.name != "" && src.baseName == src.name) {
+		if _, ok := c.namedContext(src.baseName); ok {
+			return fmt.Sprintf("build context %q", src.baseName)
+		}
+	}
 	if src.unregistered {
 		return "image " + src.baseName
 	}
