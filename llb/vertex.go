@@ -29,6 +29,21 @@ type Meta struct {
 	// Description holds free-form metadata for progress and exporters
 	// (e.g. "history": the created_by text).
 	Description map[string]string
+	// ProgressGroup, when set, shows the vertex as part of one step of the
+	// progress display with the other vertices of the group.
+	ProgressGroup *ProgressGroup
+}
+
+// ProgressGroup is a step of the progress display made of several vertices,
+// as BuildKit's: COPY --link is a copy onto scratch and a merge, shown as
+// the one instruction. The step has the group's Name; it is cached when all
+// of its vertices are, and shown once a vertex that is not Weak starts (a
+// weak vertex alone, e.g. a copy whose merge is not needed, stays hidden).
+type ProgressGroup struct {
+	// ID tells groups apart within a build.
+	ID   string
+	Name string
+	Weak bool
 }
 
 // Vertex is an op and its inputs. Vertices are immutable once made.
@@ -61,6 +76,15 @@ func (v *Vertex) Meta() Meta { return v.meta }
 
 // Name is Meta().Name.
 func (v *Vertex) Name() string { return v.meta.Name }
+
+// StepName is the name of the step the user sees v as: its progress
+// group's name, else its Name.
+func (v *Vertex) StepName() string {
+	if g := v.meta.ProgressGroup; g != nil && g.Name != "" {
+		return g.Name
+	}
+	return v.meta.Name
+}
 
 // WithMeta returns a copy of v with other metadata and the same digest.
 func (v *Vertex) WithMeta(m Meta) *Vertex {

@@ -62,7 +62,7 @@ func (e *VertexError) Error() string {
 func (e *VertexError) Unwrap() error { return e.Err }
 
 func vertexName(v *llb.Vertex) string {
-	if n := v.Name(); n != "" {
+	if n := v.StepName(); n != "" {
 		return n
 	}
 	return fmt.Sprintf("%s %s", v.Op().Kind(), v.Digest())

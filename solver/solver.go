@@ -222,12 +222,13 @@ var scratchKey = digest.FromString("scratch")
 
 func (st *vertexState) status(started, completed time.Time, cached bool) Status {
 	return Status{
-		Digest:    st.dgst,
-		Name:      st.v.Name(),
-		Inputs:    st.inputDigests,
-		Started:   started,
-		Completed: completed,
-		Cached:    cached,
+		Digest:        st.dgst,
+		Name:          st.v.Name(),
+		Inputs:        st.inputDigests,
+		Started:       started,
+		Completed:     completed,
+		Cached:        cached,
+		ProgressGroup: st.v.Meta().ProgressGroup,
 	}
 }
 
@@ -325,7 +326,8 @@ func (st *vertexState) computeKey(ctx context.Context) (KeyInfo, error) {
 		g.Go(func() error {
 			var ki KeyInput
 			if in != nil {
-				ki.Name = in.v.Name()
+				// As the user sees it (a COPY --link, not its merge).
+				ki.Name = in.v.StepName()
 			}
 			switch {
 			case content != nil:

@@ -526,3 +526,31 @@ func TestCachedProgressInGraphOrder(t *testing.T) {
 		t.Errorf("partly cached build reported %s, want image,step,next (start, done)", got)
 	}
 }
+
+// TestProgressGroup: a vertex's progress group reaches its statuses, and
+// the user sees the vertex under the group's name where a message names it
+// as another step's input (COPY --link's merge is the instruction).
+func TestProgressGroup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	grouped := func(base *llb.Vertex) (*llb.Vertex, *llb.Vertex) {
+		m := run("merge", base)
+		meta := m.Meta()
+		meta.ProgressGroup = &llb.ProgressGroup{ID: "g", Name: "COPY --link x /"}
+		m = m.WithMeta(meta)
+		return m, run("top", m)
+	}
+	_, top := grouped(run("base"))
+	mustSolve(t, New(newWorker(newWorld()), openCache(t, dir), Options{}), top)
+
+	m, top := grouped(run("base2"))
+	rep := &recorder{}
+	mustSolve(t, New(newWorker(newWorld()), openCache(t, dir), Options{Reporter: rep}), top)
+	st := rep.byName("merge")
+	if len(st) != 2 || st[1].ProgressGroup != m.Meta().ProgressGroup {
+		t.Errorf("merge statuses %+v, want its progress group", st)
+	}
+	if st := rep.byName("top"); len(st) != 2 || st[0].CacheMiss != "cache miss: input 0 (COPY --link x /) changed" {
+		t.Errorf("top statuses %+v, want the input named by its group", st)
+	}
+}

@@ -92,6 +92,8 @@ type Status struct {
 	CacheMiss string
 	// Stats is resource accounting reported by the op (see ReportStats).
 	Stats *Stats
+	// ProgressGroup is the vertex's llb.Meta ProgressGroup.
+	ProgressGroup *llb.ProgressGroup
 }
 
 // Stats is the resource use of one step, measured from its cgroup.

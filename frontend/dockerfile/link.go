@@ -14,13 +14,21 @@ import (
 // directories of the destination made 0755 root:root) and keeps its cache
 // key when the root changes; only the merge runs again. The merge vertex
 // is named like BuildKit's: the step's prefix, then "LINK " and the
-// instruction.
+// instruction; as in BuildKit, both vertices are in one progress group
+// named after the instruction, so that the progress shows one step (the
+// copy is weak: alone, as when the merge is cached, it shows nothing). The
+// group's ID is the merge's digest: deterministic, and one per merge.
 func (c *converter) linkCopy(root, copied *llb.Vertex, display, cmdText string, loc []parser.Range) *llb.Vertex {
 	name := "LINK " + cmdText
 	if strings.HasSuffix(display, cmdText) {
 		name = strings.TrimSuffix(display, cmdText) + name
 	}
-	return llb.NewVertex(llb.MergeOp{}, []*llb.Vertex{root, copied}, c.meta(name, loc, ""))
+	meta := c.meta(name, loc, "")
+	id := llb.NewVertex(llb.MergeOp{}, []*llb.Vertex{root, copied}, meta).Digest().String()
+	cm := copied.Meta()
+	cm.ProgressGroup = &llb.ProgressGroup{ID: id, Name: display, Weak: true}
+	meta.ProgressGroup = &llb.ProgressGroup{ID: id, Name: display}
+	return llb.NewVertex(llb.MergeOp{}, []*llb.Vertex{root, copied.WithMeta(cm)}, meta)
 }
 
 // chownByName reports whether a --chown value names a user or group

@@ -51,6 +51,13 @@ func TestCopyLink(t *testing.T) {
 				if cp.Name() != "[3/3] COPY --link --chown=1000:1000 f ./" || m.Name() != "[3/3] LINK COPY --link --chown=1000:1000 f ./" {
 					t.Errorf("names %q, %q", cp.Name(), m.Name())
 				}
+				// One step in the progress: both in a group named after
+				// the instruction, the copy weak.
+				cg, mg := cp.Meta().ProgressGroup, m.Meta().ProgressGroup
+				if cg == nil || mg == nil || cg.ID != mg.ID || cg.ID == "" || !cg.Weak || mg.Weak ||
+					cg.Name != "[3/3] COPY --link --chown=1000:1000 f ./" || mg.Name != cg.Name {
+					t.Errorf("progress groups %+v, %+v", cg, mg)
+				}
 				if h := res.Config.History[len(res.Config.History)-1]; h.CreatedBy != "COPY --chown=1000:1000 f ./ # buildkit" || h.EmptyLayer {
 					t.Errorf("history %+v", h)
 				}

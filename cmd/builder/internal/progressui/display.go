@@ -67,6 +67,10 @@ type Display struct {
 	start    time.Time
 	vertices map[digest.Digest]*vertex
 	order    []*vertex // in order of first appearance
+	// groups are the progress groups by ID; grouped maps a member's
+	// digest to its group's key in vertices.
+	groups   map[string]*group
+	grouped  map[digest.Digest]digest.Digest
 	warnings []warning
 	closed   bool
 	err      error // first write error
@@ -140,7 +144,8 @@ func (v *vertex) wall() time.Duration {
 // New returns a display writing to w. mode is "plain", "tty", or "auto" (or
 // empty), which picks tty when w is a terminal and plain otherwise.
 func New(w io.Writer, mode string, opts ...Option) (*Display, error) {
-	d := &Display{w: w, now: time.Now, vertices: map[digest.Digest]*vertex{}}
+	d := &Display{w: w, now: time.Now, vertices: map[digest.Digest]*vertex{},
+		groups: map[string]*group{}, grouped: map[digest.Digest]digest.Digest{}}
 	for _, o := range opts {
 		o(d)
 	}
@@ -212,6 +217,12 @@ func (d *Display) Status(s solver.Status) {
 		d.raw.status(s)
 		return
 	}
+	if s.ProgressGroup != nil {
+		var shown bool
+		if s, shown = d.groupStatus(s); !shown {
+			return
+		}
+	}
 	v := d.get(s.Digest)
 	v.named = true
 	if s.Name != "" {
@@ -247,6 +258,84 @@ func (d *Display) Status(s solver.Status) {
 	d.plainStatus(v)
 }
 
+// group is a progress group: several vertices shown as one step, as
+// buildx shows BuildKit's (COPY --link's copy and merge).
+type group struct {
+	key     digest.Digest // the step's key in Display.vertices
+	name    string
+	members []digest.Digest // in order of first status
+	last    map[digest.Digest]solver.Status
+	shown   bool // a member that is not weak has started, or one failed
+}
+
+// groupStatus records the status of a member of a progress group and
+// returns the group's status: started with its first member, complete when
+// all are, cached when all are, failed when one did. shown is false while
+// only weak members have started (as in buildx, the group is hidden then).
+func (d *Display) groupStatus(s solver.Status) (out solver.Status, shown bool) {
+	pg := s.ProgressGroup
+	g := d.groups[pg.ID]
+	if g == nil {
+		g = &group{key: digest.Digest("group:" + pg.ID), name: pg.Name, last: map[digest.Digest]solver.Status{}}
+		d.groups[pg.ID] = g
+	}
+	d.grouped[s.Digest] = g.key
+	prev, ok := g.last[s.Digest]
+	if !ok {
+		g.members = append(g.members, s.Digest)
+	} else {
+		if s.Started.IsZero() {
+			s.Started = prev.Started
+		}
+		if s.Completed.IsZero() {
+			s.Completed = prev.Completed
+		}
+		s.Cached = s.Cached || prev.Cached
+		if s.Err == nil {
+			s.Err = prev.Err
+		}
+		if s.CacheMiss == "" {
+			s.CacheMiss = prev.CacheMiss
+		}
+		if s.Stats == nil {
+			s.Stats = prev.Stats
+		}
+	}
+	g.last[s.Digest] = s
+	if s.Err != nil || (!pg.Weak && (!s.Started.IsZero() || s.Cached)) {
+		g.shown = true
+	}
+	if !g.shown {
+		return s, false
+	}
+	out = solver.Status{Digest: g.key, Name: g.name, Cached: true}
+	done := true
+	for _, dg := range g.members {
+		m := g.last[dg]
+		if !m.Started.IsZero() && (out.Started.IsZero() || m.Started.Before(out.Started)) {
+			out.Started = m.Started
+		}
+		if m.Completed.After(out.Completed) {
+			out.Completed = m.Completed
+		}
+		done = done && (!m.Completed.IsZero() || m.Err != nil || m.Cached)
+		out.Cached = out.Cached && m.Cached
+		if out.Err == nil {
+			out.Err = m.Err
+		}
+		if out.CacheMiss == "" {
+			out.CacheMiss = m.CacheMiss
+		}
+		if m.Stats != nil {
+			out.Stats = m.Stats
+		}
+	}
+	if !done {
+		out.Completed = time.Time{}
+	}
+	return out, true
+}
+
 // Log records a chunk of a vertex's output.
 func (d *Display) Log(l solver.Log) {
 	d.mu.Lock()
@@ -257,6 +346,9 @@ func (d *Display) Log(l solver.Log) {
 	if d.raw != nil {
 		d.raw.log(l)
 		return
+	}
+	if k, ok := d.grouped[l.Digest]; ok {
+		l.Digest = k
 	}
 	v := d.get(l.Digest)
 	if v.logBase.IsZero() {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/llb"
 	"github.com/builderdev/builder/solver"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -68,6 +69,15 @@ func logAt(name string, ms, stream int, data string) event {
 func startMiss(name string, ms int, miss string) event {
 	return func(d *Display) {
 		d.Status(solver.Status{Digest: dg(name), Name: name, Started: at(ms), CacheMiss: miss})
+	}
+}
+
+// member is a status of name as a member of the progress group id.
+func member(id, group string, weak bool, s solver.Status) event {
+	return func(d *Display) {
+		s.Digest = dg(s.Name)
+		s.ProgressGroup = &llb.ProgressGroup{ID: id, Name: group, Weak: weak}
+		d.Status(s)
 	}
 }
 
@@ -154,6 +164,21 @@ var plainCases = []struct {
 			startMiss(runA, 60, "cache miss: input 0 ([3/4] COPY --from=build /out /app) changed"),
 			logAt(runA, 100, 1, "built\n"),
 			done(runA, 60, 200),
+		},
+	},
+	{
+		// COPY --link is a copy (weak) and a merge in one progress group:
+		// one step, named after the instruction, as buildx shows it; a
+		// group whose merge is cached shows CACHED without its copy.
+		name: "link-group",
+		events: []event{
+			cached(fromName, 0),
+			member("g1", "[2/3] COPY --link f ./", true, solver.Status{Name: "[2/3] COPY --link f ./", Started: at(10), CacheMiss: "cache miss: content of input 0 ([internal] load build context) changed"}),
+			member("g1", "[2/3] COPY --link f ./", true, solver.Status{Name: "[2/3] COPY --link f ./", Started: at(10), Completed: at(40)}),
+			member("g1", "[2/3] COPY --link f ./", false, solver.Status{Name: "[2/3] LINK COPY --link f ./", Started: at(50)}),
+			member("g1", "[2/3] COPY --link f ./", false, solver.Status{Name: "[2/3] LINK COPY --link f ./", Started: at(50), Completed: at(70)}),
+			member("g2", "[3/3] COPY --link g ./", false, solver.Status{Name: "[3/3] LINK COPY --link g ./", Started: at(80), Completed: at(80), Cached: true}),
+			member("g3", "[3/3] COPY --link h ./", true, solver.Status{Name: "[3/3] COPY --link h ./", Started: at(90), Completed: at(95)}),
 		},
 	},
 	{
@@ -566,5 +591,29 @@ func TestQuietAndRawJSON(t *testing.T) {
 	w := events[5]["warnings"].([]any)[0].(map[string]any)
 	if w["short"] != base64.StdEncoding.EncodeToString([]byte("JSONArgsRecommended: use JSON")) || w["range"].([]any)[0].(map[string]any)["start"].(map[string]any)["line"] != float64(3) {
 		t.Errorf("warning %v", w)
+	}
+}
+
+// rawjson shows every vertex of a progress group, each with the group as
+// BuildKit's progressGroup field, for the reader to merge them as buildx.
+func TestRawJSONProgressGroup(t *testing.T) {
+	var raw bytes.Buffer
+	d, err := New(&raw, ModeRawJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	member("g1", "[2/2] COPY --link f ./", true, solver.Status{Name: "[2/2] COPY --link f ./", Started: t0})(d)
+	d.Close()
+	var ev struct {
+		Vertexes []struct {
+			Name          string
+			ProgressGroup map[string]any `json:"progressGroup"`
+		}
+	}
+	if err := json.Unmarshal(raw.Bytes(), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Vertexes) != 1 || fmt.Sprint(ev.Vertexes[0].ProgressGroup) != "map[id:g1 name:[2/2] COPY --link f ./ weak:true]" {
+		t.Errorf("rawjson %s", raw.String())
 	}
 }

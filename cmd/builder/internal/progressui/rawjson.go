@@ -43,6 +43,15 @@ type rawVertex struct {
 	Error     string          `json:"error,omitempty"`
 	CacheMiss string          `json:"cacheMiss,omitempty"`
 	Stats     *rawStats       `json:"stats,omitempty"`
+	// ProgressGroup is BuildKit's pb.ProgressGroup: the vertices of a
+	// group are shown as one step (COPY --link's copy and merge).
+	ProgressGroup *rawProgressGroup `json:"progressGroup,omitempty"`
+}
+
+type rawProgressGroup struct {
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name,omitempty"`
+	Weak bool   `json:"weak,omitempty"`
 }
 
 // rawStats is a step's resource use (durations in nanoseconds).
@@ -98,6 +107,9 @@ func (r *rawJSON) status(s solver.Status) {
 	}
 	if s.Err != nil {
 		v.Error = s.Err.Error()
+	}
+	if pg := s.ProgressGroup; pg != nil {
+		v.ProgressGroup = &rawProgressGroup{ID: pg.ID, Name: pg.Name, Weak: pg.Weak}
 	}
 	if st := s.Stats; st != nil {
 		v.Stats = &rawStats{CPUUser: st.CPUUser, CPUSystem: st.CPUSystem, MemoryPeak: st.MemoryPeak, IORead: st.IORead, IOWrite: st.IOWrite, PidsPeak: st.PidsPeak}
