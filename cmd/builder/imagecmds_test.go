@@ -313,15 +313,7 @@ func TestRmiImageInUse(t *testing.T) {
 // rmi, ... as docker image ls is docker images.
 func TestImageSubcommands(t *testing.T) {
 	root := seedImages(t)
-	run := func(args ...string) (string, error) {
-		cmd := newRootCommand()
-		var out bytes.Buffer
-		cmd.SetArgs(args)
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
-		err := cmd.ExecuteContext(context.Background())
-		return out.String(), err
-	}
+	run := func(args ...string) (string, error) { return cliOut(t, newRootCommand(), args...) }
 	want, err := run("images", "--root", root, "--format", "{{.Repository}}:{{.Tag}}")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -9,9 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/builderdev/builder/internal/pty"
 )
@@ -101,25 +100,6 @@ func TestLoginNeedsTTYToPrompt(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe to read while another goroutine
-// writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLoginPasswordNotEchoed: on a terminal the password typed at the
 // prompt is not shown, as with docker login; the username is.
 func TestLoginPasswordNotEchoed(t *testing.T) {
@@ -130,18 +110,25 @@ func TestLoginPasswordNotEchoed(t *testing.T) {
 	}
 	defer master.Close()
 	defer slave.Close()
-	var echoed lockedBuffer
-	go io.Copy(&echoed, master)
+	var echoed bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&echoed, master); close(copied) }()
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	var stdout lockedBuffer
+	promptR, promptW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer promptR.Close()
 	done := make(chan error, 1)
-	go func() { done <- Login(context.Background(), LoginOptions{}, server, slave, &stdout, io.Discard) }()
+	go func() {
+		done <- Login(context.Background(), LoginOptions{}, server, slave, promptW, io.Discard)
+		promptW.Close()
+	}()
+	prompts := bufio.NewReader(promptR)
 	typeAfter := func(prompt, line string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stdout.String(), prompt); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q prompt: %q", prompt, stdout.String())
-			}
+		if got, err := prompts.ReadString(' '); err != nil || got != prompt {
+			t.Fatalf("prompt %q, %v; want %q", got, err, prompt)
 		}
 		if _, err := master.Write([]byte(line)); err != nil {
 			t.Fatal(err)
@@ -150,9 +137,10 @@ func TestLoginPasswordNotEchoed(t *testing.T) {
 	typeAfter("Username: ", "user\n")
 	typeAfter("Password: ", "pass\n")
 	if err := <-done; err != nil {
-		t.Fatalf("login: %v (stdout %q)", err, stdout.String())
+		t.Fatalf("login: %v", err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	slave.Close() // the terminal's output ends
+	<-copied
 	if got := echoed.String(); !strings.Contains(got, "user") || strings.Contains(got, "pass") {
 		t.Errorf("the terminal showed %q: want the username and not the password", got)
 	}
