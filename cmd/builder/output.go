@@ -42,7 +42,9 @@ func prepareResultFiles(o BuildOptions) error {
 			return fmt.Errorf("%s: %w", f.flag, err)
 		}
 	}
-	if o.IIDFile != "" {
+	// Only a regular file: --iidfile /dev/null (or a link) is written
+	// through at the end, never removed.
+	if fi, err := os.Lstat(o.IIDFile); o.IIDFile != "" && err == nil && fi.Mode().IsRegular() {
 		if err := os.Remove(o.IIDFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("--iidfile: removing the old image ID file: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/builderdev/builder/build"
+	"golang.org/x/sys/unix"
 )
 
 // TestResultFilesBeforeTheBuild: an old --iidfile is gone once a build
@@ -77,4 +78,32 @@ func mustOutputs(t *testing.T, specs ...string) []Output {
 		t.Fatal(err)
 	}
 	return outs
+}
+
+// TestOldIIDFileOnlyRegular: only a regular old --iidfile is removed; a
+// link, FIFO or device (--iidfile /dev/null) is left to be written
+// through.
+func TestOldIIDFileOnlyRegular(t *testing.T) {
+	dir := t.TempDir()
+	regular, link, fifo := filepath.Join(dir, "iid"), filepath.Join(dir, "link"), filepath.Join(dir, "fifo")
+	writeFiles(t, dir, map[string]string{"iid": "sha256:stale", "target": "sha256:stale"})
+	if err := os.Symlink("target", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{regular, link, fifo} {
+		if err := prepareResultFiles(BuildOptions{IIDFile: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Lstat(regular); !os.IsNotExist(err) {
+		t.Errorf("the regular old --iidfile is still there (%v)", err)
+	}
+	for _, p := range []string{link, fifo} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
 }

@@ -65,12 +65,59 @@ func ReplaceFileFunc(path string, perm os.FileMode, write func(io.Writer) error)
 // The state root's files do without the sweep: their temps are small (the
 // record store sweeps its own at open: cache.OpenMetaStore), and a
 // directory listing on every record written would cost too much there.
+//
+// A path that exists is written through, as buildx writes its outputs: a
+// symlink's target gets the content (the link stays), and a device, FIFO
+// or socket is written in place (dest=/dev/null discards the output, it
+// does not replace the device with a file).
 func WriteOutputFunc(path string, write func(io.Writer) error) error {
+	path = followLinks(path)
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		return writeInPlace(path, write)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	removeDeadTemps(path)
 	return ReplaceFileFunc(path, 0o644, write)
+}
+
+// followLinks returns where path leads when it is a symlink, as open(2)
+// follows it, also to a target that does not exist yet (which the write
+// then makes); path itself when it is not a link or the chain is too long.
+func followLinks(path string) string {
+	p := path
+	for range 40 {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return p
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return path
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		p = target
+	}
+	return path
+}
+
+// writeInPlace writes what write produces to the special file at path.
+func writeInPlace(path string, write func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }
 
 // tmpPrefix starts the names of writeAtomic's temp files.

@@ -367,3 +367,81 @@ func TestCheckOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteOutputThrough: an output path that is a symlink, a FIFO or a
+// device is written through, as buildx writes; none is replaced.
+func TestWriteOutputThrough(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	real, link := filepath.Join(dir, "real.tar"), filepath.Join(dir, "link.tar")
+	if err := os.WriteFile(real, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real.tar", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeString(link, "new"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(real); string(b) != "new" {
+		t.Errorf("the link's target holds %q, want new", b)
+	}
+	// A link to a file not there yet makes it, as open(2) would.
+	dangling := filepath.Join(dir, "dangling.iid")
+	if err := os.Symlink("sub/made.iid", dangling); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeString(dangling, "id"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "sub", "made.iid")); string(b) != "id" {
+		t.Errorf("the dangling link's target holds %q, want id", b)
+	}
+	if fi, err := os.Lstat(dangling); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the dangling link was replaced: %v %v", fi.Mode(), err)
+	}
+
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		got <- string(b)
+	}()
+	if err := writeString(fifo, "through the pipe"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "through the pipe" {
+			t.Errorf("the FIFO's reader got %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing was written to the FIFO")
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced: %v %v", fi.Mode(), err)
+	}
+
+	// A null device of its own: a broken write must not replace the
+	// machine's /dev/null.
+	null := filepath.Join(dir, "null")
+	if err := unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Logf("no device node (%v): the device case is not checked", err)
+		return
+	}
+	if err := writeString(null, "discarded"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(null); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Errorf("the device was replaced: %v %v", fi.Mode(), err)
+	}
+	if left := dirNames(t, dir); !slices.Equal(left, []string{"dangling.iid", "fifo", "link.tar", "null", "real.tar", "sub"}) {
+		t.Errorf("left %q", left)
+	}
+}
