@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +130,15 @@ func TestInspectFormat(t *testing.T) {
 	}
 	if _, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "{{.Id", "app:1"); err == nil {
 		t.Error("a bad template was accepted")
+	}
+	// --format json is the document on one line, as docker's; without a
+	// format it is indented.
+	compact, err := cliOut(t, newInspectCommand(), "--root", root, "--format", "json", "app:1")
+	indented, _ := cliOut(t, newInspectCommand(), "--root", root, "app:1")
+	var a, b []map[string]any
+	if err != nil || strings.Count(compact, "\n") != 1 || !strings.HasPrefix(compact, `[{"Id":"sha256:`) ||
+		json.Unmarshal([]byte(compact), &a) != nil || json.Unmarshal([]byte(indented), &b) != nil || !reflect.DeepEqual(a, b) {
+		t.Errorf("inspect --format json: %v %.200q", err, compact)
 	}
 
 	// As docker: unset fields print their zero value, RootFS.Layers are

@@ -182,7 +182,9 @@ func newInspectCommand() *cobra.Command {
 				}
 				out, errs := s.InspectAll(args)
 				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "    ")
+				if format != "json" { // --format json is compact, as docker's
+					enc.SetIndent("", "    ")
+				}
 				if err := enc.Encode(out); err != nil {
 					return err
 				}
