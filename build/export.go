@@ -66,26 +66,25 @@ func sameLayers(a, b Output) bool {
 // them the names of every Image output.
 func storeOutput(req Request) (Output, []string) {
 	storeOut := Output{Type: Image, Annotations: req.Annotations}
-	var storeNames []string
+	var names []string
+	add := func(ns []string) {
+		for _, n := range ns {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	add(req.Tags)
 	found := false
 	for _, out := range req.Outputs {
 		if out.Type == Image {
 			if !found {
 				storeOut, found = out, true
 			}
-			storeNames = append(storeNames, out.names(req.Tags)...)
+			add(out.names(req.Tags))
 		}
 	}
-	if !found {
-		storeNames = slices.Clone(req.Tags)
-	}
-	var unique []string
-	for _, n := range storeNames {
-		if !slices.Contains(unique, n) {
-			unique = append(unique, n)
-		}
-	}
-	return storeOut, unique
+	return storeOut, names
 }
 
 // images computes the image of every platform with its layers as out
